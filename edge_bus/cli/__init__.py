@@ -1,0 +1,40 @@
+"""The ``edge-bus`` command line: thin Typer commands that parse options and call one library function."""
+
+from __future__ import annotations
+
+import typer
+
+from edge_bus import __version__
+from edge_bus.cli.device import app as device_app
+from edge_bus.cli.evaluate import eval_cmd
+from edge_bus.cli.models import app as models_app
+from edge_bus.cli.stream import stream
+
+app = typer.Typer(
+    name="edge-bus",
+    help="Real-time breast-ultrasound inference: lesion mask + normal/benign/malignant per frame, "
+    "OpenVINO INT8, overlays, per-frame logs and latency reports.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("stream")(stream)
+app.command("eval")(eval_cmd)
+app.add_typer(models_app, name="models")
+app.add_typer(device_app, name="device")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"edge-bus {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """edge-bus: stream, eval, models, device, bench, doctor."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,49 @@
+"""``edge-bus eval``: score a model on a labelled dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from edge_bus.cli.common import console, err_console, run_or_exit
+from edge_bus.evaluation import EvalReport, evaluate
+
+
+def eval_cmd(
+    data: Annotated[Path, typer.Option(help="A BUSI-layout folder (class folders with X.png + X_mask*.png) or a "
+                                       "BUS-BRA-layout folder (Images/, Masks/, bus_data.csv).")],
+    folds: Annotated[Optional[Path], typer.Option(help="Folds CSV (BUSI folds.csv or BUS-BRA 5-fold-cv.csv).",
+                                                  show_default=False)] = None,
+    fold: Annotated[Optional[int], typer.Option(help="Keep only this fold.", show_default=False)] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model name, folder or manifest [default: emt_net].",
+                                                 show_default=False)] = None,
+    backend: Annotated[str, typer.Option(help="openvino or onnxruntime.")] = "openvino",
+    precision: Annotated[str, typer.Option(help="int8, fp32 or default.")] = "int8",
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics (and per-image results) here.",
+                                                     show_default=False)] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N images.", show_default=False)] = None,
+) -> None:
+    """Dice/IoU, benign-vs-malignant AUC, SEN/SPE per operating point, normal-image false positives."""
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task("evaluating", total=None)
+        report = run_or_exit(evaluate, data, folds, fold, model, backend, precision, json_out, limit,
+                             lambda i, n: progress.update(task, completed=i, total=n))
+    print_report(report)
+
+
+def print_report(r: EvalReport) -> None:
+    def f(x: float | None) -> str:
+        return "-" if x is None else f"{x:.4f}"
+
+    console.print(f"[bold]{r.model}[/] ({r.backend}, {r.precision}) on {r.data}: {r.n_images} images {r.counts}")
+    t = Table("Dice", "IoU", "AUC (B vs M)", "normals flagged", "3-class acc")
+    t.add_row(f(r.dice), f(r.iou), f(r.auc), f(r.normal_fp_rate), f(r.accuracy_3class))
+    console.print(t)
+    ops = Table("operating point", "threshold", "accuracy", "sensitivity", "specificity")
+    for name, o in r.operating_points.items():
+        ops.add_row(name, f"{o.threshold:.4f}", f(o.accuracy), f(o.sensitivity), f(o.specificity))
+    console.print(ops)

@@ -1,0 +1,37 @@
+"""A rich progress bar around :func:`edge_bus.pipeline.run_stream` (file sources)."""
+
+from __future__ import annotations
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from edge_bus.cli.common import err_console
+from edge_bus.config import StreamConfig
+from edge_bus.pipeline import Pipeline, RunResult, run_stream
+
+
+def stream_with_progress(cfg: StreamConfig, quiet: bool = False) -> RunResult:
+    if quiet:
+        return run_stream(cfg)
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[fps]:.0f} FPS"), TimeRemainingColumn(), console=err_console,
+                        transient=True)
+    task = progress.add_task("streaming", total=None, fps=0.0)
+    state: dict[str, Pipeline | int] = {"last": 0}
+
+    def on_start(p: Pipeline) -> None:
+        state["pipeline"] = p
+        err_console.print(f"writing to {p.files.out_dir}  (model {p.manifest.name}, {p.engine.name} "
+                          f"{p.engine.precision}, source {p.source.info.kind}: {p.source.info.name})")
+        progress.update(task, total=p.source.info.frame_count if not cfg.loop else None)
+
+    def update(done: int, total: int | None) -> None:
+        last = state["last"]
+        assert isinstance(last, int)
+        if done - last >= 10 or (total and done >= total):
+            state["last"] = done
+            p = state.get("pipeline")
+            fps = p.outputs.fps.fps if isinstance(p, Pipeline) else 0.0
+            progress.update(task, completed=done, fps=fps)
+
+    with progress:
+        return run_stream(cfg, progress=update, on_start=on_start)

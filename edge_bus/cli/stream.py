@@ -1,0 +1,100 @@
+"""``edge-bus stream``: the main job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from edge_bus.cli.common import console, fail, run_or_exit
+from edge_bus.config import build_config
+from edge_bus.errors import ConfigError
+from edge_bus.types import ROI
+
+
+def _roi(value: Optional[str]) -> Optional[ROI]:
+    if value is None:
+        return None
+    try:
+        return ROI.parse(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def stream(
+    source: Annotated[Optional[str], typer.Option(
+        "--source", "-s", help="What to read: a video file (AVI/MP4/MOV), an image folder (a BUSI class folder works), "
+        "a DICOM file, a capture device (0, /dev/video2) or 'demo' (the bundled clip). Prefix kind: to force one, "
+        "e.g. video:clip.bin. [default: demo]", show_default=False)] = None,
+    model: Annotated[Optional[str], typer.Option(
+        help="A shipped model name (edge-bus models list), a model folder or a manifest.json. [default: emt_net]",
+        show_default=False)] = None,
+    backend: Annotated[Optional[str], typer.Option(help="openvino or onnxruntime. [default: openvino]",
+                                                   show_default=False)] = None,
+    device: Annotated[Optional[str], typer.Option(help="OpenVINO device: CPU, GPU, NPU or AUTO. [default: CPU]",
+                                                  show_default=False)] = None,
+    precision: Annotated[Optional[str], typer.Option(
+        help="int8 (the INT8 IR), fp32 (FP32 ONNX, f32 forced) or default (FP32 ONNX, the runtime's choice: bf16 on "
+        "AMX). [default: int8]", show_default=False)] = None,
+    operating_point: Annotated[Optional[str], typer.Option(
+        "--operating-point", "-p", help="Malignancy threshold from the manifest: sensitive (SEN >= 0.94 on "
+        "validation), balanced (max Youden J) or specific (SPE >= 0.94). [default: balanced]",
+        show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="Output folder for frames.jsonl, overlay.mp4, latency.json, report.html. "
+        "[default: runs/<timestamp>]", show_default=False)] = None,
+    loop: Annotated[Optional[bool], typer.Option("--loop", help="Restart a file source at its end.",
+                                                 show_default=False)] = None,
+    max_frames: Annotated[Optional[int], typer.Option(help="Stop after N frames (0: no limit).",
+                                                      show_default=False)] = None,
+    realtime: Annotated[Optional[bool], typer.Option(
+        "--realtime", help="Pace a file at its native fps and drop frames the pipeline can't keep up with, "
+        "like a live probe.", show_default=False)] = None,
+    roi: Annotated[Optional[str], typer.Option(
+        help="Scan area x,y,w,h in pixels. Without it the scan area is detected automatically, so scanner UI "
+        "margins and text are cropped before the model sees the frame.", show_default=False)] = None,
+    smoothing: Annotated[Optional[float], typer.Option(
+        help="Temporal smoothing of probabilities and mask: the weight of the past in an exponential moving "
+        "average, 0 = off. Always off for still images. [default: 0.5]", show_default=False)] = None,
+    video: Annotated[Optional[bool], typer.Option("--video/--no-video", help="Write OUT/overlay.mp4. [default: on]",
+                                                  show_default=False)] = None,
+    display: Annotated[Optional[bool], typer.Option("--display", help="Show the overlay in a window.",
+                                                    show_default=False)] = None,
+    bridge: Annotated[Optional[str], typer.Option(
+        help="Controller board link: sim:// (the built-in simulator), /dev/ttyACM0, COM3 or socket://host:port. "
+        "Frames then carry hardware timestamps and a RESULT goes back per frame.", show_default=False)] = None,
+    requests: Annotated[Optional[int], typer.Option(help="Async infer requests for files (0: the runtime's optimum).",
+                                                    show_default=False)] = None,
+    capture_size: Annotated[Optional[str], typer.Option(help="Capture device size WxH, e.g. 1280x720.",
+                                                        show_default=False)] = None,
+    capture_fps: Annotated[Optional[float], typer.Option(help="Capture device fps.", show_default=False)] = None,
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", "-c", help="A TOML file with a section per stage ([source], [engine], [postprocess], [output], "
+        "[bridge]); flags override it.", show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Stream frames through the lesion model: overlay video, per-frame log, latency report.
+
+    Writes OUT/frames.jsonl (one line per frame, flushed as it goes), OUT/overlay.mp4, OUT/latency.json
+    and OUT/report.html, and prints a one-line summary. Exits non-zero with a one-line error on bad input,
+    after flushing everything processed up to the last good frame.
+    """
+    width = height = None
+    if capture_size:
+        try:
+            width, height = (int(v) for v in capture_size.lower().split("x"))
+        except ValueError:
+            raise fail(f"--capture-size must be WxH, e.g. 1280x720, got {capture_size!r}", 2) from None
+    try:
+        cfg = run_or_exit(
+            build_config, config, source=source, model=model, backend=backend, device=device, precision=precision,
+            operating_point=operating_point, out=out, loop=loop, max_frames=max_frames, realtime=realtime,
+            roi=_roi(roi), smoothing=smoothing, video=video, display=display, bridge=bridge, requests=requests,
+            capture_width=width, capture_height=height, capture_fps=capture_fps)
+    except ConfigError as exc:  # pragma: no cover - run_or_exit converts it
+        raise fail(str(exc), 2) from None
+    from edge_bus.cli.progress import stream_with_progress
+
+    result = run_or_exit(stream_with_progress, cfg, quiet=quiet)
+    console.print(result.one_line())

@@ -1,0 +1,139 @@
+"""Settings for ``edge-bus stream``: one dataclass, filled from defaults ← TOML file ← CLI flags.
+
+A config file has one section per stage; every key is optional::
+
+    [source]
+    source = "demo"          # video file, image folder, DICOM, capture device (0, /dev/video2) or demo
+    loop = false
+    max_frames = 0           # 0: no limit
+    realtime = false         # pace a file at its native fps, like a live probe
+    roi = "40,60,560,420"    # x,y,w,h; omit to detect the scan area automatically
+
+    [engine]
+    model = "emt_net"        # shipped name, model folder or manifest path
+    backend = "openvino"     # openvino | onnxruntime
+    device = "CPU"           # CPU | GPU | NPU | AUTO (OpenVINO)
+    precision = "int8"       # int8 | fp32 | default
+    requests = 0             # async infer requests, 0: the runtime's optimum
+
+    [postprocess]
+    operating_point = "balanced"   # sensitive | balanced | specific
+    smoothing = 0.5                # EMA weight of the past (0 = off); always off for still images
+
+    [output]
+    out = "runs/today"
+    video = true
+    display = false
+
+    [bridge]
+    url = "sim://"           # sim://, /dev/ttyACM0, socket://host:port
+"""
+
+from __future__ import annotations
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from edge_bus.errors import ConfigError
+from edge_bus.types import ROI
+
+PRECISIONS = ("int8", "fp32", "default")
+OPERATING_POINTS = ("sensitive", "balanced", "specific")
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    source: str = "demo"
+    loop: bool = False
+    max_frames: int = 0
+    realtime: bool = False
+    roi: ROI | None = None
+    capture_width: int = 0
+    capture_height: int = 0
+    capture_fps: float = 0.0
+    model: str | None = None
+    backend: str = "openvino"
+    device: str = "CPU"
+    precision: str = "int8"
+    requests: int = 0
+    operating_point: str | None = None
+    smoothing: float = 0.5
+    out: Path | None = None
+    video: bool = True
+    display: bool = False
+    bridge: str | None = None
+    progress: bool = True
+
+    def validate(self) -> StreamConfig:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.operating_point is not None and self.operating_point not in OPERATING_POINTS:
+            raise ConfigError(f"operating point {self.operating_point!r} is not one of {', '.join(OPERATING_POINTS)}")
+        if not 0.0 <= self.smoothing < 1.0:
+            raise ConfigError(f"smoothing must be in [0, 1), got {self.smoothing}")
+        if self.max_frames < 0:
+            raise ConfigError("max-frames must be >= 0")
+        return self
+
+
+# TOML section.key → StreamConfig field
+_KEYS = {
+    ("source", "source"): "source", ("source", "loop"): "loop", ("source", "max_frames"): "max_frames",
+    ("source", "realtime"): "realtime", ("source", "roi"): "roi",
+    ("source", "capture_width"): "capture_width", ("source", "capture_height"): "capture_height",
+    ("source", "capture_fps"): "capture_fps",
+    ("engine", "model"): "model", ("engine", "backend"): "backend", ("engine", "device"): "device",
+    ("engine", "precision"): "precision", ("engine", "requests"): "requests",
+    ("postprocess", "operating_point"): "operating_point", ("postprocess", "smoothing"): "smoothing",
+    ("output", "out"): "out", ("output", "video"): "video", ("output", "display"): "display",
+    ("bridge", "url"): "bridge",
+}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name == "roi":
+        try:
+            return value if isinstance(value, ROI) or value is None else ROI.parse(str(value))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    if name == "out":
+        return Path(value) if value is not None else None
+    return value
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """Read a config file into ``{field: value}``; unknown sections or keys are errors."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    out: dict[str, Any] = {}
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: top-level key {section!r} must be a [section]")
+        for key, value in values.items():
+            name = _KEYS.get((section, key))
+            if name is None:
+                valid = ", ".join(f"{s}.{k}" for s, k in _KEYS)
+                raise ConfigError(f"{path}: unknown setting {section}.{key}; valid settings: {valid}")
+            out[name] = value
+    return out
+
+
+def build_config(config_file: Path | None = None, **overrides: Any) -> StreamConfig:
+    """Defaults ← config file ← overrides (``None`` overrides mean "not given on the command line")."""
+    values: dict[str, Any] = load_toml(config_file) if config_file is not None else {}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    names = {f.name for f in fields(StreamConfig)}
+    unknown = set(values) - names
+    if unknown:
+        raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+    cfg = replace(StreamConfig(), **{k: _coerce(k, v) for k, v in values.items()})
+    return cfg.validate()

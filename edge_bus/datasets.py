@@ -1,0 +1,161 @@
+"""Readers for the two labelled breast-ultrasound layouts edge-bus knows.
+
+* BUSI layout: ``<root>/{benign,malignant,normal}/X.png`` with ``X_mask.png`` (and
+  ``X_mask_1.png``, ``X_mask_2.png`` for extra lesions, which are unioned) beside it.
+  An optional ``folds.csv`` (image, label, fold, dup_group) selects folds.
+* BUS-BRA layout: ``<root>/Images/bus_XXXX-s.png``, ``<root>/Masks/mask_XXXX-s.png`` and
+  ``<root>/bus_data.csv`` (ID, Pathology, ...). An optional fold CSV (ID, kFold) selects folds.
+
+Nothing here imports torch or a runtime: training and ``edge-bus eval`` share these readers.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_bus.errors import DataError
+
+CLASSES: tuple[str, ...] = ("normal", "benign", "malignant")
+
+
+@dataclass(frozen=True)
+class LabeledImage:
+    """One image of a labelled dataset, with the mask files to union and its fold."""
+
+    image: Path
+    masks: tuple[Path, ...]
+    label: str
+    fold: int | None
+    source: str
+
+    def load(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the grayscale image (uint8, HxW) and the union of its masks (bool, HxW)."""
+        gray = read_gray(self.image)
+        mask = np.zeros(gray.shape, dtype=bool)
+        for path in self.masks:
+            m = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            if m is None:
+                raise DataError(f"cannot read mask {path}")
+            if m.shape != gray.shape:
+                m = cv2.resize(m, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_NEAREST)
+            mask |= m > 127
+        return gray, mask
+
+
+def read_gray(path: Path) -> np.ndarray:
+    """Read an image file as 8-bit grayscale, raising :class:`DataError` if it can't be read."""
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise DataError(f"cannot read image {path}: missing or not an image")
+    return img
+
+
+def detect_layout(root: Path) -> str:
+    """Return ``"busbra"`` or ``"busi"`` for a dataset folder, or raise :class:`DataError`."""
+    if (root / "Images").is_dir() and (root / "bus_data.csv").is_file():
+        return "busbra"
+    if any((root / c).is_dir() for c in CLASSES):
+        return "busi"
+    if (root / "Dataset_BUSI_with_GT").is_dir():
+        return "busi"
+    raise DataError(
+        f"{root} is neither a BUSI layout (benign/, malignant/, normal/ folders) "
+        "nor a BUS-BRA layout (Images/, Masks/, bus_data.csv)"
+    )
+
+
+def read_dataset(
+    root: Path, folds_csv: Path | None = None, folds: Iterable[int] | None = None
+) -> list[LabeledImage]:
+    """Read either layout; ``folds`` keeps only those folds (needs a folds CSV)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"dataset folder {root} does not exist")
+    layout = detect_layout(root)
+    if layout == "busbra":
+        return read_busbra(root, folds_csv, folds)
+    if (root / "Dataset_BUSI_with_GT").is_dir():
+        if folds_csv is None and (root / "folds.csv").is_file():
+            folds_csv = root / "folds.csv"
+        root = root / "Dataset_BUSI_with_GT"
+    return read_busi(root, folds_csv, folds)
+
+
+def _fold_filter(items: list[LabeledImage], folds: Iterable[int] | None) -> list[LabeledImage]:
+    if folds is None:
+        return items
+    keep = set(folds)
+    return [it for it in items if it.fold in keep]
+
+
+def read_busi(
+    root: Path, folds_csv: Path | None = None, folds: Iterable[int] | None = None
+) -> list[LabeledImage]:
+    """Read a BUSI-layout folder; masks ``X_mask*.png`` are attached to ``X.png``."""
+    fold_of: dict[str, int] = {}
+    if folds_csv is not None:
+        with open(folds_csv, newline="") as fh:
+            for row in csv.DictReader(fh):
+                fold_of[row["image"]] = int(row["fold"])
+    elif folds is not None:
+        raise DataError("--fold needs --folds CSV for a BUSI layout")
+    items: list[LabeledImage] = []
+    for label in CLASSES:
+        folder = root / label
+        if not folder.is_dir():
+            continue
+        for img in sorted(folder.glob("*.png")):
+            if "_mask" in img.stem:
+                continue
+            masks = tuple(sorted(folder.glob(f"{_glob_escape(img.stem)}_mask*.png")))
+            key = f"{label}/{img.name}"
+            if fold_of and key not in fold_of:
+                continue
+            items.append(LabeledImage(img, masks, label, fold_of.get(key), "busi"))
+    if not items:
+        raise DataError(f"no BUSI images found under {root}")
+    return _fold_filter(items, folds)
+
+
+def read_busbra(
+    root: Path, folds_csv: Path | None = None, folds: Iterable[int] | None = None
+) -> list[LabeledImage]:
+    """Read a BUS-BRA-layout folder (Images/, Masks/, bus_data.csv)."""
+    fold_of: dict[str, int] = {}
+    if folds_csv is None and folds is not None:
+        folds_csv = root / "5-fold-cv.csv"
+    if folds_csv is not None:
+        with open(folds_csv, newline="") as fh:
+            for row in csv.DictReader(fh):
+                fold_of[row["ID"]] = int(row["kFold"])
+    items: list[LabeledImage] = []
+    with open(root / "bus_data.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            ident = row["ID"]
+            img = root / "Images" / f"{ident}.png"
+            mask = root / "Masks" / f"mask_{ident[4:]}.png"
+            label = row["Pathology"].strip().lower()
+            if label not in CLASSES:
+                raise DataError(f"unknown pathology {label!r} for {ident} in bus_data.csv")
+            items.append(
+                LabeledImage(img, (mask,) if mask.is_file() else (), label, fold_of.get(ident), "busbra")
+            )
+    return _fold_filter(items, folds)
+
+
+def _glob_escape(stem: str) -> str:
+    return stem.replace("[", "[[]").replace("(", "(").replace("*", "[*]").replace("?", "[?]")
+
+
+def split_counts(items: Sequence[LabeledImage]) -> dict[str, int]:
+    """Number of images per class, for reports."""
+    out = {c: 0 for c in CLASSES}
+    for it in items:
+        out[it.label] += 1
+    return out

@@ -1,0 +1,84 @@
+"""ONNX Runtime engine: the FP32 ONNX, or an INT8 QDQ ONNX when the model ships one."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+
+from edge_bus.engines.base import Engine, EngineConfig
+from edge_bus.errors import EngineError, ModelError
+from edge_bus.types import ModelOutputs
+from edge_bus.zoo import Manifest
+
+_ROLES = {"fp32": "onnx_fp32", "default": "onnx_fp32", "int8": "onnx_int8_qdq"}
+
+
+class OnnxRuntimeEngine(Engine):
+    name = "onnxruntime"
+
+    def __init__(self, manifest: Manifest, config: EngineConfig) -> None:
+        super().__init__(manifest, config)
+        import onnxruntime as ort
+
+        if config.device.upper() not in ("CPU", "AUTO"):
+            raise EngineError(f"the onnxruntime backend runs on CPU only, not {config.device!r}; use --backend openvino")
+        try:
+            role = _ROLES[config.precision]
+        except KeyError:
+            raise EngineError(f"ONNX Runtime precision {config.precision!r} is not one of int8, fp32") from None
+        manifest.verify((role,))
+        self._file = manifest.path(role)
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if config.threads:
+            opts.intra_op_num_threads = config.threads
+        try:
+            self._session = ort.InferenceSession(str(self._file), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own exception types
+            raise ModelError(f"ONNX Runtime cannot load {self._file.name}: {str(exc).splitlines()[0]}") from None
+        names = [o.name for o in self._session.get_outputs()]
+        for out in (manifest.mask_output, manifest.class_output):
+            if out not in names:
+                raise ModelError(f"model {self._file.name} has no output {out!r} named in its manifest (it has {names})")
+        self._input = self._session.get_inputs()[0].name
+        self._out_names = [manifest.mask_output, manifest.class_output]
+        self._pool = ThreadPoolExecutor(max_workers=max(1, config.requests or 1), thread_name_prefix="ort")
+        self._pending: list[Future[None]] = []
+        self._lock = threading.Lock()
+
+    @property
+    def precision(self) -> str:
+        return "int8-qdq" if self.config.precision == "int8" else "f32"
+
+    @property
+    def model_file(self) -> str:
+        return str(self._file)
+
+    def infer(self, tensor: np.ndarray) -> ModelOutputs:
+        mask, logits = self._session.run(self._out_names, {self._input: tensor})
+        return self._outputs(mask, logits)
+
+    def _run(self, tensor: np.ndarray, user_data: object) -> None:
+        out = self.infer(tensor)
+        if self._callback is not None:
+            self._callback(user_data, out)
+
+    def infer_async(self, tensor: np.ndarray, user_data: object) -> None:
+        with self._lock:
+            self._pending = [f for f in self._pending if not f.done()]
+            while len(self._pending) >= max(1, self.config.requests or 1):
+                self._pending[0].result()
+                self._pending.pop(0)
+            self._pending.append(self._pool.submit(self._run, tensor, user_data))
+
+    def wait(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for f in pending:
+            f.result()
+
+    def close(self) -> None:
+        self.wait()
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,109 @@
+"""OpenVINO engine: the INT8 IR by default, or the FP32 ONNX with an f32 / default precision hint."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from edge_bus.engines.base import Engine, EngineConfig
+from edge_bus.errors import EngineError, ModelError
+from edge_bus.types import ModelOutputs
+from edge_bus.zoo import Manifest
+
+_core = None
+_core_lock = threading.Lock()
+
+
+def core():  # type: ignore[no-untyped-def]
+    """One shared ``openvino.Core`` per process."""
+    global _core
+    with _core_lock:
+        if _core is None:
+            import openvino as ov
+
+            _core = ov.Core()
+        return _core
+
+
+class OpenVINOEngine(Engine):
+    name = "openvino"
+
+    def __init__(self, manifest: Manifest, config: EngineConfig) -> None:
+        super().__init__(manifest, config)
+        import openvino as ov
+
+        if config.precision == "int8":
+            role = "openvino_int8_xml"
+            manifest.verify(("openvino_int8_xml", "openvino_int8_bin"))
+        elif config.precision in ("fp32", "default"):
+            role = "onnx_fp32"
+            manifest.verify((role,))
+        else:
+            raise EngineError(f"OpenVINO precision {config.precision!r} is not one of int8, fp32, default")
+        self._file = manifest.path(role)
+        props: dict[str, object] = {"PERFORMANCE_HINT": config.hint.upper()}
+        if config.precision == "fp32":
+            props["INFERENCE_PRECISION_HINT"] = "f32"
+        if config.requests:
+            props["PERFORMANCE_HINT_NUM_REQUESTS"] = str(config.requests)
+        if config.threads and config.device.upper().startswith("CPU"):
+            props["INFERENCE_NUM_THREADS"] = str(config.threads)
+        try:
+            model = core().read_model(str(self._file))
+            self._compiled = core().compile_model(model, config.device, props)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if "device" in first.lower() or config.device.upper() not in ("CPU", "AUTO"):
+                raise EngineError(
+                    f"OpenVINO cannot use device {config.device!r}: {first} — available: "
+                    f"{', '.join(core().available_devices)}"
+                ) from None
+            raise ModelError(f"OpenVINO cannot load {self._file.name}: {first}") from None
+        names = {o.get_any_name() for o in self._compiled.outputs}
+        for out in (manifest.mask_output, manifest.class_output):
+            if out not in names:
+                raise ModelError(
+                    f"model {self._file.name} has no output {out!r} named in its manifest (it has {sorted(names)})"
+                )
+        self._mask_port = self._compiled.output(manifest.mask_output)
+        self._class_port = self._compiled.output(manifest.class_output)
+        self._request = self._compiled.create_infer_request()
+        n = config.requests or int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self._queue = ov.AsyncInferQueue(self._compiled, max(1, n))
+        self._queue.set_callback(self._on_done)
+
+    @property
+    def precision(self) -> str:
+        try:
+            inner = str(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
+        except RuntimeError:
+            inner = "unknown"
+        inner = inner.replace("<Type: '", "").replace("'>", "").split(":")[-1].strip() or inner
+        return f"int8+{inner}" if self.config.precision == "int8" else inner
+
+    @property
+    def model_file(self) -> str:
+        return str(self._file)
+
+    @property
+    def requests(self) -> int:
+        return len(self._queue)
+
+    def infer(self, tensor: np.ndarray) -> ModelOutputs:
+        res = self._request.infer({0: tensor})
+        return self._outputs(res[self._mask_port], res[self._class_port])
+
+    def _on_done(self, request, user_data) -> None:  # type: ignore[no-untyped-def]
+        out = self._outputs(request.get_tensor(self._mask_port).data, request.get_tensor(self._class_port).data)
+        if self._callback is not None:
+            self._callback(user_data, out)
+
+    def infer_async(self, tensor: np.ndarray, user_data: object) -> None:
+        self._queue.start_async({0: tensor}, user_data)
+
+    def wait(self) -> None:
+        self._queue.wait_all()
+
+    def close(self) -> None:
+        self._queue.wait_all()

@@ -1,0 +1,75 @@
+"""The edge-bus exception tree.
+
+Every error a user can cause derives from :class:`EdgeBusError`; the CLI prints its message on
+one line and exits non-zero (no traceback). Anything else is a bug.
+
+::
+
+    EdgeBusError
+    ├── ConfigError        bad option or config file value
+    ├── DataError          dataset folder / file unreadable or in an unknown layout
+    ├── SourceError        video, folder, capture device or DICOM can't be opened or read
+    │   └── SourceEndedEarly   a file stream broke off mid-way (corrupt or truncated frame)
+    ├── ModelError         unknown model name, missing file, sha256 or manifest mismatch
+    ├── EngineError        the inference runtime refused the model or the device
+    ├── OutputError        --out not writable, or the disk filled up
+    └── BridgeError        serial link to the controller board failed (see firmware_bridge)
+"""
+
+from __future__ import annotations
+
+
+class EdgeBusError(Exception):
+    """Base of every user-facing error; ``str(err)`` is a one-line message that says what to do."""
+
+    exit_code = 1
+
+
+class ConfigError(EdgeBusError):
+    """An option or config-file value is invalid."""
+
+    exit_code = 2
+
+
+class DataError(EdgeBusError):
+    """A dataset folder or file is missing, unreadable or in an unknown layout."""
+
+
+class SourceError(EdgeBusError):
+    """A frame source can't be opened or read."""
+
+    exit_code = 3
+
+
+class SourceEndedEarly(SourceError):
+    """A file source broke off mid-stream (corrupt or truncated data)."""
+
+
+class ModelError(EdgeBusError):
+    """A model can't be found, or its files don't match the manifest."""
+
+    exit_code = 4
+
+
+class EngineError(EdgeBusError):
+    """The inference runtime refused the model, the device or the input."""
+
+    exit_code = 4
+
+
+class OutputError(EdgeBusError):
+    """An output folder or file can't be written (permissions, full disk)."""
+
+    exit_code = 5
+
+
+class BridgeError(EdgeBusError):
+    """The serial link to the controller board failed."""
+
+    exit_code = 6
+
+
+class Interrupted(EdgeBusError):
+    """The run was stopped by the user (Ctrl-C); outputs were flushed."""
+
+    exit_code = 130

@@ -1,0 +1,136 @@
+"""``edge-bus eval``: run a model over a labelled dataset through the runtime path and score it.
+
+Each image goes through exactly what a live frame goes through (scan-area detection,
+preprocess, engine, postprocess); the mask is compared at full image resolution.
+
+Metrics (lesion = benign or malignant image):
+* ``dice``, ``iou``: mean over lesion images (ungated mask: segmentation quality alone);
+* ``auc``: benign vs malignant ROC AUC of P(malignant | lesion), over lesion images;
+* ``operating_points``: accuracy / SEN / SPE of malignant vs benign at each manifest threshold;
+* ``normal_fp_rate``: share of normal images where a lesion is detected;
+* ``accuracy_3class``: normal / benign / malignant accuracy at the default operating point
+  (only where normals are present).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge_bus.datasets import LabeledImage, read_dataset
+from edge_bus.engines import Engine, EngineConfig, create_engine
+from edge_bus.errors import OutputError
+from edge_bus.metrics import BinaryRates, dice, iou, rates_at, roc_auc
+from edge_bus.postprocess import PostprocessConfig, Postprocessor
+from edge_bus.preprocess import Preprocessor
+from edge_bus.zoo import Manifest, resolve_model
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    name: str
+    label: str
+    lesion_prob: float
+    malignancy: float
+    predicted: str
+    dice: float | None
+    iou: float | None
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    model: str
+    backend: str
+    precision: str
+    data: str
+    n_images: int
+    counts: dict[str, int]
+    dice: float | None
+    iou: float | None
+    auc: float | None
+    normal_fp_rate: float | None
+    accuracy_3class: float | None
+    operating_points: dict[str, BinaryRates]
+    results: list[ImageResult] = field(default_factory=list, repr=False)
+
+    def to_json(self, with_images: bool = False) -> dict[str, object]:
+        out: dict[str, object] = {
+            "model": self.model, "backend": self.backend, "precision": self.precision, "data": self.data,
+            "n_images": self.n_images, "counts": self.counts,
+            "dice": _r(self.dice), "iou": _r(self.iou), "auc": _r(self.auc),
+            "normal_fp_rate": _r(self.normal_fp_rate), "accuracy_3class": _r(self.accuracy_3class),
+            "operating_points": {k: v.to_json() for k, v in self.operating_points.items()},
+        }
+        if with_images:
+            out["images"] = [asdict(r) for r in self.results]
+        return out
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None or np.isnan(x) else round(float(x), 4)
+
+
+def run_images(manifest: Manifest, engine: Engine, items: Sequence[LabeledImage],
+               progress: Callable[[int, int], None] | None = None) -> list[ImageResult]:
+    post = Postprocessor(manifest, PostprocessConfig(gate_mask=False))
+    results = []
+    for i, item in enumerate(items):
+        gray, truth = item.load()
+        pre = Preprocessor(manifest.input)  # still images: detect the scan area per image
+        tensor, meta = pre.preprocess(gray)
+        pred = post.postprocess(engine.infer(tensor), meta)
+        lesion_img = item.label != "normal"
+        results.append(ImageResult(
+            name=item.image.name, label=item.label, lesion_prob=pred.probs["benign"] + pred.probs["malignant"],
+            malignancy=pred.malignancy, predicted=pred.label,
+            dice=dice(pred.mask, truth) if lesion_img else None, iou=iou(pred.mask, truth) if lesion_img else None,
+        ))
+        if progress:
+            progress(i + 1, len(items))
+    return results
+
+
+def summarize(manifest: Manifest, results: Sequence[ImageResult], backend: str, precision: str,
+              data: str) -> EvalReport:
+    lesion = [r for r in results if r.label != "normal"]
+    normals = [r for r in results if r.label == "normal"]
+    scores = np.array([r.malignancy for r in lesion])
+    positive = np.array([r.label == "malignant" for r in lesion])
+    ops = {name: rates_at(scores, positive, op.threshold) for name, op in manifest.operating_points.items()}
+    counts = {c: sum(r.label == c for r in results) for c in ("normal", "benign", "malignant")}
+    return EvalReport(
+        model=manifest.name, backend=backend, precision=precision, data=data, n_images=len(results), counts=counts,
+        dice=float(np.mean([r.dice for r in lesion])) if lesion else None,
+        iou=float(np.mean([r.iou for r in lesion])) if lesion else None,
+        auc=roc_auc(scores, positive) if lesion else None,
+        normal_fp_rate=float(np.mean([r.lesion_prob >= manifest.lesion_threshold for r in normals])) if normals else None,
+        accuracy_3class=float(np.mean([r.predicted == r.label for r in results])) if normals else None,
+        operating_points=ops, results=list(results),
+    )
+
+
+def evaluate(data: Path, folds_csv: Path | None = None, fold: int | None = None, model: str | None = None,
+             backend: str = "openvino", precision: str = "int8", json_path: Path | None = None,
+             limit: int | None = None, progress: Callable[[int, int], None] | None = None) -> EvalReport:
+    """Score ``model`` on a BUSI- or BUS-BRA-layout folder (optionally one fold)."""
+    manifest = resolve_model(model)
+    items = read_dataset(Path(data), folds_csv, [fold] if fold is not None else None)
+    if limit:
+        items = items[:limit]
+    engine = create_engine(manifest, EngineConfig(backend=backend, precision=precision, hint="LATENCY"))
+    try:
+        results = run_images(manifest, engine, items, progress)
+    finally:
+        engine.close()
+    desc = f"{data}" + (f" fold {fold}" if fold is not None else "")
+    report = summarize(manifest, results, backend, engine.precision, desc)
+    if json_path is not None:
+        try:
+            Path(json_path).write_text(json.dumps(report.to_json(with_images=True), indent=2))
+        except OSError as exc:
+            raise OutputError(f"cannot write {json_path}: {exc.strerror or exc}") from None
+    return report

@@ -1,0 +1,110 @@
+"""Live frame delivery: a reader thread that keeps only the latest frame and counts the rest as drops.
+
+Used for capture devices and for ``--realtime`` files (paced at their native fps, like a live
+probe). With a bridge attached to a ``--realtime`` file, the device's FRAME_META clock paces the
+frames instead (a genlocked acquisition: frame i is the one acquired at meta i).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+from typing import Protocol
+
+from edge_bus.errors import EdgeBusError
+from edge_bus.sources.base import FrameSource
+from edge_bus.types import Frame, HardwareMeta
+
+
+class MetaClock(Protocol):
+    def next_meta(self, timeout: float) -> object | None: ...
+
+
+def hw_from_meta(meta: object) -> HardwareMeta:
+    """A firmware_bridge ``HostFrameMeta`` → :class:`HardwareMeta`."""
+    return HardwareMeta(
+        device_frame=int(getattr(meta, "device_frame")),  # noqa: B009
+        t_acquired_host=float(getattr(meta, "t_acquired_host")),  # noqa: B009
+        probe_id=int(getattr(meta, "probe_id", 0)),
+        depth_mm=float(getattr(meta, "depth_mm", 0.0)),
+        gain_db=float(getattr(meta, "gain_db", 0.0)),
+        frozen=bool(getattr(meta, "frozen", False)),
+    )
+
+
+class LatestFrameReader:
+    """Reads ``source`` on a thread; ``get()`` returns the newest unread frame (``None`` at the end).
+
+    Frames overwritten before being taken are dropped and counted; the next frame taken carries
+    ``dropped_before``. ``pace``: sleep until each file frame's ``t_source`` (``--realtime``).
+    ``clock``: take one frame per device FRAME_META instead (genlock).
+    """
+
+    def __init__(self, source: FrameSource, pace: bool = False, clock: MetaClock | None = None) -> None:
+        self._source = source
+        self._pace = pace
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._latest: Frame | None = None
+        self._pending_drops = 0
+        self.dropped = 0
+        self._done = False
+        self._stop = False
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="frame-reader", daemon=True)
+        self._thread.start()
+
+    def _next_frame(self, t0: float) -> Frame | None:
+        meta = None
+        if self._clock is not None:
+            while meta is None and not self._stop:
+                meta = self._clock.next_meta(0.5)
+            if self._stop:
+                return None
+        frame = next(self._source, None)
+        if frame is None:
+            return None
+        if meta is not None:
+            frame = replace(frame, hw=hw_from_meta(meta), t_capture=time.perf_counter(), wall_time=time.time())
+        elif self._pace:
+            delay = t0 + frame.t_source - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            frame = replace(frame, t_capture=time.perf_counter(), wall_time=time.time())
+        return frame
+
+    def _run(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            while not self._stop:
+                frame = self._next_frame(t0)
+                if frame is None:
+                    break
+                with self._cond:
+                    if self._latest is not None:
+                        self._pending_drops += 1
+                        self.dropped += 1
+                    self._latest = frame
+                    self._cond.notify()
+        except (EdgeBusError, OSError) as exc:
+            self.error = exc
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def get(self, timeout: float = 0.5) -> Frame | None:
+        """The newest frame; blocks until one arrives; ``None`` once the source has ended."""
+        with self._cond:
+            while self._latest is None and not self._done:
+                self._cond.wait(timeout)
+            frame, self._latest = self._latest, None
+            if frame is None:
+                return None
+            drops, self._pending_drops = self._pending_drops, 0
+        return replace(frame, dropped_before=frame.dropped_before + drops) if drops else frame
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(timeout=2.0)

@@ -1,0 +1,96 @@
+"""Metrics shared by training, ``edge-bus eval`` and the model card (numpy only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def dice(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Dice of two boolean masks; 1.0 when both are empty."""
+    p, t = pred.astype(bool), truth.astype(bool)
+    denom = p.sum() + t.sum()
+    return 1.0 if denom == 0 else float(2.0 * np.logical_and(p, t).sum() / denom)
+
+
+def iou(pred: np.ndarray, truth: np.ndarray) -> float:
+    p, t = pred.astype(bool), truth.astype(bool)
+    union = np.logical_or(p, t).sum()
+    return 1.0 if union == 0 else float(np.logical_and(p, t).sum() / union)
+
+
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U with ties averaged); nan if one class is absent."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s), dtype=np.float64)
+    sorted_s = s[order]
+    i = 0
+    while i < len(s):  # average ranks over ties
+        j = i
+        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
+            j += 1
+        ranks[order[i : j + 1]] = 0.5 * (i + j) + 1.0
+        i = j + 1
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+@dataclass(frozen=True)
+class BinaryRates:
+    threshold: float
+    accuracy: float
+    sensitivity: float
+    specificity: float
+
+    def to_json(self) -> dict[str, float]:
+        return {
+            "threshold": round(self.threshold, 6),
+            "accuracy": round(self.accuracy, 4),
+            "sensitivity": round(self.sensitivity, 4),
+            "specificity": round(self.specificity, 4),
+        }
+
+
+def rates_at(scores: np.ndarray, positive: np.ndarray, threshold: float) -> BinaryRates:
+    """Accuracy, sensitivity, specificity when ``score >= threshold`` means positive."""
+    y = np.asarray(positive, dtype=bool)
+    called = np.asarray(scores) >= threshold
+    tp, tn = int((called & y).sum()), int((~called & ~y).sum())
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    return BinaryRates(
+        threshold=float(threshold),
+        accuracy=(tp + tn) / max(1, len(y)),
+        sensitivity=tp / n_pos if n_pos else float("nan"),
+        specificity=tn / n_neg if n_neg else float("nan"),
+    )
+
+
+def _candidates(scores: np.ndarray) -> np.ndarray:
+    u = np.unique(np.asarray(scores, dtype=np.float64))
+    mids = (u[:-1] + u[1:]) / 2.0 if len(u) > 1 else u
+    return np.concatenate([[0.0], mids, [1.0 + 1e-9]])
+
+
+def choose_operating_points(scores: np.ndarray, positive: np.ndarray, target: float = 0.94) -> dict[str, BinaryRates]:
+    """Thresholds for ``sensitive`` (SEN ≥ target, best SPE), ``balanced`` (max Youden J) and
+    ``specific`` (SPE ≥ target, best SEN), chosen on the data given (validation only)."""
+    rates = [rates_at(scores, positive, t) for t in _candidates(scores)]
+    sens_ok = [r for r in rates if r.sensitivity >= target] or [max(rates, key=lambda r: r.sensitivity)]
+    spec_ok = [r for r in rates if r.specificity >= target] or [max(rates, key=lambda r: r.specificity)]
+    return {
+        "sensitive": max(sens_ok, key=lambda r: (r.specificity, r.threshold)),
+        "balanced": max(rates, key=lambda r: (r.sensitivity + r.specificity - 1.0, -abs(r.threshold - 0.5))),
+        "specific": max(spec_ok, key=lambda r: (r.sensitivity, -r.threshold)),
+    }
+
+
+def class_probs(presence_logit: np.ndarray, malignancy_logit: np.ndarray) -> np.ndarray:
+    """[..., 3] probabilities (normal, benign, malignant) from the two-logit head."""
+    p = 1.0 / (1.0 + np.exp(-np.asarray(presence_logit, dtype=np.float64)))
+    m = 1.0 / (1.0 + np.exp(-np.asarray(malignancy_logit, dtype=np.float64)))
+    return np.stack([1.0 - p, p * (1.0 - m), p * m], axis=-1)

@@ -1,0 +1,153 @@
+"""The output side of the pipeline, on its own thread: postprocess → render → sinks, in frame order.
+
+Inference results arrive from engine callbacks (possibly out of order with several async
+requests); this stage puts them back in frame order, postprocesses (temporal smoothing needs
+order), renders the overlay, writes the video and the frame log, and records telemetry.
+End-to-end latency is capture → overlay ready.
+"""
+
+from __future__ import annotations
+
+import heapq
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from edge_bus.errors import EdgeBusError, OutputError
+from edge_bus.postprocess import Postprocessor
+from edge_bus.render import HudInfo, OverlayRenderer
+from edge_bus.sinks.framelog import FrameLog
+from edge_bus.sinks.report import SeriesBuilder
+from edge_bus.sinks.video import VideoSink
+from edge_bus.telemetry.stats import FpsMeter, StageMetrics
+from edge_bus.types import Frame, FrameRecord, ModelOutputs, PreprocessMeta, Prediction, StageTimes
+
+
+@dataclass
+class InFlight:
+    """A frame on its way through the pipeline, with the stage times measured so far (ms)."""
+
+    seq: int
+    frame: Frame
+    meta: PreprocessMeta | None
+    stages_ms: dict[str, float] = field(default_factory=dict)
+    t_submit: float = 0.0
+    outputs: ModelOutputs | None = None
+    frozen: bool = False
+
+
+class OutputStage:
+    """Consumes :class:`InFlight` items on a worker thread. Errors are kept in ``error``."""
+
+    def __init__(self, post: Postprocessor, renderer: OverlayRenderer, framelog: FrameLog | None,
+                 video: VideoSink | None, metrics: StageMetrics, operating_point: str, ordered: bool,
+                 on_result: Callable[[Frame, Prediction], None] | None = None,
+                 display: Callable[[object], None] | None = None) -> None:
+        self.post, self.renderer, self.framelog, self.video = post, renderer, framelog, video
+        self.metrics, self.operating_point, self.ordered = metrics, operating_point, ordered
+        self.on_result, self.display = on_result, display
+        self.fps = FpsMeter()
+        self.series = SeriesBuilder()  # the few numbers per frame the report plots
+        self.dropped = 0
+        self.processed = 0
+        self.error: BaseException | None = None
+        self._queue: queue.Queue[InFlight | None] = queue.Queue()
+        self._heap: list[tuple[int, InFlight]] = []
+        self._next = 0
+        self._last: Prediction | None = None
+        self._last_g2g: float | None = None
+        self._thread = threading.Thread(target=self._run, name="outputs", daemon=True)
+        self._thread.start()
+
+    # called from the engine's callback threads or the main thread
+    def put(self, item: InFlight) -> None:
+        self._queue.put(item)
+
+    def done(self, user_data: object, outputs: ModelOutputs) -> None:
+        """Engine completion callback."""
+        assert isinstance(user_data, InFlight)
+        user_data.stages_ms["infer"] = (time.perf_counter() - user_data.t_submit) * 1e3
+        user_data.outputs = outputs
+        self._queue.put(user_data)
+
+    def finish(self, timeout: float | None = None) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        self.fps.start()
+        while True:
+            item = self._queue.get()
+            if item is None:
+                for _, pending in sorted(self._heap, key=lambda e: e[0]):  # flush what is left, in order
+                    self._safe_handle(pending)
+                return
+            if not self.ordered:
+                self._safe_handle(item)
+                continue
+            heapq.heappush(self._heap, (item.seq, item))
+            while self._heap and self._heap[0][0] <= self._next:
+                _, ready = heapq.heappop(self._heap)
+                self._next = ready.seq + 1
+                self._safe_handle(ready)
+
+    def _safe_handle(self, item: InFlight) -> None:
+        if self.error is not None:
+            return
+        try:
+            self._handle(item)
+        except EdgeBusError as exc:
+            self.error = exc
+        except OSError as exc:
+            self.error = OutputError(f"cannot write outputs: {exc.strerror or exc}")
+        except Exception as exc:  # a bug: keep it for the main thread to re-raise
+            self.error = exc
+
+    def _handle(self, item: InFlight) -> None:
+        frame = item.frame
+        stages = item.stages_ms
+        t = time.perf_counter()
+        if item.outputs is not None and item.meta is not None:
+            pred = self.post.postprocess(item.outputs, item.meta, frame.pixel_spacing_mm)
+        elif self._last is not None:  # frozen: keep the last answer on screen
+            pred = replace(self._last, frozen=True)
+        else:
+            pred = _empty_prediction(frame, frozen=True)
+        pred = replace(pred, frozen=item.frozen) if pred.frozen != item.frozen else pred
+        self._last = pred
+        t2 = time.perf_counter()
+        stages["postprocess"] = (t2 - t) * 1e3
+        hud = HudInfo(fps=self.fps.recent_fps, latency_ms=(t2 - frame.t_capture) * 1e3,
+                      operating_point=self.operating_point, frozen=pred.frozen, lesion_mm=pred.lesion_mm,
+                      glass_to_glass_ms=self._last_g2g)
+        overlay = self.renderer.render(frame, pred, hud)
+        t3 = time.perf_counter()
+        stages["render"] = (t3 - t2) * 1e3
+        e2e = (t3 - frame.t_capture) * 1e3
+        g2g = (t3 - frame.hw.t_acquired_host) * 1e3 if frame.hw is not None else None
+        self._last_g2g = g2g
+        if self.video is not None:
+            self.video.write(overlay)
+        if self.display is not None:
+            self.display(overlay)
+        stages["write"] = (time.perf_counter() - t3) * 1e3
+        times = StageTimes(stages_ms=dict(stages), e2e_ms=e2e, glass_to_glass_ms=g2g)
+        if self.framelog is not None:
+            self.framelog.write(FrameRecord(frame=frame, prediction=pred, times=times))
+        self.metrics.add_times(times)
+        self.dropped += frame.dropped_before
+        self.processed += 1
+        self.fps.tick()
+        self.series.add_values(frame.index, e2e, stages, pred.label, pred.malignancy, pred.lesion, g2g)
+        if self.on_result is not None:
+            self.on_result(frame, pred)
+
+
+def _empty_prediction(frame: Frame, frozen: bool) -> Prediction:
+    import numpy as np
+
+    h, w = frame.pixels.shape[:2]
+    return Prediction(mask=np.zeros((h, w), dtype=bool), probs={"normal": 1.0, "benign": 0.0, "malignant": 0.0},
+                      malignancy=0.0, lesion=False, label="normal", bbox=None, mask_area=0.0, frozen=frozen)

@@ -1,0 +1,236 @@
+"""The stream pipeline, wired in exactly one place (:func:`compose`) and run by :func:`run_stream`.
+
+    source ─Frame─▶ preprocess ─tensor─▶ engine (async) ─outputs─▶ [outputs thread]
+                                                                   postprocess → render → video, frames.jsonl
+
+* File sources lose no frame: the main thread decodes and preprocesses while OpenVINO runs
+  several requests (THROUGHPUT hint) and the outputs thread renders and writes in frame order.
+* Live sources (capture, ``--realtime`` files) keep only the newest frame, count every drop, and
+  run one synchronous request at a time (LATENCY hint) so latency stays minimal.
+* With ``--bridge``, frames carry the controller board's FRAME_META (hardware timestamps), a
+  RESULT goes back for every frame, and while the device is frozen inference pauses.
+
+Whatever happens (end of file, a corrupt frame, a full disk, Ctrl-C), :func:`run_stream` flushes
+the frame log, closes the video, and writes ``latency.json`` and ``report.html`` for the frames
+processed before it re-raises the error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge_bus.config import StreamConfig
+from edge_bus.engines import Engine, EngineConfig, create_engine
+from edge_bus.errors import EdgeBusError, Interrupted, OutputError
+from edge_bus.live import LatestFrameReader, hw_from_meta
+from edge_bus.outputs import InFlight, OutputStage
+from edge_bus.postprocess import PostprocessConfig, Postprocessor
+from edge_bus.preprocess import Preprocessor
+from edge_bus.render import OverlayRenderer
+from edge_bus.run_outputs import RunFiles, finalize_run, open_run_files
+from edge_bus.sources import FrameSource, open_source
+from edge_bus.telemetry.stats import StageMetrics
+from edge_bus.types import Frame, Prediction
+from edge_bus.zoo import Manifest, resolve_model
+
+ProgressFn = Callable[[int, int | None], None]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    out_dir: Path
+    frames: int
+    dropped: int
+    fps: float
+    verdict: dict[str, Any]
+    latency: dict[str, Any]
+    precision: str
+
+    def one_line(self) -> str:
+        """The summary printed at the end of ``edge-bus stream``."""
+        p99 = self.latency.get("stages", {}).get("end_to_end", {}).get("p99_ms")
+        v = self.verdict
+        return (f"{self.frames} frames, {self.dropped} dropped, {self.fps:.1f} FPS, e2e p99 {p99} ms, "
+                f"{self.precision}; clip verdict: {v.get('label')} ({v.get('confidence', 0.0):.2f}) → {self.out_dir}")
+
+
+@dataclass
+class Pipeline:
+    """Everything :func:`compose` chose; :func:`run_stream` only runs it."""
+
+    config: StreamConfig
+    source: FrameSource
+    manifest: Manifest
+    engine: Engine
+    pre: Preprocessor
+    outputs: OutputStage
+    files: RunFiles
+    metrics: StageMetrics
+    bridge: Any | None
+    live: bool
+
+    def close(self) -> None:
+        self.source.close()
+        self.engine.close()
+        if self.bridge is not None:
+            self.bridge.close()
+
+
+def _display_fn() -> Callable[[object], None]:
+    import cv2
+
+    from edge_bus.errors import ConfigError
+
+    try:
+        cv2.namedWindow("edge-bus", cv2.WINDOW_NORMAL)
+    except cv2.error:
+        raise ConfigError("--display needs a screen and OpenCV with GUI support (opencv-python); "
+                          "run without --display to write overlay.mp4 only") from None
+
+    def show(img: object) -> None:
+        cv2.imshow("edge-bus", img)
+        cv2.waitKey(1)
+
+    return show
+
+
+def compose(config: StreamConfig) -> Pipeline:
+    """Choose the source, model, engine, sinks and bridge. The only place they are chosen."""
+    manifest = resolve_model(config.model)
+    manifest.operating_point(config.operating_point)  # unknown names fail before anything opens
+    size = (config.capture_width, config.capture_height) if config.capture_width and config.capture_height else None
+    source = open_source(config.source, loop=config.loop, max_frames=config.max_frames or None,
+                         capture_size=size, capture_fps=config.capture_fps or None)
+    parts: list[Any] = [source]
+    try:
+        info = source.info
+        live = info.live or config.realtime or config.bridge is not None
+        engine = create_engine(manifest, EngineConfig(
+            backend=config.backend, device=config.device, precision=config.precision,
+            hint="LATENCY" if live else "THROUGHPUT", requests=1 if live else config.requests))
+        parts.append(engine)
+        bridge = None
+        if config.bridge:
+            from firmware_bridge import HostBridge
+
+            bridge = HostBridge.open(config.bridge)
+            parts.append(bridge)
+        files = open_run_files(config.out, video=config.video, fps=info.fps or 30.0, size=(info.width, info.height))
+        smoothing = 0.0 if info.still else config.smoothing
+        post = Postprocessor(manifest, PostprocessConfig(operating_point=config.operating_point, smoothing=smoothing))
+        metrics = StageMetrics(["decode", "preprocess", "infer", "postprocess", "render", "write"])
+        op = post.op.name
+        on_result = _result_sender(bridge) if bridge is not None else None
+        outputs = OutputStage(post, OverlayRenderer(), files.framelog, files.video, metrics, op, ordered=not live,
+                              on_result=on_result, display=_display_fn() if config.display else None)
+        engine.set_callback(outputs.done)
+        return Pipeline(config, source, manifest, engine, Preprocessor(manifest.input, roi=config.roi), outputs,
+                        files, metrics, bridge, live)
+    except BaseException:
+        for part in reversed(parts):
+            part.close()
+        raise
+
+
+def _result_sender(bridge: Any) -> Callable[[Frame, Prediction], None]:
+    labels = {"normal": 0, "benign": 1, "malignant": 2}
+
+    def send(frame: Frame, pred: Prediction) -> None:
+        if frame.hw is not None:
+            bridge.send_result(frame.hw.device_frame, labels.get(pred.label, 0), pred.malignancy, pred.mask_area,
+                               pred.bbox)
+
+    return send
+
+
+def _submit(p: Pipeline, seq: int, frame: Frame, decode_ms: float) -> None:
+    if p.bridge is not None:
+        if frame.hw is None:
+            meta = p.bridge.match(frame.t_capture)
+            if meta is not None:
+                from dataclasses import replace
+
+                frame = replace(frame, hw=hw_from_meta(meta))
+        if p.bridge.frozen or (frame.hw is not None and frame.hw.frozen):
+            p.outputs.put(InFlight(seq, frame, None, {"decode": decode_ms}, frozen=True))
+            return
+    t = time.perf_counter()
+    tensor, meta_pre = p.pre.preprocess(frame.pixels)
+    t2 = time.perf_counter()
+    item = InFlight(seq, frame, meta_pre, {"decode": decode_ms, "preprocess": (t2 - t) * 1e3}, t_submit=t2)
+    if p.live:
+        outputs = p.engine.infer(tensor)
+        p.outputs.done(item, outputs)
+    else:
+        p.engine.infer_async(tensor, item)
+
+
+def _loop(p: Pipeline, progress: ProgressFn | None) -> None:
+    total = p.source.info.frame_count
+    reader = LatestFrameReader(p.source, pace=p.config.realtime, clock=p.bridge if (
+        p.bridge is not None and not p.source.info.live) else None) if p.live else None
+    seq = 0
+    try:
+        while p.outputs.error is None:
+            t = time.perf_counter()
+            if reader is not None:
+                frame = reader.get()
+                if frame is None:
+                    if reader.error is not None:
+                        raise reader.error
+                    break
+                decode_ms = 0.0
+            else:
+                frame = next(p.source, None)
+                if frame is None:
+                    break
+                decode_ms = (time.perf_counter() - t) * 1e3
+            _submit(p, seq, frame, decode_ms)
+            seq += 1
+            if progress is not None:
+                progress(p.outputs.processed, total)
+    finally:
+        if reader is not None:
+            reader.close()
+
+
+def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
+               on_start: Callable[[Pipeline], None] | None = None) -> RunResult:
+    """Run a stream to its end; outputs are always finalised, then any error is re-raised."""
+    p = compose(config)
+    error: BaseException | None = None
+    try:
+        if on_start is not None:
+            on_start(p)
+        _loop(p, progress)
+    except KeyboardInterrupt:
+        error = Interrupted("interrupted (Ctrl-C)")
+    except EdgeBusError as exc:
+        error = exc
+    finally:
+        try:
+            p.engine.wait()
+        except KeyboardInterrupt:
+            error = error or Interrupted("interrupted (Ctrl-C)")
+        p.outputs.finish()
+        if error is None and p.outputs.error is not None:
+            error = p.outputs.error
+        try:
+            latency = finalize_run(p, error)
+        except OutputError as exc:
+            error = error or exc
+            latency = {}
+        p.close()
+    if error is not None and not isinstance(error, EdgeBusError):
+        raise error
+    processed = p.outputs.processed
+    if error is not None:
+        msg = f"{error} — outputs in {p.files.out_dir} cover the {processed} frames processed before it"
+        raise type(error)(msg) if isinstance(error, EdgeBusError) else error
+    return RunResult(out_dir=p.files.out_dir, frames=processed, dropped=p.outputs.dropped,
+                     fps=latency.get("fps", 0.0), verdict=latency.get("verdict", {}), latency=latency,
+                     precision=p.engine.precision)

@@ -1,0 +1,113 @@
+"""Model outputs + preprocessing meta → :class:`Prediction`. Knows the manifest, not the runtime.
+
+* Class probabilities come from the manifest's head type: ``presence_malignancy`` (two logits:
+  P(lesion) = σ(z0), P(malignant | lesion) = σ(z1)) or ``softmax3`` (normal, benign, malignant).
+* ``lesion`` is P(lesion) ≥ the manifest's lesion threshold; the label is ``normal`` without a
+  lesion, else ``malignant`` when P(malignant | lesion) ≥ the operating point's threshold.
+* Temporal smoothing (exponential moving average of the probabilities and the low-resolution
+  mask probabilities) is configurable and off for still images.
+* The mask is mapped back to frame size through the ROI; only the largest lesion component and
+  those at least ``min_component`` of its size are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge_bus.types import ModelOutputs, PreprocessMeta, Prediction
+from edge_bus.zoo import Manifest
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    operating_point: str | None = None  # None: the manifest's default
+    smoothing: float = 0.0  # EMA weight of the past, 0 = off, e.g. 0.6 for live video
+    gate_mask: bool = True  # empty mask when no lesion is detected
+    min_component: float = 0.2  # keep components ≥ this fraction of the largest
+
+
+def _sigmoid(x: np.ndarray | float) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
+def presence_malignancy(manifest: Manifest, logits: np.ndarray) -> tuple[float, float]:
+    """(P(lesion), P(malignant | lesion)) from a model's class output."""
+    z = np.asarray(logits, dtype=np.float64).reshape(-1)
+    if manifest.head == "softmax3":
+        e = np.exp(z - z.max())
+        p = e / e.sum()
+        lesion = float(p[1] + p[2])
+        return lesion, float(p[2] / lesion) if lesion > 0 else 0.0
+    return float(_sigmoid(z[0])), float(_sigmoid(z[1]))
+
+
+def keep_main_components(mask: np.ndarray, min_fraction: float) -> np.ndarray:
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return mask
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.flatnonzero(areas >= min_fraction * areas.max()) + 1
+    return np.isin(labels, keep)
+
+
+def longest_axis_mm(mask_crop: np.ndarray, spacing_mm: tuple[float, float]) -> float | None:
+    """Longest extent of the lesion (min-area rectangle's long side), in mm."""
+    pts = cv2.findNonZero(mask_crop.astype(np.uint8))
+    if pts is None:
+        return None
+    scaled = pts.reshape(-1, 2).astype(np.float32) * np.float32([spacing_mm[1], spacing_mm[0]])
+    (_, _), (w, h), _ = cv2.minAreaRect(scaled)
+    return float(max(w, h))
+
+
+class Postprocessor:
+    """Stateful when smoothing is on: one instance per stream."""
+
+    def __init__(self, manifest: Manifest, config: PostprocessConfig | None = None) -> None:
+        self.manifest = manifest
+        self.config = config or PostprocessConfig()
+        self.op = manifest.operating_point(self.config.operating_point)
+        self._prev_probs: tuple[float, float] | None = None
+        self._prev_mask: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self._prev_probs = None
+        self._prev_mask = None
+
+    def postprocess(self, outputs: ModelOutputs, meta: PreprocessMeta,
+                    spacing_mm: tuple[float, float] | None = None, frozen: bool = False) -> Prediction:
+        m = self.manifest
+        lesion_p, malig = presence_malignancy(m, outputs.class_logits)
+        mask_prob = _sigmoid(outputs.mask_logits).astype(np.float32)
+        a = self.config.smoothing
+        if a > 0:
+            if self._prev_probs is not None and self._prev_mask is not None:
+                lesion_p = a * self._prev_probs[0] + (1 - a) * lesion_p
+                malig = a * self._prev_probs[1] + (1 - a) * malig
+                mask_prob = a * self._prev_mask + (1 - a) * mask_prob
+            self._prev_probs, self._prev_mask = (lesion_p, malig), mask_prob
+        lesion = lesion_p >= m.lesion_threshold
+        probs = {"normal": 1.0 - lesion_p, "benign": lesion_p * (1.0 - malig), "malignant": lesion_p * malig}
+        label = "normal" if not lesion else ("malignant" if malig >= self.op.threshold else "benign")
+
+        frame_mask = np.zeros((meta.frame_h, meta.frame_w), dtype=bool)
+        bbox = None
+        area = 0.0
+        lesion_mm = None
+        if lesion or not self.config.gate_mask:
+            roi = meta.roi
+            prob_roi = cv2.resize(mask_prob, (roi.w, roi.h), interpolation=cv2.INTER_LINEAR)
+            crop = prob_roi >= m.mask_threshold
+            if crop.any():
+                crop = keep_main_components(crop, self.config.min_component)
+                x, y, w, h = cv2.boundingRect(crop.astype(np.uint8))
+                frame_mask[roi.y : roi.y + roi.h, roi.x : roi.x + roi.w] = crop
+                bbox = (roi.x + x, roi.y + y, w, h)
+                area = float(crop.sum()) / float(meta.frame_h * meta.frame_w)
+                if spacing_mm is not None:
+                    lesion_mm = longest_axis_mm(crop[y : y + h, x : x + w], spacing_mm)
+        return Prediction(mask=frame_mask, probs=probs, malignancy=malig, lesion=lesion, label=label,
+                          bbox=bbox, mask_area=area, lesion_mm=lesion_mm, frozen=frozen)

@@ -1,0 +1,103 @@
+"""Frame → model tensor. Knows the model's input contract (from the manifest), not the runtime.
+
+``Preprocessor.preprocess(frame)`` crops the scan area (a fixed ``--roi`` or one detected
+automatically), converts to grayscale, resizes to the model's input size and normalises, and
+returns the tensor plus :class:`PreprocessMeta`, which postprocess uses to map the mask back.
+
+Training uses :func:`detect_scan_area` and :func:`to_model_input` too, so the model sees
+frames exactly as the runtime prepares them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge_bus.types import ROI, PreprocessMeta
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The model input contract, read from the manifest."""
+
+    height: int
+    width: int
+    mean: float
+    std: float
+    channels: int = 1
+
+
+def detect_scan_area(gray: np.ndarray, threshold: int = 12, min_fraction: float = 0.25) -> ROI:
+    """Find the ultrasound scan area in a frame with scanner UI margins around it.
+
+    Dark margins, burned-in text and small colour marks are excluded: the scan area is the
+    bounding box of the largest bright connected region after a morphological opening that
+    erases thin text strokes. Falls back to the whole frame if nothing big enough is found.
+    """
+    h, w = gray.shape[:2]
+    small_scale = 4 if min(h, w) >= 256 else 2
+    small = cv2.resize(gray, (w // small_scale, h // small_scale), interpolation=cv2.INTER_AREA)
+    binary = (small > threshold).astype(np.uint8)
+    binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    if n <= 1:
+        return ROI(0, 0, w, h)
+    idx = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, bw, bh = (int(v) * small_scale for v in stats[idx, :4])
+    bw, bh = min(bw, w - x), min(bh, h - y)
+    if bw * bh < min_fraction * w * h:
+        return ROI(0, 0, w, h)
+    return ROI(x, y, bw, bh)
+
+
+def to_gray(pixels: np.ndarray) -> np.ndarray:
+    """BGR/BGRA/gray uint8 → gray uint8 (a view when already gray)."""
+    if pixels.ndim == 2:
+        return pixels
+    if pixels.shape[2] == 1:
+        return pixels[:, :, 0]
+    if pixels.shape[2] == 4:
+        return cv2.cvtColor(pixels, cv2.COLOR_BGRA2GRAY)
+    return cv2.cvtColor(pixels, cv2.COLOR_BGR2GRAY)
+
+
+def to_model_input(gray_roi: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """Resize a grayscale crop to the model input and normalise → float32 [1, 1, H, W]."""
+    resized = cv2.resize(gray_roi, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
+    scale = np.float32(1.0 / (255.0 * spec.std))
+    offset = np.float32(spec.mean / spec.std)
+    tensor = resized.astype(np.float32) * scale - offset
+    return tensor[None, None]
+
+
+class Preprocessor:
+    """Crops the scan area and prepares the model tensor.
+
+    ``roi``: a fixed crop (``--roi``); ``None`` detects the scan area on the first frame and
+    re-detects every ``redetect_every`` frames (the probe may change depth).
+    """
+
+    def __init__(self, spec: InputSpec, roi: ROI | None = None, redetect_every: int = 30) -> None:
+        self.spec = spec
+        self._fixed_roi = roi
+        self._roi: ROI | None = roi
+        self._redetect_every = max(1, redetect_every)
+        self._count = 0
+
+    def roi_for(self, gray: np.ndarray) -> ROI:
+        h, w = gray.shape[:2]
+        if self._fixed_roi is not None:
+            return self._fixed_roi.clip(w, h)
+        if self._roi is None or self._count % self._redetect_every == 0 or not self._roi.fits(w, h):
+            self._roi = detect_scan_area(gray)
+        return self._roi
+
+    def preprocess(self, pixels: np.ndarray) -> tuple[np.ndarray, PreprocessMeta]:
+        gray = to_gray(pixels)
+        roi = self.roi_for(gray)
+        self._count += 1
+        crop = gray[roi.y : roi.y + roi.h, roi.x : roi.x + roi.w]
+        tensor = to_model_input(crop, self.spec)
+        return tensor, PreprocessMeta(frame_h=gray.shape[0], frame_w=gray.shape[1], roi=roi)

@@ -1,0 +1,145 @@
+"""INT8 post-training quantisation of a two-output ONNX model (NNCF for OpenVINO, ORT QDQ).
+
+Used by the training export and by ``edge-bus models quantize`` for a user's own model:
+``quantize_model(onnx, calib_dir, out_dir, ...)`` writes the INT8 IR, copies the FP32 ONNX and
+writes a manifest with every file's sha256. Needs the ``quantize`` extra (nncf).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_bus.datasets import read_gray
+from edge_bus.errors import ConfigError, DataError, ModelError, OutputError
+from edge_bus.preprocess import InputSpec, Preprocessor
+from edge_bus.zoo import MANIFEST, sha256_file
+
+INT8_XML = "model_int8.xml"
+INT8_BIN = "model_int8.bin"
+ONNX_FP32 = "model_fp32.onnx"
+ONNX_QDQ = "model_int8_qdq.onnx"
+
+
+def calibration_tensors(folder: Path, spec: InputSpec, limit: int = 300) -> list[np.ndarray]:
+    """Preprocessed tensors from the images in a folder (mask files skipped), as the runtime makes them."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"calibration folder {folder} does not exist")
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp")
+                   and "_mask" not in p.stem)
+    if not paths:
+        raise DataError(f"no images (.png/.jpg/.bmp) in calibration folder {folder}")
+    step = max(1, len(paths) // limit)
+    return [Preprocessor(spec).preprocess(read_gray(p))[0] for p in paths[::step][:limit]]
+
+
+def quantize_openvino(onnx_path: Path, tensors: Sequence[np.ndarray], out_xml: Path,
+                      validate: Any = None, val_tensors: Sequence[Any] | None = None,
+                      max_drop: float = 0.005, val_transform: Any = None) -> Path:
+    """NNCF PTQ of the ONNX model into an INT8 IR. With ``validate`` (a callable
+    ``validate(compiled_model, val_items) -> float``, higher is better) and ``val_tensors``, uses
+    ``nncf.quantize_with_accuracy_control`` with ``max_drop`` instead of plain PTQ."""
+    try:
+        import nncf
+    except ImportError:
+        raise ConfigError("INT8 quantisation needs NNCF: pip install 'edge-bus[quantize]'") from None
+    import openvino as ov
+
+    model = ov.Core().read_model(str(onnx_path))
+    calib = nncf.Dataset(list(tensors))
+    if validate is not None and val_tensors is not None:
+        q = nncf.quantize_with_accuracy_control(
+            model, calib, nncf.Dataset(list(val_tensors), val_transform), validation_fn=validate, max_drop=max_drop,
+            drop_type=nncf.DropType.ABSOLUTE, subset_size=len(tensors))
+    else:
+        q = nncf.quantize(model, calib, subset_size=len(tensors), preset=nncf.QuantizationPreset.MIXED)
+    out_xml.parent.mkdir(parents=True, exist_ok=True)
+    ov.save_model(q, str(out_xml), compress_to_fp16=False)
+    return out_xml
+
+
+def quantize_onnx_qdq(onnx_path: Path, tensors: Iterable[np.ndarray], out_path: Path) -> Path:
+    """ONNX Runtime static INT8 quantisation (QDQ format), for the onnxruntime-int8 backend."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    import onnxruntime as ort
+
+    name = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter([{name: t} for t in tensors])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._it, None)
+
+    pre = out_path.with_suffix(".pre.onnx")
+    quant_pre_process(str(onnx_path), str(pre), skip_symbolic_shape=True)
+    quantize_static(str(pre), str(out_path), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+    pre.unlink(missing_ok=True)
+    return out_path
+
+
+def output_names(onnx_path: Path) -> tuple[str, list[str], list[int]]:
+    import onnxruntime as ort
+
+    try:
+        sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT's own exception types
+        raise ModelError(f"cannot load ONNX model {onnx_path}: {str(exc).splitlines()[0]}") from None
+    inp = sess.get_inputs()[0]
+    return inp.name, [o.name for o in sess.get_outputs()], [int(d) if isinstance(d, int) else 1 for d in inp.shape]
+
+
+def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> Path:
+    """Fill in ``sha256`` for every file in ``manifest['files']`` and write ``manifest.json``."""
+    manifest["sha256"] = {f: sha256_file(out_dir / f) for f in manifest["files"].values()}
+    path = out_dir / MANIFEST
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return path
+
+
+def quantize_model(onnx: Path, calib: Path, out_dir: Path, name: str | None = None, mean: float = 0.449,
+                   std: float = 0.226, mask_output: str | None = None, class_output: str | None = None,
+                   head: str = "presence_malignancy", limit: int = 300) -> Path:
+    """Turn a user's two-output ONNX model into the shipped form: INT8 IR + FP32 ONNX + manifest."""
+    onnx = Path(onnx)
+    if not onnx.is_file():
+        raise ModelError(f"ONNX model {onnx} does not exist")
+    in_name, outs, shape = output_names(onnx)
+    if len(outs) != 2 and not (mask_output and class_output):
+        raise ModelError(f"{onnx.name} has {len(outs)} outputs {outs}; edge-bus needs a mask and a class output")
+    mask_output = mask_output or outs[0]
+    class_output = class_output or outs[1]
+    if len(shape) != 4 or shape[1] != 1:
+        raise ModelError(f"{onnx.name} input {in_name} has shape {shape}; edge-bus needs [1, 1, H, W] grayscale")
+    spec = InputSpec(height=shape[2], width=shape[3], mean=mean, std=std)
+    tensors = calibration_tensors(calib, spec, limit)
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(onnx, out_dir / ONNX_FP32)
+    except OSError as exc:
+        raise OutputError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
+    quantize_openvino(onnx, tensors, out_dir / INT8_XML)
+    manifest = {
+        "name": name or onnx.stem, "version": "1", "head": head,
+        "input": {"name": in_name, "shape": [1, 1, spec.height, spec.width], "layout": "NCHW", "colour": "gray",
+                  "normalisation": "(pixel / 255 - mean) / std", "mean": mean, "std": std},
+        "outputs": {"mask": {"name": mask_output, "meaning": "lesion mask logits at input resolution"},
+                    "class": {"name": class_output, "meaning": f"class logits ({head})"}},
+        "classes": ["normal", "benign", "malignant"],
+        "thresholds": {"mask": 0.5, "lesion": 0.5, "default_operating_point": "balanced",
+                       "operating_points": {"balanced": {"threshold": 0.5}}},
+        "files": {"openvino_int8_xml": INT8_XML, "openvino_int8_bin": INT8_BIN, "onnx_fp32": ONNX_FP32},
+        "calibration": {"folder": str(calib), "images": len(tensors)},
+    }
+    return write_manifest(out_dir, manifest)

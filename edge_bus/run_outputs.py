@@ -1,0 +1,113 @@
+"""The run folder: opening its sinks up front, and closing them and writing the summaries at the end.
+
+``--out DIR`` (default ``runs/<timestamp>``) receives ``frames.jsonl`` (one line per frame,
+flushed as it goes), ``overlay.mp4`` (unless ``--no-video``), ``latency.json`` and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edge_bus.errors import EdgeBusError, OutputError
+from edge_bus.sinks.files import output_error
+from edge_bus.sinks.framelog import FrameLog
+from edge_bus.sinks.report import ReportData
+from edge_bus.sinks.report import Verdict as ReportVerdict
+from edge_bus.sinks.report import write_report
+from edge_bus.sinks.video import VideoSink
+from edge_bus.summary import clip_verdict, write_latency_json
+from edge_bus.telemetry.hardware import hardware_facts
+
+if TYPE_CHECKING:
+    from edge_bus.pipeline import Pipeline
+
+
+@dataclass
+class RunFiles:
+    out_dir: Path
+    framelog: FrameLog
+    video: VideoSink | None
+
+    def close(self) -> list[OutputError]:
+        errors = []
+        for sink in (self.framelog, self.video):
+            if sink is None:
+                continue
+            try:
+                sink.close()
+            except OutputError as exc:
+                errors.append(exc)
+        return errors
+
+
+def default_out_dir() -> Path:
+    return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+
+
+def open_run_files(out: Path | None, video: bool, fps: float, size: tuple[int, int]) -> RunFiles:
+    out_dir = Path(out) if out is not None else default_out_dir()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise output_error(out_dir, exc, "choose a writable --out folder") from None
+    framelog = FrameLog(out_dir / "frames.jsonl")
+    try:
+        sink = VideoSink(out_dir / "overlay.mp4", fps, size, background=True) if video else None
+    except BaseException:
+        framelog.close()
+        raise
+    return RunFiles(out_dir, framelog, sink)
+
+
+def finalize_run(p: Pipeline, error: BaseException | None) -> dict[str, Any]:
+    """Close the sinks, then write latency.json and report.html for the frames processed."""
+    close_errors = p.files.close()
+    series = p.outputs.series.build()
+    op = p.outputs.post.op
+    verdict = clip_verdict(series, op.threshold)
+    info = p.source.info
+    engine = p.engine
+    latency: dict[str, Any] = {
+        "stages": p.metrics.summary(),
+        "fps": round(p.outputs.fps.fps, 2),
+        "frames": p.outputs.processed,
+        "dropped": p.outputs.dropped + getattr(p.source, "dropped", 0),
+        "mode": "live" if p.live else "file",
+        "hardware": hardware_facts(device=p.config.device, precision=engine.precision),
+        "model": {"name": p.manifest.name, "version": p.manifest.version, "file": os.path.basename(engine.model_file),
+                  "sha256": p.manifest.sha256.get(os.path.basename(engine.model_file)),
+                  "backend": engine.name, "precision": engine.precision, "requests": engine.requests,
+                  "operating_point": op.name, "threshold": op.threshold},
+        "source": info.to_json(),
+        "verdict": verdict.to_json(),
+        "error": str(error) if isinstance(error, EdgeBusError) else None,
+    }
+    if p.bridge is not None:
+        latency["bridge"] = {"url": p.config.bridge, "counters": p.bridge.counters().to_json()}
+    latency_path = p.files.out_dir / "latency.json"
+    write_latency_json(latency_path, latency)
+    summary = {
+        "model": f"{p.manifest.name} {p.manifest.version}", "sha256": latency["model"]["sha256"],
+        "backend": f"{engine.name} ({engine.precision}, {p.config.device})",
+        "source": f"{info.kind}: {info.name} ({info.width}x{info.height} @ {info.fps:g} fps)",
+        "frames": p.outputs.processed, "dropped": latency["dropped"], "fps": latency["fps"],
+        "operating point": f"{op.name} (malignancy >= {op.threshold:.3f})",
+    }
+    notes = [f"stopped early: {error}"] if error is not None else []
+    notes += [str(e) for e in close_errors]
+    write_report(p.files.out_dir / "report.html", ReportData(
+        title=f"edge-bus stream — {info.name}", summary=summary, latency=latency["stages"],
+        hardware=latency["hardware"], series=series,
+        verdict=ReportVerdict(verdict.label, verdict.confidence,
+                              f"lesion in {verdict.lesion_frames} of {verdict.frames} frames"),
+        malignancy_threshold=op.threshold, notes=notes))
+    if close_errors:
+        raise close_errors[0]
+    return latency

@@ -1,0 +1,63 @@
+"""The one interface every frame source implements.
+
+A source is an iterator of :class:`~edge_bus.types.Frame` with a little metadata. ``live``
+sources (capture devices) may drop frames when the consumer is slower than the camera: the
+pipeline, not the source, applies the drop policy and counts drops; a source only reports
+``dropped_before`` when it itself skipped frames (e.g. a DICOM with missing frames).
+
+Errors: opening raises :class:`~edge_bus.errors.SourceError` with a one-line message that names
+the thing and says what to do; a file that breaks off mid-way raises
+:class:`~edge_bus.errors.SourceEndedEarly` from ``__next__`` after the last good frame.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from edge_bus.types import Frame
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a source is: ``kind`` (video, folder, capture, dicom, demo), a display ``name``,
+    frame size, nominal fps (0 if unknown), frame count (None if unbounded/unknown),
+    ``live`` (frames arrive in real time whether or not we keep up) and
+    ``still`` (independent still images: temporal smoothing is off)."""
+
+    kind: str
+    name: str
+    width: int
+    height: int
+    fps: float
+    frame_count: int | None
+    live: bool = False
+    still: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {"kind": self.kind, "name": self.name, "width": self.width, "height": self.height,
+                "fps": self.fps, "frames": self.frame_count, "live": self.live}
+
+
+class FrameSource(ABC):
+    """Iterate frames; always ``close()`` (or use as a context manager)."""
+
+    @property
+    @abstractmethod
+    def info(self) -> SourceInfo: ...
+
+    @abstractmethod
+    def __next__(self) -> Frame: ...
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the device or file."""
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,156 @@
+"""The typed, immutable values that travel between pipeline stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ROI:
+    """A rectangle in frame pixels: x, y (top-left), w, h."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    @classmethod
+    def parse(cls, text: str) -> ROI:
+        parts = [p.strip() for p in text.split(",")]
+        if len(parts) != 4 or not all(p.lstrip("-").isdigit() for p in parts):
+            raise ValueError(f"ROI must be x,y,w,h in pixels, got {text!r}")
+        x, y, w, h = (int(p) for p in parts)
+        if x < 0 or y < 0 or w <= 0 or h <= 0:
+            raise ValueError(f"ROI needs x,y >= 0 and w,h > 0, got {text!r}")
+        return cls(x, y, w, h)
+
+    def fits(self, width: int, height: int) -> bool:
+        return self.x + self.w <= width and self.y + self.h <= height
+
+    def clip(self, width: int, height: int) -> ROI:
+        x, y = min(self.x, width - 1), min(self.y, height - 1)
+        return ROI(x, y, max(1, min(self.w, width - x)), max(1, min(self.h, height - y)))
+
+    def as_list(self) -> list[int]:
+        return [self.x, self.y, self.w, self.h]
+
+
+@dataclass(frozen=True)
+class HardwareMeta:
+    """What the controller board said about a frame (via firmware_bridge)."""
+
+    device_frame: int
+    t_acquired_host: float  # device acquisition time mapped onto the host's monotonic clock (s)
+    probe_id: int = 0
+    depth_mm: float = 0.0
+    gain_db: float = 0.0
+    frozen: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "device_frame": self.device_frame,
+            "t_acquired_host": round(self.t_acquired_host, 6),
+            "probe_id": self.probe_id,
+            "depth_mm": self.depth_mm,
+            "gain_db": self.gain_db,
+            "frozen": self.frozen,
+        }
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame from a source.
+
+    ``t_source``: seconds into the source (file position or since the stream started);
+    ``t_capture``: host monotonic time when the frame was read (``time.perf_counter``);
+    ``wall_time``: host wall clock when it was read (``time.time``).
+    ``pixel_spacing_mm``: (row, col) physical spacing, when the source knows it (DICOM).
+    """
+
+    index: int
+    pixels: np.ndarray
+    t_source: float
+    t_capture: float
+    wall_time: float
+    dropped_before: int = 0
+    pixel_spacing_mm: tuple[float, float] | None = None
+    hw: HardwareMeta | None = None
+
+
+@dataclass(frozen=True)
+class PreprocessMeta:
+    """How the model tensor was cut out of the frame, to map outputs back."""
+
+    frame_h: int
+    frame_w: int
+    roi: ROI
+
+
+@dataclass(frozen=True)
+class ModelOutputs:
+    """Raw model outputs for one frame: mask logits [H, W] and class logits [K]."""
+
+    mask_logits: np.ndarray
+    class_logits: np.ndarray
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the model says about one frame, mapped back to frame coordinates.
+
+    ``mask``: bool HxW at frame size; ``probs``: class name → probability (sums to 1);
+    ``malignancy``: P(malignant | lesion); ``lesion``: the presence decision.
+    """
+
+    mask: np.ndarray
+    probs: dict[str, float]
+    malignancy: float
+    lesion: bool
+    label: str
+    bbox: tuple[int, int, int, int] | None
+    mask_area: float
+    lesion_mm: float | None = None
+    frozen: bool = False
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    """Milliseconds spent in each stage for one frame, plus end-to-end."""
+
+    stages_ms: dict[str, float] = field(default_factory=dict)
+    e2e_ms: float = 0.0
+    glass_to_glass_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    """Everything logged about one processed frame (one line of frames.jsonl)."""
+
+    frame: Frame
+    prediction: Prediction
+    times: StageTimes
+
+    def to_json(self) -> dict[str, object]:
+        p, f = self.prediction, self.frame
+        return {
+            "frame": f.index,
+            "t_source": round(f.t_source, 6),
+            "t_capture": round(f.wall_time, 6),
+            "label": p.label,
+            "probs": {k: round(v, 5) for k, v in p.probs.items()},
+            "malignancy": round(p.malignancy, 5),
+            "lesion": p.lesion,
+            "frozen": p.frozen,
+            "mask_area": round(p.mask_area, 6),
+            "bbox": list(p.bbox) if p.bbox is not None else None,
+            "lesion_mm": round(p.lesion_mm, 2) if p.lesion_mm is not None else None,
+            "stages_ms": {k: round(v, 3) for k, v in self.times.stages_ms.items()},
+            "e2e_ms": round(self.times.e2e_ms, 3),
+            "glass_to_glass_ms": (
+                round(self.times.glass_to_glass_ms, 3) if self.times.glass_to_glass_ms is not None else None
+            ),
+            "dropped_before": f.dropped_before,
+            "hw": f.hw.to_json() if f.hw is not None else None,
+        }

@@ -1,0 +1,185 @@
+"""The model zoo: manifests, and the registry of shipped models. No torch, no runtime here.
+
+A model is a folder holding its files and a ``manifest.json``: the only way the runtime learns
+about a model. The manifest gives the input contract (shape, layout, colour, normalisation),
+the two outputs and their meaning, the classes, the operating-point thresholds (chosen on
+validation data), the training protocol and test metrics, and the sha256 of every file.
+
+``--model`` takes a shipped model's name (``edge-bus models list``), a model folder, or a path to
+a ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge_bus.errors import ModelError
+from edge_bus.preprocess import InputSpec
+
+#: Shipped models live in ``<repo>/models/<name>/manifest.json``; EDGE_BUS_MODELS overrides.
+ZOO_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MODEL = "emt_net"
+MANIFEST = "manifest.json"
+HEAD_TYPES = ("presence_malignancy", "softmax3")
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """A malignancy threshold with the validation SEN/SPE it was chosen for."""
+
+    name: str
+    threshold: float
+    val_sensitivity: float | None = None
+    val_specificity: float | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A parsed, validated manifest. ``folder`` is where its files live."""
+
+    folder: Path
+    name: str
+    version: str
+    input_name: str
+    input: InputSpec
+    mask_output: str
+    class_output: str
+    head: str
+    classes: tuple[str, ...]
+    lesion_threshold: float
+    mask_threshold: float
+    operating_points: dict[str, OperatingPoint]
+    default_operating_point: str
+    files: dict[str, str]  # role → file name (openvino_int8_xml, openvino_int8_bin, onnx_fp32, ...)
+    sha256: dict[str, str]  # file name → hex digest
+    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    def path(self, role: str) -> Path:
+        try:
+            return self.folder / self.files[role]
+        except KeyError:
+            raise ModelError(
+                f"model {self.name!r} has no {role} file; it has: {', '.join(sorted(self.files))}"
+            ) from None
+
+    def has(self, role: str) -> bool:
+        return role in self.files
+
+    def operating_point(self, name: str | None) -> OperatingPoint:
+        key = name or self.default_operating_point
+        try:
+            return self.operating_points[key]
+        except KeyError:
+            valid = ", ".join(sorted(self.operating_points))
+            raise ModelError(f"model {self.name!r} has no operating point {key!r}; valid: {valid}") from None
+
+    def verify(self, roles: tuple[str, ...] | None = None) -> None:
+        """Check that the files (all, or those of ``roles``) exist and match their sha256."""
+        names = [self.files[r] for r in roles if r in self.files] if roles else list(self.files.values())
+        for fname in names:
+            path = self.folder / fname
+            if not path.is_file():
+                raise ModelError(f"model {self.name!r}: file {path} is missing — reinstall or re-export the model")
+            expected = self.sha256.get(fname)
+            if expected is None:
+                raise ModelError(f"model {self.name!r}: manifest has no sha256 for {fname}")
+            actual = sha256_file(path)
+            if actual != expected:
+                raise ModelError(
+                    f"model {self.name!r}: {fname} does not match its manifest (sha256 {actual[:12]}… ≠ "
+                    f"{expected[:12]}…) — the file was modified or belongs to another model"
+                )
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def parse_manifest(data: dict[str, Any], folder: Path) -> Manifest:
+    """Validate a manifest dict; every problem is a one-line :class:`ModelError`."""
+    try:
+        inp = data["input"]
+        shape = inp["shape"]
+        if inp.get("layout", "NCHW") != "NCHW" or len(shape) != 4:
+            raise ModelError(f"manifest in {folder}: only NCHW inputs are supported, got {inp.get('layout')} {shape}")
+        outs = data["outputs"]
+        head = data.get("head", "presence_malignancy")
+        if head not in HEAD_TYPES:
+            raise ModelError(f"manifest in {folder}: unknown head {head!r}; valid: {', '.join(HEAD_TYPES)}")
+        thresholds = data.get("thresholds", {})
+        ops = {
+            name: OperatingPoint(name, float(op["threshold"]), op.get("val_sensitivity"), op.get("val_specificity"))
+            for name, op in thresholds.get("operating_points", {"balanced": {"threshold": 0.5}}).items()
+        }
+        files = {role: str(f) for role, f in data["files"].items()}
+        return Manifest(
+            folder=folder,
+            name=str(data["name"]),
+            version=str(data.get("version", "0")),
+            input_name=str(inp.get("name", "image")),
+            input=InputSpec(height=int(shape[2]), width=int(shape[3]), channels=int(shape[1]),
+                            mean=float(inp.get("mean", 0.0)), std=float(inp.get("std", 1.0))),
+            mask_output=str(outs["mask"]["name"]),
+            class_output=str(outs["class"]["name"]),
+            head=head,
+            classes=tuple(data.get("classes", ("normal", "benign", "malignant"))),
+            lesion_threshold=float(thresholds.get("lesion", 0.5)),
+            mask_threshold=float(thresholds.get("mask", 0.5)),
+            operating_points=ops,
+            default_operating_point=str(thresholds.get("default_operating_point", next(iter(ops)))),
+            files=files,
+            sha256={str(k): str(v) for k, v in data.get("sha256", {}).items()},
+            raw=data,
+        )
+    except ModelError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ModelError(f"manifest in {folder} is invalid: missing or bad field {exc}") from None
+
+
+def load_manifest(path: Path) -> Manifest:
+    path = Path(path)
+    folder = path.parent if path.is_file() else path
+    mfile = path if path.is_file() else path / MANIFEST
+    if not mfile.is_file():
+        raise ModelError(f"no {MANIFEST} in {folder} — a model folder needs its manifest")
+    try:
+        data = json.loads(mfile.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"cannot read {mfile}: {exc}") from None
+    return parse_manifest(data, folder)
+
+
+def zoo_dir() -> Path:
+    import os
+
+    return Path(os.environ.get("EDGE_BUS_MODELS", ZOO_DIR))
+
+
+def list_models(root: Path | None = None) -> list[Manifest]:
+    root = root or zoo_dir()
+    return [load_manifest(p.parent) for p in sorted(root.glob(f"*/{MANIFEST}"))]
+
+
+def resolve_model(spec: str | None) -> Manifest:
+    """A shipped model name, a model folder, or a manifest path → its :class:`Manifest`."""
+    spec = spec or DEFAULT_MODEL
+    path = Path(spec)
+    if path.suffix == ".json" or path.is_dir() or path.exists():
+        if not path.exists():
+            raise ModelError(f"model path {path} does not exist")
+        return load_manifest(path)
+    root = zoo_dir()
+    folder = root / spec
+    if (folder / MANIFEST).is_file():
+        return load_manifest(folder)
+    names = sorted(p.parent.name for p in root.glob(f"*/{MANIFEST}"))
+    raise ModelError(f"unknown model {spec!r}; shipped models: {', '.join(names) or 'none'} (or give a model folder)")

@@ -1,0 +1,1 @@
+"""The model zoo's training code lives in :mod:`models.training` (needs the ``train`` extra)."""

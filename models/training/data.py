@@ -1,0 +1,121 @@
+"""The fixed data protocol, a tensor cache, and augmentation.
+
+Protocol (so numbers compare across runs):
+* test  = BUSI fold 0 — never trained, selected or calibrated on;
+* val   = BUSI fold 1 + BUS-BRA kFold 1 (5-fold-cv.csv) — model selection;
+  operating-point thresholds use BUSI fold 1 alone;
+* train = everything else in BUSI and BUS-BRA.
+
+Images are cropped to the scan area exactly as the runtime does (``detect_scan_area``), squashed
+to ``CACHE_SIZE`` square and cached as uint8 in ``models/training/cache/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_bus.datasets import CLASSES, LabeledImage, read_busbra, read_busi
+from edge_bus.preprocess import detect_scan_area
+
+CACHE_SIZE = 256
+CACHE_DIR = Path(__file__).parent / "cache"
+
+
+def protocol_splits(data_root: Path) -> dict[str, list[LabeledImage]]:
+    busi = read_busi(data_root / "busi" / "Dataset_BUSI_with_GT", data_root / "busi" / "folds.csv")
+    bra = read_busbra(data_root / "busbra", data_root / "busbra" / "5-fold-cv.csv")
+    return {
+        "train": [i for i in busi if i.fold not in (0, 1)] + [i for i in bra if i.fold != 1],
+        "val_busi": [i for i in busi if i.fold == 1],
+        "val_busbra": [i for i in bra if i.fold == 1],
+        "test": [i for i in busi if i.fold == 0],
+    }
+
+
+@dataclass
+class CachedSplit:
+    images: np.ndarray  # uint8 [N, S, S]
+    masks: np.ndarray  # uint8 {0,1} [N, S, S]
+    labels: np.ndarray  # int64 index into CLASSES
+    sources: np.ndarray  # str
+    names: np.ndarray  # str
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def prepare_item(item: LabeledImage, size: int = CACHE_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    gray, mask = item.load()
+    roi = detect_scan_area(gray)
+    gray = gray[roi.y : roi.y + roi.h, roi.x : roi.x + roi.w]
+    mask = mask[roi.y : roi.y + roi.h, roi.x : roi.x + roi.w]
+    img = cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)
+    m = cv2.resize(mask.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
+    return img, m
+
+
+def load_split(name: str, items: list[LabeledImage], size: int = CACHE_SIZE) -> CachedSplit:
+    path = CACHE_DIR / f"{name}_{size}.npz"
+    if path.is_file():
+        z = np.load(path, allow_pickle=False)
+        if len(z["labels"]) == len(items):
+            return CachedSplit(z["images"], z["masks"], z["labels"], z["sources"], z["names"])
+    pairs = [prepare_item(it, size) for it in items]
+    split = CachedSplit(
+        images=np.stack([p[0] for p in pairs]),
+        masks=np.stack([p[1] for p in pairs]),
+        labels=np.array([CLASSES.index(it.label) for it in items], dtype=np.int64),
+        sources=np.array([it.source for it in items]),
+        names=np.array([str(it.image.name) for it in items]),
+    )
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    np.savez(path, images=split.images, masks=split.masks, labels=split.labels,
+             sources=split.sources, names=split.names)
+    return split
+
+
+def lesion_free_crop(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
+                     out: int) -> np.ndarray | None:
+    """A crop of a lesion image that leaves the lesion (dilated by 8 px) out: normal tissue."""
+    s = img.shape[0]
+    grown = cv2.dilate(mask, np.ones((17, 17), np.uint8))
+    integral = cv2.integral(grown)
+    for _ in range(20):
+        side = int(s * rng.uniform(0.35, 0.6))
+        x, y = rng.integers(0, s - side + 1, size=2)
+        inside = integral[y + side, x + side] - integral[y, x + side] - integral[y + side, x] + integral[y, x]
+        if inside == 0:
+            crop = img[y : y + side, x : x + side]
+            return cv2.resize(crop, (out, out), interpolation=cv2.INTER_LINEAR)
+    return None
+
+
+def augment(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random scale/crop, flip, small rotation, gain/gamma and speckle noise."""
+    s = img.shape[0]
+    scale = rng.uniform(0.75, 1.0)
+    aspect = rng.uniform(0.85, 1.18)
+    cw = int(min(s, s * scale * np.sqrt(aspect)))
+    ch = int(min(s, s * scale / np.sqrt(aspect)))
+    x0 = int(rng.integers(0, s - cw + 1))
+    y0 = int(rng.integers(0, s - ch + 1))
+    angle = rng.uniform(-10, 10)
+    # one affine: crop window → out x out, with rotation about the centre
+    src_c = np.array([x0 + cw / 2, y0 + ch / 2])
+    rot = cv2.getRotationMatrix2D((float(src_c[0]), float(src_c[1])), angle, 1.0)
+    sx, sy = out / cw, out / ch
+    m = np.array([[sx, 0, out / 2 - sx * src_c[0]], [0, sy, out / 2 - sy * src_c[1]]]) @ np.vstack([rot, [0, 0, 1]])
+    img_o = cv2.warpAffine(img, m, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    mask_o = cv2.warpAffine(mask, m, (out, out), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
+    if rng.random() < 0.5:
+        img_o, mask_o = img_o[:, ::-1], mask_o[:, ::-1]
+    f = img_o.astype(np.float32) / 255.0
+    f = np.power(f, rng.uniform(0.7, 1.4)) * rng.uniform(0.75, 1.25)
+    if rng.random() < 0.5:
+        f = f * rng.normal(1.0, rng.uniform(0.03, 0.15), size=f.shape).astype(np.float32)
+    f = np.clip(f, 0, 1)
+    return (f * 255).astype(np.uint8), np.ascontiguousarray(mask_o)

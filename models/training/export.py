@@ -1,0 +1,200 @@
+"""Export a trained checkpoint: ONNX (opset 17) → OpenVINO INT8 (NNCF PTQ) + ORT INT8 QDQ, choose the
+operating points on validation, score FP32 and INT8 on the test fold, and write the manifest.
+
+    python -m models.training.export --checkpoint models/training/checkpoints/emt_net/best.pt \
+        --name emt_net --out models/emt_net
+
+Protocol: calibration uses training images only; thresholds use BUSI fold 1 only; the test fold
+(BUSI fold 0) is scored once, at the end, and only reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edge_bus.datasets import LabeledImage
+from edge_bus.engines import EngineConfig, create_engine
+from edge_bus.evaluation import ImageResult, run_images, summarize
+from edge_bus.metrics import choose_operating_points, roc_auc
+from edge_bus.preprocess import InputSpec, Preprocessor
+from edge_bus.quantize import INT8_BIN, INT8_XML, ONNX_FP32, ONNX_QDQ, quantize_onnx_qdq, quantize_openvino, write_manifest
+from edge_bus.zoo import parse_manifest
+from models.training.data import protocol_splits
+from models.training.networks import OUTPUT_NAMES, create_model
+
+
+def load_checkpoint(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    model = create_model(ckpt["model"], encoder=ckpt["encoder"], pretrained=False)
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval(), ckpt
+
+
+def export_onnx(model: torch.nn.Module, path: Path, size: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dummy = torch.zeros(1, 1, size, size)
+    with torch.no_grad():
+        torch.onnx.export(model, (dummy,), str(path), input_names=["image"], output_names=list(OUTPUT_NAMES),
+                          opset_version=17, dynamo=False, do_constant_folding=True)
+    return path
+
+
+def base_manifest(name: str, ckpt: dict[str, Any], size: int) -> dict[str, Any]:
+    return {
+        "name": name, "version": "1.0.0", "architecture": ckpt["model"], "encoder": ckpt["encoder"],
+        "head": "presence_malignancy",
+        "input": {"name": "image", "shape": [1, 1, size, size], "layout": "NCHW", "colour": "gray",
+                  "normalisation": "(pixel / 255 - mean) / std, after cropping the scan area and resizing",
+                  "mean": ckpt["input_mean"], "std": ckpt["input_std"]},
+        "outputs": {
+            "mask": {"name": "mask_logits", "shape": [1, 1, size, size], "meaning": "lesion mask logits"},
+            "class": {"name": "class_logits", "shape": [1, 2],
+                      "meaning": "[presence, malignancy] logits: P(lesion)=sigmoid(z0), P(malignant|lesion)=sigmoid(z1)"},
+        },
+        "classes": ["normal", "benign", "malignant"],
+        "thresholds": {"mask": 0.5, "lesion": 0.5, "default_operating_point": "balanced",
+                       "operating_points": {"balanced": {"threshold": 0.5}}},
+        "files": {"openvino_int8_xml": INT8_XML, "openvino_int8_bin": INT8_BIN, "onnx_fp32": ONNX_FP32},
+    }
+
+
+def score(out: Path, items: list[LabeledImage], backend: str, precision: str) -> list[ImageResult]:
+    manifest = parse_manifest(json.loads((out / "manifest.json").read_text()), out)
+    engine = create_engine(manifest, EngineConfig(backend=backend, precision=precision))
+    try:
+        return run_images(manifest, engine, items)
+    finally:
+        engine.close()
+
+
+def seg_auc(results: list[ImageResult]) -> tuple[float, float]:
+    lesion = [r for r in results if r.label != "normal"]
+    return (float(np.mean([r.dice for r in lesion])),
+            roc_auc(np.array([r.malignancy for r in lesion]), np.array([r.label == "malignant" for r in lesion])))
+
+
+def choose_thresholds(busi_val: list[ImageResult]) -> dict[str, Any]:
+    """Operating points (malignancy) and the lesion-presence threshold, on BUSI fold 1 only."""
+    lesion = [r for r in busi_val if r.label != "normal"]
+    ops = choose_operating_points(np.array([r.malignancy for r in lesion]),
+                                  np.array([r.label == "malignant" for r in lesion]))
+    pres_scores = np.array([r.lesion_prob for r in busi_val])
+    pres_pos = np.array([r.label != "normal" for r in busi_val])
+    presence = choose_operating_points(pres_scores, pres_pos)["balanced"]
+    return {
+        "mask": 0.5,
+        "lesion": round(presence.threshold, 6),
+        "lesion_val": {"lesion_recall": round(presence.sensitivity, 4),
+                       "normal_flagged": round(1 - presence.specificity, 4), "data": "BUSI fold 1"},
+        "default_operating_point": "balanced",
+        "operating_points": {k: {"threshold": round(v.threshold, 6), "val_sensitivity": round(v.sensitivity, 4),
+                                 "val_specificity": round(v.specificity, 4), "data": "BUSI fold 1"}
+                             for k, v in ops.items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--name", required=True)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--data", default=Path("../shared/data"), type=Path)
+    p.add_argument("--calib-images", type=int, default=300)
+    p.add_argument("--qdq", action="store_true", help="also write an ONNX Runtime INT8 QDQ model")
+    args = p.parse_args(argv)
+    t0 = time.time()
+    torch.set_num_threads(2)
+    model, ckpt = load_checkpoint(args.checkpoint)
+    size = int(ckpt["size"])
+    out: Path = args.out
+    export_onnx(model, out / ONNX_FP32, size)
+    splits = protocol_splits(args.data)
+    spec = InputSpec(height=size, width=size, mean=ckpt["input_mean"], std=ckpt["input_std"])
+    train_items = splits["train"]
+    step = max(1, len(train_items) // args.calib_images)
+    calib = [Preprocessor(spec).preprocess(it.load()[0])[0] for it in train_items[::step][: args.calib_images]]
+    print(f"ONNX exported; {len(calib)} calibration tensors from training images", flush=True)
+    quantize_openvino(out / ONNX_FP32, calib, out / INT8_XML)
+    manifest = base_manifest(args.name, ckpt, size)
+    if args.qdq:
+        quantize_onnx_qdq(out / ONNX_FP32, calib, out / ONNX_QDQ)
+        manifest["files"]["onnx_int8_qdq"] = ONNX_QDQ
+    write_manifest(out, manifest)
+
+    val = splits["val_busi"] + splits["val_busbra"]
+    fp32_val = score(out, val, "onnxruntime", "fp32")
+    int8_val = score(out, val, "openvino", "int8")
+    (d32, a32), (d8, a8) = seg_auc(fp32_val), seg_auc(int8_val)
+    print(f"validation FP32 dice {d32:.4f} auc {a32:.4f} | INT8 dice {d8:.4f} auc {a8:.4f}", flush=True)
+    quant_info: dict[str, Any] = {"method": "nncf.quantize (PTQ, MIXED preset)", "calibration_images": len(calib),
+                                  "calibration_data": "training split only",
+                                  "val_drop": {"dice": round(d32 - d8, 4), "auc": round(a32 - a8, 4)}}
+    if d32 - d8 > 0.005 or a32 - a8 > 0.005:
+        print("INT8 lost more than 0.5 pt on validation: using quantize_with_accuracy_control", flush=True)
+        quant_info["method"] = "nncf.quantize_with_accuracy_control (max_drop 0.005, combined Dice+AUC)"
+        quantize_with_control(out, calib, val, spec)
+        int8_val = score(out, val, "openvino", "int8")
+        d8, a8 = seg_auc(int8_val)
+        quant_info["val_drop_after_control"] = {"dice": round(d32 - d8, 4), "auc": round(a32 - a8, 4)}
+
+    busi_val_names = {it.image.name for it in splits["val_busi"]}
+    manifest["thresholds"] = choose_thresholds([r for r in int8_val if r.name in busi_val_names])
+    manifest["quantization"] = quant_info
+    manifest["training"] = {
+        "data": "BUSI folds 2-4 + BUS-BRA kFold 2-5 (5-fold-cv.csv) + lesion-free crops of them as normals",
+        "validation": "BUSI fold 1 + BUS-BRA kFold 1 (model selection); BUSI fold 1 alone (thresholds)",
+        "test": "BUSI fold 0 (never used for training, selection or calibration)",
+        "epochs": ckpt["epoch"], "train_wall_s": round(ckpt["train_wall_s"], 1), "size": size,
+        "pos_weight": ckpt["wp"], "loss": "1.5 * (WBCE(malignancy, Wp) + BCE(presence)) + Dice(mask)",
+        "val_at_selection": {k: round(float(v), 4) for k, v in ckpt["val"].items()},
+    }
+    write_manifest(out, manifest)
+    test = splits["test"]
+    metrics = {}
+    for key, backend, prec in (("fp32", "onnxruntime", "fp32"), ("int8", "openvino", "int8")):
+        res = score(out, test, backend, prec)
+        m = parse_manifest(json.loads((out / "manifest.json").read_text()), out)
+        metrics[key] = summarize(m, res, backend, prec, "BUSI fold 0").to_json()
+        print(key, json.dumps(metrics[key]), flush=True)
+    val_report = summarize(parse_manifest(manifest, out), int8_val, "openvino", "int8", "validation")
+    manifest["metrics"] = {"test_busi_fold0": metrics, "validation_int8": val_report.to_json()}
+    write_manifest(out, manifest)
+    print(f"exported {args.name} to {out} in {time.time() - t0:.0f}s", flush=True)
+
+
+def quantize_with_control(out: Path, calib: list[np.ndarray], val: list[LabeledImage], spec: InputSpec) -> None:
+    """Accuracy-controlled quantisation with a combined metric (mean Dice + malignancy AUC)."""
+    val_items = [(Preprocessor(spec).preprocess(it.load()[0]), it) for it in val]
+
+    def validate(compiled: Any, items: Any) -> float:
+        dices, scores, labels = [], [], []
+        for (tensor, meta), it in items:
+            res = compiled([tensor])
+            mask_logits = next(v for k, v in res.items() if "mask" in k.get_any_name())
+            logits = next(v for k, v in res.items() if "class" in k.get_any_name()).reshape(-1)
+            if it.label != "normal":
+                truth = it.load()[1]
+                import cv2
+
+                r = meta.roi
+                pm = cv2.resize(mask_logits.reshape(spec.height, spec.width), (r.w, r.h)) > 0
+                full = np.zeros_like(truth)
+                full[r.y: r.y + r.h, r.x: r.x + r.w] = pm
+                dices.append(2 * (full & truth).sum() / max(1, full.sum() + truth.sum()))
+                scores.append(float(logits[1]))
+                labels.append(it.label == "malignant")
+        return float(np.mean(dices)) + roc_auc(np.array(scores), np.array(labels))
+
+    quantize_openvino(out / ONNX_FP32, calib, out / INT8_XML, validate=validate, val_tensors=val_items, max_drop=0.005,
+                      val_transform=lambda item: item[0][0])
+
+
+if __name__ == "__main__":
+    main()

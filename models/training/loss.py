@@ -1,0 +1,69 @@
+"""EMT-NET's loss: Wclf · weighted BCE (classification) + Dice (segmentation).
+
+The weighted BCE is written in its numerically stable logit form. With logits z, targets y and
+K = 1 + y·(Wp − 1):
+
+    L = mean[(1 − y)·z + K·log(1 + e^(−z))]
+
+and log(1 + e^(−z)) = softplus(−z) = max(−z, 0) + log1p(e^(−|z|)), which never overflows.
+It equals the naive −[Wp·y·log σ(z) + (1 − y)·log(1 − σ(z))] wherever that is finite.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def weighted_bce_with_logits(z: torch.Tensor, y: torch.Tensor, pos_weight: float = 3.0) -> torch.Tensor:
+    """Stable weighted BCE on logits, averaged (0 for an empty batch)."""
+    if z.numel() == 0:
+        return z.sum() * 0.0
+    y = y.to(z.dtype)
+    k = 1.0 + y * (pos_weight - 1.0)
+    log1p_exp_neg = torch.clamp(-z, min=0) + torch.log1p(torch.exp(-torch.abs(z)))
+    return torch.mean((1.0 - y) * z + k * log1p_exp_neg)
+
+
+def naive_weighted_bce(z: torch.Tensor, y: torch.Tensor, pos_weight: float = 3.0) -> torch.Tensor:
+    """The textbook form, for tests: overflows / gives inf for large |z|."""
+    p = torch.sigmoid(z)
+    return torch.mean(-(pos_weight * y * torch.log(p) + (1 - y) * torch.log(1 - p)))
+
+
+def dice_loss(mask_logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """1 − soft Dice over the whole batch (so lesion-free images still count their false positives)."""
+    p = torch.sigmoid(mask_logits).flatten()
+    t = target.to(p.dtype).flatten()
+    inter = (p * t).sum()
+    return 1.0 - (2.0 * inter + eps) / (p.sum() + t.sum() + eps)
+
+
+def multitask_loss(
+    mask_logits: torch.Tensor,
+    class_logits: torch.Tensor,
+    mask: torch.Tensor,
+    presence: torch.Tensor,
+    malignant: torch.Tensor,
+    pos_weight: float = 3.0,
+    clf_weight: float = 1.5,
+    coarse_logits: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Wclf·(WBCE(malignancy | lesion) + BCE(presence)) + Dice(mask) [+ Dice(coarse) for HGM-Net].
+
+    The malignancy term uses Wp (the sensitivity/specificity knob) and only lesion images;
+    presence uses the same stable form with Wp = 1.
+    """
+    has = presence > 0.5
+    l_mal = weighted_bce_with_logits(class_logits[has, 1], malignant[has], pos_weight)
+    l_pres = weighted_bce_with_logits(class_logits[:, 0], presence, 1.0)
+    l_dice = dice_loss(mask_logits, mask)
+    total = clf_weight * (l_mal + l_pres) + l_dice
+    parts = {"mal": float(l_mal.detach()), "presence": float(l_pres.detach()), "dice": float(l_dice.detach())}
+    if coarse_logits is not None:
+        stride = mask.shape[-1] // coarse_logits.shape[-1]
+        coarse_target = F.max_pool2d(mask.to(coarse_logits.dtype), stride)
+        l_coarse = dice_loss(coarse_logits, coarse_target)
+        total = total + 0.5 * l_coarse
+        parts["coarse"] = float(l_coarse.detach())
+    return total, parts

@@ -1,0 +1,188 @@
+"""Train a multitask lesion model on the real data (CPU is fine; a GPU is used when present).
+
+    python -m models.training.train --model emt_net --epochs 12 --out models/training/checkpoints/emt_net
+
+Writes ``best.pt`` (selected on validation: Dice + benign/malignant AUC + presence AUC),
+``last.pt`` and ``history.jsonl`` (one line per epoch, with wall time) into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from edge_bus.metrics import dice, roc_auc
+from models.training.data import CachedSplit, augment, lesion_free_crop, load_split, protocol_splits
+from models.training.loss import multitask_loss
+from models.training.networks import create_model
+
+INPUT_MEAN = 0.449
+INPUT_STD = 0.226
+
+
+def to_tensor(batch_u8: np.ndarray) -> torch.Tensor:
+    x = torch.from_numpy(batch_u8.astype(np.float32) / 255.0)[:, None]
+    return ((x - INPUT_MEAN) / INPUT_STD).contiguous(memory_format=torch.channels_last)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, images: np.ndarray, size: int, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Mask logits [N, size, size] and class logits [N, 2] for cached uint8 images."""
+    model.eval()
+    masks, logits = [], []
+    for i in range(0, len(images), batch):
+        chunk = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images[i : i + batch]])
+        m, c = model(to_tensor(chunk))
+        masks.append(m[:, 0].numpy())
+        logits.append(c.numpy())
+    return np.concatenate(masks), np.concatenate(logits)
+
+
+def validate(model: torch.nn.Module, splits: dict[str, CachedSplit], size: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    dices, mal_s, mal_y, pres_s, pres_y = [], [], [], [], []
+    for name, split in splits.items():
+        mask_logits, logits = predict(model, split.images, size)
+        for j in range(len(split)):
+            if split.labels[j] > 0:
+                truth = cv2.resize(split.masks[j], (size, size), interpolation=cv2.INTER_NEAREST)
+                dices.append(dice(mask_logits[j] > 0, truth > 0))
+                mal_s.append(logits[j, 1])
+                mal_y.append(split.labels[j] == 2)
+            if name == "val_busi":
+                pres_s.append(logits[j, 0])
+                pres_y.append(split.labels[j] > 0)
+        if name == "val_busi":
+            normals = split.labels == 0
+            out["busi_normal_flagged"] = float((logits[normals, 0] > 0).mean())
+    out["dice"] = float(np.mean(dices))
+    out["auc_malignant"] = roc_auc(np.array(mal_s), np.array(mal_y))
+    out["auc_presence_busi"] = roc_auc(np.array(pres_s), np.array(pres_y))
+    out["score"] = out["dice"] + out["auc_malignant"] + 0.5 * out["auc_presence_busi"]
+    return out
+
+
+def make_batch(split: CachedSplit, idx: list[int], neg_src: list[int], rng: np.random.Generator,
+               size: int) -> tuple[torch.Tensor, ...]:
+    imgs, masks, pres, mal = [], [], [], []
+    for i in idx:
+        im, m = augment(split.images[i], split.masks[i], rng, size)
+        imgs.append(im)
+        masks.append(m)
+        pres.append(float(split.labels[i] > 0))
+        mal.append(float(split.labels[i] == 2))
+    for i in neg_src:
+        crop = lesion_free_crop(split.images[i], split.masks[i], rng, CACHE_CROP)
+        if crop is None:
+            continue
+        im, m = augment(crop, np.zeros_like(crop), rng, size)
+        imgs.append(im)
+        masks.append(m)
+        pres.append(0.0)
+        mal.append(0.0)
+    mask_t = torch.from_numpy(np.stack(masks).astype(np.float32))[:, None]
+    return to_tensor(np.stack(imgs)), mask_t, torch.tensor(pres), torch.tensor(mal)
+
+
+CACHE_CROP = 256
+
+
+def train(args: argparse.Namespace) -> Path:
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    items = protocol_splits(Path(args.data))
+    train_split = load_split("train", items["train"])
+    val = {"val_busi": load_split("val_busi", items["val_busi"]), "val_busbra": load_split("val_busbra", items["val_busbra"])}
+    print(f"data ready in {time.time() - t0:.0f}s: train={len(train_split)} "
+          f"val={sum(len(v) for v in val.values())}", flush=True)
+
+    model = create_model(args.model, encoder=args.encoder).to(memory_format=torch.channels_last)
+    enc_params = list(model.encoder.parameters())
+    enc_ids = {id(p) for p in enc_params}
+    other = [p for p in model.parameters() if id(p) not in enc_ids]
+    opt = torch.optim.AdamW([{"params": enc_params, "lr": args.lr * 0.5}, {"params": other, "lr": args.lr}],
+                            weight_decay=1e-4)
+    steps_per_epoch = math.ceil(len(train_split) / args.batch)
+    total = steps_per_epoch * args.epochs
+    warm = steps_per_epoch // 2
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
+
+    lesion_idx = [i for i in range(len(train_split)) if train_split.labels[i] > 0]
+    best = -1.0
+    history = out / "history.jsonl"
+    history.write_text("")
+    train_start = time.time()
+    for epoch in range(args.epochs):
+        model.train()
+        order = rng.permutation(len(train_split))
+        n_neg = max(1, int(args.batch * args.neg_fraction))
+        e0, losses = time.time(), []
+        for step in range(args.max_steps or steps_per_epoch):
+            idx = [int(i) for i in order[step * args.batch : (step + 1) * args.batch]]
+            negs = [int(i) for i in rng.choice(lesion_idx, n_neg)]
+            x, mask, pres, mal = make_batch(train_split, idx, negs, rng, args.size)
+            mask_logits, class_logits = model(x)
+            coarse = getattr(model, "last_coarse", None)
+            loss, parts = multitask_loss(mask_logits, class_logits, mask, pres, mal,
+                                         pos_weight=args.wp, clf_weight=args.wclf, coarse_logits=coarse)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss))
+            if step % 20 == 0:
+                print(f"  epoch {epoch + 1} step {step}/{steps_per_epoch} loss {np.mean(losses[-20:]):.4f} "
+                      f"{ {k: round(v, 3) for k, v in parts.items()} } {time.time() - e0:.0f}s", flush=True)
+        metrics = validate(model, val, args.size)
+        rec = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "epoch_s": round(time.time() - e0, 1),
+               "wall_s": round(time.time() - train_start, 1), **{k: round(v, 4) for k, v in metrics.items()}}
+        print(json.dumps(rec), flush=True)
+        with open(history, "a") as fh:
+            fh.write(json.dumps(rec) + "\n")
+        ckpt = {"model": args.model, "encoder": args.encoder, "size": args.size, "wp": args.wp,
+                "state_dict": model.state_dict(), "epoch": epoch + 1, "val": metrics,
+                "train_wall_s": time.time() - train_start, "input_mean": INPUT_MEAN, "input_std": INPUT_STD}
+        torch.save(ckpt, out / "last.pt")
+        if metrics["score"] > best:
+            best = metrics["score"]
+            torch.save(ckpt, out / "best.pt")
+        if args.max_minutes and (time.time() - train_start) / 60 > args.max_minutes:
+            print(f"stopping: time budget of {args.max_minutes} min reached", flush=True)
+            break
+    return out / "best.pt"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="emt_net")
+    p.add_argument("--encoder", default="efficientnet_lite0")
+    p.add_argument("--data", default="../shared/data")
+    p.add_argument("--out", required=True)
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--wp", type=float, default=3.0, help="positive weight of the malignancy WBCE")
+    p.add_argument("--wclf", type=float, default=1.5, help="weight of the classification loss")
+    p.add_argument("--neg-fraction", type=float, default=0.2, help="lesion-free crops per batch, as a fraction")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-steps", type=int, default=0, help="steps per epoch (0: all; for smoke tests)")
+    p.add_argument("--max-minutes", type=float, default=0.0, help="stop after the epoch that passes this")
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    train(parse_args())
