@@ -107,7 +107,8 @@ def summarize(manifest: Manifest, results: Sequence[ImageResult], backend: str, 
         dice=float(np.mean([r.dice for r in lesion])) if lesion else None,
         iou=float(np.mean([r.iou for r in lesion])) if lesion else None,
         auc=roc_auc(scores, positive) if lesion else None,
-        normal_fp_rate=float(np.mean([r.lesion_prob >= manifest.lesion_threshold for r in normals])) if normals else None,
+        normal_fp_rate=(float(np.mean([r.lesion_prob >= manifest.lesion_threshold for r in normals]))
+                        if normals else None),
         accuracy_3class=float(np.mean([r.predicted == r.label for r in results])) if normals else None,
         operating_points=ops, results=list(results),
     )

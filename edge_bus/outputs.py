@@ -22,7 +22,7 @@ from edge_bus.sinks.framelog import FrameLog
 from edge_bus.sinks.report import SeriesBuilder
 from edge_bus.sinks.video import VideoSink
 from edge_bus.telemetry.stats import FpsMeter, StageMetrics
-from edge_bus.types import Frame, FrameRecord, ModelOutputs, PreprocessMeta, Prediction, StageTimes
+from edge_bus.types import Frame, FrameRecord, ModelOutputs, Prediction, PreprocessMeta, StageTimes
 
 
 @dataclass

@@ -92,7 +92,7 @@ def _display_fn() -> Callable[[object], None]:
                           "run without --display to write overlay.mp4 only") from None
 
     def show(img: object) -> None:
-        cv2.imshow("edge-bus", img)
+        cv2.imshow("edge-bus", img)  # type: ignore[call-overload]
         cv2.waitKey(1)
 
     return show

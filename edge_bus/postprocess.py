@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge_bus.types import ModelOutputs, PreprocessMeta, Prediction
+from edge_bus.types import ModelOutputs, Prediction, PreprocessMeta
 from edge_bus.zoo import Manifest
 
 
@@ -58,7 +58,7 @@ def longest_axis_mm(mask_crop: np.ndarray, spacing_mm: tuple[float, float]) -> f
     pts = cv2.findNonZero(mask_crop.astype(np.uint8))
     if pts is None:
         return None
-    scaled = pts.reshape(-1, 2).astype(np.float32) * np.float32([spacing_mm[1], spacing_mm[0]])
+    scaled = pts.reshape(-1, 2).astype(np.float32) * np.array([spacing_mm[1], spacing_mm[0]], dtype=np.float32)
     (_, _), (w, h), _ = cv2.minAreaRect(scaled)
     return float(max(w, h))
 

@@ -39,9 +39,9 @@ def detect_scan_area(gray: np.ndarray, threshold: int = 12, min_fraction: float 
     h, w = gray.shape[:2]
     small_scale = 4 if min(h, w) >= 256 else 2
     small = cv2.resize(gray, (w // small_scale, h // small_scale), interpolation=cv2.INTER_AREA)
-    binary = (small > threshold).astype(np.uint8)
-    binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    bright = (small > threshold).astype(np.uint8)
+    opened = cv2.morphologyEx(bright, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
     if n <= 1:
         return ROI(0, 0, w, h)
     idx = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))

@@ -66,10 +66,9 @@ def quantize_openvino(onnx_path: Path, tensors: Sequence[np.ndarray], out_xml: P
 
 def quantize_onnx_qdq(onnx_path: Path, tensors: Iterable[np.ndarray], out_path: Path) -> Path:
     """ONNX Runtime static INT8 quantisation (QDQ format), for the onnxruntime-int8 backend."""
+    import onnxruntime as ort
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    import onnxruntime as ort
 
     name = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).get_inputs()[0].name
 

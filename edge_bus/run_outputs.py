@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 from edge_bus.errors import EdgeBusError, OutputError
 from edge_bus.sinks.files import output_error
 from edge_bus.sinks.framelog import FrameLog
-from edge_bus.sinks.report import ReportData
+from edge_bus.sinks.report import ReportData, write_report
 from edge_bus.sinks.report import Verdict as ReportVerdict
-from edge_bus.sinks.report import write_report
 from edge_bus.sinks.video import VideoSink
 from edge_bus.summary import clip_verdict, write_latency_json
 from edge_bus.telemetry.hardware import hardware_facts

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.progress import Progress
@@ -16,16 +16,16 @@ from edge_bus.evaluation import EvalReport, evaluate
 def eval_cmd(
     data: Annotated[Path, typer.Option(help="A BUSI-layout folder (class folders with X.png + X_mask*.png) or a "
                                        "BUS-BRA-layout folder (Images/, Masks/, bus_data.csv).")],
-    folds: Annotated[Optional[Path], typer.Option(help="Folds CSV (BUSI folds.csv or BUS-BRA 5-fold-cv.csv).",
+    folds: Annotated[Path | None, typer.Option(help="Folds CSV (BUSI folds.csv or BUS-BRA 5-fold-cv.csv).",
                                                   show_default=False)] = None,
-    fold: Annotated[Optional[int], typer.Option(help="Keep only this fold.", show_default=False)] = None,
-    model: Annotated[Optional[str], typer.Option(help="Model name, folder or manifest [default: emt_net].",
+    fold: Annotated[int | None, typer.Option(help="Keep only this fold.", show_default=False)] = None,
+    model: Annotated[str | None, typer.Option(help="Model name, folder or manifest [default: emt_net].",
                                                  show_default=False)] = None,
     backend: Annotated[str, typer.Option(help="openvino or onnxruntime.")] = "openvino",
     precision: Annotated[str, typer.Option(help="int8, fp32 or default.")] = "int8",
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics (and per-image results) here.",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics (and per-image results) here.",
                                                      show_default=False)] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N images.", show_default=False)] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N images.", show_default=False)] = None,
 ) -> None:
     """Dice/IoU, benign-vs-malignant AUC, SEN/SPE per operating point, normal-image false positives."""
     with Progress(console=err_console, transient=True) as progress:

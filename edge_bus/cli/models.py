@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -67,10 +67,11 @@ def info_cmd(
 
 @app.command("quantize")
 def quantize_cmd(
-    onnx: Annotated[Path, typer.Option(help="Your two-output ONNX model (mask logits, class logits), input [1,1,H,W].")],
+    onnx: Annotated[Path, typer.Option(
+        help="Your two-output ONNX model (mask logits, class logits), input [1,1,H,W].")],
     calib: Annotated[Path, typer.Option(help="A folder of representative images (training images only).")],
     out: Annotated[Path, typer.Option(help="Output model folder.")],
-    name: Annotated[Optional[str], typer.Option(help="Model name in the manifest [default: the ONNX file's name].",
+    name: Annotated[str | None, typer.Option(help="Model name in the manifest [default: the ONNX file's name].",
                                                 show_default=False)] = None,
     mean: Annotated[float, typer.Option(help="Input normalisation mean (pixel/255 scale).")] = 0.449,
     std: Annotated[float, typer.Option(help="Input normalisation std.")] = 0.226,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,7 +13,7 @@ from edge_bus.errors import ConfigError
 from edge_bus.types import ROI
 
 
-def _roi(value: Optional[str]) -> Optional[ROI]:
+def _roi(value: str | None) -> ROI | None:
     if value is None:
         return None
     try:
@@ -23,53 +23,53 @@ def _roi(value: Optional[str]) -> Optional[ROI]:
 
 
 def stream(
-    source: Annotated[Optional[str], typer.Option(
+    source: Annotated[str | None, typer.Option(
         "--source", "-s", help="What to read: a video file (AVI/MP4/MOV), an image folder (a BUSI class folder works), "
         "a DICOM file, a capture device (0, /dev/video2) or 'demo' (the bundled clip). Prefix kind: to force one, "
         "e.g. video:clip.bin. [default: demo]", show_default=False)] = None,
-    model: Annotated[Optional[str], typer.Option(
+    model: Annotated[str | None, typer.Option(
         help="A shipped model name (edge-bus models list), a model folder or a manifest.json. [default: emt_net]",
         show_default=False)] = None,
-    backend: Annotated[Optional[str], typer.Option(help="openvino or onnxruntime. [default: openvino]",
+    backend: Annotated[str | None, typer.Option(help="openvino or onnxruntime. [default: openvino]",
                                                    show_default=False)] = None,
-    device: Annotated[Optional[str], typer.Option(help="OpenVINO device: CPU, GPU, NPU or AUTO. [default: CPU]",
+    device: Annotated[str | None, typer.Option(help="OpenVINO device: CPU, GPU, NPU or AUTO. [default: CPU]",
                                                   show_default=False)] = None,
-    precision: Annotated[Optional[str], typer.Option(
+    precision: Annotated[str | None, typer.Option(
         help="int8 (the INT8 IR), fp32 (FP32 ONNX, f32 forced) or default (FP32 ONNX, the runtime's choice: bf16 on "
         "AMX). [default: int8]", show_default=False)] = None,
-    operating_point: Annotated[Optional[str], typer.Option(
+    operating_point: Annotated[str | None, typer.Option(
         "--operating-point", "-p", help="Malignancy threshold from the manifest: sensitive (SEN >= 0.94 on "
         "validation), balanced (max Youden J) or specific (SPE >= 0.94). [default: balanced]",
         show_default=False)] = None,
-    out: Annotated[Optional[Path], typer.Option(
+    out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Output folder for frames.jsonl, overlay.mp4, latency.json, report.html. "
         "[default: runs/<timestamp>]", show_default=False)] = None,
-    loop: Annotated[Optional[bool], typer.Option("--loop", help="Restart a file source at its end.",
+    loop: Annotated[bool | None, typer.Option("--loop", help="Restart a file source at its end.",
                                                  show_default=False)] = None,
-    max_frames: Annotated[Optional[int], typer.Option(help="Stop after N frames (0: no limit).",
+    max_frames: Annotated[int | None, typer.Option(help="Stop after N frames (0: no limit).",
                                                       show_default=False)] = None,
-    realtime: Annotated[Optional[bool], typer.Option(
+    realtime: Annotated[bool | None, typer.Option(
         "--realtime", help="Pace a file at its native fps and drop frames the pipeline can't keep up with, "
         "like a live probe.", show_default=False)] = None,
-    roi: Annotated[Optional[str], typer.Option(
+    roi: Annotated[str | None, typer.Option(
         help="Scan area x,y,w,h in pixels. Without it the scan area is detected automatically, so scanner UI "
         "margins and text are cropped before the model sees the frame.", show_default=False)] = None,
-    smoothing: Annotated[Optional[float], typer.Option(
+    smoothing: Annotated[float | None, typer.Option(
         help="Temporal smoothing of probabilities and mask: the weight of the past in an exponential moving "
         "average, 0 = off. Always off for still images. [default: 0.5]", show_default=False)] = None,
-    video: Annotated[Optional[bool], typer.Option("--video/--no-video", help="Write OUT/overlay.mp4. [default: on]",
+    video: Annotated[bool | None, typer.Option("--video/--no-video", help="Write OUT/overlay.mp4. [default: on]",
                                                   show_default=False)] = None,
-    display: Annotated[Optional[bool], typer.Option("--display", help="Show the overlay in a window.",
+    display: Annotated[bool | None, typer.Option("--display", help="Show the overlay in a window.",
                                                     show_default=False)] = None,
-    bridge: Annotated[Optional[str], typer.Option(
+    bridge: Annotated[str | None, typer.Option(
         help="Controller board link: sim:// (the built-in simulator), /dev/ttyACM0, COM3 or socket://host:port. "
         "Frames then carry hardware timestamps and a RESULT goes back per frame.", show_default=False)] = None,
-    requests: Annotated[Optional[int], typer.Option(help="Async infer requests for files (0: the runtime's optimum).",
+    requests: Annotated[int | None, typer.Option(help="Async infer requests for files (0: the runtime's optimum).",
                                                     show_default=False)] = None,
-    capture_size: Annotated[Optional[str], typer.Option(help="Capture device size WxH, e.g. 1280x720.",
+    capture_size: Annotated[str | None, typer.Option(help="Capture device size WxH, e.g. 1280x720.",
                                                         show_default=False)] = None,
-    capture_fps: Annotated[Optional[float], typer.Option(help="Capture device fps.", show_default=False)] = None,
-    config: Annotated[Optional[Path], typer.Option(
+    capture_fps: Annotated[float | None, typer.Option(help="Capture device fps.", show_default=False)] = None,
+    config: Annotated[Path | None, typer.Option(
         "--config", "-c", help="A TOML file with a section per stage ([source], [engine], [postprocess], [output], "
         "[bridge]); flags override it.", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,

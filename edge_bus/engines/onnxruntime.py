@@ -23,7 +23,8 @@ class OnnxRuntimeEngine(Engine):
         import onnxruntime as ort
 
         if config.device.upper() not in ("CPU", "AUTO"):
-            raise EngineError(f"the onnxruntime backend runs on CPU only, not {config.device!r}; use --backend openvino")
+            raise EngineError(
+                f"the onnxruntime backend runs on CPU only, not {config.device!r}; use --backend openvino")
         try:
             role = _ROLES[config.precision]
         except KeyError:
@@ -41,7 +42,8 @@ class OnnxRuntimeEngine(Engine):
         names = [o.name for o in self._session.get_outputs()]
         for out in (manifest.mask_output, manifest.class_output):
             if out not in names:
-                raise ModelError(f"model {self._file.name} has no output {out!r} named in its manifest (it has {names})")
+                raise ModelError(
+                    f"model {self._file.name} has no output {out!r} named in its manifest (it has {names})")
         self._input = self._session.get_inputs()[0].name
         self._out_names = [manifest.mask_output, manifest.class_output]
         self._pool = ThreadPoolExecutor(max_workers=max(1, config.requests or 1), thread_name_prefix="ort")

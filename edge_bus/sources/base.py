@@ -15,8 +15,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from edge_bus.types import Frame
+
+_S = TypeVar("_S", bound="FrameSource")
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ class FrameSource(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the device or file."""
 
-    def __enter__(self) -> FrameSource:
+    def __enter__(self: _S) -> _S:
         return self
 
     def __exit__(self, *exc: object) -> None:

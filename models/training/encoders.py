@@ -65,7 +65,7 @@ class EfficientNetLite0Encoder(nn.Module):
                 blocks.append(MBConv(cin, cout, expand, k, stride if r == 0 else 1))
                 cin = cout
         starts = (0,) + _LITE0_STAGE_ENDS[:-1]
-        stages = [nn.Sequential(*blocks[a:b]) for a, b in zip(starts, _LITE0_STAGE_ENDS)]
+        stages = [nn.Sequential(*blocks[a:b]) for a, b in zip(starts, _LITE0_STAGE_ENDS, strict=False)]
         stages[0] = nn.Sequential(self.stem, *stages[0])
         self.stages = nn.ModuleList(stages)
         self.head = _conv_bn(320, 1280, 1)

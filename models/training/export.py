@@ -24,7 +24,15 @@ from edge_bus.engines import EngineConfig, create_engine
 from edge_bus.evaluation import ImageResult, run_images, summarize
 from edge_bus.metrics import choose_operating_points, roc_auc
 from edge_bus.preprocess import InputSpec, Preprocessor
-from edge_bus.quantize import INT8_BIN, INT8_XML, ONNX_FP32, ONNX_QDQ, quantize_onnx_qdq, quantize_openvino, write_manifest
+from edge_bus.quantize import (
+    INT8_BIN,
+    INT8_XML,
+    ONNX_FP32,
+    ONNX_QDQ,
+    quantize_onnx_qdq,
+    quantize_openvino,
+    write_manifest,
+)
 from edge_bus.zoo import parse_manifest
 from models.training.data import protocol_splits
 from models.training.networks import OUTPUT_NAMES, create_model
@@ -56,7 +64,8 @@ def base_manifest(name: str, ckpt: dict[str, Any], size: int) -> dict[str, Any]:
         "outputs": {
             "mask": {"name": "mask_logits", "shape": [1, 1, size, size], "meaning": "lesion mask logits"},
             "class": {"name": "class_logits", "shape": [1, 2],
-                      "meaning": "[presence, malignancy] logits: P(lesion)=sigmoid(z0), P(malignant|lesion)=sigmoid(z1)"},
+                      "meaning": "[presence, malignancy] logits: P(lesion)=sigmoid(z0), "
+                                 "P(malignant|lesion)=sigmoid(z1)"},
         },
         "classes": ["normal", "benign", "malignant"],
         "thresholds": {"mask": 0.5, "lesion": 0.5, "default_operating_point": "balanced",

@@ -62,7 +62,7 @@ class LinkNetDecoder(nn.Module):
         w16, w8, w4, w2 = widths
         self.blocks = nn.ModuleList([LinkNetBlock(c32, w16), LinkNetBlock(w16, w8),
                                      LinkNetBlock(w8, w4), LinkNetBlock(w4, w2)])
-        self.laterals = nn.ModuleList([_cbr(c, w) for c, w in zip((c16, c8, c4, c2), widths)])
+        self.laterals = nn.ModuleList([_cbr(c, w) for c, w in zip((c16, c8, c4, c2), widths, strict=False)])
         self.final = nn.Sequential(
             nn.ConvTranspose2d(w2, 16, 3, stride=2, padding=1, output_padding=1, bias=False),
             nn.BatchNorm2d(16), nn.ReLU(inplace=True),
@@ -71,7 +71,8 @@ class LinkNetDecoder(nn.Module):
 
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
         x = feats[4]
-        for block, lateral, skip in zip(self.blocks, self.laterals, (feats[3], feats[2], feats[1], feats[0])):
+        skips = (feats[3], feats[2], feats[1], feats[0])
+        for block, lateral, skip in zip(self.blocks, self.laterals, skips, strict=True):
             x = block(x) + lateral(skip)
         return self.final(x)
 

@@ -103,7 +103,7 @@ def train(args: argparse.Namespace) -> Path:
     t0 = time.time()
     items = protocol_splits(Path(args.data))
     train_split = load_split("train", items["train"])
-    val = {"val_busi": load_split("val_busi", items["val_busi"]), "val_busbra": load_split("val_busbra", items["val_busbra"])}
+    val = {name: load_split(name, items[name]) for name in ("val_busi", "val_busbra")}
     print(f"data ready in {time.time() - t0:.0f}s: train={len(train_split)} "
           f"val={sum(len(v) for v in val.values())}", flush=True)
 

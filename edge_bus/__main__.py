@@ -1,0 +1,5 @@
+"""``python -m edge_bus`` runs the CLI."""
+
+from edge_bus.cli import main
+
+main()

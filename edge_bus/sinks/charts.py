@@ -1,0 +1,300 @@
+"""The report's charts as inline SVG: latency histogram and timeline, class timeline, stage bars.
+
+Long runs are reduced to at most ``max_points`` buckets (mean line with a min–max band) so a
+100k-frame report stays small; the histogram always uses every value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from html import escape
+
+import numpy as np
+
+from edge_bus.sinks.svg import (
+    INK,
+    MUTED,
+    Plot,
+    area_path,
+    fmt_num,
+    legend,
+    line_path,
+    nice_step,
+    nice_ticks,
+    svg_document,
+    text,
+)
+
+__all__ = [
+    "CLASS_COLORS",
+    "OTHER_COLOR",
+    "STAGE_COLORS",
+    "Buckets",
+    "bucket_stats",
+    "class_timeline",
+    "latency_histogram",
+    "latency_timeline",
+    "make_buckets",
+    "stage_bars",
+    "stage_color",
+]
+
+CLASS_COLORS = {"normal": "#2e9e5e", "benign": "#e6a528", "malignant": "#d64545"}
+OTHER_COLOR = "#9aa0a6"
+STAGE_COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#9c755f", "#bab0ac")
+E2E_COLOR = "#1f2933"
+G2G_COLOR = "#c2185b"
+SUMMARY_STAGES = ("end_to_end", "glass_to_glass")
+
+
+def stage_color(i: int) -> str:
+    return STAGE_COLORS[i % len(STAGE_COLORS)]
+
+
+@dataclass(frozen=True, eq=False)
+class Buckets:
+    """Consecutive groups of samples: ``starts`` (first index of each) and the frame span they cover."""
+
+    starts: np.ndarray
+    x: np.ndarray  # frame index at the bucket centre
+    x_first: np.ndarray
+    x_last: np.ndarray
+    downsampled: bool
+
+
+def make_buckets(frames: np.ndarray, max_points: int) -> Buckets:
+    n = len(frames)
+    count = min(n, max(1, max_points))
+    starts = np.unique(np.linspace(0, n, count, endpoint=False).astype(np.int64))
+    ends = np.append(starts[1:], n) - 1
+    first, last = frames[starts].astype(np.float64), frames[ends].astype(np.float64)
+    return Buckets(starts, (first + last) / 2.0, first, last, downsampled=len(starts) < n)
+
+
+def bucket_stats(values: np.ndarray, b: Buckets) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-bucket (mean, min, max), ignoring NaN; NaN where a bucket has no finite value."""
+    v = np.asarray(values, dtype=np.float64)
+    ok = np.isfinite(v)
+    counts = np.add.reduceat(ok.astype(np.int64), b.starts)
+    sums = np.add.reduceat(np.where(ok, v, 0.0), b.starts)
+    lo = np.minimum.reduceat(np.where(ok, v, np.inf), b.starts)
+    hi = np.maximum.reduceat(np.where(ok, v, -np.inf), b.starts)
+    empty = counts == 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(empty, np.nan, sums / np.maximum(counts, 1))
+    return mean, np.where(empty, np.nan, lo), np.where(empty, np.nan, hi)
+
+
+# --------------------------------------------------------------------------- histogram
+def latency_histogram(e2e: np.ndarray) -> str:
+    """End-to-end latency distribution with p50/p90/p99 markers; values past p99.9 share one bar."""
+    v = np.asarray(e2e, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return ""
+    p50, p90, p99, p999 = (float(x) for x in np.percentile(v, [50, 90, 99, 99.9]))
+    vmin, vmax = float(v.min()), float(v.max())
+    hi = min(vmax, p999 + 0.1 * (p999 - vmin)) if vmax > vmin else vmin + 1.0
+    step = nice_step((hi - vmin) / 40.0) if hi > vmin else 1.0
+    lo = math.floor(vmin / step) * step
+    edges = np.arange(lo, hi + step, step)
+    if len(edges) < 2:
+        edges = np.array([lo, lo + step])
+    counts, _ = np.histogram(np.clip(v, lo, edges[-1]), bins=edges)
+    overflow = int((v > edges[-1]).sum())
+    counts[-1] -= overflow  # np.clip put them in the last bin
+    bar_x1 = edges[-1] + (2 * step if overflow else 0)
+    plot = Plot(float(lo), float(bar_x1), 0.0, max(1.0, float(max(counts.max(), overflow)) * 1.12), height=250, top=26)
+    parts = [plot.axes("end-to-end latency (ms)", "frames", y_ticks=_int_ticks(plot.y1))]
+    base = float(plot.py(0))
+    for left, c in zip(edges[:-1].tolist(), counts.tolist(), strict=True):
+        if c:
+            x0, x1 = float(plot.px(left)), float(plot.px(left + step))
+            y = float(plot.py(c))
+            parts.append(
+                f'<rect x="{x0 + 0.5:.1f}" y="{y:.1f}" width="{max(0.8, x1 - x0 - 1):.1f}" '
+                f'height="{base - y:.1f}" fill="#4e79a7"/>'
+            )
+    if overflow:
+        x0, x1 = float(plot.px(edges[-1] + step * 0.5)), float(plot.px(edges[-1] + step * 1.5))
+        y = float(plot.py(overflow))
+        parts.append(f'<rect x="{x0:.1f}" y="{y:.1f}" width="{x1 - x0:.1f}" height="{base - y:.1f}" fill="#9c755f"/>')
+        label = f"&gt;{fmt_num(float(edges[-1]))} (max {fmt_num(vmax)})"
+        parts.append(text((x0 + x1) / 2, y - 4, label, anchor="end", size=10, fill=MUTED))
+    for i, (name, val, dash) in enumerate((("p50", p50, "2 2"), ("p90", p90, "5 3"), ("p99", p99, "8 3"))):
+        x = float(plot.px(min(val, bar_x1)))
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{plot.top}" x2="{x:.1f}" y2="{base:.1f}" stroke="{INK}" '
+            f'stroke-width="1.2" stroke-dasharray="{dash}"/>'
+        )
+        parts.append(text(x + 4, plot.top + 10 + 12 * i, name, size=10, fill=INK, halo=True))
+    summary_line = f"p50 {fmt_num(p50)} ms · p90 {fmt_num(p90)} ms · p99 {fmt_num(p99)} ms · max {fmt_num(vmax)} ms"
+    parts.append(text(plot.left, 16, escape(summary_line), size=12, weight="600"))
+    return svg_document(plot.width, plot.height, "".join(parts), "End-to-end latency histogram")
+
+
+def _int_ticks(top: float) -> list[float]:
+    ticks = [t for t in nice_ticks(0.0, top, 4) if abs(t - round(t)) < 1e-9]
+    return ticks or [0.0]
+
+
+# --------------------------------------------------------------------------- latency timeline
+def latency_timeline(
+    frames: np.ndarray,
+    e2e: np.ndarray,
+    stages: Mapping[str, np.ndarray],
+    g2g: np.ndarray | None = None,
+    max_points: int = 1200,
+) -> str:
+    """Stacked per-stage latency (bucket means) under the end-to-end line; a min–max band when downsampled."""
+    if len(frames) == 0:
+        return ""
+    b = make_buckets(frames, max_points)
+    e_mean, e_lo, e_hi = bucket_stats(e2e, b)
+    stacked: list[tuple[str, np.ndarray, np.ndarray]] = []
+    base = np.zeros(len(b.starts))
+    for name, vals in stages.items():
+        mean = np.nan_to_num(bucket_stats(vals, b)[0], nan=0.0)
+        stacked.append((name, base, base + mean))
+        base = base + mean
+    g_mean = bucket_stats(g2g, b)[0] if g2g is not None and np.isfinite(g2g).any() else None
+    peak = np.nanmax(np.concatenate([e_hi if b.downsampled else e_mean, base, g_mean if g_mean is not None else []]))
+    all_e2e = np.asarray(e2e, dtype=np.float64)
+    all_e2e = all_e2e[np.isfinite(all_e2e)]
+    cap = 3.0 * float(np.percentile(all_e2e, 99)) if all_e2e.size else float(peak)
+    clipped = bool(np.isfinite(peak) and peak > cap > 0)
+    top = cap if clipped else (float(peak) if np.isfinite(peak) and peak > 0 else 1.0)
+    x0, x1 = float(b.x_first[0]), float(max(b.x_last[-1], b.x_first[0] + 1))
+    plot = Plot(x0, x1, 0.0, top * 1.08, height=270, top=30)
+    parts = [plot.axes("frame", "latency (ms)")]
+    for i, (_, lo, hi) in enumerate(stacked):
+        parts.append(area_path(plot, b.x, lo, hi, stage_color(i), 0.85))
+    if b.downsampled:
+        parts.append(area_path(plot, b.x, e_lo, e_hi, E2E_COLOR, 0.15))
+    parts.append(line_path(plot, b.x, e_mean, E2E_COLOR, 1.4))
+    if g_mean is not None:
+        parts.append(line_path(plot, b.x, g_mean, G2G_COLOR, 1.4, dash="5 3"))
+    items = [(name, stage_color(i), "box") for i, (name, _, _) in enumerate(stacked)]
+    items.append(("end-to-end" + (" (mean, min–max band)" if b.downsampled else ""), E2E_COLOR, "line"))
+    if g_mean is not None:
+        items.append(("glass-to-glass", G2G_COLOR, "dash"))
+    parts.append(legend(items, plot.left, 16))
+    if clipped:
+        note = f"clipped at {fmt_num(top)} ms (peak {fmt_num(float(peak))} ms)"
+        parts.append(text(plot.width - plot.right, 16, escape(note), anchor="end", size=11, fill="#b3261e"))
+    return svg_document(plot.width, plot.height, "".join(parts), "Per-frame latency timeline")
+
+
+# --------------------------------------------------------------------------- class timeline
+def _class_order(labels: Sequence[str]) -> list[str]:
+    seen = set(labels)
+    return [c for c in CLASS_COLORS if c in seen] + sorted(seen - set(CLASS_COLORS))
+
+
+def class_timeline(
+    frames: np.ndarray,
+    labels: Sequence[str],
+    malignancy: np.ndarray,
+    threshold: float | None = None,
+    max_points: int = 1200,
+) -> str:
+    """A coloured band of the predicted class per frame (class shares per bucket when downsampled)
+    above the malignancy probability (mean line, min–max band)."""
+    if len(frames) == 0:
+        return ""
+    b = make_buckets(frames, max_points)
+    order = _class_order(labels)
+    lookup = {c: i for i, c in enumerate(order)}
+    code_arr = np.fromiter((lookup[c] for c in labels), dtype=np.int64, count=len(labels))
+    onehot = (code_arr[:, None] == np.arange(len(order))[None, :]).astype(np.int64)
+    counts = np.add.reduceat(onehot, b.starts, axis=0)
+    share = counts / counts.sum(axis=1, keepdims=True)
+
+    width, band_top, band_h = 1000, 30, 34
+    plot = Plot(float(b.x_first[0]), float(max(b.x_last[-1], b.x_first[0] + 1)), 0.0, 1.0, height=250, top=82)
+    parts: list[str] = []
+    # run-length merge identical rows so a steady class is one rectangle
+    change = np.flatnonzero(np.any(np.diff(share, axis=0) != 0, axis=1)) + 1
+    run_starts = np.concatenate(([0], change))
+    run_ends = np.append(change, len(share))
+    half = _half_step(b)
+    for s, e in zip(run_starts.tolist(), run_ends.tolist(), strict=True):
+        xa = max(float(plot.left), float(plot.px(b.x_first[s] - half)))
+        xb = min(float(plot.width - plot.right), float(plot.px(b.x_last[e - 1] + half)))
+        y = float(band_top)
+        for k, frac in enumerate(share[s].tolist()):
+            if frac <= 0:
+                continue
+            h = band_h * frac
+            color = CLASS_COLORS.get(order[k], OTHER_COLOR)
+            parts.append(
+                f'<rect x="{xa:.1f}" y="{y:.1f}" width="{max(0.5, xb - xa):.1f}" height="{h:.2f}" fill="{color}"/>'
+            )
+            y += h
+    parts.append(text(plot.left - 6, band_top + band_h / 2 + 4, "class", anchor="end", size=11, fill=MUTED))
+    m_mean, m_lo, m_hi = bucket_stats(malignancy, b)
+    parts.append(plot.axes("frame", "P(malignant)", y_ticks=[0, 0.25, 0.5, 0.75, 1.0]))
+    if b.downsampled:
+        parts.append(area_path(plot, b.x, m_lo, m_hi, CLASS_COLORS["malignant"], 0.18))
+    parts.append(line_path(plot, b.x, m_mean, CLASS_COLORS["malignant"], 1.4))
+    if threshold is not None and 0 <= threshold <= 1:
+        y = float(plot.py(threshold))
+        parts.append(
+            f'<line x1="{plot.left}" y1="{y:.1f}" x2="{width - plot.right}" y2="{y:.1f}" stroke="{INK}" '
+            f'stroke-dasharray="5 3"/>'
+        )
+        parts.append(
+            text(width - plot.right - 4, y - 4, f"threshold {fmt_num(threshold)}", anchor="end", size=10, halo=True)
+        )
+    totals = counts.sum(axis=0)
+    items = [
+        (f"{c} ({100 * t / max(1, len(labels)):.1f}%)", CLASS_COLORS.get(c, OTHER_COLOR), "box")
+        for c, t in zip(order, totals.tolist(), strict=True)
+    ]
+    items.append(("malignancy" + (" (mean, min–max band)" if b.downsampled else ""), CLASS_COLORS["malignant"], "line"))
+    parts.append(legend(items, plot.left, 16))
+    return svg_document(width, plot.height, "".join(parts), "Class timeline and malignancy probability")
+
+
+def _half_step(b: Buckets) -> float:
+    """Half a frame (or bucket) so single-frame runs still get a visible width."""
+    return 0.0 if b.downsampled else 0.5
+
+
+# --------------------------------------------------------------------------- stage bars
+def stage_bars(latency: Mapping[str, Mapping[str, object]]) -> str:
+    """Mean ms per stage as horizontal bars, then end-to-end (and glass-to-glass) for reference."""
+    rows: list[tuple[str, float, str]] = []
+    for i, (name, s) in enumerate((k, v) for k, v in latency.items() if k not in SUMMARY_STAGES):
+        rows.append((name, _mean(s), stage_color(i)))
+    for name, color in (("end_to_end", E2E_COLOR), ("glass_to_glass", G2G_COLOR)):
+        if name in latency:
+            rows.append((name.replace("_", "-"), _mean(latency[name]), color))
+    rows = [r for r in rows if math.isfinite(r[1])]
+    if not rows:
+        return ""
+    row_h, label_w, width = 26, 130, 1000
+    height = row_h * len(rows) + 34
+    top_v = max(v for _, v, _ in rows) or 1.0
+    plot = Plot(0.0, top_v * 1.15, 0.0, 1.0, width=width, height=height, left=label_w, top=8, bottom=26)
+    parts = []
+    for t in nice_ticks(0.0, plot.x1, 6):
+        x = float(plot.px(t))
+        parts.append(f'<line x1="{x:.1f}" y1="{plot.top}" x2="{x:.1f}" y2="{height - plot.bottom}" stroke="#e3e7eb"/>')
+        parts.append(text(x, height - 8, fmt_num(t), anchor="middle", size=11, fill=MUTED))
+    for i, (name, v, color) in enumerate(rows):
+        y = plot.top + i * row_h
+        w = float(plot.px(v)) - plot.left
+        parts.append(text(label_w - 8, y + 17, escape(name), anchor="end", size=12))
+        parts.append(
+            f'<rect x="{plot.left}" y="{y + 4}" width="{max(1.0, w):.1f}" height="{row_h - 8}" rx="2" fill="{color}"/>'
+        )
+        parts.append(text(plot.left + w + 6, y + 17, f"{fmt_num(v)} ms", size=11, weight="600"))
+    return svg_document(width, height, "".join(parts), "Mean latency per stage")
+
+
+def _mean(summary: Mapping[str, object]) -> float:
+    v = summary.get("mean_ms")
+    return float(v) if isinstance(v, int | float) else math.nan

@@ -1,0 +1,65 @@
+"""File helpers shared by the sinks: one-line :class:`OutputError` messages and atomic text writes."""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from pathlib import Path
+
+from edge_bus.errors import OutputError
+
+__all__ = ["atomic_write_text", "ensure_parent", "output_error"]
+
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+_DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def output_error(path: str | os.PathLike[str], exc: OSError, hint: str = "check the --out folder") -> OutputError:
+    """An :class:`OutputError` with one line naming ``path`` and saying what to do."""
+    name = os.fspath(path)
+    if exc.errno in _FULL:
+        return OutputError(f"disk full writing {name} — free space and re-run")
+    if exc.errno in _DENIED:
+        return OutputError(f"can't write {name}: permission denied — choose a writable --out folder")
+    if exc.errno == errno.ENOENT:
+        return OutputError(f"can't write {name}: the folder does not exist — create it or choose another --out")
+    if exc.errno == errno.EISDIR:
+        return OutputError(f"can't write {name}: it is a folder — choose another file name")
+    reason = exc.strerror or type(exc).__name__
+    return OutputError(f"can't write {name}: {reason} — {hint}")
+
+
+def ensure_parent(path: str | os.PathLike[str]) -> Path:
+    """Create ``path``'s parent folder if needed; :class:`OutputError` when that fails."""
+    p = Path(path)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(p.parent, exc) from None
+    return p
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to a temporary file beside ``path``, fsync it, then ``os.replace`` it into place.
+
+    A crash or a full disk never leaves a half-written ``path``: either the old file or the new
+    one. The new file gets the usual umask permissions. Raises :class:`OutputError`.
+    """
+    target = ensure_parent(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    data = text.encode(encoding)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise output_error(target, exc) from None
+    return target

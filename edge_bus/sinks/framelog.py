@@ -1,0 +1,120 @@
+"""frames.jsonl: one JSON object per processed frame, one write per line.
+
+Each line goes to the OS in a single unbuffered write, so a crash of this process leaves only
+complete lines. When a write fails (full disk), the partial line is cut off again before
+:class:`OutputError` is raised, so the file stays valid JSONL up to the last good frame.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import BinaryIO, NoReturn
+
+from edge_bus.errors import OutputError
+from edge_bus.sinks.files import ensure_parent, output_error
+from edge_bus.types import FrameRecord
+
+__all__ = ["FrameLog", "dumps_line"]
+
+
+def _finite(obj: object) -> object:
+    """``obj`` with NaN/inf floats replaced by ``None`` (JSON has no NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def dumps_line(obj: Mapping[str, object]) -> bytes:
+    """One compact JSON line (UTF-8, ``\\n``-terminated); NaN/inf become ``null``."""
+    try:
+        text = json.dumps(obj, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(obj), separators=(",", ":"), allow_nan=False)
+    return (text + "\n").encode("utf-8")
+
+
+class FrameLog:
+    """Appends :class:`FrameRecord` lines to ``path`` (created, or truncated unless ``append``).
+
+    Use as a context manager or call :meth:`close`; both are idempotent. Raises :class:`OutputError`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, append: bool = False) -> None:
+        self.path = ensure_parent(path)
+        self.lines = 0
+        self._error: OutputError | None = None
+        try:
+            self._fh: BinaryIO | None = open(self.path, "ab" if append else "wb", buffering=0)  # noqa: SIM115
+            self._good = self._fh.seek(0, os.SEEK_END)
+        except OSError as exc:
+            raise output_error(self.path, exc) from None
+
+    @property
+    def closed(self) -> bool:
+        return self._fh is None
+
+    def write(self, record: FrameRecord) -> None:
+        """Append one frame's line (``record.to_json()``)."""
+        self.write_obj(record.to_json())
+
+    def write_obj(self, obj: Mapping[str, object]) -> None:
+        """Append any JSON-able mapping as one line."""
+        if self._error is not None:
+            raise self._error
+        if self._fh is None:
+            raise ValueError(f"write to a closed FrameLog ({self.path})")
+        line = dumps_line(obj)
+        view = memoryview(line)
+        try:
+            while view:
+                n = self._fh.write(view)
+                if not n:  # a regular file never does this; don't spin if something odd does
+                    raise OSError(errno.EIO, "write made no progress")
+                view = view[n:]
+        except OSError as exc:
+            self._fail(exc)
+        self._good += len(line)
+        self.lines += 1
+
+    def _fail(self, exc: OSError) -> NoReturn:
+        """Cut off the partial line, close, remember and raise the error."""
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            try:
+                os.ftruncate(fh.fileno(), self._good)
+            except OSError:
+                pass
+            try:
+                fh.close()
+            except OSError:
+                pass
+        self._error = output_error(self.path, exc)
+        raise self._error from None
+
+    def close(self) -> None:
+        fh, self._fh = self._fh, None
+        if fh is None:
+            return
+        try:
+            os.fsync(fh.fileno())
+            fh.close()
+        except OSError as exc:
+            raise output_error(self.path, exc) from None
+
+    def __enter__(self) -> FrameLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"FrameLog({str(Path(self.path))!r}, lines={self.lines}, closed={self.closed})"

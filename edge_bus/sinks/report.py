@@ -1,0 +1,412 @@
+"""report.html: one self-contained file (inline CSS and SVG, no scripts, no external resources).
+
+Build a :class:`FrameSeries` while running (:class:`SeriesBuilder`, a few numbers per frame) or
+afterwards from frames.jsonl (:meth:`FrameSeries.from_jsonl`), put it with the run's summary,
+latency and hardware facts into a :class:`ReportData` and call :func:`write_report`. The file is
+written atomically: a crash never leaves half a report.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+
+import numpy as np
+
+from edge_bus import __version__
+from edge_bus.sinks import charts
+from edge_bus.sinks.files import atomic_write_text, output_error
+from edge_bus.sinks.svg import fmt_num
+from edge_bus.types import FrameRecord
+
+__all__ = ["FrameSeries", "ReportData", "SeriesBuilder", "Verdict", "render_report", "write_report"]
+
+
+def _f64(values: Iterable[float] | np.ndarray) -> np.ndarray:
+    return np.asarray(values if isinstance(values, np.ndarray) else list(values), dtype=np.float64)
+
+
+@dataclass(frozen=True, eq=False)
+class FrameSeries:
+    """Per-frame numbers for the plots; all arrays have one entry per processed frame.
+
+    Stage times are NaN for frames where a stage did not run; ``glass_to_glass_ms`` is ``None``
+    when no frame had it (NaN per frame where unknown).
+    """
+
+    frame: np.ndarray
+    e2e_ms: np.ndarray
+    stages_ms: Mapping[str, np.ndarray]
+    label: tuple[str, ...]
+    malignancy: np.ndarray
+    lesion: np.ndarray
+    glass_to_glass_ms: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.frame)
+        lengths = {"e2e_ms": len(self.e2e_ms), "label": len(self.label), "malignancy": len(self.malignancy)}
+        lengths |= {"lesion": len(self.lesion), **{f"stages_ms[{k}]": len(v) for k, v in self.stages_ms.items()}}
+        if self.glass_to_glass_ms is not None:
+            lengths["glass_to_glass_ms"] = len(self.glass_to_glass_ms)
+        wrong = {k: v for k, v in lengths.items() if v != n}
+        if wrong:
+            raise ValueError(f"FrameSeries: {n} frames but {wrong}")
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @classmethod
+    def empty(cls) -> FrameSeries:
+        return SeriesBuilder().build()
+
+    @classmethod
+    def from_records(cls, records: Iterable[FrameRecord]) -> FrameSeries:
+        builder = SeriesBuilder()
+        for r in records:
+            builder.add(r)
+        return builder.build()
+
+    @classmethod
+    def from_jsonl(cls, path: str | os.PathLike[str]) -> FrameSeries:
+        """Read a frames.jsonl; an incomplete or broken line (a crash mid-write) is skipped."""
+        builder = SeriesBuilder()
+        try:
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        obj = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    if isinstance(obj, dict):
+                        builder.add_json(obj)
+        except OSError as exc:
+            raise output_error(path, exc, "check the run folder") from None
+        return builder.build()
+
+
+class SeriesBuilder:
+    """Collects the few numbers per frame the report needs (not the frames): ~60 bytes a frame."""
+
+    def __init__(self) -> None:
+        self._frame: array[int] = array("q")
+        self._e2e: array[float] = array("d")
+        self._mal: array[float] = array("d")
+        self._lesion: array[int] = array("b")
+        self._g2g: array[float] = array("d")
+        self._any_g2g = False
+        self._label: list[str] = []
+        self._stages: dict[str, array[float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._frame)
+
+    def add(self, record: FrameRecord) -> None:
+        p, t = record.prediction, record.times
+        self.add_values(record.frame.index, t.e2e_ms, t.stages_ms, p.label, p.malignancy, p.lesion, t.glass_to_glass_ms)
+
+    def add_json(self, obj: Mapping[str, object]) -> None:
+        """Add one frames.jsonl object (the :meth:`FrameRecord.to_json` format)."""
+        stages = obj.get("stages_ms")
+        self.add_values(
+            int(_num(obj.get("frame"), len(self._frame))),
+            _num(obj.get("e2e_ms")),
+            {str(k): _num(v) for k, v in stages.items()} if isinstance(stages, dict) else {},
+            str(obj.get("label", "")),
+            _num(obj.get("malignancy")),
+            bool(obj.get("lesion", False)),
+            None if obj.get("glass_to_glass_ms") is None else _num(obj.get("glass_to_glass_ms")),
+        )
+
+    def add_values(
+        self,
+        frame: int,
+        e2e_ms: float,
+        stages_ms: Mapping[str, float],
+        label: str,
+        malignancy: float,
+        lesion: bool,
+        glass_to_glass_ms: float | None = None,
+    ) -> None:
+        n = len(self._frame)
+        self._frame.append(int(frame))
+        self._e2e.append(float(e2e_ms))
+        self._mal.append(float(malignancy))
+        self._lesion.append(1 if lesion else 0)
+        self._label.append(label)
+        if glass_to_glass_ms is not None:
+            self._any_g2g = True
+        self._g2g.append(math.nan if glass_to_glass_ms is None else float(glass_to_glass_ms))
+        for name, ms in stages_ms.items():
+            col = self._stages.get(name)
+            if col is None:
+                col = self._stages[name] = array("d", [math.nan]) * n
+            col.append(float(ms))
+        for col in self._stages.values():
+            if len(col) == n:  # this frame did not have that stage
+                col.append(math.nan)
+
+    def build(self) -> FrameSeries:
+        return FrameSeries(
+            frame=np.array(self._frame, dtype=np.int64),
+            e2e_ms=np.array(self._e2e, dtype=np.float64),
+            stages_ms={k: np.array(v, dtype=np.float64) for k, v in self._stages.items()},
+            label=tuple(self._label),
+            malignancy=np.array(self._mal, dtype=np.float64),
+            lesion=np.array(self._lesion, dtype=bool),
+            glass_to_glass_ms=np.array(self._g2g, dtype=np.float64) if self._any_g2g else None,
+        )
+
+
+def _num(v: object, default: float = math.nan) -> float:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else default
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The run's overall call, shown as a badge: e.g. ``Verdict("malignant", 0.87)``."""
+
+    label: str
+    confidence: float | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class ReportData:
+    """Everything the report shows.
+
+    ``summary``: rows of the summary table in order (model, sha256, source, frames, dropped, FPS,
+    precision, device, ...); values may be str, numbers, bools, None, or small mappings/lists.
+    ``latency``: ``StageMetrics.summary()`` (stage → {count, mean_ms, p50_ms, p90_ms, p99_ms, max_ms}).
+    ``hardware``: ``hardware_facts()``. ``notes``: warnings shown under the header.
+    """
+
+    title: str
+    summary: Mapping[str, object]
+    latency: Mapping[str, Mapping[str, float | int | None]]
+    hardware: Mapping[str, object]
+    series: FrameSeries = field(default_factory=FrameSeries.empty)
+    verdict: Verdict | None = None
+    malignancy_threshold: float | None = None
+    notes: Sequence[str] = ()
+    generated_at: str = field(default_factory=lambda: _dt.datetime.now().astimezone().isoformat(timespec="seconds"))
+    max_points: int = 1200
+
+
+def write_report(path: str | os.PathLike[str], data: ReportData) -> Path:
+    """Render ``data`` and write it atomically to ``path``; returns the path. Raises OutputError."""
+    return atomic_write_text(path, render_report(data))
+
+
+# --------------------------------------------------------------------------- HTML
+def _value(v: object) -> str:
+    if v is None:
+        return '<span class="muted">—</span>'
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return escape(fmt_num(v))
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, Mapping):
+        if v and all(isinstance(x, bool) or x is None for x in v.values()):
+            return "".join(_chip(str(k), x) for k, x in v.items())
+        return "<br>".join(f'<span class="muted">{escape(str(k))}:</span> {_value(x)}' for k, x in v.items())
+    if isinstance(v, list | tuple):
+        return escape(", ".join(str(x) for x in v))
+    return escape(str(v))
+
+
+def _chip(name: str, on: bool | None) -> str:
+    cls = "on" if on else ("unknown" if on is None else "off")
+    mark = "✓" if on else ("?" if on is None else "✗")
+    return f'<span class="chip {cls}">{mark} {escape(name)}</span>'
+
+
+_NAMES = {
+    "sha256": "sha256",
+    "fps": "FPS",
+    "cpu_model": "CPU model",
+    "cores_logical": "Logical cores",
+    "cores_physical": "Physical cores",
+    "cores_available": "Cores available to this process",
+    "isa": "ISA extensions",
+    "ram_gb": "RAM (GB)",
+    "os": "OS",
+    "python": "Python",
+    "openvino": "OpenVINO",
+    "onnxruntime": "ONNX Runtime",
+    "openvino_devices": "OpenVINO devices",
+}
+
+
+def _name(key: str) -> str:
+    """Display name of a summary/hardware key: known ones spelled properly, else "snake_case" → "Snake case"."""
+    if key in _NAMES:
+        return _NAMES[key]
+    text = key.replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def _kv_table(rows: Mapping[str, object]) -> str:
+    body = "".join(f"<tr><th>{escape(_name(str(k)))}</th><td>{_value(v)}</td></tr>" for k, v in rows.items())
+    return f'<table class="kv">{body}</table>' if body else '<p class="muted">none</p>'
+
+
+def _latency_table(latency: Mapping[str, Mapping[str, float | int | None]]) -> str:
+    cols = ("count", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms")
+    head = "".join(f"<th>{c.replace('_ms', '')}</th>" for c in cols)
+    rows = []
+    for stage, s in latency.items():
+        cells = "".join(f"<td>{_ms(s.get(c)) if c != 'count' else _value(s.get(c))}</td>" for c in cols)
+        cls = ' class="total"' if stage in charts.SUMMARY_STAGES else ""
+        rows.append(f"<tr{cls}><th>{escape(stage.replace('_', ' '))}</th>{cells}</tr>")
+    if not rows:
+        return '<p class="muted">no latency recorded</p>'
+    return f'<table class="num"><thead><tr><th>stage (ms)</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _ms(v: object) -> str:
+    return f"{v:.2f}" if isinstance(v, int | float) and not isinstance(v, bool) else _value(None)
+
+
+def _tiles(data: ReportData) -> str:
+    """The headline numbers: frames, end-to-end p50/p99 (and glass-to-glass p50 when measured)."""
+    tiles = [("frames", f"{len(data.series):,}", "")]
+    for key, name in (("end_to_end", "end-to-end"), ("glass_to_glass", "glass-to-glass")):
+        s = data.latency.get(key) or {}
+        for q in ("p50", "p99") if key == "end_to_end" else ("p50",):
+            v = s.get(f"{q}_ms")
+            if isinstance(v, int | float):
+                tiles.append((f"{name} {q}", fmt_num(float(v)), "ms"))
+    cells = "".join(
+        f'<div class="tile"><div class="v">{escape(v)}<span class="u">{u}</span></div>'
+        f'<div class="k">{escape(k)}</div></div>'
+        for k, v, u in tiles
+    )
+    return f'<div class="tiles">{cells}</div>'
+
+
+def _verdict(v: Verdict | None) -> str:
+    if v is None:
+        return ""
+    color = charts.CLASS_COLORS.get(v.label.lower(), charts.OTHER_COLOR)
+    conf = f' <span class="conf">{v.confidence:.2f}</span>' if v.confidence is not None else ""
+    detail = f'<div class="detail">{escape(v.detail)}</div>' if v.detail else ""
+    return (
+        f'<div class="verdict" style="--c:{color}"><div class="big">{escape(v.label.upper())}{conf}</div>{detail}</div>'
+    )
+
+
+def _section(title: str, body: str, cls: str = "") -> str:
+    return f'<section class="{cls}"><h2>{escape(title)}</h2>{body}</section>'
+
+
+def _figure(svg: str, caption: str) -> str:
+    if not svg:
+        return ""
+    return f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>"
+
+
+def render_report(data: ReportData) -> str:
+    """The complete HTML document as a string."""
+    s = data.series
+    n = len(s)
+    notes = "".join(f'<p class="note">{escape(x)}</p>' for x in data.notes)
+    parts = [
+        f'<header><div><h1>{escape(data.title)}</h1><p class="muted">generated {escape(data.generated_at)} '
+        f"· edge-bus {escape(__version__)} · {n:,} frames</p></div>{_verdict(data.verdict)}</header>",
+        notes,
+        _tiles(data),
+        _section("Summary", _kv_table(data.summary)),
+    ]
+    if n == 0:
+        parts.append(_section("Frames", '<p class="empty">no frames processed</p>'))
+        lat = _latency_table(data.latency) if any(v.get("count") for v in data.latency.values()) else ""
+        if lat:
+            parts.append(_section("Latency", lat))
+    else:
+        down = f" — {n:,} frames shown as {min(n, data.max_points):,} buckets" if n > data.max_points else ""
+        parts.append(
+            _section(
+                "Latency",
+                _figure(charts.latency_histogram(s.e2e_ms), "End-to-end latency per frame (all frames).")
+                + _figure(charts.stage_bars(data.latency), "Mean milliseconds per stage.")
+                + _latency_table(data.latency),
+            )
+        )
+        timeline = charts.latency_timeline(s.frame, s.e2e_ms, s.stages_ms, s.glass_to_glass_ms, data.max_points)
+        parts.append(
+            _section("Latency over time", _figure(timeline, f"Stacked stage times under the end-to-end line{down}."))
+        )
+        classes = charts.class_timeline(s.frame, s.label, s.malignancy, data.malignancy_threshold, data.max_points)
+        parts.append(
+            _section("Predictions over time", _figure(classes, f"Predicted class per frame and P(malignant){down}."))
+        )
+    parts.append(_section("Hardware", _kv_table(data.hardware)))
+    return _PAGE.format(title=escape(data.title), css=_CSS, body="".join(parts))
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title><style>{css}</style></head>
+<body><main>{body}</main></body></html>
+"""
+
+_CSS = """
+:root{--ink:#1f2933;--muted:#66727f;--line:#dfe3e8;--bg:#f5f7f9;--card:#fff}
+*{box-sizing:border-box}
+body{margin:0;background:var(--bg);color:var(--ink);
+font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
+main{max-width:1100px;margin:0 auto;padding:24px 20px 40px}
+header{display:flex;justify-content:space-between;align-items:center;gap:16px;margin-bottom:12px}
+h1{font-size:22px;margin:0 0 2px}
+h2{font-size:15px;margin:0 0 10px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}
+section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:16px 18px;margin:14px 0;
+break-inside:avoid}
+.muted{color:var(--muted)}
+.note{background:#fff4e5;border:1px solid #f3c98b;border-radius:6px;padding:6px 10px;margin:6px 0}
+.empty{font-size:16px;color:var(--muted);text-align:center;padding:24px 0;margin:0}
+.verdict{border:2px solid var(--c);border-left-width:10px;border-radius:8px;padding:8px 16px;background:#fff;
+min-width:200px;text-align:right}
+.verdict .big{font-size:22px;font-weight:700;color:var(--c)}
+.verdict .conf{font-size:18px;color:var(--ink);font-weight:600}
+.verdict .detail{color:var(--muted);font-size:12px}
+table{border-collapse:collapse;width:100%}
+th,td{padding:5px 10px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
+table.kv th{width:32%;font-weight:500;color:var(--muted)}
+.tiles{display:flex;gap:12px;flex-wrap:wrap;margin:12px 0}
+.tile{flex:1 1 150px;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:10px 14px}
+.tile .v{font-size:24px;font-weight:700;font-variant-numeric:tabular-nums}
+.tile .u{font-size:13px;font-weight:500;color:var(--muted);margin-left:3px}
+.tile .k{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.04em}
+table.kv td{font-variant-numeric:tabular-nums;word-break:break-word}
+table.num td{text-align:right;font-variant-numeric:tabular-nums}
+table.num thead th{text-align:right;color:var(--muted);font-weight:500;border-bottom:2px solid var(--line)}
+table.num thead th:first-child{text-align:left}
+table.num tbody th{font-weight:500}
+table.num tr.total{font-weight:600;background:#f5f7f9}
+figure{margin:0 0 14px}
+figcaption{color:var(--muted);font-size:12px;margin-top:2px}
+svg.chart{width:100%;height:auto;display:block;font-family:inherit}
+.chip{display:inline-block;border-radius:10px;padding:0 8px;margin:1px 4px 1px 0;font-size:12px;border:1px solid}
+.chip.on{background:#e6f4ea;border-color:#9ccfac;color:#1e6b3a}
+.chip.off{background:#f5f5f5;border-color:#ddd;color:#888}
+.chip.unknown{background:#fff8e1;border-color:#f0d48a;color:#8a6d00}
+@media print{
+@page{margin:14mm}
+body{background:#fff;font-size:12px}
+main{max-width:none;padding:0}
+section{border:none;border-top:1px solid var(--line);border-radius:0;padding:10px 0;margin:8px 0;break-inside:auto}
+figure,table.kv,.tiles,header{break-inside:avoid}
+h2{break-after:avoid}
+*{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+}
+"""

@@ -1,0 +1,194 @@
+"""overlay.mp4: the rendered overlays as a video (cv2.VideoWriter, 'mp4v'; MJPG .avi as a fallback).
+
+``close()`` is idempotent and releases the writer, which writes the mp4 index: the file is then
+playable. It also runs at interpreter exit (``weakref.finalize``) if the caller forgot. A process
+killed with SIGKILL leaves an mp4 without its index (OpenCV can't write fragmented mp4).
+
+OpenCV's writer does not report write errors, so free space is checked every ``check_every``
+frames; below ``min_free_mb`` the writer is closed (the file stays playable) and
+:class:`OutputError` is raised.
+
+``background=True`` encodes on a worker thread (cv2 releases the GIL; mp4v costs a few ms per
+640x480 frame): ``write`` then only enqueues, blocking when ``queue_size`` frames are waiting.
+Errors from the worker surface at the next ``write`` or at ``close``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import shutil
+import threading
+import weakref
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_bus.errors import OutputError
+from edge_bus.render import to_bgr
+from edge_bus.sinks.files import ensure_parent, output_error
+
+__all__ = ["VideoSink"]
+
+_CODECS = (("mp4v", None), ("MJPG", ".avi"))  # (fourcc, forced suffix)
+_STOP = None
+
+
+class VideoSink:
+    """Writes BGR frames of ``size`` = (width, height) to ``path`` at ``fps`` (<= 0 or NaN: 30).
+
+    ``self.path`` is the file actually written (``.avi`` when only the MJPG fallback worked) and
+    ``self.fourcc`` the codec. Frames of another size are resized; gray frames are converted.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        fps: float,
+        size: tuple[int, int],
+        *,
+        min_free_mb: float = 64.0,
+        check_every: int = 30,
+        background: bool = False,
+        queue_size: int = 16,
+    ) -> None:
+        width, height = (int(v) for v in size)
+        if width <= 0 or height <= 0:
+            raise ValueError(f"VideoSink size must be positive (width, height), got {size}")
+        self.size = (width, height)
+        self.fps = float(fps) if fps and math.isfinite(fps) and fps > 0 else 30.0
+        self.frames = 0
+        self._min_free = min_free_mb * 1024 * 1024
+        self._check_every = max(1, check_every)
+        self._error: OutputError | None = None  # set: no more frames are encoded
+        self._reported = False  # the error has been raised once (by write or close)
+        self._closed = False
+        requested = ensure_parent(path)
+        self._check_space(requested)
+        self.path, self.fourcc, self._writer = self._open(requested)
+        self._queue: queue.Queue[np.ndarray | None] | None = None
+        self._thread: threading.Thread | None = None
+        if background:
+            self._queue = queue.Queue(maxsize=max(1, queue_size))
+            self._thread = threading.Thread(target=self._worker, name="edge-bus-video", daemon=True)
+            self._thread.start()
+        # runs once: at close(), or at interpreter exit if the caller never closed (the thread holds self)
+        self._finalizer = weakref.finalize(self, _shutdown, self._writer, self._queue, self._thread)
+
+    # ------------------------------------------------------------------ opening
+    def _open(self, requested: Path) -> tuple[Path, str, cv2.VideoWriter]:
+        for fourcc, suffix in _CODECS:
+            path = requested.with_suffix(suffix) if suffix else requested
+            try:  # a plain open gives a precise reason (permission, read-only, full) that cv2 would hide
+                with open(path, "wb"):
+                    pass
+            except OSError as exc:
+                raise output_error(path, exc, "choose a writable --out folder or use --no-video") from None
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), self.fps, self.size, True)
+            if writer.isOpened():
+                return path, fourcc, writer
+            writer.release()
+            path.unlink(missing_ok=True)
+        raise OutputError(
+            f"can't open a video writer for {requested} (this OpenCV has no mp4v/MJPG encoder) — use --no-video"
+        )
+
+    def _check_space(self, path: Path) -> None:
+        try:
+            free = shutil.disk_usage(path.parent).free
+        except OSError:
+            return  # can't tell; the writer will try
+        if free < self._min_free:
+            raise OutputError(f"disk full writing {path.name} — free space or use --no-video")
+
+    # ------------------------------------------------------------------ writing
+    def write(self, bgr: np.ndarray) -> None:
+        """Add one frame (BGR uint8, or anything :func:`edge_bus.render.to_bgr` accepts)."""
+        if self._error is not None:
+            self._reported = True
+            raise self._error
+        if self._closed:
+            raise ValueError(f"write to a closed VideoSink ({self.path})")
+        if self._queue is None:
+            try:
+                self._encode(bgr)
+            except OutputError:
+                self._reported = True
+                raise
+        else:
+            self._queue.put(bgr)
+
+    def _encode(self, img: np.ndarray) -> None:
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+            img = to_bgr(img)
+        if (img.shape[1], img.shape[0]) != self.size:
+            img = cv2.resize(img, self.size, interpolation=cv2.INTER_AREA)
+        self._writer.write(img)
+        self.frames += 1
+        if self.frames % self._check_every == 0:
+            self._check_running()
+
+    def _check_running(self) -> None:
+        try:
+            free = shutil.disk_usage(self.path.parent).free
+            exists = self.path.exists()
+        except OSError:
+            return
+        if free < self._min_free:
+            self._writer.release()  # writes the index while there is still a little room
+            self._error = OutputError(f"disk full writing {self.path.name} — free space or use --no-video")
+        elif not exists:
+            self._writer.release()
+            self._error = OutputError(f"{self.path} disappeared while writing — check the --out folder")
+        if self._error is not None:
+            raise self._error
+
+    def _worker(self) -> None:
+        assert self._queue is not None
+        while True:
+            img = self._queue.get()
+            if img is _STOP:
+                return
+            if self._error is None:
+                try:
+                    self._encode(img)
+                except OutputError:
+                    pass  # kept in self._error; the next write() or close() raises it
+                except Exception as exc:  # a worker must not die silently
+                    self._error = OutputError(f"writing {self.path} failed: {exc} — use --no-video")
+
+    # ------------------------------------------------------------------ closing
+    def close(self) -> None:
+        """Finish the file (idempotent). Raises an :class:`OutputError` that ``write`` has not raised yet."""
+        if self._closed:
+            return
+        self._closed = True
+        self._finalizer()  # drains the worker, then releases the writer (exactly once)
+        if self._error is not None:
+            if not self._reported:
+                self._reported = True
+                raise self._error
+            return
+        if not self.path.exists() or (self.frames and self.path.stat().st_size == 0):
+            raise OutputError(f"{self.path} was not written — check free space and the --out folder")
+
+    def __enter__(self) -> VideoSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"VideoSink({str(self.path)!r}, fourcc={self.fourcc!r}, frames={self.frames}, closed={self._closed})"
+
+
+def _shutdown(
+    writer: cv2.VideoWriter, q: queue.Queue[np.ndarray | None] | None, thread: threading.Thread | None
+) -> None:
+    """Let the worker finish the queued frames, then release the writer (which writes the mp4 index)."""
+    if q is not None and thread is not None and thread.is_alive():
+        q.put(_STOP)
+        thread.join()
+    writer.release()

@@ -1,0 +1,92 @@
+"""Small helpers the sources share: stamping frames, BGR conversion, natural sort, quiet OpenCV."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_bus.errors import SourceError
+from edge_bus.types import Frame
+
+__all__ = ["check_readable_file", "describe_exc", "make_frame", "natural_key", "quiet_opencv", "to_bgr_u8"]
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that orders ``benign (2).png`` before ``benign (10).png`` (case-insensitive)."""
+    parts = _DIGITS.split(name.casefold())
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
+
+
+def describe_exc(exc: BaseException, limit: int = 160) -> str:
+    """``Type: message`` squeezed onto one line and shortened, for embedding in a one-line error."""
+    text = " ".join(str(exc).split())
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def make_frame(
+    index: int,
+    pixels: np.ndarray,
+    t_source: float,
+    *,
+    pixel_spacing_mm: tuple[float, float] | None = None,
+    dropped_before: int = 0,
+) -> Frame:
+    """A :class:`Frame` stamped now: ``t_capture`` from ``perf_counter``, ``wall_time`` from ``time``."""
+    return Frame(
+        index=index,
+        pixels=pixels,
+        t_source=float(t_source),
+        t_capture=time.perf_counter(),
+        wall_time=time.time(),
+        dropped_before=dropped_before,
+        pixel_spacing_mm=pixel_spacing_mm,
+    )
+
+
+def to_bgr_u8(img: np.ndarray) -> np.ndarray:
+    """Gray / BGR / BGRA uint8 → contiguous BGR uint8 HxWx3 (every source yields this)."""
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    if img.shape[2] == 1:
+        return cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2BGR)
+    if img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(img)
+
+
+def check_readable_file(path: Path, what: str, hint: str) -> None:
+    """Raise a one-line :class:`SourceError` unless ``path`` is a readable, non-empty file.
+
+    ``what`` names the thing ("video", "DICOM file"); ``hint`` is appended for a folder given
+    where a file was expected.
+    """
+    if not path.exists():
+        raise SourceError(f"cannot open {what} '{path}': file not found — check the path")
+    if path.is_dir():
+        raise SourceError(f"cannot open {what} '{path}': it is a folder — {hint}")
+    if not os.access(path, os.R_OK):
+        raise SourceError(f"cannot open {what} '{path}': permission denied — check the file's permissions")
+    if path.stat().st_size == 0:
+        raise SourceError(f"cannot open {what} '{path}': the file is empty (0 bytes) — copy or export it again")
+
+
+@contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own ``[ WARN ]`` lines while probing a file or device (we raise instead)."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(level)

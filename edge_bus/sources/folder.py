@@ -1,0 +1,140 @@
+"""A folder of still images (or one image file), in natural order.
+
+Frames are BGR uint8 HxWx3 (grayscale files are expanded to three channels) and keep each
+file's own size: ``info`` reports the first image's. ``still=True``: the images are independent,
+so the pipeline turns temporal smoothing off. ``t_source`` is ``index / fps``, or one nominal
+second per image when no ``fps`` is given.
+
+Files are taken in natural order (``benign (2).png`` before ``benign (10).png``); mask files
+(``*_mask*``, as in BUSI's class folders) and hidden files are skipped, so a BUSI class folder
+can be played directly. An image that can't be decoded mid-folder raises
+:class:`~edge_bus.errors.SourceEndedEarly` after the images before it were yielded.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_bus.errors import SourceEndedEarly, SourceError
+from edge_bus.sources._common import make_frame, natural_key, to_bgr_u8
+from edge_bus.sources.base import FrameSource, SourceInfo
+from edge_bus.types import Frame
+
+__all__ = ["IMAGE_SUFFIXES", "FolderSource", "list_images"]
+
+IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+
+
+def _is_image(path: Path) -> bool:
+    name = path.name
+    return (
+        path.suffix.lower() in IMAGE_SUFFIXES
+        and not name.startswith(".")
+        and not fnmatch.fnmatch(name.lower(), "*_mask*")
+        and path.is_file()
+    )
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The playable images of ``folder`` (not recursive), naturally sorted, masks skipped."""
+    return sorted((p for p in folder.iterdir() if _is_image(p)), key=lambda p: natural_key(p.name))
+
+
+def _read(path: Path) -> np.ndarray | None:
+    try:
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    except cv2.error:
+        return None
+    return None if img is None else to_bgr_u8(img)
+
+
+def _has_images(folder: Path) -> bool:
+    try:
+        return any(_is_image(p) for p in folder.iterdir())
+    except OSError:
+        return False
+
+
+def _no_images_message(folder: Path) -> str:
+    subdirs = sorted((p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")), key=natural_key)
+    with_images = [d for d in subdirs if _has_images(folder / d)]
+    if with_images:
+        shown = ", ".join(with_images[:5]) + (", ..." if len(with_images) > 5 else "")
+        return f"image folder '{folder}' has no images, only sub-folders ({shown}) — point --source at one of them"
+    suffixes = " ".join(sorted(IMAGE_SUFFIXES))
+    return f"image folder '{folder}' has no images ({suffixes}; *_mask* files are skipped) — check the path"
+
+
+class FolderSource(FrameSource):
+    """Play the images of a folder (or a single image file) as frames."""
+
+    def __init__(self, path: str | Path, *, fps: float = 0.0) -> None:
+        self._path = Path(path)
+        if fps < 0:
+            raise SourceError(f"image folder fps must be >= 0, got {fps} — pass a positive rate or 0 for none")
+        if not self._path.exists():
+            raise SourceError(f"cannot open image folder '{self._path}': not found — check the path")
+        if self._path.is_dir():
+            try:
+                files = list_images(self._path)
+            except OSError as exc:
+                raise SourceError(
+                    f"cannot list image folder '{self._path}': {exc.strerror or exc} — check its permissions"
+                ) from None
+            if not files:
+                raise SourceError(_no_images_message(self._path))
+        elif self._path.suffix.lower() in IMAGE_SUFFIXES:
+            files = [self._path]
+        else:
+            raise SourceError(
+                f"cannot open '{self._path}' as an image: not a folder or an image file "
+                f"({' '.join(sorted(IMAGE_SUFFIXES))}) — check the path"
+            )
+        first = _read(files[0])
+        if first is None:
+            raise SourceError(
+                f"cannot read image '{files[0]}' (the first of {len(files)}): corrupt or not an image — "
+                "remove or replace it"
+            )
+        self._files = files
+        self._pending: np.ndarray | None = first
+        self._fps = float(fps)
+        self._index = 0
+        self._closed = False
+        name = self._path.name or str(self._path)
+        self._info = SourceInfo(
+            kind="folder", name=name, width=int(first.shape[1]), height=int(first.shape[0]),
+            fps=self._fps, frame_count=len(files), still=True,
+        )
+
+    @property
+    def info(self) -> SourceInfo:
+        return self._info
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """The images that will be played, in order."""
+        return tuple(self._files)
+
+    def __next__(self) -> Frame:
+        i = self._index
+        if self._closed or i >= len(self._files):
+            raise StopIteration
+        img, self._pending = (self._pending, None) if self._pending is not None else (_read(self._files[i]), None)
+        if img is None:
+            self.close()
+            raise SourceEndedEarly(
+                f"cannot read image '{self._files[i].name}' ({i + 1} of {len(self._files)}) in '{self._path}': "
+                f"corrupt or not an image (the {i} before it were read) — remove or replace it"
+            )
+        self._index += 1
+        t = i / self._fps if self._fps else float(i)
+        return make_frame(i, img, t)
+
+    def close(self) -> None:
+        self._closed = True
+        self._pending = None

@@ -1,0 +1,121 @@
+"""The one place a ``--source`` string becomes a :class:`FrameSource`.
+
+Auto-detection, in order:
+
+* ``demo`` → the bundled demo clip;
+* an integer (``0``) or ``/dev/video*`` → capture device;
+* a folder → image folder; an image file (.png, .jpg, ...) → a one-image folder;
+* ``*.dcm`` / ``*.dicom``, or any file with the DICOM magic → DICOM;
+* any other file → video (whatever OpenCV's FFmpeg reads).
+
+A ``kind:`` prefix forces the kind: ``video:``, ``folder:``, ``dicom:``, ``capture:``, ``demo:``
+(``demo:SEED`` picks the speckle seed). A path that exists as typed is never split at ``:``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from edge_bus.errors import SourceError
+from edge_bus.sources.base import FrameSource
+from edge_bus.sources.capture import CaptureSource
+from edge_bus.sources.demo import DemoSource
+from edge_bus.sources.dicom import DicomSource, is_dicom_file
+from edge_bus.sources.folder import IMAGE_SUFFIXES, FolderSource
+from edge_bus.sources.video import VideoSource
+from edge_bus.sources.wrappers import LimitedSource, LoopingSource
+
+__all__ = ["SOURCE_KINDS", "detect_kind", "open_source"]
+
+SOURCE_KINDS: tuple[str, ...] = ("video", "folder", "dicom", "capture", "demo")
+DICOM_SUFFIXES = frozenset({".dcm", ".dicom"})
+_PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9_-]+):(.*)$")  # 2+ letters: "C:\x" stays a Windows path
+_EXAMPLES = {"video": "clip.mp4", "folder": "images/", "dicom": "cine.dcm", "capture": "/dev/video0"}
+_SPEC_HINT = "pass a video file, an image folder, a .dcm file, a device (0 or /dev/video0) or 'demo'"
+
+
+def _split(spec: str) -> tuple[str | None, str]:
+    if Path(spec).exists():
+        return None, spec
+    match = _PREFIX.match(spec)
+    if match is None:
+        return None, spec
+    kind, rest = match.group(1).lower(), match.group(2)
+    if kind not in SOURCE_KINDS:
+        raise SourceError(f"unknown source kind '{kind}:' in '{spec}' — valid kinds: {', '.join(SOURCE_KINDS)}")
+    return kind, rest
+
+
+def detect_kind(target: str) -> str:
+    """The kind auto-detection picks for ``target`` (no prefix); raises if the path doesn't exist."""
+    if target.lower() == "demo":
+        return "demo"
+    if target.isdigit() or target.startswith("/dev/video"):
+        return "capture"
+    path = Path(target)
+    if not path.exists():
+        raise SourceError(f"cannot open source '{target}': no such file or folder — check the path, or {_SPEC_HINT}")
+    if path.is_dir():
+        return "folder"
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "folder"
+    if suffix in DICOM_SUFFIXES or is_dicom_file(path):
+        return "dicom"
+    return "video"
+
+
+def _opener(
+    kind: str, target: str, capture_size: tuple[int, int] | None, capture_fps: float | None
+) -> Callable[[], FrameSource]:
+    if kind == "demo":
+        seed_text = "" if target.lower() == "demo" else target
+        if seed_text and not seed_text.isdigit():
+            raise SourceError(f"demo takes an optional integer seed (demo:3), got 'demo:{seed_text}' — e.g. demo:0")
+        seed = int(seed_text or 0)
+        return lambda: DemoSource(seed=seed)
+    if not target:
+        raise SourceError(f"'{kind}:' needs a path after the colon — e.g. {kind}:{_EXAMPLES[kind]}")
+    if kind == "capture":
+        return lambda: CaptureSource(target, size=capture_size, fps=capture_fps)
+    if not Path(target).exists():
+        raise SourceError(f"cannot open {kind} source '{target}': no such file or folder — check the path")
+    openers: dict[str, Callable[[], FrameSource]] = {
+        "video": lambda: VideoSource(target),
+        "folder": lambda: FolderSource(target),
+        "dicom": lambda: DicomSource(target),
+    }
+    return openers[kind]
+
+
+
+def open_source(
+    spec: str,
+    *,
+    loop: bool = False,
+    max_frames: int | None = None,
+    capture_size: tuple[int, int] | None = None,
+    capture_fps: float | None = None,
+) -> FrameSource:
+    """Open the source ``spec`` names (see the module doc), wrapped for ``loop`` / ``max_frames``.
+
+    ``capture_size`` (width, height) and ``capture_fps`` are requests to a capture device and
+    ignored by other kinds. Raises :class:`SourceError` with a one-line message on any problem.
+    """
+    spec = spec.strip()
+    if not spec:
+        raise SourceError(f"--source is empty — {_SPEC_HINT}")
+    if max_frames is not None and max_frames < 1:
+        raise SourceError(f"--max-frames must be at least 1, got {max_frames} — pass a positive number")
+    kind, target = _split(spec)
+    if kind is None:
+        kind = detect_kind(target)
+    open_one = _opener(kind, target, capture_size, capture_fps)
+    source: FrameSource = open_one()
+    if loop:
+        source = LoopingSource(open_one, first=source)
+    if max_frames is not None:
+        source = LimitedSource(source, max_frames)
+    return source

@@ -1,0 +1,119 @@
+"""Video files: anything OpenCV's FFmpeg backend reads (AVI, MP4, MOV, MKV...).
+
+Frames are BGR uint8 HxWx3. ``t_source`` is the container's timestamp of the frame
+(``CAP_PROP_POS_MSEC``), or ``index / fps`` when the container has none.
+
+A file that breaks off mid-way (truncated copy, corrupt frame) raises
+:class:`~edge_bus.errors.SourceEndedEarly` from ``__next__`` once every good frame has been
+yielded, if fewer frames were decoded than the container declares (minus a small tolerance:
+some containers round their frame count).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NoReturn
+
+import cv2
+
+from edge_bus.errors import SourceEndedEarly, SourceError
+from edge_bus.sources._common import check_readable_file, make_frame, quiet_opencv, to_bgr_u8
+from edge_bus.sources.base import FrameSource, SourceInfo
+from edge_bus.types import Frame
+
+__all__ = ["VideoSource", "frame_count_tolerance"]
+
+
+def frame_count_tolerance(declared: int) -> int:
+    """How many frames short of the declared count still counts as a complete file."""
+    return max(2, round(0.01 * declared))
+
+
+def _try_open(path: Path) -> cv2.VideoCapture | None:
+    try:
+        with quiet_opencv():
+            cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    except cv2.error:
+        return None
+    if cap.isOpened():
+        return cap
+    cap.release()
+    return None
+
+
+class VideoSource(FrameSource):
+    """Decode a video file frame by frame.
+
+    ``tolerance``: frames the decoded count may fall short of the container's declared count
+    before it is reported as :class:`SourceEndedEarly` (default :func:`frame_count_tolerance`).
+    """
+
+    def __init__(self, path: str | Path, *, tolerance: int | None = None) -> None:
+        self._path = Path(path)
+        check_readable_file(self._path, "video", f"use --source folder:{self._path} to read an image folder")
+        cap = _try_open(self._path)
+        width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) if cap is not None else 0
+        height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) if cap is not None else 0
+        if cap is None or width <= 0 or height <= 0:
+            if cap is not None:
+                cap.release()
+            raise SourceError(
+                f"cannot open video '{self._path}': not a video OpenCV's FFmpeg can read "
+                "— convert it to MP4 (H.264) or AVI (MJPG), e.g. with ffmpeg"
+            )
+        fps = float(cap.get(cv2.CAP_PROP_FPS))
+        declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        self._cap: cv2.VideoCapture | None = cap
+        self._fps = fps if fps > 0 and fps < 1000 else 0.0
+        self._declared = declared if declared > 0 else None
+        self._tolerance = frame_count_tolerance(declared) if tolerance is None else tolerance
+        self._index = 0
+        self._last_t = -1.0
+        self._info = SourceInfo(
+            kind="video", name=self._path.name, width=width, height=height,
+            fps=self._fps, frame_count=self._declared,
+        )
+
+    @property
+    def info(self) -> SourceInfo:
+        return self._info
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def __next__(self) -> Frame:
+        cap = self._cap
+        if cap is None:
+            raise StopIteration
+        try:
+            ok, img = cap.read()
+        except cv2.error:
+            ok, img = False, None
+        if not ok or img is None:
+            self._end()
+        t = float(cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
+        if not t > self._last_t:  # no container timestamps (or not increasing): use the nominal rate
+            nominal = self._index / self._fps if self._fps else float(self._index)
+            t = max(nominal, self._last_t + 1e-6)
+        self._last_t = t
+        frame = make_frame(self._index, to_bgr_u8(img), t)
+        self._index += 1
+        return frame
+
+    def _end(self) -> NoReturn:
+        """Release the file; raise SourceEndedEarly if it ended well short of its declared length."""
+        read = self._index
+        self.close()
+        declared = self._declared
+        if declared is not None and read < declared - self._tolerance:
+            raise SourceEndedEarly(
+                f"video '{self._path.name}' broke off at frame {read} of {declared} "
+                f"(the {read} frames before it were read) — the file is truncated or corrupt; copy or export it again"
+            )
+        raise StopIteration
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None

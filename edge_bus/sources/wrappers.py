@@ -1,0 +1,123 @@
+"""Sources that wrap another source: ``--loop`` and ``--max-frames``.
+
+Both keep ``Frame.index`` and ``t_source`` increasing across what they wrap, and expose the
+source they currently read as ``inner`` (:func:`unwrap` walks down to the innermost one, e.g.
+to reach :meth:`DemoSource.truth` — for a looped source, truth of frame ``i`` is that of
+``i % inner.info.frame_count``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from edge_bus.errors import SourceError
+from edge_bus.sources.base import FrameSource, SourceInfo
+from edge_bus.types import Frame
+
+__all__ = ["LimitedSource", "LoopingSource", "unwrap"]
+
+
+def unwrap(source: FrameSource) -> FrameSource:
+    """The innermost source under any :class:`LoopingSource` / :class:`LimitedSource`."""
+    while isinstance(source, LoopingSource | LimitedSource):
+        source = source.inner
+    return source
+
+
+class LoopingSource(FrameSource):
+    """Replay a finite source forever: when it ends, ``open_again()`` opens a fresh one.
+
+    ``t_source`` of pass ``k+1`` continues where pass ``k`` ended (its last ``t_source`` plus
+    one frame interval), so it keeps increasing. ``info.frame_count`` is None (unbounded).
+    """
+
+    def __init__(self, open_again: Callable[[], FrameSource], first: FrameSource | None = None) -> None:
+        self._open_again = open_again
+        self._inner = first if first is not None else open_again()
+        inner_info = self._inner.info
+        if inner_info.live:
+            name = inner_info.name
+            self._inner.close()
+            raise SourceError(f"--loop replays files; '{name}' is a live device that never ends — drop --loop")
+        self._info = dataclasses.replace(inner_info, frame_count=None)
+        self._period = 1.0 / inner_info.fps if inner_info.fps > 0 else 1.0
+        self._offset = 0.0
+        self._last_t = -self._period
+        self._index = 0
+        self._pass_frames = 0
+        self._passes = 0
+        self._closed = False
+
+    @property
+    def info(self) -> SourceInfo:
+        return self._info
+
+    @property
+    def inner(self) -> FrameSource:
+        return self._inner
+
+    @property
+    def passes(self) -> int:
+        """How many times the source has been restarted so far."""
+        return self._passes
+
+    def __next__(self) -> Frame:
+        if self._closed:
+            raise StopIteration
+        try:
+            frame = next(self._inner)
+        except StopIteration:
+            if self._pass_frames == 0:
+                self.close()
+                raise SourceError(f"cannot loop '{self._info.name}': it yielded no frames — check the file") from None
+            self._inner.close()
+            self._inner = self._open_again()
+            self._offset = self._last_t + self._period
+            self._pass_frames = 0
+            self._passes += 1
+            return next(self)
+        self._pass_frames += 1
+        t = self._offset + frame.t_source
+        self._last_t = t
+        out = dataclasses.replace(frame, index=self._index, t_source=t)
+        self._index += 1
+        return out
+
+    def close(self) -> None:
+        self._closed = True
+        self._inner.close()
+
+
+class LimitedSource(FrameSource):
+    """Stop after ``max_frames`` frames (``--max-frames N``)."""
+
+    def __init__(self, inner: FrameSource, max_frames: int) -> None:
+        if max_frames < 1:
+            inner.close()
+            raise SourceError(f"--max-frames must be at least 1, got {max_frames} — pass a positive number")
+        self._inner = inner
+        self._max = max_frames
+        count = inner.info.frame_count
+        limited = max_frames if count is None else min(count, max_frames)
+        self._info = dataclasses.replace(inner.info, frame_count=limited)
+        self._count = 0
+
+    @property
+    def info(self) -> SourceInfo:
+        return self._info
+
+    @property
+    def inner(self) -> FrameSource:
+        return self._inner
+
+    def __next__(self) -> Frame:
+        if self._count >= self._max:
+            self._inner.close()
+            raise StopIteration
+        frame = next(self._inner)
+        self._count += 1
+        return frame
+
+    def close(self) -> None:
+        self._inner.close()

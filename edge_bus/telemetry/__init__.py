@@ -1,0 +1,17 @@
+"""Run telemetry: latency statistics, FPS, and hardware facts."""
+
+from edge_bus.telemetry.hardware import HardwareFacts, free_disk_gb, hardware_facts, openvino_devices
+from edge_bus.telemetry.stats import END_TO_END, GLASS_TO_GLASS, FpsMeter, LatencyStats, StageMetrics, Stopwatch
+
+__all__ = [
+    "END_TO_END",
+    "GLASS_TO_GLASS",
+    "HardwareFacts",
+    "FpsMeter",
+    "LatencyStats",
+    "StageMetrics",
+    "Stopwatch",
+    "free_disk_gb",
+    "hardware_facts",
+    "openvino_devices",
+]

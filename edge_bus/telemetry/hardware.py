@@ -1,0 +1,167 @@
+"""Facts about the machine a run happened on (for latency.json and the HTML report).
+
+Everything is best effort: a fact that can't be found is ``None``, never an exception.
+``/proc`` reads and the OpenVINO device query are cached (one read per process).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import shutil
+from importlib import metadata
+from pathlib import Path
+from typing import TypedDict
+
+__all__ = ["ISA_FLAGS", "HardwareFacts", "cpu_flags", "free_disk_gb", "hardware_facts", "openvino_devices"]
+
+# the /proc/cpuinfo flag names edge-bus cares about (INT8/BF16 speed depends on them)
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
+
+
+class HardwareFacts(TypedDict):
+    """What :func:`hardware_facts` returns (a plain dict at runtime; JSON-ready)."""
+
+    cpu_model: str | None
+    cores_logical: int | None
+    cores_physical: int | None
+    cores_available: int | None
+    isa: dict[str, bool | None]
+    ram_gb: float | None
+    os: str
+    python: str
+    openvino: str | None
+    onnxruntime: str | None
+    device: str | None
+    precision: str | None
+
+
+@functools.lru_cache(maxsize=1)
+def _cpuinfo() -> tuple[dict[str, str], ...]:
+    """``/proc/cpuinfo`` as one dict per logical CPU; empty where there is none (non-Linux)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ()
+    blocks: list[dict[str, str]] = []
+    for chunk in text.split("\n\n"):
+        entry: dict[str, str] = {}
+        for line in chunk.splitlines():
+            key, sep, value = line.partition(":")
+            if sep:
+                entry[key.strip()] = value.strip()
+        if entry:
+            blocks.append(entry)
+    return tuple(blocks)
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str] | None:
+    """The CPU feature flags (Linux ``/proc/cpuinfo``); ``None`` when they can't be read."""
+    for entry in _cpuinfo():
+        flags = entry.get("flags") or entry.get("Features")
+        if flags is not None:
+            return frozenset(flags.split())
+    return None
+
+
+def _cpu_model() -> str | None:
+    for entry in _cpuinfo():
+        for key in ("model name", "Hardware", "Processor", "cpu model"):
+            if entry.get(key):
+                return entry[key]
+    return platform.processor() or platform.machine() or None
+
+
+def _physical_cores() -> int | None:
+    cores = {(e.get("physical id", "0"), e["core id"]) for e in _cpuinfo() if "core id" in e}
+    if cores:
+        return len(cores)
+    try:  # optional dependency, used only when present
+        import psutil
+
+        n = psutil.cpu_count(logical=False)
+        return int(n) if n else None
+    except Exception:
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def _ram_gb() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024**2, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3, 1)
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _isa() -> dict[str, bool | None]:
+    flags = cpu_flags()
+    if flags is None:
+        # x86 ISA extensions can't exist on other architectures; elsewhere we simply don't know
+        known_absent = platform.machine().lower() in {"arm64", "aarch64", "armv7l", "ppc64le", "s390x"}
+        return {name: (False if known_absent else None) for name in ISA_FLAGS}
+    return {name: name in flags for name in ISA_FLAGS}
+
+
+def hardware_facts(device: str | None = None, precision: str | None = None) -> HardwareFacts:
+    """cpu_model, cores_logical, cores_physical, cores_available, isa{...}, ram_gb, os, python,
+    openvino, onnxruntime, device, precision. Unknown facts are ``None``."""
+    try:
+        available: int | None = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        available = os.cpu_count()
+    return {
+        "cpu_model": _cpu_model(),
+        "cores_logical": os.cpu_count(),
+        "cores_physical": _physical_cores(),
+        "cores_available": available,
+        "isa": _isa(),
+        "ram_gb": _ram_gb(),
+        "os": platform.platform(terse=True),
+        "python": platform.python_version(),
+        "openvino": _version("openvino"),
+        "onnxruntime": _version("onnxruntime") or _version("onnxruntime-openvino") or _version("onnxruntime-gpu"),
+        "device": device,
+        "precision": precision,
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def _openvino_devices() -> tuple[str, ...]:
+    try:
+        import openvino as ov
+
+        return tuple(str(d) for d in ov.Core().available_devices)
+    except Exception:  # not installed, or the runtime can't enumerate devices here
+        return ()
+
+
+def openvino_devices() -> list[str]:
+    """OpenVINO's available devices (e.g. ``["CPU", "GPU"]``); ``[]`` when OpenVINO can't say. Cached."""
+    return list(_openvino_devices())
+
+
+def free_disk_gb(path: str | os.PathLike[str]) -> float | None:
+    """Free space (GB) on the file system holding ``path`` (or its nearest existing parent)."""
+    p = Path(path).absolute()
+    for candidate in (p, *p.parents):
+        if candidate.exists():
+            try:
+                return round(shutil.disk_usage(candidate).free / 1024**3, 2)
+            except OSError:
+                return None
+    return None

@@ -1,0 +1,83 @@
+"""Test helpers: a tiny two-output ONNX model (no torch) and a manifest around it — the fake engine input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_bus.quantize import ONNX_FP32, write_manifest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def require_shared_data(path: Path = SHARED_DATA) -> Path:
+    """``path`` (default ``../shared/data`` beside the checkout) if it is a folder; else skip the test,
+    or fail it when ``CI=true`` (CI must have the data)."""
+    if path.is_dir():
+        return path
+    if os.environ.get("CI", "").strip().lower() == "true":
+        pytest.fail(f"CI=true but the shared data folder {path} is missing — CI must provide ../shared/data")
+    pytest.skip(f"needs the real data in {path} (absent on this machine)")
+
+
+def tiny_onnx(path: Path, size: int = 32) -> Path:
+    """A real ONNX model with the edge-bus contract: image [1,1,S,S] → mask_logits [1,1,S,S], class_logits [1,2].
+
+    The mask is a 3x3 conv of the image (bright pixels → lesion); the class logits are global means.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.full((1, 1, 3, 3), 1.0, np.float32), "w")
+    b = numpy_helper.from_array(np.array([-2.0], np.float32), "b")
+    wc = numpy_helper.from_array(np.array([[4.0, 1.0]], np.float32), "wc")
+    bc = numpy_helper.from_array(np.array([1.0, -0.5], np.float32), "bc")
+    shape = numpy_helper.from_array(np.array([1, 1], np.int64), "shape")
+    nodes = [
+        helper.make_node("Conv", ["image", "w", "b"], ["mask_logits"], pads=[1, 1, 1, 1]),
+        helper.make_node("GlobalAveragePool", ["mask_logits"], ["pooled"]),
+        helper.make_node("Reshape", ["pooled", "shape"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "wc"], ["mm"]),
+        helper.make_node("Add", ["mm", "bc"], ["class_logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, size, size])],
+        [helper.make_tensor_value_info("mask_logits", TensorProto.FLOAT, [1, 1, size, size]),
+         helper.make_tensor_value_info("class_logits", TensorProto.FLOAT, [1, 2])],
+        initializer=[w, b, wc, bc, shape])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def tiny_model_dir(folder: Path, size: int = 32) -> Path:
+    """A model folder (FP32 ONNX + manifest) that the onnxruntime and OpenVINO fp32 engines can run."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tiny_onnx(folder / ONNX_FP32, size)
+    manifest = {
+        "name": "tiny", "version": "0", "head": "presence_malignancy",
+        "input": {"name": "image", "shape": [1, 1, size, size], "layout": "NCHW", "mean": 0.5, "std": 0.25},
+        "outputs": {"mask": {"name": "mask_logits"}, "class": {"name": "class_logits"}},
+        "thresholds": {"lesion": 0.5, "mask": 0.5, "default_operating_point": "balanced",
+                       "operating_points": {"sensitive": {"threshold": 0.2}, "balanced": {"threshold": 0.5},
+                                            "specific": {"threshold": 0.8}}},
+        "files": {"onnx_fp32": ONNX_FP32},
+    }
+    write_manifest(folder, manifest)
+    return folder
+
+
+def copy_model(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

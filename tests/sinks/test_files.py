@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from edge_bus.errors import OutputError
+from edge_bus.sinks import files
+from edge_bus.sinks.files import atomic_write_text, output_error
+
+
+def test_atomic_write_replaces_the_file(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "report.html"
+    atomic_write_text(target, "old")
+    atomic_write_text(target, "new ✓")
+    assert target.read_text(encoding="utf-8") == "new ✓"
+    assert [p.name for p in target.parent.iterdir()] == ["report.html"]
+
+
+def test_failed_write_keeps_the_old_file_and_no_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "report.html"
+    target.write_text("old")
+
+    def full(fd: int, data: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files.os, "write", full)
+    with pytest.raises(OutputError, match=r"disk full writing .*report\.html"):
+        atomic_write_text(target, "new" * 1000)
+    monkeypatch.undo()
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
+
+
+@pytest.mark.parametrize(
+    ("err", "words"),
+    [(errno.ENOSPC, "disk full"), (errno.EACCES, "permission denied"), (errno.EROFS, "permission denied")],
+)
+def test_output_error_is_one_line_naming_the_file(err: int, words: str) -> None:
+    msg = str(output_error(Path("/x/out/frames.jsonl"), OSError(err, os.strerror(err))))
+    assert words in msg and "frames.jsonl" in msg and "\n" not in msg and " — " in msg

@@ -1,0 +1,83 @@
+"""frames.jsonl: one complete JSON line per record, also when the disk fills up mid-line."""
+
+from __future__ import annotations
+
+import errno
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_bus.errors import OutputError
+from edge_bus.sinks.framelog import FrameLog
+from edge_bus.types import Frame, FrameRecord, Prediction, StageTimes
+
+
+def make_record(i: int, malignancy: float = 0.25) -> FrameRecord:
+    frame = Frame(index=i, pixels=np.zeros((4, 4), np.uint8), t_source=i / 30, t_capture=float(i), wall_time=1.7e9 + i)
+    pred = Prediction(
+        mask=np.zeros((4, 4), bool), probs={"normal": 0.7, "benign": 0.2, "malignant": 0.1}, malignancy=malignancy,
+        lesion=False, label="normal", bbox=None, mask_area=0.0,
+    )  # fmt: skip
+    return FrameRecord(frame, pred, StageTimes({"infer": 4.5, "render": 0.7}, e2e_ms=6.25))
+
+
+def test_lines_are_the_records_json(tmp_path: Path) -> None:
+    path = tmp_path / "run" / "frames.jsonl"  # the folder is created
+    with FrameLog(path) as log:
+        for i in range(3):
+            log.write(make_record(i))
+    lines = path.read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [make_record(i).to_json() for i in range(3)]
+    assert log.lines == 3 and log.closed
+    log.close()  # idempotent
+
+
+def test_nan_becomes_null(tmp_path: Path) -> None:
+    with FrameLog(tmp_path / "frames.jsonl") as log:
+        log.write(make_record(0, malignancy=float("nan")))
+    assert json.loads((tmp_path / "frames.jsonl").read_text())["malignancy"] is None
+
+
+class _FillsUp:
+    """A file object that accepts ``budget`` more bytes (short writes), then raises ENOSPC."""
+
+    def __init__(self, inner: object, budget: int) -> None:
+        self.inner, self.budget = inner, budget
+
+    def write(self, data: memoryview) -> int:
+        if self.budget <= 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        n = min(len(data), self.budget)
+        self.budget -= n
+        return int(self.inner.write(data[:n]))  # type: ignore[attr-defined]
+
+    def fileno(self) -> int:
+        return int(self.inner.fileno())  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self.inner.close()  # type: ignore[attr-defined]
+
+
+def test_full_disk_raises_output_error_and_keeps_complete_lines(tmp_path: Path) -> None:
+    path = tmp_path / "frames.jsonl"
+    log = FrameLog(path)
+    log.write(make_record(0))
+    line_len = path.stat().st_size
+    log._fh = _FillsUp(log._fh, budget=line_len + line_len // 3)  # type: ignore[assignment]
+    log.write(make_record(1))
+    with pytest.raises(OutputError, match=r"disk full writing .*frames\.jsonl"):
+        log.write(make_record(2))  # a third of it fits, then the disk is full
+    assert [json.loads(line)["frame"] for line in path.read_text().splitlines()] == [0, 1]
+    assert path.read_text().endswith("\n")
+    with pytest.raises(OutputError):
+        log.write(make_record(3))
+    log.close()
+
+
+def test_unwritable_folder_is_an_output_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="not-a-folder"):
+        FrameLog(blocker / "frames.jsonl")

@@ -1,0 +1,115 @@
+"""report.html: self-contained, copes with 0 and many frames, written atomically."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_bus.errors import OutputError
+from edge_bus.sinks.framelog import FrameLog
+from edge_bus.sinks.report import FrameSeries, ReportData, SeriesBuilder, Verdict, render_report, write_report
+from edge_bus.telemetry.stats import StageMetrics
+from edge_bus.types import Frame, FrameRecord, Prediction, StageTimes
+
+EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:|//)|<script|<link|@import|url\(""", re.IGNORECASE)
+LABELS = ("normal", "benign", "malignant")
+
+
+def synthetic_series(n: int, seed: int = 0) -> tuple[FrameSeries, StageMetrics]:
+    rng = np.random.default_rng(seed)
+    stages = {"preprocess": rng.gamma(2, 0.5, n), "infer": 8 + rng.gamma(3, 1, n), "render": rng.gamma(2, 0.3, n)}
+    e2e = np.sum(list(stages.values()), axis=0) + 0.5
+    labels = tuple(LABELS[(i // 97) % 3] for i in range(n))
+    series = FrameSeries(
+        frame=np.arange(n), e2e_ms=e2e, stages_ms=stages, label=labels,
+        malignancy=rng.random(n), lesion=np.array([lb != "normal" for lb in labels], bool),
+        glass_to_glass_ms=e2e + 30,
+    )  # fmt: skip
+    metrics = StageMetrics(list(stages))
+    for name, values in stages.items():
+        metrics[name].extend(values)
+    metrics["end_to_end"].extend(e2e)
+    metrics["glass_to_glass"].extend(e2e + 30)
+    return series, metrics
+
+
+def report_data(n: int) -> ReportData:
+    series, metrics = synthetic_series(n)
+    return ReportData(
+        title="run <clip & co>", summary={"model": "tiny", "frames": n, "fps": 31.25, "dropped": 0},
+        latency=metrics.summary(), hardware={"cpu_model": "Test CPU", "isa": {"avx2": True, "amx_int8": False}},
+        series=series, verdict=Verdict("benign", 0.71), malignancy_threshold=0.4, notes=["a note"],
+    )  # fmt: skip
+
+
+def test_zero_frames(tmp_path: Path) -> None:
+    data = ReportData(title="empty", summary={"frames": 0}, latency=StageMetrics().summary(), hardware={})
+    html = write_report(tmp_path / "report.html", data).read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
+    assert "no frames processed" in html and "<svg" not in html
+
+
+def test_5000_frames_is_self_contained_with_all_plots(tmp_path: Path) -> None:
+    path = write_report(tmp_path / "out" / "report.html", report_data(5000))
+    html = path.read_text(encoding="utf-8")
+    assert EXTERNAL.search(html) is None, "the report must not load anything from elsewhere"
+    titles = re.findall(r"<svg[^>]*aria-label=\"([^\"]+)\"", html)
+    assert titles == [
+        "End-to-end latency histogram",
+        "Mean latency per stage",
+        "Per-frame latency timeline",
+        "Class timeline and malignancy probability",
+    ]
+    assert "run &lt;clip &amp; co&gt;" in html and "<clip" not in html  # escaped
+    assert "BENIGN" in html and "Test CPU" in html and "amx_int8" in html
+    assert path.stat().st_size < 2_000_000
+    assert [p.name for p in path.parent.iterdir()] == ["report.html"], "no temporary files left"
+
+
+def test_100k_frames_stays_small() -> None:
+    html = render_report(report_data(100_000))
+    assert len(html.encode()) < 2_000_000
+    assert "100,000 frames shown as 1,200 buckets" in html
+
+
+def test_unwritable_target_is_an_output_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="file"):
+        write_report(blocker / "report.html", report_data(10))
+
+
+def _record(i: int, stages: dict[str, float]) -> FrameRecord:
+    frame = Frame(index=i, pixels=np.zeros((2, 2), np.uint8), t_source=0.0, t_capture=0.0, wall_time=0.0)
+    pred = Prediction(
+        mask=np.zeros((2, 2), bool), probs={"malignant": 0.9}, malignancy=0.9, lesion=True, label="malignant",
+        bbox=(0, 0, 1, 1), mask_area=0.25,
+    )  # fmt: skip
+    return FrameRecord(frame, pred, StageTimes(stages, e2e_ms=10.0 + i))
+
+
+def test_series_from_jsonl_skips_a_torn_last_line_and_pads_missing_stages(tmp_path: Path) -> None:
+    path = tmp_path / "frames.jsonl"
+    with FrameLog(path) as log:
+        log.write(_record(0, {"infer": 5.0}))
+        log.write(_record(1, {"infer": 6.0, "render": 1.0}))
+        log.write(_record(2, {"render": 2.0}))
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write('{"frame": 3, "e2e_ms": 1')  # what a crash mid-line would leave
+    series = FrameSeries.from_jsonl(path)
+    assert series.frame.tolist() == [0, 1, 2] and series.e2e_ms.tolist() == [10.0, 11.0, 12.0]
+    assert series.stages_ms["infer"][:2].tolist() == [5.0, 6.0] and math.isnan(series.stages_ms["infer"][2])
+    assert math.isnan(series.stages_ms["render"][0]) and series.stages_ms["render"][1:].tolist() == [1.0, 2.0]
+    assert series.glass_to_glass_ms is None and series.label == ("malignant",) * 3
+    from_records = FrameSeries.from_records(_record(i, {"infer": 1.0}) for i in range(4))
+    assert len(from_records) == 4
+
+
+def test_series_lengths_must_agree() -> None:
+    with pytest.raises(ValueError, match="e2e_ms"):
+        FrameSeries(np.arange(3), np.zeros(2), {}, ("a",) * 3, np.zeros(3), np.zeros(3, bool))
+    assert len(SeriesBuilder().build()) == 0

@@ -1,0 +1,78 @@
+"""overlay.mp4: frames round-trip, close() is idempotent, a full disk leaves a playable file."""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_bus.errors import OutputError
+from edge_bus.sinks import video as video_mod
+from edge_bus.sinks.video import VideoSink
+
+SIZE = (160, 120)
+
+
+def _frame(i: int) -> np.ndarray:
+    img = np.zeros((SIZE[1], SIZE[0], 3), np.uint8)
+    cv2.circle(img, (20 + i * 2, 60), 12, (0, 0, 255), -1)
+    return img
+
+
+def count_frames(path: Path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    assert cap.isOpened(), f"{path} does not open"
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_round_trip_counts_frames(tmp_path: Path, background: bool) -> None:
+    sink = VideoSink(tmp_path / "overlay.mp4", 30.0, SIZE, background=background)
+    for i in range(40):
+        sink.write(_frame(i))
+    sink.close()
+    sink.close()  # idempotent
+    assert sink.path.suffix in {".mp4", ".avi"} and sink.frames == 40
+    assert count_frames(sink.path) == 40
+    with pytest.raises(ValueError):
+        sink.write(_frame(0))
+
+
+def test_gray_and_other_sizes_are_converted(tmp_path: Path) -> None:
+    with VideoSink(tmp_path / "o.mp4", 0, SIZE) as sink:  # fps 0 (unknown) → 30
+        sink.write(np.full((240, 320), 90, np.uint8))
+        sink.write(np.zeros((50, 50, 3), np.uint8))
+    assert sink.fps == 30.0
+    assert count_frames(sink.path) == 2
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_disk_full_closes_a_playable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, background: bool) -> None:
+    sink = VideoSink(tmp_path / "overlay.mp4", 30.0, SIZE, check_every=10, background=background)
+    monkeypatch.setattr(video_mod.shutil, "disk_usage", lambda _p: types.SimpleNamespace(total=1, used=1, free=1024))
+    with pytest.raises(OutputError, match=r"disk full writing overlay\.mp4 — free space or use --no-video"):
+        for i in range(25):
+            sink.write(_frame(i))
+        sink.close()  # background: the worker's error surfaces here at the latest
+    sink.close()  # no second error
+    assert count_frames(sink.path) == 10
+
+
+def test_unwritable_path_is_an_output_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="file"):
+        VideoSink(blocker / "overlay.mp4", 30, SIZE)
+
+
+def test_no_space_at_start_is_an_output_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(video_mod.shutil, "disk_usage", lambda _p: types.SimpleNamespace(total=1, used=1, free=0))
+    with pytest.raises(OutputError, match="disk full"):
+        VideoSink(tmp_path / "overlay.mp4", 30, SIZE)

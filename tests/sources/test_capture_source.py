@@ -1,0 +1,115 @@
+"""CaptureSource: no device exists here, so the error paths, with a fake driver for the rest."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_bus.errors import SourceError
+from edge_bus.sources import CaptureSource, capture, list_capture_devices
+from edge_bus.sources.capture import device_path
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="V4L2 device nodes are Linux-only")
+
+
+class FakeCapture:
+    """Stands in for cv2.VideoCapture: delivers ``frames`` frames, then reads fail."""
+
+    def __init__(self, frames: int, opened: bool = True) -> None:
+        self.left = frames
+        self.opened = opened
+        self.props: dict[int, float] = {}
+        self.released = False
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return self.opened
+
+    def set(self, prop: int, value: float) -> bool:
+        self.props[prop] = value
+        return True
+
+    def get(self, prop: int) -> float:
+        return self.props.get(prop, 0.0)
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        if self.left <= 0:
+            return False, None
+        self.left -= 1
+        h, w = int(self.props.get(cv2.CAP_PROP_FRAME_HEIGHT, 48)), int(self.props.get(cv2.CAP_PROP_FRAME_WIDTH, 64))
+        return True, np.zeros((h, w, 3), np.uint8)
+
+    def release(self) -> None:
+        self.released = True
+
+
+@pytest.fixture
+def fake_node(tmp_path: Path) -> Path:
+    node = tmp_path / "video5"
+    node.write_bytes(b"")
+    return node
+
+
+@linux_only
+def test_missing_device_says_how_to_list_them() -> None:
+    with pytest.raises(SourceError) as err:
+        CaptureSource("/dev/video987")
+    msg = str(err.value)
+    assert msg.startswith("no capture device /dev/video987")
+    assert "is it plugged in? `v4l2-ctl --list-devices` lists them" in msg and "\n" not in msg
+
+
+@linux_only
+def test_device_number_means_dev_video_n() -> None:
+    assert device_path(0) == "/dev/video0"
+    assert device_path("3") == "/dev/video3"
+    assert device_path("/dev/video2") == "/dev/video2"
+    with pytest.raises(SourceError, match="no capture device /dev/video986"):
+        CaptureSource("986")
+
+
+def test_list_capture_devices_sorted_naturally(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert all(isinstance(d, str) for d in list_capture_devices())
+    monkeypatch.setattr(capture.glob, "glob", lambda pattern: ["/dev/video10", "/dev/video2", "/dev/video0"])
+    assert list_capture_devices() == ["/dev/video0", "/dev/video2", "/dev/video10"]
+
+
+def test_stream_then_device_stops_delivering(monkeypatch: pytest.MonkeyPatch, fake_node: Path) -> None:
+    fake = FakeCapture(frames=3)
+    monkeypatch.setattr(capture, "_open_capture", lambda target: fake)
+    src = CaptureSource(str(fake_node), size=(320, 240), fps=25.0)
+    assert fake.props[cv2.CAP_PROP_BUFFERSIZE] == 1
+    info = src.info
+    assert (info.kind, info.live, info.frame_count, info.width, info.height, info.fps) == (
+        "capture",
+        True,
+        None,
+        320,
+        240,
+        25.0,
+    )
+    frames = [next(src) for _ in range(3)]
+    assert [f.index for f in frames] == [0, 1, 2]
+    assert frames[0].pixels.shape == (240, 320, 3)
+    assert 0 <= frames[0].t_source <= frames[1].t_source <= frames[2].t_source
+    with pytest.raises(SourceError) as err:
+        next(src)
+    assert f"capture device {fake_node} stopped delivering frames after 3 frames" in str(err.value)
+    assert fake.released
+    with pytest.raises(StopIteration):
+        next(src)
+
+
+def test_device_that_will_not_open(monkeypatch: pytest.MonkeyPatch, fake_node: Path) -> None:
+    monkeypatch.setattr(capture, "_open_capture", lambda target: FakeCapture(0, opened=False))
+    with pytest.raises(SourceError, match="is another program using it"):
+        CaptureSource(str(fake_node))
+
+
+@pytest.mark.parametrize(("size", "fps"), [((0, 480), None), ((640, 480), 0.0)])
+def test_bad_requests(fake_node: Path, size: tuple[int, int], fps: float | None) -> None:
+    with pytest.raises(SourceError, match="must be"):
+        CaptureSource(str(fake_node), size=size, fps=fps)

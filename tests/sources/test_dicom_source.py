@@ -1,0 +1,170 @@
+"""DicomSource: single/multi-frame, photometric conversions, timing, ultrasound-region spacing,
+and damaged files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.pixels import convert_color_space, get_decoder
+from pydicom.uid import JPEGBaseline8Bit
+
+from edge_bus.errors import SourceEndedEarly, SourceError
+from edge_bus.sources import DicomSource, open_source
+
+MakeDicom = Callable[..., Path]
+
+
+def us_region(dx_cm: float, dy_cm: float, **kw: object) -> dict[str, object]:
+    """Region parameters, turned into a dataset by the make_region fixture inside each test."""
+    return {"dx_cm": dx_cm, "dy_cm": dy_cm, **kw}
+
+
+def test_multiframe_rgb_with_region_spacing(
+    tmp_path: Path, make_dicom: MakeDicom, make_region: Callable[..., Dataset], cine_rgb: np.ndarray
+) -> None:
+    path = make_dicom(tmp_path / "cine.dcm", cine_rgb, FrameTime=33.333, regions=[make_region(0.012, 0.01)])
+    with DicomSource(path) as src:
+        n, h, w = cine_rgb.shape[:3]
+        info = src.info
+        assert (info.kind, info.frame_count, info.width, info.height, info.still) == ("dicom", n, w, h, False)
+        assert info.fps == pytest.approx(30.0, rel=1e-3)
+        frames = list(src)
+    assert len(frames) == n
+    for frame, rgb in zip(frames, cine_rgb, strict=True):
+        assert np.array_equal(frame.pixels, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        assert frame.pixel_spacing_mm == pytest.approx((0.1, 0.12))  # (row, col) in mm from cm
+    assert [f.t_source for f in frames] == pytest.approx([i * 0.033333 for i in range(n)])
+
+
+def test_single_frame_monochrome_without_regions(tmp_path: Path, make_dicom: MakeDicom, cine_rgb: np.ndarray) -> None:
+    gray = cv2.cvtColor(cine_rgb[0], cv2.COLOR_RGB2GRAY)
+    path = make_dicom(tmp_path / "still.dcm", gray, multiframe=False)
+    with DicomSource(path) as src:
+        assert src.info.frame_count == 1 and src.info.still and src.info.fps == 0.0
+        assert src.pixel_spacing_mm is None
+        frames = list(src)
+    assert len(frames) == 1
+    assert frames[0].pixel_spacing_mm is None and frames[0].t_source == 0.0
+    assert np.array_equal(frames[0].pixels, cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
+
+
+def test_ybr_full_is_converted(tmp_path: Path, make_dicom: MakeDicom, cine_rgb: np.ndarray) -> None:
+    ybr = convert_color_space(cine_rgb[:3], "RGB", "YBR_FULL")
+    path = make_dicom(tmp_path / "ybr.dcm", ybr, photometric="YBR_FULL", CineRate=25)
+    with DicomSource(path) as src:
+        assert src.info.fps == 25.0
+        frames = list(src)
+    expected = cv2.cvtColor(cine_rgb[2], cv2.COLOR_RGB2BGR).astype(int)
+    assert np.abs(frames[2].pixels.astype(int) - expected).max() <= 2
+    assert frames[2].t_source == pytest.approx(2 / 25)
+
+
+def test_deep_and_inverted_monochrome(tmp_path: Path, make_dicom: MakeDicom) -> None:
+    ramp = np.tile(np.linspace(0, 4095, 64).astype(np.uint16), (2, 16, 1))  # 12 bits stored in 16
+    with DicomSource(make_dicom(tmp_path / "deep.dcm", ramp, bits_stored=12)) as src:
+        px = next(src).pixels
+    assert px.dtype == np.uint8 and px[0, 0, 0] == 0 and px[0, -1, 0] == 255
+    windowed = make_dicom(tmp_path / "win.dcm", ramp, bits_stored=12, WindowCenter=1024, WindowWidth=2048)
+    with DicomSource(windowed) as src:
+        row = next(src).pixels[0, :, 0].astype(int)
+    assert row[0] == 0 and row[-1] == 255 and row[len(row) // 2] == 255  # saturates above the window
+    assert 100 < row[len(row) // 4] < 155
+    flat = np.full((1, 8, 8), 200, np.uint8)
+    with DicomSource(make_dicom(tmp_path / "mono1.dcm", flat, photometric="MONOCHROME1")) as src:
+        assert int(next(src).pixels[0, 0, 0]) == 55
+
+
+def test_frame_time_vector(tmp_path: Path, make_dicom: MakeDicom, cine_rgb: np.ndarray) -> None:
+    path = make_dicom(tmp_path / "vec.dcm", cine_rgb[:4], FrameTimeVector=[0, 40, 40, 60])
+    with DicomSource(path) as src:
+        assert [f.t_source for f in src] == pytest.approx([0.0, 0.04, 0.08, 0.14])
+
+
+@pytest.mark.parametrize(
+    ("regions", "expected"),
+    [
+        ([us_region(0.02, 0.03, units=0)], None),  # no physical units
+        ([us_region(0.02, 0.03, units=4)], None),  # seconds, e.g. a spectral Doppler strip
+        ([us_region(0.5, 0.5, spatial_format=3, box=(0, 0, 99, 20)), us_region(0.02, 0.03)], (0.3, 0.2)),
+        ([us_region(0.01, 0.01, box=(0, 0, 10, 10)), us_region(-0.02, 0.03, box=(0, 0, 90, 90))], (0.3, 0.2)),
+    ],
+    ids=["no-units", "not-cm", "prefers-2d", "largest-2d"],
+)
+def test_region_choice(
+    tmp_path: Path,
+    make_dicom: MakeDicom,
+    make_region: Callable[..., Dataset],
+    regions: list[dict[str, object]],
+    expected: tuple[float, float] | None,
+) -> None:
+    items = [make_region(**r) for r in regions]
+    path = make_dicom(tmp_path / "r.dcm", np.zeros((1, 8, 8), np.uint8), regions=items)
+    with DicomSource(path) as src:
+        spacing = next(src).pixel_spacing_mm
+    assert spacing == (pytest.approx(expected) if expected else None)
+
+
+def test_dicom_magic_without_suffix_is_detected(tmp_path: Path, make_dicom: MakeDicom, cine_rgb: np.ndarray) -> None:
+    path = make_dicom(tmp_path / "IM_0001", cine_rgb[:2])
+    with open_source(str(path)) as src:
+        assert src.info.kind == "dicom" and len(list(src)) == 2
+
+
+def test_truncated_pixel_data_yields_good_frames_then_ends_early(
+    tmp_path: Path, make_dicom: MakeDicom, cine_rgb: np.ndarray
+) -> None:
+    path = make_dicom(tmp_path / "cine.dcm", cine_rgb)
+    frame_bytes = cine_rgb[0].nbytes
+    path.write_bytes(path.read_bytes()[: -(frame_bytes * 3 + frame_bytes // 2)])
+    src = DicomSource(path)
+    got = []
+    with pytest.raises(SourceEndedEarly) as err:
+        for frame in src:
+            got.append(frame.index)
+    assert got == list(range(len(cine_rgb) - 4))
+    assert f"at frame {len(got)} of {len(cine_rgb)}" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"", "the file is empty"),
+        (b"this is not a DICOM file\n" * 20, "not a DICOM file"),
+        (b"\0" * 128 + b"DICM" + b"\xff" * 64, "cannot open DICOM file"),
+    ],
+    ids=["zero-bytes", "text", "garbage-after-magic"],
+)
+def test_corrupt_files(tmp_path: Path, content: bytes, expected: str) -> None:
+    path = tmp_path / "bad.dcm"
+    path.write_bytes(content)
+    with pytest.raises(SourceError) as err:
+        DicomSource(path)
+    assert expected in str(err.value) and " — " in str(err.value) and "\n" not in str(err.value)
+
+
+def test_header_only_has_no_pixel_data(tmp_path: Path, make_dicom: MakeDicom, cine_rgb: np.ndarray) -> None:
+    path = make_dicom(tmp_path / "cine.dcm", cine_rgb)
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(SourceError, match="no pixel data|corrupt or truncated"):
+        DicomSource(path)
+
+
+def test_compressed_without_decoder(tmp_path: Path, make_dicom: MakeDicom) -> None:
+    if get_decoder(JPEGBaseline8Bit).is_available:
+        pytest.skip("a JPEG decoder is installed here; this checks the message when none is")
+    path = make_dicom(tmp_path / "jpeg.dcm", np.zeros((1, 8, 8), np.uint8))
+    from pydicom import dcmread
+    from pydicom.encaps import encapsulate
+
+    ds = dcmread(path)
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.PixelData = encapsulate([b"\xff\xd8\xff\xd9"])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(path, enforce_file_format=True)
+    with pytest.raises(SourceError, match="no decoder is installed — pip install pylibjpeg"):
+        DicomSource(path)

@@ -1,0 +1,122 @@
+"""FolderSource: natural order, BUSI mask files skipped, bad images, empty folders."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from edge_bus.errors import SourceEndedEarly, SourceError
+from edge_bus.sources import FolderSource, open_source, unwrap
+from edge_bus.sources._common import natural_key
+
+
+def _busi_like(folder: Path, make_image: Callable[..., Path], numbers: list[int]) -> None:
+    folder.mkdir(exist_ok=True)
+    for n in numbers:
+        make_image(folder / f"benign ({n}).png", n)
+        make_image(folder / f"benign ({n})_mask.png", 255)
+    make_image(folder / f"benign ({numbers[0]})_mask_1.png", 255)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / ".hidden.png").write_bytes(b"")
+
+
+def test_natural_order_and_masks_skipped(tmp_path: Path, make_image: Callable[..., Path]) -> None:
+    _busi_like(tmp_path, make_image, [10, 2, 1, 21, 3])
+    with FolderSource(tmp_path, fps=10.0) as src:
+        assert [p.name for p in src.files] == [f"benign ({n}).png" for n in (1, 2, 3, 10, 21)]
+        info = src.info
+        assert (info.kind, info.still, info.live, info.frame_count, info.fps) == ("folder", True, False, 5, 10.0)
+        frames = list(src)
+    assert [int(f.pixels[0, 0, 0]) for f in frames] == [1, 2, 3, 10, 21]  # each file's gray level
+    assert all(f.pixels.shape == (30, 40, 3) for f in frames)  # gray files come back as BGR
+    assert [f.t_source for f in frames] == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+
+
+def test_natural_key() -> None:
+    names = ["img10.png", "IMG2.png", "img1.png", "b (1).png", "a.png"]
+    assert sorted(names, key=natural_key) == ["a.png", "b (1).png", "img1.png", "IMG2.png", "img10.png"]
+
+
+def test_without_fps_one_nominal_second_per_image(tmp_path: Path, make_image: Callable[..., Path]) -> None:
+    for n in range(3):
+        make_image(tmp_path / f"{n}.png", n)
+    with FolderSource(tmp_path) as src:
+        assert src.info.fps == 0.0
+        assert [f.t_source for f in src] == [0.0, 1.0, 2.0]
+
+
+def test_images_keep_their_own_size(tmp_path: Path, make_image: Callable[..., Path]) -> None:
+    make_image(tmp_path / "1.png", 1, size=(40, 30))
+    make_image(tmp_path / "2.jpg", 2, size=(64, 48), gray=False)
+    with FolderSource(tmp_path) as src:
+        assert (src.info.width, src.info.height) == (40, 30)
+        assert [f.pixels.shape for f in src] == [(30, 40, 3), (48, 64, 3)]
+
+
+def test_single_image_file(tmp_path: Path, make_image: Callable[..., Path]) -> None:
+    path = make_image(tmp_path / "lesion.png", 7)
+    with open_source(str(path)) as src:
+        assert src.info.kind == "folder" and src.info.frame_count == 1
+        assert int(next(src).pixels.max()) == 7
+
+
+def test_unreadable_image_mid_folder_ends_early(tmp_path: Path, make_image: Callable[..., Path]) -> None:
+    for n in (1, 2, 4):
+        make_image(tmp_path / f"benign ({n}).png", n)
+    (tmp_path / "benign (3).png").write_bytes(b"\x89PNG this is not really a png")
+    src = FolderSource(tmp_path)
+    got = []
+    with pytest.raises(SourceEndedEarly) as err:
+        for frame in src:
+            got.append(int(frame.pixels[0, 0, 0]))
+    assert got == [1, 2]
+    msg = str(err.value)
+    assert "'benign (3).png' (3 of 4)" in msg and "the 2 before it were read" in msg and "\n" not in msg
+    with pytest.raises(StopIteration):
+        next(src)
+
+
+def test_unreadable_first_image_fails_at_open(tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(b"garbage")
+    with pytest.raises(SourceError, match=r"cannot read image .*a\.png' \(the first of 1\)"):
+        FolderSource(tmp_path)
+
+
+def test_empty_folder(tmp_path: Path, make_image: Callable[..., Path]) -> None:
+    with pytest.raises(SourceError, match="has no images .* — check the path"):
+        FolderSource(tmp_path)
+    make_image(tmp_path / "x_mask.png", 255)  # masks only: still no images
+    with pytest.raises(SourceError, match="has no images"):
+        FolderSource(tmp_path)
+
+
+def test_dataset_root_suggests_a_class_folder(tmp_path: Path, make_image: Callable[..., Path]) -> None:
+    for label in ("benign", "malignant", "normal"):
+        _busi_like(tmp_path / label, make_image, [1, 2])
+    with pytest.raises(SourceError) as err:
+        FolderSource(tmp_path)
+    assert "only sub-folders (benign, malignant, normal) — point --source at one of them" in str(err.value)
+
+
+def test_not_an_image_or_folder(tmp_path: Path) -> None:
+    (tmp_path / "x.csv").write_text("a,b\n")
+    with pytest.raises(SourceError, match="not a folder or an image file"):
+        FolderSource(tmp_path / "x.csv")
+    with pytest.raises(SourceError, match="not found — check the path"):
+        FolderSource(tmp_path / "missing")
+    with pytest.raises(SourceError, match="fps must be >= 0"):
+        FolderSource(tmp_path, fps=-1)
+
+
+@pytest.mark.data
+def test_real_busi_class_folder(shared_data: Path) -> None:
+    folder = shared_data / "busi" / "Dataset_BUSI_with_GT" / "benign"
+    with open_source(str(folder), max_frames=3) as src:
+        inner = unwrap(src)
+        assert isinstance(inner, FolderSource)
+        names = [p.name for p in inner.files[:3]]
+        frames = list(src)
+    assert names == ["benign (1).png", "benign (2).png", "benign (3).png"]
+    assert len(frames) == 3 and all(f.pixels.ndim == 3 for f in frames)

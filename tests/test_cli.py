@@ -1,0 +1,196 @@
+"""The CLI, through Typer's runner and as a subprocess: help, happy paths, and every bad input
+(one-line error, non-zero exit, no traceback, and every output valid up to the last good frame)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+from helpers import copy_model, tiny_model_dir
+from typer.testing import CliRunner
+
+from edge_bus.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, list(args))
+
+
+def assert_one_line_error(result, code: int | None = None) -> str:  # type: ignore[no-untyped-def]
+    assert result.exit_code != 0, result.output
+    if code is not None:
+        assert result.exit_code == code, result.output
+    text = result.output.strip()
+    assert "Traceback" not in text and result.exception is None or isinstance(result.exception, SystemExit)
+    errors = [line for line in text.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, text
+    return errors[0]
+
+
+def assert_valid_outputs(out: Path, at_least: int = 1) -> int:
+    lines = (out / "frames.jsonl").read_text().splitlines()
+    assert len(lines) >= at_least
+    records = [json.loads(line) for line in lines]  # every line complete
+    lat = json.loads((out / "latency.json").read_text())
+    assert lat["frames"] == len(records) and lat["stages"]["end_to_end"]["count"] == len(records)
+    assert "<svg" in (out / "report.html").read_text()
+    video = out / "overlay.mp4"
+    if video.exists():
+        cap = cv2.VideoCapture(str(video))
+        ok, _ = cap.read()
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        cap.release()
+        assert ok and count == len(records)
+    return len(records)
+
+
+def test_help_explains_every_command() -> None:
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for cmd in ("stream", "eval", "models", "device"):
+        assert cmd in result.output
+    result = invoke("stream", "--help")
+    for opt in ("--source", "--model", "--backend", "--device", "--operating-point", "--realtime", "--roi",
+                "--loop", "--max-frames", "--bridge", "--config", "--no-video", "--display"):
+        assert opt in result.output
+
+
+def test_stream_demo_via_runner(tmp_path: Path) -> None:
+    result = invoke("stream", "--source", "demo", "--max-frames", "30", "--out", str(tmp_path / "o"), "-q")
+    assert result.exit_code == 0, result.output
+    assert "30 frames" in result.output and "verdict" in result.output
+    assert assert_valid_outputs(tmp_path / "o") == 30
+
+
+def test_models_list_and_info() -> None:
+    result = invoke("models", "list")
+    assert result.exit_code == 0 and "emt_net" in result.output
+    result = invoke("models", "info", "emt_net")
+    assert result.exit_code == 0 and "sensitive" in result.output and "sha256 ok" in result.output
+
+
+def test_models_quantize_user_model_then_stream(tmp_path: Path) -> None:
+    src = tiny_model_dir(tmp_path / "tiny", size=64)
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    from edge_bus.sources import DemoSource
+
+    demo = DemoSource()
+    for i in range(0, 60, 6):
+        cv2.imwrite(str(calib / f"f{i}.png"), demo.render(i))
+    result = invoke("models", "quantize", "--onnx", str(src / "model_fp32.onnx"), "--calib", str(calib),
+                    "--out", str(tmp_path / "q"), "--name", "tiny-int8")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "q" / "manifest.json").read_text())
+    assert manifest["name"] == "tiny-int8" and set(manifest["sha256"]) == set(manifest["files"].values())
+    result = invoke("stream", "--model", str(tmp_path / "q"), "--max-frames", "10", "--out", str(tmp_path / "o"), "-q")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "o" / "latency.json").read_text())["model"]["precision"].startswith("int8")
+
+
+def test_missing_video_file(tmp_path: Path) -> None:
+    line = assert_one_line_error(invoke("stream", "--source", str(tmp_path / "nope.avi"), "--out", str(tmp_path)), 3)
+    assert "nope.avi" in line
+
+
+def test_unknown_source_kind(tmp_path: Path) -> None:
+    line = assert_one_line_error(invoke("stream", "--source", "rtsp:cam", "--out", str(tmp_path / "o")))
+    assert "valid kinds" in line
+
+
+def test_missing_capture_device(tmp_path: Path) -> None:
+    line = assert_one_line_error(invoke("stream", "--source", "/dev/video97", "--out", str(tmp_path / "o")), 3)
+    assert "/dev/video97" in line
+
+
+def test_unknown_model_name(tmp_path: Path) -> None:
+    line = assert_one_line_error(invoke("stream", "--model", "unet3000", "--out", str(tmp_path / "o")), 4)
+    assert "shipped models: emt_net" in line
+
+
+def test_model_file_not_matching_manifest(tmp_path: Path, shipped_model_dir: Path) -> None:
+    model = copy_model(shipped_model_dir, tmp_path / "m")
+    xml = model / "model_int8.xml"
+    xml.write_text(xml.read_text().replace("</net>", "</net>\n"))
+    line = assert_one_line_error(invoke("stream", "--model", str(model), "--out", str(tmp_path / "o")), 4)
+    assert "does not match its manifest" in line
+
+
+def test_unwritable_out(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    line = assert_one_line_error(invoke("stream", "--out", str(blocker / "sub")), 5)
+    assert "sub" in line
+
+
+def test_bad_option_values(tmp_path: Path) -> None:
+    assert_one_line_error(invoke("stream", "--precision", "int4", "--out", str(tmp_path)), 2)
+    assert_one_line_error(invoke("stream", "--operating-point", "paranoid", "--out", str(tmp_path)), 2)
+
+
+def test_truncated_video_keeps_every_good_frame(tmp_path: Path, shared_data: Path) -> None:
+    clip = shared_data / "cine" / "Pid_1_VID_5.avi"
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "o"
+    result = invoke("stream", "--source", str(cut), "--out", str(out), "-q")
+    line = assert_one_line_error(result, 3)
+    assert "cut.avi" in line and "cover the" in line
+    n = assert_valid_outputs(out, at_least=20)
+    assert n < 148
+
+
+def test_full_disk_is_a_clear_error_and_outputs_stay_valid(tmp_path: Path) -> None:
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full to simulate a full disk")
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "frames.jsonl").symlink_to("/dev/full")  # the frame log lives on a "full disk": writes fail ENOSPC
+    result = invoke("stream", "--source", "demo", "--out", str(out), "-q")
+    line = assert_one_line_error(result, 5)
+    assert "disk full" in line and "frames.jsonl" in line
+    lat = json.loads((out / "latency.json").read_text())
+    assert "disk full" in lat["error"]
+    cap = cv2.VideoCapture(str(out / "overlay.mp4"))  # what was rendered before the failure is a playable video
+    ok, _ = cap.read()
+    cap.release()
+    assert ok and "<html" in (out / "report.html").read_text()
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "edge_bus", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_subprocess_stream_and_error() -> None:
+    ok = run_cli("--version")
+    assert ok.returncode == 0 and ok.stdout.startswith("edge-bus ")
+    bad = run_cli("stream", "--source", "/nonexistent/clip.avi")
+    assert bad.returncode == 3 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().startswith("error:") and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_flushes_everything(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    proc = subprocess.Popen([sys.executable, "-m", "edge_bus", "stream", "--source", "demo", "--loop", "--realtime",
+                             "--out", str(out), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        log = out / "frames.jsonl"
+        if log.exists() and log.stat().st_size > 4000:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    assert_valid_outputs(out, at_least=5)

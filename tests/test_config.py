@@ -1,0 +1,38 @@
+"""Config: defaults ← TOML ← CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge_bus.config import build_config
+from edge_bus.errors import ConfigError
+from edge_bus.types import ROI
+
+
+def test_toml_then_flags(tmp_path: Path) -> None:
+    cfg_file = tmp_path / "c.toml"
+    cfg_file.write_text('[source]\nsource = "clip.avi"\nroi = "1,2,30,40"\n[engine]\nprecision = "fp32"\n'
+                        '[postprocess]\nsmoothing = 0.2\n[output]\nvideo = false\n')
+    cfg = build_config(cfg_file, precision=None, smoothing=0.7)
+    assert cfg.source == "clip.avi" and cfg.roi == ROI(1, 2, 30, 40) and cfg.precision == "fp32"
+    assert cfg.smoothing == 0.7 and cfg.video is False
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("[engine]\nprecision = 'int4'\n", "precision 'int4'"),
+    ("[engine]\nturbo = true\n", "unknown setting engine.turbo"),
+    ("[source]\nroi = '1,2'\n", "ROI must be"),
+    ("not toml = = 1", "cannot read config"),
+])
+def test_bad_config_is_a_config_error(tmp_path: Path, text: str, match: str) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        build_config(f)
+
+
+def test_missing_config_file() -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        build_config(Path("/nonexistent/edge-bus.toml"))

@@ -1,0 +1,79 @@
+"""One contract test class for every engine: same outputs for the same model, whatever the runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import tiny_model_dir
+
+from edge_bus.engines import EngineConfig, create_engine
+from edge_bus.errors import ConfigError, EngineError, ModelError
+from edge_bus.types import ModelOutputs
+from edge_bus.zoo import load_manifest
+
+CONFIGS = [("openvino", "fp32"), ("openvino", "default"), ("onnxruntime", "fp32")]
+
+
+@pytest.mark.parametrize(("backend", "precision"), CONFIGS, ids=[f"{b}-{p}" for b, p in CONFIGS])
+class TestEngineContract:
+    @pytest.fixture
+    def engine(self, tmp_path: Path, backend: str, precision: str):  # type: ignore[no-untyped-def]
+        m = load_manifest(tiny_model_dir(tmp_path / "tiny"))
+        eng = create_engine(m, EngineConfig(backend=backend, precision=precision, hint="THROUGHPUT", requests=2))
+        yield eng
+        eng.close()
+
+    def test_infer_matches_numpy_reference(self, engine) -> None:  # type: ignore[no-untyped-def]
+        x = np.random.default_rng(0).normal(size=(1, 1, 32, 32)).astype(np.float32)
+        out = engine.infer(x)
+        padded = np.pad(x[0, 0], 1)
+        ref = sum(padded[i : i + 32, j : j + 32] for i in range(3) for j in range(3)) - 2.0
+        tol = 0.05 if "bf16" in engine.precision else 1e-4
+        np.testing.assert_allclose(out.mask_logits, ref, atol=tol * 10, rtol=tol)
+        mean = ref.mean()
+        np.testing.assert_allclose(out.class_logits, [4 * mean + 1.0, mean - 0.5], atol=tol * 10, rtol=tol)
+        assert engine.precision
+
+    def test_async_delivers_every_request_once(self, engine) -> None:  # type: ignore[no-untyped-def]
+        got: dict[int, ModelOutputs] = {}
+        engine.set_callback(lambda tag, out: got.__setitem__(tag, out))
+        xs = [np.full((1, 1, 32, 32), i / 10, np.float32) for i in range(12)]
+        for i, x in enumerate(xs):
+            engine.infer_async(x, i)
+        engine.wait()
+        assert sorted(got) == list(range(12))
+        for i, x in enumerate(xs):
+            np.testing.assert_allclose(got[i].mask_logits, engine.infer(x).mask_logits, atol=1e-2)
+
+
+def test_unknown_backend_and_precision(tmp_path: Path) -> None:
+    m = load_manifest(tiny_model_dir(tmp_path / "tiny"))
+    with pytest.raises(ConfigError, match="valid backends: openvino, onnxruntime"):
+        create_engine(m, EngineConfig(backend="tensorrt"))
+    with pytest.raises(EngineError, match="not one of"):
+        create_engine(m, EngineConfig(precision="int4"))
+    with pytest.raises(ModelError, match="no openvino_int8_xml file"):
+        create_engine(m, EngineConfig(precision="int8"))
+
+
+def test_unknown_device_is_a_clear_error(tmp_path: Path) -> None:
+    m = load_manifest(tiny_model_dir(tmp_path / "tiny"))
+    with pytest.raises(EngineError, match="cannot use device 'NPU9'"):
+        create_engine(m, EngineConfig(precision="fp32", device="NPU9"))
+
+
+def test_shipped_int8_and_fp32_agree(shipped_model_dir: Path) -> None:
+    m = load_manifest(shipped_model_dir)
+    x = np.random.default_rng(0).normal(size=(1, 1, m.input.height, m.input.width)).astype(np.float32)
+    outs = {}
+    for backend, precision in [("openvino", "int8"), ("openvino", "fp32"), ("onnxruntime", "fp32")]:
+        eng = create_engine(m, EngineConfig(backend=backend, precision=precision))
+        outs[(backend, precision)] = eng.infer(x)
+        assert eng.precision.startswith("int8") == (precision == "int8")
+        eng.close()
+    a, b = outs[("openvino", "fp32")], outs[("onnxruntime", "fp32")]
+    np.testing.assert_allclose(a.class_logits, b.class_logits, atol=1e-2)
+    agree = np.mean((outs[("openvino", "int8")].mask_logits > 0) == (b.mask_logits > 0))
+    assert agree > 0.95

@@ -1,0 +1,49 @@
+"""Metrics shared by training, eval and the model card."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_bus.metrics import choose_operating_points, class_probs, dice, iou, rates_at, roc_auc
+
+
+def test_dice_and_iou() -> None:
+    a = np.zeros((10, 10), bool)
+    b = np.zeros((10, 10), bool)
+    a[:5] = True
+    b[:, :5] = True
+    assert dice(a, b) == pytest.approx(2 * 25 / 100)
+    assert iou(a, b) == pytest.approx(25 / 75)
+    assert dice(a, a) == 1.0 and dice(np.zeros_like(a), np.zeros_like(a)) == 1.0
+
+
+def test_auc_against_brute_force_with_ties() -> None:
+    rng = np.random.default_rng(1)
+    scores = rng.integers(0, 5, 200).astype(float)
+    y = rng.random(200) > 0.6
+    pos, neg = scores[y], scores[~y]
+    brute = np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg])
+    assert roc_auc(scores, y) == pytest.approx(brute)
+    assert np.isnan(roc_auc(scores, np.zeros(200, bool)))
+
+
+def test_rates_and_operating_points() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.random(400) > 0.7
+    scores = np.clip(rng.normal(0.35 + 0.3 * y, 0.15), 0, 1)
+    r = rates_at(scores, y, 0.5)
+    assert r.sensitivity == pytest.approx(np.mean(scores[y] >= 0.5))
+    assert r.specificity == pytest.approx(np.mean(scores[~y] < 0.5))
+    ops = choose_operating_points(scores, y, target=0.94)
+    assert ops["sensitive"].sensitivity >= 0.94
+    assert ops["specific"].specificity >= 0.94
+    j = ops["balanced"].sensitivity + ops["balanced"].specificity
+    assert j >= max(o.sensitivity + o.specificity for o in ops.values()) - 1e-12
+    assert ops["sensitive"].threshold <= ops["balanced"].threshold <= ops["specific"].threshold
+
+
+def test_class_probs_sum_to_one() -> None:
+    p = class_probs(np.array([2.0, -1.0]), np.array([0.5, 3.0]))
+    np.testing.assert_allclose(p.sum(axis=-1), 1.0)
+    assert p[0, 0] < 0.2 and p[1, 0] > 0.7

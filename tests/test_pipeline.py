@@ -1,0 +1,112 @@
+"""Integration: the bundled demo and real cine clips through the whole pipeline, every output checked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_bus.config import build_config
+from edge_bus.metrics import dice
+from edge_bus.pipeline import run_stream
+from edge_bus.sources import DemoSource
+
+FRAME_KEYS = {"frame", "t_source", "t_capture", "label", "probs", "malignancy", "lesion", "mask_area", "bbox",
+              "lesion_mm", "stages_ms", "e2e_ms", "dropped_before", "hw"}
+STAT_KEYS = {"count", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms"}
+
+
+def check_outputs(out: Path, frames: int) -> tuple[list[dict], dict]:
+    lines = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
+    assert len(lines) == frames
+    for rec in lines:
+        assert FRAME_KEYS <= set(rec)
+        assert set(rec["probs"]) == {"normal", "benign", "malignant"}
+        assert rec["label"] in rec["probs"] and 0.0 <= rec["malignancy"] <= 1.0
+        assert {"preprocess", "infer", "postprocess", "render"} <= set(rec["stages_ms"])
+        assert rec["e2e_ms"] > 0
+        assert rec["bbox"] is None or len(rec["bbox"]) == 4
+    assert [r["frame"] for r in lines] == sorted(r["frame"] for r in lines)  # in order
+    lat = json.loads((out / "latency.json").read_text())
+    assert {"stages", "fps", "frames", "dropped", "hardware", "model", "source", "verdict"} <= set(lat)
+    assert STAT_KEYS <= set(lat["stages"]["end_to_end"]) and lat["stages"]["end_to_end"]["count"] == frames
+    for stage in ("decode", "preprocess", "infer", "postprocess", "render", "write"):
+        assert STAT_KEYS <= set(lat["stages"][stage])
+    assert {"cpu_model", "isa", "openvino", "onnxruntime", "precision"} <= set(lat["hardware"])
+    assert {"name", "sha256"} <= set(lat["model"]) and len(lat["model"]["sha256"]) == 64
+    assert {"label", "confidence"} <= set(lat["verdict"])
+    html = (out / "report.html").read_text()
+    assert "<svg" in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    cap = cv2.VideoCapture(str(out / "overlay.mp4"))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    ok, img = cap.read()
+    cap.release()
+    assert ok and n == frames
+    return lines, lat
+
+
+def test_demo_end_to_end_matches_truth(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    res = run_stream(build_config(source="demo", out=out, smoothing=0.0))
+    demo = DemoSource()
+    lines, lat = check_outputs(out, len(demo))
+    assert res.frames == len(demo) and res.dropped == 0 and lat["source"]["kind"] == "demo"
+    # the model must find the demo's lesions: detection agrees with the truth on most frames
+    truth = [demo.truth(i).lesion for i in range(len(demo))]
+    agree = np.mean([rec["lesion"] == t for rec, t in zip(lines, truth, strict=False)])
+    assert agree > 0.7, agree
+
+
+@pytest.mark.parametrize("clip", ["Pid_1_VID_5.avi", "Pid_19_VID_95.avi"])
+def test_real_cine_clips(tmp_path: Path, shared_data: Path, clip: str) -> None:
+    out = tmp_path / clip
+    res = run_stream(build_config(source=str(shared_data / "cine" / clip), out=out))
+    cap = cv2.VideoCapture(str(shared_data / "cine" / clip))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    lines, lat = check_outputs(out, n)  # file sources lose no frame
+    assert res.dropped == 0 and lat["source"]["width"] == 320
+    assert sum(r["lesion"] for r in lines) > 0.3 * n  # a lesion is in view for much of each clip
+
+
+def test_realtime_pacing_drops_nothing_at_30fps(tmp_path: Path) -> None:
+    out = tmp_path / "rt"
+    res = run_stream(build_config(source="demo", out=out, realtime=True, max_frames=45, video=False))
+    assert res.frames + res.dropped == 45
+    lat = json.loads((out / "latency.json").read_text())
+    assert lat["mode"] == "live" and lat["frames"] == res.frames
+    assert not (out / "overlay.mp4").exists()
+
+
+def test_folder_of_stills_disables_smoothing(tmp_path: Path) -> None:
+    demo = DemoSource()
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    for i in (0, 40, 80):
+        cv2.imwrite(str(folder / f"img ({i}).png"), demo.render(i))
+        cv2.imwrite(str(folder / f"img ({i})_mask.png"), demo.truth_mask(i).astype(np.uint8) * 255)
+    res = run_stream(build_config(source=str(folder), out=tmp_path / "o", smoothing=0.9))
+    assert res.frames == 3  # mask files skipped
+
+
+def test_demo_mask_quality_against_truth(tmp_path: Path) -> None:
+    demo = DemoSource()
+    from edge_bus.engines import EngineConfig, create_engine
+    from edge_bus.postprocess import PostprocessConfig, Postprocessor
+    from edge_bus.preprocess import Preprocessor
+    from edge_bus.zoo import resolve_model
+
+    m = resolve_model(None)
+    eng = create_engine(m, EngineConfig())
+    post = Postprocessor(m, PostprocessConfig(gate_mask=False))
+    scores = []
+    for i in range(0, len(demo), 10):
+        if not demo.truth(i).lesion:
+            continue
+        tensor, meta = Preprocessor(m.input).preprocess(demo.render(i))
+        scores.append(dice(post.postprocess(eng.infer(tensor), meta).mask, demo.truth_mask(i)))
+    eng.close()
+    assert scores and float(np.mean(scores)) > 0.5

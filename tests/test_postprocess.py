@@ -1,0 +1,86 @@
+"""Postprocess: class decision, mask mapped back through the ROI, smoothing, lesion size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import tiny_model_dir
+
+from edge_bus.postprocess import PostprocessConfig, Postprocessor, longest_axis_mm, presence_malignancy
+from edge_bus.preprocess import InputSpec, Preprocessor, detect_scan_area
+from edge_bus.types import ROI, ModelOutputs, PreprocessMeta
+from edge_bus.zoo import Manifest, load_manifest
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> Manifest:
+    return load_manifest(tiny_model_dir(tmp_path / "tiny"))
+
+
+def outputs(mask_logits: np.ndarray, presence: float, malignancy: float) -> ModelOutputs:
+    return ModelOutputs(mask_logits=mask_logits.astype(np.float32), class_logits=np.array([presence, malignancy]))
+
+
+def test_mask_mapped_back_through_roi(manifest: Manifest) -> None:
+    logits = np.full((32, 32), -10.0)
+    logits[8:16, 8:24] = 10.0  # rows 8-15, cols 8-23 of the 32x32 model input
+    meta = PreprocessMeta(frame_h=200, frame_w=300, roi=ROI(50, 20, 128, 64))  # 4x horizontally, 2x vertically
+    pred = Postprocessor(manifest).postprocess(outputs(logits, 5.0, 3.0), meta)
+    assert pred.mask.shape == (200, 300)
+    assert pred.lesion and pred.label == "malignant"
+    x, y, w, h = pred.bbox
+    assert abs(x - (50 + 32)) <= 2 and abs(y - (20 + 16)) <= 2 and abs(w - 64) <= 3 and abs(h - 16) <= 3
+    assert pred.mask_area == pytest.approx(pred.mask.sum() / (200 * 300))
+    assert not pred.mask[:20].any() and not pred.mask[:, :50].any()  # nothing outside the ROI
+
+
+def test_no_lesion_gives_normal_and_empty_mask(manifest: Manifest) -> None:
+    meta = PreprocessMeta(frame_h=32, frame_w=32, roi=ROI(0, 0, 32, 32))
+    pred = Postprocessor(manifest).postprocess(outputs(np.full((32, 32), 5.0), -4.0, 2.0), meta)
+    assert not pred.lesion and pred.label == "normal" and pred.bbox is None and not pred.mask.any()
+    assert sum(pred.probs.values()) == pytest.approx(1.0)
+    ungated = Postprocessor(manifest, PostprocessConfig(gate_mask=False)).postprocess(
+        outputs(np.full((32, 32), 5.0), -4.0, 2.0), meta)
+    assert ungated.mask.all()
+
+
+def test_operating_points_change_the_label(manifest: Manifest) -> None:
+    meta = PreprocessMeta(frame_h=32, frame_w=32, roi=ROI(0, 0, 32, 32))
+    out = outputs(np.zeros((32, 32)), 5.0, 0.0)  # P(malignant | lesion) = 0.5
+    labels = {op: Postprocessor(manifest, PostprocessConfig(operating_point=op)).postprocess(out, meta).label
+              for op in ("sensitive", "balanced", "specific")}
+    assert labels == {"sensitive": "malignant", "balanced": "malignant", "specific": "benign"}
+
+
+def test_smoothing_is_an_ema(manifest: Manifest) -> None:
+    meta = PreprocessMeta(frame_h=32, frame_w=32, roi=ROI(0, 0, 32, 32))
+    post = Postprocessor(manifest, PostprocessConfig(smoothing=0.5))
+    first = post.postprocess(outputs(np.zeros((32, 32)), 5.0, 4.0), meta)
+    second = post.postprocess(outputs(np.zeros((32, 32)), 5.0, -4.0), meta)
+    lo, hi = presence_malignancy(manifest, np.array([5.0, -4.0]))[1], first.malignancy
+    assert second.malignancy == pytest.approx(0.5 * hi + 0.5 * lo)
+
+
+def test_longest_axis_uses_pixel_spacing() -> None:
+    mask = np.zeros((50, 50), bool)
+    mask[10:12, 5:45] = True  # 40 px long horizontally
+    assert longest_axis_mm(mask, (0.1, 0.2)) == pytest.approx(40 * 0.2, rel=0.05)
+
+
+def test_scan_area_detection_crops_margins() -> None:
+    frame = np.zeros((480, 640), np.uint8)
+    rng = np.random.default_rng(0)
+    frame[60:420, 100:540] = rng.integers(30, 200, (360, 440))
+    frame[10:20, 10:200] = 255  # burned-in text line in the margin
+    roi = detect_scan_area(frame)
+    assert abs(roi.x - 100) <= 8 and abs(roi.y - 60) <= 8 and abs(roi.w - 440) <= 12 and abs(roi.h - 360) <= 12
+    tensor, meta = Preprocessor(InputSpec(64, 64, 0.5, 0.25)).preprocess(np.dstack([frame] * 3))
+    assert tensor.shape == (1, 1, 64, 64) and tensor.dtype == np.float32 and meta.roi == roi
+
+
+def test_fixed_roi_is_clipped_to_frame() -> None:
+    pre = Preprocessor(InputSpec(32, 32, 0.5, 0.25), roi=ROI(10, 10, 500, 500))
+    _, meta = pre.preprocess(np.zeros((100, 120), np.uint8))
+    assert meta.roi == ROI(10, 10, 110, 90)

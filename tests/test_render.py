@@ -1,0 +1,99 @@
+"""OverlayRenderer: draws inside the mask, leaves the rest of the frame alone, never mutates input."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_bus.render import HudInfo, OverlayRenderer, OverlayStyle, mask_bbox, to_bgr
+from edge_bus.types import Frame, Prediction
+
+H, W = 240, 320
+
+
+def _frame(pixels: np.ndarray) -> Frame:
+    return Frame(index=7, pixels=pixels, t_source=0.2, t_capture=1.0, wall_time=1.7e9)
+
+
+def _prediction(mask: np.ndarray, label: str = "malignant", lesion: bool = True) -> Prediction:
+    probs = {"normal": 0.05, "benign": 0.08, "malignant": 0.87}
+    return Prediction(
+        mask=mask, probs=probs, malignancy=0.9, lesion=lesion, label=label,
+        bbox=mask_bbox(mask), mask_area=float(mask.mean()),
+    )  # fmt: skip
+
+
+def _disk_mask() -> np.ndarray:
+    mask = np.zeros((H, W), bool)
+    cv2.circle(mask.view(np.uint8), (200, 130), 30, 1, -1)
+    return mask
+
+
+HUD = HudInfo(fps=30.0, latency_ms=12.5, operating_point="balanced")
+QUIET = OverlayStyle(show_hud=False)  # no HUD panel, so only the label panel (top-left) and the mask draw
+
+
+def test_fills_inside_mask_and_leaves_outside_bbox_untouched() -> None:
+    gray = np.full((H, W), 100, np.uint8)
+    mask = _disk_mask()
+    out = OverlayRenderer(QUIET).render(_frame(gray), _prediction(mask), HUD)
+
+    assert out.shape == (H, W, 3) and out.dtype == np.uint8
+    inner = cv2.erode(mask.view(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)  # away from the contour
+    assert np.all(out[inner] != (100, 100, 100), axis=1).any()
+    assert (out[inner][:, 2] > 100).all(), "malignant fill is red: the R channel must rise inside the mask"
+    x, y, w, h = mask_bbox(mask) or (0, 0, 0, 0)
+    m = QUIET.contour_thickness  # the anti-aliased contour is centred on the mask edge: it may spill that far
+    outside = np.ones((H, W), bool)
+    outside[y - m : y + h + m, x - m : x + w + m] = False
+    outside[:60, :200] = False  # the label panel
+    assert (out[outside] == 100).all()
+
+
+def test_does_not_modify_the_frame_or_mask() -> None:
+    bgr = np.random.default_rng(0).integers(0, 255, (H, W, 3), np.uint8)
+    mask = _disk_mask()
+    before_px, before_mask = bgr.copy(), mask.copy()
+    OverlayRenderer().render(_frame(bgr), _prediction(mask), dataclasses.replace(HUD, frozen=True))
+    assert np.array_equal(bgr, before_px) and np.array_equal(mask, before_mask)
+
+
+def test_no_lesion_draws_no_mask() -> None:
+    gray = np.full((H, W), 80, np.uint8)
+    out = OverlayRenderer(QUIET).render(_frame(gray), _prediction(_disk_mask(), "normal", lesion=False), HUD)
+    assert (out[80:, 150:] == 80).all()
+    assert not (out[:60, :200] == 80).all(), "the 'no lesion' label is drawn"
+
+
+def test_bbox_none_is_computed_and_float_mask_is_thresholded() -> None:
+    gray = np.full((H, W), 60, np.uint8)
+    prob = _disk_mask().astype(np.float32) * 0.9 + 0.1  # probabilities: 0.1 outside, 1.0 inside
+    pred = dataclasses.replace(_prediction(_disk_mask()), mask=prob, bbox=None)
+    out = OverlayRenderer(QUIET).render(_frame(gray), pred, HUD)
+    assert (out[200:, 10:100] == 60).all()
+    assert (out[130, 200] != 60).any()
+
+
+@pytest.mark.parametrize("shape", [(H, W), (H, W, 1), (H, W, 3), (H, W, 4)])
+def test_accepts_gray_bgr_and_bgra(shape: tuple[int, ...]) -> None:
+    out = OverlayRenderer().render(_frame(np.zeros(shape, np.uint8)), _prediction(_disk_mask()), HUD)
+    assert out.shape == (H, W, 3)
+
+
+def test_hud_and_frozen_banner_draw_pixels() -> None:
+    gray = np.full((H, W), 128, np.uint8)
+    pred = _prediction(np.zeros((H, W), bool), "normal", lesion=False)
+    plain = OverlayRenderer(QUIET).render(_frame(gray), pred, HUD)
+    full = OverlayRenderer().render(_frame(gray), pred, dataclasses.replace(HUD, frozen=True, glass_to_glass_ms=40))
+    assert (plain[-30:] == 128).all() and not (full[-30:] == 128).all(), "HUD at the bottom"
+    assert (plain[:30, -100:] == 128).all() and not (full[:30, -100:] == 128).all(), "FROZEN top-right"
+
+
+def test_style_validation_and_to_bgr_of_uint16() -> None:
+    with pytest.raises(ValueError):
+        OverlayStyle(alpha=1.5)
+    img = to_bgr(np.array([[0, 1000], [2000, 4000]], np.uint16))
+    assert img.dtype == np.uint8 and img[1, 1].tolist() == [255, 255, 255] and img[0, 0].tolist() == [0, 0, 0]

@@ -1,0 +1,73 @@
+"""Manifests: the only way the runtime learns about a model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import tiny_model_dir
+
+from edge_bus.errors import ModelError
+from edge_bus.zoo import list_models, load_manifest, resolve_model
+
+
+def test_tiny_manifest_round_trip(tmp_path: Path) -> None:
+    m = load_manifest(tiny_model_dir(tmp_path / "tiny"))
+    assert (m.name, m.input.height, m.input.width, m.input.mean, m.input.std) == ("tiny", 32, 32, 0.5, 0.25)
+    assert (m.mask_output, m.class_output, m.head) == ("mask_logits", "class_logits", "presence_malignancy")
+    assert set(m.operating_points) == {"sensitive", "balanced", "specific"}
+    assert m.operating_point(None).name == "balanced"
+    m.verify()
+
+
+def test_unknown_operating_point_lists_valid(tmp_path: Path) -> None:
+    m = load_manifest(tiny_model_dir(tmp_path / "tiny"))
+    with pytest.raises(ModelError, match="valid: balanced, sensitive, specific"):
+        m.operating_point("paranoid")
+
+
+def test_tampered_file_fails_sha256(tmp_path: Path) -> None:
+    folder = tiny_model_dir(tmp_path / "tiny")
+    onnx = folder / "model_fp32.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[-1] ^= 0xFF
+    onnx.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="does not match its manifest"):
+        load_manifest(folder).verify()
+
+
+def test_missing_file_and_bad_manifest(tmp_path: Path) -> None:
+    folder = tiny_model_dir(tmp_path / "tiny")
+    (folder / "model_fp32.onnx").unlink()
+    with pytest.raises(ModelError, match="is missing"):
+        load_manifest(folder).verify()
+    (folder / "manifest.json").write_text(json.dumps({"name": "x"}))
+    with pytest.raises(ModelError, match="invalid"):
+        load_manifest(folder)
+    (folder / "manifest.json").write_text("{not json")
+    with pytest.raises(ModelError, match="cannot read"):
+        load_manifest(folder)
+
+
+def test_resolve_by_name_path_and_unknown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tiny_model_dir(tmp_path / "zoo" / "tiny")
+    monkeypatch.setenv("EDGE_BUS_MODELS", str(tmp_path / "zoo"))
+    assert resolve_model("tiny").name == "tiny"
+    assert resolve_model(str(tmp_path / "zoo" / "tiny" / "manifest.json")).name == "tiny"
+    assert [m.name for m in list_models()] == ["tiny"]
+    with pytest.raises(ModelError, match="unknown model 'nope'; shipped models: tiny"):
+        resolve_model("nope")
+    with pytest.raises(ModelError, match="does not exist"):
+        resolve_model(str(tmp_path / "missing.json"))
+
+
+def test_shipped_model_manifest_is_complete(shipped_model_dir: Path) -> None:
+    m = load_manifest(shipped_model_dir)
+    m.verify()
+    assert {"openvino_int8_xml", "openvino_int8_bin", "onnx_fp32"} <= set(m.files)
+    assert set(m.operating_points) == {"sensitive", "balanced", "specific"}
+    for op in m.operating_points.values():
+        assert op.val_sensitivity is not None and op.val_specificity is not None
+    assert m.raw["training"]["test"].startswith("BUSI fold 0")
+    assert {"fp32", "int8"} <= set(m.raw["metrics"]["test_busi_fold0"])

@@ -1,0 +1,77 @@
+"""The EMT-NET loss: stable weighted BCE equals the naive form where finite, and stays finite."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="training tests need the train extra (torch)")
+
+from models.training.loss import dice_loss, multitask_loss, naive_weighted_bce, weighted_bce_with_logits  # noqa: E402
+
+
+@pytest.mark.parametrize("wp", [1.0, 2.0, 3.0, 5.0])
+def test_stable_wbce_equals_naive_where_finite(wp: float) -> None:
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(4096, generator=g, dtype=torch.float64) * 8
+    y = (torch.rand(4096, generator=g) > 0.5).double()
+    naive = naive_weighted_bce(z, y, wp)
+    assert torch.isfinite(naive)
+    # the naive form itself loses ~1e-8 relative precision in log(1 - sigmoid(z)) for |z| near 20
+    assert torch.allclose(weighted_bce_with_logits(z, y, wp), naive, rtol=1e-7, atol=1e-9)
+
+
+def test_stable_wbce_elementwise_matches_naive() -> None:
+    # beyond |z| ~ 15 the naive 1 - sigmoid(z) cancels catastrophically (it is the inaccurate one there)
+    z = torch.linspace(-15, 15, 301, dtype=torch.float64)
+    for target in (0.0, 1.0):
+        y = torch.full_like(z, target)
+        for zi, yi in zip(z, y, strict=False):
+            a = weighted_bce_with_logits(zi[None], yi[None], 3.0)
+            b = naive_weighted_bce(zi[None], yi[None], 3.0)
+            assert torch.isclose(a, b, rtol=1e-6, atol=1e-9), (float(zi), target)
+
+
+@pytest.mark.parametrize("magnitude", [1e2, 1e3, 1e4])
+def test_stable_wbce_finite_with_finite_gradients_for_large_logits(magnitude: float) -> None:
+    z = torch.tensor([-magnitude, magnitude, -magnitude, magnitude], dtype=torch.float32, requires_grad=True)
+    y = torch.tensor([0.0, 0.0, 1.0, 1.0])
+    loss = weighted_bce_with_logits(z, y, 3.0)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert torch.isfinite(z.grad).all()
+    # confident and right costs ~0; confident and wrong costs ~|z| (×Wp for a missed positive)
+    per = [float(weighted_bce_with_logits(z[i : i + 1].detach(), y[i : i + 1], 3.0)) for i in range(4)]
+    assert per[0] == pytest.approx(0.0, abs=1e-6) and per[3] == pytest.approx(0.0, abs=1e-6)
+    assert per[1] == pytest.approx(magnitude, rel=1e-5) and per[2] == pytest.approx(3 * magnitude, rel=1e-5)
+    assert not torch.isfinite(naive_weighted_bce(z.detach(), y, 3.0))  # the naive form overflows here
+
+
+def test_positive_weight_scales_only_positives() -> None:
+    z = torch.tensor([0.3])
+    assert float(weighted_bce_with_logits(z, torch.tensor([0.0]), 5.0)) == pytest.approx(
+        float(weighted_bce_with_logits(z, torch.tensor([0.0]), 1.0))
+    )
+    assert float(weighted_bce_with_logits(z, torch.tensor([1.0]), 5.0)) == pytest.approx(
+        5 * float(weighted_bce_with_logits(z, torch.tensor([1.0]), 1.0))
+    )
+
+
+def test_dice_loss_perfect_and_empty() -> None:
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[0, 0, 2:5, 2:5] = 1
+    perfect = torch.where(mask > 0, torch.tensor(50.0), torch.tensor(-50.0))
+    assert float(dice_loss(perfect, mask)) == pytest.approx(0.0, abs=1e-3)
+    assert float(dice_loss(-perfect, mask)) > 0.9
+
+
+def test_multitask_loss_combines_terms_with_weights() -> None:
+    mask_logits = torch.randn(4, 1, 16, 16)
+    mask = (torch.rand(4, 1, 16, 16) > 0.7).float()
+    logits = torch.randn(4, 2)
+    presence = torch.tensor([1.0, 1.0, 0.0, 1.0])
+    malignant = torch.tensor([1.0, 0.0, 0.0, 0.0])
+    total, parts = multitask_loss(mask_logits, logits, mask, presence, malignant, pos_weight=3.0, clf_weight=1.5)
+    assert float(total) == pytest.approx(1.5 * (parts["mal"] + parts["presence"]) + parts["dice"], rel=1e-5)
+    coarse = torch.randn(4, 1, 2, 2)
+    total2, parts2 = multitask_loss(mask_logits, logits, mask, presence, malignant, coarse_logits=coarse)
+    assert "coarse" in parts2 and float(total2) > float(total) - 1e-6

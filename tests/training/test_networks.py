@@ -1,0 +1,106 @@
+"""One contract test class for every architecture, plus the pretrained-weight mapping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training tests need the train extra (torch)")
+
+from models.training.encoders import (  # noqa: E402
+    EfficientNetLite0Encoder,
+    create_encoder,
+    efficientnet_lite0_weights_path,
+    lite0_key_map,
+    load_efficientnet_lite0,
+)
+from models.training.networks import MODELS, OUTPUT_NAMES, create_model  # noqa: E402
+
+ARCHITECTURES = [
+    ("emt_net", "efficientnet_lite0"),
+    ("hgm_net", "efficientnet_lite0"),
+    ("emt_net", "resnet101"),
+    ("hgm_net", "resnet101"),
+]
+
+
+@pytest.mark.parametrize(("name", "encoder"), ARCHITECTURES, ids=[f"{n}-{e}" for n, e in ARCHITECTURES])
+class TestArchitectureContract:
+    """Every network: grayscale [N,1,H,W] in; mask logits [N,1,H,W] and class logits [N,2] out; exports to ONNX."""
+
+    size = 64
+
+    @pytest.fixture
+    def model(self, name: str, encoder: str) -> torch.nn.Module:
+        torch.manual_seed(0)
+        return create_model(name, encoder=encoder, pretrained=False).eval()
+
+    def test_output_shapes(self, model: torch.nn.Module) -> None:
+        with torch.no_grad():
+            mask, logits = model(torch.randn(2, 1, self.size, self.size))
+        assert mask.shape == (2, 1, self.size, self.size)
+        assert logits.shape == (2, 2)
+        assert torch.isfinite(mask).all() and torch.isfinite(logits).all()
+
+    def test_backward_reaches_encoder_and_heads(self, model: torch.nn.Module) -> None:
+        model.train()
+        mask, logits = model(torch.randn(2, 1, self.size, self.size))
+        (mask.mean() + logits.sum()).backward()
+        first = next(model.encoder.parameters())
+        assert first.grad is not None and float(first.grad.abs().sum()) > 0
+        assert model.classifier.fc2.weight.grad is not None
+
+    def test_onnx_export_has_named_outputs(self, model: torch.nn.Module, tmp_path: Path) -> None:
+        import onnxruntime as ort
+
+        path = tmp_path / "m.onnx"
+        x = torch.randn(1, 1, self.size, self.size)
+        with torch.no_grad():
+            torch.onnx.export(
+                model,
+                (x,),
+                str(path),
+                input_names=["image"],
+                output_names=list(OUTPUT_NAMES),
+                opset_version=17,
+                dynamo=False,
+            )
+            ref_mask, ref_logits = model(x)
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        assert [o.name for o in sess.get_outputs()] == list(OUTPUT_NAMES)
+        mask, logits = sess.run(None, {"image": x.numpy()})
+        np.testing.assert_allclose(mask, ref_mask.numpy(), rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(logits, ref_logits.numpy(), rtol=1e-3, atol=1e-3)
+
+
+def test_registry_errors_list_valid_names() -> None:
+    with pytest.raises(ValueError, match="valid models: emt_net, hgm_net"):
+        create_model("unet3000")
+    with pytest.raises(ValueError, match="valid encoders: efficientnet_lite0, resnet101"):
+        create_model("emt_net", encoder="vgg")
+    with pytest.raises(ValueError, match="valid encoders"):
+        create_encoder("vgg")
+    assert set(MODELS) == {"emt_net", "hgm_net"}
+
+
+def test_every_pretrained_efficientnet_lite0_tensor_loads() -> None:
+    state = torch.load(efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True)
+    assert len(state) == 296
+    enc = EfficientNetLite0Encoder(pretrained=False)
+    targets = lite0_key_map(enc)
+    assert set(state) - set(targets) == {"_fc.weight", "_fc.bias"}  # only the ImageNet classifier is unused
+    assert set(targets) <= set(state)
+    unused = load_efficientnet_lite0(enc)
+    assert unused == ["_fc.bias", "_fc.weight"]
+    for key, dst in targets.items():
+        src = state[key]
+        if key == "_conv_stem.weight":
+            src = src.sum(dim=1, keepdim=True)  # RGB stem folded to grayscale
+        assert torch.equal(dst, src.to(dst.dtype)), key
+
+
+def test_resnet101_has_no_offline_weights() -> None:
+    with pytest.raises(ValueError, match="no ResNet-101 weights"):
+        create_encoder("resnet101", pretrained=True)
