@@ -1,0 +1,42 @@
+# Two commands do all the set-up on a fresh clone:
+#   make demo   – creates .venv, installs edge-bus, streams the bundled demo clip → runs/demo/
+#   make test   – creates .venv, installs edge-bus with its test and training extras, runs the tests
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+TEST_STAMP    := $(VENV)/.test-installed
+
+.PHONY: demo test bench bench-ci lint train clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(RUNTIME_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	bash scripts/ensure_system_libs.sh $(BIN)/python
+	touch $@
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[test,dev,quantize,train]"
+	bash scripts/ensure_system_libs.sh $(BIN)/python
+	touch $@ $(RUNTIME_STAMP)
+
+demo: $(RUNTIME_STAMP)
+	$(BIN)/edge-bus stream --source demo --out runs/demo
+
+test: $(TEST_STAMP)
+	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory bench-ci
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check edge_bus firmware_bridge models tests benchmarks scripts
+	$(BIN)/mypy
+
+# End-to-end training, export and INT8 quantisation from ../shared/data (hours on 2 CPU cores).
+train: $(TEST_STAMP)
+	bash models/training/reproduce.sh
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .benchmarks

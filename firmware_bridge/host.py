@@ -1,0 +1,327 @@
+"""The host-side facade the stream pipeline uses: :class:`HostBridge`.
+
+``HostBridge.open(url)`` opens the port, does the HELLO handshake and a TIME_SYNC burst, then keeps
+the link alive in the background (heartbeats, a TIME_SYNC every ``sync_interval_s``, reconnect with
+backoff). When the link drops, ``next_meta`` / ``match`` / ``send_result`` keep working (no meta,
+results dropped and counted), ``on_status`` callbacks hear "link lost, reconnecting" once and
+"link restored" when the device is back.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from firmware_bridge.clock import ClockEstimate, ClockEstimator, SyncSample
+from firmware_bridge.errors import LinkClosed, LinkTimeout
+from firmware_bridge.framing import PROTOCOL_MAJOR
+from firmware_bridge.link import Link
+from firmware_bridge.link_types import LinkConfig, LinkCounters, Received
+from firmware_bridge.messages import (
+    FrameMeta,
+    Hello,
+    HelloAck,
+    Message,
+    ProbeState,
+    Result,
+    TimeSyncRequest,
+    TimeSyncResponse,
+    version_mismatch,
+)
+
+__all__ = ["HelloInfo", "HostBridge", "HostFrameMeta"]
+
+_HOST_ID = 0xEDB05001
+_sync_ids = itertools.count(1)
+_RETRY_S = 0.25  # HELLO repeat period; per-exchange timeout of the TIME_SYNC burst
+
+
+@dataclass(frozen=True, slots=True)
+class HelloInfo:
+    """Who answered the HELLO: from HELLO_ACK."""
+
+    device_id: int
+    firmware_version: str  # "major.minor.patch"
+    clock_hz: int
+    protocol_version: tuple[int, int]
+
+    @classmethod
+    def from_ack(cls, ack: HelloAck) -> HelloInfo:
+        firmware = f"{ack.fw_major}.{ack.fw_minor}.{ack.fw_patch}"
+        return cls(ack.device_id, firmware, ack.clock_hz, (ack.proto_major, ack.proto_minor))
+
+
+@dataclass(frozen=True, slots=True)
+class HostFrameMeta:
+    """A FRAME_META with its acquisition time mapped onto the host clock (``time.perf_counter()``)."""
+
+    device_frame: int
+    t_device_us: int
+    t_acquired_host: float
+    probe_id: int
+    depth_mm: float
+    gain_db: float
+    frozen: bool
+
+
+class HostBridge:
+    """Connection to one controller board. Create with :meth:`open`; thread-safe."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 2.0,
+        link_config: LinkConfig | None = None,
+        sync_burst: int = 16,
+        sync_interval_s: float = 1.0,
+        queue_size: int = 256,
+        history_size: int = 256,
+    ) -> None:
+        """Set up without connecting; prefer :meth:`open`."""
+        self._url = url
+        self._timeout = timeout
+        self._sync_burst = max(1, sync_burst)
+        self._sync_interval = sync_interval_s
+        self._link = Link(url, link_config, on_message=self._on_message, on_status=self._on_link_status)
+        self._clock = ClockEstimator()
+        self._info: HelloInfo | None = None
+        self._frozen = False
+        self._cond = threading.Condition()
+        self._queue: deque[HostFrameMeta] = deque()
+        self._queue_size = queue_size
+        self._history: deque[HostFrameMeta] = deque(maxlen=history_size)
+        self._status_callbacks: list[Callable[[str], None]] = []
+        self._message_callbacks: list[Callable[[Received], None]] = []
+        self._last_sync = 0.0
+        self._closed = False
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        timeout: float = 2.0,
+        link_config: LinkConfig | None = None,
+        sync_burst: int = 16,
+        sync_interval_s: float = 1.0,
+    ) -> HostBridge:
+        """Open ``url``, handshake and sync clocks. Raises PortUnavailable, LinkTimeout, ProtocolVersionError."""
+        bridge = cls(
+            url, timeout=timeout, link_config=link_config, sync_burst=sync_burst, sync_interval_s=sync_interval_s
+        )
+        try:
+            bridge._link.open()
+            bridge._handshake()
+            bridge._link.start_supervisor(on_reconnect=bridge._handshake, on_tick=bridge._tick)
+        except BaseException:
+            bridge.close()
+            raise
+        return bridge
+
+    def __enter__(self) -> HostBridge:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the link and wake every ``next_meta`` waiter. Idempotent."""
+        self._closed = True
+        self._link.close()
+        with self._cond:
+            self._cond.notify_all()
+
+    # -- state -----------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def device_info(self) -> HelloInfo:
+        if self._info is None:
+            raise LinkClosed(f"no device answered on {self._url}: open the bridge with HostBridge.open()")
+        return self._info
+
+    @property
+    def frozen(self) -> bool:
+        """The device's latest freeze state (from FRAME_META or PROBE_STATE)."""
+        return self._frozen
+
+    @property
+    def connected(self) -> bool:
+        return self._link.up
+
+    @property
+    def clock(self) -> ClockEstimate | None:
+        """The current device→host clock model (offset, drift, best round trip)."""
+        return self._clock.estimate
+
+    def counters(self) -> LinkCounters:
+        return self._link.counters()
+
+    def on_status(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(text)`` when the link goes down ("link lost, reconnecting") or comes back."""
+        self._status_callbacks.append(callback)
+
+    def on_message(self, callback: Callable[[Received], None]) -> None:
+        """Call ``callback(received)`` for every message from the device (dispatcher thread; keep it short)."""
+        self._message_callbacks.append(callback)
+
+    # -- frames ----------------------------------------------------------------------------------
+
+    def next_meta(self, timeout: float) -> HostFrameMeta | None:
+        """The next FRAME_META received (oldest first), or None after ``timeout`` seconds.
+
+        The queue holds the last ``queue_size`` (256) metas; older ones are dropped and counted as ``rx_dropped``.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._queue:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._closed:
+                    return None
+                self._cond.wait(remaining)
+            return self._queue.popleft()
+
+    def match(self, t_host: float, tolerance_s: float = 0.05) -> HostFrameMeta | None:
+        """The latest FRAME_META acquired at or before ``t_host`` and at most ``tolerance_s`` earlier."""
+        with self._cond:
+            for meta in reversed(self._history):
+                if meta.t_acquired_host <= t_host:
+                    return meta if t_host - meta.t_acquired_host <= tolerance_s else None
+        return None
+
+    def send_result(
+        self,
+        device_frame: int,
+        label: int,
+        malignancy: float,
+        lesion_area: float,
+        bbox: tuple[int, int, int, int] | None,
+    ) -> None:
+        """Send a RESULT for the device's frame ``device_frame``; ``bbox`` is (x0, y0, x1, y1) in scanner pixels.
+
+        Never blocks on, or raises for, a lost link: the result is dropped and counted as ``tx_dropped``.
+        A value that does not fit its wire field (e.g. a negative bbox coordinate) raises MalformedMessage.
+        """
+        self._link.send(Result(device_frame, label, malignancy, lesion_area, bbox))
+
+    # -- clock -----------------------------------------------------------------------------------
+
+    def ping(self) -> float:
+        """One TIME_SYNC round trip (also a clock sample); returns the wire round-trip time in seconds."""
+        return self._ping(self._timeout)
+
+    def _ping(self, timeout: float) -> float:
+        sync_id = next(_sync_ids) & 0xFFFFFFFF
+        received = self._link.request(
+            lambda t: TimeSyncRequest(sync_id, round(t * 1e6)),
+            lambda m: isinstance(m, TimeSyncResponse) and m.sync_id == sync_id,
+            timeout,
+        )
+        response = received.message
+        assert isinstance(response, TimeSyncResponse)
+        return received.t_rx - response.t1_us / 1e6
+
+    def device_to_host(self, t_device_us: int) -> float:
+        """Host ``time.perf_counter()`` seconds at which the device clock read ``t_device_us``."""
+        estimate = self._clock.estimate
+        if estimate is None:
+            raise LinkTimeout(f"clock of {self._url} not synchronised yet: open the bridge with HostBridge.open()")
+        return estimate.device_to_host(t_device_us)
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _handshake(self) -> None:
+        ack = self._hello()
+        if ack.proto_major != PROTOCOL_MAJOR:
+            raise version_mismatch(ack.proto_major, ack.proto_minor)
+        self._info = HelloInfo.from_ack(ack)
+        self._clock.reset()
+        answered = 0
+        for _ in range(self._sync_burst):
+            try:
+                self._ping(min(self._timeout, _RETRY_S))
+                answered += 1
+            except LinkTimeout:
+                continue  # a lost or corrupted answer: the others will do
+        if answered == 0:
+            raise LinkTimeout(
+                f"{self._url} answered HELLO but no TIME_SYNC: check that the firmware implements protocol "
+                f"{PROTOCOL_MAJOR}.x TIME_SYNC"
+            )
+        self._last_sync = time.perf_counter()
+        self._remap_unsynced()
+
+    def _remap_unsynced(self) -> None:
+        """Give metas that arrived before the first clock estimate their proper host times."""
+        estimate = self._clock.estimate
+        if estimate is None:
+            return
+        with self._cond:
+            for frames in (self._queue, self._history):
+                fixed = [replace(m, t_acquired_host=estimate.device_to_host(m.t_device_us)) for m in frames]
+                frames.clear()
+                frames.extend(fixed)
+
+    def _hello(self) -> HelloAck:
+        """HELLO, repeated every 0.25 s (a frame can be lost) until HELLO_ACK or the timeout."""
+        deadline = time.perf_counter() + self._timeout
+        while True:
+            attempt = time.perf_counter()
+            wait = min(_RETRY_S, deadline - attempt)
+            try:
+                received = self._link.request(Hello(host_id=_HOST_ID), lambda m: isinstance(m, HelloAck), wait)
+            except LinkTimeout:
+                if time.perf_counter() + 1e-3 < deadline:
+                    time.sleep(max(0.0, attempt + wait - time.perf_counter()))  # the link may be down: don't spin
+                    continue
+                raise LinkTimeout(
+                    f"no HELLO_ACK from {self._url} within {self._timeout:g} s: check that the controller board "
+                    "is powered, connected to this port and runs firmware-bridge firmware"
+                ) from None
+            assert isinstance(received.message, HelloAck)
+            return received.message
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        if now - self._last_sync >= self._sync_interval:
+            self._last_sync = now
+            sync_id = next(_sync_ids) & 0xFFFFFFFF
+            self._link.send_stamped(lambda t: TimeSyncRequest(sync_id, round(t * 1e6)))
+
+    def _on_message(self, received: Received) -> None:
+        message: Message = received.message
+        if isinstance(message, FrameMeta):
+            self._on_frame_meta(message, received.t_rx)
+        elif isinstance(message, TimeSyncResponse):
+            t1 = message.t1_us / 1e6
+            if received.t_rx >= t1:
+                self._clock.add(SyncSample(t1, message.t2_us, message.t3_us, received.t_rx))
+        elif isinstance(message, ProbeState):
+            self._frozen = message.frozen
+        for callback in self._message_callbacks:
+            callback(received)
+
+    def _on_frame_meta(self, m: FrameMeta, t_rx: float) -> None:
+        estimate = self._clock.estimate
+        t_host = estimate.device_to_host(m.t_acq_us) if estimate is not None else t_rx
+        meta = HostFrameMeta(m.frame_counter, m.t_acq_us, t_host, m.probe_id, m.depth_mm, m.gain_db, m.frozen)
+        self._frozen = m.frozen
+        with self._cond:
+            self._history.append(meta)
+            if len(self._queue) >= self._queue_size:
+                self._queue.popleft()
+                self._link.note_rx_dropped()
+            self._queue.append(meta)
+            self._cond.notify()
+
+    def _on_link_status(self, text: str) -> None:
+        for callback in self._status_callbacks:
+            callback(text)

@@ -1,0 +1,116 @@
+"""The sensitivity/specificity knob: retrain the malignancy head with Wp ∈ {1, 2, 3, 5}.
+
+A full multitask training per Wp costs about an hour on 2 CPU cores, so the sweep isolates the
+knob: the trained network's encoder is frozen, its bottleneck features (global-average-pooled
+head features of each training image, plus two augmented views) are cached, and a fresh
+classification head (FC → ReLU → dropout → FC, as in the network) is trained per Wp with the
+stable weighted BCE on those features. Every run uses the same seed, data and schedule; only Wp
+changes. SEN/SPE are reported on validation (BUSI fold 1 + BUS-BRA kFold 1, lesion images) at
+the natural threshold P(malignant) = 0.5, where Wp acts.
+
+    python -m models.training.wp_sweep --checkpoint models/training/checkpoints/emt_net/best.pt \
+        --out models/training/results/wp_sweep.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from edge_bus.metrics import rates_at, roc_auc
+from models.training.data import CachedSplit, augment, load_split, protocol_splits
+from models.training.export import load_checkpoint
+from models.training.loss import weighted_bce_with_logits
+from models.training.train import to_tensor
+
+
+@torch.no_grad()
+def pooled_features(model: nn.Module, images: list[np.ndarray], size: int, batch: int = 32) -> torch.Tensor:
+    model.eval()
+    feats = []
+    for i in range(0, len(images), batch):
+        x = to_tensor(np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA)
+                                for im in images[i : i + batch]]))
+        h = x
+        for stage in model.encoder.stages:
+            h = stage(h)
+        feats.append(torch.flatten(nn.functional.adaptive_avg_pool2d(model.encoder.head(h), 1), 1))
+    return torch.cat(feats)
+
+
+def lesion_views(split: CachedSplit, views: int, rng: np.random.Generator, size: int) -> tuple[list, np.ndarray]:
+    imgs, labels = [], []
+    for i in np.flatnonzero(split.labels > 0):
+        imgs.append(split.images[i])
+        labels.append(split.labels[i] == 2)
+        for _ in range(views):
+            imgs.append(augment(split.images[i], split.masks[i], rng, split.images.shape[1])[0])
+            labels.append(split.labels[i] == 2)
+    return imgs, np.array(labels)
+
+
+def train_head(feats: torch.Tensor, y: torch.Tensor, wp: float, epochs: int = 60, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    head = nn.Sequential(nn.Linear(feats.shape[1], 256), nn.ReLU(), nn.Dropout(0.3), nn.Linear(256, 1))
+    opt = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=1e-4)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        head.train()
+        for idx in torch.randperm(len(y), generator=g).split(64):
+            loss = 1.5 * weighted_bce_with_logits(head(feats[idx])[:, 0], y[idx], wp)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return head.eval()
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--data", default=Path("../shared/data"), type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--views", type=int, default=2, help="augmented views per training image")
+    p.add_argument("--wp", type=float, nargs="+", default=[1.0, 2.0, 3.0, 5.0])
+    args = p.parse_args(argv)
+    t0 = time.time()
+    torch.set_num_threads(2)
+    model, ckpt = load_checkpoint(args.checkpoint)
+    size = int(ckpt["size"])
+    items = protocol_splits(args.data)
+    rng = np.random.default_rng(0)
+    train_imgs, train_y = lesion_views(load_split("train", items["train"]), args.views, rng, size)
+    val_imgs, val_y = [], []
+    for name in ("val_busi", "val_busbra"):
+        imgs, y = lesion_views(load_split(name, items[name]), 0, rng, size)
+        val_imgs += imgs
+        val_y.append(y)
+    val_labels = np.concatenate(val_y)
+    f_train = pooled_features(model, train_imgs, size)
+    f_val = pooled_features(model, val_imgs, size)
+    print(f"features: train {tuple(f_train.shape)} val {tuple(f_val.shape)} in {time.time() - t0:.0f}s", flush=True)
+    rows = []
+    for wp in args.wp:
+        head = train_head(f_train, torch.from_numpy(train_y.astype(np.float32)), wp)
+        with torch.no_grad():
+            prob = torch.sigmoid(head(f_val)[:, 0]).numpy()
+        r = rates_at(prob, val_labels, 0.5)
+        rows.append({"wp": wp, "sensitivity": round(r.sensitivity, 4), "specificity": round(r.specificity, 4),
+                     "accuracy": round(r.accuracy, 4), "auc": round(roc_auc(prob, val_labels), 4)})
+        print(json.dumps(rows[-1]), flush=True)
+    result = {"protocol": __doc__.split("\n\n")[1].replace("\n", " "), "checkpoint": str(args.checkpoint),
+              "validation": "BUSI fold 1 + BUS-BRA kFold 1, lesion images", "n_val": int(len(val_labels)),
+              "n_train_views": int(len(train_y)), "threshold": 0.5, "rows": rows,
+              "wall_s": round(time.time() - t0, 1)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

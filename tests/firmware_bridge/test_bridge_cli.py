@@ -1,0 +1,66 @@
+"""``edge-bus device`` sub-app, driven through typer's CliRunner against simulated boards."""
+
+from __future__ import annotations
+
+import re
+
+from typer.testing import CliRunner
+
+from edge_bus.cli.device import app
+
+runner = CliRunner()
+
+
+def test_ping_reports_percentiles() -> None:
+    result = runner.invoke(app, ["ping", "sim://?fps=30", "--count", "5"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"sim://\?fps=30: 5 round trips, p50 [\d.]+ ms, p99 [\d.]+ ms, max [\d.]+ ms", result.stdout)
+
+
+def test_info_shows_device_identity() -> None:
+    result = runner.invoke(app, ["info", "sim://?device_id=0x1234abcd&fw=2.3.4&clock_hz=48000000"])
+    assert result.exit_code == 0, result.output
+    for expected in ("device id  0x1234abcd", "firmware   2.3.4", "protocol   1.0", "clock      48000000 Hz"):
+        assert expected in result.stdout
+    assert "offset" in result.stdout
+
+
+def test_monitor_prints_messages_until_count() -> None:
+    result = runner.invoke(app, ["monitor", "sim://?fps=100", "--count", "6"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) == 6
+    assert sum("FrameMeta" in line for line in lines) >= 4
+    assert "6 messages in" in result.stderr
+
+
+def test_monitor_stops_after_seconds() -> None:
+    result = runner.invoke(app, ["monitor", "sim://?fps=0", "--seconds", "0.3"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"\d+ messages in 0\.\d s", result.stderr)
+
+
+def test_simulate_pty_prints_path_and_stops() -> None:
+    result = runner.invoke(app, ["simulate", "--pty", "--fps", "50", "--seconds", "0.3"])
+    assert result.exit_code == 0, result.output
+    assert re.match(r"/dev/pts/\d+\n", result.stdout)
+    assert "stopped after 0.3 s" in result.stderr
+
+
+def test_simulate_needs_pty_flag() -> None:
+    result = runner.invoke(app, ["simulate"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: give --pty")
+
+
+def test_domain_errors_are_one_line_with_exit_code_6() -> None:
+    for args, expected in (
+        (["ping", "/dev/ttyDOESNOTEXIST"], "error: can't open /dev/ttyDOESNOTEXIST"),
+        (["info", "sim://?proto_major=3"], "error: controller speaks firmware-bridge protocol 3.0"),
+        (["ping", "sim://?fps=abc"], "error: can't open sim://?fps=abc (sim:// option fps='abc' is not a valid"),
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 6, result.output
+        assert result.stderr.startswith(expected), result.stderr
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)

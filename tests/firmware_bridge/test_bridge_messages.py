@@ -1,0 +1,123 @@
+"""Messages: pack/unpack round trip for every type, the documented byte offsets, bad payloads."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from firmware_bridge.errors import MalformedMessage
+from firmware_bridge.framing import decode_frame
+from firmware_bridge.messages import (
+    Ack,
+    Alert,
+    AlertCode,
+    ErrorCode,
+    ErrorMsg,
+    FrameMeta,
+    Heartbeat,
+    Hello,
+    HelloAck,
+    Message,
+    MsgType,
+    Nack,
+    NackReason,
+    ProbeState,
+    Result,
+    TimeSyncRequest,
+    TimeSyncResponse,
+    encode,
+    parse,
+)
+
+# one instance of every message type; floats are exact in binary32 so round trips compare equal
+SAMPLES: list[Message] = [
+    Hello(1, 0, 0xEDB05001),
+    HelloAck(1, 0, 0x5EB00001, 2, 7, 300, 1_000_000),
+    FrameMeta(123456, 9_876_543_210, 3, 45.5, 60.25, True),
+    ProbeState(9_876_543_999, 3, 40.0, 52.5, False, True),
+    Result(123456, 2, 0.875, 312.5, (10, 20, 330, 240)),
+    Result(123457, 0, 0.125, 0.0, None),
+    Alert(123460, AlertCode.MALIGNANT_PERSISTENT, 5, 0.9375, 9_876_600_000),
+    Heartbeat(2**63 + 5, 1),
+    TimeSyncRequest(77, 1_234_567_890_123),
+    TimeSyncResponse(77, 1_234_567_890_123, 5_000_000_001, 5_000_000_017),
+    Ack(65535, MsgType.RESULT),
+    Nack(12, 0x7E, NackReason.UNKNOWN_TYPE),
+    ErrorMsg(ErrorCode.BAD_PAYLOAD, "bad RESULT payload: ü"),
+]
+
+
+def test_every_message_type_has_a_sample() -> None:
+    assert {m.TYPE for m in SAMPLES} == set(MsgType)
+
+
+@pytest.mark.parametrize("message", SAMPLES, ids=lambda m: type(m).__name__)
+def test_pack_unpack_round_trip(message: Message) -> None:
+    payload = message.pack()
+    assert len(payload) >= type(message).LAYOUT.size
+    assert type(message).unpack(payload) == message
+    frame = decode_frame(encode(message, seq=42)[:-1])
+    assert frame.header.msg_type == message.TYPE and frame.header.seq == 42
+    assert parse(frame) == message
+
+
+@pytest.mark.parametrize("message", SAMPLES, ids=lambda m: type(m).__name__)
+def test_short_payload_is_malformed(message: Message) -> None:
+    with pytest.raises(MalformedMessage, match="payload has"):
+        type(message).unpack(message.pack()[: type(message).LAYOUT.size - 1])
+
+
+def test_documented_payload_sizes() -> None:
+    sizes: dict[type[Message], int] = {
+        Hello: 8,
+        HelloAck: 16,
+        FrameMeta: 24,
+        ProbeState: 20,
+        Result: 24,
+        Alert: 20,
+        Heartbeat: 12,
+        TimeSyncRequest: 12,
+        TimeSyncResponse: 28,
+        Ack: 4,
+        Nack: 4,
+        ErrorMsg: 4,
+    }
+    assert {cls: cls.LAYOUT.size for cls in sizes} == sizes
+
+
+def test_frame_meta_offsets_match_protocol_table() -> None:
+    payload = FrameMeta(0x11223344, 0x0102030405060708, 0xBEEF, 45.5, -3.0, True).pack()
+    assert struct.unpack_from("<I", payload, 0) == (0x11223344,)
+    assert struct.unpack_from("<Q", payload, 4) == (0x0102030405060708,)
+    assert struct.unpack_from("<H", payload, 12) == (0xBEEF,)
+    assert payload[14] == 0x01 and payload[15] == 0
+    assert struct.unpack_from("<ff", payload, 16) == (45.5, -3.0)
+
+
+def test_result_offsets_match_protocol_table() -> None:
+    payload = Result(7, 2, 0.5, 12.0, (1, 2, 3, 4)).pack()
+    assert struct.unpack_from("<IBB", payload, 0) == (7, 2, 1)
+    assert struct.unpack_from("<ff", payload, 8) == (0.5, 12.0)
+    assert struct.unpack_from("<4H", payload, 16) == (1, 2, 3, 4)
+    assert Result(7, 2, 0.5, 12.0, None).pack()[5] == 0
+
+
+def test_time_sync_and_hello_ack_offsets() -> None:
+    payload = TimeSyncResponse(9, 10, 20, 30).pack()
+    assert struct.unpack_from("<IQQQ", payload, 0) == (9, 10, 20, 30)
+    ack = HelloAck(1, 3, 0xAABBCCDD, 4, 5, 6, 48_000_000).pack()
+    assert ack[0:2] == b"\x01\x03" and struct.unpack_from("<I", ack, 4) == (0xAABBCCDD,)
+    assert struct.unpack_from("<BBHI", ack, 8) == (4, 5, 6, 48_000_000)
+
+
+def test_error_text_length_is_checked_and_capped() -> None:
+    with pytest.raises(MalformedMessage, match="ERROR text needs 10"):
+        ErrorMsg.unpack(struct.pack("<HB1x", 1, 10) + b"abc")
+    long = ErrorMsg(ErrorCode.INTERNAL, "x" * 400)
+    assert ErrorMsg.unpack(long.pack()).text == "x" * 255
+
+
+def test_out_of_range_field_is_refused_with_a_clear_message() -> None:
+    with pytest.raises(MalformedMessage, match="RESULT field out of range"):
+        Result(1, 0, 0.1, 0.0, (0, 0, 70000, 10)).pack()

@@ -1,0 +1,226 @@
+"""HostBridge against the simulator: in-process (sim://), on a pty thread, and as a separate process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from firmware_bridge import HostBridge, HostFrameMeta, LinkConfig, PtyDevice, SimConfig, SimulatedDevice
+from firmware_bridge.errors import LinkTimeout
+from firmware_bridge.link_types import Received
+from firmware_bridge.messages import Alert, AlertCode, ProbeState
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def collect_metas(bridge: HostBridge, count: int, timeout: float = 5.0) -> list[int]:
+    frames: list[int] = []
+    deadline = time.monotonic() + timeout
+    while len(frames) < count and time.monotonic() < deadline:
+        meta = bridge.next_meta(0.5)
+        if meta is not None:
+            frames.append(meta.device_frame)
+    assert len(frames) == count, f"only {len(frames)} of {count} FRAME_META arrived"
+    return frames
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_in_process_stream_info_and_timestamps(sim_device: SimulatedDevice, fast_link: LinkConfig) -> None:
+    with HostBridge.open(sim_device.url, link_config=fast_link) as bridge:
+        info = bridge.device_info
+        assert (info.device_id, info.firmware_version, info.clock_hz, info.protocol_version) == (
+            0x5EB00001,
+            "1.0.0",
+            1_000_000,
+            (1, 0),
+        )
+        metas: list[HostFrameMeta] = []
+        while len(metas) < 20:
+            meta = bridge.next_meta(1.0)
+            assert meta is not None
+            metas.append(meta)
+        assert bridge.connected and not bridge.frozen
+    counters = [m.device_frame for m in metas]
+    assert counters == list(range(counters[0], counters[0] + 20))
+    truth = sim_device.board.clock
+    errors_ms = [abs(m.t_acquired_host - truth.to_host(m.t_device_us)) * 1e3 for m in metas[5:]]
+    assert max(errors_ms) < 0.5
+    assert all(m.probe_id == 1 and m.depth_mm == 40.0 and m.gain_db == 50.0 for m in metas)
+
+
+def test_match_picks_latest_meta_within_tolerance(sim_device: SimulatedDevice, fast_link: LinkConfig) -> None:
+    with HostBridge.open(sim_device.url, link_config=fast_link) as bridge:
+        collect_metas(bridge, 6)
+        meta = bridge.next_meta(1.0)
+        assert meta is not None
+        assert bridge.match(meta.t_acquired_host + 0.001) == meta  # next frame is 16.7 ms later
+        assert bridge.match(meta.t_acquired_host) == meta
+        assert bridge.match(meta.t_acquired_host - 0.0001) != meta  # acquired after that moment
+        assert bridge.match(time.perf_counter() + 10.0, tolerance_s=0.05) is None  # nothing that recent
+        assert bridge.match(0.0) is None
+
+
+def test_results_reach_the_board_and_persistent_malignancy_raises_alert(
+    sim_device: SimulatedDevice, fast_link: LinkConfig
+) -> None:
+    alerts: list[Alert] = []
+
+    def on_message(received: Received) -> None:
+        if isinstance(received.message, Alert):
+            alerts.append(received.message)
+
+    with HostBridge.open(sim_device.url, link_config=fast_link) as bridge:
+        bridge.on_message(on_message)
+        bridge.send_result(100, 0, 0.1, 0.0, None)
+        for frame in range(101, 106):
+            bridge.send_result(frame, 2, 0.9, 55.5, (10, 20, 110, 90))
+        assert wait_until(lambda: len(alerts) == 1)
+    results = sim_device.board.results()
+    assert [r.frame_counter for r in results] == list(range(100, 106))
+    assert results[-1].bbox == (10, 20, 110, 90) and results[0].bbox is None
+    alert = alerts[0]
+    assert (alert.frame_counter, alert.code, alert.run_length) == (105, AlertCode.MALIGNANT_PERSISTENT, 5)
+    assert sim_device.board.stats().alerts_sent == 1
+
+
+def test_freeze_by_api_and_by_schedule(sim_device: SimulatedDevice, fast_link: LinkConfig) -> None:
+    with HostBridge.open(sim_device.url, link_config=fast_link) as bridge:
+        sim_device.board.set_frozen(True)
+        assert wait_until(lambda: bridge.frozen)
+        assert wait_until(lambda: (m := bridge.next_meta(0.2)) is not None and m.frozen)
+        sim_device.board.set_frozen(False)
+        assert wait_until(lambda: not bridge.frozen)
+    states: list[bool] = []
+    config = LinkConfig(heartbeat_s=0.05, link_timeout_s=0.4, backoff_initial_s=0.02)
+    with HostBridge.open("sim://?fps=30&freeze_every=0.15&freeze_for=0.05", link_config=config) as bridge:
+        bridge.on_message(lambda r: states.append(r.message.frozen) if isinstance(r.message, ProbeState) else None)
+        assert wait_until(lambda: True in states and states[-1] is False and len(states) >= 3, timeout=3.0)
+
+
+def test_corrupted_stream_is_counted_and_keeps_flowing(fast_link: LinkConfig) -> None:
+    with HostBridge.open("sim://?fps=300&corrupt=0.05&seed=3", link_config=fast_link) as bridge:
+        frames = collect_metas(bridge, 300)
+        counters = bridge.counters()
+    assert counters.crc_errors + counters.malformed > 0
+    assert counters.resyncs == counters.crc_errors + counters.malformed + counters.oversize
+    assert counters.seq_gaps > 0
+    assert frames == sorted(frames)
+
+
+def test_unplug_mid_stream_reconnects_and_reports_once(sim_device: SimulatedDevice, fast_link: LinkConfig) -> None:
+    statuses: list[str] = []
+    with HostBridge.open(sim_device.url, link_config=fast_link) as bridge:
+        bridge.on_status(statuses.append)
+        before = collect_metas(bridge, 5)
+        sim_device.board.unplug(0.5)
+        assert wait_until(lambda: not bridge.connected, timeout=1.0)
+        while bridge.next_meta(0.0) is not None:  # drain what arrived before the unplug
+            pass
+        # while the cable is out nothing raises: no new frames, no recent match, results are dropped
+        assert bridge.next_meta(0.1) is None
+        assert bridge.match(time.perf_counter(), tolerance_s=0.05) is None
+        bridge.send_result(before[-1], 1, 0.2, 1.0, None)
+        assert wait_until(lambda: bridge.connected, timeout=5.0)
+        after = collect_metas(bridge, 10, timeout=5.0)
+        counters = bridge.counters()
+    assert statuses == ["link lost, reconnecting", "link restored"]
+    assert counters.reconnects == 1
+    assert counters.tx_dropped >= 1
+    assert after[-1] > before[-1] + 25  # ~0.5 s of frames at 60 fps happened while unplugged
+
+
+def test_scheduled_disconnects_on_private_sim_url(fast_link: LinkConfig) -> None:
+    url = "sim://?fps=60&disconnect_every=0.4&disconnect_for=0.1&seed=1"
+    with HostBridge.open(url, link_config=fast_link) as bridge:
+        assert wait_until(lambda: bridge.counters().reconnects >= 2, timeout=5.0)
+        collect_metas(bridge, 3)
+
+
+def test_open_fails_clearly_when_nobody_answers() -> None:
+    master, slave = os.openpty()
+    try:
+        start = time.perf_counter()
+        with pytest.raises(LinkTimeout, match=r"no HELLO_ACK from /dev/pts/\d+ within 0.3 s: check"):
+            HostBridge.open(os.ttyname(slave), timeout=0.3)
+        assert time.perf_counter() - start < 2.0
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_pty_device_in_thread(fast_link: LinkConfig) -> None:
+    with PtyDevice(SimConfig(fps=100, seed=2)) as device, HostBridge.open(device.path, link_config=fast_link) as b:
+        frames = collect_metas(b, 10)
+        assert b.ping() < 0.1
+        b.send_result(frames[-1], 2, 0.7, 3.0, None)
+        assert wait_until(lambda: device.board.stats().results_received == 1)
+    assert frames == list(range(frames[0], frames[0] + 10))
+
+
+@pytest.fixture
+def simulator_process() -> Iterator[str]:
+    """``edge-bus device simulate --pty`` in its own process; yields the /dev/pts/N path it printed."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    code = "from edge_bus.cli.device import app; app()"
+    args = [sys.executable, "-c", code, "simulate", "--pty", "--fps", "60", "--seconds", "20"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line.startswith("/dev/pts/"), f"simulator printed {line!r}; stderr: {proc.stderr}"
+        yield line
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+
+
+def test_simulator_as_pty_process(simulator_process: str, fast_link: LinkConfig) -> None:
+    statuses: list[str] = []
+    with HostBridge.open(simulator_process, link_config=fast_link) as bridge:
+        bridge.on_status(statuses.append)
+        frames = collect_metas(bridge, 15)
+        rtts = [bridge.ping() for _ in range(20)]
+        counters = bridge.counters()
+    assert frames[-1] - frames[0] == 14
+    assert max(rtts) < 0.1
+    assert counters.crc_errors == 0 and statuses == []
+
+
+def test_threads_are_joined_after_close(sim_device: SimulatedDevice, fast_link: LinkConfig) -> None:
+    before = {t.name for t in threading.enumerate()}
+    with HostBridge.open(sim_device.url, link_config=fast_link) as bridge:
+        collect_metas(bridge, 2)
+    leftover = {t.name for t in threading.enumerate()} - before
+    assert not any(name.startswith("bridge-") for name in leftover), leftover
+
+
+def test_silent_device_on_pty_is_detected_by_timeout_and_reconnected(fast_link: LinkConfig) -> None:
+    """A board that goes quiet (port still there): the link times out, reopens the port and re-handshakes."""
+    statuses: list[str] = []
+    with PtyDevice(SimConfig(fps=60, seed=8)) as device, HostBridge.open(device.path, link_config=fast_link) as b:
+        b.on_status(statuses.append)
+        before = collect_metas(b, 3)
+        device.board.unplug(0.8)  # longer than link_timeout_s=0.4
+        assert wait_until(lambda: statuses == ["link lost, reconnecting"], timeout=2.0)
+        assert wait_until(lambda: b.connected, timeout=5.0)
+        while (meta := b.next_meta(1.0)) is not None and meta.device_frame <= before[-1] + 40:
+            pass
+        counters = b.counters()
+    assert statuses == ["link lost, reconnecting", "link restored"]
+    assert counters.reconnects == 1
+    assert meta is not None and meta.device_frame > before[-1] + 40  # 0.8 s at 60 fps passed meanwhile
