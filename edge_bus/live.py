@@ -45,6 +45,8 @@ class LatestFrameReader:
         self._source = source
         self._pace = pace
         self._clock = clock
+        self._fps = source.info.fps if source.info.fps > 0 else 30.0
+        self._last_t = time.perf_counter()
         self._cond = threading.Condition()
         self._latest: Frame | None = None
         self._pending_drops = 0
@@ -58,21 +60,26 @@ class LatestFrameReader:
     def _next_frame(self, t0: float) -> Frame | None:
         meta = None
         if self._clock is not None:
-            while meta is None and not self._stop:
-                meta = self._clock.next_meta(0.5)
-            if self._stop:
-                return None
+            # genlock: wait up to two frame intervals for the device's FRAME_META; without one (link
+            # down), the file paces itself and the frame carries no hardware timestamp
+            meta = self._clock.next_meta(2.0 / self._fps)
         frame = next(self._source, None)
         if frame is None:
             return None
         if meta is not None:
-            frame = replace(frame, hw=hw_from_meta(meta), t_capture=time.perf_counter(), wall_time=time.time())
+            self._last_t = time.perf_counter()
+            return replace(frame, hw=hw_from_meta(meta), t_capture=self._last_t, wall_time=time.time())
+        if self._clock is not None:
+            due = self._last_t + 1.0 / self._fps
         elif self._pace:
-            delay = t0 + frame.t_source - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            frame = replace(frame, t_capture=time.perf_counter(), wall_time=time.time())
-        return frame
+            due = t0 + frame.t_source
+        else:
+            return frame
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        self._last_t = time.perf_counter()
+        return replace(frame, t_capture=self._last_t, wall_time=time.time())
 
     def _run(self) -> None:
         t0 = time.perf_counter()

@@ -17,6 +17,7 @@ processed before it re-raises the error.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from edge_bus.types import Frame, Prediction
 from edge_bus.zoo import Manifest, resolve_model
 
 ProgressFn = Callable[[int, int | None], None]
+log = logging.getLogger("edge_bus")
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,8 @@ def compose(config: StreamConfig) -> Pipeline:
 
             bridge = HostBridge.open(config.bridge)
             parts.append(bridge)
+            url = config.bridge
+            bridge.on_status(lambda text: log.warning("bridge %s: %s", url, text))
         files = open_run_files(config.out, video=config.video, fps=info.fps or 30.0, size=(info.width, info.height))
         smoothing = 0.0 if info.still else config.smoothing
         post = Postprocessor(manifest, PostprocessConfig(operating_point=config.operating_point, smoothing=smoothing))
@@ -137,12 +141,23 @@ def compose(config: StreamConfig) -> Pipeline:
 
 
 def _result_sender(bridge: Any) -> Callable[[Frame, Prediction], None]:
+    """RESULT per frame (PROTOCOL.md): label 0/1/2, malignancy (0 without a lesion), lesion area in mm²
+    (from the frame's pixel spacing, else the probe depth over the frame height), bbox as x0, y0, x1, y1."""
     labels = {"normal": 0, "benign": 1, "malignant": 2}
 
     def send(frame: Frame, pred: Prediction) -> None:
-        if frame.hw is not None:
-            bridge.send_result(frame.hw.device_frame, labels.get(pred.label, 0), pred.malignancy, pred.mask_area,
-                               pred.bbox)
+        if frame.hw is None:
+            return
+        h, w = frame.pixels.shape[:2]
+        if frame.pixel_spacing_mm is not None:
+            px_mm2 = frame.pixel_spacing_mm[0] * frame.pixel_spacing_mm[1]
+        else:
+            px_mm2 = (frame.hw.depth_mm / h) ** 2 if frame.hw.depth_mm > 0 else 0.0
+        area = pred.mask_area * h * w * px_mm2
+        box = None if pred.bbox is None else (pred.bbox[0], pred.bbox[1], pred.bbox[0] + pred.bbox[2],
+                                              pred.bbox[1] + pred.bbox[3])
+        bridge.send_result(frame.hw.device_frame, labels.get(pred.label, 0), pred.malignancy if pred.lesion else 0.0,
+                           area, box)
 
     return send
 
