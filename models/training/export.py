@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", default=Path("../shared/data"), type=Path)
     p.add_argument("--calib-images", type=int, default=300)
     p.add_argument("--qdq", action="store_true", help="also write an ONNX Runtime INT8 QDQ model")
+    p.add_argument("--int8-only", action="store_true",
+                   help="ship only the INT8 IR (the FP32 ONNX is scored, then removed from the folder and manifest)")
     args = p.parse_args(argv)
     t0 = time.time()
     torch.set_num_threads(2)
@@ -160,7 +162,8 @@ def main(argv: list[str] | None = None) -> None:
         "data": "BUSI folds 2-4 + BUS-BRA kFold 2-5 (5-fold-cv.csv) + lesion-free crops of them as normals",
         "validation": "BUSI fold 1 + BUS-BRA kFold 1 (model selection); BUSI fold 1 alone (thresholds)",
         "test": "BUSI fold 0 (never used for training, selection or calibration)",
-        "epochs": ckpt["epoch"], "train_wall_s": round(ckpt["train_wall_s"], 1), "size": size,
+        "epochs": ckpt["epoch"], "epochs_total": ckpt.get("epochs_total", ckpt["epoch"]),
+        "init": ckpt.get("init"), "train_wall_s": round(ckpt["train_wall_s"], 1), "size": size,
         "pos_weight": ckpt["wp"], "loss": "1.5 * (WBCE(malignancy, Wp) + BCE(presence)) + Dice(mask)",
         "val_at_selection": {k: round(float(v), 4) for k, v in ckpt["val"].items()},
     }
@@ -174,6 +177,12 @@ def main(argv: list[str] | None = None) -> None:
         print(key, json.dumps(metrics[key]), flush=True)
     val_report = summarize(parse_manifest(manifest, out), int8_val, "openvino", "int8", "validation")
     manifest["metrics"] = {"test_busi_fold0": metrics, "validation_int8": val_report.to_json()}
+    if args.int8_only:
+        for role in ("onnx_fp32", "onnx_int8_qdq"):
+            fname = manifest["files"].pop(role, None)
+            if fname:
+                (out / fname).unlink()
+        manifest["not_shipped"] = "FP32 ONNX (scored above; re-export to get it)"
     write_manifest(out, manifest)
     print(f"exported {args.name} to {out} in {time.time() - t0:.0f}s", flush=True)
 

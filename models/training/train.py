@@ -108,6 +108,16 @@ def train(args: argparse.Namespace) -> Path:
           f"val={sum(len(v) for v in val.values())}", flush=True)
 
     model = create_model(args.model, encoder=args.encoder).to(memory_format=torch.channels_last)
+    prior_wall_s, prior_epochs = 0.0, 0
+    if args.init:
+        init = torch.load(args.init, map_location="cpu", weights_only=False)
+        result = model.load_state_dict(init["state_dict"], strict=False)
+        prior_wall_s = float(init.get("train_wall_s", 0.0))
+        prior_epochs = int(init.get("epochs_total", init.get("epoch", 0)))
+        print(f"initialised from {args.init} (epoch {init.get('epoch')} of {init.get('model')}); "
+              f"new tensors: {len(result.missing_keys)}, unused: {len(result.unexpected_keys)}", flush=True)
+        if result.unexpected_keys:
+            raise SystemExit(f"--init checkpoint has tensors this model lacks: {result.unexpected_keys[:5]}")
     enc_params = list(model.encoder.parameters())
     enc_ids = {id(p) for p in enc_params}
     other = [p for p in model.parameters() if id(p) not in enc_ids]
@@ -153,11 +163,17 @@ def train(args: argparse.Namespace) -> Path:
             fh.write(json.dumps(rec) + "\n")
         ckpt = {"model": args.model, "encoder": args.encoder, "size": args.size, "wp": args.wp,
                 "state_dict": model.state_dict(), "epoch": epoch + 1, "val": metrics,
-                "train_wall_s": time.time() - train_start, "input_mean": INPUT_MEAN, "input_std": INPUT_STD}
+                "epochs_total": prior_epochs + epoch + 1,
+                "train_wall_s": prior_wall_s + time.time() - train_start, "input_mean": INPUT_MEAN,
+                "input_std": INPUT_STD, "init": str(args.init) if args.init else None,
+                "history": [json.loads(line) for line in history.read_text().splitlines()]}
         torch.save(ckpt, out / "last.pt")
         if metrics["score"] > best:
             best = metrics["score"]
             torch.save(ckpt, out / "best.pt")
+        if args.stop_epoch and epoch + 1 >= args.stop_epoch:
+            print(f"stopping after epoch {epoch + 1} (--stop-epoch)", flush=True)
+            break
         if args.max_minutes and (time.time() - train_start) / 60 > args.max_minutes:
             print(f"stopping: time budget of {args.max_minutes} min reached", flush=True)
             break
@@ -179,7 +195,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--neg-fraction", type=float, default=0.2, help="lesion-free crops per batch, as a fraction")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", default=None, help="start from this checkpoint's weights (strict=False: an HGM-Net "
+                   "can start from an EMT-NET; its Stage 1 and gates are then new)")
     p.add_argument("--max-steps", type=int, default=0, help="steps per epoch (0: all; for smoke tests)")
+    p.add_argument("--stop-epoch", type=int, default=0, help="stop after this epoch (the schedule still "
+                   "spans --epochs)")
     p.add_argument("--max-minutes", type=float, default=0.0, help="stop after the epoch that passes this")
     return p.parse_args(argv)
 

@@ -1,0 +1,119 @@
+"""Write the measured tables of the model card (``models/README.md``) from the exported manifests,
+the training histories and the Wp sweep, so every number in the card is one a script measured.
+
+    python -m models.training.model_card --models emt_net hgm_net --out models/README.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+HEADER = Path(__file__).with_name("model_card_header.md")
+TARGETS = {"dice": 0.82, "auc": 0.93, "sensitive_sen": 0.94, "sensitive_spe": 0.85, "normal_fp_rate": 0.10}
+
+
+def _f(x: Any, pct: bool = False) -> str:
+    if x is None:
+        return "–"
+    return f"{100 * x:.1f}" if pct else f"{x:.3f}"
+
+
+def metrics_table(manifests: dict[str, dict[str, Any]]) -> str:
+    rows = ["| model | precision | Dice | IoU | AUC (B vs M) | normals flagged | 3-class acc | "
+            "sensitive SEN / SPE | balanced SEN / SPE | specific SEN / SPE | images |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, m in manifests.items():
+        for key, label in (("fp32", "FP32 (ONNX Runtime)"), ("int8", "INT8 (OpenVINO)")):
+            t = m.get("metrics", {}).get("test_busi_fold0", {}).get(key)
+            if t is None:
+                continue
+            ops = t["operating_points"]
+            cells = [f"{_f(ops[o]['sensitivity'])} / {_f(ops[o]['specificity'])}"
+                     for o in ("sensitive", "balanced", "specific")]
+            rows.append(f"| {name} | {label} | {_f(t['dice'])} | {_f(t['iou'])} | {_f(t['auc'])} | "
+                        f"{_f(t['normal_fp_rate'])} | {_f(t['accuracy_3class'])} | " + " | ".join(cells)
+                        + f" | {t['n_images']} |")
+    return "\n".join(rows)
+
+
+def accuracy_table(manifests: dict[str, dict[str, Any]]) -> str:
+    rows = ["| model | precision | operating point | threshold (from BUSI fold 1) | val SEN / SPE (BUSI fold 1) | "
+            "test ACC | test SEN | test SPE |", "|---|---|---|---|---|---|---|---|"]
+    for name, m in manifests.items():
+        ops_val = m["thresholds"]["operating_points"]
+        for key in ("fp32", "int8"):
+            t = m.get("metrics", {}).get("test_busi_fold0", {}).get(key)
+            if t is None:
+                continue
+            for op, r in t["operating_points"].items():
+                v = ops_val[op]
+                rows.append(f"| {name} | {key.upper()} | {op} | {v['threshold']:.4f} | "
+                            f"{_f(v['val_sensitivity'])} / {_f(v['val_specificity'])} | {_f(r['accuracy'])} | "
+                            f"{_f(r['sensitivity'])} | {_f(r['specificity'])} |")
+    return "\n".join(rows)
+
+
+def training_table(manifests: dict[str, dict[str, Any]]) -> str:
+    rows = ["| model | epochs | training wall time | Wp | INT8 val drop (Dice / AUC) | lesion threshold | "
+            "quantisation |", "|---|---|---|---|---|---|---|"]
+    for name, m in manifests.items():
+        tr, q = m["training"], m.get("quantization", {})
+        drop = q.get("val_drop", {})
+        rows.append(f"| {name} | {tr['epochs_total']} | {tr['train_wall_s'] / 60:.0f} min on 2 CPU cores | "
+                    f"{tr['pos_weight']} | {drop.get('dice', 0):+.4f} / {drop.get('auc', 0):+.4f} | "
+                    f"{m['thresholds']['lesion']:.4f} | {q.get('method', '?')} |")
+    return "\n".join(rows)
+
+
+def wp_table(wp: dict[str, Any] | None) -> str:
+    if wp is None:
+        return "_The Wp sweep has not been run (`python -m models.training.wp_sweep`)._"
+    rows = ["| Wp | SEN | SPE | ACC | AUC |", "|---|---|---|---|---|"]
+    rows += [f"| {r['wp']:g} | {_f(r['sensitivity'])} | {_f(r['specificity'])} | {_f(r['accuracy'])} | "
+             f"{_f(r['auc'])} |" for r in wp["rows"]]
+    return "\n".join(rows) + f"\n\n{wp['n_val']} validation lesion images ({wp['validation']}); threshold 0.5."
+
+
+def targets_table(m: dict[str, Any]) -> str:
+    t = m["metrics"]["test_busi_fold0"]["int8"]
+    f = m["metrics"]["test_busi_fold0"]["fp32"]
+    s = t["operating_points"]["sensitive"]
+    rows = ["| target (BUSI fold 0, INT8) | goal | measured | met |", "|---|---|---|---|",
+            f"| Dice on lesion images | ≥ 0.82 | {_f(t['dice'])} | {'yes' if t['dice'] >= 0.82 else 'no'} |",
+            f"| benign/malignant AUC | ≥ 0.93 | {_f(t['auc'])} | {'yes' if t['auc'] >= 0.93 else 'no'} |",
+            f"| `sensitive`: SEN ≥ 0.94 with SPE ≥ 0.85 | 0.94 / 0.85 | {_f(s['sensitivity'])} / "
+            f"{_f(s['specificity'])} | "
+            f"{'yes' if s['sensitivity'] >= 0.94 and s['specificity'] >= 0.85 else 'no'} |",
+            f"| normal images flagged as lesion | ≤ 0.10 | {_f(t['normal_fp_rate'])} | "
+            f"{'yes' if t['normal_fp_rate'] <= 0.10 else 'no'} |",
+            f"| INT8 within 0.5 pt of FP32 (Dice, AUC) | ≤ 0.005 | {f['dice'] - t['dice']:+.4f}, "
+            f"{f['auc'] - t['auc']:+.4f} | "
+            f"{'yes' if f['dice'] - t['dice'] <= 0.005 and f['auc'] - t['auc'] <= 0.005 else 'no'} |"]
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=["emt_net", "hgm_net"])
+    p.add_argument("--root", type=Path, default=Path("models"))
+    p.add_argument("--wp", type=Path, default=Path("models/training/results/wp_sweep.json"))
+    p.add_argument("--extra", type=Path, default=Path("models/training/results/extra.md"))
+    p.add_argument("--out", type=Path, default=Path("models/README.md"))
+    args = p.parse_args(argv)
+    manifests = {n: json.loads((args.root / n / "manifest.json").read_text()) for n in args.models
+                 if (args.root / n / "manifest.json").is_file()}
+    wp = json.loads(args.wp.read_text()) if args.wp.is_file() else None
+    first = next(iter(manifests.values()))
+    body = HEADER.read_text().format(
+        targets=targets_table(first), metrics=metrics_table(manifests), accuracy=accuracy_table(manifests),
+        training=training_table(manifests), wp=wp_table(wp),
+        extra=args.extra.read_text() if args.extra.is_file() else "")
+    args.out.write_text(body)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
