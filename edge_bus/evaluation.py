@@ -116,10 +116,12 @@ def summarize(manifest: Manifest, results: Sequence[ImageResult], backend: str, 
 
 def evaluate(data: Path, folds_csv: Path | None = None, fold: int | None = None, model: str | None = None,
              backend: str = "openvino", precision: str = "int8", json_path: Path | None = None,
-             limit: int | None = None, progress: Callable[[int, int], None] | None = None) -> EvalReport:
-    """Score ``model`` on a BUSI- or BUS-BRA-layout folder (optionally one fold)."""
+             limit: int | None = None, progress: Callable[[int, int], None] | None = None,
+             stride: int = 1) -> EvalReport:
+    """Score ``model`` on a BUSI- or BUS-BRA-layout folder (optionally one fold; ``stride`` keeps every
+    n-th image, ``limit`` the first n)."""
     manifest = resolve_model(model)
-    items = read_dataset(Path(data), folds_csv, [fold] if fold is not None else None)
+    items = read_dataset(Path(data), folds_csv, [fold] if fold is not None else None)[::stride]
     if limit:
         items = items[:limit]
     engine = create_engine(manifest, EngineConfig(backend=backend, precision=precision, hint="LATENCY"))

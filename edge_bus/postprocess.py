@@ -81,14 +81,18 @@ class Postprocessor:
                     spacing_mm: tuple[float, float] | None = None, frozen: bool = False) -> Prediction:
         m = self.manifest
         lesion_p, malig = presence_malignancy(m, outputs.class_logits)
-        mask_prob = _sigmoid(outputs.mask_logits).astype(np.float32)
         a = self.config.smoothing
-        if a > 0:
+        if a > 0:  # smooth probabilities: the mask needs its sigmoid
+            mask_map = (1.0 / (1.0 + np.exp(-outputs.mask_logits.astype(np.float32)))).astype(np.float32)
             if self._prev_probs is not None and self._prev_mask is not None:
                 lesion_p = a * self._prev_probs[0] + (1 - a) * lesion_p
                 malig = a * self._prev_probs[1] + (1 - a) * malig
-                mask_prob = a * self._prev_mask + (1 - a) * mask_prob
-            self._prev_probs, self._prev_mask = (lesion_p, malig), mask_prob
+                mask_map = a * self._prev_mask + (1 - a) * mask_map
+            self._prev_probs, self._prev_mask = (lesion_p, malig), mask_map
+            cut = m.mask_threshold
+        else:  # no smoothing: threshold the logits directly (sigmoid is monotonic)
+            mask_map = outputs.mask_logits.astype(np.float32, copy=False)
+            cut = float(np.log(m.mask_threshold / (1.0 - m.mask_threshold)))
         lesion = lesion_p >= m.lesion_threshold
         probs = {"normal": 1.0 - lesion_p, "benign": lesion_p * (1.0 - malig), "malignant": lesion_p * malig}
         label = "normal" if not lesion else ("malignant" if malig >= self.op.threshold else "benign")
@@ -99,8 +103,7 @@ class Postprocessor:
         lesion_mm = None
         if lesion or not self.config.gate_mask:
             roi = meta.roi
-            prob_roi = cv2.resize(mask_prob, (roi.w, roi.h), interpolation=cv2.INTER_LINEAR)
-            crop = prob_roi >= m.mask_threshold
+            crop = cv2.resize(mask_map, (roi.w, roi.h), interpolation=cv2.INTER_LINEAR) >= cut
             if crop.any():
                 crop = keep_main_components(crop, self.config.min_component)
                 x, y, w, h = cv2.boundingRect(crop.astype(np.uint8))

@@ -37,6 +37,8 @@ from edge_bus.zoo import parse_manifest
 from models.training.data import protocol_splits
 from models.training.networks import OUTPUT_NAMES, create_model
 
+CI_STRIDE = 4
+
 
 def load_checkpoint(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
@@ -117,6 +119,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", default=Path("../shared/data"), type=Path)
     p.add_argument("--calib-images", type=int, default=300)
     p.add_argument("--qdq", action="store_true", help="also write an ONNX Runtime INT8 QDQ model")
+    p.add_argument("--control-iterations", type=int, default=8,
+                   help="reverting iterations for nncf.quantize_with_accuracy_control when plain PTQ loses more "
+                   "than 0.5 pt (0: ship plain PTQ and record the drop)")
     p.add_argument("--int8-only", action="store_true",
                    help="ship only the INT8 IR (the FP32 ONNX is scored, then removed from the folder and manifest)")
     args = p.parse_args(argv)
@@ -144,13 +149,17 @@ def main(argv: list[str] | None = None) -> None:
     int8_val = score(out, val, "openvino", "int8")
     (d32, a32), (d8, a8) = seg_auc(fp32_val), seg_auc(int8_val)
     print(f"validation FP32 dice {d32:.4f} auc {a32:.4f} | INT8 dice {d8:.4f} auc {a8:.4f}", flush=True)
-    quant_info: dict[str, Any] = {"method": "nncf.quantize (PTQ, MIXED preset)", "calibration_images": len(calib),
+    quant_info: dict[str, Any] = {"method": "nncf.quantize (PTQ, MIXED preset, classifier MatMuls kept FP32)",
+                                  "calibration_images": len(calib),
                                   "calibration_data": "training split only",
                                   "val_drop": {"dice": round(d32 - d8, 4), "auc": round(a32 - a8, 4)}}
-    if d32 - d8 > 0.005 or a32 - a8 > 0.005:
+    if (d32 - d8 > 0.005 or a32 - a8 > 0.005) and args.control_iterations == 0:
+        quant_info["accuracy_control"] = "skipped (--control-iterations 0): plain PTQ shipped with the drop above"
+    elif d32 - d8 > 0.005 or a32 - a8 > 0.005:
         print("INT8 lost more than 0.5 pt on validation: using quantize_with_accuracy_control", flush=True)
-        quant_info["method"] = "nncf.quantize_with_accuracy_control (max_drop 0.005, combined Dice+AUC)"
-        quantize_with_control(out, calib, val, spec)
+        quant_info["method"] = ("nncf.quantize_with_accuracy_control (max_drop 0.005, combined Dice+AUC, "
+                                 f"at most {args.control_iterations} reverting iterations)")
+        quantize_with_control(out, calib, val, spec, args.control_iterations)
         int8_val = score(out, val, "openvino", "int8")
         d8, a8 = seg_auc(int8_val)
         quant_info["val_drop_after_control"] = {"dice": round(d32 - d8, 4), "auc": round(a32 - a8, 4)}
@@ -176,7 +185,12 @@ def main(argv: list[str] | None = None) -> None:
         metrics[key] = summarize(m, res, backend, prec, "BUSI fold 0").to_json()
         print(key, json.dumps(metrics[key]), flush=True)
     val_report = summarize(parse_manifest(manifest, out), int8_val, "openvino", "int8", "validation")
-    manifest["metrics"] = {"test_busi_fold0": metrics, "validation_int8": val_report.to_json()}
+    # the fixed subset CI re-scores (tests/test_shipped_model.py): every 4th image of BUSI fold 0
+    m = parse_manifest(manifest, out)
+    subset = summarize(m, score(out, test[::CI_STRIDE], "openvino", "int8"), "openvino", "int8",
+                       f"BUSI fold 0, every {CI_STRIDE}th image")
+    manifest["metrics"] = {"test_busi_fold0": metrics, "validation_int8": val_report.to_json(),
+                           "ci_subset": {"stride": CI_STRIDE, **subset.to_json()}}
     if args.int8_only:
         for role in ("onnx_fp32", "onnx_int8_qdq"):
             fname = manifest["files"].pop(role, None)
@@ -187,7 +201,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"exported {args.name} to {out} in {time.time() - t0:.0f}s", flush=True)
 
 
-def quantize_with_control(out: Path, calib: list[np.ndarray], val: list[LabeledImage], spec: InputSpec) -> None:
+def quantize_with_control(out: Path, calib: list[np.ndarray], val: list[LabeledImage], spec: InputSpec,
+                          iterations: int) -> None:
     """Accuracy-controlled quantisation with a combined metric (mean Dice + malignancy AUC)."""
     val_items = [(Preprocessor(spec).preprocess(it.load()[0]), it) for it in val]
 
@@ -211,7 +226,7 @@ def quantize_with_control(out: Path, calib: list[np.ndarray], val: list[LabeledI
         return float(np.mean(dices)) + roc_auc(np.array(scores), np.array(labels))
 
     quantize_openvino(out / ONNX_FP32, calib, out / INT8_XML, validate=validate, val_tensors=val_items, max_drop=0.005,
-                      val_transform=lambda item: item[0][0])
+                      val_transform=lambda item: item[0][0], max_iterations=iterations)
 
 
 if __name__ == "__main__":

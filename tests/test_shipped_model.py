@@ -1,0 +1,52 @@
+"""The shipped model: loads, matches its manifest's sha256, and reproduces its recorded metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edge_bus.evaluation import evaluate
+from edge_bus.zoo import load_manifest
+
+
+def test_shipped_ir_reproduces_recorded_metrics_on_fixed_subset(shared_data: Path, shipped_model_dir: Path,
+                                                               tmp_path: Path) -> None:
+    m = load_manifest(shipped_model_dir)
+    m.verify()  # every file matches its sha256
+    recorded = m.raw["metrics"]["ci_subset"]
+    busi = shared_data / "busi"
+    report = evaluate(busi / "Dataset_BUSI_with_GT", busi / "folds.csv", 0, str(shipped_model_dir),
+                      stride=recorded["stride"], json_path=tmp_path / "eval.json")
+    assert report.n_images == recorded["n_images"] and report.counts == recorded["counts"]
+    # INT8 kernels differ slightly between CPUs (AVX2 / VNNI / AMX): small tolerances, not equality
+    assert report.dice == pytest.approx(recorded["dice"], abs=0.01)
+    assert report.auc == pytest.approx(recorded["auc"], abs=0.02)
+    assert report.normal_fp_rate == pytest.approx(recorded["normal_fp_rate"], abs=0.15)
+    for name, op in recorded["operating_points"].items():
+        assert report.operating_points[name].accuracy == pytest.approx(op["accuracy"], abs=0.05)
+    written = json.loads((tmp_path / "eval.json").read_text())
+    assert {"model", "n_images", "dice", "iou", "auc", "normal_fp_rate", "accuracy_3class",
+            "operating_points"} <= set(written)
+    assert set(written["operating_points"]["sensitive"]) == {"threshold", "accuracy", "sensitivity", "specificity"}
+
+
+def test_eval_cli_on_busbra_layout(shared_data: Path) -> None:
+    from typer.testing import CliRunner
+
+    from edge_bus.cli import app
+
+    result = CliRunner().invoke(app, ["eval", "--data", str(shared_data / "busbra"), "--folds",
+                                      str(shared_data / "busbra" / "5-fold-cv.csv"), "--fold", "1", "--limit", "12"])
+    assert result.exit_code == 0, result.output
+    assert "12 images" in result.output and "sensitive" in result.output
+
+
+def test_eval_bad_dataset_folder(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from edge_bus.cli import app
+
+    result = CliRunner().invoke(app, ["eval", "--data", str(tmp_path)])
+    assert result.exit_code != 0 and "neither a BUSI layout" in result.output
