@@ -7,7 +7,9 @@ BIN    := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 TEST_STAMP    := $(VENV)/.test-installed
 
-.PHONY: demo test bench bench-ci lint train clean
+BENCH_STORE := --benchmark-storage=file://benchmarks/baseline
+
+.PHONY: demo test bench-ci bench-full bench-baseline lint train clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +31,24 @@ demo: $(RUNTIME_STAMP)
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory bench-ci
+
+# short benchmark profile + ratio gates + comparison with the committed baseline (CI runs this)
+bench-ci: $(TEST_STAMP)
+	mkdir -p out
+	$(BIN)/python -m pytest benchmarks -p no:cacheprovider --benchmark-enable --bench-profile=short \
+	  $(BENCH_STORE) --benchmark-compare --benchmark-compare-fail median:100% \
+	  --benchmark-json=out/bench-ci.json
+
+# everything, longer: writes out/bench-full.json
+bench-full: $(TEST_STAMP)
+	mkdir -p out
+	$(BIN)/python -m pytest benchmarks -p no:cacheprovider --benchmark-enable --bench-profile=full \
+	  --benchmark-json=out/bench-full.json
+
+# refresh the committed baseline (idle machine of the CI class; then commit benchmarks/baseline/)
+bench-baseline: $(TEST_STAMP)
+	$(BIN)/python -m pytest benchmarks -p no:cacheprovider --benchmark-enable --bench-profile=short \
+	  $(BENCH_STORE) --benchmark-save=ci-baseline
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check edge_bus firmware_bridge models tests benchmarks scripts

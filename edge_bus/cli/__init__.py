@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from edge_bus import __version__
+from edge_bus.cli.bench import bench_cmd
 from edge_bus.cli.device import app as device_app
+from edge_bus.cli.doctor import doctor_cmd
 from edge_bus.cli.evaluate import eval_cmd
 from edge_bus.cli.models import app as models_app
 from edge_bus.cli.stream import stream
@@ -20,6 +22,8 @@ app = typer.Typer(
 )
 app.command("stream")(stream)
 app.command("eval")(eval_cmd)
+app.command("bench")(bench_cmd)
+app.command("doctor")(doctor_cmd)
 app.add_typer(models_app, name="models")
 app.add_typer(device_app, name="device")
 

@@ -21,7 +21,7 @@ $PY -m models.training.export --data "$DATA" --checkpoint "$CK/emt_net/best.pt" 
     --out models/emt_net --qdq
 $PY -m models.training.export --data "$DATA" --checkpoint "$CK/hgm_net/best.pt" --name hgm_net \
     --out models/hgm_net --int8-only
-$PY -m edge_bus.golden --model emt_net --out models/emt_net/golden_demo.npz
+$PY -m edge_bus.golden --model emt_net --out models/emt_net/golden_demo.npz --register
 $PY -m models.training.wp_sweep --data "$DATA" --checkpoint "$CK/emt_net/best.pt" \
     --out models/training/results/wp_sweep.json
 $PY -m models.training.cine_check > models/training/results/extra.md

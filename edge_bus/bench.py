@@ -1,0 +1,184 @@
+"""``edge-bus bench``: engine, stage, pipeline and live-latency measurements with their gates.
+
+:func:`run_bench` measures everything on ``--source`` (default: the demo clip).
+The bundled demo clip is first written to a temporary video (see :func:`~edge_bus.bench_stream.as_video`)
+so decode costs what a real video's does. Then, in order:
+
+1. the five engine variants at batch 1 (interleaved; ``seconds`` each) — benchmark_app-style
+   median, mean, min, max, p99 and FPS, plus the precision that actually ran;
+2. each pipeline stage on its own (``seconds / 2`` each);
+3. file throughput: the pipeline vs OpenVINO INT8 alone (THROUGHPUT hint, async), same frames;
+4. live latency with ``--realtime`` pacing (end-to-end p99, drops);
+
+then evaluates the gates of :mod:`edge_bus.bench_gates` and writes ``--json`` / ``--html``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from edge_bus import __version__
+from edge_bus.bench_engines import close_engines, measure_engines, open_engines, preprocess_all, sample_frames
+from edge_bus.bench_gates import (
+    FRAME_BUDGET_MS,
+    INFER_SHARE,
+    STAGE_SHARES,
+    Gate,
+    int8_speedup_gate,
+    pipeline_gate,
+    stage_gates,
+)
+from edge_bus.bench_measure import Timing
+from edge_bus.bench_stream import (
+    PipelineBench,
+    RealtimeBench,
+    as_video,
+    measure_pipeline,
+    measure_realtime,
+    measure_stages,
+)
+from edge_bus.engines import Engine
+from edge_bus.errors import ConfigError
+from edge_bus.sinks.files import atomic_write_text
+from edge_bus.telemetry.hardware import hardware_facts
+from edge_bus.zoo import resolve_model
+
+__all__ = ["BenchOptions", "BenchResult", "bench_frames", "run_bench", "write_bench_json"]
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """``seconds``: measuring time per engine (stages get half); the pipeline runs ``60 × seconds``
+    frames and the realtime run ``45 × seconds`` frames (at least 30 each, at most 600)."""
+
+    model: str | None = None
+    source: str = "demo"
+    seconds: float = 2.0
+    device: str = "CPU"
+    json_path: Path | None = None
+    html_path: Path | None = None
+
+    def validate(self) -> BenchOptions:
+        if not (math.isfinite(self.seconds) and self.seconds > 0):
+            raise ConfigError(f"--seconds must be > 0, got {self.seconds}")
+        return self
+
+
+def bench_frames(seconds: float, per_second: float) -> int:
+    return int(min(600, max(30, round(per_second * seconds))))
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """Everything ``edge-bus bench`` measured; :meth:`to_json` is the ``--json`` document."""
+
+    model: Mapping[str, object]
+    hardware: Mapping[str, object]
+    engines: Mapping[str, Timing]
+    stages: Mapping[str, Timing]
+    pipeline: PipelineBench
+    realtime: RealtimeBench
+    gates: tuple[Gate, ...]
+    seconds: float
+    source: str
+    generated_at: str = field(default_factory=lambda: _dt.datetime.now().astimezone().isoformat(timespec="seconds"))
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "edge_bus": __version__,
+            "generated_at": self.generated_at,
+            "model": dict(self.model),
+            "source": self.source,
+            "seconds": self.seconds,
+            "engines": {name: t.to_json() for name, t in self.engines.items()},
+            "stages": {name: t.to_json() for name, t in self.stages.items()},
+            "budget": {"frame_ms": round(FRAME_BUDGET_MS, 3), "shares": {**STAGE_SHARES, "infer": INFER_SHARE}},
+            "pipeline": self.pipeline.to_json(),
+            "realtime": self.realtime.to_json(),
+            "gates": [g.to_json() for g in self.gates],
+            "passed": self.passed,
+            "hardware": dict(self.hardware),
+        }
+
+
+def evaluate_gates(
+    engines: Mapping[str, Timing], stages: Mapping[str, Timing], pipeline: PipelineBench, isa: Mapping[str, object]
+) -> tuple[Gate, ...]:
+    """Every gate for one run's numbers (missing numbers make a gate fail, never crash)."""
+    nan = math.nan
+    int8 = engines.get("openvino-int8")
+    fp32 = engines.get("onnxruntime-fp32")
+    return (
+        int8_speedup_gate(int8.median_ms if int8 else nan, fp32.median_ms if fp32 else nan, isa),
+        pipeline_gate(pipeline.fps, pipeline.engine_fps),
+        *stage_gates({name: t.median_ms for name, t in stages.items()}),
+    )
+
+
+def run_bench(options: BenchOptions, progress: Progress | None = None) -> BenchResult:
+    """Measure everything (see the module doc) and write the requested files."""
+    opts = options.validate()
+    say = progress or (lambda _msg: None)
+    manifest = resolve_model(opts.model)
+    engines: dict[str, Engine] = {}
+    with tempfile.TemporaryDirectory(prefix="edge-bus-bench-") as tmp:
+        source = as_video(opts.source, Path(tmp))
+        tensors = preprocess_all(manifest, sample_frames(source, 30))
+        say(f"engines: compiling {manifest.name} for 5 backend/precision variants")
+        engines, errors = open_engines(manifest, opts.device)
+        try:
+            if "openvino-int8" in errors:
+                raise errors["openvino-int8"]  # the shipped default must load; the others may be missing
+            say(f"engines: measuring {opts.seconds:g} s each, interleaved")
+            engine_times = measure_engines(engines, tensors, opts.seconds, errors)
+            say("stages: decode, preprocess, postprocess, render, write")
+            stage_times = measure_stages(manifest, source, engines["openvino-int8"], opts.seconds / 2, Path(tmp))
+        finally:
+            close_engines(engines)
+        n = bench_frames(opts.seconds, 60)
+        say(f"pipeline: {n} frames of {opts.source} vs the INT8 engine alone")
+        pipeline = measure_pipeline(manifest, source, n, Path(tmp), opts.device, repeats=2 if opts.seconds >= 2 else 1)
+        n = bench_frames(opts.seconds, 45)
+        say(f"realtime: {n} frames paced at the source's fps")
+        realtime = measure_realtime(manifest, source, n, Path(tmp), opts.device)
+    pipeline = replace(pipeline, source=opts.source)
+    realtime = replace(realtime, source=opts.source)
+    precision = engine_times["openvino-int8"].precision
+    hardware = hardware_facts(device=opts.device, precision=precision)
+    isa = hardware.get("isa")
+    gates = evaluate_gates(engine_times, stage_times, pipeline, isa if isinstance(isa, Mapping) else {})
+    result = BenchResult(
+        model={"name": manifest.name, "version": manifest.version, "folder": str(manifest.folder)},
+        hardware=hardware,
+        engines=engine_times,
+        stages=stage_times,
+        pipeline=pipeline,
+        realtime=realtime,
+        gates=gates,
+        seconds=opts.seconds,
+        source=opts.source,
+    )
+    if opts.json_path is not None:
+        write_bench_json(opts.json_path, result)
+    if opts.html_path is not None:
+        from edge_bus.bench_html import write_bench_html
+
+        write_bench_html(opts.html_path, result)
+    return result
+
+
+def write_bench_json(path: Path, result: BenchResult) -> Path:
+    return atomic_write_text(path, json.dumps(result.to_json(), indent=2) + "\n")

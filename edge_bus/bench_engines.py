@@ -1,0 +1,142 @@
+"""Engine-only measurements: batch-1 latency per backend/precision, and async throughput.
+
+The five variants (:data:`ENGINE_VARIANTS`) are measured interleaved on the same preprocessed
+frames, one synchronous request at a time with the LATENCY hint — what a live probe sees.
+:func:`engine_throughput` measures OpenVINO INT8 the way the file pipeline runs it (THROUGHPUT
+hint, the runtime's optimal number of async requests) so the two FPS figures compare.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_bus.bench_measure import Timing, sample_interleaved, summarize
+from edge_bus.engines import Engine, EngineConfig, create_engine
+from edge_bus.errors import EdgeBusError
+from edge_bus.preprocess import Preprocessor
+from edge_bus.sources import open_source
+from edge_bus.types import Frame
+from edge_bus.zoo import Manifest
+
+__all__ = [
+    "ENGINE_VARIANTS",
+    "EngineVariant",
+    "close_engines",
+    "engine_throughput",
+    "measure_engines",
+    "open_engines",
+    "preprocess_all",
+    "sample_frames",
+]
+
+
+@dataclass(frozen=True)
+class EngineVariant:
+    backend: str
+    precision: str
+
+
+#: name → what it runs. ``openvino-default`` lets OpenVINO choose (bf16 on AMX, f32 elsewhere).
+ENGINE_VARIANTS: Mapping[str, EngineVariant] = {
+    "openvino-int8": EngineVariant("openvino", "int8"),
+    "openvino-fp32": EngineVariant("openvino", "fp32"),
+    "openvino-default": EngineVariant("openvino", "default"),
+    "onnxruntime-fp32": EngineVariant("onnxruntime", "fp32"),
+    "onnxruntime-int8": EngineVariant("onnxruntime", "int8"),
+}
+
+
+def sample_frames(source: str, count: int) -> list[Frame]:
+    """The first ``count`` frames of ``source`` (looped when shorter)."""
+    src = open_source(source, loop=True, max_frames=max(1, count))
+    try:
+        return list(src)
+    finally:
+        src.close()
+
+
+def preprocess_all(manifest: Manifest, frames: Sequence[Frame]) -> list[np.ndarray]:
+    """Model tensors for ``frames``, prepared exactly as the pipeline does (one Preprocessor, in order)."""
+    pre = Preprocessor(manifest.input)
+    return [pre.preprocess(f.pixels)[0] for f in frames]
+
+
+def open_engines(
+    manifest: Manifest, device: str = "CPU", names: Sequence[str] | None = None, hint: str = "LATENCY"
+) -> tuple[dict[str, Engine], dict[str, EdgeBusError]]:
+    """Create the engines ``names`` (default: all variants); returns (engines, errors by name).
+
+    A variant the model can't run (e.g. no INT8 QDQ ONNX shipped) is an error entry, not a failure.
+    ONNX Runtime always runs on the CPU.
+    """
+    engines: dict[str, Engine] = {}
+    errors: dict[str, EdgeBusError] = {}
+    for name in names or list(ENGINE_VARIANTS):
+        v = ENGINE_VARIANTS[name]
+        dev = device if v.backend == "openvino" else "CPU"
+        try:
+            engines[name] = create_engine(
+                manifest, EngineConfig(backend=v.backend, device=dev, precision=v.precision, hint=hint, requests=1)
+            )
+        except EdgeBusError as exc:
+            errors[name] = exc
+    return engines, errors
+
+
+def close_engines(engines: Mapping[str, Engine]) -> None:
+    for engine in engines.values():
+        engine.close()
+
+
+def measure_engines(
+    engines: Mapping[str, Engine],
+    tensors: Sequence[np.ndarray],
+    seconds_each: float,
+    errors: Mapping[str, EdgeBusError] | None = None,
+) -> dict[str, Timing]:
+    """Batch-1 synchronous latency of every engine, interleaved, ``seconds_each`` per engine."""
+    if not tensors:
+        raise ValueError("measure_engines needs at least one tensor")
+    counters = {name: 0 for name in engines}
+
+    def call(name: str, engine: Engine):  # type: ignore[no-untyped-def]
+        def run() -> object:
+            i = counters[name]
+            counters[name] = i + 1
+            return engine.infer(tensors[i % len(tensors)])
+
+        return run
+
+    samples = sample_interleaved({n: call(n, e) for n, e in engines.items()}, seconds_each, burst=8, settle=3)
+    out = {name: summarize(name, samples[name], engines[name].precision) for name in engines}
+    for name, err in (errors or {}).items():
+        out[name] = Timing.failed(name, str(err))
+    return {name: out[name] for name in ENGINE_VARIANTS if name in out}
+
+
+def engine_throughput(engine: Engine, tensors: Sequence[np.ndarray]) -> float:
+    """Frames per second through ``engine.infer_async`` for ``tensors``: wall time from the first
+    submit to the last completion, like the pipeline's FPS (no separate warm-up either)."""
+    if not tensors:
+        raise ValueError("engine_throughput needs at least one tensor")
+    lock = threading.Lock()
+    state = {"done": 0, "last": 0.0}
+
+    def on_done(_: object, __: object) -> None:
+        with lock:
+            state["done"] += 1
+            state["last"] = time.perf_counter()
+
+    engine.set_callback(on_done)
+    t0 = time.perf_counter()
+    for tensor in tensors:
+        engine.infer_async(tensor, None)
+    engine.wait()
+    end = state["last"] if state["done"] == len(tensors) else time.perf_counter()
+    elapsed = end - t0
+    return len(tensors) / elapsed if elapsed > 0 else float("nan")

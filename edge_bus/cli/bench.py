@@ -1,0 +1,125 @@
+"""``edge-bus bench``: engine, stage, pipeline and live-latency benchmarks, benchmark_app style."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+
+from edge_bus.bench import BenchOptions, BenchResult, run_bench
+from edge_bus.bench_gates import FRAME_BUDGET_MS, INFER_SHARE, STAGE_SHARES
+from edge_bus.bench_measure import Timing
+from edge_bus.cli.common import console, err_console, run_or_exit
+
+__all__ = ["bench_cmd"]
+
+
+def bench_cmd(
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model name, folder or manifest.json. Default: emt_net.", show_default=False),
+    ] = None,
+    source: Annotated[
+        str, typer.Option("--source", "-s", help="Frames to measure on: 'demo' (bundled clip) or a video file.")
+    ] = "demo",
+    seconds: Annotated[
+        float,
+        typer.Option(
+            help="Measuring time per engine (stages get half; the pipeline runs 60×S frames, the "
+            "realtime run 45×S frames)."
+        ),
+    ] = 2.0,
+    device: Annotated[str, typer.Option(help="OpenVINO device: CPU, GPU, NPU or AUTO.")] = "CPU",
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the results as JSON here.", show_default=False)
+    ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Write a self-contained HTML report with plots here.", show_default=False),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress messages.")] = False,
+) -> None:
+    """Measure every engine (OpenVINO INT8/FP32/default, ONNX Runtime FP32/INT8), each pipeline stage, file
+    throughput vs the engine alone, and live latency at 30 fps; check the performance gates.
+
+    Exits 0 whether or not a gate fails (the gates are printed); non-zero only on errors.
+    """
+    options = BenchOptions(
+        model=model, source=source, seconds=seconds, device=device, json_path=json_path, html_path=html
+    )
+    say = None if quiet else (lambda msg: err_console.print(f"[dim]{msg}[/]"))
+    result = run_or_exit(run_bench, options, progress=say)
+    print_bench(result)
+    for path in (json_path, html):
+        if path is not None:
+            console.print(f"wrote {path}")
+
+
+def _ms(v: float) -> str:
+    if not math.isfinite(v):
+        return "-"
+    return f"{v:.2f}" if v < 10 else f"{v:.1f}"
+
+
+def _timing_table(title: str, timings: Mapping[str, Timing], first: str, shares: Mapping[str, float] | None) -> Table:
+    """benchmark_app-style: one row per engine or stage, milliseconds and FPS."""
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    t.add_column(first, no_wrap=True)
+    if shares is None:
+        t.add_column("ran", no_wrap=True)
+    for col in ("median", "mean", "min", "max", "p99", "FPS"):
+        t.add_column(col, justify="right", no_wrap=True)
+    if shares is not None:
+        t.add_column("share", justify="right", no_wrap=True)
+        t.add_column("used", justify="right", no_wrap=True)
+    for name, x in timings.items():
+        row = [name] if shares is not None else [name, x.precision or "-"]
+        row += [_ms(x.median_ms), _ms(x.mean_ms), _ms(x.min_ms), _ms(x.max_ms), _ms(x.p99_ms), f"{x.fps:.0f}"]
+        if shares is not None:
+            share = shares.get(name, math.nan)
+            used = x.median_ms / FRAME_BUDGET_MS
+            row.append(f"{100 * share:g}%" if math.isfinite(share) else "-")
+            row.append(f"{100 * used:.0f}%" if math.isfinite(used) else "-")
+        if x.error:
+            row = [name, f"[red]not measured: {x.error}[/]"]
+        t.add_row(*row)
+    return t
+
+
+def print_bench(r: BenchResult) -> None:
+    hw = r.hardware
+    isa = hw.get("isa") if isinstance(hw.get("isa"), Mapping) else {}
+    assert isinstance(isa, Mapping)
+
+    def flag(*keys: str) -> str:
+        return "yes" if any(isa.get(k) for k in keys) else "no"
+
+    console.print(
+        f"[bold]{hw.get('cpu_model')}[/], {hw.get('cores_physical')} physical / {hw.get('cores_logical')} logical "
+        f"cores ({hw.get('cores_available')} available); AVX2 {flag('avx2')}, AVX-512 {flag('avx512f')}, "
+        f"VNNI {flag('avx512_vnni', 'avx_vnni')}, AMX {flag('amx_int8', 'amx_tile')}; OpenVINO {hw.get('openvino')}, "
+        f"ONNX Runtime {hw.get('onnxruntime')}; model {r.model.get('name')} {r.model.get('version')}"
+    )
+    console.print(_timing_table("Engines (ms): batch 1, one request, LATENCY hint", r.engines, "engine", None))
+    stages = dict(r.stages)
+    if "openvino-int8" in r.engines:
+        stages["infer"] = r.engines["openvino-int8"]
+    title = f"Stages (ms) on {r.source}: share of a {FRAME_BUDGET_MS:.1f} ms frame (30 fps); infer = openvino-int8"
+    console.print(_timing_table(title, stages, "stage", {**STAGE_SHARES, "infer": INFER_SHARE}))
+    p, rt = r.pipeline, r.realtime
+    console.print(
+        f"[bold]Pipeline[/] ({p.frames} frames of {p.source}, THROUGHPUT hint): {p.fps:.1f} FPS vs engine "
+        f"alone {p.engine_fps:.1f} FPS = {p.ratio:.2f}×"
+    )
+    console.print(
+        f"[bold]Realtime[/] ({rt.frames} frames at the source's fps): e2e p50 {rt.p50_ms:.1f} ms, "
+        f"p99 {rt.p99_ms:.1f} ms, max {rt.max_ms:.1f} ms; {rt.dropped} dropped; {rt.precision}"
+    )
+    for g in r.gates:
+        mark = "[green]PASS[/]" if g.passed else "[red]FAIL[/]"
+        console.print(f"{mark} {g.message}")

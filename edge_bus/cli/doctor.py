@@ -1,0 +1,96 @@
+"""``edge-bus doctor``: one command that says whether this machine is ready — PASS or FAIL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from edge_bus.cli.common import console, err_console, run_or_exit
+from edge_bus.doctor import DEFAULT_BUDGET_MS, DoctorOptions, DoctorReport, run_doctor
+
+__all__ = ["doctor_cmd"]
+
+
+def doctor_cmd(
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the report as JSON here.", show_default=False)
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write a one-page HTML report here.", show_default=False)
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            "-s",
+            help="Also check this source delivers frames: a capture device (0, /dev/video2) or a file.",
+            show_default=False,
+        ),
+    ] = None,
+    bridge: Annotated[
+        str | None,
+        typer.Option(
+            help="Also ping the controller board: /dev/ttyACM0, COM3, socket://host:port or sim://, and "
+            "time the link round trip.",
+            show_default=False,
+        ),
+    ] = None,
+    budget_ms: Annotated[
+        float,
+        typer.Option(
+            help="End-to-end p99 latency budget in ms. Default: one frame at 30 fps, 33.3.", show_default=False
+        ),
+    ] = DEFAULT_BUDGET_MS,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model name, folder or manifest.json. Default: emt_net.", show_default=False),
+    ] = None,
+    device: Annotated[str, typer.Option(help="OpenVINO device: CPU, GPU, NPU or AUTO.")] = "CPU",
+    max_frames: Annotated[
+        int, typer.Option(help="Only the first N frames of the validation clip (0: all 270) — a quicker check.")
+    ] = 0,
+) -> None:
+    """Check this machine: versions, devices, CPU, disk, capture devices and serial ports, the model files'
+    sha256, then run the bundled validation clip and compare it with the model's golden reference (class
+    agreement >= 99%, mask IoU >= 0.95) and the end-to-end latency with the budget.
+
+    Prints PASS or FAIL; exits 0 only when every check passes, and says what to do for each failure.
+    """
+    options = DoctorOptions(
+        model=model,
+        source=source,
+        bridge=bridge,
+        budget_ms=budget_ms,
+        device=device,
+        max_frames=max_frames,
+        json_path=json_path,
+        html_path=html,
+    )
+    err_console.print("[dim]checking… (the validation clip takes about 20 s)[/]")
+    report = run_or_exit(run_doctor, options)
+    print_doctor(report)
+    for path in (json_path, html):
+        if path is not None:
+            console.print(f"wrote {path}")
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+def print_doctor(report: DoctorReport) -> None:
+    t = Table(show_header=True, header_style="bold")
+    for col in ("#", "check", "value", "threshold", "verdict"):
+        t.add_column(col, justify="right" if col == "#" else "left", overflow="fold")
+    for i, c in enumerate(report.checks, 1):
+        verdict = ("[green]PASS[/]" if c.passed else "[red]FAIL[/]") if c.required else "[dim]info[/]"
+        t.add_row(str(i), c.name, c.shown(c.value), c.shown(c.threshold), verdict)
+    console.print(t)
+    for c in report.failures:
+        console.print(f"[red]✗ {c.name}:[/] {c.advice}")
+    n = len(report.checks)
+    if report.passed:
+        console.print(f"[bold green]PASS[/] — {n} checks passed in {report.duration_s:.0f} s")
+    else:
+        console.print(f"[bold red]FAIL[/] — {len(report.failures)} of {n} checks failed")

@@ -1,0 +1,295 @@
+"""``edge-bus doctor``: one command a field technician runs; it answers PASS or FAIL.
+
+:func:`run_doctor` checks the environment (:mod:`edge_bus.doctor_checks`), that the shipped
+model's files match their manifest sha256, then runs the bundled validation clip (the demo)
+twice — once as a file, compared frame by frame with the golden reference shipped with the model
+(:mod:`edge_bus.golden`), and once paced like a live probe (``--realtime``) for the end-to-end
+latency — and, when asked, reads frames from ``--source`` and pings ``--bridge``.
+
+Pass criteria: class agreement with the golden ≥ 99 %, mean mask IoU ≥ 0.95, end-to-end p99 ≤
+the budget (one frame interval at 30 fps unless ``--budget-ms``), and every other required check.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge_bus.config import build_config
+from edge_bus.doctor_checks import (
+    Check,
+    bridge_checks,
+    capture_check,
+    cpu_check,
+    disk_check,
+    openvino_devices_check,
+    package_check,
+    python_check,
+    serial_check,
+    source_check,
+)
+from edge_bus.errors import ConfigError, EdgeBusError
+from edge_bus.golden import Golden, compare_golden, golden_path, model_fingerprint, run_demo
+from edge_bus.pipeline import run_stream
+from edge_bus.sinks.report import FrameSeries
+from edge_bus.telemetry.hardware import hardware_facts, openvino_devices
+from edge_bus.zoo import Manifest, resolve_model
+
+__all__ = [
+    "CLASS_AGREEMENT_MIN",
+    "DEFAULT_BUDGET_MS",
+    "LATENCY_FRAMES",
+    "MASK_IOU_MIN",
+    "DoctorOptions",
+    "DoctorReport",
+    "run_doctor",
+]
+
+CLASS_AGREEMENT_MIN = 0.99
+MASK_IOU_MIN = 0.95
+DEFAULT_BUDGET_MS = 1000.0 / 30.0
+#: Frames of the paced latency run (the whole 9 s demo clip).
+LATENCY_FRAMES = 270
+
+
+@dataclass(frozen=True)
+class DoctorOptions:
+    """``max_frames`` limits both validation runs (0: the whole clip) — for quick checks and tests."""
+
+    model: str | None = None
+    source: str | None = None
+    bridge: str | None = None
+    budget_ms: float = DEFAULT_BUDGET_MS
+    device: str = "CPU"
+    max_frames: int = 0
+    json_path: Path | None = None
+    html_path: Path | None = None
+    disk_path: Path = Path(".")
+
+    def validate(self) -> DoctorOptions:
+        if not (math.isfinite(self.budget_ms) and self.budget_ms > 0):
+            raise ConfigError(f"--budget-ms must be > 0, got {self.budget_ms}")
+        if self.max_frames < 0:
+            raise ConfigError(f"--max-frames must be >= 0, got {self.max_frames}")
+        return self
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    checks: tuple[Check, ...]
+    hardware: Mapping[str, object]
+    model: Mapping[str, object]
+    budget_ms: float
+    e2e_ms: tuple[float, ...] = field(default=(), repr=False)
+    duration_s: float = 0.0
+    generated_at: str = field(default_factory=lambda: _dt.datetime.now().astimezone().isoformat(timespec="seconds"))
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    @property
+    def failures(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if not c.passed)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "checks": [c.to_json() for c in self.checks],
+            "hardware": dict(self.hardware),
+            "model": dict(self.model),
+            "budget_ms": round(self.budget_ms, 3),
+            "duration_s": round(self.duration_s, 1),
+            "generated_at": self.generated_at,
+        }
+
+
+def _not_run(name: str, threshold: Any, why: str, unit: str = "") -> Check:
+    return Check(name, None, threshold, False, f"not run: {why}", unit=unit)
+
+
+def _model_checks(spec: str | None) -> tuple[Manifest | None, Check]:
+    try:
+        manifest = resolve_model(spec)
+    except EdgeBusError as exc:
+        return None, Check("model files", None, "match manifest sha256", False, str(exc))
+    try:
+        manifest.verify()
+    except EdgeBusError as exc:
+        return manifest, Check(
+            "model files",
+            f"{manifest.name} {manifest.version}: mismatch",
+            "match manifest sha256",
+            False,
+            f"{exc} — reinstall the model folder",
+        )
+    n = len(manifest.files)
+    return manifest, Check(
+        "model files", f"{manifest.name} {manifest.version}: {n} files ok", "match manifest sha256", True
+    )
+
+
+def _golden_check(manifest: Manifest) -> tuple[Golden | None, Check]:
+    path = golden_path(manifest)
+    regen = f"regenerate it: python -m edge_bus.golden --model {manifest.folder} --out {path}"
+    try:
+        golden = Golden.load(path)
+    except EdgeBusError as exc:
+        return None, Check("golden reference", None, "present, made by this model", False, str(exc))
+    made_for = golden.meta.get("model_sha256") or {}
+    current = model_fingerprint(manifest)
+    stale = sorted(name for name, sha in made_for.items() if current.get(name) != sha)
+    if stale or not made_for:
+        why = f"{', '.join(stale)} changed since" if stale else "it records no model sha256"
+        return None, Check(
+            "golden reference",
+            path.name,
+            "present, made by this model",
+            False,
+            f"the golden was made for another build of the model ({why}) — {regen}",
+        )
+    listed = "" if manifest.has("golden_demo") else " (not listed in the manifest, so not sha256-checked)"
+    return golden, Check(
+        "golden reference", f"{path.name}: {len(golden)} frames{listed}", "present, made by this model", True
+    )
+
+
+def _validation_checks(manifest: Manifest, golden: Golden | None, opts: DoctorOptions, tmp: Path) -> list[Check]:
+    names = ("class agreement", "mask IoU")
+    thresholds = (CLASS_AGREEMENT_MIN, MASK_IOU_MIN)
+    if golden is None:
+        return [
+            _not_run(n, t, "no usable golden reference (see above)", "%" if i == 0 else "")
+            for i, (n, t) in enumerate(zip(names, thresholds, strict=True))
+        ]
+    try:
+        candidate, _ = run_demo(
+            str(manifest.folder), tmp / "validation", max_frames=opts.max_frames, device=opts.device
+        )
+        cmp = compare_golden(golden, candidate)
+    except EdgeBusError as exc:
+        return [
+            Check(n, None, t, False, f"validation run failed: {exc}") for n, t in zip(names, thresholds, strict=True)
+        ]
+    agree_ok = cmp.frames > 0 and cmp.class_agreement >= CLASS_AGREEMENT_MIN
+    iou_ok = cmp.frames > 0 and cmp.mean_iou >= MASK_IOU_MIN
+    advice = (
+        "this machine computes different answers than the reference — check the openvino version, "
+        "reinstall the model, then contact support with the doctor report"
+    )
+    return [
+        Check(
+            "class agreement", cmp.class_agreement, CLASS_AGREEMENT_MIN, agree_ok, "" if agree_ok else advice, unit="%"
+        ),
+        Check("mask IoU", cmp.mean_iou, MASK_IOU_MIN, iou_ok, "" if iou_ok else advice),
+    ]
+
+
+@dataclass(frozen=True)
+class _Latency:
+    checks: list[Check]
+    e2e_ms: tuple[float, ...] = ()
+    precision: str | None = None
+
+
+def _latency_checks(manifest: Manifest, opts: DoctorOptions, tmp: Path) -> _Latency:
+    budget = round(opts.budget_ms, 3)
+    frames = opts.max_frames or LATENCY_FRAMES
+    try:
+        cfg = build_config(
+            model=str(manifest.folder),
+            source="demo",
+            realtime=True,
+            loop=True,
+            max_frames=frames,
+            out=tmp / "latency",
+            device=opts.device,
+        )
+        result = run_stream(cfg)
+    except EdgeBusError as exc:
+        return _Latency([Check("latency p99", None, budget, False, f"latency run failed: {exc}", unit="ms")])
+    e2e = result.latency.get("stages", {}).get("end_to_end", {})
+    p99 = e2e.get("p99_ms")
+    p99 = float(p99) if isinstance(p99, int | float) else math.nan
+    ok = math.isfinite(p99) and p99 <= opts.budget_ms
+    advice = (
+        ""
+        if ok
+        else (
+            f"end-to-end p99 {p99:.1f} ms exceeds {opts.budget_ms:.1f} ms — close other programs, "
+            "use AC power and the performance power profile, or a faster machine"
+        )
+    )
+    series = FrameSeries.from_jsonl(result.out_dir / "frames.jsonl")
+    seen = result.frames + result.dropped
+    dropped = Check(
+        "dropped frames",
+        result.dropped,
+        None,
+        True,
+        f"{result.dropped} of {seen} frames dropped at 30 fps" if result.dropped else "",
+        required=False,
+    )
+    return _Latency(
+        [Check("latency p99", p99, budget, ok, advice, unit="ms"), dropped],
+        tuple(float(v) for v in series.e2e_ms),
+        result.precision,
+    )
+
+
+def run_doctor(options: DoctorOptions) -> DoctorReport:
+    """Run every check (see the module doc) and write the requested report files."""
+    opts = options.validate()
+    t0 = time.perf_counter()
+    hardware = dict(hardware_facts(device=opts.device))
+    checks = [
+        python_check(),
+        package_check("openvino", "2024.4", "OpenVINO"),
+        package_check("onnxruntime", "1.18", "ONNX Runtime"),
+        openvino_devices_check(opts.device),
+        cpu_check(hardware),
+        disk_check(opts.disk_path),
+        capture_check(),
+        serial_check(),
+    ]
+    manifest, integrity = _model_checks(opts.model)
+    checks.append(integrity)
+    e2e: tuple[float, ...] = ()
+    if manifest is None or not integrity.passed:
+        why = "the model files don't match their manifest" if manifest else "the model can't be found"
+        checks += [
+            Check("golden reference", None, "present, made by this model", False, f"not run: {why}"),
+            _not_run("class agreement", CLASS_AGREEMENT_MIN, why, "%"),
+            _not_run("mask IoU", MASK_IOU_MIN, why),
+            _not_run("latency p99", round(opts.budget_ms, 3), why, "ms"),
+        ]
+    else:
+        golden, gcheck = _golden_check(manifest)
+        checks.append(gcheck)
+        with tempfile.TemporaryDirectory(prefix="edge-bus-doctor-") as tmp:
+            checks += _validation_checks(manifest, golden, opts, Path(tmp))
+            latency = _latency_checks(manifest, opts, Path(tmp))
+        checks += latency.checks
+        e2e = latency.e2e_ms
+        hardware["precision"] = latency.precision
+    if opts.source is not None:
+        checks.append(source_check(opts.source))
+    if opts.bridge is not None:
+        checks += bridge_checks(opts.bridge, opts.budget_ms)
+    hardware["openvino_devices"] = openvino_devices()
+    model = {"name": manifest.name, "version": manifest.version, "folder": str(manifest.folder)} if manifest else {}
+    report = DoctorReport(tuple(checks), hardware, model, opts.budget_ms, e2e, time.perf_counter() - t0)
+    if opts.json_path is not None or opts.html_path is not None:
+        from edge_bus.doctor_report import write_doctor_html, write_doctor_json
+
+        if opts.json_path is not None:
+            write_doctor_json(opts.json_path, report)
+        if opts.html_path is not None:
+            write_doctor_html(opts.html_path, report)
+    return report

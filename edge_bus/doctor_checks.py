@@ -1,0 +1,251 @@
+"""The environment checks of ``edge-bus doctor``: each returns a :class:`Check`, never raises.
+
+Versions, OpenVINO devices, CPU features, free disk, capture devices and serial ports; a
+``--source`` that must deliver frames; a ``--bridge`` that must answer pings. Informational
+checks (``required=False``) always pass: they are there to be read.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import re
+import statistics
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from edge_bus.errors import EdgeBusError
+from edge_bus.sources import list_capture_devices, open_source
+from edge_bus.telemetry.hardware import free_disk_gb, openvino_devices
+
+__all__ = [
+    "MIN_FREE_GB",
+    "Check",
+    "bridge_checks",
+    "capture_check",
+    "cpu_check",
+    "disk_check",
+    "openvino_devices_check",
+    "package_check",
+    "python_check",
+    "serial_check",
+    "source_check",
+    "version_tuple",
+]
+
+Value = str | float | int | list[str] | None
+
+#: Free space needed where runs are written: an hour of 640x480 overlay video is ~0.5 GB.
+MIN_FREE_GB = 1.0
+BRIDGE_PINGS = 5
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the doctor's report: ``value`` against ``threshold``; ``advice`` says what to
+    do when it fails. ``unit`` is for display only ("%" shows a fraction as a percentage)."""
+
+    name: str
+    value: Value
+    threshold: Value
+    passed: bool
+    advice: str = ""
+    required: bool = True
+    unit: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        value = self.value
+        if isinstance(value, float):
+            value = round(value, 5) if math.isfinite(value) else None
+        return {
+            "name": self.name,
+            "value": value,
+            "threshold": self.threshold,
+            "passed": self.passed,
+            "advice": self.advice,
+            "required": self.required,
+            "unit": self.unit,
+        }
+
+    def shown(self, what: Value) -> str:
+        """``what`` (the value or the threshold) as text, with its unit."""
+        if what is None:
+            return "—"
+        if isinstance(what, list):
+            return ", ".join(what) or "none"
+        if isinstance(what, float) and self.unit == "%":
+            return f"{100 * what:.1f}%"
+        if isinstance(what, float):
+            return f"{what:.2f} {self.unit}".strip() if math.isfinite(what) else "—"
+        return f"{what} {self.unit}".strip() if isinstance(what, int) else str(what)
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    """``"2026.4.1-22982"`` → ``(2026, 4, 1)``: the leading dotted numbers (a build or local suffix ends it)."""
+    match = re.match(r"\d+(?:\.\d+)*", text.strip())
+    return tuple(int(p) for p in match.group(0).split(".")) if match else ()
+
+
+def python_check(minimum: tuple[int, int] = (3, 10)) -> Check:
+    ok = sys.version_info[:2] >= minimum
+    return Check(
+        "python",
+        platform.python_version(),
+        f">= {minimum[0]}.{minimum[1]}",
+        ok,
+        "" if ok else f"install Python {minimum[0]}.{minimum[1]} or newer and reinstall edge-bus",
+    )
+
+
+def package_check(dist: str, minimum: str, name: str | None = None) -> Check:
+    """An installed distribution at ``minimum`` or newer."""
+    label = name or dist
+    try:
+        version = metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return Check(label, None, f">= {minimum}", False, f"{label} is not installed: pip install '{dist}>={minimum}'")
+    ok = version_tuple(version) >= version_tuple(minimum)
+    return Check(label, version, f">= {minimum}", ok, "" if ok else f"upgrade: pip install -U '{dist}>={minimum}'")
+
+
+def openvino_devices_check(device: str = "CPU") -> Check:
+    devices = openvino_devices()
+    ok = any(d == device or d.startswith(device + ".") for d in devices) or (device == "AUTO" and bool(devices))
+    advice = (
+        ""
+        if ok
+        else (
+            f"OpenVINO does not see {device} (it sees: {', '.join(devices) or 'nothing'}) — "
+            "reinstall openvino, or for GPU/NPU install the device driver"
+        )
+    )
+    return Check("openvino devices", devices, device, ok, advice)
+
+
+def cpu_check(hardware: Mapping[str, object]) -> Check:
+    """Informational: the CPU model and the ISA extensions INT8 speed depends on."""
+    isa = hardware.get("isa")
+    flags = isa if isinstance(isa, Mapping) else {}
+    names = {
+        "avx2": "AVX2",
+        "avx512f": "AVX-512",
+        "avx512_vnni": "AVX512-VNNI",
+        "avx_vnni": "AVX-VNNI",
+        "amx_int8": "AMX",
+    }
+    have = [label for key, label in names.items() if flags.get(key)]
+    vnni = any(flags.get(k) for k in ("avx512_vnni", "avx_vnni", "amx_int8"))
+    note = "" if vnni else "no VNNI/AMX: INT8 runs, but without its usual speedup"
+    cores = hardware.get("cores_available") or hardware.get("cores_logical")
+    value = f"{hardware.get('cpu_model') or 'unknown CPU'}, {cores} cores; {' '.join(have) or 'no AVX2'}"
+    return Check("cpu features", value, None, True, note, required=False)
+
+
+def disk_check(path: Path, min_gb: float = MIN_FREE_GB) -> Check:
+    gb = free_disk_gb(path)
+    ok = gb is not None and gb >= min_gb
+    advice = "" if ok else f"free at least {min_gb:g} GB on the disk holding {path.absolute()} (run outputs and video)"
+    return Check("free disk", gb if gb is not None else None, min_gb, ok, advice, unit="GB")
+
+
+def capture_check() -> Check:
+    """Informational: the V4L2 capture devices present."""
+    devices = list_capture_devices()
+    note = "" if devices else "no capture device: plug in the frame grabber to stream from the scanner"
+    return Check("capture devices", devices, None, True, note, required=False)
+
+
+def serial_check() -> Check:
+    """Informational: serial ports (the controller board is a USB CDC serial device)."""
+    try:
+        from serial.tools import list_ports
+
+        ports = sorted(p.device for p in list_ports.comports())
+    except Exception as exc:  # pyserial missing or the OS refuses to enumerate: say so, don't crash
+        return Check("serial ports", None, None, True, f"cannot list serial ports: {exc}", required=False)
+    note = "" if ports else "no serial port: plug in the controller board to use --bridge"
+    return Check("serial ports", ports, None, True, note, required=False)
+
+
+def source_check(spec: str, frames: int = 10, timeout_s: float = 5.0) -> Check:
+    """The ``--source`` opens and delivers ``frames`` frames within ``timeout_s``."""
+    t0 = time.perf_counter()
+    try:
+        src = open_source(spec, max_frames=frames)
+    except EdgeBusError as exc:
+        return Check("source", None, f"{frames} frames", False, f"{exc}")
+    try:
+        got = 0
+        for _ in src:
+            got += 1
+            if time.perf_counter() - t0 > timeout_s:
+                break
+        info = src.info
+    except EdgeBusError as exc:
+        return Check("source", None, f"{frames} frames", False, f"{exc}")
+    finally:
+        src.close()
+    elapsed = time.perf_counter() - t0
+    ok = got >= frames
+    value = f"{info.kind} {info.width}x{info.height} @ {info.fps:g} fps: {got} frames in {elapsed:.1f} s"
+    advice = "" if ok else f"{spec} delivered only {got} of {frames} frames in {timeout_s:g} s — check the cable/signal"
+    return Check("source", value, f"{frames} frames", ok, advice)
+
+
+def bridge_checks(url: str, budget_ms: float, pings: int = BRIDGE_PINGS) -> list[Check]:
+    """``firmware_bridge.HostBridge.open(url).ping()``: it answers, and the round trip fits a frame."""
+    name, threshold = "bridge ping", "answers"
+    try:
+        from firmware_bridge import HostBridge  # optional: written separately, may be absent
+    except ImportError as exc:
+        return [Check(name, None, threshold, False, f"bridge support is not installed ({exc}) — reinstall edge-bus")]
+    try:
+        bridge = HostBridge.open(url)
+    except Exception as exc:  # any failure of a foreign link is a failed check, not a crash
+        return [Check(name, None, threshold, False, f"cannot open {url}: {_first_line(exc)} — check the cable/port")]
+    rtts: list[float] = []
+    try:
+        for _ in range(pings):
+            t = time.perf_counter()
+            answer = bridge.ping()  # HostBridge.ping() returns the wire round trip in seconds
+            if answer is False:
+                raise EdgeBusError("no answer to ping")
+            wire = isinstance(answer, int | float) and not isinstance(answer, bool) and answer > 0
+            rtts.append(float(answer) * 1e3 if wire else (time.perf_counter() - t) * 1e3)
+    except Exception as exc:
+        return [
+            Check(
+                name,
+                f"{len(rtts)} of {pings}",
+                threshold,
+                False,
+                f"{url} did not answer: {_first_line(exc)} — power-cycle the controller board, check the cable",
+            )
+        ]
+    finally:
+        try:
+            bridge.close()
+        except Exception:  # closing a broken link must not hide the verdict
+            pass
+    rtt = statistics.median(rtts)
+    ok = rtt <= budget_ms
+    return [
+        Check(name, f"{pings} of {pings}", threshold, True),
+        Check(
+            "bridge round trip",
+            rtt,
+            round(budget_ms, 3),
+            ok,
+            "" if ok else f"link round trip {rtt:.1f} ms exceeds a frame — use a direct USB port, no hub",
+            unit="ms",
+        ),
+    ]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

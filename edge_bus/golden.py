@@ -1,0 +1,318 @@
+"""Golden reference: what the shipped model says about the bundled demo clip, frame by frame.
+
+:func:`make_golden` streams the demo clip through the model exactly as ``edge-bus stream --source
+demo --no-video`` does (:func:`~edge_bus.pipeline.run_stream`, stream defaults) and records per
+frame the label, the lesion flag, P(malignant | lesion) and the lesion mask (bit-packed), in one
+compressed ``.npz`` shipped beside the model (``models/<name>/golden_demo.npz``, listed in the
+manifest under the role :data:`GOLDEN_ROLE` so its sha256 is checked). ``edge-bus doctor`` runs
+the clip again and :func:`compare_golden` gives the per-frame class agreement and the mean mask
+IoU (over frames where either mask is non-empty).
+
+Regenerate it whenever the model files change::
+
+    python -m edge_bus.golden --model emt_net --out models/emt_net/golden_demo.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import secrets
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_bus import __version__
+from edge_bus.config import StreamConfig, build_config
+from edge_bus.errors import EdgeBusError, ModelError
+from edge_bus.pipeline import Pipeline, RunResult, run_stream
+from edge_bus.sinks.files import ensure_parent, output_error
+from edge_bus.types import Frame, Prediction
+from edge_bus.zoo import Manifest, resolve_model
+
+__all__ = [
+    "GOLDEN_FILE",
+    "GOLDEN_ROLE",
+    "Golden",
+    "GoldenComparison",
+    "compare_golden",
+    "golden_path",
+    "make_golden",
+    "model_fingerprint",
+    "record_stream",
+    "run_demo",
+]
+
+GOLDEN_ROLE = "golden_demo"
+GOLDEN_FILE = "golden_demo.npz"
+FORMAT = 1
+_KEYS = ("frames", "labels", "lesion", "malignancy", "mask_bits", "mask_shape", "meta")
+
+
+@dataclass(frozen=True, eq=False)
+class Golden:
+    """Per-frame predictions of one run; ``mask_bits[i]`` is frame ``frames[i]``'s mask, packed."""
+
+    frames: np.ndarray  # int32 [n] source frame indices
+    labels: tuple[str, ...]
+    lesion: np.ndarray  # bool [n]
+    malignancy: np.ndarray  # float32 [n]
+    mask_bits: np.ndarray  # uint8 [n, ceil(h*w/8)]
+    mask_shape: tuple[int, int]
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def mask(self, i: int) -> np.ndarray:
+        """Bool mask (h, w) at position ``i``."""
+        h, w = self.mask_shape
+        return np.unpackbits(self.mask_bits[i], count=h * w).astype(bool).reshape(h, w)
+
+    @classmethod
+    def from_predictions(cls, items: Sequence[tuple[int, Prediction]], meta: Mapping[str, Any]) -> Golden:
+        items = sorted(items, key=lambda it: it[0])
+        shape = items[0][1].mask.shape if items else (0, 0)
+        bits = [np.packbits(p.mask.reshape(-1).astype(bool)) for _, p in items]
+        width = (shape[0] * shape[1] + 7) // 8
+        return cls(
+            frames=np.array([i for i, _ in items], dtype=np.int32),
+            labels=tuple(p.label for _, p in items),
+            lesion=np.array([p.lesion for _, p in items], dtype=bool),
+            malignancy=np.array([p.malignancy for _, p in items], dtype=np.float32),
+            mask_bits=np.stack(bits) if bits else np.zeros((0, width), np.uint8),
+            mask_shape=(int(shape[0]), int(shape[1])),
+            meta=dict(meta),
+        )
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write a compressed ``.npz`` atomically (a temp file beside it, then rename)."""
+        target = ensure_parent(path)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(
+                    fh,
+                    frames=self.frames,
+                    labels=np.array(self.labels, dtype=str),
+                    lesion=self.lesion,
+                    malignancy=self.malignancy,
+                    mask_bits=self.mask_bits,
+                    mask_shape=np.array(self.mask_shape, dtype=np.int32),
+                    meta=np.array(json.dumps(dict(self.meta), sort_keys=True)),
+                )
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise output_error(target, exc, "choose a writable --out path") from None
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Golden:
+        """Read a golden file; a missing or damaged one is a one-line :class:`ModelError`."""
+        p = Path(path)
+        hint = "regenerate it: python -m edge_bus.golden --model MODEL --out " + str(p)
+        if not p.is_file():
+            raise ModelError(f"golden reference {p} does not exist — {hint}")
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                missing = [k for k in _KEYS if k not in z.files]
+                if missing:
+                    raise ModelError(f"golden reference {p} lacks {', '.join(missing)} — {hint}")
+                shape = tuple(int(v) for v in z["mask_shape"])
+                golden = cls(
+                    frames=z["frames"].astype(np.int32),
+                    labels=tuple(str(s) for s in z["labels"]),
+                    lesion=z["lesion"].astype(bool),
+                    malignancy=z["malignancy"].astype(np.float32),
+                    mask_bits=z["mask_bits"].astype(np.uint8),
+                    mask_shape=(shape[0], shape[1]),
+                    meta=json.loads(str(z["meta"])),
+                )
+        except (OSError, ValueError, KeyError, IndexError, json.JSONDecodeError) as exc:
+            raise ModelError(f"golden reference {p} is unreadable ({type(exc).__name__}) — {hint}") from None
+        n = len(golden.frames)
+        if not (len(golden.labels) == len(golden.lesion) == len(golden.malignancy) == len(golden.mask_bits) == n):
+            raise ModelError(f"golden reference {p} is inconsistent (array lengths differ) — {hint}")
+        return golden
+
+
+@dataclass(frozen=True)
+class GoldenComparison:
+    """How a run agrees with the golden reference, on the frames both have.
+
+    ``class_agreement``: fraction of frames with the same label; ``mean_iou``: mean mask IoU over
+    the ``iou_frames`` frames where either mask is non-empty (1.0 when there are none);
+    ``missing``: reference frames the run does not have (compared over the rest).
+    """
+
+    frames: int
+    class_agreement: float
+    lesion_agreement: float
+    mean_iou: float
+    iou_frames: int
+    max_malignancy_diff: float
+    missing: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "frames": self.frames,
+            "class_agreement": round(self.class_agreement, 5),
+            "lesion_agreement": round(self.lesion_agreement, 5),
+            "mean_iou": round(self.mean_iou, 5),
+            "iou_frames": self.iou_frames,
+            "max_malignancy_diff": round(self.max_malignancy_diff, 5),
+            "missing": self.missing,
+        }
+
+
+def _as_golden(g: Golden | str | os.PathLike[str]) -> Golden:
+    return g if isinstance(g, Golden) else Golden.load(g)
+
+
+def compare_golden(
+    reference: Golden | str | os.PathLike[str], candidate: Golden | str | os.PathLike[str]
+) -> GoldenComparison:
+    """Per-frame class agreement and mean mask IoU of ``candidate`` against ``reference``.
+
+    Frames are matched by source frame index. No common frame → agreement 0 (a failed check).
+    """
+    ref, cand = _as_golden(reference), _as_golden(candidate)
+    if ref.mask_shape != cand.mask_shape and len(ref) and len(cand):
+        raise ModelError(f"golden masks are {ref.mask_shape}, this run's are {cand.mask_shape} — regenerate the golden")
+    pos = {int(f): i for i, f in enumerate(cand.frames)}
+    pairs = [(i, pos[int(f)]) for i, f in enumerate(ref.frames) if int(f) in pos]
+    if not pairs:
+        return GoldenComparison(0, 0.0, 0.0, 0.0, 0, float("inf"), len(ref))
+    same_label = sum(ref.labels[i] == cand.labels[j] for i, j in pairs)
+    same_lesion = sum(bool(ref.lesion[i]) == bool(cand.lesion[j]) for i, j in pairs)
+    ious = []
+    for i, j in pairs:
+        a, b = ref.mask_bits[i], cand.mask_bits[j]
+        union = int(np.unpackbits(a | b).sum())
+        if union:
+            ious.append(int(np.unpackbits(a & b).sum()) / union)
+    mal = np.abs(ref.malignancy[[i for i, _ in pairs]] - cand.malignancy[[j for _, j in pairs]])
+    n = len(pairs)
+    return GoldenComparison(
+        frames=n,
+        class_agreement=same_label / n,
+        lesion_agreement=same_lesion / n,
+        mean_iou=float(np.mean(ious)) if ious else 1.0,
+        iou_frames=len(ious),
+        max_malignancy_diff=float(mal.max()),
+        missing=len(ref) - n,
+    )
+
+
+def model_fingerprint(manifest: Manifest) -> dict[str, str]:
+    """sha256 (from the manifest) of every model file except golden references."""
+    golden_names = {manifest.files.get(GOLDEN_ROLE), GOLDEN_FILE}
+    return {
+        name: manifest.sha256.get(name, "")
+        for role, name in sorted(manifest.files.items())
+        if role != GOLDEN_ROLE and name not in golden_names and not name.endswith(".npz")
+    }
+
+
+def golden_path(manifest: Manifest) -> Path:
+    """Where the model's golden reference is: its manifest entry, else ``<folder>/golden_demo.npz``."""
+    return manifest.folder / manifest.files.get(GOLDEN_ROLE, GOLDEN_FILE)
+
+
+def record_stream(config: StreamConfig) -> tuple[RunResult, list[tuple[int, Prediction]]]:
+    """Run the stream with ``config`` and collect every frame's :class:`Prediction` (mask included)."""
+    items: list[tuple[int, Prediction]] = []
+
+    def keep(frame: Frame, pred: Prediction) -> None:  # called on the outputs thread, in frame order
+        items.append((frame.index, pred))
+
+    def attach(p: Pipeline) -> None:
+        p.outputs.on_result = keep
+
+    result = run_stream(config, on_start=attach)
+    return result, items
+
+
+def run_demo(
+    model_spec: str | None, out_dir: Path, max_frames: int = 0, device: str = "CPU"
+) -> tuple[Golden, RunResult]:
+    """The demo clip through the model as ``edge-bus stream --source demo --no-video`` runs it."""
+    manifest = resolve_model(model_spec)
+    cfg = build_config(
+        model=str(manifest.folder), source="demo", video=False, out=out_dir, max_frames=max_frames, device=device
+    )
+    result, items = record_stream(cfg)
+    meta = {
+        "format": FORMAT,
+        "model": manifest.name,
+        "version": manifest.version,
+        "model_sha256": model_fingerprint(manifest),
+        "source": "demo",
+        "frames": len(items),
+        "backend": cfg.backend,
+        "device": cfg.device,
+        "precision": result.precision,
+        "operating_point": result.latency.get("model", {}).get("operating_point"),
+        "smoothing": cfg.smoothing,
+        "edge_bus": __version__,
+        "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+    return Golden.from_predictions(items, meta), result
+
+
+def make_golden(model_spec: str | None, out_path: str | os.PathLike[str], *, max_frames: int = 0) -> Golden:
+    """Run the demo clip through ``model_spec`` and save the golden reference to ``out_path``."""
+    with tempfile.TemporaryDirectory(prefix="edge-bus-golden-") as tmp:
+        golden, _ = run_demo(model_spec, Path(tmp), max_frames=max_frames)
+    if not len(golden):
+        raise ModelError("the demo clip produced no frames — cannot make a golden reference")
+    golden.save(out_path)
+    return golden
+
+
+def register_golden(manifest: Manifest, path: Path) -> None:
+    """Record the golden file in the manifest (files + sha256) so ``verify()`` checks it too."""
+    import json
+
+    from edge_bus.quantize import write_manifest
+
+    if path.parent.resolve() != manifest.folder.resolve():
+        raise ModelError(f"the golden file must be inside the model folder {manifest.folder} to be registered")
+    data = json.loads((manifest.folder / "manifest.json").read_text())
+    data["files"][GOLDEN_ROLE] = path.name
+    write_manifest(manifest.folder, data)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edge_bus.golden", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=None, help="shipped model name, model folder or manifest.json")
+    parser.add_argument("--out", type=Path, default=None, help="output .npz [default: <model folder>/golden_demo.npz]")
+    parser.add_argument("--max-frames", type=int, default=0, help="only the first N demo frames (0: all)")
+    parser.add_argument("--register", action="store_true",
+                        help="add the file to the model's manifest (role golden_demo) with its sha256")
+    args = parser.parse_args(argv)
+    try:
+        out = args.out if args.out is not None else golden_path(resolve_model(args.model))
+        golden = make_golden(args.model, out, max_frames=args.max_frames)
+    except EdgeBusError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    if args.register:
+        register_golden(resolve_model(args.model), Path(out))
+    lesions = int(golden.lesion.sum())
+    print(f"wrote {out}: {len(golden)} frames, {lesions} with a lesion, precision {golden.meta.get('precision')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

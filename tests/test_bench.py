@@ -1,0 +1,177 @@
+"""edge-bus bench: the gate logic on synthetic numbers, the timing primitives, and one real short run."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from edge_bus.bench_engines import ENGINE_VARIANTS
+from edge_bus.bench_gates import (
+    FRAME_BUDGET_MS,
+    INFER_SHARE,
+    PIPELINE_MIN_RATIO,
+    SPEEDUP_NO_VNNI,
+    SPEEDUP_VNNI,
+    STAGE_SHARES,
+    int8_speedup_gate,
+    isa_class,
+    pipeline_gate,
+    speedup_threshold,
+    stage_gates,
+)
+from edge_bus.bench_measure import Timing, sample_interleaved, summarize
+from edge_bus.cli.bench import bench_cmd
+
+AVX2 = {
+    "avx2": True,
+    "avx512f": False,
+    "avx512_vnni": False,
+    "avx_vnni": False,
+    "amx_tile": False,
+    "amx_int8": False,
+    "amx_bf16": False,
+}
+VNNI = {**AVX2, "avx512f": True, "avx512_vnni": True}
+AMX = {**VNNI, "amx_tile": True, "amx_int8": True, "amx_bf16": True}
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    app.command("bench")(bench_cmd)
+    app.command("noop")(lambda: None)  # two commands: the command name is required, as in edge-bus
+    return app
+
+
+# --------------------------------------------------------------------------- gates
+@pytest.mark.parametrize(
+    ("isa", "kind", "threshold"),
+    [
+        (AVX2, "avx2", SPEEDUP_NO_VNNI),
+        (VNNI, "vnni", SPEEDUP_VNNI),
+        (AMX, "amx", SPEEDUP_VNNI),
+        ({**AVX2, "avx_vnni": True}, "vnni", SPEEDUP_VNNI),
+        ({}, "unknown", SPEEDUP_NO_VNNI),
+    ],
+)
+def test_speedup_threshold_follows_the_isa(isa: dict, kind: str, threshold: float) -> None:
+    assert isa_class(isa) == kind
+    value, why = speedup_threshold(isa)
+    assert value == threshold and why
+    assert SPEEDUP_NO_VNNI < SPEEDUP_VNNI  # without VNNI the bound is lower, never higher
+
+
+@pytest.mark.parametrize("isa", [AVX2, VNNI])
+def test_int8_speedup_gate_passes_at_and_above_its_threshold_and_fails_below(isa: dict) -> None:
+    threshold, _ = speedup_threshold(isa)
+    int8_ms = 10.0
+    at = int8_speedup_gate(int8_ms, int8_ms * threshold, isa)
+    assert at.passed and math.isclose(at.value, threshold)
+    below = int8_speedup_gate(int8_ms, int8_ms * threshold * 0.9, isa)
+    assert not below.passed
+    assert "int8 speedup" in below.message and f"{threshold * 0.9:.2f}×" in below.message
+    assert below.threshold == threshold
+
+
+def test_int8_speedup_gate_fails_when_not_measured() -> None:
+    gate = int8_speedup_gate(math.nan, 20.0, VNNI)
+    assert not gate.passed and "not measured" in gate.message
+    assert gate.to_json()["value"] is None
+
+
+def test_pipeline_gate_names_the_ratio() -> None:
+    engine_fps = 40.0
+    ok = pipeline_gate(engine_fps * PIPELINE_MIN_RATIO, engine_fps)
+    assert ok.passed and math.isclose(ok.value, PIPELINE_MIN_RATIO)
+    bad = pipeline_gate(engine_fps * 0.5, engine_fps)
+    assert not bad.passed and "pipeline" in bad.message and "0.50×" in bad.message
+    assert not pipeline_gate(30.0, 0.0).passed
+
+
+def test_stage_gates_compare_each_stage_with_its_share() -> None:
+    assert math.isclose(sum(STAGE_SHARES.values()) + INFER_SHARE, 1.0)
+    at_share = {stage: share * FRAME_BUDGET_MS for stage, share in STAGE_SHARES.items()}
+    gates = stage_gates(at_share)
+    assert [g.name for g in gates] == [f"stage_{s}" for s in STAGE_SHARES] and all(g.passed for g in gates)
+    over = dict(at_share, write=STAGE_SHARES["write"] * FRAME_BUDGET_MS * 1.5)
+    failed = [g for g in stage_gates(over) if not g.passed]
+    assert [g.name for g in failed] == ["stage_write"]
+    assert "stage write" in failed[0].message and f"{150 * STAGE_SHARES['write']:.1f}%" in failed[0].message
+
+
+def test_gate_values_are_shown_in_their_unit() -> None:
+    ratio = pipeline_gate(30.0, 40.0)
+    assert ratio.shown(ratio.value) == f"{30.0 / 40.0:.2f}×" and ratio.to_json()["unit"] == "×"
+    (share,) = stage_gates({"render": FRAME_BUDGET_MS / 8})
+    assert share.shown(share.value) == f"{100 / 8:.1f}%" and share.shown(math.nan) == "—"
+
+
+def test_stage_gates_skip_unmeasured_stages_and_fail_nan() -> None:
+    gates = stage_gates({"render": math.nan})
+    assert [g.name for g in gates] == ["stage_render"] and not gates[0].passed
+
+
+# --------------------------------------------------------------------------- timing primitives
+def test_summarize_matches_numpy() -> None:
+    samples = [3.0, 1.0, 2.0, 10.0, 4.0]
+    t = summarize("x", samples, precision="int8")
+    v = np.array(samples)
+    assert t.count == len(samples) and t.precision == "int8" and t.ok
+    assert t.median_ms == float(np.median(v)) and t.min_ms == v.min() and t.max_ms == v.max()
+    assert math.isclose(t.p99_ms, float(np.percentile(v, 99))) and math.isclose(t.fps, 1000.0 / v.mean())
+    failed = Timing.failed("y", "boom")
+    assert not failed.ok and failed.to_json()["median_ms"] is None and failed.to_json()["error"] == "boom"
+
+
+def test_sample_interleaved_gives_every_call_equal_samples_and_untimed_settling() -> None:
+    calls = {"a": 0, "b": 0}
+
+    def counter(name: str):  # type: ignore[no-untyped-def]
+        def run() -> None:
+            calls[name] += 1
+
+        return run
+
+    burst, settle = 4, 2
+    samples = sample_interleaved({"a": counter("a"), "b": counter("b")}, 0.0, burst=burst, settle=settle, min_count=9)
+    assert len(samples["a"]) == len(samples["b"]) >= 9 and len(samples["a"]) % burst == 0
+    rounds = len(samples["a"]) // burst
+    assert calls == {"a": rounds * (burst + settle), "b": rounds * (burst + settle)}
+    assert all(ms >= 0 for ms in samples["a"] + samples["b"])
+
+
+# --------------------------------------------------------------------------- a real (short) run
+@pytest.mark.slow
+def test_bench_cli_writes_json_with_positive_ratios(tmp_path: Path) -> None:
+    out, html = tmp_path / "bench.json", tmp_path / "bench.html"
+    res = CliRunner().invoke(_app(), ["bench", "--seconds", "0.5", "--json", str(out), "--html", str(html), "-q"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert set(data["engines"]) == set(ENGINE_VARIANTS)
+    for name, e in data["engines"].items():
+        assert e["median_ms"] > 0 and e["p99_ms"] >= e["median_ms"] and e["fps"] > 0, name
+        assert e["precision"], name
+    p = data["pipeline"]
+    assert p["fps"] > 0 and p["engine_fps"] > 0 and p["ratio"] > 0
+    assert math.isclose(p["ratio"], p["fps"] / p["engine_fps"], rel_tol=0.02)
+    assert data["realtime"]["frames"] > 0 and data["realtime"]["p99_ms"] > 0
+    assert set(STAGE_SHARES) <= set(data["stages"])
+    speedup = next(g for g in data["gates"] if g["name"] == "int8_speedup")
+    int8, fp32 = data["engines"]["openvino-int8"], data["engines"]["onnxruntime-fp32"]
+    assert speedup["value"] > 0 and math.isclose(speedup["value"], fp32["median_ms"] / int8["median_ms"], rel_tol=0.01)
+    assert {"cpu_model", "isa", "cores_logical", "precision"} <= set(data["hardware"])
+    assert data["hardware"]["precision"] == int8["precision"]
+    page = html.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "<script" not in page
+    assert "openvino-int8" in res.output and "onnxruntime-fp32" in res.output
+
+
+def test_bench_cli_rejects_bad_seconds_in_one_line() -> None:
+    res = CliRunner().invoke(_app(), ["bench", "--seconds", "0"])
+    assert res.exit_code == 2
+    assert "--seconds must be > 0" in res.output and "Traceback" not in res.output

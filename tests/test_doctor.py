@@ -1,0 +1,139 @@
+"""edge-bus doctor: a PASS on an intact model with its golden, FAILs that say what to do."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from edge_bus.cli.doctor import doctor_cmd
+from edge_bus.doctor_checks import Check, package_check, version_tuple
+from edge_bus.golden import GOLDEN_FILE, GOLDEN_ROLE, make_golden
+from edge_bus.zoo import ZOO_DIR, sha256_file
+
+FRAMES = 15  # of the demo clip, for the validation and the latency runs
+REQUIRED = [
+    "python",
+    "OpenVINO",
+    "ONNX Runtime",
+    "openvino devices",
+    "free disk",
+    "model files",
+    "golden reference",
+    "class agreement",
+    "mask IoU",
+    "latency p99",
+]
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    app.command("doctor")(doctor_cmd)
+    app.command("noop")(lambda: None)
+    return app
+
+
+def _copy_model(dest: Path) -> Path:
+    folder = dest / "emt_net"
+    shutil.copytree(ZOO_DIR / "emt_net", folder, ignore=shutil.ignore_patterns(GOLDEN_FILE))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the shipped model with a golden made for it and listed in its manifest (sha256 included)."""
+    root = tmp_path_factory.mktemp("zoo")
+    folder = _copy_model(root)
+    make_golden(str(folder), folder / GOLDEN_FILE, max_frames=FRAMES)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"][GOLDEN_ROLE] = GOLDEN_FILE
+    manifest["sha256"][GOLDEN_FILE] = sha256_file(folder / GOLDEN_FILE)
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return root
+
+
+def _doctor(tmp_path: Path, *args: str) -> tuple[int, dict, str]:
+    out = tmp_path / "doctor.json"
+    res = CliRunner().invoke(_app(), ["doctor", "--max-frames", str(FRAMES), "--json", str(out), *args])
+    return res.exit_code, json.loads(out.read_text()), res.output
+
+
+def _checks(report: dict) -> dict[str, dict]:
+    return {c["name"]: c for c in report["checks"]}
+
+
+def test_doctor_passes_on_an_intact_model(zoo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGE_BUS_MODELS", str(zoo))  # the default model now resolves to the copy
+    html = tmp_path / "doctor.html"
+    code, report, output = _doctor(tmp_path, "--budget-ms", "100000", "--html", str(html))
+    assert code == 0, output
+    assert report["passed"] is True and all(c["passed"] for c in report["checks"])
+    checks = _checks(report)
+    assert set(REQUIRED) <= set(checks)
+    assert checks["class agreement"]["value"] >= checks["class agreement"]["threshold"]
+    assert checks["mask IoU"]["value"] >= checks["mask IoU"]["threshold"]
+    assert 0 < checks["latency p99"]["value"] <= checks["latency p99"]["threshold"]
+    assert report["model"]["folder"] == str(zoo / "emt_net") and report["hardware"]["precision"]
+    assert all({"name", "value", "threshold", "passed", "advice"} <= set(c) for c in report["checks"])
+    page = html.read_text()
+    assert "PASS" in page and "mask IoU" in page and "<script" not in page
+    assert any(line.startswith("PASS — ") for line in output.splitlines())
+
+
+def test_tampered_model_file_fails_with_advice(zoo: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "emt_net"
+    shutil.copytree(zoo / "emt_net", folder)
+    bin_file = folder / "model_int8.bin"
+    data = bytearray(bin_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bin_file.write_bytes(bytes(data))
+    code, report, output = _doctor(tmp_path, "--model", str(folder))
+    assert code != 0 and report["passed"] is False
+    checks = _checks(report)
+    assert not checks["model files"]["passed"] and "model_int8.bin" in checks["model files"]["advice"]
+    assert all(not checks[n]["passed"] for n in ("class agreement", "mask IoU", "latency p99"))
+    assert checks["python"]["passed"]  # the environment checks still ran and are listed
+    assert "FAIL" in output and "model files:" in output
+
+
+def test_impossible_budget_fails_only_the_latency_check(zoo: Path, tmp_path: Path) -> None:
+    code, report, output = _doctor(tmp_path, "--model", str(zoo / "emt_net"), "--budget-ms", "0.001")
+    assert code == 1
+    failed = [c["name"] for c in report["checks"] if not c["passed"]]
+    assert failed == ["latency p99"]
+    latency = _checks(report)["latency p99"]
+    assert latency["threshold"] == 0.001 and latency["value"] > latency["threshold"] and latency["advice"]
+    assert "latency p99:" in output
+
+
+def test_missing_golden_fails_with_regenerate_advice(tmp_path: Path) -> None:
+    folder = _copy_model(tmp_path)
+    code, report, _ = _doctor(tmp_path, "--model", str(folder), "--budget-ms", "100000")
+    assert code == 1
+    golden = _checks(report)["golden reference"]
+    assert not golden["passed"] and "python -m edge_bus.golden" in golden["advice"]
+
+
+def test_unreachable_bridge_is_a_failed_check_not_a_crash(zoo: Path, tmp_path: Path) -> None:
+    code, report, output = _doctor(
+        tmp_path, "--model", str(zoo / "emt_net"), "--budget-ms", "100000", "--bridge", "socket://127.0.0.1:9"
+    )
+    assert code == 1 and "Traceback" not in output
+    bridge = _checks(report)["bridge ping"]
+    assert not bridge["passed"] and bridge["advice"]
+
+
+def test_bad_budget_is_a_one_line_error() -> None:
+    res = CliRunner().invoke(_app(), ["doctor", "--budget-ms", "-1"])
+    assert res.exit_code == 2 and "--budget-ms must be > 0" in res.output and "Traceback" not in res.output
+
+
+def test_version_checks() -> None:
+    assert version_tuple("2026.4.1-22982") == (2026, 4, 1) and version_tuple("1.32.0") > version_tuple("1.18")
+    missing = package_check("edge-bus-no-such-package", "1.0")
+    assert not missing.passed and "pip install" in missing.advice
+    assert Check("x", 0.995, 0.99, True, unit="%").shown(0.995) == "99.5%"

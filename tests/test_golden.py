@@ -1,0 +1,143 @@
+"""Golden reference: save/load round trip, comparison maths, and a real (short) demo run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_bus.errors import ModelError
+from edge_bus.golden import GOLDEN_FILE, GOLDEN_ROLE, Golden, compare_golden, main, model_fingerprint
+from edge_bus.types import Prediction
+from edge_bus.zoo import resolve_model
+
+SHAPE = (12, 10)
+
+
+def _pred(label: str, mask: np.ndarray, malignancy: float = 0.3) -> Prediction:
+    lesion = label != "normal"
+    return Prediction(
+        mask=mask,
+        probs={"normal": 0.0 if lesion else 1.0, "benign": 0.0, "malignant": 0.0},
+        malignancy=malignancy,
+        lesion=lesion,
+        label=label,
+        bbox=None,
+        mask_area=float(mask.mean()),
+    )
+
+
+def _box(y0: int, x0: int, h: int, w: int) -> np.ndarray:
+    m = np.zeros(SHAPE, dtype=bool)
+    m[y0 : y0 + h, x0 : x0 + w] = True
+    return m
+
+
+def _golden(items: list[tuple[int, Prediction]]) -> Golden:
+    return Golden.from_predictions(items, {"model": "test"})
+
+
+@pytest.fixture
+def reference() -> Golden:
+    empty = np.zeros(SHAPE, dtype=bool)
+    return _golden(
+        [
+            (0, _pred("normal", empty)),
+            (1, _pred("benign", _box(2, 2, 4, 4))),
+            (2, _pred("malignant", _box(5, 3, 6, 5), 0.8)),
+            (3, _pred("normal", empty)),
+        ]
+    )
+
+
+def test_save_load_round_trip(tmp_path: Path, reference: Golden) -> None:
+    path = reference.save(tmp_path / "sub" / GOLDEN_FILE)
+    loaded = Golden.load(path)
+    assert loaded.labels == reference.labels and loaded.mask_shape == SHAPE
+    assert np.array_equal(loaded.frames, reference.frames) and np.array_equal(loaded.lesion, reference.lesion)
+    assert np.array_equal(loaded.malignancy, reference.malignancy)
+    for i in range(len(reference)):
+        assert np.array_equal(loaded.mask(i), reference.mask(i))
+    assert loaded.meta == {"model": "test"}
+    assert not list(path.parent.glob(".*.tmp"))  # atomic write left no temp file
+
+
+def test_identical_runs_agree_completely(reference: Golden) -> None:
+    cmp = compare_golden(reference, reference)
+    assert (cmp.frames, cmp.class_agreement, cmp.lesion_agreement, cmp.mean_iou) == (len(reference), 1.0, 1.0, 1.0)
+    assert cmp.iou_frames == int(reference.lesion.sum()) and cmp.missing == 0 and cmp.max_malignancy_diff == 0
+
+
+def test_comparison_counts_labels_and_mask_iou(reference: Golden) -> None:
+    moved = _box(3, 2, 4, 4)  # frame 1's box shifted down one row
+    items = [
+        (int(f), _pred(lab, reference.mask(i), float(reference.malignancy[i])))
+        for i, (f, lab) in enumerate(zip(reference.frames, reference.labels, strict=True))
+    ]
+    items[1] = (1, _pred("benign", moved))
+    items[3] = (3, _pred("benign", np.zeros(SHAPE, dtype=bool)))  # a label flip, masks both empty
+    cmp = compare_golden(reference, _golden(items))
+    a, b = reference.mask(1), moved
+    expected_iou_1 = (a & b).sum() / (a | b).sum()
+    assert cmp.class_agreement == pytest.approx(3 / 4) and cmp.lesion_agreement == pytest.approx(3 / 4)
+    assert cmp.iou_frames == 2  # frames 1 and 2: the only ones where either mask is non-empty
+    assert cmp.mean_iou == pytest.approx((expected_iou_1 + 1.0) / 2)
+
+
+def test_comparison_uses_common_frames_only(reference: Golden) -> None:
+    first_two = _golden(
+        [
+            (int(reference.frames[i]), _pred(reference.labels[i], reference.mask(i), float(reference.malignancy[i])))
+            for i in range(2)
+        ]
+    )
+    cmp = compare_golden(reference, first_two)
+    assert cmp.frames == 2 and cmp.missing == len(reference) - 2 and cmp.class_agreement == 1.0
+    nothing = compare_golden(reference, _golden([(99, _pred("normal", np.zeros(SHAPE, dtype=bool)))]))
+    assert nothing.frames == 0 and nothing.class_agreement == 0.0
+
+
+def test_missing_or_damaged_golden_is_a_one_line_model_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="does not exist .* regenerate"):
+        Golden.load(tmp_path / GOLDEN_FILE)
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip file")
+    with pytest.raises(ModelError, match="unreadable") as info:
+        Golden.load(bad)
+    assert "\n" not in str(info.value)
+
+
+def test_fingerprint_excludes_the_golden_itself() -> None:
+    manifest = resolve_model(None)
+    with_golden = replace(
+        manifest, files={**manifest.files, GOLDEN_ROLE: GOLDEN_FILE}, sha256={**manifest.sha256, GOLDEN_FILE: "0" * 64}
+    )
+    assert model_fingerprint(with_golden) == model_fingerprint(manifest)
+    assert set(model_fingerprint(manifest)) == set(manifest.files.values())
+
+
+def test_make_golden_from_the_demo_clip_is_reproducible(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    frames = 12
+    first, second = tmp_path / "a.npz", tmp_path / "b.npz"
+    assert main(["--out", str(first), "--max-frames", str(frames)]) == 0
+    assert main(["--model", "emt_net", "--out", str(second), "--max-frames", str(frames)]) == 0
+    assert f"{frames} frames" in capsys.readouterr().out
+    golden = Golden.load(first)
+    manifest = resolve_model(None)
+    assert len(golden) == frames and list(golden.frames) == list(range(frames))
+    assert golden.mask_shape == (320, 320)
+    assert golden.meta["model_sha256"] == model_fingerprint(manifest) and golden.meta["source"] == "demo"
+    assert set(golden.labels) <= set(manifest.classes)
+    assert all(golden.mask(i).any() <= bool(golden.lesion[i]) for i in range(frames))  # masks are lesion-gated
+    cmp = compare_golden(first, second)
+    assert cmp.frames == frames and cmp.class_agreement == 1.0 and cmp.mean_iou == 1.0
+    assert json.dumps(golden.meta)  # metadata stays plain JSON
+
+
+def test_golden_cli_reports_errors_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--model", str(tmp_path / "nope"), "--out", str(tmp_path / "g.npz")])
+    err = capsys.readouterr().err
+    assert code == ModelError.exit_code and err.startswith("error: ") and err.count("\n") == 1
