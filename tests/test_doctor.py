@@ -38,8 +38,14 @@ def _app() -> typer.Typer:
 
 
 def _copy_model(dest: Path) -> Path:
+    """The shipped model without its golden reference (file and manifest entry both removed)."""
+    from edge_bus.quantize import write_manifest
+
     folder = dest / "emt_net"
     shutil.copytree(ZOO_DIR / "emt_net", folder, ignore=shutil.ignore_patterns(GOLDEN_FILE))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"].pop("golden_demo", None)
+    write_manifest(folder, manifest)
     return folder
 
 
