@@ -20,6 +20,7 @@ from edge_bus.bench_gates import FRAME_BUDGET_MS, INFER_SHARE, STAGE_SHARES
 from edge_bus.bench_measure import Timing
 from edge_bus.sinks import charts
 from edge_bus.sinks.files import atomic_write_text
+from edge_bus.sinks.report import BASE_CSS
 from edge_bus.sinks.svg import MUTED, Plot, fmt_num, nice_ticks, svg_document, text
 
 if TYPE_CHECKING:
@@ -237,19 +238,7 @@ def write_bench_html(path: Path, result: BenchResult) -> Path:
     return atomic_write_text(path, render_bench_html(result))
 
 
-_CSS = """
-:root{--ink:#1f2933;--muted:#66727f;--line:#dfe3e8;--bg:#f5f7f9;--card:#fff}
-*{box-sizing:border-box}
-body{margin:0;background:var(--bg);color:var(--ink);
-font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
-main{max-width:1100px;margin:0 auto;padding:24px 20px 40px}
-header{display:flex;justify-content:space-between;align-items:center;gap:16px;margin-bottom:12px}
-h1{font-size:22px;margin:0 0 2px}
-h2{font-size:15px;margin:0 0 10px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}
-section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:16px 18px;margin:14px 0;
-break-inside:avoid}
-.muted{color:var(--muted)}
-table{border-collapse:collapse;width:100%}
+_CSS = BASE_CSS + """table{border-collapse:collapse;width:100%}
 th,td{padding:5px 10px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
 table.kv th{width:32%;font-weight:500;color:var(--muted)}
 table.kv td{font-variant-numeric:tabular-nums;word-break:break-word}

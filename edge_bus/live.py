@@ -101,10 +101,10 @@ class LatestFrameReader:
                 self._done = True
                 self._cond.notify_all()
 
-    def get(self, timeout: float = 0.5) -> Frame | None:
-        """The newest frame; blocks until one arrives; ``None`` once the source has ended."""
+    def get(self, timeout: float = 0.1, stop: threading.Event | None = None) -> Frame | None:
+        """The newest frame; blocks until one arrives; ``None`` once the source has ended or ``stop`` is set."""
         with self._cond:
-            while self._latest is None and not self._done:
+            while self._latest is None and not self._done and not (stop is not None and stop.is_set()):
                 self._cond.wait(timeout)
             frame, self._latest = self._latest, None
             if frame is None:

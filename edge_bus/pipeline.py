@@ -18,6 +18,8 @@ processed before it re-raises the error.
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -184,16 +186,16 @@ def _submit(p: Pipeline, seq: int, frame: Frame, decode_ms: float) -> None:
         p.engine.infer_async(tensor, item)
 
 
-def _loop(p: Pipeline, progress: ProgressFn | None) -> None:
+def _loop(p: Pipeline, progress: ProgressFn | None, stop: threading.Event) -> None:
     total = p.source.info.frame_count
     reader = LatestFrameReader(p.source, pace=p.config.realtime, clock=p.bridge if (
         p.bridge is not None and not p.source.info.live) else None) if p.live else None
     seq = 0
     try:
-        while p.outputs.error is None:
+        while p.outputs.error is None and not stop.is_set():
             t = time.perf_counter()
             if reader is not None:
-                frame = reader.get()
+                frame = reader.get(stop=stop)
                 if frame is None:
                     if reader.error is not None:
                         raise reader.error
@@ -213,15 +215,34 @@ def _loop(p: Pipeline, progress: ProgressFn | None) -> None:
             reader.close()
 
 
+def _catch_sigint(stop: threading.Event) -> Any:
+    """Ctrl-C sets ``stop`` so the loop ends between frames and every output is finalised (an
+    exception raised asynchronously at an arbitrary point could be lost in a runtime call);
+    a second Ctrl-C interrupts at once. Only possible from the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    return signal.signal(signal.SIGINT, on_sigint)
+
+
 def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
                on_start: Callable[[Pipeline], None] | None = None) -> RunResult:
     """Run a stream to its end; outputs are always finalised, then any error is re-raised."""
     p = compose(config)
     error: BaseException | None = None
+    stop = threading.Event()
+    previous = _catch_sigint(stop)
     try:
         if on_start is not None:
             on_start(p)
-        _loop(p, progress)
+        _loop(p, progress, stop)
+        if stop.is_set():
+            error = Interrupted("interrupted (Ctrl-C)")
     except KeyboardInterrupt:
         error = Interrupted("interrupted (Ctrl-C)")
     except EdgeBusError as exc:
@@ -240,6 +261,8 @@ def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
             error = error or exc
             latency = {}
         p.close()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     if error is not None and not isinstance(error, EdgeBusError):
         raise error
     processed = p.outputs.processed

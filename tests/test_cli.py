@@ -189,8 +189,13 @@ def test_ctrl_c_flushes_everything(tmp_path: Path) -> None:
         if log.exists() and log.stat().st_size > 4000:
             break
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
     assert_valid_outputs(out, at_least=5)

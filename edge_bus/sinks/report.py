@@ -360,7 +360,7 @@ _PAGE = """<!DOCTYPE html>
 <body><main>{body}</main></body></html>
 """
 
-_CSS = """
+BASE_CSS = """
 :root{--ink:#1f2933;--muted:#66727f;--line:#dfe3e8;--bg:#f5f7f9;--card:#fff}
 *{box-sizing:border-box}
 body{margin:0;background:var(--bg);color:var(--ink);
@@ -372,7 +372,9 @@ h2{font-size:15px;margin:0 0 10px;text-transform:uppercase;letter-spacing:.04em;
 section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:16px 18px;margin:14px 0;
 break-inside:avoid}
 .muted{color:var(--muted)}
-.note{background:#fff4e5;border:1px solid #f3c98b;border-radius:6px;padding:6px 10px;margin:6px 0}
+"""
+
+_CSS = BASE_CSS + """.note{background:#fff4e5;border:1px solid #f3c98b;border-radius:6px;padding:6px 10px;margin:6px 0}
 .empty{font-size:16px;color:var(--muted);text-align:center;padding:24px 0;margin:0}
 .verdict{border:2px solid var(--c);border-left-width:10px;border-radius:8px;padding:8px 16px;background:#fff;
 min-width:200px;text-align:right}
