@@ -22,7 +22,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -169,8 +169,6 @@ def _submit(p: Pipeline, seq: int, frame: Frame, decode_ms: float) -> None:
         if frame.hw is None:
             meta = p.bridge.match(frame.t_capture)
             if meta is not None:
-                from dataclasses import replace
-
                 frame = replace(frame, hw=hw_from_meta(meta))
         if p.bridge.frozen or (frame.hw is not None and frame.hw.frozen):
             p.outputs.put(InFlight(seq, frame, None, {"decode": decode_ms}, frozen=True))
