@@ -150,7 +150,7 @@ def read_busbra(
 
 
 def _glob_escape(stem: str) -> str:
-    return stem.replace("[", "[[]").replace("(", "(").replace("*", "[*]").replace("?", "[?]")
+    return stem.replace("[", "[[]").replace("*", "[*]").replace("?", "[?]")
 
 
 def split_counts(items: Sequence[LabeledImage]) -> dict[str, int]:

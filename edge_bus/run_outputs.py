@@ -77,7 +77,7 @@ def finalize_run(p: Pipeline, error: BaseException | None) -> dict[str, Any]:
         "stages": p.metrics.summary(),
         "fps": round(p.outputs.fps.fps, 2),
         "frames": p.outputs.processed,
-        "dropped": p.outputs.dropped + getattr(p.source, "dropped", 0),
+        "dropped": p.outputs.dropped,
         "mode": "live" if p.live else "file",
         "hardware": hardware_facts(device=p.config.device, precision=engine.precision),
         "model": {"name": p.manifest.name, "version": p.manifest.version, "file": os.path.basename(engine.model_file),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,7 +15,8 @@ import numpy as np
 from edge_bus.errors import SourceError
 from edge_bus.types import Frame
 
-__all__ = ["check_readable_file", "describe_exc", "make_frame", "natural_key", "quiet_opencv", "to_bgr_u8"]
+__all__ = ["check_readable_file", "describe_exc", "make_frame", "natural_key", "open_or_none", "quiet_opencv",
+           "to_bgr_u8"]
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -90,3 +91,15 @@ def quiet_opencv() -> Iterator[None]:
         yield
     finally:
         cv2.utils.logging.setLogLevel(level)
+
+
+def open_or_none(open_capture: Callable[[], cv2.VideoCapture]) -> cv2.VideoCapture | None:
+    """Call ``open_capture``; the capture if OpenCV opened it, else ``None`` (released, no exception)."""
+    try:
+        cap = open_capture()
+    except cv2.error:
+        return None
+    if cap.isOpened():
+        return cap
+    cap.release()
+    return None

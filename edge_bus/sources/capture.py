@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 
 from edge_bus.errors import SourceError
-from edge_bus.sources._common import make_frame, natural_key, quiet_opencv, to_bgr_u8
+from edge_bus.sources._common import make_frame, natural_key, open_or_none, quiet_opencv, to_bgr_u8
 from edge_bus.sources.base import FrameSource, SourceInfo
 from edge_bus.types import Frame
 
@@ -48,17 +48,6 @@ def _open_capture(target: str | int) -> cv2.VideoCapture:
         return cv2.VideoCapture(target)
 
 
-def _try_open(target: str | int) -> cv2.VideoCapture | None:
-    try:
-        cap = _open_capture(target)
-    except cv2.error:
-        return None
-    if cap.isOpened():
-        return cap
-    cap.release()
-    return None
-
-
 class CaptureSource(FrameSource):
     """Read a capture device. ``size`` (width, height) and ``fps`` are requests: the device may
     pick the nearest mode it supports, and ``info`` reports what it actually delivers.
@@ -82,7 +71,7 @@ class CaptureSource(FrameSource):
             raise SourceError(f"capture fps must be > 0, got {fps} — e.g. 30")
         if isinstance(target, str):
             self._check_node(target)
-        cap = _try_open(target)
+        cap = open_or_none(lambda: _open_capture(target))
         if cap is None:
             raise SourceError(
                 f"cannot open capture device {self._name} — is another program using it? close it and retry"

@@ -17,7 +17,7 @@ from typing import NoReturn
 import cv2
 
 from edge_bus.errors import SourceEndedEarly, SourceError
-from edge_bus.sources._common import check_readable_file, make_frame, quiet_opencv, to_bgr_u8
+from edge_bus.sources._common import check_readable_file, make_frame, open_or_none, quiet_opencv, to_bgr_u8
 from edge_bus.sources.base import FrameSource, SourceInfo
 from edge_bus.types import Frame
 
@@ -29,16 +29,9 @@ def frame_count_tolerance(declared: int) -> int:
     return max(2, round(0.01 * declared))
 
 
-def _try_open(path: Path) -> cv2.VideoCapture | None:
-    try:
-        with quiet_opencv():
-            cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    except cv2.error:
-        return None
-    if cap.isOpened():
-        return cap
-    cap.release()
-    return None
+def _open_file(path: Path) -> cv2.VideoCapture:
+    with quiet_opencv():
+        return cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
 
 
 class VideoSource(FrameSource):
@@ -51,7 +44,7 @@ class VideoSource(FrameSource):
     def __init__(self, path: str | Path, *, tolerance: int | None = None) -> None:
         self._path = Path(path)
         check_readable_file(self._path, "video", f"use --source folder:{self._path} to read an image folder")
-        cap = _try_open(self._path)
+        cap = open_or_none(lambda: _open_file(self._path))
         width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) if cap is not None else 0
         height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) if cap is not None else 0
         if cap is None or width <= 0 or height <= 0:
