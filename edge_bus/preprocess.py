@@ -66,9 +66,9 @@ def to_gray(pixels: np.ndarray) -> np.ndarray:
 def to_model_input(gray_roi: np.ndarray, spec: InputSpec) -> np.ndarray:
     """Resize a grayscale crop to the model input and normalise → float32 [1, 1, H, W]."""
     resized = cv2.resize(gray_roi, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
-    scale = np.float32(1.0 / (255.0 * spec.std))
-    offset = np.float32(spec.mean / spec.std)
-    tensor = resized.astype(np.float32) * scale - offset
+    tensor = resized.astype(np.float32)  # one allocation, then in place: with a video capture open,
+    tensor *= np.float32(1.0 / (255.0 * spec.std))  # each extra 200 KB temporary cost ~0.1 ms in page faults
+    tensor -= np.float32(spec.mean / spec.std)
     return tensor[None, None]
 
 

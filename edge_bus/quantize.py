@@ -41,10 +41,12 @@ def calibration_tensors(folder: Path, spec: InputSpec, limit: int = 300) -> list
 
 def quantize_openvino(onnx_path: Path, tensors: Sequence[np.ndarray], out_xml: Path,
                       validate: Any = None, val_tensors: Sequence[Any] | None = None,
-                      max_drop: float = 0.005, val_transform: Any = None, max_iterations: int = 8) -> Path:
+                      max_drop: float = 0.005, val_transform: Any = None, max_iterations: int = 8,
+                      keep_fp32: Sequence[str] = ()) -> Path:
     """NNCF PTQ of the ONNX model into an INT8 IR. With ``validate`` (a callable
     ``validate(compiled_model, val_items) -> float``, higher is better) and ``val_tensors``, uses
-    ``nncf.quantize_with_accuracy_control`` with ``max_drop`` instead of plain PTQ."""
+    ``nncf.quantize_with_accuracy_control`` with ``max_drop`` instead of plain PTQ.
+    ``keep_fp32``: regular expressions of node names NNCF leaves unquantised (fully matched)."""
     try:
         import nncf
     except ImportError:
@@ -56,7 +58,7 @@ def quantize_openvino(onnx_path: Path, tensors: Sequence[np.ndarray], out_xml: P
     calib = nncf.Dataset(list(tensors))
     # the classifier head (two small fully-connected layers) costs nothing to keep in FP32, and
     # quantising it moved the malignancy AUC by ~1 pt on validation
-    ignored = nncf.IgnoredScope(types=["MatMul"], validate=False)
+    ignored = nncf.IgnoredScope(types=["MatMul"], patterns=list(keep_fp32), validate=False)
     if validate is not None and val_tensors is not None:
         q = nncf.quantize_with_accuracy_control(
             model, calib, nncf.Dataset(list(val_tensors), val_transform), validation_fn=validate, max_drop=max_drop,
@@ -70,8 +72,13 @@ def quantize_openvino(onnx_path: Path, tensors: Sequence[np.ndarray], out_xml: P
     return out_xml
 
 
-def quantize_onnx_qdq(onnx_path: Path, tensors: Iterable[np.ndarray], out_path: Path) -> Path:
-    """ONNX Runtime static INT8 quantisation (QDQ format), for the onnxruntime-int8 backend."""
+def quantize_onnx_qdq(onnx_path: Path, tensors: Iterable[np.ndarray], out_path: Path,
+                      keep_fp32: Sequence[str] = ()) -> Path:
+    """ONNX Runtime static INT8 quantisation (QDQ format), for the onnxruntime-int8 backend.
+    ``keep_fp32``: regular expressions of node names left unquantised (fully matched)."""
+    import re
+
+    import onnx
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -87,8 +94,11 @@ def quantize_onnx_qdq(onnx_path: Path, tensors: Iterable[np.ndarray], out_path: 
 
     pre = out_path.with_suffix(".pre.onnx")
     quant_pre_process(str(onnx_path), str(pre), skip_symbolic_shape=True)
+    nodes = [n.name for n in onnx.load(str(pre), load_external_data=False).graph.node]
+    exclude = [n for n in nodes if any(re.fullmatch(p, n) for p in keep_fp32)]
     quantize_static(str(pre), str(out_path), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                    nodes_to_exclude=exclude)
     pre.unlink(missing_ok=True)
     return out_path
 
@@ -139,7 +149,7 @@ def quantize_model(onnx: Path, calib: Path, out_dir: Path, name: str | None = No
         "name": name or onnx.stem, "version": "1", "head": head,
         "input": {"name": in_name, "shape": [1, 1, spec.height, spec.width], "layout": "NCHW", "colour": "gray",
                   "normalisation": "(pixel / 255 - mean) / std", "mean": mean, "std": std},
-        "outputs": {"mask": {"name": mask_output, "meaning": "lesion mask logits at input resolution"},
+        "outputs": {"mask": {"name": mask_output, "meaning": "lesion mask logits (any resolution: resized bilinearly to the scan area)"},
                     "class": {"name": class_output, "meaning": f"class logits ({head})"}},
         "classes": ["normal", "benign", "malignant"],
         "thresholds": {"mask": 0.5, "lesion": 0.5, "default_operating_point": "balanced",

@@ -36,6 +36,19 @@ def test_mask_mapped_back_through_roi(manifest: Manifest) -> None:
     assert not pred.mask[:20].any() and not pred.mask[:, :50].any()  # nothing outside the ROI
 
 
+def test_half_resolution_mask_maps_to_the_same_place(manifest: Manifest) -> None:
+    """Stride-2 mask logits (the shipped models') land where full-resolution ones do."""
+    full = np.full((32, 32), -10.0)
+    full[8:16, 8:24] = 10.0
+    half = full.reshape(16, 2, 16, 2).mean(axis=(1, 3))  # the same lesion at 16x16
+    meta = PreprocessMeta(frame_h=200, frame_w=300, roi=ROI(50, 20, 128, 64))
+    a = Postprocessor(manifest).postprocess(outputs(full, 5.0, 3.0), meta)
+    b = Postprocessor(manifest).postprocess(outputs(half, 5.0, 3.0), meta)
+    assert b.bbox is not None and a.bbox is not None
+    assert all(abs(p - q) <= 2 for p, q in zip(a.bbox, b.bbox, strict=True))
+    assert (a.mask & b.mask).sum() / (a.mask | b.mask).sum() > 0.9
+
+
 def test_no_lesion_gives_normal_and_empty_mask(manifest: Manifest) -> None:
     meta = PreprocessMeta(frame_h=32, frame_w=32, roi=ROI(0, 0, 32, 32))
     pred = Postprocessor(manifest).postprocess(outputs(np.full((32, 32), 5.0), -4.0, 2.0), meta)

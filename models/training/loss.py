@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from models.training.networks import upsample_to
+
 
 def weighted_bce_with_logits(z: torch.Tensor, y: torch.Tensor, pos_weight: float = 3.0) -> torch.Tensor:
     """Stable weighted BCE on logits, averaged (0 for an empty batch)."""
@@ -51,9 +53,12 @@ def multitask_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Wclf·(WBCE(malignancy | lesion) + BCE(presence)) + Dice(mask) [+ Dice(coarse) for HGM-Net].
 
+    Mask logits below input resolution are first upsampled bilinearly, as the runtime does.
+
     The malignancy term uses Wp (the sensitivity/specificity knob) and only lesion images;
     presence uses the same stable form with Wp = 1.
     """
+    mask_logits = upsample_to(mask_logits, tuple(mask.shape[-2:]))  # stride-2 heads: score at input size
     has = presence > 0.5
     l_mal = weighted_bce_with_logits(class_logits[has, 1], malignant[has], pos_weight)
     l_pres = weighted_bce_with_logits(class_logits[:, 0], presence, 1.0)

@@ -3,10 +3,16 @@
 Both networks take a grayscale tensor [N, 1, H, W] (H, W divisible by 32) and return two named
 outputs, the contract the runtime reads through the manifest:
 
-* ``mask_logits`` [N, 1, H, W]: lesion mask logits at input resolution;
+* ``mask_logits`` [N, 1, H/s, W/s]: lesion mask logits at stride ``s = mask_stride``. The shipped
+  models use s = 2: the host resizes the mask to the frame (or ROI) size anyway, with bilinear
+  interpolation, and training scores the loss after the same bilinear upsampling to input size.
+  Measured in OpenVINO INT8 on a 2-core AVX2 CPU, the s = 1 head (a 32→16 transposed convolution to
+  224² and a 16→1 3x3 convolution there) took 2.2 ms of 14.2 (16%) of single-thread inference;
 * ``class_logits`` [N, 2]: ``[presence, malignancy]`` logits. P(lesion) = σ(presence),
   P(malignant | lesion) = σ(malignancy); the three class probabilities are
   normal = 1 − P(lesion), benign = P(lesion)(1 − P(mal)), malignant = P(lesion)·P(mal).
+
+  the s = 2 head (one 3x3 convolution at 112²) takes about 0.4 ms.
 
 Upsampling uses transposed convolutions and nearest-neighbour resizes only: bilinear
 Interpolate is slow in OpenVINO INT8 (21% of a U-Net's time in a probe).
@@ -56,25 +62,32 @@ class LinkNetBlock(nn.Module):
 class LinkNetDecoder(nn.Module):
     """Decoder with additive skips; skips are projected (1x1) to the decoder widths."""
 
-    def __init__(self, enc_channels: tuple[int, ...], widths: tuple[int, ...] = (128, 64, 48, 32)) -> None:
+    def __init__(self, enc_channels: tuple[int, ...], widths: tuple[int, ...] = (128, 64, 48, 32),
+                 mask_stride: int = 2) -> None:
         super().__init__()
         c2, c4, c8, c16, c32 = enc_channels
         w16, w8, w4, w2 = widths
         self.blocks = nn.ModuleList([LinkNetBlock(c32, w16), LinkNetBlock(w16, w8),
                                      LinkNetBlock(w8, w4), LinkNetBlock(w4, w2)])
         self.laterals = nn.ModuleList([_cbr(c, w) for c, w in zip((c16, c8, c4, c2), widths, strict=False)])
-        self.final = nn.Sequential(
-            nn.ConvTranspose2d(w2, 16, 3, stride=2, padding=1, output_padding=1, bias=False),
-            nn.BatchNorm2d(16), nn.ReLU(inplace=True),
-            nn.Conv2d(16, 1, 3, padding=1),
-        )
+        if mask_stride == 1:  # LinkNet's full-resolution head
+            self.final: nn.Module = nn.Sequential(
+                nn.ConvTranspose2d(w2, 16, 3, stride=2, padding=1, output_padding=1, bias=False),
+                nn.BatchNorm2d(16), nn.ReLU(inplace=True),
+                nn.Conv2d(16, 1, 3, padding=1),
+            )
+        elif mask_stride == 2:  # logits at half resolution; the consumer upsamples bilinearly
+            self.mask_head: nn.Module = nn.Conv2d(w2, 1, 3, padding=1)
+        else:
+            raise ValueError(f"mask_stride must be 1 or 2, not {mask_stride}")
+        self.mask_stride = mask_stride
 
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
         x = feats[4]
         skips = (feats[3], feats[2], feats[1], feats[0])
         for block, lateral, skip in zip(self.blocks, self.laterals, skips, strict=True):
             x = block(x) + lateral(skip)
-        return self.final(x)
+        return self.final(x) if self.mask_stride == 1 else self.mask_head(x)
 
 
 class ClassifierHead(nn.Module):
@@ -94,10 +107,11 @@ class ClassifierHead(nn.Module):
 class EMTNet(nn.Module):
     """Shared encoder + LinkNet decoder (mask) + bottleneck classifier (presence, malignancy)."""
 
-    def __init__(self, encoder: str = "efficientnet_lite0", pretrained: bool | None = None) -> None:
+    def __init__(self, encoder: str = "efficientnet_lite0", pretrained: bool | None = None,
+                 mask_stride: int = 2) -> None:
         super().__init__()
         self.encoder = create_encoder(encoder, pretrained=_default_pretrained(encoder, pretrained))
-        self.decoder = LinkNetDecoder(self.encoder.out_channels)
+        self.decoder = LinkNetDecoder(self.encoder.out_channels, mask_stride=mask_stride)
         self.classifier = ClassifierHead(self.encoder.head_channels)
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -155,12 +169,13 @@ class HierarchicalGate(nn.Module):
 class HGMNet(nn.Module):
     """Two-stage network: Stage 1 coarse map → hierarchical gating of Stage 2's encoder."""
 
-    def __init__(self, encoder: str = "efficientnet_lite0", pretrained: bool | None = None) -> None:
+    def __init__(self, encoder: str = "efficientnet_lite0", pretrained: bool | None = None,
+                 mask_stride: int = 2) -> None:
         super().__init__()
         self.stage1 = CoarseStage()
         self.encoder = create_encoder(encoder, pretrained=_default_pretrained(encoder, pretrained))
         self.gate = HierarchicalGate(self.encoder.out_channels)
-        self.decoder = LinkNetDecoder(self.encoder.out_channels)
+        self.decoder = LinkNetDecoder(self.encoder.out_channels, mask_stride=mask_stride)
         self.classifier = ClassifierHead(self.encoder.head_channels)
         self.last_coarse: torch.Tensor | None = None  # for Stage 1's deep supervision in training
 
@@ -174,6 +189,14 @@ class HGMNet(nn.Module):
             h = self.gate(stage(h), p, level)
             feats.append(h)
         return self.decoder(feats), self.classifier(self.encoder.head(feats[4]))
+
+
+def upsample_to(mask_logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Mask logits resized to ``size`` the way the runtime does it (bilinear, half-pixel centres,
+    as ``cv2.INTER_LINEAR``); a no-op when the sizes already match."""
+    if tuple(mask_logits.shape[-2:]) == tuple(size):
+        return mask_logits
+    return F.interpolate(mask_logits, size=size, mode="bilinear", align_corners=False)
 
 
 def _default_pretrained(encoder: str, pretrained: bool | None) -> bool:

@@ -21,7 +21,7 @@ import torch
 from edge_bus.metrics import dice, roc_auc
 from models.training.data import CachedSplit, augment, lesion_free_crop, load_split, protocol_splits
 from models.training.loss import multitask_loss
-from models.training.networks import create_model
+from models.training.networks import create_model, upsample_to
 
 INPUT_MEAN = 0.449
 INPUT_STD = 0.226
@@ -40,7 +40,7 @@ def predict(model: torch.nn.Module, images: np.ndarray, size: int, batch: int = 
     for i in range(0, len(images), batch):
         chunk = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images[i : i + batch]])
         m, c = model(to_tensor(chunk))
-        masks.append(m[:, 0].numpy())
+        masks.append(upsample_to(m, (size, size))[:, 0].numpy())
         logits.append(c.numpy())
     return np.concatenate(masks), np.concatenate(logits)
 
@@ -107,22 +107,33 @@ def train(args: argparse.Namespace) -> Path:
     print(f"data ready in {time.time() - t0:.0f}s: train={len(train_split)} "
           f"val={sum(len(v) for v in val.values())}", flush=True)
 
-    model = create_model(args.model, encoder=args.encoder).to(memory_format=torch.channels_last)
+    model = create_model(args.model, encoder=args.encoder, mask_stride=args.mask_stride)
+    model = model.to(memory_format=torch.channels_last)
     prior_wall_s, prior_epochs = 0.0, 0
     if args.init:
         init = torch.load(args.init, map_location="cpu", weights_only=False)
-        result = model.load_state_dict(init["state_dict"], strict=False)
+        state = init["state_dict"]
+        if init.get("mask_stride", 1) != args.mask_stride:  # a new mask head: drop the old one's tensors
+            state = {k: v for k, v in state.items() if not k.startswith(("decoder.final.", "decoder.mask_head."))}
+            print(f"mask stride {init.get('mask_stride', 1)} → {args.mask_stride}: the mask head starts new",
+                  flush=True)
+        result = model.load_state_dict(state, strict=False)
         prior_wall_s = float(init.get("train_wall_s", 0.0))
         prior_epochs = int(init.get("epochs_total", init.get("epoch", 0)))
         print(f"initialised from {args.init} (epoch {init.get('epoch')} of {init.get('model')}); "
               f"new tensors: {len(result.missing_keys)}, unused: {len(result.unexpected_keys)}", flush=True)
         if result.unexpected_keys:
             raise SystemExit(f"--init checkpoint has tensors this model lacks: {result.unexpected_keys[:5]}")
-    enc_params = list(model.encoder.parameters())
+    if args.train_only:  # e.g. a new mask head on a trained network: everything else stays as it was
+        for name, param in model.named_parameters():
+            param.requires_grad_(name.startswith(args.train_only + "."))
+        print(f"training only {args.train_only}: {sum(p.numel() for p in model.parameters() if p.requires_grad):,} "
+              f"of {sum(p.numel() for p in model.parameters()):,} parameters", flush=True)
+    enc_params = [p for p in model.encoder.parameters() if p.requires_grad]
     enc_ids = {id(p) for p in enc_params}
-    other = [p for p in model.parameters() if id(p) not in enc_ids]
-    opt = torch.optim.AdamW([{"params": enc_params, "lr": args.lr * 0.5}, {"params": other, "lr": args.lr}],
-                            weight_decay=1e-4)
+    other = [p for p in model.parameters() if id(p) not in enc_ids and p.requires_grad]
+    groups = [g for g in ({"params": enc_params, "lr": args.lr * 0.5}, {"params": other, "lr": args.lr}) if g["params"]]
+    opt = torch.optim.AdamW(groups, weight_decay=1e-4)
     steps_per_epoch = math.ceil(len(train_split) / args.batch)
     total = steps_per_epoch * args.epochs
     warm = steps_per_epoch // 2
@@ -136,6 +147,10 @@ def train(args: argparse.Namespace) -> Path:
     train_start = time.time()
     for epoch in range(args.epochs):
         model.train()
+        if args.train_only:  # frozen parts keep their batch-norm statistics and skip dropout
+            for name, module in model.named_children():
+                if name != args.train_only:
+                    module.eval()
         order = rng.permutation(len(train_split))
         n_neg = max(1, int(args.batch * args.neg_fraction))
         e0, losses = time.time(), []
@@ -151,7 +166,7 @@ def train(args: argparse.Namespace) -> Path:
             loss.backward()
             opt.step()
             sched.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             if step % 20 == 0:
                 print(f"  epoch {epoch + 1} step {step}/{steps_per_epoch} loss {np.mean(losses[-20:]):.4f} "
                       f"{ {k: round(v, 3) for k, v in parts.items()} } {time.time() - e0:.0f}s", flush=True)
@@ -162,6 +177,7 @@ def train(args: argparse.Namespace) -> Path:
         with open(history, "a") as fh:
             fh.write(json.dumps(rec) + "\n")
         ckpt = {"model": args.model, "encoder": args.encoder, "size": args.size, "wp": args.wp,
+                "mask_stride": args.mask_stride, "train_only": args.train_only or None,
                 "state_dict": model.state_dict(), "epoch": epoch + 1, "val": metrics,
                 "epochs_total": prior_epochs + epoch + 1,
                 "train_wall_s": prior_wall_s + time.time() - train_start, "input_mean": INPUT_MEAN,
@@ -189,6 +205,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--size", type=int, default=224)
+    p.add_argument("--mask-stride", type=int, default=2, choices=(1, 2),
+                   help="mask logits at input resolution (1, LinkNet's head) or half (2, faster in INT8)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--wp", type=float, default=3.0, help="positive weight of the malignancy WBCE")
     p.add_argument("--wclf", type=float, default=1.5, help="weight of the classification loss")
@@ -197,6 +215,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", default=None, help="start from this checkpoint's weights (strict=False: an HGM-Net "
                    "can start from an EMT-NET; its Stage 1 and gates are then new)")
+    p.add_argument("--train-only", default="", help="train only this top-level module (e.g. decoder); the "
+                   "rest keeps its --init weights and batch-norm statistics")
     p.add_argument("--max-steps", type=int, default=0, help="steps per epoch (0: all; for smoke tests)")
     p.add_argument("--stop-epoch", type=int, default=0, help="stop after this epoch (the schedule still "
                    "spans --epochs)")

@@ -75,3 +75,13 @@ def test_multitask_loss_combines_terms_with_weights() -> None:
     coarse = torch.randn(4, 1, 2, 2)
     total2, parts2 = multitask_loss(mask_logits, logits, mask, presence, malignant, coarse_logits=coarse)
     assert "coarse" in parts2 and float(total2) > float(total) - 1e-6
+
+
+def test_half_resolution_mask_logits_are_scored_at_input_size() -> None:
+    torch.manual_seed(1)
+    half = torch.randn(2, 1, 8, 8)
+    mask = (torch.rand(2, 1, 16, 16) > 0.6).float()
+    logits, presence, malignant = torch.randn(2, 2), torch.ones(2), torch.tensor([1.0, 0.0])
+    _, parts = multitask_loss(half, logits, mask, presence, malignant)
+    full = torch.nn.functional.interpolate(half, size=(16, 16), mode="bilinear", align_corners=False)
+    assert parts["dice"] == pytest.approx(float(dice_loss(full, mask)), rel=1e-6)

@@ -16,31 +16,35 @@ from models.training.encoders import (  # noqa: E402
     lite0_key_map,
     load_efficientnet_lite0,
 )
-from models.training.networks import MODELS, OUTPUT_NAMES, create_model  # noqa: E402
+from models.training.networks import MODELS, OUTPUT_NAMES, create_model, upsample_to  # noqa: E402
 
 ARCHITECTURES = [
-    ("emt_net", "efficientnet_lite0"),
-    ("hgm_net", "efficientnet_lite0"),
-    ("emt_net", "resnet101"),
-    ("hgm_net", "resnet101"),
+    ("emt_net", "efficientnet_lite0", 2),
+    ("emt_net", "efficientnet_lite0", 1),
+    ("hgm_net", "efficientnet_lite0", 2),
+    ("hgm_net", "efficientnet_lite0", 1),
+    ("emt_net", "resnet101", 2),
+    ("hgm_net", "resnet101", 2),
 ]
 
 
-@pytest.mark.parametrize(("name", "encoder"), ARCHITECTURES, ids=[f"{n}-{e}" for n, e in ARCHITECTURES])
+@pytest.mark.parametrize(("name", "encoder", "stride"), ARCHITECTURES,
+                         ids=[f"{n}-{e}-s{s}" for n, e, s in ARCHITECTURES])
 class TestArchitectureContract:
-    """Every network: grayscale [N,1,H,W] in; mask logits [N,1,H,W] and class logits [N,2] out; exports to ONNX."""
+    """Every network: grayscale [N,1,H,W] in; mask logits [N,1,H/s,W/s] and class logits [N,2] out;
+    exports to ONNX."""
 
     size = 64
 
     @pytest.fixture
-    def model(self, name: str, encoder: str) -> torch.nn.Module:
+    def model(self, name: str, encoder: str, stride: int) -> torch.nn.Module:
         torch.manual_seed(0)
-        return create_model(name, encoder=encoder, pretrained=False).eval()
+        return create_model(name, encoder=encoder, pretrained=False, mask_stride=stride).eval()
 
-    def test_output_shapes(self, model: torch.nn.Module) -> None:
+    def test_output_shapes(self, model: torch.nn.Module, stride: int) -> None:
         with torch.no_grad():
             mask, logits = model(torch.randn(2, 1, self.size, self.size))
-        assert mask.shape == (2, 1, self.size, self.size)
+        assert mask.shape == (2, 1, self.size // stride, self.size // stride)
         assert logits.shape == (2, 2)
         assert torch.isfinite(mask).all() and torch.isfinite(logits).all()
 
@@ -104,3 +108,19 @@ def test_every_pretrained_efficientnet_lite0_tensor_loads() -> None:
 def test_resnet101_has_no_offline_weights() -> None:
     with pytest.raises(ValueError, match="no ResNet-101 weights"):
         create_encoder("resnet101", pretrained=True)
+
+
+def test_stride2_upsampling_matches_the_runtime_resize() -> None:
+    """Training scores half-resolution logits after the same bilinear resize the runtime applies."""
+    import cv2
+
+    z = torch.randn(1, 1, 7, 9)
+    up = upsample_to(z, (14, 18))[0, 0].numpy()
+    ref = cv2.resize(z[0, 0].numpy(), (18, 14), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_allclose(up, ref, atol=1e-5)
+    assert upsample_to(z, (7, 9)) is z
+
+
+def test_mask_stride_is_validated() -> None:
+    with pytest.raises(ValueError, match="mask_stride must be 1 or 2"):
+        create_model("emt_net", pretrained=False, mask_stride=4)
