@@ -30,7 +30,8 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 class Profile:
     """How much to measure. ``*_rounds``: pytest-benchmark rounds; ``*_seconds``: time per engine
     or stage in the interleaved gate measurements; ``clip_frames`` 0 = whole clip;
-    ``pipeline_repeats``: pipeline runs alternated with engine-only runs for the pipeline gate."""
+    ``pipeline_repeats``: pipeline runs alternated with engine-only runs for the pipeline gate;
+    ``app_seconds``: length of each OpenVINO ``benchmark_app`` run alternated with them."""
 
     name: str
     engine_rounds: int
@@ -42,6 +43,7 @@ class Profile:
     pipeline_frames: int
     pipeline_repeats: int
     realtime_frames: int
+    app_seconds: float
 
 
 PROFILES = {
@@ -56,6 +58,7 @@ PROFILES = {
         pipeline_frames=150,
         pipeline_repeats=2,
         realtime_frames=90,
+        app_seconds=3.0,
     ),
     "full": Profile(
         "full",
@@ -68,6 +71,7 @@ PROFILES = {
         pipeline_frames=300,
         pipeline_repeats=3,
         realtime_frames=300,
+        app_seconds=10.0,
     ),
 }
 

@@ -26,6 +26,7 @@ from edge_bus.zoo import Manifest
 __all__ = [
     "ENGINE_VARIANTS",
     "EngineVariant",
+    "benchmark_app_throughput",
     "close_engines",
     "engine_throughput",
     "measure_engines",
@@ -140,3 +141,24 @@ def engine_throughput(engine: Engine, tensors: Sequence[np.ndarray]) -> float:
     end = state["last"] if state["done"] == len(tensors) else time.perf_counter()
     elapsed = end - t0
     return len(tensors) / elapsed if elapsed > 0 else float("nan")
+
+
+_BENCHMARK_APP = "from openvino.tools.benchmark.main import main; main()"
+
+
+def benchmark_app_throughput(model_xml: str, seconds: float, device: str = "CPU") -> float:
+    """OpenVINO's own ``benchmark_app`` on the IR (THROUGHPUT hint, its default request count,
+    random inputs), run as a subprocess for ``seconds``; its reported FPS, or NaN when it cannot
+    run (e.g. openvino without its tools). The reference the issue's 80% target is set against."""
+    import re
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-c", _BENCHMARK_APP, "-m", str(model_xml), "-d", device, "-hint", "throughput",
+           "-t", str(max(1, round(seconds)))]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return float("nan")
+    found = re.search(r"Throughput:\s*([0-9.]+)\s*FPS", done.stdout)
+    return float(found.group(1)) if done.returncode == 0 and found else float("nan")

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edge_bus import __version__
-from edge_bus.bench_gates import FRAME_BUDGET_MS, INFER_SHARE, STAGE_SHARES
+from edge_bus.bench_gates import FRAME_BUDGET_MS, INFER_SHARE, STAGE_SHARES, Gate
 from edge_bus.bench_measure import Timing
 from edge_bus.sinks import charts
 from edge_bus.sinks.files import atomic_write_text
-from edge_bus.sinks.report import BASE_CSS
+from edge_bus.sinks.report import BASE_CSS, html_value
 from edge_bus.sinks.svg import MUTED, Plot, fmt_num, nice_ticks, svg_document, text
 
 if TYPE_CHECKING:
@@ -83,22 +83,14 @@ def range_bars(rows: Sequence[Bar], unit: str, title: str, markers: Sequence[tup
 
 
 # --------------------------------------------------------------------------- page pieces
-def _cell(v: object) -> str:
-    if v is None:
-        return '<span class="muted">—</span>'
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return escape(fmt_num(v))
-    if isinstance(v, Mapping):
-        return "<br>".join(f'<span class="muted">{escape(str(k))}:</span> {_cell(x)}' for k, x in v.items())
-    if isinstance(v, list | tuple):
-        return escape(", ".join(str(x) for x in v)) or '<span class="muted">none</span>'
-    return escape(str(v))
+def _verdict(g: Gate) -> str:
+    if g.required:
+        return badge(g.passed)
+    return f'<span class="muted">target {"met" if g.passed else "missed"}</span>'
 
 
 def kv_table(rows: Mapping[str, object]) -> str:
-    body = "".join(f"<tr><th>{escape(str(k))}</th><td>{_cell(v)}</td></tr>" for k, v in rows.items())
+    body = "".join(f"<tr><th>{escape(str(k))}</th><td>{html_value(v)}</td></tr>" for k, v in rows.items())
     return f'<table class="kv">{body}</table>'
 
 
@@ -170,7 +162,7 @@ def render_bench_html(result: BenchResult) -> str:
     gates = table(
         ["gate", "value", "threshold", "verdict", "detail"],
         [
-            [escape(g.name), g.shown(g.value), g.shown(g.threshold), badge(g.passed), escape(g.message)]
+            [escape(g.name), g.shown(g.value), g.shown(g.threshold), _verdict(g), escape(g.message)]
             for g in result.gates
         ],
     )
@@ -207,6 +199,8 @@ def render_bench_html(result: BenchResult) -> str:
                     "pipeline FPS": p.fps,
                     "engine-only FPS": p.engine_fps,
                     "ratio": p.ratio,
+                    "benchmark_app FPS (same IR)": p.app_fps,
+                    "ratio to benchmark_app": p.app_ratio,
                     "precision": p.precision,
                 }
             ),

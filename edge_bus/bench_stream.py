@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from edge_bus.bench_engines import engine_throughput, preprocess_all, sample_frames
+from edge_bus.bench_engines import benchmark_app_throughput, engine_throughput, preprocess_all, sample_frames
 from edge_bus.bench_measure import Timing, sample_interleaved, summarize
 from edge_bus.config import StreamConfig, build_config
 from edge_bus.engines import Engine, EngineConfig, create_engine
@@ -127,17 +127,24 @@ class PipelineBench:
     engine_fps: float
     precision: str
     stages: dict[str, Any] = field(default_factory=dict)
+    app_fps: float = math.nan  # OpenVINO's benchmark_app on the same IR (NaN: not run)
 
     @property
     def ratio(self) -> float:
         return self.fps / self.engine_fps if self.engine_fps > 0 and math.isfinite(self.engine_fps) else math.nan
 
+    @property
+    def app_ratio(self) -> float:
+        return self.fps / self.app_fps if self.app_fps > 0 and math.isfinite(self.app_fps) else math.nan
+
     def to_json(self) -> dict[str, object]:
-        ratio = self.ratio
+        ratio, app_ratio = self.ratio, self.app_ratio
         return {
             "fps": round(self.fps, 2),
             "engine_fps": round(self.engine_fps, 2),
             "ratio": round(ratio, 3) if math.isfinite(ratio) else None,
+            "benchmark_app_fps": round(self.app_fps, 2) if math.isfinite(self.app_fps) else None,
+            "benchmark_app_ratio": round(app_ratio, 3) if math.isfinite(app_ratio) else None,
             "frames": self.frames,
             "source": self.source,
             "precision": self.precision,
@@ -159,23 +166,33 @@ def _config(manifest: Manifest, source: str, frames: int, device: str, out: Path
 
 
 def measure_pipeline(
-    manifest: Manifest, source: str, frames: int, out_dir: Path, device: str = "CPU", repeats: int = 1
+    manifest: Manifest, source: str, frames: int, out_dir: Path, device: str = "CPU", repeats: int = 1,
+    app_seconds: float = 0.0,
 ) -> PipelineBench:
     """``run_stream`` over ``frames`` frames of ``source`` (video written, no display), alternating
     with engine-only runs (OpenVINO INT8, THROUGHPUT hint, async) over the same frames:
     E P E (``repeats`` = 1), E P E P E (2), ...; the medians of each are reported, so a load that
-    comes and goes during the measurement moves both alike."""
+    comes and goes during the measurement moves both alike. With ``app_seconds`` > 0, OpenVINO's
+    ``benchmark_app`` runs on the same IR after each engine-only run (E A P E A ...)."""
     tensors = preprocess_all(manifest, sample_frames(source, frames))
     engine = create_engine(
         manifest, EngineConfig(backend="openvino", device=device, precision="int8", hint="THROUGHPUT", requests=0)
     )
     engine_fps: list[float] = []
+    app_fps: list[float] = []
     runs: list[RunResult] = []
-    try:
+    xml = str(manifest.path("openvino_int8_xml"))
+
+    def reference() -> None:
         engine_fps.append(engine_throughput(engine, tensors))
+        if app_seconds > 0:
+            app_fps.append(benchmark_app_throughput(xml, app_seconds, device))
+
+    try:
+        reference()
         for i in range(max(1, repeats)):
             runs.append(run_stream(_config(manifest, source, frames, device, out_dir / f"pipeline{i}")))
-            engine_fps.append(engine_throughput(engine, tensors))
+            reference()
     finally:
         engine.close()
     mid = sorted(runs, key=lambda r: r.fps)[len(runs) // 2]
@@ -186,6 +203,7 @@ def measure_pipeline(
         engine_fps=float(statistics.median(engine_fps)),
         precision=mid.precision,
         stages=dict(mid.latency.get("stages", {})),
+        app_fps=float(statistics.median(app_fps)) if app_fps else math.nan,
     )
 
 

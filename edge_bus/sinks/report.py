@@ -205,7 +205,8 @@ def write_report(path: str | os.PathLike[str], data: ReportData) -> Path:
 
 
 # --------------------------------------------------------------------------- HTML
-def _value(v: object) -> str:
+def html_value(v: object) -> str:
+    """One value as table-cell HTML (None → a dash, floats to 3 significant digits, mappings one per line)."""
     if v is None:
         return '<span class="muted">—</span>'
     if isinstance(v, bool):
@@ -217,7 +218,7 @@ def _value(v: object) -> str:
     if isinstance(v, Mapping):
         if v and all(isinstance(x, bool) or x is None for x in v.values()):
             return "".join(_chip(str(k), x) for k, x in v.items())
-        return "<br>".join(f'<span class="muted">{escape(str(k))}:</span> {_value(x)}' for k, x in v.items())
+        return "<br>".join(f'<span class="muted">{escape(str(k))}:</span> {html_value(x)}' for k, x in v.items())
     if isinstance(v, list | tuple):
         return escape(", ".join(str(x) for x in v))
     return escape(str(v))
@@ -255,7 +256,7 @@ def _name(key: str) -> str:
 
 
 def _kv_table(rows: Mapping[str, object]) -> str:
-    body = "".join(f"<tr><th>{escape(_name(str(k)))}</th><td>{_value(v)}</td></tr>" for k, v in rows.items())
+    body = "".join(f"<tr><th>{escape(_name(str(k)))}</th><td>{html_value(v)}</td></tr>" for k, v in rows.items())
     return f'<table class="kv">{body}</table>' if body else '<p class="muted">none</p>'
 
 
@@ -264,7 +265,7 @@ def _latency_table(latency: Mapping[str, Mapping[str, float | int | None]]) -> s
     head = "".join(f"<th>{c.replace('_ms', '')}</th>" for c in cols)
     rows = []
     for stage, s in latency.items():
-        cells = "".join(f"<td>{_ms(s.get(c)) if c != 'count' else _value(s.get(c))}</td>" for c in cols)
+        cells = "".join(f"<td>{_ms(s.get(c)) if c != 'count' else html_value(s.get(c))}</td>" for c in cols)
         cls = ' class="total"' if stage in charts.SUMMARY_STAGES else ""
         rows.append(f"<tr{cls}><th>{escape(stage.replace('_', ' '))}</th>{cells}</tr>")
     if not rows:
@@ -273,7 +274,7 @@ def _latency_table(latency: Mapping[str, Mapping[str, float | int | None]]) -> s
 
 
 def _ms(v: object) -> str:
-    return f"{v:.2f}" if isinstance(v, int | float) and not isinstance(v, bool) else _value(None)
+    return f"{v:.2f}" if isinstance(v, int | float) and not isinstance(v, bool) else html_value(None)
 
 
 def _tiles(data: ReportData) -> str:
