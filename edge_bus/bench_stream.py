@@ -203,8 +203,14 @@ def measure_pipeline(
         engine_fps=float(statistics.median(engine_fps)),
         precision=mid.precision,
         stages=dict(mid.latency.get("stages", {})),
-        app_fps=float(statistics.median(app_fps)) if app_fps else math.nan,
+        app_fps=_median_finite(app_fps),
     )
+
+
+def _median_finite(values: Sequence[float]) -> float:
+    """Median of the finite values (a benchmark_app run that failed reads NaN); NaN if none."""
+    finite = [v for v in values if math.isfinite(v)]
+    return float(statistics.median(finite)) if finite else math.nan
 
 
 @dataclass(frozen=True)

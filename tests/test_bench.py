@@ -11,7 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from edge_bus.bench_engines import ENGINE_VARIANTS
+from edge_bus.bench_engines import ENGINE_VARIANTS, benchmark_app_throughput
 from edge_bus.bench_gates import (
     BENCHMARK_APP_TARGET,
     FRAME_BUDGET_MS,
@@ -102,6 +102,11 @@ def test_benchmark_app_target_is_reported_not_required() -> None:
     assert not missed.passed and "0.60×" in missed.message and "target" in missed.message
     assert "not measured" in benchmark_app_gate(60.0, math.nan).message
     assert pipeline_gate(60.0, 100.0).required
+
+
+def test_benchmark_app_that_cannot_run_reads_nan(tmp_path: Path) -> None:
+    """A model benchmark_app can't load gives NaN (reported as not measured), never an exception."""
+    assert math.isnan(benchmark_app_throughput(str(tmp_path / "missing.xml"), 1))
 
 
 def test_stage_gates_compare_each_stage_with_its_share() -> None:
