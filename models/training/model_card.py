@@ -74,7 +74,8 @@ def wp_table(wp: dict[str, Any] | None) -> str:
     rows = ["| Wp | SEN | SPE | ACC | AUC |", "|---|---|---|---|---|"]
     rows += [f"| {r['wp']:g} | {_f(r['sensitivity'])} | {_f(r['specificity'])} | {_f(r['accuracy'])} | "
              f"{_f(r['auc'])} |" for r in wp["rows"]]
-    return "\n".join(rows) + f"\n\n{wp['n_val']} validation lesion images ({wp['validation']}); threshold 0.5."
+    return "\n".join(rows) + (f"\n\n{wp['n_val']} validation lesion images ({wp['validation']}); threshold 0.5; "
+                              f"encoder features from `{wp.get('checkpoint', '?')}`.")
 
 
 def targets_table(m: dict[str, Any]) -> str:
