@@ -125,6 +125,9 @@ def train(args: argparse.Namespace) -> Path:
         if result.unexpected_keys:
             raise SystemExit(f"--init checkpoint has tensors this model lacks: {result.unexpected_keys[:5]}")
     if args.train_only:  # e.g. a new mask head on a trained network: everything else stays as it was
+        children = [name for name, _ in model.named_children()]
+        if args.train_only not in children:
+            raise SystemExit(f"--train-only {args.train_only!r}: valid modules: {', '.join(children)}")
         for name, param in model.named_parameters():
             param.requires_grad_(name.startswith(args.train_only + "."))
         print(f"training only {args.train_only}: {sum(p.numel() for p in model.parameters() if p.requires_grad):,} "
