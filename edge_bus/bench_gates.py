@@ -146,37 +146,37 @@ def int8_speedup_gate(int8_ms: float, fp32_ms: float, isa: Mapping[str, object])
     return Gate("int8_speedup", speedup, threshold, passed, msg, basis, unit="×")
 
 
-def pipeline_gate(pipeline_fps: float, engine_fps: float, min_ratio: float = PIPELINE_MIN_RATIO) -> Gate:
-    """Whole-pipeline throughput vs the engine alone on the same frames."""
-    ratio = _ratio(pipeline_fps, engine_fps)
-    passed = math.isfinite(ratio) and ratio >= min_ratio
+def _throughput_gate(name: str, title: str, pipeline_fps: float, ref_name: str, ref_fps: float, threshold: float,
+                     basis: str, required: bool = True) -> Gate:
+    """Pipeline FPS over a reference FPS measured in the same run, against ``threshold``."""
+    ratio = _ratio(pipeline_fps, ref_fps)
+    passed = math.isfinite(ratio) and ratio >= threshold
     if not math.isfinite(ratio):
-        msg = f"pipeline: not measured (pipeline {pipeline_fps} FPS, engine {engine_fps} FPS)"
+        msg = f"{title}: not measured (pipeline {pipeline_fps} FPS, {ref_name} {ref_fps} FPS)"
     else:
         msg = (
-            f"pipeline: {pipeline_fps:.1f} FPS vs engine-only {engine_fps:.1f} FPS = {ratio:.2f}× "
-            f"({'≥' if passed else '<'} {min_ratio:g}× required)"
+            f"{title}: pipeline {pipeline_fps:.1f} FPS vs {ref_name} {ref_fps:.1f} FPS = {ratio:.2f}× "
+            f"({'≥' if passed else '<'} {threshold:g}× {'required' if required else 'target'})"
         )
+    return Gate(name, ratio, threshold, passed, msg, basis, unit="×", required=required)
+
+
+def pipeline_gate(pipeline_fps: float, engine_fps: float, min_ratio: float = PIPELINE_MIN_RATIO) -> Gate:
+    """Whole-pipeline throughput vs the engine alone on the same frames."""
     basis = (
         f"decode, preprocess, postprocess, render and write overlap with inference; together they may "
         f"cost at most {100 * (1 - min_ratio):.0f}% of the engine's throughput"
     )
-    return Gate("pipeline_ratio", ratio, min_ratio, passed, msg, basis, unit="×")
+    return _throughput_gate("pipeline_ratio", "pipeline", pipeline_fps, "engine-only", engine_fps, min_ratio, basis)
 
 
 def benchmark_app_gate(pipeline_fps: float, app_fps: float, target: float = BENCHMARK_APP_TARGET) -> Gate:
     """Whole-pipeline throughput vs OpenVINO's ``benchmark_app`` on the same IR: a reported target,
     not a required gate (benchmark_app runs in its own process with random inputs, so its number moves
     more with the machine than the same-process engine-only run that :func:`pipeline_gate` uses)."""
-    ratio = _ratio(pipeline_fps, app_fps)
-    passed = math.isfinite(ratio) and ratio >= target
-    if not math.isfinite(ratio):
-        msg = f"benchmark_app: not measured (pipeline {pipeline_fps} FPS, benchmark_app {app_fps} FPS)"
-    else:
-        msg = (f"benchmark_app: pipeline {pipeline_fps:.1f} FPS vs benchmark_app {app_fps:.1f} FPS = {ratio:.2f}× "
-               f"({'≥' if passed else '<'} {target:g}× target)")
     basis = "issue #3: file-mode throughput at least 80% of benchmark_app's on the same IR"
-    return Gate("benchmark_app_ratio", ratio, target, passed, msg, basis, unit="×", required=False)
+    return _throughput_gate("benchmark_app_ratio", "benchmark_app", pipeline_fps, "benchmark_app", app_fps, target,
+                            basis, required=False)
 
 
 def stage_gates(
