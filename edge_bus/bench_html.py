@@ -25,6 +25,7 @@ from edge_bus.sinks.svg import MUTED, Plot, fmt_num, nice_ticks, svg_document, t
 
 if TYPE_CHECKING:
     from edge_bus.bench import BenchResult
+    from edge_bus.bench_stream import RealtimeBench
 
 __all__ = ["Bar", "kv_table", "page", "range_bars", "render_bench_html", "section", "table", "write_bench_html"]
 
@@ -220,11 +221,32 @@ def render_bench_html(result: BenchResult) -> str:
                 }
             ),
         ),
+        *([_bridge_section(result.bridge)] if result.bridge is not None else []),
         section("Hardware", kv_table(result.hardware)),
     ]
     subtitle = f"{result.model.get('name')} {result.model.get('version')} · {result.generated_at}"
     return page(
         "edge-bus bench", subtitle, badge(result.passed, "GATES PASS" if result.passed else "GATES FAIL"), "".join(body)
+    )
+
+
+def _bridge_section(b: RealtimeBench) -> str:
+    return section(
+        "Glass to glass (simulated controller board, 30 fps)",
+        kv_table(
+            {
+                "source": b.source,
+                "board": b.bridge,
+                "frames": b.frames,
+                "with hardware timestamps": b.g2g_count,
+                "dropped": b.dropped,
+                "glass-to-glass p50 ms": b.g2g_p50_ms,
+                "glass-to-glass p99 ms": b.g2g_p99_ms,
+                "e2e p99 ms": b.p99_ms,
+            }
+        )
+        + '<p class="muted">Device acquisition (FRAME_META, mapped to host time by the synced clock) → '
+        "overlay ready.</p>",
     )
 
 

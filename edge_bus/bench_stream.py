@@ -4,7 +4,8 @@
   own (interleaved), on frames of the given source — the same classes the pipeline uses.
 * :func:`measure_pipeline` runs :func:`~edge_bus.pipeline.run_stream` over a file (no display),
   alternating with engine-only throughput runs on the same frames (load drift hits both alike).
-* :func:`measure_realtime` runs the stream with ``--realtime`` pacing at the file's fps and
+* :func:`measure_realtime` runs the stream with ``--realtime`` pacing at the file's fps (or genlocked
+  to a simulated controller board, for glass-to-glass latency) and
   reports the end-to-end p99 and the frames dropped.
 """
 
@@ -226,9 +227,13 @@ class RealtimeBench:
     max_ms: float
     precision: str
     e2e_ms: tuple[float, ...] = field(default=(), repr=False)
+    bridge: str | None = None  # the controller board the frames were genlocked to (glass_to_glass below)
+    g2g_p50_ms: float = math.nan
+    g2g_p99_ms: float = math.nan
+    g2g_count: int = 0
 
     def to_json(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "source": self.source,
             "frames": self.frames,
             "dropped": self.dropped,
@@ -238,6 +243,10 @@ class RealtimeBench:
             "max_ms": _round(self.max_ms),
             "precision": self.precision,
         }
+        if self.bridge is not None:
+            out.update(bridge=self.bridge, glass_to_glass_p50_ms=_round(self.g2g_p50_ms),
+                       glass_to_glass_p99_ms=_round(self.g2g_p99_ms), glass_to_glass_frames=self.g2g_count)
+        return out
 
 
 def _round(v: float) -> float | None:
@@ -249,10 +258,18 @@ def _get(summary: dict[str, Any], key: str) -> float:
     return float(v) if isinstance(v, int | float) else math.nan
 
 
-def measure_realtime(manifest: Manifest, source: str, frames: int, out_dir: Path, device: str = "CPU") -> RealtimeBench:
-    """``run_stream --realtime`` over ``frames`` frames of ``source`` (paced at its fps, LATENCY hint)."""
-    result = run_stream(_config(manifest, source, frames, device, out_dir / "realtime", realtime=True))
-    e2e = result.latency.get("stages", {}).get("end_to_end", {})
+def measure_realtime(manifest: Manifest, source: str, frames: int, out_dir: Path, device: str = "CPU",
+                     bridge: str | None = None) -> RealtimeBench:
+    """``run_stream --realtime`` over ``frames`` frames of ``source`` (paced at its fps, LATENCY hint).
+
+    With ``bridge`` (e.g. ``sim://``, the simulated controller board at the source's fps), frames
+    are genlocked to its FRAME_META and the glass-to-glass percentiles are filled in."""
+    extra: dict[str, Any] = {"bridge": bridge} if bridge else {}
+    name = "bridge" if bridge else "realtime"
+    result = run_stream(_config(manifest, source, frames, device, out_dir / name, realtime=True, **extra))
+    stages = result.latency.get("stages", {})
+    e2e = stages.get("end_to_end", {})
+    g2g = stages.get("glass_to_glass", {})
     series = FrameSeries.from_jsonl(result.out_dir / "frames.jsonl")
     return RealtimeBench(
         source=source,
@@ -264,4 +281,8 @@ def measure_realtime(manifest: Manifest, source: str, frames: int, out_dir: Path
         max_ms=_get(e2e, "max_ms"),
         precision=result.precision,
         e2e_ms=tuple(float(v) for v in series.e2e_ms),
+        bridge=bridge,
+        g2g_p50_ms=_get(g2g, "p50_ms"),
+        g2g_p99_ms=_get(g2g, "p99_ms"),
+        g2g_count=int(g2g.get("count", 0) or 0),
     )

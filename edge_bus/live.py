@@ -58,14 +58,16 @@ class LatestFrameReader:
         self._thread.start()
 
     def _next_frame(self, t0: float) -> Frame | None:
+        # decode first: a replayed file's decode stands in for the frame grabber's transfer, which
+        # happens while the board acquires, so it must not sit between FRAME_META and capture
+        frame = next(self._source, None)
+        if frame is None:
+            return None
         meta = None
         if self._clock is not None:
             # genlock: wait up to two frame intervals for the device's FRAME_META; without one (link
             # down), the file paces itself and the frame carries no hardware timestamp
             meta = self._clock.next_meta(2.0 / self._fps)
-        frame = next(self._source, None)
-        if frame is None:
-            return None
         if meta is not None:
             self._last_t = time.perf_counter()
             return replace(frame, hw=hw_from_meta(meta), t_capture=self._last_t, wall_time=time.time())

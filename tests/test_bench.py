@@ -14,16 +14,22 @@ from typer.testing import CliRunner
 from edge_bus.bench_engines import ENGINE_VARIANTS, benchmark_app_throughput
 from edge_bus.bench_gates import (
     BENCHMARK_APP_TARGET,
+    FILE_FPS_TARGET,
     FRAME_BUDGET_MS,
+    GLASS_TO_GLASS_P99_TARGET_MS,
     INFER_SHARE,
     PIPELINE_MIN_RATIO,
+    REALTIME_P99_TARGET_MS,
     SPEEDUP_NO_VNNI,
     SPEEDUP_VNNI,
     STAGE_SHARES,
     benchmark_app_gate,
+    file_fps_gate,
+    glass_to_glass_gate,
     int8_speedup_gate,
     isa_class,
     pipeline_gate,
+    realtime_gate,
     speedup_threshold,
     stage_gates,
 )
@@ -104,6 +110,21 @@ def test_benchmark_app_target_is_reported_not_required() -> None:
     assert pipeline_gate(60.0, 100.0).required
 
 
+def test_issue_targets_are_reported_with_their_numbers() -> None:
+    fps = file_fps_gate(FILE_FPS_TARGET - 1, "clip.avi")
+    assert not fps.passed and not fps.required and "clip.avi" in fps.message and "FPS target" in fps.message
+    assert file_fps_gate(FILE_FPS_TARGET, "clip.avi").passed and fps.shown(120.0) == "120 FPS"
+    live = realtime_gate(REALTIME_P99_TARGET_MS, dropped=0)
+    assert live.passed and not live.required and "0 frames dropped" in live.message
+    assert not realtime_gate(REALTIME_P99_TARGET_MS, dropped=1).passed  # the target is p99 with 0 dropped
+    slow = realtime_gate(REALTIME_P99_TARGET_MS + 0.5, dropped=0)
+    assert not slow.passed and f"p99 {REALTIME_P99_TARGET_MS + 0.5:.1f} ms (>" in slow.message
+    g2g = glass_to_glass_gate(GLASS_TO_GLASS_P99_TARGET_MS - 1, dropped=3)  # drops are not part of #4's target
+    assert g2g.passed and g2g.unit == "ms" and "glass to glass" in g2g.message
+    assert not glass_to_glass_gate(math.nan, dropped=0).passed
+    assert "not measured" in glass_to_glass_gate(math.nan, dropped=0).message
+
+
 def test_benchmark_app_that_cannot_run_reads_nan(tmp_path: Path) -> None:
     """A model benchmark_app can't load gives NaN (reported as not measured), never an exception."""
     assert math.isnan(benchmark_app_throughput(str(tmp_path / "missing.xml"), 1))
@@ -180,6 +201,13 @@ def test_bench_cli_writes_json_with_positive_ratios(tmp_path: Path) -> None:
     app_gate = next(g for g in data["gates"] if g["name"] == "benchmark_app_ratio")
     assert app_gate["required"] is False and app_gate["value"] > 0
     assert data["realtime"]["frames"] > 0 and data["realtime"]["p99_ms"] > 0
+    bridge = data["bridge"]  # genlocked to the simulated board: glass-to-glass from its FRAME_META
+    assert bridge["bridge"] == "sim://" and bridge["glass_to_glass_frames"] > 0
+    assert bridge["glass_to_glass_p99_ms"] >= bridge["glass_to_glass_p50_ms"] > 0
+    names = ("file_fps", "realtime_e2e_p99", "glass_to_glass_p99")
+    targets = {g["name"]: g for g in data["gates"] if g["name"] in names}
+    assert len(targets) == 3 and not any(g["required"] for g in targets.values())
+    assert targets["glass_to_glass_p99"]["value"] == bridge["glass_to_glass_p99_ms"]
     assert set(STAGE_SHARES) <= set(data["stages"])
     speedup = next(g for g in data["gates"] if g["name"] == "int8_speedup")
     int8, fp32 = data["engines"]["openvino-int8"], data["engines"]["onnxruntime-fp32"]
@@ -188,6 +216,7 @@ def test_bench_cli_writes_json_with_positive_ratios(tmp_path: Path) -> None:
     assert data["hardware"]["precision"] == int8["precision"]
     page = html.read_text()
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "<script" not in page
+    assert "Glass to glass" in page and "Glass to glass" in res.output
     assert "openvino-int8" in res.output and "onnxruntime-fp32" in res.output
 
 

@@ -120,6 +120,13 @@ def print_bench(r: BenchResult) -> None:
         f"[bold]Realtime[/] ({rt.frames} frames at the source's fps): e2e p50 {rt.p50_ms:.1f} ms, "
         f"p99 {rt.p99_ms:.1f} ms, max {rt.max_ms:.1f} ms; {rt.dropped} dropped; {rt.precision}"
     )
+    if r.bridge is not None:
+        b = r.bridge
+        console.print(
+            f"[bold]Glass to glass[/] ({b.frames} frames genlocked to {b.bridge} at 30 fps): "
+            f"p50 {b.g2g_p50_ms:.1f} ms, p99 {b.g2g_p99_ms:.1f} ms over {b.g2g_count} frames with hardware "
+            f"timestamps; e2e p99 {b.p99_ms:.1f} ms"
+        )
     for g in r.gates:
         mark = "[green]PASS[/]" if g.passed else ("[red]FAIL[/]" if g.required else "[yellow]MISS[/] (target)")
         console.print(f"{mark} {g.message}")

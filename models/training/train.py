@@ -50,6 +50,7 @@ def validate(model: torch.nn.Module, splits: dict[str, CachedSplit], size: int) 
     dices, mal_s, mal_y, pres_s, pres_y = [], [], [], [], []
     for name, split in splits.items():
         mask_logits, logits = predict(model, split.images, size)
+        start = len(dices)
         for j in range(len(split)):
             if split.labels[j] > 0:
                 truth = cv2.resize(split.masks[j], (size, size), interpolation=cv2.INTER_NEAREST)
@@ -59,6 +60,9 @@ def validate(model: torch.nn.Module, splits: dict[str, CachedSplit], size: int) 
             if name == "val_busi":
                 pres_s.append(logits[j, 0])
                 pres_y.append(split.labels[j] > 0)
+        site = name.removeprefix("val_")  # per-site numbers, logged only: selection uses the pooled score
+        out[f"dice_{site}"] = float(np.mean(dices[start:]))
+        out[f"auc_{site}"] = roc_auc(np.array(mal_s[start:]), np.array(mal_y[start:]))
         if name == "val_busi":
             normals = split.labels == 0
             out["busi_normal_flagged"] = float((logits[normals, 0] > 0).mean())
@@ -67,6 +71,16 @@ def validate(model: torch.nn.Module, splits: dict[str, CachedSplit], size: int) 
     out["auc_presence_busi"] = roc_auc(np.array(pres_s), np.array(pres_y))
     out["score"] = out["dice"] + out["auc_malignant"] + 0.5 * out["auc_presence_busi"]
     return out
+
+
+def epoch_order(split: CachedSplit, busi_weight: float, rng: np.random.Generator) -> np.ndarray:
+    """One epoch's image order: a permutation, or with ``busi_weight`` ≠ 1 as many draws with
+    replacement, each BUSI image ``busi_weight`` times as likely as a BUS-BRA one (the test site is
+    BUSI, a quarter of the training images)."""
+    if busi_weight == 1.0:
+        return rng.permutation(len(split))
+    w = np.where(split.sources == "busi", busi_weight, 1.0)
+    return rng.choice(len(split), size=len(split), replace=True, p=w / w.sum())
 
 
 def make_batch(split: CachedSplit, idx: list[int], neg_src: list[int], rng: np.random.Generator,
@@ -154,7 +168,7 @@ def train(args: argparse.Namespace) -> Path:
             for name, module in model.named_children():
                 if name != args.train_only:
                     module.eval()
-        order = rng.permutation(len(train_split))
+        order = epoch_order(train_split, args.busi_weight, rng)
         n_neg = max(1, int(args.batch * args.neg_fraction))
         e0, losses = time.time(), []
         for step in range(args.max_steps or steps_per_epoch):
@@ -181,6 +195,7 @@ def train(args: argparse.Namespace) -> Path:
             fh.write(json.dumps(rec) + "\n")
         ckpt = {"model": args.model, "encoder": args.encoder, "size": args.size, "wp": args.wp,
                 "mask_stride": args.mask_stride, "train_only": args.train_only or None,
+                "busi_weight": args.busi_weight,
                 "state_dict": model.state_dict(), "epoch": epoch + 1, "val": metrics,
                 "epochs_total": prior_epochs + epoch + 1,
                 "train_wall_s": prior_wall_s + time.time() - train_start, "input_mean": INPUT_MEAN,
@@ -214,6 +229,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--wp", type=float, default=3.0, help="positive weight of the malignancy WBCE")
     p.add_argument("--wclf", type=float, default=1.5, help="weight of the classification loss")
     p.add_argument("--neg-fraction", type=float, default=0.2, help="lesion-free crops per batch, as a fraction")
+    p.add_argument("--busi-weight", type=float, default=1.0, help="sample each BUSI training image this many "
+                   "times as often as a BUS-BRA one (1: a plain permutation)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", default=None, help="start from this checkpoint's weights (strict=False: an HGM-Net "
