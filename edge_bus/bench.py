@@ -10,7 +10,8 @@ so decode costs what a real video's does. Then, in order:
 3. file throughput: the pipeline vs OpenVINO INT8 alone (THROUGHPUT hint, async), same frames,
    and vs OpenVINO's own ``benchmark_app`` on the same IR;
 4. live latency with ``--realtime`` pacing (end-to-end p99, drops);
-5. glass-to-glass latency with the simulated controller board (``sim://``) at the source's fps;
+5. glass-to-glass latency genlocked to a controller board (``bridge``: the simulator ``sim://`` at
+   30 fps by default, or a real board's serial port);
 
 then evaluates the gates of :mod:`edge_bus.bench_gates` and writes ``--json`` / ``--html``.
 """
@@ -73,6 +74,7 @@ class BenchOptions:
     device: str = "CPU"
     json_path: Path | None = None
     html_path: Path | None = None
+    bridge: str | None = "sim://"  # the glass-to-glass run's controller board; None skips it
 
     def validate(self) -> BenchOptions:
         if not (math.isfinite(self.seconds) and self.seconds > 0):
@@ -136,7 +138,7 @@ def evaluate_gates(
     if realtime is not None:
         targets.append(realtime_gate(realtime.p99_ms, realtime.dropped))
     if bridge is not None:
-        targets.append(glass_to_glass_gate(bridge.g2g_p99_ms, bridge.dropped))
+        targets.append(glass_to_glass_gate(bridge.g2g_p99_ms, bridge.dropped, bridge.bridge or "?"))
     return (
         int8_speedup_gate(int8.median_ms if int8 else nan, fp32.median_ms if fp32 else nan, isa),
         pipeline_gate(pipeline.fps, pipeline.engine_fps),
@@ -151,6 +153,10 @@ def run_bench(options: BenchOptions, progress: Progress | None = None) -> BenchR
     opts = options.validate()
     say = progress or (lambda _msg: None)
     manifest = resolve_model(opts.model)
+    if opts.bridge:  # an unplugged or wrong board fails now, not after minutes of measuring
+        from firmware_bridge import HostBridge
+
+        HostBridge.open(opts.bridge).close()
     engines: dict[str, Engine] = {}
     with tempfile.TemporaryDirectory(prefix="edge-bus-bench-") as tmp:
         source = as_video(opts.source, Path(tmp))
@@ -173,11 +179,13 @@ def run_bench(options: BenchOptions, progress: Progress | None = None) -> BenchR
         n = bench_frames(opts.seconds, 45)
         say(f"realtime: {n} frames paced at the source's fps")
         realtime = measure_realtime(manifest, source, n, Path(tmp), opts.device)
-        say(f"glass to glass: {n} frames genlocked to the simulated controller board (sim://)")
-        bridge = measure_realtime(manifest, source, n, Path(tmp), opts.device, bridge="sim://")
+        bridge = None
+        if opts.bridge:
+            say(f"glass to glass: {n} frames genlocked to the controller board at {opts.bridge}")
+            bridge = replace(measure_realtime(manifest, source, n, Path(tmp), opts.device, bridge=opts.bridge),
+                             source=opts.source)
     pipeline = replace(pipeline, source=opts.source)
     realtime = replace(realtime, source=opts.source)
-    bridge = replace(bridge, source=opts.source)
     precision = engine_times["openvino-int8"].precision
     hardware = hardware_facts(device=opts.device, precision=precision)
     isa = hardware.get("isa")

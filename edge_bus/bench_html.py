@@ -232,7 +232,7 @@ def render_bench_html(result: BenchResult) -> str:
 
 def _bridge_section(b: RealtimeBench) -> str:
     return section(
-        "Glass to glass (simulated controller board, 30 fps)",
+        f"Glass to glass (controller board {b.bridge})",
         kv_table(
             {
                 "source": b.source,

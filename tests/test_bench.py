@@ -35,6 +35,7 @@ from edge_bus.bench_gates import (
 )
 from edge_bus.bench_measure import Timing, sample_interleaved, summarize
 from edge_bus.cli.bench import bench_cmd
+from edge_bus.errors import BridgeError
 
 AVX2 = {
     "avx2": True,
@@ -224,3 +225,9 @@ def test_bench_cli_rejects_bad_seconds_in_one_line() -> None:
     res = CliRunner().invoke(_app(), ["bench", "--seconds", "0"])
     assert res.exit_code == 2
     assert "--seconds must be > 0" in res.output and "Traceback" not in res.output
+
+
+def test_bench_cli_checks_the_board_before_measuring(tmp_path: Path) -> None:
+    res = CliRunner().invoke(_app(), ["bench", "--bridge", str(tmp_path / "ttyACM9"), "-q"])
+    assert res.exit_code == BridgeError.exit_code and "ttyACM9" in res.output and "Traceback" not in res.output
+    assert "Engines" not in res.output  # nothing was measured
