@@ -14,7 +14,7 @@ A config file has one section per stage; every key is optional::
     backend = "openvino"     # openvino | onnxruntime
     device = "CPU"           # CPU | GPU | NPU | AUTO (OpenVINO)
     precision = "int8"       # int8 | fp32 | default
-    requests = 0             # async infer requests, 0: the runtime's optimum
+    requests = 0             # async infer requests, 0: twice the runtime's optimum
 
     [postprocess]
     operating_point = "balanced"   # sensitive | balanced | specific

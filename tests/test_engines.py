@@ -77,3 +77,22 @@ def test_shipped_int8_and_fp32_agree(shipped_model_dir: Path) -> None:
     np.testing.assert_allclose(a.class_logits, b.class_logits, atol=1e-2)
     agree = np.mean((outs[("openvino", "int8")].mask_logits > 0) == (b.mask_logits > 0))
     assert agree > 0.95
+
+
+def test_openvino_default_requests_are_twice_the_runtime_optimum(tmp_path: Path) -> None:
+    """Slack for the Python completion callbacks: a stream gets its next request while one waits for the GIL."""
+    import openvino as ov
+
+    m = load_manifest(tiny_model_dir(tmp_path / "tiny"))
+    optimal = int(ov.Core().compile_model(str(m.path("onnx_fp32")), "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
+                  .get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+    eng = create_engine(m, EngineConfig(backend="openvino", precision="fp32", hint="THROUGHPUT"))
+    try:
+        assert eng.requests == 2 * optimal
+    finally:
+        eng.close()
+    explicit = create_engine(m, EngineConfig(backend="openvino", precision="fp32", hint="THROUGHPUT", requests=3))
+    try:
+        assert explicit.requests == 3
+    finally:
+        explicit.close()

@@ -64,8 +64,8 @@ def stream(
     bridge: Annotated[str | None, typer.Option(
         help="Controller board link: sim:// (the built-in simulator), /dev/ttyACM0, COM3 or socket://host:port. "
         "Frames then carry hardware timestamps and a RESULT goes back per frame.", show_default=False)] = None,
-    requests: Annotated[int | None, typer.Option(help="Async infer requests for files (0: the runtime's optimum).",
-                                                    show_default=False)] = None,
+    requests: Annotated[int | None, typer.Option(
+        help="Async infer requests for files (0: twice the runtime's optimum).", show_default=False)] = None,
     capture_size: Annotated[str | None, typer.Option(help="Capture device size WxH, e.g. 1280x720.",
                                                         show_default=False)] = None,
     capture_fps: Annotated[float | None, typer.Option(help="Capture device fps.", show_default=False)] = None,

@@ -24,8 +24,9 @@ Callback = Callable[[object, ModelOutputs], None]
 @dataclass(frozen=True)
 class EngineConfig:
     """``precision``: int8 | fp32 | default (the runtime's own choice, bf16 on AMX for OpenVINO).
-    ``hint``: LATENCY (live sources) or THROUGHPUT (files). ``requests``: async requests (0 = the
-    runtime's optimal number). ``threads``: CPU threads (0 = runtime default)."""
+    ``hint``: LATENCY (live sources) or THROUGHPUT (files). ``requests``: async requests (0 = twice
+    the runtime's optimal number for OpenVINO, see :mod:`edge_bus.engines.openvino`; 1 for ONNX Runtime).
+    ``threads``: CPU threads (0 = runtime default)."""
 
     backend: str = "openvino"
     device: str = "CPU"

@@ -69,7 +69,10 @@ class OpenVINOEngine(Engine):
         self._mask_port = self._compiled.output(manifest.mask_output)
         self._class_port = self._compiled.output(manifest.class_output)
         self._request = self._compiled.create_infer_request()
-        n = config.requests or int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        # Twice the optimum: a finished request runs its Python callback (which waits for the GIL)
+        # before it can be refilled, so with only the optimum a stream sits idle while the pipeline's
+        # Python threads run. Measured on a cine clip, 2-core AVX2, runs alternated: 113 → 122 FPS.
+        n = config.requests or 2 * int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         self._queue = ov.AsyncInferQueue(self._compiled, max(1, n))
         self._queue.set_callback(self._on_done)
 
