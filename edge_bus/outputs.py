@@ -44,7 +44,8 @@ class OutputStage:
     def __init__(self, post: Postprocessor, renderer: OverlayRenderer, framelog: FrameLog | None,
                  video: VideoSink | None, metrics: StageMetrics, operating_point: str, ordered: bool,
                  on_result: Callable[[Frame, Prediction], None] | None = None,
-                 display: Callable[[object], None] | None = None) -> None:
+                 display: Callable[[object], None] | None = None,
+                 warm_up_size: tuple[int, int] | None = None) -> None:
         self.post, self.renderer, self.framelog, self.video = post, renderer, framelog, video
         self.metrics, self.operating_point, self.ordered = metrics, operating_point, ordered
         self.on_result, self.display = on_result, display
@@ -58,8 +59,11 @@ class OutputStage:
         self._next = 0
         self._last: Prediction | None = None
         self._last_g2g: float | None = None
+        self._warm_up_size = warm_up_size
+        self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="outputs", daemon=True)
         self._thread.start()
+        self._ready.wait(10.0)  # warmed up before the first frame arrives (a live frame must not wait)
 
     # called from the engine's callback threads or the main thread
     def put(self, item: InFlight) -> None:
@@ -77,6 +81,13 @@ class OutputStage:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        try:
+            if self._warm_up_size is not None:  # on this thread: OpenCV's first draw costs ~30 ms per thread
+                self.renderer.warm_up(self._warm_up_size)
+        except Exception:  # best effort: a failed warm-up only leaves the first frame slower  # noqa: S110
+            pass
+        finally:
+            self._ready.set()
         self.fps.start()
         while True:
             item = self._queue.get()

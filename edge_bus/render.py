@@ -143,6 +143,24 @@ class OverlayRenderer:
             self._draw_frozen(canvas, layout, right)
         return canvas
 
+    def warm_up(self, size: tuple[int, int]) -> None:
+        """Draw two throwaway overlays at ``size`` = (width, height), without and with a lesion, on
+        the thread that will render. A thread's first ``render`` costs ~30 ms (OpenCV's per-thread
+        set-up; then 0.2–0.5 ms, on the 2-core AVX2 machine here), which would otherwise land on a
+        stream's first frame."""
+        w, h = size
+        if w <= 0 or h <= 0:
+            return
+        frame = Frame(index=-1, pixels=np.zeros((h, w, 3), np.uint8), t_source=0.0, t_capture=0.0, wall_time=0.0)
+        mask = np.zeros((h, w), dtype=bool)
+        mask[h // 3 : h // 2, w // 3 : w // 2] = True
+        hud = HudInfo(fps=30.0, latency_ms=10.0, operating_point="balanced", glass_to_glass_ms=12.0)
+        for lesion in (False, True):
+            p = Prediction(mask=mask, probs={"normal": 0.2, "benign": 0.5, "malignant": 0.3}, malignancy=0.4,
+                           lesion=lesion, label="benign" if lesion else "normal", bbox=mask_bbox(mask),
+                           mask_area=float(mask.mean()))
+            self.render(frame, p, hud)
+
     # ------------------------------------------------------------------ mask
     def _draw_mask(self, canvas: np.ndarray, prediction: Prediction, color: BGR) -> None:
         h, w = canvas.shape[:2]

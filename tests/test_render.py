@@ -97,3 +97,11 @@ def test_style_validation_and_to_bgr_of_uint16() -> None:
         OverlayStyle(alpha=1.5)
     img = to_bgr(np.array([[0, 1000], [2000, 4000]], np.uint16))
     assert img.dtype == np.uint8 and img[1, 1].tolist() == [255, 255, 255] and img[0, 0].tolist() == [0, 0, 0]
+
+
+def test_warm_up_draws_at_the_given_size_and_ignores_an_unknown_one() -> None:
+    r = OverlayRenderer()
+    r.warm_up((0, 0))  # a capture device that did not report its size: nothing to warm
+    assert r._layout is None
+    r.warm_up((64, 48))
+    assert r._layout is not None and r._layout[0] == (64, 48)  # the layout for that size is cached
