@@ -1,4 +1,4 @@
-"""``edge-bus models``: list, inspect and quantise models (all through manifests)."""
+"""``edge-bus models``: list, inspect, quantise and calibrate models (all through manifests)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import Progress
 from rich.table import Table
 
-from edge_bus.cli.common import console, run_or_exit
+from edge_bus.cli.common import console, err_console, run_or_exit
 from edge_bus.zoo import Manifest, list_models, resolve_model
 
-app = typer.Typer(help="List, inspect and quantise models. A model is a folder with a manifest.json.",
+app = typer.Typer(help="List, inspect, quantise and calibrate models. A model is a folder with a manifest.json.",
                   no_args_is_help=True)
 
 
@@ -82,3 +83,49 @@ def quantize_cmd(
 
     path = run_or_exit(quantize_model, onnx, calib, out, name=name, mean=mean, std=std, limit=limit)
     console.print(f"wrote {path} — run it with: edge-bus stream --model {out}")
+    console.print(f"its thresholds are placeholders (0.5): choose them on labelled images with "
+                  f"edge-bus models calibrate {out} --data DIR --out {out}_calibrated")
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    name: Annotated[str, typer.Argument(help="Model name, folder or manifest.json")],
+    data: Annotated[Path, typer.Option(help="Labelled images from the site: a BUSI-layout folder (class folders) "
+                                       "or a BUS-BRA-layout folder (Images/, Masks/, bus_data.csv).")],
+    out: Annotated[Path, typer.Option(help="Folder for the calibrated copy of the model (files + manifest).")],
+    folds: Annotated[Path | None, typer.Option(help="Folds CSV, to calibrate on one fold only.",
+                                                  show_default=False)] = None,
+    fold: Annotated[int | None, typer.Option(help="The fold to calibrate on.", show_default=False)] = None,
+    backend: Annotated[str, typer.Option(help="Engine that scores the images: openvino or onnxruntime.")] = "openvino",
+    precision: Annotated[str, typer.Option(help="int8, fp32 or default (calibrate what you will run).")] = "int8",
+    new_name: Annotated[str | None, typer.Option("--name", help="Name in the new manifest [default: the model's].",
+                                                    show_default=False)] = None,
+) -> None:
+    """Choose the operating points and the lesion threshold on a site's own labelled images.
+
+    Needs benign and malignant images; normal images set the lesion threshold (without them the
+    model's own is kept). Writes a copy of the model to --out; run it with --model OUT. Score it on
+    other images than the ones it was calibrated on.
+    """
+    from edge_bus.calibrate import calibrate
+
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task("scoring", total=None)
+        r = run_or_exit(calibrate, name, data, out, folds, fold, backend, precision, new_name,
+                        lambda i, n: progress.update(task, completed=i, total=n))
+    console.print(f"[bold]{r.model}[/] calibrated on {r.data}: {r.n_images} images {r.counts}")
+    old_ops = r.previous.get("operating_points", {})
+    table = Table("threshold", "before", "after", "SEN / SPE here")
+    lv = r.thresholds["lesion_val"]
+    here = (f"lesion recall {lv['lesion_recall']} / normals flagged {lv['normal_flagged']}"
+            if "lesion_recall" in lv else lv["data"])
+    table.add_row("lesion (P(lesion))", _num(r.previous.get("lesion")), _num(r.thresholds["lesion"]), here)
+    for op, v in r.thresholds["operating_points"].items():
+        table.add_row(f"{op} (P(malignant))", _num(old_ops.get(op, {}).get("threshold")), _num(v["threshold"]),
+                      f"{v['val_sensitivity']} / {v['val_specificity']}")
+    console.print(table)
+    console.print(f"wrote {r.out_dir / 'manifest.json'} — run it with: edge-bus stream --model {r.out_dir}")
+
+
+def _num(v: object) -> str:
+    return f"{v:.4f}" if isinstance(v, int | float) else "-"

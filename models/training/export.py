@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from edge_bus.calibrate import choose_thresholds
 from edge_bus.datasets import LabeledImage
 from edge_bus.engines import EngineConfig, create_engine
 from edge_bus.evaluation import ImageResult, run_images, summarize
-from edge_bus.metrics import choose_operating_points, roc_auc
+from edge_bus.metrics import roc_auc
 from edge_bus.preprocess import InputSpec, Preprocessor
 from edge_bus.quantize import (
     INT8_BIN,
@@ -100,26 +101,6 @@ def seg_auc(results: list[ImageResult]) -> tuple[float, float]:
             roc_auc(np.array([r.malignancy for r in lesion]), np.array([r.label == "malignant" for r in lesion])))
 
 
-def choose_thresholds(busi_val: list[ImageResult]) -> dict[str, Any]:
-    """Operating points (malignancy) and the lesion-presence threshold, on BUSI fold 1 only."""
-    lesion = [r for r in busi_val if r.label != "normal"]
-    ops = choose_operating_points(np.array([r.malignancy for r in lesion]),
-                                  np.array([r.label == "malignant" for r in lesion]))
-    pres_scores = np.array([r.lesion_prob for r in busi_val])
-    pres_pos = np.array([r.label != "normal" for r in busi_val])
-    presence = choose_operating_points(pres_scores, pres_pos)["balanced"]
-    return {
-        "mask": 0.5,
-        "lesion": round(presence.threshold, 6),
-        "lesion_val": {"lesion_recall": round(presence.sensitivity, 4),
-                       "normal_flagged": round(1 - presence.specificity, 4), "data": "BUSI fold 1"},
-        "default_operating_point": "balanced",
-        "operating_points": {k: {"threshold": round(v.threshold, 6), "val_sensitivity": round(v.sensitivity, 4),
-                                 "val_specificity": round(v.specificity, 4), "data": "BUSI fold 1"}
-                             for k, v in ops.items()},
-    }
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, type=Path)
@@ -175,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         quant_info["val_drop_after_control"] = {"dice": round(d32 - d8, 4), "auc": round(a32 - a8, 4)}
 
     busi_val_names = {it.image.name for it in splits["val_busi"]}
-    manifest["thresholds"] = choose_thresholds([r for r in int8_val if r.name in busi_val_names])
+    manifest["thresholds"] = choose_thresholds([r for r in int8_val if r.name in busi_val_names], "BUSI fold 1")
     manifest["quantization"] = quant_info
     manifest["training"] = {
         "data": "BUSI folds 2-4 + BUS-BRA kFold 2-5 (5-fold-cv.csv) + lesion-free crops of them as normals",

@@ -1,0 +1,134 @@
+"""Site calibration: choose a model's thresholds on a site's own labelled images.
+
+Thresholds tuned on one hospital's images do not carry over to another's scanner (the model card
+shows BUS-BRA-tuned thresholds failing on BUSI), and a model made with ``edge-bus models quantize``
+starts with placeholder thresholds of 0.5. :func:`calibrate` runs a model over labelled images
+through the runtime path (exactly as ``edge-bus eval`` does) and chooses there:
+
+* the operating points on P(malignant | lesion), over the lesion images: ``sensitive`` (SEN ≥ 0.94,
+  best SPE), ``balanced`` (max Youden J), ``specific`` (SPE ≥ 0.94, best SEN);
+* the lesion threshold on P(lesion) (max Youden J of lesion vs normal images), when normal images
+  are present; otherwise the model's own is kept, and the manifest says so.
+
+It writes a copy of the model folder whose manifest carries the new thresholds, the SEN/SPE they
+gave on these images and a ``site_calibration`` record (data, images, backend). The images used are
+then calibration data: score the calibrated model on other images.
+
+The shipped models' thresholds were chosen by this same function (:func:`choose_thresholds`) on
+BUSI fold 1.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_bus.datasets import read_dataset
+from edge_bus.engines import EngineConfig, create_engine
+from edge_bus.errors import DataError, OutputError
+from edge_bus.evaluation import ImageResult, run_images
+from edge_bus.metrics import choose_operating_points
+from edge_bus.quantize import write_manifest
+from edge_bus.zoo import Manifest, resolve_model
+
+__all__ = ["CalibrationResult", "calibrate", "choose_thresholds"]
+
+
+def choose_thresholds(results: Sequence[ImageResult], data: str, keep_lesion: float | None = None,
+                      target: float = 0.94) -> dict[str, Any]:
+    """The manifest's ``thresholds`` section from per-image results on calibration images.
+
+    Needs benign and malignant images; without normal images the lesion threshold is
+    ``keep_lesion`` (:class:`DataError` if that is None too)."""
+    lesion = [r for r in results if r.label != "normal"]
+    malignant = np.array([r.label == "malignant" for r in lesion])
+    if not malignant.any() or malignant.all():
+        raise DataError(f"calibration needs benign and malignant images; {data} has "
+                        f"{int(malignant.sum())} malignant and {int((~malignant).sum())} benign")
+    ops = choose_operating_points(np.array([r.malignancy for r in lesion]), malignant, target)
+    if any(r.label == "normal" for r in results):
+        presence = choose_operating_points(np.array([r.lesion_prob for r in results]),
+                                           np.array([r.label != "normal" for r in results]), target)["balanced"]
+        lesion_threshold = round(presence.threshold, 6)
+        lesion_val: dict[str, Any] = {"lesion_recall": round(presence.sensitivity, 4),
+                                      "normal_flagged": round(1 - presence.specificity, 4), "data": data}
+    elif keep_lesion is not None:
+        lesion_threshold = keep_lesion
+        lesion_val = {"data": f"kept from the model: {data} has no normal images"}
+    else:
+        raise DataError(f"{data} has no normal images to choose the lesion threshold on")
+    return {
+        "mask": 0.5,
+        "lesion": lesion_threshold,
+        "lesion_val": lesion_val,
+        "default_operating_point": "balanced",
+        "operating_points": {k: {"threshold": round(v.threshold, 6), "val_sensitivity": round(v.sensitivity, 4),
+                                 "val_specificity": round(v.specificity, 4), "data": data}
+                             for k, v in ops.items()},
+    }
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """What :func:`calibrate` chose and wrote: ``thresholds`` is the new manifest section."""
+
+    model: str
+    out_dir: Path
+    data: str
+    n_images: int
+    counts: dict[str, int]
+    thresholds: dict[str, Any]
+    previous: dict[str, Any]
+
+
+def calibrate(model: str | None, data: Path, out: Path, folds_csv: Path | None = None, fold: int | None = None,
+              backend: str = "openvino", precision: str = "int8", name: str | None = None,
+              progress: Callable[[int, int], None] | None = None) -> CalibrationResult:
+    """Choose ``model``'s thresholds on the labelled images in ``data`` (optionally one fold) and
+    write the calibrated copy of the model to ``out`` (see the module doc)."""
+    manifest = resolve_model(model)
+    manifest.verify()
+    out = Path(out)
+    if out.resolve() == manifest.folder.resolve():
+        raise OutputError(f"--out {out} is the model's own folder: calibrate into a new folder")
+    items = read_dataset(Path(data), folds_csv, [fold] if fold is not None else None)
+    engine = create_engine(manifest, EngineConfig(backend=backend, precision=precision, hint="LATENCY"))
+    try:
+        results = run_images(manifest, engine, items, progress)
+        ran = engine.precision
+    finally:
+        engine.close()
+    desc = f"{data}" + (f" fold {fold}" if fold is not None else "")
+    thresholds = choose_thresholds(results, desc, keep_lesion=manifest.lesion_threshold)
+    counts = {c: sum(r.label == c for r in results) for c in ("normal", "benign", "malignant")}
+    _write_copy(manifest, out, thresholds, {
+        "data": desc, "images": len(results), "counts": counts, "backend": backend, "precision": ran,
+        "from_model": {"name": manifest.name, "version": manifest.version, "folder": str(manifest.folder)},
+        "date": _dt.date.today().isoformat(),
+    }, name)
+    return CalibrationResult(model=name or manifest.name, out_dir=out, data=desc, n_images=len(results),
+                             counts=counts, thresholds=thresholds,
+                             previous=dict(manifest.raw.get("thresholds", {})))
+
+
+def _write_copy(manifest: Manifest, out: Path, thresholds: dict[str, Any], record: dict[str, Any],
+                name: str | None) -> Path:
+    raw = json.loads(json.dumps(manifest.raw))  # a deep copy
+    raw["thresholds"] = thresholds
+    raw["site_calibration"] = record
+    if name:
+        raw["name"] = name
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for fname in manifest.files.values():
+            shutil.copy2(manifest.folder / fname, out / fname)
+        return write_manifest(out, raw)
+    except OSError as exc:
+        raise OutputError(f"cannot write the calibrated model to {out}: {exc.strerror or exc}") from None

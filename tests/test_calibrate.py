@@ -1,0 +1,88 @@
+"""Site calibration: thresholds chosen on a site's labelled images, written into a copy of the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import read_json, tiny_model_dir
+from typer.testing import CliRunner
+
+from edge_bus.calibrate import calibrate, choose_thresholds
+from edge_bus.cli import app
+from edge_bus.errors import DataError, OutputError
+from edge_bus.evaluation import ImageResult
+from edge_bus.zoo import load_manifest, resolve_model
+
+
+def _result(label: str, malignancy: float, lesion_prob: float) -> ImageResult:
+    return ImageResult(name=f"{label}-{malignancy}", label=label, lesion_prob=lesion_prob, malignancy=malignancy,
+                       predicted=label, dice=None, iou=None)
+
+
+def _site(n: int = 60, normals: int = 20, seed: int = 0) -> list[ImageResult]:
+    rng = np.random.default_rng(seed)
+    out = [_result("benign", float(rng.beta(2, 5)), float(rng.uniform(0.6, 1.0))) for _ in range(n)]
+    out += [_result("malignant", float(rng.beta(5, 2)), float(rng.uniform(0.6, 1.0))) for _ in range(n // 2)]
+    out += [_result("normal", 0.0, float(rng.uniform(0.0, 0.7))) for _ in range(normals)]
+    return out
+
+
+def test_operating_points_meet_their_definitions_on_the_calibration_images() -> None:
+    t = choose_thresholds(_site(), "site A")
+    ops = t["operating_points"]
+    assert ops["sensitive"]["val_sensitivity"] >= 0.94 and ops["specific"]["val_specificity"] >= 0.94
+    assert ops["sensitive"]["threshold"] <= ops["balanced"]["threshold"] <= ops["specific"]["threshold"]
+    assert all(op["data"] == "site A" for op in ops.values()) and t["default_operating_point"] == "balanced"
+    assert t["lesion_val"]["data"] == "site A" and 0.0 <= t["lesion_val"]["normal_flagged"] <= 1.0
+
+
+def test_without_normals_the_models_lesion_threshold_is_kept_and_said() -> None:
+    lesions = [r for r in _site() if r.label != "normal"]
+    t = choose_thresholds(lesions, "site B", keep_lesion=0.77)
+    assert t["lesion"] == 0.77 and "no normal images" in t["lesion_val"]["data"]
+    with pytest.raises(DataError, match="no normal images"):
+        choose_thresholds(lesions, "site B")
+
+
+def test_one_class_of_lesion_is_not_enough() -> None:
+    benign_only = [r for r in _site() if r.label != "malignant"]
+    with pytest.raises(DataError, match="benign and malignant"):
+        choose_thresholds(benign_only, "site C")
+
+
+def test_calibrating_into_the_models_own_folder_is_refused(tmp_path: Path) -> None:
+    folder = tiny_model_dir(tmp_path / "tiny")
+    with pytest.raises(OutputError, match="own folder"):
+        calibrate(str(folder), tmp_path, folder)
+
+
+def test_shipped_thresholds_are_reproduced_on_busi_fold_1(shared_data: Path, tmp_path: Path) -> None:
+    """The shipped manifest's thresholds were chosen on BUSI fold 1 (INT8 OpenVINO): calibrating
+    there gives them back, and the copy loads, verifies and records where they came from."""
+    busi = shared_data / "busi"
+    out = tmp_path / "emt_net_busi"
+    result = CliRunner().invoke(app, ["models", "calibrate", "emt_net", "--data", str(busi / "Dataset_BUSI_with_GT"),
+                                      "--folds", str(busi / "folds.csv"), "--fold", "1", "--out", str(out),
+                                      "--name", "emt_net_site"])
+    assert result.exit_code == 0, result.output
+    assert "156 images" in result.output and "sensitive" in result.output
+    shipped = resolve_model("emt_net")
+    copy = load_manifest(out)
+    copy.verify()  # every file copied, sha256 as recorded
+    assert copy.name == "emt_net_site" and copy.files == shipped.files
+    # INT8 scores can move by a hair between CPU ISAs, and a threshold sits between two scores
+    assert copy.lesion_threshold == pytest.approx(shipped.lesion_threshold, abs=0.01)
+    for name, op in shipped.operating_points.items():
+        assert copy.operating_points[name].threshold == pytest.approx(op.threshold, abs=0.02), name
+    record = read_json(out / "manifest.json")["site_calibration"]
+    assert record["images"] == 156 and record["counts"] == {"normal": 27, "benign": 87, "malignant": 42}
+    assert record["from_model"]["name"] == "emt_net" and record["precision"].startswith("int8")
+
+
+def test_calibrate_cli_bad_data_folder_is_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["models", "calibrate", "emt_net", "--data", str(tmp_path / "nope"),
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
