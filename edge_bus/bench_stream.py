@@ -4,9 +4,9 @@
   own (interleaved), on frames of the given source — the same classes the pipeline uses.
 * :func:`measure_pipeline` runs :func:`~edge_bus.pipeline.run_stream` over a file (no display),
   alternating with engine-only throughput runs on the same frames (load drift hits both alike).
-* :func:`measure_realtime` runs the stream with ``--realtime`` pacing at the file's fps (or genlocked
-  to a simulated controller board, for glass-to-glass latency) and
-  reports the end-to-end p99 and the frames dropped.
+* :func:`measure_realtime` runs the stream with ``--realtime`` pacing at the file's fps, or genlocked
+  to a controller board (``sim://`` or a real port) for glass-to-glass latency, and reports the
+  end-to-end (and glass-to-glass) percentiles and the frames dropped.
 """
 
 from __future__ import annotations
