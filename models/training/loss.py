@@ -50,8 +50,10 @@ def multitask_loss(
     pos_weight: float = 3.0,
     clf_weight: float = 1.5,
     coarse_logits: torch.Tensor | None = None,
+    pixel_bce: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Wclf·(WBCE(malignancy | lesion) + BCE(presence)) + Dice(mask) [+ Dice(coarse) for HGM-Net].
+    """Wclf·(WBCE(malignancy | lesion) + BCE(presence)) + Dice(mask) [+ Dice(coarse) for HGM-Net]
+    [+ ``pixel_bce`` · per-pixel BCE of the mask, an option beside the paper's loss; 0 = off].
 
     Mask logits below input resolution are first upsampled bilinearly, as the runtime does.
 
@@ -65,6 +67,10 @@ def multitask_loss(
     l_dice = dice_loss(mask_logits, mask)
     total = clf_weight * (l_mal + l_pres) + l_dice
     parts = {"mal": float(l_mal.detach()), "presence": float(l_pres.detach()), "dice": float(l_dice.detach())}
+    if pixel_bce > 0:
+        l_pix = F.binary_cross_entropy_with_logits(mask_logits, mask.to(mask_logits.dtype))
+        total = total + pixel_bce * l_pix
+        parts["pixel_bce"] = float(l_pix.detach())
     if coarse_logits is not None:
         stride = mask.shape[-1] // coarse_logits.shape[-1]
         coarse_target = F.max_pool2d(mask.to(coarse_logits.dtype), stride)

@@ -9,6 +9,7 @@ Writes ``best.pt`` (selected on validation: Dice + benign/malignant AUC + presen
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import time
@@ -71,6 +72,15 @@ def validate(model: torch.nn.Module, splits: dict[str, CachedSplit], size: int) 
     out["auc_presence_busi"] = roc_auc(np.array(pres_s), np.array(pres_y))
     out["score"] = out["dice"] + out["auc_malignant"] + 0.5 * out["auc_presence_busi"]
     return out
+
+
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """Exponential moving average of the weights (``decay`` per step); batch-norm statistics are copied."""
+    with torch.no_grad():
+        for p_ema, p in zip(ema.parameters(), model.parameters(), strict=True):
+            p_ema.mul_(decay).add_(p.detach(), alpha=1.0 - decay)
+        for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):
+            b_ema.copy_(b)
 
 
 def epoch_order(split: CachedSplit, busi_weight: float, rng: np.random.Generator) -> np.ndarray:
@@ -158,6 +168,8 @@ def train(args: argparse.Namespace) -> Path:
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
 
     lesion_idx = [i for i in range(len(train_split)) if train_split.labels[i] > 0]
+    ema = copy.deepcopy(model) if args.ema > 0 else None
+    global_step = 0
     best = -1.0
     history = out / "history.jsonl"
     history.write_text("")
@@ -177,17 +189,21 @@ def train(args: argparse.Namespace) -> Path:
             x, mask, pres, mal = make_batch(train_split, idx, negs, rng, args.size)
             mask_logits, class_logits = model(x)
             coarse = getattr(model, "last_coarse", None)
-            loss, parts = multitask_loss(mask_logits, class_logits, mask, pres, mal,
-                                         pos_weight=args.wp, clf_weight=args.wclf, coarse_logits=coarse)
+            loss, parts = multitask_loss(mask_logits, class_logits, mask, pres, mal, pos_weight=args.wp,
+                                         clf_weight=args.wclf, coarse_logits=coarse, pixel_bce=args.pixel_bce)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:  # a short warm-up so the first steps' random weights fade fast
+                ema_update(ema, model, min(args.ema, (1 + global_step) / (10 + global_step)))
+            global_step += 1
             losses.append(float(loss.detach()))
             if step % 20 == 0:
                 print(f"  epoch {epoch + 1} step {step}/{steps_per_epoch} loss {np.mean(losses[-20:]):.4f} "
                       f"{ {k: round(v, 3) for k, v in parts.items()} } {time.time() - e0:.0f}s", flush=True)
-        metrics = validate(model, val, args.size)
+        kept = ema if ema is not None else model  # what is validated and saved
+        metrics = validate(kept, val, args.size)
         rec = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "epoch_s": round(time.time() - e0, 1),
                "wall_s": round(time.time() - train_start, 1), **{k: round(v, 4) for k, v in metrics.items()}}
         print(json.dumps(rec), flush=True)
@@ -196,7 +212,8 @@ def train(args: argparse.Namespace) -> Path:
         ckpt = {"model": args.model, "encoder": args.encoder, "size": args.size, "wp": args.wp,
                 "mask_stride": args.mask_stride, "train_only": args.train_only or None,
                 "busi_weight": args.busi_weight,
-                "state_dict": model.state_dict(), "epoch": epoch + 1, "val": metrics,
+                "ema": args.ema or None, "pixel_bce": args.pixel_bce or None,
+                "state_dict": kept.state_dict(), "epoch": epoch + 1, "val": metrics,
                 "epochs_total": prior_epochs + epoch + 1,
                 "train_wall_s": prior_wall_s + time.time() - train_start, "input_mean": INPUT_MEAN,
                 "input_std": INPUT_STD, "init": str(args.init) if args.init else None,
@@ -231,6 +248,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--neg-fraction", type=float, default=0.2, help="lesion-free crops per batch, as a fraction")
     p.add_argument("--busi-weight", type=float, default=1.0, help="sample each BUSI training image this many "
                    "times as often as a BUS-BRA one (1: a plain permutation)")
+    p.add_argument("--ema", type=float, default=0.0, help="validate and save an exponential moving average of "
+                   "the weights with this decay per step (0: off)")
+    p.add_argument("--pixel-bce", type=float, default=0.0, help="add this weight times a per-pixel BCE of the mask "
+                   "to the EMT-NET loss (0: the paper's loss)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", default=None, help="start from this checkpoint's weights (strict=False: an HGM-Net "

@@ -85,3 +85,15 @@ def test_half_resolution_mask_logits_are_scored_at_input_size() -> None:
     _, parts = multitask_loss(half, logits, mask, presence, malignant)
     full = torch.nn.functional.interpolate(half, size=(16, 16), mode="bilinear", align_corners=False)
     assert parts["dice"] == pytest.approx(float(dice_loss(full, mask)), rel=1e-6)
+
+
+def test_pixel_bce_option_adds_the_weighted_per_pixel_bce() -> None:
+    torch.manual_seed(2)
+    mask_logits, mask = torch.randn(3, 1, 16, 16), (torch.rand(3, 1, 16, 16) > 0.5).float()
+    logits, presence, malignant = torch.randn(3, 2), torch.ones(3), torch.tensor([1.0, 0.0, 1.0])
+    base, parts = multitask_loss(mask_logits, logits, mask, presence, malignant)
+    assert "pixel_bce" not in parts  # off by default: the paper's loss
+    total, parts2 = multitask_loss(mask_logits, logits, mask, presence, malignant, pixel_bce=0.5)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(mask_logits, mask)
+    assert parts2["pixel_bce"] == pytest.approx(float(expected), rel=1e-6)
+    assert float(total) == pytest.approx(float(base) + 0.5 * float(expected), rel=1e-5)

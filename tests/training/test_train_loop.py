@@ -1,4 +1,5 @@
-"""The training loop's epoch order: a plain permutation by default, BUSI-weighted draws on request."""
+"""The training loop: the epoch order (a plain permutation by default, BUSI-weighted draws on request)
+and the weight EMA."""
 
 from __future__ import annotations
 
@@ -35,3 +36,18 @@ def test_busi_weight_sets_the_expected_share_of_busi_draws() -> None:
 
 def test_busi_weight_defaults_to_one() -> None:
     assert parse_args(["--out", "x"]).busi_weight == 1.0
+
+
+def test_ema_update_moves_weights_by_one_minus_decay_and_copies_batch_norm_statistics() -> None:
+    import torch
+
+    from models.training.train import ema_update
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    ema = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    before = [p.detach().clone() for p in ema.parameters()]
+    model[1].running_mean.fill_(0.25)
+    ema_update(ema, model, 0.9)
+    for p_ema, p_old, p in zip(ema.parameters(), before, model.parameters(), strict=True):
+        torch.testing.assert_close(p_ema, 0.9 * p_old + 0.1 * p.detach())
+    torch.testing.assert_close(ema[1].running_mean, torch.full((2,), 0.25))
