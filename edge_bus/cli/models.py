@@ -103,9 +103,8 @@ def calibrate_cmd(
 ) -> None:
     """Choose the operating points and the lesion threshold on a site's own labelled images.
 
-    Needs benign and malignant images; normal images set the lesion threshold (without them the
-    model's own is kept). Writes a copy of the model to --out; run it with --model OUT. Score it on
-    other images than the ones it was calibrated on.
+    Needs benign and malignant images. Normal images set the lesion threshold; without them the model's is kept.
+    Writes a copy of the model to --out: run it with --model OUT, and score it on other images than these.
     """
     from edge_bus.calibrate import calibrate
 
