@@ -3,7 +3,7 @@
 Thresholds tuned on one hospital's images do not carry over to another's scanner (the model card
 shows BUS-BRA-tuned thresholds failing on BUSI), and a model made with ``edge-bus models quantize``
 starts with placeholder thresholds of 0.5. :func:`calibrate` runs a model over labelled images
-through the runtime path (exactly as ``edge-bus eval`` does) and chooses there:
+through :func:`edge_bus.evaluation.evaluate` (what ``edge-bus eval`` runs) and chooses there:
 
 * the operating points on P(malignant | lesion), over the lesion images: ``sensitive`` (SEN ≥ 0.94,
   best SPE), ``balanced`` (max Youden J), ``specific`` (SPE ≥ 0.94, best SEN);
@@ -30,10 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_bus.datasets import read_dataset
-from edge_bus.engines import EngineConfig, create_engine
 from edge_bus.errors import DataError, OutputError
-from edge_bus.evaluation import ImageResult, run_images
+from edge_bus.evaluation import ImageResult, evaluate
 from edge_bus.metrics import choose_operating_points
 from edge_bus.quantize import write_manifest
 from edge_bus.zoo import Manifest, resolve_model
@@ -98,23 +96,17 @@ def calibrate(model: str | None, data: Path, out: Path, folds_csv: Path | None =
     out = Path(out)
     if out.resolve() == manifest.folder.resolve():
         raise OutputError(f"--out {out} is the model's own folder: calibrate into a new folder")
-    items = read_dataset(Path(data), folds_csv, [fold] if fold is not None else None)
-    engine = create_engine(manifest, EngineConfig(backend=backend, precision=precision, hint="LATENCY"))
-    try:
-        results = run_images(manifest, engine, items, progress)
-        ran = engine.precision
-    finally:
-        engine.close()
-    desc = f"{data}" + (f" fold {fold}" if fold is not None else "")
-    thresholds = choose_thresholds(results, desc, keep_lesion=manifest.lesion_threshold)
-    counts = {c: sum(r.label == c for r in results) for c in ("normal", "benign", "malignant")}
+    report = evaluate(Path(data), folds_csv, fold, str(manifest.folder), backend, precision, progress=progress)
+    results = report.results
+    thresholds = choose_thresholds(results, report.data, keep_lesion=manifest.lesion_threshold)
     _write_copy(manifest, out, thresholds, {
-        "data": desc, "images": len(results), "counts": counts, "backend": backend, "precision": ran,
+        "data": report.data, "images": report.n_images, "counts": report.counts, "backend": backend,
+        "precision": report.precision,
         "from_model": {"name": manifest.name, "version": manifest.version, "folder": str(manifest.folder)},
         "date": _dt.date.today().isoformat(),
     }, name)
-    return CalibrationResult(model=name or manifest.name, out_dir=out, data=desc, n_images=len(results),
-                             counts=counts, thresholds=thresholds,
+    return CalibrationResult(model=name or manifest.name, out_dir=out, data=report.data, n_images=report.n_images,
+                             counts=report.counts, thresholds=thresholds,
                              previous=dict(manifest.raw.get("thresholds", {})))
 
 
