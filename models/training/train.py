@@ -169,7 +169,6 @@ def train(args: argparse.Namespace) -> Path:
 
     lesion_idx = [i for i in range(len(train_split)) if train_split.labels[i] > 0]
     ema = copy.deepcopy(model) if args.ema > 0 else None
-    global_step = 0
     best = -1.0
     history = out / "history.jsonl"
     history.write_text("")
@@ -196,8 +195,8 @@ def train(args: argparse.Namespace) -> Path:
             opt.step()
             sched.step()
             if ema is not None:  # a short warm-up so the first steps' random weights fade fast
-                ema_update(ema, model, min(args.ema, (1 + global_step) / (10 + global_step)))
-            global_step += 1
+                done = sched.last_epoch  # optimizer steps taken so far (the scheduler counts them)
+                ema_update(ema, model, min(args.ema, done / (9 + done)))
             losses.append(float(loss.detach()))
             if step % 20 == 0:
                 print(f"  epoch {epoch + 1} step {step}/{steps_per_epoch} loss {np.mean(losses[-20:]):.4f} "
