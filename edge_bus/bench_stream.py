@@ -264,9 +264,8 @@ def measure_realtime(manifest: Manifest, source: str, frames: int, out_dir: Path
 
     With ``bridge`` (e.g. ``sim://``, the simulated controller board at the source's fps), frames
     are genlocked to its FRAME_META and the glass-to-glass percentiles are filled in."""
-    extra: dict[str, Any] = {"bridge": bridge} if bridge else {}
     name = "bridge" if bridge else "realtime"
-    result = run_stream(_config(manifest, source, frames, device, out_dir / name, realtime=True, **extra))
+    result = run_stream(_config(manifest, source, frames, device, out_dir / name, realtime=True, bridge=bridge))
     stages = result.latency.get("stages", {})
     e2e = stages.get("end_to_end", {})
     g2g = stages.get("glass_to_glass", {})
