@@ -136,9 +136,10 @@ def evaluate_gates(
     fp32 = engines.get("onnxruntime-fp32")
     targets = [file_fps_gate(pipeline.fps, pipeline.source)]
     if realtime is not None:
-        targets.append(realtime_gate(realtime.p99_ms, realtime.dropped))
+        targets.append(realtime_gate(realtime.p99_ms, realtime.dropped, floor_p99_ms=realtime.infer_p99_ms))
     if bridge is not None:
-        targets.append(glass_to_glass_gate(bridge.g2g_p99_ms, bridge.dropped, bridge.bridge or "?"))
+        targets.append(glass_to_glass_gate(bridge.g2g_p99_ms, bridge.dropped, bridge.bridge or "?",
+                                           floor_p99_ms=bridge.infer_p99_ms))
     return (
         int8_speedup_gate(int8.median_ms if int8 else nan, fp32.median_ms if fp32 else nan, isa),
         pipeline_gate(pipeline.fps, pipeline.engine_fps),

@@ -31,6 +31,7 @@ __all__ = [
     "engine_throughput",
     "measure_engines",
     "open_engines",
+    "paced_latency",
     "preprocess_all",
     "sample_frames",
 ]
@@ -141,6 +142,28 @@ def engine_throughput(engine: Engine, tensors: Sequence[np.ndarray]) -> float:
     end = state["last"] if state["done"] == len(tensors) else time.perf_counter()
     elapsed = end - t0
     return len(tensors) / elapsed if elapsed > 0 else float("nan")
+
+
+def paced_latency(engine: Engine, tensors: Sequence[np.ndarray], fps: float) -> list[float]:
+    """Milliseconds of each synchronous ``engine.infer`` over ``tensors``, one started every
+    ``1 / fps`` s on the wall clock (late ones start at once, as a live pipeline would catch up).
+
+    The floor under a live run's end-to-end latency: the same engine set-up (LATENCY hint, one
+    request) and the same pace, with no decode, render or write around it."""
+    if not tensors:
+        raise ValueError("paced_latency needs at least one tensor")
+    period = 1.0 / fps if fps > 0 else 0.0
+    engine.infer(tensors[0])  # warm-up, as compose() does
+    out: list[float] = []
+    start = time.perf_counter()
+    for i, tensor in enumerate(tensors):
+        delay = start + i * period - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        t = time.perf_counter()
+        engine.infer(tensor)
+        out.append((time.perf_counter() - t) * 1e3)
+    return out
 
 
 _BENCHMARK_APP = "from openvino.tools.benchmark.main import main; main()"

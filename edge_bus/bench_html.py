@@ -218,8 +218,13 @@ def render_bench_html(result: BenchResult) -> str:
                     "e2e p50 ms": rt.p50_ms,
                     "e2e p99 ms": rt.p99_ms,
                     "e2e max ms": rt.max_ms,
+                    "bare INT8 inference p50 ms": rt.infer_p50_ms,
+                    "bare INT8 inference p99 ms": rt.infer_p99_ms,
                 }
-            ),
+            )
+            + '<p class="muted">Bare inference: the same engine set-up (LATENCY hint, one request) at the same '
+            "pace, without decode, render or write, measured before and after the stream: the floor under the "
+            "end-to-end latency on this machine.</p>",
         ),
         *([_bridge_section(result.bridge)] if result.bridge is not None else []),
         section("Hardware", kv_table(result.hardware)),
@@ -243,6 +248,7 @@ def _bridge_section(b: RealtimeBench) -> str:
                 "glass-to-glass p50 ms": b.g2g_p50_ms,
                 "glass-to-glass p99 ms": b.g2g_p99_ms,
                 "e2e p99 ms": b.p99_ms,
+                "bare INT8 inference p99 ms": b.infer_p99_ms,
             }
         )
         + '<p class="muted">Device acquisition (FRAME_META, mapped to host time by the synced clock) → '

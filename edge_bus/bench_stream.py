@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from edge_bus.bench_engines import benchmark_app_throughput, engine_throughput, preprocess_all, sample_frames
+from edge_bus.bench_engines import (
+    benchmark_app_throughput,
+    engine_throughput,
+    paced_latency,
+    preprocess_all,
+    sample_frames,
+)
 from edge_bus.bench_measure import Timing, sample_interleaved, summarize
 from edge_bus.config import StreamConfig, build_config
 from edge_bus.engines import Engine, EngineConfig, create_engine
@@ -231,6 +237,10 @@ class RealtimeBench:
     g2g_p50_ms: float = math.nan
     g2g_p99_ms: float = math.nan
     g2g_count: int = 0
+    # bare OpenVINO INT8 inference (LATENCY hint, one request) paced at the same fps over the same
+    # number of frames, measured before and after the run: the floor under e2e_ms (NaN: not measured)
+    infer_p50_ms: float = math.nan
+    infer_p99_ms: float = math.nan
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -242,6 +252,8 @@ class RealtimeBench:
             "p99_ms": _round(self.p99_ms),
             "max_ms": _round(self.max_ms),
             "precision": self.precision,
+            "bare_infer_p50_ms": _round(self.infer_p50_ms),
+            "bare_infer_p99_ms": _round(self.infer_p99_ms),
         }
         if self.bridge is not None:
             out.update(bridge=self.bridge, glass_to_glass_p50_ms=_round(self.g2g_p50_ms),
@@ -259,17 +271,25 @@ def _get(summary: dict[str, Any], key: str) -> float:
 
 
 def measure_realtime(manifest: Manifest, source: str, frames: int, out_dir: Path, device: str = "CPU",
-                     bridge: str | None = None) -> RealtimeBench:
+                     bridge: str | None = None, floor: bool = True) -> RealtimeBench:
     """``run_stream --realtime`` over ``frames`` frames of ``source`` (paced at its fps, LATENCY hint).
 
     With ``bridge`` (e.g. ``sim://``, the simulated controller board at the source's fps), frames
-    are genlocked to its FRAME_META and the glass-to-glass percentiles are filled in."""
+    are genlocked to its FRAME_META and the glass-to-glass percentiles are filled in. With ``floor``,
+    bare INT8 inference paced the same way runs before and after the stream (:func:`bare_infer_floor`),
+    so the pipeline's share of the latency is a difference measured in one run."""
     name = "bridge" if bridge else "realtime"
+    base: list[float] = []
+    if floor:
+        base += bare_infer_floor(manifest, source, frames // 2, device)
     result = run_stream(_config(manifest, source, frames, device, out_dir / name, realtime=True, bridge=bridge))
+    if floor:
+        base += bare_infer_floor(manifest, source, frames - frames // 2, device)
     stages = result.latency.get("stages", {})
     e2e = stages.get("end_to_end", {})
     g2g = stages.get("glass_to_glass", {})
     series = FrameSeries.from_jsonl(result.out_dir / "frames.jsonl")
+    bare = summarize("bare_infer", base)  # no samples: NaN (not measured)
     return RealtimeBench(
         source=source,
         frames=result.frames,
@@ -284,4 +304,24 @@ def measure_realtime(manifest: Manifest, source: str, frames: int, out_dir: Path
         g2g_p50_ms=_get(g2g, "p50_ms"),
         g2g_p99_ms=_get(g2g, "p99_ms"),
         g2g_count=int(g2g.get("count", 0) or 0),
+        infer_p50_ms=bare.median_ms,
+        infer_p99_ms=bare.p99_ms,
     )
+
+
+def bare_infer_floor(manifest: Manifest, source: str, frames: int, device: str = "CPU") -> list[float]:
+    """ms per frame of OpenVINO INT8 alone, set up as a live stream's engine (LATENCY hint, one
+    request) and paced at ``source``'s fps for ``frames`` frames (up to 60 distinct ones, cycled)."""
+    if frames <= 0:
+        return []
+    with open_source(source) as src:
+        fps = src.info.fps or 30.0
+    unique = preprocess_all(manifest, sample_frames(source, min(frames, 60)))
+    tensors = [unique[i % len(unique)] for i in range(frames)]
+    engine = create_engine(
+        manifest, EngineConfig(backend="openvino", device=device, precision="int8", hint="LATENCY", requests=1)
+    )
+    try:
+        return paced_latency(engine, tensors, fps)
+    finally:
+        engine.close()

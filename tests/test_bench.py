@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from edge_bus.bench_engines import ENGINE_VARIANTS, benchmark_app_throughput
+from edge_bus.bench_engines import ENGINE_VARIANTS, benchmark_app_throughput, paced_latency
 from edge_bus.bench_gates import (
     BENCHMARK_APP_TARGET,
     FILE_FPS_TARGET,
@@ -124,6 +125,32 @@ def test_issue_targets_are_reported_with_their_numbers() -> None:
     assert g2g.passed and g2g.unit == "ms" and "glass to glass" in g2g.message
     assert not glass_to_glass_gate(math.nan, dropped=0).passed
     assert "not measured" in glass_to_glass_gate(math.nan, dropped=0).message
+    assert "bare INT8" not in slow.message  # no floor measured: nothing claimed
+    floored = realtime_gate(12.0, dropped=0, floor_p99_ms=11.0)
+    assert not floored.passed and "bare INT8 inference at the same pace: p99 11.0 ms" in floored.message
+
+
+class _SleepEngine:
+    """An engine whose every ``infer`` takes ``ms`` (counts its calls)."""
+
+    def __init__(self, ms: float) -> None:
+        self.ms, self.calls = ms, 0
+
+    def infer(self, tensor: object) -> None:
+        self.calls += 1
+        time.sleep(self.ms / 1e3)
+
+
+def test_paced_latency_times_each_call_and_keeps_the_pace() -> None:
+    engine = _SleepEngine(2.0)
+    t0 = time.perf_counter()
+    ms = paced_latency(engine, [np.zeros(1)] * 10, fps=100.0)  # type: ignore[arg-type]
+    elapsed = time.perf_counter() - t0
+    assert len(ms) == 10 and engine.calls == 11  # one warm-up call, untimed
+    assert all(m >= 2.0 for m in ms)
+    assert elapsed >= 0.09  # ten calls started 10 ms apart: not back to back
+    with pytest.raises(ValueError):
+        paced_latency(engine, [], fps=30.0)  # type: ignore[arg-type]
 
 
 def test_benchmark_app_that_cannot_run_reads_nan(tmp_path: Path) -> None:
@@ -201,7 +228,9 @@ def test_bench_cli_writes_json_with_positive_ratios(tmp_path: Path) -> None:
     assert math.isclose(p["benchmark_app_ratio"], p["fps"] / p["benchmark_app_fps"], rel_tol=0.02)
     app_gate = next(g for g in data["gates"] if g["name"] == "benchmark_app_ratio")
     assert app_gate["required"] is False and app_gate["value"] > 0
-    assert data["realtime"]["frames"] > 0 and data["realtime"]["p99_ms"] > 0
+    rt = data["realtime"]
+    assert rt["frames"] > 0 and rt["p99_ms"] > 0
+    assert rt["bare_infer_p99_ms"] >= rt["bare_infer_p50_ms"] > 0  # the floor, paced the same way
     bridge = data["bridge"]  # genlocked to the simulated board: glass-to-glass from its FRAME_META
     assert bridge["bridge"] == "sim://" and bridge["glass_to_glass_frames"] > 0
     assert bridge["glass_to_glass_p99_ms"] >= bridge["glass_to_glass_p50_ms"] > 0

@@ -127,7 +127,8 @@ def print_bench(r: BenchResult) -> None:
     )
     console.print(
         f"[bold]Realtime[/] ({rt.frames} frames at the source's fps): e2e p50 {rt.p50_ms:.1f} ms, "
-        f"p99 {rt.p99_ms:.1f} ms, max {rt.max_ms:.1f} ms; {rt.dropped} dropped; {rt.precision}"
+        f"p99 {rt.p99_ms:.1f} ms, max {rt.max_ms:.1f} ms; {rt.dropped} dropped; {rt.precision}; "
+        f"bare INT8 inference at the same pace p50 {rt.infer_p50_ms:.1f} ms, p99 {rt.infer_p99_ms:.1f} ms"
     )
     if r.bridge is not None:
         b = r.bridge
