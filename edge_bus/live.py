@@ -46,6 +46,7 @@ class LatestFrameReader:
         self._pace = pace
         self._clock = clock
         self._fps = source.info.fps if source.info.fps > 0 else 30.0
+        self._live = source.info.live
         self._last_t = time.perf_counter()
         self._cond = threading.Condition()
         self._latest: Frame | None = None
@@ -60,9 +61,12 @@ class LatestFrameReader:
     def _next_frame(self, t0: float) -> Frame | None:
         # decode first: a replayed file's decode stands in for the frame grabber's transfer, which
         # happens while the board acquires, so it must not sit between FRAME_META and capture
+        t_read = time.perf_counter()
         frame = next(self._source, None)
         if frame is None:
             return None
+        if not self._live:  # a file's read is all decode (a device's read also waits: it times its own)
+            frame = replace(frame, decode_ms=(time.perf_counter() - t_read) * 1e3)
         meta = None
         if self._clock is not None:
             # genlock: wait up to two frame intervals for the device's FRAME_META; without one (link

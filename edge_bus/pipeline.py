@@ -210,7 +210,7 @@ def _loop(p: Pipeline, progress: ProgressFn | None, stop: threading.Event) -> No
                     if reader.error is not None:
                         raise reader.error
                     break
-                decode_ms = 0.0
+                decode_ms = frame.decode_ms  # read on the reader thread: the source's own measure
             else:
                 frame = next(p.source, None)
                 if frame is None:

@@ -67,6 +67,9 @@ class Frame:
     ``t_capture``: host monotonic time when the frame was read (``time.perf_counter``);
     ``wall_time``: host wall clock when it was read (``time.time``).
     ``pixel_spacing_mm``: (row, col) physical spacing, when the source knows it (DICOM).
+    ``decode_ms``: what the source spent turning the frame into pixels. A capture device stamps
+    ``t_capture`` when the grabber hands the frame over, before decoding it, so its decode counts in
+    the end-to-end latency; a file's frame is stamped once decoded (reading a file is not acquisition).
     """
 
     index: int
@@ -77,6 +80,7 @@ class Frame:
     dropped_before: int = 0
     pixel_spacing_mm: tuple[float, float] | None = None
     hw: HardwareMeta | None = None
+    decode_ms: float = 0.0
 
 
 @dataclass(frozen=True)

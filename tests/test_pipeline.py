@@ -80,6 +80,10 @@ def test_realtime_pacing_drops_nothing_at_30fps(tmp_path: Path) -> None:
     lat = json.loads((out / "latency.json").read_text())
     assert lat["mode"] == "live" and lat["frames"] == res.frames
     assert not (out / "overlay.mp4").exists()
+    # the reader thread times each frame's decode (the demo synthesises it: ~1-3 ms) and logs it
+    lines = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
+    assert all(r["stages_ms"]["decode"] > 0 for r in lines)
+    assert lat["stages"]["decode"]["p50_ms"] > 0
 
 
 def test_folder_of_stills_disables_smoothing(tmp_path: Path) -> None:

@@ -42,16 +42,20 @@ def make_frame(
     *,
     pixel_spacing_mm: tuple[float, float] | None = None,
     dropped_before: int = 0,
+    t_capture: float | None = None,
+    decode_ms: float = 0.0,
 ) -> Frame:
-    """A :class:`Frame` stamped now: ``t_capture`` from ``perf_counter``, ``wall_time`` from ``time``."""
+    """A :class:`Frame` stamped now (``t_capture`` from ``perf_counter`` unless given, ``wall_time``
+    from ``time``)."""
     return Frame(
         index=index,
         pixels=pixels,
         t_source=float(t_source),
-        t_capture=time.perf_counter(),
+        t_capture=time.perf_counter() if t_capture is None else t_capture,
         wall_time=time.time(),
         dropped_before=dropped_before,
         pixel_spacing_mm=pixel_spacing_mm,
+        decode_ms=decode_ms,
     )
 
 

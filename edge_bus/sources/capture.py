@@ -115,13 +115,18 @@ class CaptureSource(FrameSource):
         if cap is None:
             raise StopIteration
         for _ in range(self._max_failures):
+            img = None
             try:
-                ok, img = cap.read()
+                ok = cap.grab()  # blocks until the device hands over a frame: that is its capture time
+                t_grab = time.perf_counter()
+                if ok:
+                    ok, img = cap.retrieve()  # decode (MJPEG, YUYV → BGR): part of the frame's latency
             except cv2.error:
-                ok, img = False, None
+                ok = False
             if ok and img is not None:
-                t = time.perf_counter() - self._t0
-                frame = make_frame(self._index, to_bgr_u8(img), t)
+                pixels = to_bgr_u8(img)
+                frame = make_frame(self._index, pixels, t_grab - self._t0, t_capture=t_grab,
+                                   decode_ms=(time.perf_counter() - t_grab) * 1e3)
                 self._index += 1
                 return frame
         self.close()

@@ -11,6 +11,7 @@ some containers round their frame count).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import NoReturn
 
@@ -79,6 +80,7 @@ class VideoSource(FrameSource):
         cap = self._cap
         if cap is None:
             raise StopIteration
+        t_read = time.perf_counter()
         try:
             ok, img = cap.read()
         except cv2.error:
@@ -90,7 +92,8 @@ class VideoSource(FrameSource):
             nominal = self._index / self._fps if self._fps else float(self._index)
             t = max(nominal, self._last_t + 1e-6)
         self._last_t = t
-        frame = make_frame(self._index, to_bgr_u8(img), t)
+        pixels = to_bgr_u8(img)
+        frame = make_frame(self._index, pixels, t, decode_ms=(time.perf_counter() - t_read) * 1e3)
         self._index += 1
         return frame
 

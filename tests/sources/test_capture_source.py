@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -24,6 +25,7 @@ class FakeCapture:
         self.opened = opened
         self.props: dict[int, float] = {}
         self.released = False
+        self.decode_s = 0.0
 
     def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
         return self.opened
@@ -35,10 +37,14 @@ class FakeCapture:
     def get(self, prop: int) -> float:
         return self.props.get(prop, 0.0)
 
-    def read(self) -> tuple[bool, np.ndarray | None]:
+    def grab(self) -> bool:
         if self.left <= 0:
-            return False, None
+            return False
         self.left -= 1
+        return True
+
+    def retrieve(self) -> tuple[bool, np.ndarray | None]:
+        time.sleep(self.decode_s)  # an MJPEG decode, say
         h, w = int(self.props.get(cv2.CAP_PROP_FRAME_HEIGHT, 48)), int(self.props.get(cv2.CAP_PROP_FRAME_WIDTH, 64))
         return True, np.zeros((h, w, 3), np.uint8)
 
@@ -91,8 +97,15 @@ def test_stream_then_device_stops_delivering(monkeypatch: pytest.MonkeyPatch, fa
         240,
         25.0,
     )
+    fake.decode_s = 0.003
+    before = time.perf_counter()
     frames = [next(src) for _ in range(3)]
     assert [f.index for f in frames] == [0, 1, 2]
+    # stamped when the grabber handed the frame over; the decode after it is measured and counts
+    # towards end-to-end latency (the pipeline's e2e starts at t_capture)
+    assert before <= frames[0].t_capture < frames[1].t_capture
+    assert all(f.decode_ms >= 3.0 for f in frames)
+    assert frames[1].t_capture - frames[0].t_capture >= 0.003
     assert frames[0].pixels.shape == (240, 320, 3)
     assert 0 <= frames[0].t_source <= frames[1].t_source <= frames[2].t_source
     with pytest.raises(SourceError) as err:
