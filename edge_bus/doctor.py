@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import socket
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from edge_bus.doctor_checks import (
     serial_check,
     source_check,
 )
-from edge_bus.errors import ConfigError, EdgeBusError
+from edge_bus.errors import ConfigError, EdgeBusError, OutputError
 from edge_bus.golden import Golden, compare_golden, golden_path, model_fingerprint, run_demo
 from edge_bus.pipeline import run_stream
 from edge_bus.sinks.report import FrameSeries
@@ -48,6 +49,7 @@ __all__ = [
     "MASK_IOU_MIN",
     "DoctorOptions",
     "DoctorReport",
+    "default_report_paths",
     "run_doctor",
 ]
 
@@ -71,6 +73,8 @@ class DoctorOptions:
     json_path: Path | None = None
     html_path: Path | None = None
     disk_path: Path = Path(".")
+    #: with neither path given, write both to :func:`default_report_paths` (``--no-report``: False)
+    report: bool = True
 
     def validate(self) -> DoctorOptions:
         if not (math.isfinite(self.budget_ms) and self.budget_ms > 0):
@@ -89,6 +93,8 @@ class DoctorReport:
     e2e_ms: tuple[float, ...] = field(default=(), repr=False)
     duration_s: float = 0.0
     generated_at: str = field(default_factory=lambda: _dt.datetime.now().astimezone().isoformat(timespec="seconds"))
+    files: tuple[Path, ...] = ()  # the report files written
+    file_error: str | None = None  # why the default report could not be written (the checks still stand)
 
     @property
     def passed(self) -> bool:
@@ -285,11 +291,37 @@ def run_doctor(options: DoctorOptions) -> DoctorReport:
     hardware["openvino_devices"] = openvino_devices()
     model = {"name": manifest.name, "version": manifest.version, "folder": str(manifest.folder)} if manifest else {}
     report = DoctorReport(tuple(checks), hardware, model, opts.budget_ms, e2e, time.perf_counter() - t0)
-    if opts.json_path is not None or opts.html_path is not None:
-        from edge_bus.doctor_report import write_doctor_html, write_doctor_json
+    return _write_reports(report, opts)
 
-        if opts.json_path is not None:
-            write_doctor_json(opts.json_path, report)
-        if opts.html_path is not None:
-            write_doctor_html(opts.html_path, report)
-    return report
+
+def default_report_paths(folder: Path = Path("runs"), host: str | None = None,
+                         when: _dt.datetime | None = None) -> tuple[Path, Path]:
+    """``runs/doctor-<host>-<YYYYmmdd-HHMMSS>.json`` and ``.html``: named so that several machines'
+    reports can sit in one ticket."""
+    host = host or socket.gethostname().split(".")[0] or "host"
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in host)
+    stem = f"doctor-{safe}-{(when or _dt.datetime.now()).strftime('%Y%m%d-%H%M%S')}"
+    return folder / f"{stem}.json", folder / f"{stem}.html"
+
+
+def _write_reports(report: DoctorReport, opts: DoctorOptions) -> DoctorReport:
+    """Write the report files. Paths the user gave must be writable (an :class:`OutputError` is raised);
+    the default ones are a convenience: failing to write them is reported, not raised, so the
+    technician still sees the checks."""
+    from edge_bus.doctor_report import write_doctor_html, write_doctor_json
+
+    explicit = opts.json_path is not None or opts.html_path is not None
+    if not explicit and not opts.report:
+        return report
+    json_path, html_path = (opts.json_path, opts.html_path) if explicit else default_report_paths()
+    written: list[Path] = []
+    try:
+        if json_path is not None:
+            written.append(write_doctor_json(json_path, report))
+        if html_path is not None:
+            written.append(write_doctor_html(html_path, report))
+    except OutputError as exc:
+        if explicit:
+            raise
+        return replace(report, files=tuple(written), file_error=f"{exc} (or choose a folder with --html/--json)")
+    return replace(report, files=tuple(written))

@@ -11,6 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from edge_bus.cli.doctor import doctor_cmd
+from edge_bus.doctor import default_report_paths
 from edge_bus.doctor_checks import Check, package_check, version_tuple
 from edge_bus.golden import GOLDEN_FILE, GOLDEN_ROLE, make_golden
 from edge_bus.zoo import ZOO_DIR, sha256_file
@@ -131,6 +132,44 @@ def test_unreachable_bridge_is_a_failed_check_not_a_crash(zoo: Path, tmp_path: P
     assert code == 1 and "Traceback" not in output
     bridge = _checks(report)["bridge ping"]
     assert not bridge["passed"] and bridge["advice"]
+
+
+def test_default_report_lands_in_runs_for_the_ticket(
+    zoo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No --json/--html: both reports go to runs/doctor-<host>-<time>.*, and their paths are printed."""
+    monkeypatch.chdir(tmp_path)
+    args = ["doctor", "--max-frames", str(FRAMES), "--model", str(zoo / "emt_net"), "--budget-ms", "100000"]
+    res = CliRunner().invoke(_app(), args)
+    assert res.exit_code == 0, res.output
+    written = sorted((tmp_path / "runs").glob("doctor-*"))
+    assert [p.suffix for p in written] == [".html", ".json"] and written[0].stem == written[1].stem
+    assert json.loads(written[1].read_text())["passed"] is True
+    assert f"report: {Path('runs') / written[0].name}" in res.output
+    again = CliRunner().invoke(_app(), [*args, "--no-report"])
+    assert again.exit_code == 0 and "report:" not in again.output
+    assert len(list((tmp_path / "runs").glob("doctor-*"))) == 2
+
+
+def test_default_report_that_cannot_be_written_keeps_the_verdict(
+    zoo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").write_text("a file where the folder would go")
+    args = ["doctor", "--max-frames", str(FRAMES), "--model", str(zoo / "emt_net"), "--budget-ms", "100000"]
+    res = CliRunner().invoke(_app(), args)
+    assert res.exit_code == 0, res.output  # the machine passed; the missing file is a warning
+    assert "PASS — " in res.output and "report not written" in res.output and "Traceback" not in res.output
+    named = CliRunner().invoke(_app(), [*args, "--html", "runs/x.html"])  # a path asked for must be written
+    assert named.exit_code != 0 and "runs" in named.output and "Traceback" not in named.output
+
+
+def test_default_report_paths_name_the_host_and_time() -> None:
+    import datetime as dt
+
+    j, h = default_report_paths(Path("out"), host="nuc 7/lab", when=dt.datetime(2026, 11, 22, 9, 5, 1))
+    stem = "out/doctor-nuc-7-lab-20261122-090501"
+    assert (j, h) == (Path(f"{stem}.json"), Path(f"{stem}.html"))
 
 
 def test_bad_budget_is_a_one_line_error() -> None:

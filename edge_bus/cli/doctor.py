@@ -21,6 +21,14 @@ def doctor_cmd(
     html: Annotated[
         Path | None, typer.Option("--html", help="Write a one-page HTML report here.", show_default=False)
     ] = None,
+    report: Annotated[
+        bool,
+        typer.Option(
+            "--report/--no-report",
+            help="Without --json/--html, write both to runs/doctor-<host>-<time>.json/.html (to attach to a "
+            "ticket).",
+        ),
+    ] = True,
     source: Annotated[
         str | None,
         typer.Option(
@@ -68,14 +76,16 @@ def doctor_cmd(
         max_frames=max_frames,
         json_path=json_path,
         html_path=html,
+        report=report,
     )
     err_console.print("[dim]checking… (the validation clip takes about 20 s)[/]")
-    report = run_or_exit(run_doctor, options)
-    print_doctor(report)
-    for path in (json_path, html):
-        if path is not None:
-            console.print(f"wrote {path}")
-    if not report.passed:
+    result = run_or_exit(run_doctor, options)
+    print_doctor(result)
+    for path in result.files:
+        console.print(f"report: {path}")
+    if result.file_error:
+        err_console.print(f"[yellow]report not written:[/] {result.file_error}")
+    if not result.passed:
         raise typer.Exit(1)
 
 
