@@ -253,7 +253,7 @@ def run_doctor(options: DoctorOptions) -> DoctorReport:
     """Run every check (see the module doc) and write the requested report files."""
     opts = options.validate()
     t0 = time.perf_counter()
-    hardware = dict(hardware_facts(device=opts.device))
+    hardware = {"hostname": socket.gethostname(), **hardware_facts(device=opts.device)}
     checks = [
         python_check(),
         package_check("openvino", "2024.4", "OpenVINO"),

@@ -42,7 +42,10 @@ def render_doctor_html(report: DoctorReport) -> str:
         section("Hardware", kv_table(report.hardware)),
     ]
     n_fail = len(report.failures)
-    subtitle = f"{report.generated_at} · {len(report.checks)} checks, {n_fail} failed · {report.duration_s:.0f} s"
+    host = report.hardware.get("hostname")
+    parts = [str(host)] if host else []
+    parts += [report.generated_at, f"{len(report.checks)} checks, {n_fail} failed", f"{report.duration_s:.0f} s"]
+    subtitle = " · ".join(parts)
     return page("edge-bus doctor", subtitle, badge(report.passed), "".join(body))
 
 

@@ -144,7 +144,9 @@ def test_default_report_lands_in_runs_for_the_ticket(
     assert res.exit_code == 0, res.output
     written = sorted((tmp_path / "runs").glob("doctor-*"))
     assert [p.suffix for p in written] == [".html", ".json"] and written[0].stem == written[1].stem
-    assert json.loads(written[1].read_text())["passed"] is True
+    saved = json.loads(written[1].read_text())
+    assert saved["passed"] is True and saved["hardware"]["hostname"]  # which machine, for the ticket
+    assert saved["hardware"]["hostname"] in written[0].read_text()
     assert f"report: {Path('runs') / written[0].name}" in res.output
     again = CliRunner().invoke(_app(), [*args, "--no-report"])
     assert again.exit_code == 0 and "report:" not in again.output
