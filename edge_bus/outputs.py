@@ -53,6 +53,8 @@ class OutputStage:
         self.series = SeriesBuilder()  # the few numbers per frame the report plots
         self.dropped = 0
         self.processed = 0
+        self.last_e2e_ms = float("nan")  # the newest frame's, for a status line
+        self.last_label = ""
         self.error: BaseException | None = None
         self._queue: queue.Queue[InFlight | None] = queue.Queue()
         self._heap: list[tuple[int, InFlight]] = []
@@ -149,6 +151,7 @@ class OutputStage:
             self.framelog.write(FrameRecord(frame=frame, prediction=pred, times=times))
         self.metrics.add_times(times)
         self.dropped += frame.dropped_before
+        self.last_e2e_ms, self.last_label = e2e, "frozen" if pred.frozen else pred.label
         self.processed += 1
         self.fps.tick()
         self.series.add_values(frame.index, e2e, stages, pred.label, pred.malignancy, pred.lesion, g2g)
