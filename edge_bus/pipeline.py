@@ -37,6 +37,7 @@ from edge_bus.postprocess import PostprocessConfig, Postprocessor
 from edge_bus.preprocess import Preprocessor
 from edge_bus.render import OverlayRenderer
 from edge_bus.run_outputs import RunFiles, finalize_run, open_run_files
+from edge_bus.sinks.display import DisplayWindow
 from edge_bus.sources import FrameSource, open_source
 from edge_bus.telemetry.stats import StageMetrics
 from edge_bus.types import Frame, Prediction
@@ -78,40 +79,26 @@ class Pipeline:
     metrics: StageMetrics
     bridge: Any | None
     live: bool
+    display: DisplayWindow | None = None
 
     def close(self) -> None:
         self.source.close()
         self.engine.close()
         if self.bridge is not None:
             self.bridge.close()
-
-
-def _display_fn() -> Callable[[object], None]:
-    import cv2
-
-    from edge_bus.errors import ConfigError
-
-    try:
-        cv2.namedWindow("edge-bus", cv2.WINDOW_NORMAL)
-    except cv2.error:
-        raise ConfigError("--display needs a screen and OpenCV with GUI support (opencv-python); "
-                          "run without --display to write overlay.mp4 only") from None
-
-    def show(img: object) -> None:
-        cv2.imshow("edge-bus", img)  # type: ignore[call-overload]
-        cv2.waitKey(1)
-
-    return show
+        if self.display is not None:
+            self.display.close()
 
 
 def compose(config: StreamConfig) -> Pipeline:
     """Choose the source, model, engine, sinks and bridge. The only place they are chosen."""
     manifest = resolve_model(config.model)
     manifest.operating_point(config.operating_point)  # unknown names fail before anything opens
+    display = DisplayWindow() if config.display else None  # no screen: a clear error before anything opens
     size = (config.capture_width, config.capture_height) if config.capture_width and config.capture_height else None
     source = open_source(config.source, loop=config.loop, max_frames=config.max_frames or None,
                          capture_size=size, capture_fps=config.capture_fps or None)
-    parts: list[Any] = [source]
+    parts: list[Any] = [source, *([display] if display is not None else [])]
     try:
         info = source.info
         live = info.live or config.realtime or config.bridge is not None
@@ -135,11 +122,11 @@ def compose(config: StreamConfig) -> Pipeline:
         on_result = _result_sender(bridge) if bridge is not None else None
         _warm_up(engine, manifest)
         outputs = OutputStage(post, OverlayRenderer(), files.framelog, files.video, metrics, op, ordered=not live,
-                              on_result=on_result, display=_display_fn() if config.display else None,
+                              on_result=on_result, display=display,
                               warm_up_size=(info.width, info.height))
         engine.set_callback(outputs.done)
         return Pipeline(config, source, manifest, engine, Preprocessor(manifest.input, roi=config.roi), outputs,
-                        files, metrics, bridge, live)
+                        files, metrics, bridge, live, display)
     except BaseException:
         for part in reversed(parts):
             part.close()
@@ -203,6 +190,8 @@ def _loop(p: Pipeline, progress: ProgressFn | None, stop: threading.Event) -> No
     seq = 0
     try:
         while p.outputs.error is None and not stop.is_set():
+            if p.display is not None and p.display.quit_requested.is_set():
+                break  # q / Esc in the window, or the window closed: a normal end
             t = time.perf_counter()
             if reader is not None:
                 frame = reader.get(stop=stop)

@@ -59,7 +59,8 @@ def stream(
         "average, 0 = off. Always off for still images. [default: 0.5]", show_default=False)] = None,
     video: Annotated[bool | None, typer.Option("--video/--no-video", help="Write OUT/overlay.mp4. [default: on]",
                                                   show_default=False)] = None,
-    display: Annotated[bool | None, typer.Option("--display", help="Show the overlay in a window.",
+    display: Annotated[bool | None, typer.Option("--display", help="Show the overlay in a window (needs a screen; "
+                                                    "q or Esc in the window ends the run like the end of the source).",
                                                     show_default=False)] = None,
     bridge: Annotated[str | None, typer.Option(
         help="Controller board link: sim:// (the built-in simulator), /dev/ttyACM0, COM3 or socket://host:port. "
