@@ -96,3 +96,20 @@ def test_openvino_default_requests_are_twice_the_runtime_optimum(tmp_path: Path)
         assert explicit.requests == 3
     finally:
         explicit.close()
+
+
+def test_auto_device_reports_the_precision_of_the_device_that_ran(tmp_path: Path) -> None:
+    """AUTO doesn't answer INFERENCE_PRECISION_HINT itself ("int8+unknown" before): the precision of
+    the execution device is reported, named after it."""
+    import openvino as ov
+
+    m = load_manifest(tiny_model_dir(tmp_path / "tiny"))
+    for precision, expect in (("fp32", "f32 on "), ("default", " on ")):
+        eng = create_engine(m, EngineConfig(backend="openvino", precision=precision, device="AUTO"))
+        try:
+            ran = eng.precision
+        finally:
+            eng.close()
+        assert expect in ran and "unknown" not in ran, ran
+        devices = ran.split(" on ")[1].split("+")
+        assert set(devices) <= set(ov.Core().available_devices)

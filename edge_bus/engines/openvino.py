@@ -78,12 +78,31 @@ class OpenVINOEngine(Engine):
 
     @property
     def precision(self) -> str:
-        try:
-            inner = str(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
-        except RuntimeError:
-            inner = "unknown"
-        inner = inner.replace("<Type: '", "").replace("'>", "").split(":")[-1].strip() or inner
+        inner = self._float_precision()
         return f"int8+{inner}" if self.config.precision == "int8" else inner
+
+    def _float_precision(self) -> str:
+        """The precision of the non-INT8 parts as compiled. AUTO (and MULTI, HETERO) don't answer
+        that themselves: then it is the hint we passed through (fp32) or the default of the devices
+        that actually run the model, named after it ("f32 on CPU")."""
+        try:
+            return _type_name(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
+        except RuntimeError:
+            pass
+        try:
+            devices = [str(d) for d in self._compiled.get_property("EXECUTION_DEVICES")]
+        except RuntimeError:
+            return "unknown"
+        if self.config.precision == "fp32":
+            kinds = {"f32"}
+        else:
+            kinds = set()
+            for dev in devices:
+                try:
+                    kinds.add(_type_name(core().get_property(dev.split(".")[0], "INFERENCE_PRECISION_HINT")))
+                except RuntimeError:
+                    kinds.add("unknown")
+        return f"{'/'.join(sorted(kinds))} on {'+'.join(devices)}" if devices else "unknown"
 
     @property
     def model_file(self) -> str:
@@ -110,3 +129,9 @@ class OpenVINOEngine(Engine):
 
     def close(self) -> None:
         self._queue.wait_all()
+
+
+def _type_name(value: object) -> str:
+    """``<Type: 'float32'>`` / ``f32`` → ``float32`` / ``f32``."""
+    text = str(value)
+    return text.replace("<Type: '", "").replace("'>", "").split(":")[-1].strip() or text
