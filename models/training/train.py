@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from edge_bus.metrics import dice, roc_auc
-from models.training.data import CachedSplit, augment, lesion_free_crop, load_split, protocol_splits
+from models.training.data import CACHE_SIZE, CachedSplit, augment, lesion_free_crop, load_split, protocol_splits
 from models.training.loss import multitask_loss
 from models.training.networks import create_model, upsample_to
 
@@ -126,8 +126,8 @@ def train(args: argparse.Namespace) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     items = protocol_splits(Path(args.data))
-    train_split = load_split("train", items["train"])
-    val = {name: load_split(name, items[name]) for name in ("val_busi", "val_busbra")}
+    train_split = load_split("train", items["train"], args.cache_size)
+    val = {name: load_split(name, items[name], args.cache_size) for name in ("val_busi", "val_busbra")}
     print(f"data ready in {time.time() - t0:.0f}s: train={len(train_split)} "
           f"val={sum(len(v) for v in val.values())}", flush=True)
 
@@ -210,7 +210,7 @@ def train(args: argparse.Namespace) -> Path:
             fh.write(json.dumps(rec) + "\n")
         ckpt = {"model": args.model, "encoder": args.encoder, "size": args.size, "wp": args.wp,
                 "mask_stride": args.mask_stride, "train_only": args.train_only or None,
-                "busi_weight": args.busi_weight,
+                "busi_weight": args.busi_weight, "cache_size": args.cache_size,
                 "ema": args.ema or None, "pixel_bce": args.pixel_bce or None,
                 "state_dict": kept.state_dict(), "epoch": epoch + 1, "val": metrics,
                 "epochs_total": prior_epochs + epoch + 1,
@@ -239,6 +239,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--size", type=int, default=224)
+    p.add_argument("--cache-size", type=int, default=CACHE_SIZE,
+                   help="side of the cached scan-area crops the augmentation cuts --size inputs from; keep it "
+                   "above --size so scale crops keep their detail (256 for 224 px)")
     p.add_argument("--mask-stride", type=int, default=2, choices=(1, 2),
                    help="mask logits at input resolution (1, LinkNet's head) or half (2, faster in INT8)")
     p.add_argument("--lr", type=float, default=1e-3)
