@@ -96,12 +96,42 @@ def targets_table(m: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+_BOOT_ROWS = (("dice", "Dice on lesion images", 0.82, True), ("auc", "benign/malignant AUC", 0.93, True),
+              ("sensitive_sen", "`sensitive` SEN", 0.94, True), ("sensitive_spe", "`sensitive` SPE", 0.85, True),
+              ("normal_fp_rate", "normal images flagged", 0.10, False))
+
+
+def bootstrap_table(bs: dict[str, Any] | None) -> str:
+    if bs is None:
+        return "_The bootstrap has not been run (`python -m models.training.bootstrap`)._"
+    rows = [f"| {bs['model']}, {bs['reps']} resamples | FP32 (95% interval) | INT8 (95% interval) | goal | "
+            "goal vs the INT8 interval |", "|---|---|---|---|---|"]
+
+    def where(goal: float, low: float, high: float, higher: bool) -> str:
+        if low <= goal <= high:
+            return "inside: within chance"
+        short = high < goal if higher else low > goal
+        return "outside: short of it" if short else "outside: met"
+
+    for key, label, goal, higher in _BOOT_ROWS:
+        f, t = bs["fp32"][key], bs["int8"][key]
+        rows.append(f"| {label} | {_f(f['value'])} ({_f(f['low'])}–{_f(f['high'])}) | {_f(t['value'])} "
+                    f"({_f(t['low'])}–{_f(t['high'])}) | {'≥' if higher else '≤'} {goal:g} | "
+                    f"{where(goal, t['low'], t['high'], higher)} |")
+    for key, label in (("dice", "Dice"), ("auc", "AUC")):
+        g = bs["fp32_minus_int8"][key]
+        rows.append(f"| FP32 − INT8 {label} (paired) | | {g['value']:+.4f} ({g['low']:+.4f} to {g['high']:+.4f}) | "
+                    f"≤ 0.005 | {where(0.005, g['low'], g['high'], higher=False)} |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=["emt_net", "hgm_net"])
     p.add_argument("--root", type=Path, default=Path("models"))
     p.add_argument("--wp", type=Path, default=Path("models/training/results/wp_sweep.json"))
     p.add_argument("--extra", type=Path, default=Path("models/training/results/extra.md"))
+    p.add_argument("--bootstrap", type=Path, default=Path("models/training/results/bootstrap.json"))
     p.add_argument("--out", type=Path, default=Path("models/README.md"))
     args = p.parse_args(argv)
     manifests = {n: json.loads((args.root / n / "manifest.json").read_text()) for n in args.models
@@ -111,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     body = HEADER.read_text().format(
         targets=targets_table(first), metrics=metrics_table(manifests), accuracy=accuracy_table(manifests),
         training=training_table(manifests), wp=wp_table(wp),
+        bootstrap=bootstrap_table(json.loads(args.bootstrap.read_text()) if args.bootstrap.is_file() else None),
         extra=args.extra.read_text() if args.extra.is_file() else "")
     args.out.write_text(body)
     print(f"wrote {args.out}")

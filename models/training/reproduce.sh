@@ -30,4 +30,5 @@ $PY -m edge_bus.golden --model emt_net --out models/emt_net/golden_demo.npz --re
 $PY -m models.training.wp_sweep --data "$DATA" --checkpoint "$CK/emt_net_ft/best.pt" \
     --out models/training/results/wp_sweep.json
 $PY -m models.training.cine_check > models/training/results/extra.md
+$PY -m models.training.bootstrap --data "$DATA" --model emt_net --out models/training/results/bootstrap.json
 $PY -m models.training.model_card --out models/README.md
