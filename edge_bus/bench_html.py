@@ -157,7 +157,8 @@ def render_bench_html(result: BenchResult) -> str:
         stages["infer"] = eng["openvino-int8"]
     shares = {**STAGE_SHARES, "infer": INFER_SHARE}
     stage_bars = [
-        Bar(n, t.median_ms, t.min_ms, t.p99_ms, charts.stage_color(i), f"share {100 * shares.get(n, math.nan):g}%")
+        Bar(n, t.median_ms, t.min_ms, t.p99_ms, charts.color_for_stage(n, i),
+            f"share {100 * shares.get(n, math.nan):g}%")
         for i, (n, t) in enumerate(stages.items())
     ]
     gates = table(

@@ -106,7 +106,14 @@ def finalize_run(p: Pipeline, error: BaseException | None) -> dict[str, Any]:
         hardware=latency["hardware"], series=series,
         verdict=ReportVerdict(verdict.label, verdict.confidence,
                               f"lesion in {verdict.lesion_frames} of {verdict.frames} frames"),
-        malignancy_threshold=op.threshold, notes=notes))
+        malignancy_threshold=op.threshold, notes=notes, e2e_stages=e2e_stages(info.kind)))
     if close_errors:
         raise close_errors[0]
     return latency
+
+
+def e2e_stages(source_kind: str) -> tuple[str, ...]:
+    """The stages inside ``e2e_ms`` (capture → overlay ready): a capture device stamps its frame before
+    decoding it (:class:`~edge_bus.types.Frame`), every other source after; the write follows the overlay."""
+    inner = ("preprocess", "infer", "postprocess", "render")
+    return ("decode", *inner) if source_kind == "capture" else inner

@@ -37,6 +37,7 @@ __all__ = [
     "latency_histogram",
     "latency_timeline",
     "make_buckets",
+    "color_for_stage",
     "stage_bars",
     "stage_color",
 ]
@@ -49,8 +50,19 @@ G2G_COLOR = "#c2185b"
 SUMMARY_STAGES = ("end_to_end", "glass_to_glass")
 
 
+#: every chart gives a pipeline stage the same colour, whichever stages it shows
+PIPELINE_STAGES = ("decode", "preprocess", "infer", "postprocess", "render", "write")
+
+
 def stage_color(i: int) -> str:
     return STAGE_COLORS[i % len(STAGE_COLORS)]
+
+
+def color_for_stage(name: str, i: int) -> str:
+    """A pipeline stage's own colour; any other name the ``i``-th colour after theirs."""
+    if name in PIPELINE_STAGES:
+        return stage_color(PIPELINE_STAGES.index(name))
+    return stage_color(len(PIPELINE_STAGES) + i)
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,14 +181,14 @@ def latency_timeline(
     x0, x1 = float(b.x_first[0]), float(max(b.x_last[-1], b.x_first[0] + 1))
     plot = Plot(x0, x1, 0.0, top * 1.08, height=270, top=30)
     parts = [plot.axes("frame", "latency (ms)")]
-    for i, (_, lo, hi) in enumerate(stacked):
-        parts.append(area_path(plot, b.x, lo, hi, stage_color(i), 0.85))
+    for i, (name, lo, hi) in enumerate(stacked):
+        parts.append(area_path(plot, b.x, lo, hi, color_for_stage(name, i), 0.85))
     if b.downsampled:
         parts.append(area_path(plot, b.x, e_lo, e_hi, E2E_COLOR, 0.15))
     parts.append(line_path(plot, b.x, e_mean, E2E_COLOR, 1.4))
     if g_mean is not None:
         parts.append(line_path(plot, b.x, g_mean, G2G_COLOR, 1.4, dash="5 3"))
-    items = [(name, stage_color(i), "box") for i, (name, _, _) in enumerate(stacked)]
+    items = [(name, color_for_stage(name, i), "box") for i, (name, _, _) in enumerate(stacked)]
     items.append(("end-to-end" + (" (mean, min–max band)" if b.downsampled else ""), E2E_COLOR, "line"))
     if g_mean is not None:
         items.append(("glass-to-glass", G2G_COLOR, "dash"))
@@ -268,7 +280,7 @@ def stage_bars(latency: Mapping[str, Mapping[str, object]]) -> str:
     """Mean ms per stage as horizontal bars, then end-to-end (and glass-to-glass) for reference."""
     rows: list[tuple[str, float, str]] = []
     for i, (name, s) in enumerate((k, v) for k, v in latency.items() if k not in SUMMARY_STAGES):
-        rows.append((name, _mean(s), stage_color(i)))
+        rows.append((name, _mean(s), color_for_stage(name, i)))
     for name, color in (("end_to_end", E2E_COLOR), ("glass_to_glass", G2G_COLOR)):
         if name in latency:
             rows.append((name.replace("_", "-"), _mean(latency[name]), color))

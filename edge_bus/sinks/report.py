@@ -197,6 +197,9 @@ class ReportData:
     notes: Sequence[str] = ()
     generated_at: str = field(default_factory=lambda: _dt.datetime.now().astimezone().isoformat(timespec="seconds"))
     max_points: int = 1200
+    #: the stages between capture and overlay-ready, which the timeline stacks under the end-to-end
+    #: line (None: all). A file's decode comes before its capture stamp, every write after the overlay.
+    e2e_stages: Sequence[str] | None = None
 
 
 def write_report(path: str | os.PathLike[str], data: ReportData) -> Path:
@@ -342,10 +345,14 @@ def render_report(data: ReportData) -> str:
                 + _latency_table(data.latency),
             )
         )
-        timeline = charts.latency_timeline(s.frame, s.e2e_ms, s.stages_ms, s.glass_to_glass_ms, data.max_points)
-        parts.append(
-            _section("Latency over time", _figure(timeline, f"Stacked stage times under the end-to-end line{down}."))
-        )
+        inside = data.e2e_stages
+        stacked = {k: v for k, v in s.stages_ms.items() if inside is None or k in inside}
+        outside = [k for k in s.stages_ms if k not in stacked]
+        timeline = charts.latency_timeline(s.frame, s.e2e_ms, stacked, s.glass_to_glass_ms, data.max_points)
+        caption = "Stacked stage times under the end-to-end line"
+        if outside:
+            caption += f" ({', '.join(outside)}: outside the capture → overlay-ready window, so not stacked)"
+        parts.append(_section("Latency over time", _figure(timeline, f"{caption}{down}.")))
         classes = charts.class_timeline(s.frame, s.label, s.malignancy, data.malignancy_threshold, data.max_points)
         parts.append(
             _section("Predictions over time", _figure(classes, f"Predicted class per frame and P(malignant){down}."))

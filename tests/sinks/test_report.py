@@ -113,3 +113,23 @@ def test_series_lengths_must_agree() -> None:
     with pytest.raises(ValueError, match="e2e_ms"):
         FrameSeries(np.arange(3), np.zeros(2), {}, ("a",) * 3, np.zeros(3), np.zeros(3, bool))
     assert len(SeriesBuilder().build()) == 0
+
+
+def test_timeline_stacks_only_the_stages_inside_end_to_end() -> None:
+    """A file's decode happens before its capture stamp and the write after the overlay: stacking them
+    under the end-to-end line drew a stack taller than the line it explains."""
+    from dataclasses import replace
+
+    from edge_bus.run_outputs import e2e_stages
+
+    def timeline(html: str) -> str:
+        return re.search(r'<svg[^>]*aria-label="Per-frame latency timeline".*?</svg>', html, re.S).group(0)  # type: ignore[union-attr]
+
+    data = report_data(200)
+    everything = render_report(data)
+    assert ">preprocess</text>" in timeline(everything) and "not stacked" not in everything
+    inside = render_report(replace(data, e2e_stages=("infer", "render")))
+    assert ">preprocess</text>" not in timeline(inside) and ">infer</text>" in timeline(inside)
+    assert "(preprocess: outside the capture → overlay-ready window, so not stacked)" in inside
+    assert e2e_stages("video") == ("preprocess", "infer", "postprocess", "render")
+    assert e2e_stages("capture")[0] == "decode"  # grabbed, then decoded: inside
