@@ -111,16 +111,19 @@ class DisplayWindow:
                     if self._latest is None and not self._closing:
                         self._cond.wait(0.03)  # wake often enough to keep the window responsive
                     img, self._latest, closing = self._latest, None, self._closing
-                if img is not None:
+                done_with_window = self.quit_requested.is_set()  # imshow would open it again
+                if img is not None and not done_with_window:
                     cv2.imshow(self.title, img)
                     self.shown += 1
+                if closing:
+                    break
+                if done_with_window:
+                    continue
                 key = cv2.waitKey(1)
                 if key >= 0 and (key & 0xFF) in _QUIT_KEYS:
                     self.quit_requested.set()
                 elif self.shown and cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
                     self.quit_requested.set()  # closed with the window manager's button
-                if closing:
-                    break
         except cv2.error:
             self.quit_requested.set()  # the window went away under us: as if the user closed it
         finally:
