@@ -155,7 +155,8 @@ def disk_check(path: Path, min_gb: float = MIN_FREE_GB) -> Check:
 def capture_check() -> Check:
     """Informational: the V4L2 capture devices present."""
     devices = list_capture_devices()
-    note = "" if devices else "no capture device: plug in the frame grabber to stream from the scanner"
+    note = (f"to check it delivers frames: edge-bus doctor --source {devices[0]}" if devices
+            else "no capture device: plug in the frame grabber to stream from the scanner")
     return Check("capture devices", devices, None, True, note, required=False)
 
 

@@ -184,3 +184,13 @@ def test_version_checks() -> None:
     missing = package_check("edge-bus-no-such-package", "1.0")
     assert not missing.passed and "pip install" in missing.advice
     assert Check("x", 0.995, 0.99, True, unit="%").shown(0.995) == "99.5%"
+
+
+def test_capture_check_names_the_next_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge_bus import doctor_checks
+
+    monkeypatch.setattr(doctor_checks, "list_capture_devices", lambda: ["/dev/video2"])
+    found = doctor_checks.capture_check()
+    assert found.value == ["/dev/video2"] and "edge-bus doctor --source /dev/video2" in found.advice
+    monkeypatch.setattr(doctor_checks, "list_capture_devices", lambda: [])
+    assert "plug in the frame grabber" in doctor_checks.capture_check().advice
