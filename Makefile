@@ -29,6 +29,7 @@ demo: $(RUNTIME_STAMP)
 	$(BIN)/edge-bus stream --source demo --out runs/demo
 
 test: $(TEST_STAMP)
+	bash scripts/ensure_test_tools.sh
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory bench-ci
 
