@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,16 +59,16 @@ def virtual_screen() -> Iterator[str]:
     xvfb = shutil.which("Xvfb")
     if xvfb is None:
         pytest.skip("no Xvfb on this machine (Debian package xvfb): the real-window test needs a screen")
-    display = f":{40 + os.getpid() % 50}"
-    proc = subprocess.Popen([xvfb, display, "-screen", "0", "800x600x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    read_fd, write_fd = os.pipe()  # -displayfd: Xvfb picks a free display and writes its number when ready
+    proc = subprocess.Popen([xvfb, "-displayfd", str(write_fd), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(write_fd,))
+    os.close(write_fd)
     try:
-        deadline = time.monotonic() + 10
-        while not Path(f"/tmp/.X11-unix/X{display[1:]}").exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.skip(f"Xvfb {display} did not start")
-            time.sleep(0.05)
-        yield display
+        with os.fdopen(read_fd) as ready:
+            number = ready.readline().strip()
+        if not number.isdigit():
+            pytest.skip("Xvfb did not start")
+        yield f":{number}"
     finally:
         proc.terminate()
         proc.wait(timeout=10)
