@@ -37,7 +37,7 @@ from edge_bus.postprocess import PostprocessConfig, Postprocessor
 from edge_bus.preprocess import Preprocessor
 from edge_bus.render import OverlayRenderer
 from edge_bus.run_outputs import RunFiles, finalize_run, open_run_files
-from edge_bus.sinks.display import DisplayWindow
+from edge_bus.sinks.display import DisplayWindow, check_display
 from edge_bus.sources import FrameSource, open_source
 from edge_bus.telemetry.stats import StageMetrics
 from edge_bus.types import Frame, Prediction
@@ -94,12 +94,16 @@ def compose(config: StreamConfig) -> Pipeline:
     """Choose the source, model, engine, sinks and bridge. The only place they are chosen."""
     manifest = resolve_model(config.model)
     manifest.operating_point(config.operating_point)  # unknown names fail before anything opens
-    display = DisplayWindow() if config.display else None  # no screen: a clear error before anything opens
+    if config.display:
+        check_display()  # no screen: a clear error before anything opens
     size = (config.capture_width, config.capture_height) if config.capture_width and config.capture_height else None
     source = open_source(config.source, loop=config.loop, max_frames=config.max_frames or None,
                          capture_size=size, capture_fps=config.capture_fps or None)
-    parts: list[Any] = [source, *([display] if display is not None else [])]
+    parts: list[Any] = [source]
     try:
+        display = DisplayWindow(probe=False) if config.display else None
+        if display is not None:
+            parts.append(display)
         info = source.info
         live = info.live or config.realtime or config.bridge is not None
         engine = create_engine(manifest, EngineConfig(
