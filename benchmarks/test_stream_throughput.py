@@ -14,8 +14,7 @@ from edge_bus.bench_gates import (
     pipeline_gate,
     realtime_gate,
 )
-from edge_bus.bench_measure import summarize
-from edge_bus.bench_stream import bare_infer_floor, measure_pipeline, measure_realtime
+from edge_bus.bench_stream import bracketed_by_floor, measure_pipeline, measure_realtime
 from edge_bus.config import build_config
 from edge_bus.pipeline import RunResult, run_stream
 from edge_bus.zoo import Manifest
@@ -57,13 +56,10 @@ def test_realtime_latency(
     """``--realtime`` at the clip's 30 fps: end-to-end p99 and frames dropped (recorded, not gated:
     absolute latency on a shared runner is the baseline comparison's job)."""
     clip = cine_clips[0]
-    floor = bare_infer_floor(manifest, str(clip), profile.realtime_frames // 2)  # untimed, before and after
-    rt = benchmark.pedantic(
+    rt, bare = bracketed_by_floor(manifest, str(clip), profile.realtime_frames, lambda: benchmark.pedantic(
         measure_realtime, args=(manifest, str(clip), profile.realtime_frames, tmp_path), kwargs={"floor": False},
         rounds=1, iterations=1,
-    )
-    floor += bare_infer_floor(manifest, str(clip), profile.realtime_frames - profile.realtime_frames // 2)
-    bare = summarize("bare_infer", floor)
+    ))  # the floor is measured untimed, before and after
     assert rt.frames > 0 and rt.frames + rt.dropped >= profile.realtime_frames * 0.9
     assert bare.count == profile.realtime_frames and bare.median_ms > 0
     record(
@@ -90,12 +86,10 @@ def test_glass_to_glass_latency(
     acquisition → overlay ready, p50/p99 (the 12 ms p99 target is logged, not asserted)."""
     clip = cine_clips[0]
     n = profile.realtime_frames
-    floor = bare_infer_floor(manifest, str(clip), n // 2)  # untimed, before and after
-    b = benchmark.pedantic(
+    b, bare = bracketed_by_floor(manifest, str(clip), n, lambda: benchmark.pedantic(
         measure_realtime, args=(manifest, str(clip), n, tmp_path),
         kwargs={"bridge": "sim://", "floor": False}, rounds=1, iterations=1,
-    )
-    bare = summarize("bare_infer", floor + bare_infer_floor(manifest, str(clip), n - n // 2))
+    ))  # the floor is measured untimed, before and after
     assert b.g2g_count > 0 and b.g2g_p99_ms >= b.g2g_p50_ms > 0
     record(
         benchmark,

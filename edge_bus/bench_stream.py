@@ -42,6 +42,8 @@ __all__ = [
     "PipelineBench",
     "RealtimeBench",
     "as_video",
+    "bare_infer_floor",
+    "bracketed_by_floor",
     "measure_pipeline",
     "measure_realtime",
     "measure_stages",
@@ -279,17 +281,18 @@ def measure_realtime(manifest: Manifest, source: str, frames: int, out_dir: Path
     bare INT8 inference paced the same way runs before and after the stream (:func:`bare_infer_floor`),
     so the pipeline's share of the latency is a difference measured in one run."""
     name = "bridge" if bridge else "realtime"
-    base: list[float] = []
+
+    def stream() -> RunResult:
+        return run_stream(_config(manifest, source, frames, device, out_dir / name, realtime=True, bridge=bridge))
+
     if floor:
-        base += bare_infer_floor(manifest, source, frames // 2, device)
-    result = run_stream(_config(manifest, source, frames, device, out_dir / name, realtime=True, bridge=bridge))
-    if floor:
-        base += bare_infer_floor(manifest, source, frames - frames // 2, device)
+        result, bare = bracketed_by_floor(manifest, source, frames, stream, device)
+    else:
+        result, bare = stream(), summarize("bare_infer", [])  # no samples: NaN (not measured)
     stages = result.latency.get("stages", {})
     e2e = stages.get("end_to_end", {})
     g2g = stages.get("glass_to_glass", {})
     series = FrameSeries.from_jsonl(result.out_dir / "frames.jsonl")
-    bare = summarize("bare_infer", base)  # no samples: NaN (not measured)
     return RealtimeBench(
         source=source,
         frames=result.frames,
@@ -307,6 +310,16 @@ def measure_realtime(manifest: Manifest, source: str, frames: int, out_dir: Path
         infer_p50_ms=bare.median_ms,
         infer_p99_ms=bare.p99_ms,
     )
+
+
+def bracketed_by_floor(manifest: Manifest, source: str, frames: int, run: Callable[[], T],
+                       device: str = "CPU") -> tuple[T, Timing]:
+    """``run()`` between two halves of :func:`bare_infer_floor` over ``frames`` frames in all, so
+    load that comes and goes hits the run and its floor alike; returns run's result and the floor."""
+    before = bare_infer_floor(manifest, source, frames // 2, device)
+    result = run()
+    after = bare_infer_floor(manifest, source, frames - frames // 2, device)
+    return result, summarize("bare_infer", before + after)
 
 
 def bare_infer_floor(manifest: Manifest, source: str, frames: int, device: str = "CPU") -> list[float]:

@@ -67,7 +67,8 @@ class Frame:
     ``t_capture``: host monotonic time when the frame was read (``time.perf_counter``);
     ``wall_time``: host wall clock when it was read (``time.time``).
     ``pixel_spacing_mm``: (row, col) physical spacing, when the source knows it (DICOM).
-    ``decode_ms``: what the source spent turning the frame into pixels. A capture device stamps
+    ``decode_ms``: what it took to turn the frame into pixels (timed by a capture device itself, and
+    for a replayed file by the live reader; 0 where nobody timed it). A capture device stamps
     ``t_capture`` when the grabber hands the frame over, before decoding it, so its decode counts in
     the end-to-end latency; a file's frame is stamped once decoded (reading a file is not acquisition).
     """

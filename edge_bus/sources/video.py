@@ -11,7 +11,6 @@ some containers round their frame count).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import NoReturn
 
@@ -80,7 +79,6 @@ class VideoSource(FrameSource):
         cap = self._cap
         if cap is None:
             raise StopIteration
-        t_read = time.perf_counter()
         try:
             ok, img = cap.read()
         except cv2.error:
@@ -92,8 +90,7 @@ class VideoSource(FrameSource):
             nominal = self._index / self._fps if self._fps else float(self._index)
             t = max(nominal, self._last_t + 1e-6)
         self._last_t = t
-        pixels = to_bgr_u8(img)
-        frame = make_frame(self._index, pixels, t, decode_ms=(time.perf_counter() - t_read) * 1e3)
+        frame = make_frame(self._index, to_bgr_u8(img), t)
         self._index += 1
         return frame
 
