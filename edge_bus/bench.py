@@ -12,6 +12,8 @@ so decode costs what a real video's does. Then, in order:
 4. live latency with ``--realtime`` pacing (end-to-end p99, drops);
 5. glass-to-glass latency genlocked to a controller board (``bridge``: the simulator ``sim://`` at
    30 fps by default, or a real board's serial port);
+6. the INT8 layer profile (:mod:`edge_bus.bench_profile`): which operations take the inference time,
+   and in which precision their kernels ran;
 
 then evaluates the gates of :mod:`edge_bus.bench_gates` and writes ``--json`` / ``--html``.
 """
@@ -43,6 +45,7 @@ from edge_bus.bench_gates import (
     stage_gates,
 )
 from edge_bus.bench_measure import Timing
+from edge_bus.bench_profile import LayerProfile, measure_layer_profile
 from edge_bus.bench_stream import (
     PipelineBench,
     RealtimeBench,
@@ -100,6 +103,7 @@ class BenchResult:
     seconds: float
     source: str
     bridge: RealtimeBench | None = None
+    layers: LayerProfile | None = None
     generated_at: str = field(default_factory=lambda: _dt.datetime.now().astimezone().isoformat(timespec="seconds"))
 
     @property
@@ -119,6 +123,7 @@ class BenchResult:
             "pipeline": self.pipeline.to_json(),
             "realtime": self.realtime.to_json(),
             "bridge": self.bridge.to_json() if self.bridge is not None else None,
+            "layer_profile": self.layers.to_json() if self.layers is not None else None,
             "gates": [g.to_json() for g in self.gates],
             "passed": self.passed,
             "hardware": dict(self.hardware),
@@ -173,6 +178,8 @@ def run_bench(options: BenchOptions, progress: Progress | None = None) -> BenchR
             stage_times = measure_stages(manifest, source, engines["openvino-int8"], opts.seconds / 2, Path(tmp))
         finally:
             close_engines(engines)
+        say("layer profile: OpenVINO INT8 per-layer counters")
+        layers = measure_layer_profile(manifest, tensors, runs=bench_frames(opts.seconds, 50), device=opts.device)
         n = bench_frames(opts.seconds, 60)
         say(f"pipeline: {n} frames of {opts.source} vs the INT8 engine alone")
         pipeline = measure_pipeline(manifest, source, n, Path(tmp), opts.device, repeats=2 if opts.seconds >= 2 else 1,
@@ -200,6 +207,7 @@ def run_bench(options: BenchOptions, progress: Progress | None = None) -> BenchR
         pipeline=pipeline,
         realtime=realtime,
         bridge=bridge,
+        layers=layers,
         gates=gates,
         seconds=opts.seconds,
         source=opts.source,

@@ -25,6 +25,7 @@ from edge_bus.sinks.svg import MUTED, Plot, fmt_num, nice_ticks, svg_document, t
 
 if TYPE_CHECKING:
     from edge_bus.bench import BenchResult
+    from edge_bus.bench_profile import LayerProfile
     from edge_bus.bench_stream import RealtimeBench
 
 __all__ = ["Bar", "kv_table", "page", "range_bars", "render_bench_html", "section", "table", "write_bench_html"]
@@ -228,6 +229,7 @@ def render_bench_html(result: BenchResult) -> str:
             "end-to-end latency on this machine.</p>",
         ),
         *([_bridge_section(result.bridge)] if result.bridge is not None else []),
+        *([_layers_section(result.layers)] if result.layers is not None and result.layers.ops else []),
         section("Hardware", kv_table(result.hardware)),
     ]
     subtitle = f"{result.model.get('name')} {result.model.get('version')} · {result.generated_at}"
@@ -254,6 +256,28 @@ def _bridge_section(b: RealtimeBench) -> str:
         )
         + '<p class="muted">Device acquisition (FRAME_META, mapped to host time by the synced clock) → '
         "overlay ready.</p>",
+    )
+
+
+#: kernel precision → bar colour in the layer profile
+PRECISION_COLORS = {"int8": "#2e9e5e", "f32": "#e8833a", "bf16": "#9c6ade", "f16": "#9c6ade"}
+
+
+def _layers_section(lp: LayerProfile) -> str:
+    bars = [Bar(f"{o.op}", o.ms, color=PRECISION_COLORS.get(o.precision, "#8a96a3"),
+                note=f"{o.precision} · {100 * o.share:.0f}% · {o.layers} layer{'s' if o.layers != 1 else ''}")
+            for o in lp.ops if o.share >= 0.005]
+    top = table(["layer", "operation", "kernel", "precision", "ms"],
+                [[escape(t.name), escape(t.op), escape(t.kernel), escape(t.precision), _ms(t.ms)]
+                 for t in lp.top_layers])
+    return section(
+        f"Where INT8 inference spends its time (OpenVINO per-layer counters, {lp.runs} runs)",
+        range_bars(bars, "ms", "Mean ms per inference by operation; colour = the precision its kernel ran in")
+        + f'<p class="muted">{100 * lp.share_in("int8"):.0f}% of the layer time ran in INT8 kernels, '
+        f'{100 * lp.share_in("f32"):.0f}% in f32 (green INT8, orange f32). A quantised layer that the CPU '
+        "plugin runs in f32 shows in orange; the counters cost a little, so read the shares, not the total "
+        f"({lp.total_ms:.2f} ms).</p>"
+        + "<h3>Slowest layers</h3>" + top,
     )
 
 

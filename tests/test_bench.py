@@ -244,7 +244,11 @@ def test_bench_cli_writes_json_with_positive_ratios(tmp_path: Path) -> None:
     assert speedup["value"] > 0 and math.isclose(speedup["value"], fp32["median_ms"] / int8["median_ms"], rel_tol=0.01)
     assert {"cpu_model", "isa", "cores_logical", "precision"} <= set(data["hardware"])
     assert data["hardware"]["precision"] == int8["precision"]
+    layers = data["layer_profile"]  # where INT8 inference spends its time, per operation and kernel precision
+    assert layers["runs"] > 0 and layers["ops"] and layers["int8_share"] > 0
+    assert sum(o["share"] for o in layers["ops"]) == pytest.approx(1.0, abs=0.01)
     page = html.read_text()
+    assert "Where INT8 inference spends its time" in page and "INT8 layer profile" in res.output
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "<script" not in page
     assert "Glass to glass" in page and "Glass to glass" in res.output
     assert "openvino-int8" in res.output and "onnxruntime-fp32" in res.output

@@ -52,7 +52,8 @@ def bench_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress messages.")] = False,
 ) -> None:
     """Measure every engine (OpenVINO INT8/FP32/default, ONNX Runtime FP32/INT8), each pipeline stage, file
-    throughput vs the engine alone, live latency at 30 fps and glass to glass with a controller board;
+    throughput vs the engine alone, live latency at 30 fps and glass to glass with a controller board, and
+    profile INT8 inference layer by layer (which operations take the time, in which precision they ran);
     check the performance gates and report the latency targets (PASS/MISS).
 
     Exits 0 whether or not a gate fails (the gates are printed); non-zero only on errors.
@@ -137,6 +138,8 @@ def print_bench(r: BenchResult) -> None:
             f"p50 {b.g2g_p50_ms:.1f} ms, p99 {b.g2g_p99_ms:.1f} ms over {b.g2g_count} frames with hardware "
             f"timestamps; e2e p99 {b.p99_ms:.1f} ms"
         )
+    if r.layers is not None and r.layers.ops:
+        console.print(f"[bold]INT8 layer profile[/] ({r.layers.runs} runs, per-layer counters): {r.layers.headline()}")
     for g in r.gates:
         mark = "[green]PASS[/]" if g.passed else ("[red]FAIL[/]" if g.required else "[yellow]MISS[/] (target)")
         console.print(f"{mark} {g.message}")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from edge_bus.engines.base import Engine, EngineConfig
+from edge_bus.engines.base import Engine, EngineConfig, LayerTime
 from edge_bus.errors import ConfigError
 from edge_bus.zoo import Manifest
 
 BACKENDS = ("openvino", "onnxruntime")
 
-__all__ = ["BACKENDS", "Engine", "EngineConfig", "create_engine"]
+__all__ = ["BACKENDS", "Engine", "EngineConfig", "LayerTime", "create_engine"]
 
 
 def create_engine(manifest: Manifest, config: EngineConfig) -> Engine:

@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 
-from edge_bus.engines.base import Engine, EngineConfig
+from edge_bus.engines.base import Engine, EngineConfig, LayerTime
 from edge_bus.errors import EngineError, ModelError
 from edge_bus.types import ModelOutputs
 from edge_bus.zoo import Manifest
@@ -47,6 +47,8 @@ class OpenVINOEngine(Engine):
             props["INFERENCE_PRECISION_HINT"] = "f32"
         if config.requests:
             props["PERFORMANCE_HINT_NUM_REQUESTS"] = str(config.requests)
+        if config.profile:
+            props["PERF_COUNT"] = "YES"
         if config.threads and config.device.upper().startswith("CPU"):
             props["INFERENCE_NUM_THREADS"] = str(config.threads)
         try:
@@ -116,6 +118,17 @@ class OpenVINOEngine(Engine):
         res = self._request.infer({0: tensor})
         return self._outputs(res[self._mask_port], res[self._class_port])
 
+    def layer_times(self) -> list[LayerTime]:
+        if not self.config.profile:
+            return super().layer_times()
+        out = []
+        for info in self._request.profiling_info:
+            ms = info.real_time.total_seconds() * 1e3
+            if ms > 0 and str(info.status).endswith("EXECUTED"):  # Status.EXECUTED, not NOT_RUN / OPTIMIZED_OUT
+                out.append(LayerTime(name=info.node_name, op=info.node_type, kernel=info.exec_type,
+                                     precision=kernel_precision(info.exec_type), ms=ms))
+        return out
+
     def _on_done(self, request, user_data) -> None:  # type: ignore[no-untyped-def]
         out = self._outputs(request.get_tensor(self._mask_port).data, request.get_tensor(self._class_port).data)
         if self._callback is not None:
@@ -129,6 +142,15 @@ class OpenVINOEngine(Engine):
 
     def close(self) -> None:
         self._queue.wait_all()
+
+
+def kernel_precision(kernel: str) -> str:
+    """The precision in an OpenVINO CPU kernel name: ``jit_avx2_1x1_I8`` → ``int8``,
+    ``brgconv_avx2_dw_f32`` → ``f32``, ``ref_any_bf16`` → ``bf16``; ``?`` when it names none."""
+    tail = kernel.rsplit("_", 1)[-1].lower()
+    if tail in ("i8", "u8"):
+        return "int8"
+    return tail if tail in ("f32", "bf16", "f16", "i32", "fp32") else "?"
 
 
 def _type_name(value: object) -> str:
