@@ -13,6 +13,13 @@ t2 (request received) and t3 (response sent)::
 most δ / 2. So the estimator keeps a window of recent samples, uses only the ones with the
 smallest delay (minimum-RTT filter), and fits a line θ(h) = θ0 + drift · (h − h0) through them
 once they span enough time, which tracks the drift between the two oscillators.
+
+The minimum-RTT choice is made per stretch of time, not over the whole window at once: the window
+is cut into ``segments`` equal stretches and the lowest-delay share of each is kept. Chosen over the
+whole window, the connect-time burst (16 exchanges on an idle link, milliseconds apart) could hold
+every place in the fit while later exchanges, slowed by a busy host, were all passed over: the fit
+then never spanned the time a drift needs and the mapping went stale, 300 ppm of drift growing
+into milliseconds of error.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from dataclasses import dataclass
 __all__ = ["ClockEstimate", "ClockEstimator", "SyncSample"]
 
 _US = 1e6
+_DELAY_FLOOR_US = 100.0  # keeps a near-zero round trip from taking all the weight
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +80,10 @@ class ClockEstimate:
 class ClockEstimator:
     """Minimum-RTT filtered offset and linear drift over a sliding window of :class:`SyncSample`.
 
-    ``keep`` is the fraction of the window (lowest delay first, at least ``min_keep`` samples) used
-    for the fit; drift is fitted only when those samples span ``min_span_s`` seconds, otherwise the
-    last fitted drift (initially 0) is kept. Drift is clamped to ±``max_drift_ppm``.
+    ``keep`` is the fraction of the samples (lowest delay first, at least ``min_keep`` samples) used
+    for the fit, taken from each of ``segments`` equal stretches of the window's time in turn; drift
+    is fitted only when the kept samples span ``min_span_s`` seconds, otherwise the last fitted drift
+    (initially 0) is kept. Drift is clamped to ±``max_drift_ppm``.
     """
 
     def __init__(
@@ -84,6 +93,7 @@ class ClockEstimator:
         min_keep: int = 3,
         min_span_s: float = 2.0,
         max_drift_ppm: float = 1000.0,
+        segments: int = 4,
     ) -> None:
         if window < 1 or not 0.0 < keep <= 1.0:
             raise ValueError("window must be >= 1 and keep in (0, 1]")
@@ -92,6 +102,7 @@ class ClockEstimator:
         self._min_keep = min_keep
         self._min_span_s = min_span_s
         self._max_drift = max_drift_ppm
+        self._segments = max(1, segments)
         self._drift_ppm = 0.0
         self._estimate: ClockEstimate | None = None
         self._lock = threading.Lock()
@@ -119,18 +130,43 @@ class ClockEstimator:
             self._estimate = self._fit()
             return self._estimate
 
+    def _select(self) -> list[SyncSample]:
+        """The lowest-delay ``keep`` share of each time segment (at least ``min_keep`` in all)."""
+        samples = list(self._samples)
+        t0, t1 = samples[0].host_mid_s, samples[-1].host_mid_s
+        if t1 - t0 < self._min_span_s:  # too short for a drift: one segment, plain minimum-RTT filter
+            segments = [samples]
+        else:
+            width = (t1 - t0) / self._segments
+            segments = [[] for _ in range(self._segments)]
+            for s in samples:
+                segments[min(self._segments - 1, int((s.host_mid_s - t0) / width))].append(s)
+        best = []
+        for seg in segments:
+            if seg:
+                ranked = sorted(seg, key=lambda s: s.delay_us)
+                best += ranked[: max(self._min_keep, math.ceil(len(seg) * self._keep))]
+        if len(best) < self._min_keep:
+            chosen = {id(s) for s in best}
+            rest = sorted((s for s in samples if id(s) not in chosen), key=lambda s: s.delay_us)
+            best += rest[: self._min_keep - len(best)]
+        return sorted(best, key=lambda s: s.delay_us)
+
     def _fit(self) -> ClockEstimate:
-        samples = sorted(self._samples, key=lambda s: s.delay_us)
-        count = min(len(samples), max(self._min_keep, math.ceil(len(samples) * self._keep)))
-        best = samples[:count]
+        """Weighted least squares, weight 1 / (δ + 100 µs)²: a sample's offset can be off by up to δ / 2,
+        so the quick exchanges pin the line and the slow ones, spread over time, still set its slope."""
+        best = self._select()
+        count = len(best)
         hosts = [s.host_mid_s for s in best]
         offsets = [s.offset_us for s in best]
-        ref = math.fsum(hosts) / count
-        mean_offset = math.fsum(offsets) / count
+        weights = [1.0 / (s.delay_us + _DELAY_FLOOR_US) ** 2 for s in best]
+        total = math.fsum(weights)
+        ref = math.fsum(w * h for w, h in zip(weights, hosts, strict=True)) / total
+        mean_offset = math.fsum(w * o for w, o in zip(weights, offsets, strict=True)) / total
         if count >= 3 and max(hosts) - min(hosts) >= self._min_span_s:
             xs = [(h - ref) * _US for h in hosts]
-            sxx = math.fsum(x * x for x in xs)
-            sxy = math.fsum(x * (o - mean_offset) for x, o in zip(xs, offsets, strict=True))
+            sxx = math.fsum(w * x * x for w, x in zip(weights, xs, strict=True))
+            sxy = math.fsum(w * x * (o - mean_offset) for w, x, o in zip(weights, xs, offsets, strict=True))
             slope_ppm = sxy / sxx * 1e6
             self._drift_ppm = max(-self._max_drift, min(self._max_drift, slope_ppm))
         return ClockEstimate(ref, mean_offset, self._drift_ppm, count, best[0].delay_us)

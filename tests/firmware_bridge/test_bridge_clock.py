@@ -56,6 +56,24 @@ def test_drift_is_tracked_over_a_long_window() -> None:
     assert estimate.host_to_device_us(t) == pytest.approx(clock.now_us(t), abs=500)
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_drift_is_tracked_when_the_connect_burst_was_faster_than_everything_after(seed: int) -> None:
+    """An idle link at connect (16 quick exchanges), then one exchange a second through a busy host
+    (0.2–3 ms each way): the burst must not hold every place in the fit, or the drift is never fitted."""
+    clock = DeviceClock(host_origin_s=0.0, boot_us=3e9, drift_ppm=300.0)
+    rng = random.Random(seed)
+    estimator = ClockEstimator()
+    for i in range(16):
+        estimator.add(exchange(clock, 5.0 + i * 0.002, 60e-6, 60e-6))
+    for i in range(1, 11):
+        estimator.add(exchange(clock, 5.0 + i, 200e-6 + rng.uniform(0, 3e-3), 200e-6 + rng.uniform(0, 3e-3)))
+    estimate = estimator.estimate
+    assert estimate is not None
+    t = 15.5  # 10.5 s after the burst: its offset alone would be 300 ppm × 10.5 s = 3.2 ms off
+    error_ms = (estimate.device_to_host(clock.now_us(t)) - t) * 1e3
+    assert abs(error_ms) < 0.5, f"clock error {error_ms:.3f} ms, drift {estimate.drift_ppm:.0f} ppm"
+
+
 def test_reset_keeps_the_last_estimate_until_new_samples() -> None:
     clock = DeviceClock(0.0, 5e8, 0.0)
     estimator = ClockEstimator()
