@@ -129,8 +129,10 @@ def compose(config: StreamConfig) -> Pipeline:
                               on_result=on_result, display=display,
                               warm_up_size=(info.width, info.height))
         engine.set_callback(outputs.done)
-        return Pipeline(config, source, manifest, engine, Preprocessor(manifest.input, roi=config.roi), outputs,
-                        files, metrics, bridge, live, display)
+        # independent stills (a folder, a single-frame DICOM) each get their own scan area; video keeps
+        # the last one and re-detects every 30 frames
+        pre = Preprocessor(manifest.input, roi=config.roi, redetect_every=1 if info.still else 30)
+        return Pipeline(config, source, manifest, engine, pre, outputs, files, metrics, bridge, live, display)
     except BaseException:
         for part in reversed(parts):
             part.close()

@@ -97,6 +97,23 @@ def test_folder_of_stills_disables_smoothing(tmp_path: Path) -> None:
     assert res.frames == 3  # mask files skipped
 
 
+def test_each_still_gets_its_own_scan_area(tmp_path: Path) -> None:
+    """A still's result must not depend on the image before it: a small image first used to leave its
+    crop behind for the next one (video keeps a crop for 30 frames; independent stills must not)."""
+    demo = DemoSource()
+    frame = cv2.copyMakeBorder(demo.render(40), 40, 40, 60, 60, cv2.BORDER_CONSTANT)  # scanner-UI margins
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "1.png"), cv2.resize(frame, (100, 80)))
+    cv2.imwrite(str(folder / "2.png"), frame)
+    run_stream(build_config(source=str(folder), out=tmp_path / "both", video=False, progress=False))
+    run_stream(build_config(source=str(folder / "2.png"), out=tmp_path / "alone", video=False, progress=False))
+    after_small = json.loads((tmp_path / "both" / "frames.jsonl").read_text().splitlines()[1])
+    alone = json.loads((tmp_path / "alone" / "frames.jsonl").read_text().splitlines()[0])
+    assert after_small["bbox"] == alone["bbox"] and after_small["label"] == alone["label"]
+    assert after_small["probs"] == pytest.approx(alone["probs"], abs=1e-6)
+
+
 def test_demo_mask_quality_against_truth(tmp_path: Path) -> None:
     demo = DemoSource()
     from edge_bus.engines import EngineConfig, create_engine
