@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from edge_bus.bench import BenchOptions, BenchResult, run_bench
@@ -67,7 +68,7 @@ def bench_cmd(
     print_bench(result)
     for path in (json_path, html):
         if path is not None:
-            console.print(f"wrote {path}")
+            console.print(f"wrote {escape(str(path))}")
 
 
 def _ms(v: float) -> str:
@@ -142,4 +143,4 @@ def print_bench(r: BenchResult) -> None:
         console.print(f"[bold]INT8 layer profile[/] ({r.layers.runs} runs, per-layer counters): {r.layers.headline()}")
     for g in r.gates:
         mark = "[green]PASS[/]" if g.passed else ("[red]FAIL[/]" if g.required else "[yellow]MISS[/] (target)")
-        console.print(f"{mark} {g.message}")
+        console.print(f"{mark} {escape(g.message)}")

@@ -7,6 +7,7 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from edge_bus.errors import EdgeBusError, Interrupted
 
@@ -18,7 +19,7 @@ console = Console(highlight=False, soft_wrap=True)
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``error: message`` on stderr (one line) and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", markup=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True)
     return typer.Exit(code)
 
 

@@ -6,6 +6,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from edge_bus.cli.common import console, err_console, fail, run_or_exit
 from firmware_bridge.tools import device_report, monitor_device, ping_device, run_simulator
@@ -49,7 +50,7 @@ def info_cmd(port: Port, timeout: Timeout = 2.0) -> None:
     report = run_or_exit(device_report, port, timeout=timeout)
     device = report.device
     major, minor = device.protocol_version
-    console.print(f"port       {report.url}")
+    console.print(f"port       {escape(report.url)}")
     console.print(f"device id  0x{device.device_id:08x}")
     console.print(f"firmware   {device.firmware_version}")
     console.print(f"protocol   {major}.{minor}")
@@ -106,7 +107,7 @@ def simulate_cmd(
     def ready(path: str) -> None:
         typer.echo(path)
         sys.stdout.flush()
-        err_console.print(f"simulated controller on {path} at {fps:g} fps; Ctrl-C to stop")
+        err_console.print(f"simulated controller on {escape(path)} at {fps:g} fps; Ctrl-C to stop")
 
     summary = run_or_exit(
         run_simulator,

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from edge_bus.cli.common import console, err_console, run_or_exit
@@ -82,9 +83,9 @@ def doctor_cmd(
     result = run_or_exit(run_doctor, options)
     print_doctor(result)
     for path in result.files:
-        console.print(f"report: {path}")
+        console.print(f"report: {escape(str(path))}")
     if result.file_error:
-        err_console.print(f"[yellow]report not written:[/] {result.file_error}")
+        err_console.print(f"[yellow]report not written:[/] {escape(str(result.file_error))}")
     if not result.passed:
         raise typer.Exit(1)
 
@@ -98,7 +99,7 @@ def print_doctor(report: DoctorReport) -> None:
         t.add_row(str(i), c.name, c.shown(c.value), c.shown(c.threshold), verdict)
     console.print(t)
     for c in report.failures:
-        console.print(f"[red]✗ {c.name}:[/] {c.advice}")
+        console.print(f"[red]✗ {escape(c.name)}:[/] {escape(c.advice)}")
     n = len(report.checks)
     if report.passed:
         console.print(f"[bold green]PASS[/] — {n} checks passed in {report.duration_s:.0f} s")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -19,7 +20,7 @@ def eval_cmd(
     folds: Annotated[Path | None, typer.Option(help="Folds CSV (BUSI folds.csv or BUS-BRA 5-fold-cv.csv).",
                                                   show_default=False)] = None,
     fold: Annotated[int | None, typer.Option(help="Keep only this fold.", show_default=False)] = None,
-    model: Annotated[str | None, typer.Option(help="Model name, folder or manifest [default: emt_net].",
+    model: Annotated[str | None, typer.Option(help="Model name, folder or manifest (default: emt_net).",
                                                  show_default=False)] = None,
     backend: Annotated[str, typer.Option(help="openvino or onnxruntime.")] = "openvino",
     precision: Annotated[str, typer.Option(help="int8, fp32 or default.")] = "int8",
@@ -39,7 +40,8 @@ def print_report(r: EvalReport) -> None:
     def f(x: float | None) -> str:
         return "-" if x is None else f"{x:.4f}"
 
-    console.print(f"[bold]{r.model}[/] ({r.backend}, {r.precision}) on {r.data}: {r.n_images} images {r.counts}")
+    console.print(f"[bold]{r.model}[/] ({r.backend}, {r.precision}) on {escape(r.data)}: "
+                  f"{r.n_images} images {r.counts}")
     t = Table("Dice", "IoU", "AUC (B vs M)", "normals flagged", "3-class acc")
     t.add_row(f(r.dice), f(r.iou), f(r.auc), f(r.normal_fp_rate), f(r.accuracy_3class))
     console.print(t)

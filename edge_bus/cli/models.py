@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -72,7 +73,7 @@ def quantize_cmd(
         help="Your two-output ONNX model (mask logits, class logits), input [1,1,H,W].")],
     calib: Annotated[Path, typer.Option(help="A folder of representative images (training images only).")],
     out: Annotated[Path, typer.Option(help="Output model folder.")],
-    name: Annotated[str | None, typer.Option(help="Model name in the manifest [default: the ONNX file's name].",
+    name: Annotated[str | None, typer.Option(help="Model name in the manifest (default: the ONNX file's name).",
                                                 show_default=False)] = None,
     mean: Annotated[float, typer.Option(help="Input normalisation mean (pixel/255 scale).")] = 0.449,
     std: Annotated[float, typer.Option(help="Input normalisation std.")] = 0.226,
@@ -82,7 +83,7 @@ def quantize_cmd(
     from edge_bus.quantize import quantize_model
 
     path = run_or_exit(quantize_model, onnx, calib, out, name=name, mean=mean, std=std, limit=limit)
-    console.print(f"wrote {path} — run it with: edge-bus stream --model {out}")
+    console.print(escape(f"wrote {path} — run it with: edge-bus stream --model {out}"))
     console.print(f"its thresholds are placeholders (0.5): choose them on labelled images with "
                   f"edge-bus models calibrate {out} --data DIR --out {out}_calibrated")
 
@@ -98,7 +99,7 @@ def calibrate_cmd(
     fold: Annotated[int | None, typer.Option(help="The fold to calibrate on.", show_default=False)] = None,
     backend: Annotated[str, typer.Option(help="Engine that scores the images: openvino or onnxruntime.")] = "openvino",
     precision: Annotated[str, typer.Option(help="int8, fp32 or default (calibrate what you will run).")] = "int8",
-    new_name: Annotated[str | None, typer.Option("--name", help="Name in the new manifest [default: the model's].",
+    new_name: Annotated[str | None, typer.Option("--name", help="Name in the new manifest (default: the model's).",
                                                     show_default=False)] = None,
 ) -> None:
     """Choose the operating points and the lesion threshold on a site's own labelled images.
@@ -112,7 +113,7 @@ def calibrate_cmd(
         task = progress.add_task("scoring", total=None)
         r = run_or_exit(calibrate, name, data, out, folds, fold, backend, precision, new_name,
                         lambda i, n: progress.update(task, completed=i, total=n))
-    console.print(f"[bold]{r.model}[/] calibrated on {r.data}: {r.n_images} images {r.counts}")
+    console.print(f"[bold]{r.model}[/] calibrated on {escape(r.data)}: {r.n_images} images {r.counts}")
     old_ops = r.previous.get("operating_points", {})
     table = Table("threshold", "before", "after", "SEN / SPE here")
     lv = r.thresholds["lesion_val"]
@@ -123,7 +124,7 @@ def calibrate_cmd(
         table.add_row(f"{op} (P(malignant))", _num(old_ops.get(op, {}).get("threshold")), _num(v["threshold"]),
                       f"{v['val_sensitivity']} / {v['val_specificity']}")
     console.print(table)
-    console.print(f"wrote {r.out_dir / 'manifest.json'} — run it with: edge-bus stream --model {r.out_dir}")
+    console.print(escape(f"wrote {r.out_dir / 'manifest.json'} — run it with: edge-bus stream --model {r.out_dir}"))
 
 
 def _num(v: object) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from edge_bus.cli.common import err_console
@@ -20,7 +21,7 @@ def stream_with_progress(cfg: StreamConfig, quiet: bool = False) -> RunResult:
 
     def on_start(p: Pipeline) -> None:
         state["pipeline"] = p
-        err_console.print(f"writing to {p.files.out_dir}  (model {p.manifest.name}, {p.engine.name} "
+        err_console.print(f"writing to {escape(str(p.files.out_dir))}  (model {p.manifest.name}, {p.engine.name} "
                           f"{p.engine.precision}, source {p.source.info.kind}: {p.source.info.name})")
         progress.update(task, total=p.source.info.frame_count if not cfg.loop else None)
 

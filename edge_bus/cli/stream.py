@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from edge_bus.cli.common import console, fail, run_or_exit
 from edge_bus.config import build_config
@@ -26,24 +27,24 @@ def stream(
     source: Annotated[str | None, typer.Option(
         "--source", "-s", help="What to read: a video file (AVI/MP4/MOV), an image folder (a BUSI class folder works), "
         "a DICOM file, a capture device (0, /dev/video2) or 'demo' (the bundled clip). Prefix kind: to force one, "
-        "e.g. video:clip.bin. [default: demo]", show_default=False)] = None,
+        "e.g. video:clip.bin. (default: demo)", show_default=False)] = None,
     model: Annotated[str | None, typer.Option(
-        help="A shipped model name (edge-bus models list), a model folder or a manifest.json. [default: emt_net]",
+        help="A shipped model name (edge-bus models list), a model folder or a manifest.json. (default: emt_net)",
         show_default=False)] = None,
-    backend: Annotated[str | None, typer.Option(help="openvino or onnxruntime. [default: openvino]",
+    backend: Annotated[str | None, typer.Option(help="openvino or onnxruntime. (default: openvino)",
                                                    show_default=False)] = None,
-    device: Annotated[str | None, typer.Option(help="OpenVINO device: CPU, GPU, NPU or AUTO. [default: CPU]",
+    device: Annotated[str | None, typer.Option(help="OpenVINO device: CPU, GPU, NPU or AUTO. (default: CPU)",
                                                   show_default=False)] = None,
     precision: Annotated[str | None, typer.Option(
         help="int8 (the INT8 IR), fp32 (FP32 ONNX, f32 forced) or default (FP32 ONNX, the runtime's choice: bf16 on "
-        "AMX). [default: int8]", show_default=False)] = None,
+        "AMX). (default: int8)", show_default=False)] = None,
     operating_point: Annotated[str | None, typer.Option(
         "--operating-point", "-p", help="Malignancy threshold from the manifest: sensitive (SEN >= 0.94 on "
-        "validation), balanced (max Youden J) or specific (SPE >= 0.94). [default: balanced]",
+        "validation), balanced (max Youden J) or specific (SPE >= 0.94). (default: balanced)",
         show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Output folder for frames.jsonl, overlay.mp4, latency.json, report.html. "
-        "[default: runs/<timestamp>]", show_default=False)] = None,
+        "(default: runs/<timestamp>)", show_default=False)] = None,
     loop: Annotated[bool | None, typer.Option("--loop", help="Restart a file source at its end.",
                                                  show_default=False)] = None,
     max_frames: Annotated[int | None, typer.Option(help="Stop after N frames (0: no limit).",
@@ -56,8 +57,8 @@ def stream(
         "margins and text are cropped before the model sees the frame.", show_default=False)] = None,
     smoothing: Annotated[float | None, typer.Option(
         help="Temporal smoothing of probabilities and mask: the weight of the past in an exponential moving "
-        "average, 0 = off. Always off for still images. [default: 0.5]", show_default=False)] = None,
-    video: Annotated[bool | None, typer.Option("--video/--no-video", help="Write OUT/overlay.mp4. [default: on]",
+        "average, 0 = off. Always off for still images. (default: 0.5)", show_default=False)] = None,
+    video: Annotated[bool | None, typer.Option("--video/--no-video", help="Write OUT/overlay.mp4. (default: on)",
                                                   show_default=False)] = None,
     display: Annotated[bool | None, typer.Option("--display", help="Show the overlay in a window (needs a screen; "
                                                     "q or Esc in the window ends the run like the end of the source).",
@@ -71,8 +72,8 @@ def stream(
                                                         show_default=False)] = None,
     capture_fps: Annotated[float | None, typer.Option(help="Capture device fps.", show_default=False)] = None,
     config: Annotated[Path | None, typer.Option(
-        "--config", "-c", help="A TOML file with a section per stage ([source], [engine], [postprocess], [output], "
-        "[bridge]); flags override it.", show_default=False)] = None,
+        "--config", "-c", help="A TOML file with a section per stage (\\[source], \\[engine], \\[postprocess], "
+        "\\[output], \\[bridge]); flags override it.", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Stream frames through the lesion model: overlay video, per-frame log, latency report.
@@ -98,4 +99,4 @@ def stream(
     from edge_bus.cli.progress import stream_with_progress
 
     result = run_or_exit(stream_with_progress, cfg, quiet=quiet)
-    console.print(result.one_line())
+    console.print(escape(result.one_line()))
