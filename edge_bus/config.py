@@ -78,6 +78,10 @@ class StreamConfig:
             raise ConfigError(f"smoothing must be in [0, 1), got {self.smoothing}")
         if self.max_frames < 0:
             raise ConfigError("max-frames must be >= 0")
+        if self.requests < 0:
+            raise ConfigError(f"requests must be >= 0 (0: twice the runtime's optimum), got {self.requests}")
+        if min(self.capture_width, self.capture_height) < 0 or self.capture_fps < 0:
+            raise ConfigError("capture size and fps must be >= 0 (0: the device's default)")
         return self
 
 
@@ -93,6 +97,26 @@ _KEYS = {
     ("output", "out"): "out", ("output", "video"): "video", ("output", "display"): "display",
     ("bridge", "url"): "bridge",
 }
+
+
+_BOOL = {"loop", "realtime", "video", "display"}
+_INT = {"max_frames", "capture_width", "capture_height", "requests"}
+_FLOAT = {"capture_fps", "smoothing"}
+
+
+def _check_type(where: str, name: str, value: Any) -> None:
+    """A TOML value of the wrong type is a config error, never a crash or a silent misreading
+    (``loop = "false"`` is a string, and a non-empty string would read as true)."""
+    if name in _BOOL:
+        ok, want = isinstance(value, bool), "true or false (no quotes)"
+    elif name in _INT:
+        ok, want = isinstance(value, int) and not isinstance(value, bool), "a whole number (no quotes)"
+    elif name in _FLOAT:
+        ok, want = isinstance(value, int | float) and not isinstance(value, bool), "a number (no quotes)"
+    else:
+        ok, want = isinstance(value, str), "a string in quotes"
+    if not ok:
+        raise ConfigError(f"{where} = {value!r} must be {want}")
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -123,6 +147,7 @@ def load_toml(path: Path) -> dict[str, Any]:
             if name is None:
                 valid = ", ".join(f"{s}.{k}" for s, k in _KEYS)
                 raise ConfigError(f"{path}: unknown setting {section}.{key}; valid settings: {valid}")
+            _check_type(f"{path}: {section}.{key}", name, value)
             out[name] = value
     return out
 

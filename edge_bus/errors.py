@@ -13,7 +13,9 @@ one line and exits non-zero (no traceback). Anything else is a bug.
     ├── ModelError         unknown model name, missing file, sha256 or manifest mismatch
     ├── EngineError        the inference runtime refused the model or the device
     ├── OutputError        --out not writable, or the disk filled up
-    └── BridgeError        serial link to the controller board failed (see firmware_bridge)
+    ├── BridgeError        serial link to the controller board failed (see firmware_bridge)
+    └── Interrupted        Ctrl-C (exit 130); outputs were flushed
+        └── Terminated     SIGTERM (exit 143); outputs were flushed
 """
 
 from __future__ import annotations
@@ -73,3 +75,9 @@ class Interrupted(EdgeBusError):
     """The run was stopped by the user (Ctrl-C); outputs were flushed."""
 
     exit_code = 130
+
+
+class Terminated(Interrupted):
+    """The run was stopped by SIGTERM (``timeout``, ``systemctl stop``, ``docker stop``); outputs were flushed."""
+
+    exit_code = 143

@@ -30,11 +30,11 @@ import numpy as np
 
 from edge_bus.config import StreamConfig
 from edge_bus.engines import Engine, EngineConfig, create_engine
-from edge_bus.errors import EdgeBusError, Interrupted, OutputError
+from edge_bus.errors import ConfigError, EdgeBusError, Interrupted, OutputError, Terminated
 from edge_bus.live import LatestFrameReader, hw_from_meta
 from edge_bus.outputs import InFlight, OutputStage
 from edge_bus.postprocess import PostprocessConfig, Postprocessor
-from edge_bus.preprocess import Preprocessor
+from edge_bus.preprocess import Preprocessor, roi_outside
 from edge_bus.render import OverlayRenderer
 from edge_bus.run_outputs import RunFiles, finalize_run, open_run_files
 from edge_bus.sinks.display import DisplayWindow, check_display
@@ -105,6 +105,8 @@ def compose(config: StreamConfig) -> Pipeline:
         if display is not None:
             parts.append(display)
         info = source.info
+        if config.roi is not None and info.width and info.height and not config.roi.fits(info.width, info.height):
+            raise ConfigError(roi_outside(config.roi, info.width, info.height))
         live = info.live or config.realtime or config.bridge is not None
         engine = create_engine(manifest, EngineConfig(
             backend=config.backend, device=config.device, precision=config.precision,
@@ -220,43 +222,66 @@ def _loop(p: Pipeline, progress: ProgressFn | None, stop: threading.Event) -> No
             reader.close()
 
 
-def _catch_sigint(stop: threading.Event) -> Any:
-    """Ctrl-C sets ``stop`` so the loop ends between frames and every output is finalised (an
-    exception raised asynchronously at an arbitrary point could be lost in a runtime call);
-    a second Ctrl-C interrupts at once. Only possible from the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
+class _StopRequest:
+    """Set by Ctrl-C (SIGINT) or SIGTERM (``timeout``, ``systemctl stop``, ``docker stop``): the loop
+    ends between frames and every output is finalised. An exception raised asynchronously at an
+    arbitrary point could be lost in a runtime call; a second signal interrupts at once."""
 
-    def on_sigint(signum: int, frame: object) -> None:
-        if stop.is_set():
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._on_signal)
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if self.event.is_set():
             raise KeyboardInterrupt
-        stop.set()
+        self.signum = signum
+        self.event.set()
 
-    return signal.signal(signal.SIGINT, on_sigint)
+    def error(self) -> Interrupted:
+        if self.signum == signal.SIGTERM:
+            return Terminated("stopped by SIGTERM")
+        return Interrupted("interrupted (Ctrl-C)")
 
 
 def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
                on_start: Callable[[Pipeline], None] | None = None) -> RunResult:
     """Run a stream to its end; outputs are always finalised, then any error is re-raised."""
-    p = compose(config)
+    request = _StopRequest()
+    request.install()  # before compose: a signal during the model's warm-up still ends the run cleanly
+    stop = request.event
+    try:
+        p = compose(config)
+    except BaseException:
+        request.restore()
+        raise
     error: BaseException | None = None
-    stop = threading.Event()
-    previous = _catch_sigint(stop)
     try:
         if on_start is not None:
             on_start(p)
         _loop(p, progress, stop)
         if stop.is_set():
-            error = Interrupted("interrupted (Ctrl-C)")
+            error = request.error()
     except KeyboardInterrupt:
-        error = Interrupted("interrupted (Ctrl-C)")
+        error = request.error()
     except EdgeBusError as exc:
         error = exc
     finally:
         try:
             p.engine.wait()
         except KeyboardInterrupt:
-            error = error or Interrupted("interrupted (Ctrl-C)")
+            error = error or request.error()
         p.outputs.finish()
         if error is None and p.outputs.error is not None:
             error = p.outputs.error
@@ -266,8 +291,7 @@ def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
             error = error or exc
             latency = {}
         p.close()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        request.restore()
     if error is not None and not isinstance(error, EdgeBusError):
         raise error
     processed = p.outputs.processed

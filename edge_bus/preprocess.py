@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edge_bus.errors import ConfigError
 from edge_bus.types import ROI, PreprocessMeta
 
 
@@ -72,6 +73,11 @@ def to_model_input(gray_roi: np.ndarray, spec: InputSpec) -> np.ndarray:
     return tensor[None, None]
 
 
+def roi_outside(roi: ROI, width: int, height: int) -> str:
+    return (f"--roi {roi.x},{roi.y},{roi.w},{roi.h} reaches past the {width}x{height} frame (it needs x + w <= "
+            f"{width} and y + h <= {height}); omit --roi to detect the scan area automatically")
+
+
 class Preprocessor:
     """Crops the scan area and prepares the model tensor.
 
@@ -89,7 +95,9 @@ class Preprocessor:
     def roi_for(self, gray: np.ndarray) -> ROI:
         h, w = gray.shape[:2]
         if self._fixed_roi is not None:
-            return self._fixed_roi.clip(w, h)
+            if not self._fixed_roi.fits(w, h):
+                raise ConfigError(roi_outside(self._fixed_roi, w, h))
+            return self._fixed_roi
         if self._roi is None or self._count % self._redetect_every == 0 or not self._roi.fits(w, h):
             self._roi = detect_scan_area(gray)
         return self._roi

@@ -56,6 +56,11 @@ def open_run_files(out: Path | None, video: bool, fps: float, size: tuple[int, i
         probe.unlink()
     except OSError as exc:
         raise output_error(out_dir, exc, "choose a writable --out folder") from None
+    for stale in ("latency.json", "report.html", "overlay.mp4"):  # a previous run's, in a reused --out
+        try:
+            (out_dir / stale).unlink(missing_ok=True)
+        except OSError as exc:
+            raise output_error(out_dir / stale, exc, "choose another --out folder") from None
     framelog = FrameLog(out_dir / "frames.jsonl")
     try:
         sink = VideoSink(out_dir / "overlay.mp4", fps, size, background=True) if video else None
@@ -84,7 +89,7 @@ def finalize_run(p: Pipeline, error: BaseException | None) -> dict[str, Any]:
                   "sha256": p.manifest.sha256.get(os.path.basename(engine.model_file)),
                   "backend": engine.name, "precision": engine.precision, "requests": engine.requests,
                   "operating_point": op.name, "threshold": op.threshold},
-        "source": info.to_json(),
+        "source": {**info.to_json(), "roi": p.config.roi.as_list() if p.config.roi is not None else "auto"},
         "verdict": verdict.to_json(),
         "error": str(error) if isinstance(error, EdgeBusError) else None,
     }
@@ -98,6 +103,8 @@ def finalize_run(p: Pipeline, error: BaseException | None) -> dict[str, Any]:
         "source": f"{info.kind}: {info.name} ({info.width}x{info.height} @ {info.fps:g} fps)",
         "frames": p.outputs.processed, "dropped": latency["dropped"], "fps": latency["fps"],
         "operating point": f"{op.name} (malignancy >= {op.threshold:.3f})",
+        "scan area": ("--roi " + ",".join(map(str, p.config.roi.as_list())) if p.config.roi is not None
+                      else "detected automatically"),
     }
     notes = [f"stopped early: {error}"] if error is not None else []
     notes += [str(e) for e in close_errors]

@@ -201,6 +201,55 @@ def test_ctrl_c_flushes_everything(tmp_path: Path) -> None:
     assert_valid_outputs(out, at_least=5)
 
 
+def test_sigterm_flushes_everything(tmp_path: Path) -> None:
+    """timeout, systemctl stop and docker stop send SIGTERM: the run ends like Ctrl-C, exit 143."""
+    out = tmp_path / "o"
+    proc = subprocess.Popen([sys.executable, "-m", "edge_bus", "stream", "--source", "demo", "--loop", "--realtime",
+                             "--out", str(out), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        log = out / "frames.jsonl"
+        if log.exists() and log.stat().st_size > 4000:
+            break
+        time.sleep(0.2)
+    try:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and "SIGTERM" in err
+    assert_valid_outputs(out, at_least=5)
+
+
+def test_reused_out_folder_keeps_no_stale_files(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    assert invoke("stream", "--source", "demo", "--max-frames", "20", "--out", str(out), "-q").exit_code == 0
+    assert (out / "overlay.mp4").exists()
+    result = invoke("stream", "--source", "demo", "--max-frames", "5", "--no-video", "--out", str(out), "-q")
+    assert result.exit_code == 0, result.output
+    assert not (out / "overlay.mp4").exists()  # the first run's 20-frame video is gone, not left beside 5 lines
+    assert assert_valid_outputs(out) == 5
+
+
+def test_roi_outside_the_frame_is_a_config_error(tmp_path: Path) -> None:
+    line = assert_one_line_error(invoke("stream", "--source", "demo", "--roi", "300,300,100,100",
+                                        "--out", str(tmp_path / "o")), 2)
+    assert "--roi 300,300,100,100 reaches past the 320x320 frame" in line
+    assert not (tmp_path / "o").exists()  # refused before anything was opened
+    result = invoke("stream", "--source", "demo", "--roi", "10,10,300,300", "--max-frames", "3", "--no-video",
+                    "--out", str(tmp_path / "ok"), "-q")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "ok" / "latency.json").read_text())["source"]["roi"] == [10, 10, 300, 300]
+
+
+def test_brackets_in_paths_are_shown_as_typed(tmp_path: Path) -> None:
+    line = assert_one_line_error(invoke("stream", "--source", str(tmp_path / "exam [left].avi")), 3)
+    assert "exam [left].avi" in line  # not eaten as console markup
+
+
 def test_progress_status_line_shows_what_a_live_run_needs() -> None:
     from types import SimpleNamespace
 

@@ -25,6 +25,16 @@ def test_toml_then_flags(tmp_path: Path) -> None:
     ("[engine]\nturbo = true\n", "unknown setting engine.turbo"),
     ("[source]\nroi = '1,2'\n", "ROI must be"),
     ("not toml = = 1", "cannot read config"),
+    ("[source]\nloop = 'false'\n", r"source\.loop = 'false' must be true or false"),
+    ("[output]\nvideo = 'false'\n", r"output\.video = 'false' must be true or false"),
+    ("[source]\nmax_frames = '10'\n", r"source\.max_frames = '10' must be a whole number"),
+    ("[source]\nmax_frames = 10.5\n", r"source\.max_frames = 10\.5 must be a whole number"),
+    ("[postprocess]\nsmoothing = '0.5'\n", r"postprocess\.smoothing = '0\.5' must be a number"),
+    ("[source]\nsource = 7\n", r"source\.source = 7 must be a string"),
+    ("[engine]\nmodel = 3\n", r"engine\.model = 3 must be a string"),
+    ("[engine]\nrequests = -3\n", "requests must be >= 0"),
+    ("[bridge]\nurl = true\n", r"bridge\.url = True must be a string"),
+    ("source = 'demo'\n", r"top-level key 'source' must be a \[section\]"),
 ])
 def test_bad_config_is_a_config_error(tmp_path: Path, text: str, match: str) -> None:
     f = tmp_path / "c.toml"

@@ -19,7 +19,8 @@ def output_error(path: str | os.PathLike[str], exc: OSError, hint: str = "check 
     """An :class:`OutputError` with one line naming ``path`` and saying what to do."""
     name = os.fspath(path)
     if exc.errno in _FULL:
-        return OutputError(f"disk full writing {name} — free space and re-run")
+        detail = f" ({exc.strerror})" if exc.strerror and exc.strerror != os.strerror(exc.errno) else ""
+        return OutputError(f"disk full writing {name}{detail} — free space and re-run")
     if exc.errno in _DENIED:
         return OutputError(f"can't write {name}: permission denied — choose a writable --out folder")
     if exc.errno == errno.ENOENT:

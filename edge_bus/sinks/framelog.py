@@ -3,6 +3,8 @@
 Each line goes to the OS in a single unbuffered write, so a crash of this process leaves only
 complete lines. When a write fails (full disk), the partial line is cut off again before
 :class:`OutputError` is raised, so the file stays valid JSONL up to the last good frame.
+The log also stops itself (the same error) while ``reserve_bytes`` are still free, so that the
+run's latency.json and report.html can be written after it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import errno
 import json
 import math
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO, NoReturn
@@ -48,9 +51,12 @@ class FrameLog:
     Use as a context manager or call :meth:`close`; both are idempotent. Raises :class:`OutputError`.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, append: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, append: bool = False, reserve_bytes: int = 4 << 20,
+                 check_every: int = 30) -> None:
         self.path = ensure_parent(path)
         self.lines = 0
+        self._reserve = reserve_bytes
+        self._check_every = max(1, check_every)
         self._error: OutputError | None = None
         try:
             self._fh: BinaryIO | None = open(self.path, "ab" if append else "wb", buffering=0)  # noqa: SIM115
@@ -84,6 +90,17 @@ class FrameLog:
             self._fail(exc)
         self._good += len(line)
         self.lines += 1
+        if self._reserve and self.lines % self._check_every == 0:
+            self._check_space()
+
+    def _check_space(self) -> None:
+        try:
+            free = shutil.disk_usage(Path(self.path).parent).free
+        except OSError:
+            return
+        if free < self._reserve:
+            self._fail(OSError(errno.ENOSPC, f"stopped with {free / 2**20:.1f} MB free, kept for latency.json and "
+                                             "report.html"))
 
     def _fail(self, exc: OSError) -> NoReturn:
         """Cut off the partial line, close, remember and raise the error."""

@@ -101,7 +101,8 @@ class VideoSink:
         except OSError:
             return  # can't tell; the writer will try
         if free < self._min_free:
-            raise OutputError(f"disk full writing {path.name} — free space or use --no-video")
+            raise OutputError(f"disk full writing {path.name}: {free / 2**20:.0f} MB free, the video needs "
+                              f"{self._min_free / 2**20:.0f} MB — free space or use --no-video")
 
     # ------------------------------------------------------------------ writing
     def write(self, bgr: np.ndarray) -> None:
@@ -138,7 +139,8 @@ class VideoSink:
             return
         if free < self._min_free:
             self._writer.release()  # writes the index while there is still a little room
-            self._error = OutputError(f"disk full writing {self.path.name} — free space or use --no-video")
+            self._error = OutputError(f"disk full writing {self.path.name}: stopped with {free / 2**20:.0f} MB free "
+                                      f"(it keeps {self._min_free / 2**20:.0f} MB) — free space or use --no-video")
         elif not exists:
             self._writer.release()
             self._error = OutputError(f"{self.path} disappeared while writing — check the --out folder")
@@ -171,7 +173,10 @@ class VideoSink:
                 self._reported = True
                 raise self._error
             return
-        if not self.path.exists() or (self.frames and self.path.stat().st_size == 0):
+        if self.frames == 0:  # an mp4 without frames plays nowhere: leave no file rather than a broken one
+            self.path.unlink(missing_ok=True)
+            return
+        if not self.path.exists() or self.path.stat().st_size == 0:
             raise OutputError(f"{self.path} was not written — check free space and the --out folder")
 
     def __enter__(self) -> VideoSink:

@@ -81,3 +81,21 @@ def test_unwritable_folder_is_an_output_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(OutputError, match="not-a-folder"):
         FrameLog(blocker / "frames.jsonl")
+
+
+def test_log_stops_while_room_is_left_for_the_summaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    from edge_bus.sinks import framelog as framelog_mod
+
+    free = {"bytes": 100 << 20}
+    monkeypatch.setattr(framelog_mod.shutil, "disk_usage", lambda _p: types.SimpleNamespace(free=free["bytes"]))
+    log = FrameLog(tmp_path / "frames.jsonl", reserve_bytes=4 << 20, check_every=5)
+    for i in range(7):
+        log.write_obj({"frame": i})
+    free["bytes"] = 3 << 20  # the disk fills up: below the reserve kept for latency.json and report.html
+    with pytest.raises(OutputError, match=r"disk full writing .*frames\.jsonl \(stopped with 3\.0 MB free"):
+        for i in range(7, 20):
+            log.write_obj({"frame": i})
+    lines = (tmp_path / "frames.jsonl").read_text().splitlines()
+    assert [json.loads(line)["frame"] for line in lines] == list(range(len(lines))) and len(lines) == 10

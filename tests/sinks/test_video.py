@@ -57,7 +57,7 @@ def test_gray_and_other_sizes_are_converted(tmp_path: Path) -> None:
 def test_disk_full_closes_a_playable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, background: bool) -> None:
     sink = VideoSink(tmp_path / "overlay.mp4", 30.0, SIZE, check_every=10, background=background)
     monkeypatch.setattr(video_mod.shutil, "disk_usage", lambda _p: types.SimpleNamespace(total=1, used=1, free=1024))
-    with pytest.raises(OutputError, match=r"disk full writing overlay\.mp4 — free space or use --no-video"):
+    with pytest.raises(OutputError, match=r"disk full writing overlay\.mp4: .*— free space or use --no-video"):
         for i in range(25):
             sink.write(_frame(i))
         sink.close()  # background: the worker's error surfaces here at the latest
@@ -76,3 +76,9 @@ def test_no_space_at_start_is_an_output_error(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(video_mod.shutil, "disk_usage", lambda _p: types.SimpleNamespace(total=1, used=1, free=0))
     with pytest.raises(OutputError, match="disk full"):
         VideoSink(tmp_path / "overlay.mp4", 30, SIZE)
+
+
+def test_a_video_without_frames_leaves_no_file(tmp_path: Path) -> None:
+    sink = VideoSink(tmp_path / "overlay.mp4", 30.0, SIZE, background=True)
+    sink.close()  # stopped before the first frame (Ctrl-C during warm-up): no unplayable stub
+    assert not (tmp_path / "overlay.mp4").exists()
