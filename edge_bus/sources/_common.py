@@ -18,6 +18,12 @@ from edge_bus.types import Frame
 __all__ = ["check_readable_file", "describe_exc", "make_frame", "natural_key", "open_or_none", "quiet_opencv",
            "to_bgr_u8"]
 
+# FFmpeg's decoder prints its own lines ("[msmpeg4v2 @ 0x...] cbpy 1 invalid", "moov atom not found") on
+# stderr, on top of edge-bus's one-line error and through the progress bar; edge-bus reports damage
+# itself. Read when OpenCV first opens a file, so setting it here (before any capture) is enough;
+# set OPENCV_FFMPEG_LOGLEVEL yourself (e.g. 16 for errors) to see FFmpeg's messages again.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 _DIGITS = re.compile(r"(\d+)")
 
 

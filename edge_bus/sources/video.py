@@ -5,8 +5,14 @@ Frames are BGR uint8 HxWx3. ``t_source`` is the container's timestamp of the fra
 
 A file that breaks off mid-way (truncated copy, corrupt frame) raises
 :class:`~edge_bus.errors.SourceEndedEarly` from ``__next__`` once every good frame has been
-yielded, if fewer frames were decoded than the container declares (minus a small tolerance:
-some containers round their frame count).
+yielded, if fewer frames were decoded than the container declares. AVI and MP4/MOV store the exact
+count, so one frame short is an error; other containers (MKV, WebM...) only let FFmpeg estimate
+it from the duration, so a small tolerance applies there.
+
+A frame lost in the middle of a file cannot be located: FFmpeg's demuxer renumbers what follows
+(OpenCV's position and timestamps run on without a gap), so the frames after it are logged one
+frame early. The error says so. FFmpeg's own per-frame decoder messages are silenced
+(``OPENCV_FFMPEG_LOGLEVEL``, see :mod:`edge_bus.sources._common`): edge-bus reports the damage itself.
 """
 
 from __future__ import annotations
@@ -24,8 +30,14 @@ from edge_bus.types import Frame
 __all__ = ["VideoSource", "frame_count_tolerance"]
 
 
-def frame_count_tolerance(declared: int) -> int:
+#: containers whose header holds the exact frame count (AVI: dwTotalFrames/idx1, MP4/MOV: stsz)
+EXACT_COUNT_SUFFIXES = (".avi", ".mp4", ".mov", ".m4v")
+
+
+def frame_count_tolerance(declared: int, suffix: str = "") -> int:
     """How many frames short of the declared count still counts as a complete file."""
+    if suffix.lower() in EXACT_COUNT_SUFFIXES:
+        return 0
     return max(2, round(0.01 * declared))
 
 
@@ -59,7 +71,7 @@ class VideoSource(FrameSource):
         self._cap: cv2.VideoCapture | None = cap
         self._fps = fps if fps > 0 and fps < 1000 else 0.0
         self._declared = declared if declared > 0 else None
-        self._tolerance = frame_count_tolerance(declared) if tolerance is None else tolerance
+        self._tolerance = frame_count_tolerance(declared, self._path.suffix) if tolerance is None else tolerance
         self._index = 0
         self._last_t = -1.0
         self._info = SourceInfo(
@@ -101,8 +113,9 @@ class VideoSource(FrameSource):
         declared = self._declared
         if declared is not None and read < declared - self._tolerance:
             raise SourceEndedEarly(
-                f"video '{self._path.name}' broke off at frame {read} of {declared} "
-                f"(the {read} frames before it were read) — the file is truncated or corrupt; copy or export it again"
+                f"video '{self._path.name}' is damaged: {read} of the {declared} frames it declares could be "
+                f"decoded (cut short, or frames lost mid-way, after which the log runs one frame early per lost "
+                "frame) — copy or export it again"
             )
         raise StopIteration
 

@@ -49,7 +49,7 @@ def test_truncated_file_yields_good_frames_then_ends_early(tmp_path: Path, make_
     assert 5 < len(got) < 40
     assert got == list(range(len(got)))
     msg = str(err.value)
-    assert f"at frame {len(got)} of 40" in msg and "cut_clip.avi" in msg and "\n" not in msg
+    assert f"{len(got)} of the 40 frames it declares" in msg and "cut_clip.avi" in msg and "\n" not in msg
     with pytest.raises(StopIteration):  # the source is closed afterwards
         next(src)
 
@@ -58,8 +58,29 @@ def test_short_by_less_than_the_tolerance_is_a_normal_end(tmp_path: Path, make_v
     cut = _truncate(make_video(tmp_path / "clip.avi", n=40), 0.6)
     with VideoSource(cut, tolerance=40) as src:
         assert 5 < len(list(src)) < 40
-    assert frame_count_tolerance(40) == 2
-    assert frame_count_tolerance(1000) == 10
+    assert frame_count_tolerance(40) == 2 and frame_count_tolerance(1000) == 10  # estimated counts (MKV, WebM)
+    assert frame_count_tolerance(1000, ".avi") == 0 and frame_count_tolerance(1000, ".MP4") == 0  # exact counts
+
+
+def test_one_frame_short_of_an_avi_is_damage(tmp_path: Path, make_video: Callable[..., Path]) -> None:
+    """AVI stores the exact frame count: a single frame lost (here the last) is reported, not ignored."""
+    clip = make_video(tmp_path / "clip.avi", n=40)
+    data = clip.read_bytes()
+    with VideoSource(clip) as src:  # the complete file ends normally
+        assert len(list(src)) == 40
+    for cut in range(len(data) - 64, 0, -64):  # the shortest cut that loses exactly the last frame
+        short = tmp_path / "short.avi"
+        short.write_bytes(data[:cut])
+        with VideoSource(short) as src:
+            got = []
+            try:
+                got.extend(f.index for f in src)
+            except SourceEndedEarly as exc:
+                if len(got) == 39:
+                    assert "39 of the 40 frames" in str(exc)
+                    return
+                continue
+    pytest.fail("no cut lost exactly one frame")
 
 
 def test_truncated_mp4_without_index_cannot_open(tmp_path: Path, make_video: Callable[..., Path]) -> None:
