@@ -91,7 +91,30 @@ def _fold_filter(items: list[LabeledImage], folds: Iterable[int] | None) -> list
     if folds is None:
         return items
     keep = set(folds)
-    return [it for it in items if it.fold in keep]
+    kept = [it for it in items if it.fold in keep]
+    if not kept:
+        present = sorted({it.fold for it in items if it.fold is not None})
+        raise DataError(f"fold {', '.join(map(str, sorted(keep)))} has no images "
+                        f"(the folds CSV has folds {', '.join(map(str, present)) or 'none'} for these images)")
+    return kept
+
+
+def read_folds(path: Path, key: str, fold: str) -> dict[str, int]:
+    """``{row[key]: int(row[fold])}`` from a folds CSV, or a :class:`DataError` that says what is wrong."""
+    path = Path(path)
+    try:
+        with open(path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            columns = reader.fieldnames or []
+            if key not in columns or fold not in columns:
+                raise DataError(f"folds CSV {path} has columns {', '.join(columns) or 'none'}; this layout needs "
+                                f"{key!r} and {fold!r} (BUSI: folds.csv with image,fold; BUS-BRA: 5-fold-cv.csv "
+                                "with ID,kFold)")
+            return {row[key]: int(row[fold]) for row in reader}
+    except OSError as exc:
+        raise DataError(f"cannot read folds CSV {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise DataError(f"folds CSV {path}: a {fold!r} value is not a whole number ({exc})") from None
 
 
 def read_busi(
@@ -100,9 +123,7 @@ def read_busi(
     """Read a BUSI-layout folder; masks ``X_mask*.png`` are attached to ``X.png``."""
     fold_of: dict[str, int] = {}
     if folds_csv is not None:
-        with open(folds_csv, newline="") as fh:
-            for row in csv.DictReader(fh):
-                fold_of[row["image"]] = int(row["fold"])
+        fold_of = read_folds(folds_csv, "image", "fold")
     elif folds is not None:
         raise DataError("--fold needs --folds CSV for a BUSI layout")
     items: list[LabeledImage] = []
@@ -131,9 +152,7 @@ def read_busbra(
     if folds_csv is None and folds is not None:
         folds_csv = root / "5-fold-cv.csv"
     if folds_csv is not None:
-        with open(folds_csv, newline="") as fh:
-            for row in csv.DictReader(fh):
-                fold_of[row["ID"]] = int(row["kFold"])
+        fold_of = read_folds(folds_csv, "ID", "kFold")
     items: list[LabeledImage] = []
     with open(root / "bus_data.csv", newline="") as fh:
         for row in csv.DictReader(fh):

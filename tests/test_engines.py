@@ -113,3 +113,19 @@ def test_auto_device_reports_the_precision_of_the_device_that_ran(tmp_path: Path
         assert expect in ran and "unknown" not in ran, ran
         devices = ran.split(" on ")[1].split("+")
         assert set(devices) <= set(ov.Core().available_devices)
+
+
+def test_openvino_errors_keep_the_reason_not_the_source_location() -> None:
+    from edge_bus.engines.openvino import runtime_reason
+
+    exc = RuntimeError("Exception from src/inference/src/cpp/core.cpp:117:\nException from src/inference/src/dev/"
+                       "core_impl.cpp:706:\nDevice with \"TPU\" name is not registered in the OpenVINO Runtime\n\n")
+    assert runtime_reason(exc) == 'Device with "TPU" name is not registered in the OpenVINO Runtime'
+    assert runtime_reason(RuntimeError("")) == "RuntimeError"
+
+
+def test_unknown_device_names_the_devices_there_are(tmp_path: Path) -> None:
+    m = load_manifest(tiny_model_dir(tmp_path / "tiny"))
+    with pytest.raises(EngineError, match=r"OpenVINO cannot use device 'TPU': Device with \"TPU\" name is not "
+                                          r"registered.* — available: .*CPU"):
+        create_engine(m, EngineConfig(backend="openvino", precision="fp32", device="TPU"))

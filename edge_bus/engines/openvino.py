@@ -55,7 +55,7 @@ class OpenVINOEngine(Engine):
             model = core().read_model(str(self._file))
             self._compiled = core().compile_model(model, config.device, props)
         except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = runtime_reason(exc)
             if "device" in first.lower() or config.device.upper() not in ("CPU", "AUTO"):
                 raise EngineError(
                     f"OpenVINO cannot use device {config.device!r}: {first} — available: "
@@ -142,6 +142,14 @@ class OpenVINOEngine(Engine):
 
     def close(self) -> None:
         self._queue.wait_all()
+
+
+def runtime_reason(exc: BaseException) -> str:
+    """The line of an OpenVINO exception that says what is wrong, not the ``Exception from
+    src/...cpp:117:`` location lines that come first."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    reasons = [ln for ln in lines if not (ln.startswith("Exception from ") or ln.startswith("Check '"))]
+    return (reasons or lines or [type(exc).__name__])[0]
 
 
 def kernel_precision(kernel: str) -> str:
