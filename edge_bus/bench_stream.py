@@ -100,7 +100,7 @@ def measure_stages(
     post = Postprocessor(manifest, post_cfg)
     preds = [post.postprocess(o, meta) for o, (_, meta) in zip(outputs, prepared, strict=True)]
     renderer = OverlayRenderer()
-    hud = HudInfo(fps=30.0, latency_ms=0.0, operating_point=post.op.name)
+    hud = HudInfo(fps=30.0, latency_ms=0.0, operating_point=post.op.name, threshold=post.op.threshold)
     overlays = [renderer.render(f, p, hud) for f, p in zip(frames, preds, strict=True)]
     h, w = frames[0].pixels.shape[:2]
     timed_pre = Preprocessor(manifest.input)

@@ -133,7 +133,8 @@ class OutputStage:
         t2 = time.perf_counter()
         stages["postprocess"] = (t2 - t) * 1e3
         hud = HudInfo(fps=self.fps.recent_fps, latency_ms=(t2 - frame.t_capture) * 1e3,
-                      operating_point=self.operating_point, frozen=pred.frozen, lesion_mm=pred.lesion_mm,
+                      operating_point=self.operating_point, threshold=self.post.op.threshold,
+                      frozen=pred.frozen, lesion_mm=pred.lesion_mm,
                       glass_to_glass_ms=self._last_g2g)
         overlay = self.renderer.render(frame, pred, hud)
         t3 = time.perf_counter()

@@ -69,14 +69,33 @@ class OverlayStyle:
 
 @dataclass(frozen=True)
 class HudInfo:
-    """What the HUD shows besides the prediction. ``latency_ms`` is end-to-end for this frame."""
+    """What the HUD shows besides the prediction. ``latency_ms`` is end-to-end for this frame;
+    ``threshold``: the operating point's malignancy threshold (shown beside its name)."""
 
     fps: float
     latency_ms: float
     operating_point: str
+    threshold: float | None = None
     frozen: bool = False
     glass_to_glass_ms: float | None = None
     lesion_mm: float | None = None
+
+
+def label_lines(p: Prediction, hud: HudInfo) -> tuple[str, str]:
+    """The label chip and the operating-point line. Benign vs malignant is decided by P(malignant |
+    lesion) against the operating point's threshold, so both are shown, not the class probability
+    (a "BENIGN 0.23" chip beside a malignancy of 0.77 read as a contradiction)."""
+    if p.lesion:
+        text = f"{p.label.upper()}  malignancy {p.malignancy:.2f}"
+        mm = hud.lesion_mm if hud.lesion_mm is not None else p.lesion_mm
+        if mm is not None:
+            text += f"  {mm:.1f} mm"
+    else:
+        text = "no lesion"
+    op = f"op: {hud.operating_point}"
+    if hud.threshold is not None:
+        op += f", malignant at >= {hud.threshold:.2f}"
+    return text, op
 
 
 def to_bgr(pixels: np.ndarray) -> np.ndarray:
@@ -235,15 +254,9 @@ class OverlayRenderer:
 
     def _draw_label(self, canvas: np.ndarray, p: Prediction, hud: HudInfo, color: BGR, lay: _Layout) -> int:
         """Top-left: the label chip (label colour) over the operating point; returns the panel's right edge."""
-        if p.lesion:
-            prob = p.probs.get(p.label, p.malignancy if p.label == "malignant" else None)
-            text = p.label.upper() if prob is None else f"{p.label.upper()} {prob:.2f}"
-            mm = hud.lesion_mm if hud.lesion_mm is not None else p.lesion_mm
-            if mm is not None:
-                text += f"  {mm:.1f} mm"
-        else:
-            text, color = "no lesion", self.style.label_color("normal")
-        op = f"op: {hud.operating_point}"
+        text, op = label_lines(p, hud)
+        if not p.lesion:
+            color = self.style.label_color("normal")
         x, y = lay.margin, lay.margin
         w_chip, w_op = self._width(text, lay), self._width(op, lay)
         self._box(canvas, x, y, x + w_chip, y + lay.line_h, color)

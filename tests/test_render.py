@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_bus.render import HudInfo, OverlayRenderer, OverlayStyle, mask_bbox, to_bgr
+from edge_bus.render import HudInfo, OverlayRenderer, OverlayStyle, label_lines, mask_bbox, to_bgr
 from edge_bus.types import Frame, Prediction
 
 H, W = 240, 320
@@ -105,3 +105,12 @@ def test_warm_up_draws_at_the_given_size_and_ignores_an_unknown_one() -> None:
     assert r._layout is None
     r.warm_up((64, 48))
     assert r._layout is not None and r._layout[0] == (64, 48)  # the layout for that size is cached
+
+
+def test_label_shows_the_malignancy_against_the_operating_points_threshold() -> None:
+    mask = np.zeros((40, 40), bool)
+    benign = dataclasses.replace(_prediction(mask, "benign"), malignancy=0.77)
+    hud = HudInfo(fps=30.0, latency_ms=9.0, operating_point="balanced", threshold=0.788)
+    assert label_lines(benign, hud) == ("BENIGN  malignancy 0.77", "op: balanced, malignant at >= 0.79")
+    normal = _prediction(mask, "normal", lesion=False)
+    assert label_lines(normal, dataclasses.replace(hud, threshold=None)) == ("no lesion", "op: balanced")
