@@ -94,7 +94,9 @@ class DoctorReport:
     duration_s: float = 0.0
     generated_at: str = field(default_factory=lambda: _dt.datetime.now().astimezone().isoformat(timespec="seconds"))
     files: tuple[Path, ...] = ()  # the report files written
-    file_error: str | None = None  # why the default report could not be written (the checks still stand)
+    file_error: str | None = None  # why a report file could not be written (the checks still stand)
+    file_error_code: int = 0  # non-zero: a path the user gave (--json/--html) was not writable: exit with it
+    options: Mapping[str, object] = field(default_factory=dict)  # how the doctor was run (--max-frames etc.)
 
     @property
     def passed(self) -> bool:
@@ -111,6 +113,7 @@ class DoctorReport:
             "hardware": dict(self.hardware),
             "model": dict(self.model),
             "budget_ms": round(self.budget_ms, 3),
+            "options": dict(self.options),
             "duration_s": round(self.duration_s, 1),
             "generated_at": self.generated_at,
         }
@@ -290,7 +293,10 @@ def run_doctor(options: DoctorOptions) -> DoctorReport:
         checks += bridge_checks(opts.bridge, opts.budget_ms)
     hardware["openvino_devices"] = openvino_devices()
     model = {"name": manifest.name, "version": manifest.version, "folder": str(manifest.folder)} if manifest else {}
-    report = DoctorReport(tuple(checks), hardware, model, opts.budget_ms, e2e, time.perf_counter() - t0)
+    run_options = {"validation_frames": opts.max_frames or "all", "budget_ms": round(opts.budget_ms, 3),
+               "device": opts.device, "model": opts.model or "default", "source": opts.source, "bridge": opts.bridge}
+    report = DoctorReport(tuple(checks), hardware, model, opts.budget_ms, e2e, time.perf_counter() - t0,
+                          options=run_options)
     return _write_reports(report, opts)
 
 
@@ -305,9 +311,9 @@ def default_report_paths(folder: Path = Path("runs"), host: str | None = None,
 
 
 def _write_reports(report: DoctorReport, opts: DoctorOptions) -> DoctorReport:
-    """Write the report files. Paths the user gave must be writable (an :class:`OutputError` is raised);
-    the default ones are a convenience: failing to write them is reported, not raised, so the
-    technician still sees the checks."""
+    """Write the report files. Failing to write one never hides the checks: the error is kept in
+    ``file_error`` (with ``file_error_code``, the exit code, when the user named the path) and shown
+    after them."""
     from edge_bus.doctor_report import write_doctor_html, write_doctor_json
 
     explicit = opts.json_path is not None or opts.html_path is not None
@@ -322,6 +328,6 @@ def _write_reports(report: DoctorReport, opts: DoctorOptions) -> DoctorReport:
             written.append(write_doctor_html(html_path, report))
     except OutputError as exc:
         if explicit:
-            raise
+            return replace(report, files=tuple(written), file_error=str(exc), file_error_code=exc.exit_code)
         return replace(report, files=tuple(written), file_error=f"{exc} (or choose a folder with --html/--json)")
     return replace(report, files=tuple(written))

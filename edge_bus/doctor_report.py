@@ -17,11 +17,13 @@ from edge_bus.doctor import DoctorReport
 from edge_bus.sinks import charts
 from edge_bus.sinks.files import atomic_write_text
 
-__all__ = ["render_doctor_html", "write_doctor_html", "write_doctor_json"]
+__all__ = ["REPORT_HINT", "render_doctor_html", "write_doctor_html", "write_doctor_json"]
+
+REPORT_HINT = "choose another --json/--html path"
 
 
 def write_doctor_json(path: Path, report: DoctorReport) -> Path:
-    return atomic_write_text(path, json.dumps(report.to_json(), indent=2) + "\n")
+    return atomic_write_text(path, json.dumps(report.to_json(), indent=2) + "\n", hint=REPORT_HINT)
 
 
 def render_doctor_html(report: DoctorReport) -> str:
@@ -38,6 +40,8 @@ def render_doctor_html(report: DoctorReport) -> str:
         section("What to do", todo) if todo else "",
         section("Checks", table(["#", "check", "value", "threshold", "verdict", "note"], rows, classes)),
         section(f"Latency of the validation clip at 30 fps (budget {report.budget_ms:.1f} ms)", hist),
+        section("How it was run", kv_table({k: v for k, v in report.options.items() if v is not None}))
+        if report.options else "",
         section("Model", kv_table(report.model)) if report.model else "",
         section("Hardware", kv_table(report.hardware)),
     ]
@@ -45,9 +49,12 @@ def render_doctor_html(report: DoctorReport) -> str:
     host = report.hardware.get("hostname")
     parts = [str(host)] if host else []
     parts += [report.generated_at, f"{len(report.checks)} checks, {n_fail} failed", f"{report.duration_s:.0f} s"]
+    frames = report.options.get("validation_frames")
+    if isinstance(frames, int):  # --max-frames: say so, a p99 over a few frames is close to their maximum
+        parts.append(f"quick check: first {frames} frames of the validation clip")
     subtitle = " · ".join(parts)
     return page("edge-bus doctor", subtitle, badge(report.passed), "".join(body))
 
 
 def write_doctor_html(path: Path, report: DoctorReport) -> Path:
-    return atomic_write_text(path, render_doctor_html(report))
+    return atomic_write_text(path, render_doctor_html(report), hint=REPORT_HINT)

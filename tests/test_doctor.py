@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import cv2
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -85,6 +86,8 @@ def test_doctor_passes_on_an_intact_model(zoo: Path, tmp_path: Path, monkeypatch
     assert checks["mask IoU"]["value"] >= checks["mask IoU"]["threshold"]
     assert 0 < checks["latency p99"]["value"] <= checks["latency p99"]["threshold"]
     assert report["model"]["folder"] == str(zoo / "emt_net") and report["hardware"]["precision"]
+    assert report["options"]["validation_frames"] == FRAMES  # a quick check says it was one
+    assert f"quick check: first {FRAMES} frames" in html.read_text()
     assert all({"name", "value", "threshold", "passed", "advice"} <= set(c) for c in report["checks"])
     page = html.read_text()
     assert "PASS" in page and "mask IoU" in page and "<script" not in page
@@ -163,7 +166,9 @@ def test_default_report_that_cannot_be_written_keeps_the_verdict(
     assert res.exit_code == 0, res.output  # the machine passed; the missing file is a warning
     assert "PASS — " in res.output and "report not written" in res.output and "Traceback" not in res.output
     named = CliRunner().invoke(_app(), [*args, "--html", "runs/x.html"])  # a path asked for must be written
-    assert named.exit_code != 0 and "runs" in named.output and "Traceback" not in named.output
+    assert named.exit_code == 5 and "runs" in named.output and "Traceback" not in named.output
+    assert "PASS — " in named.output  # ...but the checks and the verdict are shown first, not thrown away
+    assert "choose another --json/--html path" in named.output and "--out" not in named.output
 
 
 def test_default_report_paths_name_the_host_and_time() -> None:
@@ -194,3 +199,15 @@ def test_capture_check_names_the_next_step(monkeypatch: pytest.MonkeyPatch) -> N
     assert found.value == ["/dev/video2"] and "edge-bus doctor --source /dev/video2" in found.advice
     monkeypatch.setattr(doctor_checks, "list_capture_devices", lambda: [])
     assert "plug in the frame grabber" in doctor_checks.capture_check().advice
+
+
+def test_source_check_passes_a_short_file_and_fails_a_silent_device(tmp_path: Path) -> None:
+    from edge_bus import doctor_checks
+    from edge_bus.sources import DemoSource
+
+    still = tmp_path / "one.png"
+    cv2.imwrite(str(still), DemoSource().render(0))
+    short = doctor_checks.source_check(str(still), frames=10)  # a file with fewer frames than asked: all it has
+    assert short.passed and "1 frames" in str(short.value) and short.advice == ""
+    missing = doctor_checks.source_check(str(tmp_path / "nothere.avi"), frames=10)
+    assert not missing.passed and "nothere.avi" in missing.advice

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edge_bus.cli.common import console, err_console, run_or_exit
+from edge_bus.cli.common import console, err_console, fail, run_or_exit
 from edge_bus.doctor import DEFAULT_BUDGET_MS, DoctorOptions, DoctorReport, run_doctor
 
 __all__ = ["doctor_cmd"]
@@ -84,6 +84,8 @@ def doctor_cmd(
     print_doctor(result)
     for path in result.files:
         console.print(f"report: {escape(str(path))}")
+    if result.file_error and result.file_error_code:  # a path the user gave: after the checks, as an error
+        raise fail(result.file_error, result.file_error_code)
     if result.file_error:
         err_console.print(f"[yellow]report not written:[/] {escape(str(result.file_error))}")
     if not result.passed:

@@ -15,39 +15,43 @@ _FULL = {errno.ENOSPC, errno.EDQUOT}
 _DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
 
 
-def output_error(path: str | os.PathLike[str], exc: OSError, hint: str = "check the --out folder") -> OutputError:
-    """An :class:`OutputError` with one line naming ``path`` and saying what to do."""
+def output_error(path: str | os.PathLike[str], exc: OSError, hint: str | None = None) -> OutputError:
+    """An :class:`OutputError` with one line naming ``path`` and saying what to do (``hint``, or
+    advice for an ``--out`` folder)."""
     name = os.fspath(path)
     if exc.errno in _FULL:
         detail = f" ({exc.strerror})" if exc.strerror and exc.strerror != os.strerror(exc.errno) else ""
-        return OutputError(f"disk full writing {name}{detail} — free space and re-run")
+        return OutputError(f"disk full writing {name}{detail} — " + (f"free space, or {hint}" if hint else
+                                                                      "free space and re-run"))
     if exc.errno in _DENIED:
-        return OutputError(f"can't write {name}: permission denied — choose a writable --out folder")
+        return OutputError(f"can't write {name}: permission denied — {hint or 'choose a writable --out folder'}")
     if exc.errno == errno.ENOENT:
-        return OutputError(f"can't write {name}: the folder does not exist — create it or choose another --out")
+        return OutputError(f"can't write {name}: the folder does not exist or takes no files — "
+                           f"{hint or 'create it or choose another --out'}")
     if exc.errno == errno.EISDIR:
-        return OutputError(f"can't write {name}: it is a folder — choose another file name")
+        return OutputError(f"can't write {name}: it is a folder — {hint or 'choose another file name'}")
     reason = exc.strerror or type(exc).__name__
-    return OutputError(f"can't write {name}: {reason} — {hint}")
+    return OutputError(f"can't write {name}: {reason} — {hint or 'check the --out folder'}")
 
 
-def ensure_parent(path: str | os.PathLike[str]) -> Path:
+def ensure_parent(path: str | os.PathLike[str], hint: str | None = None) -> Path:
     """Create ``path``'s parent folder if needed; :class:`OutputError` when that fails."""
     p = Path(path)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise output_error(p.parent, exc) from None
+        raise output_error(p.parent, exc, hint) from None
     return p
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
+def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8",
+                      hint: str | None = None) -> Path:
     """Write ``text`` to a temporary file beside ``path``, fsync it, then ``os.replace`` it into place.
 
     A crash or a full disk never leaves a half-written ``path``: either the old file or the new
-    one. The new file gets the usual umask permissions. Raises :class:`OutputError`.
+    one. The new file gets the usual umask permissions. Raises :class:`OutputError` (with ``hint``).
     """
-    target = ensure_parent(path)
+    target = ensure_parent(path, hint)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     data = text.encode(encoding)
     try:
@@ -62,5 +66,5 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
         os.replace(tmp, target)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise output_error(target, exc) from None
+        raise output_error(target, exc, hint) from None
     return target

@@ -368,7 +368,11 @@ _PAGE = """<!DOCTYPE html>
 <body><main>{body}</main></body></html>
 """
 
-BASE_CSS = """
+BASE_CSS = """\
+.chip{display:inline-block;border-radius:10px;padding:0 8px;margin:1px 4px 1px 0;font-size:12px;border:1px solid}
+.chip.on{background:#e6f4ea;border-color:#9ccfac;color:#1e6b3a}
+.chip.off{background:#f5f5f5;border-color:#ddd;color:#888}
+.chip.unknown{background:#fff8e1;border-color:#f0d48a;color:#8a6d00}
 :root{--ink:#1f2933;--muted:#66727f;--line:#dfe3e8;--bg:#f5f7f9;--card:#fff}
 *{box-sizing:border-box}
 body{margin:0;background:var(--bg);color:var(--ink);
@@ -406,10 +410,6 @@ table.num tr.total{font-weight:600;background:#f5f7f9}
 figure{margin:0 0 14px}
 figcaption{color:var(--muted);font-size:12px;margin-top:2px}
 svg.chart{width:100%;height:auto;display:block;font-family:inherit}
-.chip{display:inline-block;border-radius:10px;padding:0 8px;margin:1px 4px 1px 0;font-size:12px;border:1px solid}
-.chip.on{background:#e6f4ea;border-color:#9ccfac;color:#1e6b3a}
-.chip.off{background:#f5f5f5;border-color:#ddd;color:#888}
-.chip.unknown{background:#fff8e1;border-color:#f0d48a;color:#8a6d00}
 @media print{
 @page{margin:14mm}
 body{background:#fff;font-size:12px}
