@@ -18,7 +18,7 @@ from firmware_bridge.errors import (
     SimulatorError,
 )
 from firmware_bridge.framing import PROTOCOL_MAJOR, PROTOCOL_MINOR, Packetizer, decode_frame, encode_frame
-from firmware_bridge.host import HelloInfo, HostBridge, HostFrameMeta
+from firmware_bridge.host import DeviceEvents, HelloInfo, HostBridge, HostFrameMeta
 from firmware_bridge.link import Link
 from firmware_bridge.link_types import LinkConfig, LinkCounters, Received
 from firmware_bridge.sim_config import SimConfig
@@ -31,6 +31,7 @@ __all__ = [
     "BridgeError",
     "ClockEstimate",
     "ClockEstimator",
+    "DeviceEvents",
     "HelloInfo",
     "HostBridge",
     "HostFrameMeta",

@@ -4,7 +4,9 @@
 the link alive in the background (heartbeats, a TIME_SYNC every ``sync_interval_s``, reconnect with
 backoff). When the link drops, ``next_meta`` / ``match`` / ``send_result`` keep working (no meta,
 results dropped and counted), ``on_status`` callbacks hear "link lost, reconnecting" once and
-"link restored" when the device is back.
+"link restored" when the device is back. They also hear the device's ALERTs and ERRORs (at most one
+line per kind and code every ``event_quiet_s``); every one is counted and the last
+:data:`EVENT_HISTORY` are kept (:meth:`HostBridge.events`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from firmware_bridge.framing import PROTOCOL_MAJOR
 from firmware_bridge.link import Link
 from firmware_bridge.link_types import LinkConfig, LinkCounters, Received
 from firmware_bridge.messages import (
+    Alert,
+    AlertCode,
+    ErrorCode,
+    ErrorMsg,
     FrameMeta,
     Hello,
     HelloAck,
@@ -33,7 +39,9 @@ from firmware_bridge.messages import (
     version_mismatch,
 )
 
-__all__ = ["HelloInfo", "HostBridge", "HostFrameMeta"]
+__all__ = ["DeviceEvents", "HelloInfo", "HostBridge", "HostFrameMeta"]
+
+EVENT_HISTORY = 100
 
 _HOST_ID = 0xEDB05001
 _sync_ids = itertools.count(1)
@@ -68,6 +76,33 @@ class HostFrameMeta:
     frozen: bool
 
 
+@dataclass(frozen=True)
+class DeviceEvents:
+    """What the device reported besides frames: ALERT and ERROR messages (counts, and the last
+    :data:`EVENT_HISTORY` of each as received)."""
+
+    alerts: int = 0
+    errors: int = 0
+    last_alerts: tuple[Alert, ...] = ()
+    last_errors: tuple[ErrorMsg, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "alerts": self.alerts, "errors": self.errors,
+            "last_alerts": [{"device_frame": a.frame_counter, "code": _code_name(AlertCode, a.code),
+                             "run_length": a.run_length, "malignancy": round(a.malignancy, 4),
+                             "t_device_us": a.t_device_us} for a in self.last_alerts],
+            "last_errors": [{"code": _code_name(ErrorCode, e.code), "text": e.text} for e in self.last_errors],
+        }
+
+
+def _code_name(enum: type[AlertCode] | type[ErrorCode], code: int) -> str:
+    try:
+        return enum(code).name
+    except ValueError:
+        return str(code)
+
+
 class HostBridge:
     """Connection to one controller board. Create with :meth:`open`; thread-safe."""
 
@@ -99,6 +134,10 @@ class HostBridge:
         self._message_callbacks: list[Callable[[Received], None]] = []
         self._last_sync = 0.0
         self._closed = False
+        self._events = DeviceEvents()
+        self._events_lock = threading.Lock()
+        self._event_quiet_s = 5.0
+        self._event_said: dict[tuple[str, int], float] = {}
 
     @classmethod
     def open(
@@ -164,6 +203,11 @@ class HostBridge:
 
     def counters(self) -> LinkCounters:
         return self._link.counters()
+
+    def events(self) -> DeviceEvents:
+        """The device's ALERTs and ERRORs so far."""
+        with self._events_lock:
+            return self._events
 
     def on_status(self, callback: Callable[[str], None]) -> None:
         """Call ``callback(text)`` when the link goes down ("link lost, reconnecting") or comes back."""
@@ -306,6 +350,8 @@ class HostBridge:
                 self._clock.add(SyncSample(t1, message.t2_us, message.t3_us, received.t_rx))
         elif isinstance(message, ProbeState):
             self._frozen = message.frozen
+        elif isinstance(message, Alert | ErrorMsg):
+            self._on_event(message)
         for callback in self._message_callbacks:
             callback(received)
 
@@ -321,6 +367,27 @@ class HostBridge:
                 self._link.note_rx_dropped()
             self._queue.append(meta)
             self._cond.notify()
+
+    def _on_event(self, message: Alert | ErrorMsg) -> None:
+        with self._events_lock:
+            e = self._events
+            if isinstance(message, Alert):
+                self._events = replace(e, alerts=e.alerts + 1,
+                                       last_alerts=(*e.last_alerts, message)[-EVENT_HISTORY:])
+                key, text = ("alert", message.code), (
+                    f"ALERT from the device: {_code_name(AlertCode, message.code)} (run of {message.run_length} "
+                    f"frames, malignancy {message.malignancy:.2f}, device frame {message.frame_counter})")
+            else:
+                self._events = replace(e, errors=e.errors + 1,
+                                       last_errors=(*e.last_errors, message)[-EVENT_HISTORY:])
+                key, text = ("error", message.code), (
+                    f"ERROR from the device: {_code_name(ErrorCode, message.code)}"
+                    + (f": {message.text}" if message.text else ""))
+            now = time.monotonic()
+            if now - self._event_said.get(key, -1e9) < self._event_quiet_s:
+                return
+            self._event_said[key] = now
+        self._on_link_status(text)
 
     def _on_link_status(self, text: str) -> None:
         for callback in self._status_callbacks:

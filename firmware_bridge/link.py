@@ -348,8 +348,9 @@ class Link:
         header = frame.header
         if self._expect_seq is not None:
             gap = (header.seq - self._expect_seq) & 0xFFFF
-            if gap < 0x8000:  # larger: a duplicate or a peer restart, not a loss
-                self._n["seq_gaps"] += gap
+            if 0 < gap < 0x8000:  # larger: a duplicate or a peer restart, not a loss
+                self._n["seq_gaps"] += 1
+                self._n["frames_lost"] += gap
         self._expect_seq = (header.seq + 1) & 0xFFFF
         try:
             message = parse(frame)

@@ -33,8 +33,7 @@ class SimConfig:
     depth_mm: float = 40.0
     gain_db: float = 50.0
     heartbeat_s: float = 0.5
-    alert_frames: int = 5  # consecutive malignant RESULTs that raise an ALERT
-    alert_threshold: float = 0.5
+    alert_frames: int = 5  # consecutive RESULTs labelled malignant (label 2) that raise an ALERT
     freeze_every_s: float = 0.0  # 0 = no freeze schedule
     freeze_for_s: float = 1.0
     disconnect_every_s: float = 0.0  # 0 = no scheduled unplugs
@@ -87,7 +86,6 @@ QUERY_KEYS: dict[str, str] = {
     "gain": "gain_db",
     "heartbeat": "heartbeat_s",
     "alert_frames": "alert_frames",
-    "alert_threshold": "alert_threshold",
     "freeze_every": "freeze_every_s",
     "freeze_for": "freeze_for_s",
     "disconnect_every": "disconnect_every_s",

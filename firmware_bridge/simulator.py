@@ -44,6 +44,8 @@ from firmware_bridge.messages import (
 )
 from firmware_bridge.sim_config import DeviceClock, SimConfig
 
+MALIGNANT_LABEL = 2  # RESULT.label: 0 normal, 1 benign, 2 malignant
+
 __all__ = ["BoardStats", "DeviceClock", "SimConfig", "VirtualBoard"]
 
 UNKNOWN_TYPE = 0x7E  # what a "future" board sends that protocol 1.0 does not know
@@ -228,9 +230,11 @@ class VirtualBoard:
     def _on_frame(self, frame: Frame, t2: int, now: float) -> None:
         header = frame.header
         self._n["rx_frames"] += 1
-        if header.version_major != self.config.proto_major:
+        if header.version_major != self.config.proto_major:  # PROTOCOL.md section 3, foreign major
             if header.msg_type == MsgType.HELLO:  # HELLO/HELLO_ACK layouts never change: say who we are
                 self._emit(self._hello_ack(), now)
+            elif header.ack_requested:
+                self._emit(Nack(header.seq, header.msg_type, NackReason.INCOMPATIBLE_VERSION), now)
             return
         try:
             message = parse(frame)
@@ -259,7 +263,7 @@ class VirtualBoard:
     def _on_result(self, result: Result, now: float) -> None:
         self._results.append(result)
         self._n["results_received"] += 1
-        if result.malignancy < self.config.alert_threshold:
+        if result.label != MALIGNANT_LABEL:  # the host's operating point decided: not malignant
             self._malignant_run = 0
             return
         self._malignant_run += 1

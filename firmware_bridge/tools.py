@@ -115,11 +115,18 @@ def monitor_device(
     seconds: float | None = None,
     timeout: float = 2.0,
 ) -> MonitorSummary:
-    """Print (via ``on_line``) every message from the device until ``count`` messages or ``seconds`` pass."""
+    """Print (via ``on_line``) every valid message from the device after the handshake, until
+    ``count`` messages or ``seconds`` pass. The handshake itself (HELLO_ACK, the TIME_SYNC burst) is
+    summarised in one ``#`` line; frames the link drops (bad CRC or COBS, unknown type, short
+    payload) are not messages: they are counted in the summary's counters."""
     lines: queue.SimpleQueue[str] = queue.SimpleQueue()
     start = time.perf_counter()
     shown = 0
     with HostBridge.open(url, timeout=timeout) as bridge:
+        info = bridge.device_info
+        major, minor = info.protocol_version
+        on_line(f"# connected: device 0x{info.device_id:08x}, firmware {info.firmware_version}, protocol "
+                f"{major}.{minor}, clock {info.clock_hz} Hz (handshake and clock sync done)")
         bridge.on_message(lambda received: lines.put(describe(received, start)))
         bridge.on_status(lambda text: lines.put(f"# {text}"))
         while count is None or shown < count:

@@ -56,3 +56,17 @@ def test_unplug_mid_stream_carries_on(tmp_path: Path, caplog: pytest.LogCaptureF
     assert any(r["hw"] is None for r in recs) and any(r["hw"] is not None for r in recs)
     lost = [m for m in caplog.messages if "link lost" in m]
     assert lost and len(lost) <= json.loads((out / "latency.json").read_text())["bridge"]["counters"]["reconnects"] + 1
+
+
+def test_device_alerts_are_logged_counted_and_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """At the sensitive operating point most demo lesion frames are labelled malignant: the simulated
+    board raises ALERTs, and the run says so (log line, latency.json, report)."""
+    out = tmp_path / "o"
+    with caplog.at_level(logging.WARNING, logger="edge_bus"):
+        run_stream(build_config(source="demo", bridge="sim://?seed=4&alert_frames=3", max_frames=120, out=out,
+                                video=False, operating_point="sensitive", smoothing=0.0))
+    events = json.loads((out / "latency.json").read_text())["bridge"]["device_events"]
+    assert events["alerts"] >= 1 and events["errors"] == 0
+    assert events["alerts"] == len(events["last_alerts"]) and events["last_alerts"][0]["code"] == "MALIGNANT_PERSISTENT"
+    assert any("ALERT from the device: MALIGNANT_PERSISTENT" in m for m in caplog.messages)
+    assert "ALERT(s)" in (out / "report.html").read_text()

@@ -69,19 +69,24 @@ def monitor_cmd(
     seconds: Annotated[float | None, typer.Option("--seconds", "-s", min=0.0, help="Stop after S seconds.")] = None,
     timeout: Timeout = 2.0,
 ) -> None:
-    """Print every message from the board as it arrives (Ctrl-C, --count or --seconds to stop)."""
-    summary = run_or_exit(monitor_device, port, console.print, count=count, seconds=seconds, timeout=timeout)
-    counters = summary.counters
+    """Print every message from the board as it arrives, after the handshake (one '#' line sums that up);
+    frames the link drops (bad CRC, unknown type, short payload) are counted in the closing line.
+    Ctrl-C, --count or --seconds stops it."""
+    summary = run_or_exit(monitor_device, port, lambda line: console.print(escape(line)), count=count,
+                          seconds=seconds, timeout=timeout)
+    c = summary.counters
     err_console.print(
-        f"{summary.messages} messages in {summary.seconds:.1f} s; CRC errors {counters.crc_errors}, "
-        f"other bad frames {counters.malformed + counters.oversize}, sequence gaps {counters.seq_gaps}, "
-        f"reconnects {counters.reconnects}"
+        f"{summary.messages} messages in {summary.seconds:.1f} s; CRC errors {c.crc_errors}, "
+        f"other bad frames {c.malformed + c.oversize}, unknown types {c.unknown_types}, "
+        f"short payloads {c.bad_messages}, sequence gaps {c.seq_gaps} ({c.frames_lost} frames lost), "
+        f"reconnects {c.reconnects}"
     )
 
 
 @app.command("simulate")
 def simulate_cmd(
-    pty: Annotated[bool, typer.Option("--pty", help="Serve the simulated board on a new pseudo-terminal.")] = False,
+    pty: Annotated[bool, typer.Option("--pty/--no-pty", help="Serve the simulated board on a new pseudo-terminal "
+                                      "(the only mode; in-process, use the URL sim://?fps=30).")] = True,
     fps: Annotated[float, typer.Option("--fps", min=0.0, help="FRAME_META per second (device clock).")] = 30.0,
     drift_ppm: Annotated[float, typer.Option("--drift-ppm", help="Device clock error in ppm (+ = fast).")] = 0.0,
     jitter_ms: Annotated[float, typer.Option("--jitter-ms", min=0.0, help="Random send delay, 0..J ms.")] = 0.0,
@@ -97,12 +102,12 @@ def simulate_cmd(
     ] = 0.0,
     seconds: Annotated[
         float | None,
-        typer.Option("--seconds", "-s", help="Stop after S seconds (default: run until Ctrl-C)."),
+        typer.Option("--seconds", "-s", min=0.0, help="Stop after S seconds (default: run until Ctrl-C)."),
     ] = None,
 ) -> None:
     """Run a simulated controller board; prints the /dev/pts/N path to give to `device ping` or `stream`."""
     if not pty:
-        raise fail("give --pty: the simulator serves a pseudo-terminal (in-process use the URL sim://?fps=30)", 2)
+        raise fail("the simulator serves a pseudo-terminal only (in-process, use the URL sim://?fps=30)", 2)
 
     def ready(path: str) -> None:
         typer.echo(path)

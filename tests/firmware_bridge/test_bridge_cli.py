@@ -29,9 +29,10 @@ def test_monitor_prints_messages_until_count() -> None:
     result = runner.invoke(app, ["monitor", "sim://?fps=100", "--count", "6"])
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stdout.splitlines() if line.strip()]
-    assert len(lines) == 6
+    assert lines[0].startswith("# connected: device 0x") and "protocol 1.0" in lines[0]  # the handshake, summed up
+    assert len(lines) == 7
     assert sum("FrameMeta" in line for line in lines) >= 4
-    assert "6 messages in" in result.stderr
+    assert "6 messages in" in result.stderr and "frames lost" in result.stderr
 
 
 def test_monitor_stops_after_seconds() -> None:
@@ -47,10 +48,13 @@ def test_simulate_pty_prints_path_and_stops() -> None:
     assert "stopped after 0.3 s" in result.stderr
 
 
-def test_simulate_needs_pty_flag() -> None:
-    result = runner.invoke(app, ["simulate"])
+def test_simulate_serves_a_pty_by_default_and_nothing_else() -> None:
+    result = runner.invoke(app, ["simulate", "--fps", "50", "--seconds", "0.2"])  # --pty is the default
+    assert result.exit_code == 0 and re.match(r"/dev/pts/\d+\n", result.stdout), result.output
+    result = runner.invoke(app, ["simulate", "--no-pty"])
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: give --pty")
+    assert result.stderr.startswith("error: the simulator serves a pseudo-terminal only")
+    assert runner.invoke(app, ["simulate", "--seconds", "-1"]).exit_code == 2  # a usage error, not a bridge error
 
 
 def test_domain_errors_are_one_line_with_exit_code_6() -> None:

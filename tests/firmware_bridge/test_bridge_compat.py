@@ -69,3 +69,19 @@ def test_bridge_refuses_a_major_2_device_quickly() -> None:
     with pytest.raises(ProtocolVersionError, match=r"controller speaks firmware-bridge protocol 2\.0"):
         HostBridge.open("sim://?proto_major=2", timeout=2.0)
     assert time.perf_counter() - start < 1.0
+
+
+def test_device_answers_a_foreign_major_as_protocol_md_says() -> None:
+    """PROTOCOL.md section 3: HELLO → HELLO_ACK only; ACK_REQUESTED → NACK INCOMPATIBLE_VERSION; else dropped."""
+    from firmware_bridge import Packetizer, SimConfig, VirtualBoard
+    from firmware_bridge.messages import HelloAck, Nack, NackReason
+
+    board = VirtualBoard(SimConfig(fps=0))
+    sent: list[bytes] = []
+    board.attach(sent.append)
+    board.receive(encode_frame(MsgType.HELLO, bytes(8), seq=0, version=(2, 0)))
+    board.receive(encode_frame(MsgType.RESULT, bytes(24), seq=1, flags=1, version=(2, 0)))
+    board.receive(encode_frame(MsgType.HEARTBEAT, bytes(12), seq=2, version=(2, 0)))
+    messages = [parse(f) for f in Packetizer().feed(b"".join(sent))]
+    assert [type(m) for m in messages] == [HelloAck, Nack]  # no PROBE_STATE, nothing for the heartbeat
+    assert messages[1] == Nack(1, MsgType.RESULT, NackReason.INCOMPATIBLE_VERSION)

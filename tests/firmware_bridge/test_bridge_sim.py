@@ -86,15 +86,22 @@ def test_results_reach_the_board_and_persistent_malignancy_raises_alert(
 
     with HostBridge.open(sim_device.url, link_config=fast_link) as bridge:
         bridge.on_message(on_message)
+        said: list[str] = []
+        bridge.on_status(said.append)
         bridge.send_result(100, 0, 0.1, 0.0, None)
-        for frame in range(101, 106):
+        for frame in range(101, 106):  # a high malignancy labelled benign (the host's threshold) is no alarm
+            bridge.send_result(frame, 1, 0.85, 40.0, (10, 20, 110, 90))
+        for frame in range(106, 111):
             bridge.send_result(frame, 2, 0.9, 55.5, (10, 20, 110, 90))
         assert wait_until(lambda: len(alerts) == 1)
+        events = bridge.events()
+    assert events.alerts == 1 and events.last_alerts == (alerts[0],)  # counted and kept by the host
+    assert said and said[0].startswith("ALERT from the device: MALIGNANT_PERSISTENT (run of 5 frames")
     results = sim_device.board.results()
-    assert [r.frame_counter for r in results] == list(range(100, 106))
+    assert [r.frame_counter for r in results] == list(range(100, 111))
     assert results[-1].bbox == (10, 20, 110, 90) and results[0].bbox is None
     alert = alerts[0]
-    assert (alert.frame_counter, alert.code, alert.run_length) == (105, AlertCode.MALIGNANT_PERSISTENT, 5)
+    assert (alert.frame_counter, alert.code, alert.run_length) == (110, AlertCode.MALIGNANT_PERSISTENT, 5)
     assert sim_device.board.stats().alerts_sent == 1
 
 
