@@ -67,6 +67,7 @@ class Frame:
     ``t_capture``: host monotonic time when the frame was read (``time.perf_counter``);
     ``wall_time``: host wall clock when it was read (``time.time``).
     ``pixel_spacing_mm``: (row, col) physical spacing, when the source knows it (DICOM).
+    ``file``: the image file, for a folder of stills (frames.jsonl then has a ``file`` key).
     ``decode_ms``: what it took to turn the frame into pixels (timed by a capture device itself, and
     for a replayed file by the live reader; 0 where nobody timed it). A capture device stamps
     ``t_capture`` when the grabber hands the frame over, before decoding it, so its decode counts in
@@ -82,6 +83,7 @@ class Frame:
     pixel_spacing_mm: tuple[float, float] | None = None
     hw: HardwareMeta | None = None
     decode_ms: float = 0.0
+    file: str | None = None  # the image file a folder source read this frame from
 
 
 @dataclass(frozen=True)
@@ -158,4 +160,5 @@ class FrameRecord:
             ),
             "dropped_before": f.dropped_before,
             "hw": f.hw.to_json() if f.hw is not None else None,
+            **({"file": f.file} if f.file is not None else {}),
         }

@@ -108,7 +108,9 @@ def test_each_still_gets_its_own_scan_area(tmp_path: Path) -> None:
     cv2.imwrite(str(folder / "2.png"), frame)
     run_stream(build_config(source=str(folder), out=tmp_path / "both", video=False, progress=False))
     run_stream(build_config(source=str(folder / "2.png"), out=tmp_path / "alone", video=False, progress=False))
-    after_small = json.loads((tmp_path / "both" / "frames.jsonl").read_text().splitlines()[1])
+    both = [json.loads(line) for line in (tmp_path / "both" / "frames.jsonl").read_text().splitlines()]
+    assert [r["file"] for r in both] == ["1.png", "2.png"]  # each row names its image
+    after_small = both[1]
     alone = json.loads((tmp_path / "alone" / "frames.jsonl").read_text().splitlines()[0])
     assert after_small["bbox"] == alone["bbox"] and after_small["label"] == alone["label"]
     assert after_small["probs"] == pytest.approx(alone["probs"], abs=1e-6)

@@ -14,6 +14,7 @@ can be played directly. An image that can't be decoded mid-folder raises
 from __future__ import annotations
 
 import fnmatch
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -133,7 +134,7 @@ class FolderSource(FrameSource):
             )
         self._index += 1
         t = i / self._fps if self._fps else float(i)
-        return make_frame(i, img, t)
+        return replace(make_frame(i, img, t), file=self._files[i].name)
 
     def close(self) -> None:
         self._closed = True
