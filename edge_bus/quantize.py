@@ -54,7 +54,12 @@ def quantize_openvino(onnx_path: Path, tensors: Sequence[np.ndarray], out_xml: P
     import openvino as ov
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
-    model = ov.Core().read_model(str(onnx_path))
+    # convert_model, not read_model: read_model keeps the ONNX importer's shape arithmetic (the
+    # depthwise weights reach GroupConvolution through a ShapeOf/Concat-computed Reshape), NNCF then
+    # quantises those weights per channel *and per kernel column* ([C,1,1,1,3] ranges), and the CPU
+    # plugin runs such a depthwise convolution in f32 (brgconv_avx2_dw_f32) with reorders around it.
+    # convert_model folds the shapes, so the weights get per-channel ranges and run in INT8.
+    model = ov.convert_model(str(onnx_path))
     calib = nncf.Dataset(list(tensors))
     # the classifier head (two small fully-connected layers) costs nothing to keep in FP32, and
     # quantising it moved the malignancy AUC by ~1 pt on validation
@@ -63,10 +68,13 @@ def quantize_openvino(onnx_path: Path, tensors: Sequence[np.ndarray], out_xml: P
         q = nncf.quantize_with_accuracy_control(
             model, calib, nncf.Dataset(list(val_tensors), val_transform), validation_fn=validate, max_drop=max_drop,
             drop_type=nncf.DropType.ABSOLUTE, subset_size=len(tensors), ignored_scope=ignored,
+            preset=nncf.QuantizationPreset.MIXED, fast_bias_correction=False,
             advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(max_num_iterations=max_iterations))
     else:
+        # full bias correction (fast_bias_correction=False): slower to quantise, but on validation
+        # (emt_net, 532 images) the INT8 drop fell from 0.21 / 0.51 pt (Dice / AUC) to 0.00 / 0.09 pt
         q = nncf.quantize(model, calib, subset_size=len(tensors), preset=nncf.QuantizationPreset.MIXED,
-                          ignored_scope=ignored)
+                          ignored_scope=ignored, fast_bias_correction=False)
     out_xml.parent.mkdir(parents=True, exist_ok=True)
     ov.save_model(q, str(out_xml), compress_to_fp16=False)
     return out_xml

@@ -25,10 +25,11 @@ $PY -m models.training.train --model hgm_net --data "$DATA" --init "$CK/emt_net_
 $PY -m models.training.export --data "$DATA" --checkpoint "$CK/emt_net_ft/best.pt" --name emt_net \
     --out models/emt_net --qdq --control-iterations 0
 $PY -m models.training.export --data "$DATA" --checkpoint "$CK/hgm_net/best.pt" --name hgm_net \
-    --out models/hgm_net --int8-only --control-iterations 0
+    --out models/hgm_net --int8-only --control-iterations 4
 $PY -m edge_bus.golden --model emt_net --out models/emt_net/golden_demo.npz --register
 $PY -m models.training.wp_sweep --data "$DATA" --checkpoint "$CK/emt_net_ft/best.pt" \
     --out models/training/results/wp_sweep.json
 $PY -m models.training.cine_check > models/training/results/extra.md
 $PY -m models.training.bootstrap --data "$DATA" --model emt_net --out models/training/results/bootstrap.json
+$PY -m models.training.mask_sweep --data "$DATA" > models/training/results/mask_sweep.md
 $PY -m models.training.model_card --out models/README.md
