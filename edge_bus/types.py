@@ -29,10 +29,6 @@ class ROI:
     def fits(self, width: int, height: int) -> bool:
         return self.x + self.w <= width and self.y + self.h <= height
 
-    def clip(self, width: int, height: int) -> ROI:
-        x, y = min(self.x, width - 1), min(self.y, height - 1)
-        return ROI(x, y, max(1, min(self.w, width - x)), max(1, min(self.h, height - y)))
-
     def as_list(self) -> list[int]:
         return [self.x, self.y, self.w, self.h]
 

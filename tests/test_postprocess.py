@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from helpers import tiny_model_dir
 
+from edge_bus.errors import ConfigError
 from edge_bus.postprocess import PostprocessConfig, Postprocessor, longest_axis_mm, presence_malignancy
 from edge_bus.preprocess import InputSpec, Preprocessor, detect_scan_area
 from edge_bus.types import ROI, ModelOutputs, PreprocessMeta
@@ -93,7 +94,11 @@ def test_scan_area_detection_crops_margins() -> None:
     assert tensor.shape == (1, 1, 64, 64) and tensor.dtype == np.float32 and meta.roi == roi
 
 
-def test_fixed_roi_is_clipped_to_frame() -> None:
+def test_fixed_roi_outside_the_frame_is_a_config_error() -> None:
+    """Clipping it (to 1x1 px at worst) gave confident answers about the wrong pixels; now it is refused."""
     pre = Preprocessor(InputSpec(32, 32, 0.5, 0.25), roi=ROI(10, 10, 500, 500))
-    _, meta = pre.preprocess(np.zeros((100, 120), np.uint8))
-    assert meta.roi == ROI(10, 10, 110, 90)
+    with pytest.raises(ConfigError, match=r"--roi 10,10,500,500 reaches past the 120x100 frame"):
+        pre.preprocess(np.zeros((100, 120), np.uint8))
+    _, meta = Preprocessor(InputSpec(32, 32, 0.5, 0.25), roi=ROI(10, 10, 110, 90)).preprocess(
+        np.zeros((100, 120), np.uint8))
+    assert meta.roi == ROI(10, 10, 110, 90)  # exactly to the edge fits
