@@ -2,9 +2,10 @@
 kernel actually ran in.
 
 An INT8 IR says which layers NNCF quantised; the CPU plugin still chooses each layer's kernel, and
-on some CPUs it runs quantised layers in f32 (on the 2-core AVX2 machine this was built on, every
-depthwise convolution of the shipped model runs ``brgconv_avx2_dw_f32``, about 30% of the time).
-This profile shows that, per machine, so a latency miss can be traced to the layers that cause it.
+runs a quantised layer in f32 when it has no INT8 kernel for it. This profile found that every
+depthwise convolution of the model shipped before ran ``brgconv_avx2_dw_f32`` (a third of the
+time on the 2-core AVX2 machine this was built on; see :func:`edge_bus.quantize.quantize_openvino`
+for the cause and the fix). It shows, per machine, where a latency miss comes from.
 
 Measured on a separate compiled model with the runtime's per-layer counters on (``PERF_COUNT``):
 they cost a little, so the total here is not the engine latency reported elsewhere; the shares are
@@ -71,12 +72,12 @@ class LayerProfile:
 
 
 def op_label(layer: LayerTime) -> str:
-    """The operation, with the two convolution kinds that dominate mobile networks told apart (and
-    OpenVINO's ``ConvolutionBackpropData`` under its usual name)."""
+    """The operation, with pointwise (1x1) convolutions told apart from the others (their kernel says
+    so), and OpenVINO's ``ConvolutionBackpropData`` under its usual name. Depthwise convolutions are
+    OpenVINO's ``GroupConvolution``; an f32 kernel names them ``_dw``, an INT8 one does not, so they
+    keep the one name whatever precision ran them."""
     if layer.op == "Convolution" and "1x1" in layer.kernel:
         return "Convolution 1x1"
-    if layer.op == "GroupConvolution" and "_dw" in layer.kernel:
-        return "GroupConvolution dw"
     if layer.op == "ConvolutionBackpropData":
         return "ConvTranspose"
     return layer.op

@@ -29,10 +29,12 @@ def _t(name: str, op: str, kernel: str, ms: float) -> LayerTime:
     return LayerTime(name=name, op=op, kernel=kernel, precision=kernel_precision(kernel), ms=ms)
 
 
-def test_op_label_tells_pointwise_and_depthwise_convolutions_apart() -> None:
+def test_op_label_tells_pointwise_convolutions_apart() -> None:
     assert op_label(_t("a", "Convolution", "jit_avx2_1x1_I8", 1)) == "Convolution 1x1"
-    assert op_label(_t("b", "GroupConvolution", "brgconv_avx2_dw_f32", 1)) == "GroupConvolution dw"
     assert op_label(_t("c", "Convolution", "jit_avx2_I8", 1)) == "Convolution"
+    for kernel in ("brgconv_avx2_dw_f32", "jit_avx2_I8"):  # one name whatever precision ran it
+        assert op_label(_t("b", "GroupConvolution", kernel, 1)) == "GroupConvolution"
+    assert op_label(_t("d", "ConvolutionBackpropData", "jit_avx2_I8", 1)) == "ConvTranspose"
 
 
 def test_aggregate_gives_mean_times_per_inference_and_shares_by_op_and_precision() -> None:
@@ -43,7 +45,7 @@ def test_aggregate_gives_mean_times_per_inference_and_shares_by_op_and_precision
     p = aggregate_layers([run1, run2], top=2)
     assert p.runs == 2 and p.total_ms == pytest.approx(6.0)  # (4 + 8) / 2
     assert [(o.op, o.precision, o.layers) for o in p.ops] == [("Convolution 1x1", "int8", 2),
-                                                              ("GroupConvolution dw", "f32", 1)]
+                                                              ("GroupConvolution", "f32", 1)]
     assert p.ops[0].ms == pytest.approx(4.0) and p.ops[0].share == pytest.approx(4 / 6)
     assert p.share_in("int8") + p.share_in("f32") == pytest.approx(1.0)
     assert [t.name for t in p.top_layers] == ["pw1", "dw1"] and p.top_layers[0].ms == pytest.approx(3.0)
