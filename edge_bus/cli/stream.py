@@ -25,8 +25,9 @@ def _roi(value: str | None) -> ROI | None:
 
 def stream(
     source: Annotated[str | None, typer.Option(
-        "--source", "-s", help="What to read: a video file (AVI/MP4/MOV), an image folder (a BUSI class folder works), "
-        "a DICOM file, a capture device (0, /dev/video2) or 'demo' (the bundled clip). Prefix kind: to force one, "
+        "--source", "-s", help="What to read: a video file (AVI/MP4/MOV), an image folder (a BUSI class folder works; "
+        ".dcm files in it play too), a DICOM file, a capture device (0, /dev/video2) or 'demo' (the bundled clip). "
+        "Prefix kind: to force one, "
         "e.g. video:clip.bin. (default: demo)", show_default=False)] = None,
     model: Annotated[str | None, typer.Option(
         help="A shipped model name (edge-bus models list), a model folder or a manifest.json. (default: emt_net)",

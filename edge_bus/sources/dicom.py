@@ -188,6 +188,10 @@ class DicomSource(FrameSource):
         return self._info
 
     @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
     def pixel_spacing_mm(self) -> tuple[float, float] | None:
         """``(row_mm, col_mm)`` from the ultrasound regions, or None."""
         return self._spacing

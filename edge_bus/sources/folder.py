@@ -7,8 +7,10 @@ second per image when no ``fps`` is given.
 
 Files are taken in natural order (``benign (2).png`` before ``benign (10).png``); mask files
 (``*_mask*``, as in BUSI's class folders) and hidden files are skipped, so a BUSI class folder
-can be played directly. An image that can't be decoded mid-folder raises
-:class:`~edge_bus.errors.SourceEndedEarly` after the images before it were yielded.
+can be played directly. DICOM files (``.dcm``, ``.dicom``: a scanner's study export) are played
+too, every frame of each, with their pixel spacing (so ``lesion_mm`` is filled in). An image that
+can't be decoded mid-folder raises :class:`~edge_bus.errors.SourceEndedEarly` after the images
+before it were yielded.
 """
 
 from __future__ import annotations
@@ -23,17 +25,19 @@ import numpy as np
 from edge_bus.errors import SourceEndedEarly, SourceError
 from edge_bus.sources._common import make_frame, natural_key, to_bgr_u8
 from edge_bus.sources.base import FrameSource, SourceInfo
+from edge_bus.sources.dicom import DicomSource
 from edge_bus.types import Frame
 
 __all__ = ["IMAGE_SUFFIXES", "FolderSource", "list_images"]
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+DICOM_SUFFIXES: frozenset[str] = frozenset({".dcm", ".dicom"})
 
 
 def _is_image(path: Path) -> bool:
     name = path.name
     return (
-        path.suffix.lower() in IMAGE_SUFFIXES
+        path.suffix.lower() in IMAGE_SUFFIXES | DICOM_SUFFIXES
         and not name.startswith(".")
         and not fnmatch.fnmatch(name.lower(), "*_mask*")
         and path.is_file()
@@ -66,7 +70,7 @@ def _no_images_message(folder: Path) -> str:
     if with_images:
         shown = ", ".join(with_images[:5]) + (", ..." if len(with_images) > 5 else "")
         return f"image folder '{folder}' has no images, only sub-folders ({shown}) — point --source at one of them"
-    suffixes = " ".join(sorted(IMAGE_SUFFIXES))
+    suffixes = " ".join(sorted(IMAGE_SUFFIXES | DICOM_SUFFIXES))
     return f"image folder '{folder}' has no images ({suffixes}; *_mask* files are skipped) — check the path"
 
 
@@ -95,21 +99,25 @@ class FolderSource(FrameSource):
                 f"cannot open '{self._path}' as an image: not a folder or an image file "
                 f"({' '.join(sorted(IMAGE_SUFFIXES))}) — check the path"
             )
-        first = _read(files[0])
-        if first is None:
-            raise SourceError(
-                f"cannot read image '{files[0]}' (the first of {len(files)}): corrupt or not an image — "
-                "remove or replace it"
-            )
         self._files = files
-        self._pending: np.ndarray | None = first
         self._fps = float(fps)
-        self._index = 0
+        self._index = 0  # frames yielded
+        self._file_index = 0  # the file the next frame comes from
+        self._dicom: DicomSource | None = None  # the DICOM file being played
         self._closed = False
+        try:
+            first = self._next_pixels()
+        except SourceEndedEarly as exc:
+            raise SourceError(str(exc)) from None
+        if first is None:
+            raise SourceError(f"cannot read '{files[0]}': it holds no frame — remove or replace it")
+        self._pending: tuple[np.ndarray, tuple[float, float] | None, str] | None = first
         name = self._path.name or str(self._path)
         self._info = SourceInfo(
-            kind="folder", name=name, width=int(first.shape[1]), height=int(first.shape[0]),
-            fps=self._fps, frame_count=len(files), still=True,
+            kind="folder", name=name, width=int(first[0].shape[1]), height=int(first[0].shape[0]),
+            # a DICOM file may hold many frames: the count is known only for plain images
+            fps=self._fps, still=True,
+            frame_count=None if any(f.suffix.lower() in DICOM_SUFFIXES for f in files) else len(files),
         )
 
     @property
@@ -121,21 +129,61 @@ class FolderSource(FrameSource):
         """The images that will be played, in order."""
         return tuple(self._files)
 
+    def _next_pixels(self) -> tuple[np.ndarray, tuple[float, float] | None, str] | None:
+        """(pixels, spacing, file name) of the next frame, or None after the last file."""
+        while True:
+            if self._dicom is not None:
+                try:
+                    frame = next(self._dicom)
+                except StopIteration:
+                    self._dicom = None
+                    continue
+                except SourceError as exc:
+                    self._fail_dicom(exc)
+                return frame.pixels, frame.pixel_spacing_mm, self._dicom.path.name
+            k = self._file_index
+            if k >= len(self._files):
+                return None
+            path = self._files[k]
+            self._file_index += 1
+            if path.suffix.lower() in DICOM_SUFFIXES:
+                try:
+                    self._dicom = DicomSource(path)
+                except SourceError as exc:
+                    self._fail_dicom(exc)
+                continue
+            img = _read(path)
+            if img is None:
+                self.close()
+                raise SourceEndedEarly(
+                    f"cannot read image '{path.name}' ({k + 1} of {len(self._files)}) in '{self._path}': "
+                    f"corrupt or not an image (the {self._index} frames before it were read) — remove or replace it"
+                )
+            return img, None, path.name
+
+    def _fail_dicom(self, exc: SourceError) -> None:
+        k = self._file_index
+        self.close()
+        raise SourceEndedEarly(
+            f"{exc} ({k} of {len(self._files)} files in '{self._path}'; the {self._index} frames before it were read)"
+        ) from None
+
     def __next__(self) -> Frame:
-        i = self._index
-        if self._closed or i >= len(self._files):
+        if self._closed:
             raise StopIteration
-        img, self._pending = (self._pending, None) if self._pending is not None else (_read(self._files[i]), None)
-        if img is None:
+        item, self._pending = (self._pending, None) if self._pending is not None else (self._next_pixels(), None)
+        if item is None:
             self.close()
-            raise SourceEndedEarly(
-                f"cannot read image '{self._files[i].name}' ({i + 1} of {len(self._files)}) in '{self._path}': "
-                f"corrupt or not an image (the {i} before it were read) — remove or replace it"
-            )
+            raise StopIteration
+        img, spacing, name = item
+        i = self._index
         self._index += 1
         t = i / self._fps if self._fps else float(i)
-        return replace(make_frame(i, img, t), file=self._files[i].name)
+        return replace(make_frame(i, img, t, pixel_spacing_mm=spacing), file=name)
 
     def close(self) -> None:
         self._closed = True
         self._pending = None
+        dicom, self._dicom = self._dicom, None
+        if dicom is not None:
+            dicom.close()

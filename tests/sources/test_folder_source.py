@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge_bus.errors import SourceEndedEarly, SourceError
@@ -73,14 +74,14 @@ def test_unreadable_image_mid_folder_ends_early(tmp_path: Path, make_image: Call
             got.append(int(frame.pixels[0, 0, 0]))
     assert got == [1, 2]
     msg = str(err.value)
-    assert "'benign (3).png' (3 of 4)" in msg and "the 2 before it were read" in msg and "\n" not in msg
+    assert "'benign (3).png' (3 of 4)" in msg and "the 2 frames before it were read" in msg and "\n" not in msg
     with pytest.raises(StopIteration):
         next(src)
 
 
 def test_unreadable_first_image_fails_at_open(tmp_path: Path) -> None:
     (tmp_path / "a.png").write_bytes(b"garbage")
-    with pytest.raises(SourceError, match=r"cannot read image .*a\.png' \(the first of 1\)"):
+    with pytest.raises(SourceError, match=r"cannot read image 'a\.png' \(1 of 1\)"):
         FolderSource(tmp_path)
 
 
@@ -120,3 +121,20 @@ def test_real_busi_class_folder(shared_data: Path) -> None:
         frames = list(src)
     assert names == ["benign (1).png", "benign (2).png", "benign (3).png"]
     assert len(frames) == 3 and all(f.pixels.ndim == 3 for f in frames)
+
+
+def test_dicom_files_in_a_folder_play_with_their_spacing(
+    tmp_path: Path, make_image: Callable[..., Path], make_dicom: Callable[..., Path], make_region: Callable[..., object]
+) -> None:
+    """A scanner's study export: single- and multi-frame .dcm files beside a PNG, in natural order."""
+    gray = np.full((40, 50), 90, np.uint8)
+    make_dicom(tmp_path / "IM1.dcm", gray, multiframe=False, regions=[make_region(0.01, 0.02)])
+    make_dicom(tmp_path / "IM2.dcm", np.stack([gray, gray + 10, gray + 20]))  # 3 frames, no spacing
+    make_image(tmp_path / "IM3.png", 7)
+    with FolderSource(tmp_path) as src:
+        assert src.info.frame_count is None and src.info.still  # a DICOM may hold many frames
+        frames = list(src)
+    assert [f.file for f in frames] == ["IM1.dcm", "IM2.dcm", "IM2.dcm", "IM2.dcm", "IM3.png"]
+    assert [f.index for f in frames] == list(range(5))
+    assert frames[0].pixel_spacing_mm == pytest.approx((0.2, 0.1)) and frames[1].pixel_spacing_mm is None
+    assert [int(f.pixels[0, 0, 0]) for f in frames] == [90, 90, 100, 110, 7]
