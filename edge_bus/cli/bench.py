@@ -31,7 +31,7 @@ def bench_cmd(
     seconds: Annotated[
         float,
         typer.Option(
-            help="Measuring time per engine (stages get half; the pipeline runs 60×S frames, the "
+            help="Measuring time per engine (stages get half; the pipeline runs 100×S frames, the "
             "realtime run 45×S frames)."
         ),
     ] = 2.0,
