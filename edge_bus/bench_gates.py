@@ -150,7 +150,8 @@ def int8_speedup_gate(int8_ms: float, fp32_ms: float, isa: Mapping[str, object])
     speedup = _ratio(fp32_ms, int8_ms)
     passed = math.isfinite(speedup) and speedup >= threshold
     if not math.isfinite(speedup):
-        msg = f"int8 speedup: not measured (openvino-int8 {int8_ms} ms, onnxruntime-fp32 {fp32_ms} ms)"
+        msg = (f"int8 speedup: not measured (openvino-int8 {_shown_ms(int8_ms)}, onnxruntime-fp32 "
+               f"{_shown_ms(fp32_ms)}; a model shipped as INT8 IR only has no FP32 ONNX to compare with)")
     else:
         msg = (
             f"int8 speedup: openvino-int8 {int8_ms:.2f} ms vs onnxruntime-fp32 {fp32_ms:.2f} ms = "
@@ -159,13 +160,21 @@ def int8_speedup_gate(int8_ms: float, fp32_ms: float, isa: Mapping[str, object])
     return Gate("int8_speedup", speedup, threshold, passed, msg, basis, unit="×")
 
 
+def _shown(value: float, unit: str, digits: int = 2) -> str:
+    return f"{value:.{digits}f} {unit}" if math.isfinite(value) else "not measured"
+
+
+def _shown_ms(value: float) -> str:
+    return _shown(value, "ms")
+
+
 def _throughput_gate(name: str, title: str, pipeline_fps: float, ref_name: str, ref_fps: float, threshold: float,
                      basis: str, required: bool = True) -> Gate:
     """Pipeline FPS over a reference FPS measured in the same run, against ``threshold``."""
     ratio = _ratio(pipeline_fps, ref_fps)
     passed = math.isfinite(ratio) and ratio >= threshold
     if not math.isfinite(ratio):
-        msg = f"{title}: not measured (pipeline {pipeline_fps} FPS, {ref_name} {ref_fps} FPS)"
+        msg = f"{title}: not measured (pipeline {_shown(pipeline_fps, 'FPS')}, {ref_name} {_shown(ref_fps, 'FPS')})"
     else:
         msg = (
             f"{title}: pipeline {pipeline_fps:.1f} FPS vs {ref_name} {ref_fps:.1f} FPS = {ratio:.2f}× "

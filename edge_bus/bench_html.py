@@ -268,7 +268,8 @@ def _layers_section(lp: LayerProfile) -> str:
                 note=f"{o.precision} · {100 * o.share:.0f}% · {o.layers} layer{'s' if o.layers != 1 else ''}")
             for o in lp.ops if o.share >= 0.005]
     top = table(["layer", "operation", "kernel", "precision", "ms"],
-                [[escape(t.name), escape(t.op), escape(t.kernel), escape(t.precision), _ms(t.ms)]
+                [[f'<span style="word-break:break-all">{escape(t.name)}</span>', escape(t.op), escape(t.kernel),
+                  escape(t.precision), _ms(t.ms)]
                  for t in lp.top_layers])
     return section(
         f"Where INT8 inference spends its time (OpenVINO per-layer counters, {lp.runs} runs)",

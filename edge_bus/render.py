@@ -12,6 +12,7 @@ rectangles in place. No full-frame boolean indexing.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -85,8 +86,9 @@ def label_lines(p: Prediction, hud: HudInfo) -> tuple[str, str]:
     """The label chip and the operating-point line. Benign vs malignant is decided by P(malignant |
     lesion) against the operating point's threshold, so both are shown, not the class probability
     (a "BENIGN 0.23" chip beside a malignancy of 0.77 read as a contradiction)."""
-    if p.lesion:
-        text = f"{p.label.upper()}  malignancy {p.malignancy:.2f}"
+    if p.lesion:  # rounded towards the side of the threshold the label is on, so they never contradict
+        shown = _round_to(p.malignancy, up=p.label == "malignant")
+        text = f"{p.label.upper()}  malignancy {shown:.3f}"
         mm = hud.lesion_mm if hud.lesion_mm is not None else p.lesion_mm
         if mm is not None:
             text += f"  {mm:.1f} mm"
@@ -94,8 +96,15 @@ def label_lines(p: Prediction, hud: HudInfo) -> tuple[str, str]:
         text = "no lesion"
     op = f"op: {hud.operating_point}"
     if hud.threshold is not None:
-        op += f", malignant at >= {hud.threshold:.2f}"
+        op += f", malignant at >= {_round_to(hud.threshold, up=True):.3f}"
     return text, op
+
+
+def _round_to(x: float, up: bool, digits: int = 3) -> float:
+    """``x`` rounded up or down to ``digits`` decimals. With the threshold rounded up, a benign
+    malignancy rounded down stays below it and a malignant one rounded up stays at or above it."""
+    scaled = round(x * 10**digits, 6)  # absorb binary noise (0.892 * 1000 = 891.9999...)
+    return (math.ceil(scaled) if up else math.floor(scaled)) / 10**digits
 
 
 def to_bgr(pixels: np.ndarray) -> np.ndarray:

@@ -129,19 +129,22 @@ def monitor_device(
                 f"{major}.{minor}, clock {info.clock_hz} Hz (handshake and clock sync done)")
         bridge.on_message(lambda received: lines.put(describe(received, start)))
         bridge.on_status(lambda text: lines.put(f"# {text}"))
-        while count is None or shown < count:
-            wait = 0.2
-            if seconds is not None:
-                wait = min(wait, seconds - (time.perf_counter() - start))
-                if wait <= 0:
-                    break
-            try:
-                line = lines.get(timeout=wait)
-            except queue.Empty:
-                continue
-            on_line(line)
-            if not line.startswith("#"):
-                shown += 1
+        try:
+            while count is None or shown < count:
+                wait = 0.2
+                if seconds is not None:
+                    wait = min(wait, seconds - (time.perf_counter() - start))
+                    if wait <= 0:
+                        break
+                try:
+                    line = lines.get(timeout=wait)
+                except queue.Empty:
+                    continue
+                on_line(line)
+                if not line.startswith("#"):
+                    shown += 1
+        except KeyboardInterrupt:  # Ctrl-C is how a monitor is usually stopped: still give the summary
+            pass
         return MonitorSummary(shown, time.perf_counter() - start, bridge.counters())
 
 

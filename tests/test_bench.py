@@ -92,6 +92,8 @@ def test_int8_speedup_gate_fails_when_not_measured() -> None:
     gate = int8_speedup_gate(math.nan, 20.0, VNNI)
     assert not gate.passed and "not measured" in gate.message
     assert gate.to_json()["value"] is None
+    no_onnx = int8_speedup_gate(8.5628269, math.nan, AVX2)  # e.g. hgm_net, shipped as INT8 IR only
+    assert "openvino-int8 8.56 ms, onnxruntime-fp32 not measured" in no_onnx.message and "nan" not in no_onnx.message
 
 
 def test_pipeline_gate_names_the_ratio() -> None:

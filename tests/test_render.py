@@ -111,6 +111,12 @@ def test_label_shows_the_malignancy_against_the_operating_points_threshold() -> 
     mask = np.zeros((40, 40), bool)
     benign = dataclasses.replace(_prediction(mask, "benign"), malignancy=0.77)
     hud = HudInfo(fps=30.0, latency_ms=9.0, operating_point="balanced", threshold=0.788)
-    assert label_lines(benign, hud) == ("BENIGN  malignancy 0.77", "op: balanced, malignant at >= 0.79")
+    assert label_lines(benign, hud) == ("BENIGN  malignancy 0.770", "op: balanced, malignant at >= 0.788")
+    close = HudInfo(fps=30.0, latency_ms=9.0, operating_point="balanced", threshold=0.892483)
+    # just under / just over the threshold: the shown numbers agree with the label
+    assert label_lines(dataclasses.replace(benign, malignancy=0.89246), close) == (
+        "BENIGN  malignancy 0.892", "op: balanced, malignant at >= 0.893")
+    malignant = dataclasses.replace(_prediction(mask, "malignant"), malignancy=0.89249)
+    assert label_lines(malignant, close)[0] == "MALIGNANT  malignancy 0.893"
     normal = _prediction(mask, "normal", lesion=False)
     assert label_lines(normal, dataclasses.replace(hud, threshold=None)) == ("no lesion", "op: balanced")

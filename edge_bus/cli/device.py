@@ -102,12 +102,14 @@ def simulate_cmd(
     ] = 0.0,
     seconds: Annotated[
         float | None,
-        typer.Option("--seconds", "-s", min=0.0, help="Stop after S seconds (default: run until Ctrl-C)."),
+        typer.Option("--seconds", "-s", help="Stop after S seconds, > 0 (default: run until Ctrl-C)."),
     ] = None,
 ) -> None:
     """Run a simulated controller board; prints the /dev/pts/N path to give to `device ping` or `stream`."""
     if not pty:
         raise fail("the simulator serves a pseudo-terminal only (in-process, use the URL sim://?fps=30)", 2)
+    if seconds is not None and seconds <= 0:
+        raise fail(f"--seconds must be > 0, got {seconds:g} (leave it out to run until Ctrl-C)", 2)
 
     def ready(path: str) -> None:
         typer.echo(path)

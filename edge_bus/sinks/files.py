@@ -52,6 +52,9 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
     one. The new file gets the usual umask permissions. Raises :class:`OutputError` (with ``hint``).
     """
     target = ensure_parent(path, hint)
+    if target.exists() and not target.is_file():  # a device or a folder: os.replace would swap it for a file
+        kind = "a folder" if target.is_dir() else "not a regular file"
+        raise OutputError(f"can't write {target}: it is {kind} — {hint or 'choose another file name'}")
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     data = text.encode(encoding)
     try:

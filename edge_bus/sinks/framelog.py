@@ -78,6 +78,8 @@ class FrameLog:
             raise self._error
         if self._fh is None:
             raise ValueError(f"write to a closed FrameLog ({self.path})")
+        if self._reserve and self.lines and self.lines % self._check_every == 0:
+            self._check_space()  # before writing: a frame whose line is refused is not in the log
         line = dumps_line(obj)
         view = memoryview(line)
         try:
@@ -90,8 +92,6 @@ class FrameLog:
             self._fail(exc)
         self._good += len(line)
         self.lines += 1
-        if self._reserve and self.lines % self._check_every == 0:
-            self._check_space()
 
     def _check_space(self) -> None:
         try:

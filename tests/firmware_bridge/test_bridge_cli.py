@@ -54,7 +54,9 @@ def test_simulate_serves_a_pty_by_default_and_nothing_else() -> None:
     result = runner.invoke(app, ["simulate", "--no-pty"])
     assert result.exit_code == 2
     assert result.stderr.startswith("error: the simulator serves a pseudo-terminal only")
-    assert runner.invoke(app, ["simulate", "--seconds", "-1"]).exit_code == 2  # a usage error, not a bridge error
+    for bad in ("-1", "0"):  # a usage error, not a bridge error
+        result = runner.invoke(app, ["simulate", "--seconds", bad])
+        assert result.exit_code == 2 and "--seconds must be > 0" in result.stderr
 
 
 def test_domain_errors_are_one_line_with_exit_code_6() -> None:
@@ -68,3 +70,17 @@ def test_domain_errors_are_one_line_with_exit_code_6() -> None:
         assert result.stderr.startswith(expected), result.stderr
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
         assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_monitor_stopped_by_ctrl_c_still_gives_its_summary() -> None:
+    from firmware_bridge.tools import monitor_device
+
+    seen: list[str] = []
+
+    def on_line(line: str) -> None:
+        seen.append(line)
+        if len(seen) == 4:
+            raise KeyboardInterrupt  # the user presses Ctrl-C while messages arrive
+
+    summary = monitor_device("sim://?fps=100", on_line)
+    assert summary.messages == 2 and summary.counters.frames_ok > 0  # the '#' line plus 3 messages, one cut short

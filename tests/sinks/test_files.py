@@ -41,3 +41,15 @@ def test_failed_write_keeps_the_old_file_and_no_temp(tmp_path: Path, monkeypatch
 def test_output_error_is_one_line_naming_the_file(err: int, words: str) -> None:
     msg = str(output_error(Path("/x/out/frames.jsonl"), OSError(err, os.strerror(err))))
     assert words in msg and "frames.jsonl" in msg and "\n" not in msg and " — " in msg
+
+
+def test_atomic_write_refuses_a_device_or_folder_target(tmp_path: Path) -> None:
+    """As root, os.replace would swap /dev/full (or any device) for a plain file."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(OutputError, match="not a regular file — choose another"):
+        atomic_write_text(fifo, "x", hint="choose another --json/--html path")
+    assert fifo.exists() and not fifo.is_file()
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(OutputError, match="it is a folder"):
+        atomic_write_text(tmp_path / "dir", "x")
