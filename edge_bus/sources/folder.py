@@ -18,6 +18,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import replace
 from pathlib import Path
+from typing import NoReturn
 
 import cv2
 import numpy as np
@@ -161,7 +162,7 @@ class FolderSource(FrameSource):
                 )
             return img, None, path.name
 
-    def _fail_dicom(self, exc: SourceError) -> None:
+    def _fail_dicom(self, exc: SourceError) -> NoReturn:
         k = self._file_index
         self.close()
         raise SourceEndedEarly(
