@@ -50,6 +50,7 @@ def make_frame(
     dropped_before: int = 0,
     t_capture: float | None = None,
     decode_ms: float = 0.0,
+    file: str | None = None,
 ) -> Frame:
     """A :class:`Frame` stamped now (``t_capture`` from ``perf_counter`` unless given, ``wall_time``
     from ``time``)."""
@@ -62,6 +63,7 @@ def make_frame(
         dropped_before=dropped_before,
         pixel_spacing_mm=pixel_spacing_mm,
         decode_ms=decode_ms,
+        file=file,
     )
 
 

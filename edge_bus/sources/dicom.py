@@ -30,10 +30,12 @@ from edge_bus.sources._common import check_readable_file, describe_exc, make_fra
 from edge_bus.sources.base import FrameSource, SourceInfo
 from edge_bus.types import Frame
 
-__all__ = ["DicomSource", "is_dicom_file", "ultrasound_spacing_mm"]
+__all__ = ["DICOM_SUFFIXES", "DicomSource", "is_dicom_file", "ultrasound_spacing_mm"]
 
 _UNITS_CM = 3
 _SPATIAL_2D = 1
+#: file suffixes read as DICOM without looking inside (other files need the ``DICM`` magic)
+DICOM_SUFFIXES: frozenset[str] = frozenset({".dcm", ".dicom"})
 
 
 def is_dicom_file(path: Path) -> bool:

@@ -16,7 +16,6 @@ before it were yielded.
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -26,13 +25,12 @@ import numpy as np
 from edge_bus.errors import SourceEndedEarly, SourceError
 from edge_bus.sources._common import make_frame, natural_key, to_bgr_u8
 from edge_bus.sources.base import FrameSource, SourceInfo
-from edge_bus.sources.dicom import DicomSource
+from edge_bus.sources.dicom import DICOM_SUFFIXES, DicomSource
 from edge_bus.types import Frame
 
 __all__ = ["IMAGE_SUFFIXES", "FolderSource", "list_images"]
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
-DICOM_SUFFIXES: frozenset[str] = frozenset({".dcm", ".dicom"})
 
 
 def _is_image(path: Path) -> bool:
@@ -180,7 +178,7 @@ class FolderSource(FrameSource):
         i = self._index
         self._index += 1
         t = i / self._fps if self._fps else float(i)
-        return replace(make_frame(i, img, t, pixel_spacing_mm=spacing), file=name)
+        return make_frame(i, img, t, pixel_spacing_mm=spacing, file=name)
 
     def close(self) -> None:
         self._closed = True

@@ -22,7 +22,7 @@ from edge_bus.errors import SourceError
 from edge_bus.sources.base import FrameSource
 from edge_bus.sources.capture import CaptureSource
 from edge_bus.sources.demo import DemoSource
-from edge_bus.sources.dicom import DicomSource, is_dicom_file
+from edge_bus.sources.dicom import DICOM_SUFFIXES, DicomSource, is_dicom_file
 from edge_bus.sources.folder import IMAGE_SUFFIXES, FolderSource
 from edge_bus.sources.video import VideoSource
 from edge_bus.sources.wrappers import LimitedSource, LoopingSource
@@ -30,7 +30,6 @@ from edge_bus.sources.wrappers import LimitedSource, LoopingSource
 __all__ = ["SOURCE_KINDS", "detect_kind", "open_source"]
 
 SOURCE_KINDS: tuple[str, ...] = ("video", "folder", "dicom", "capture", "demo")
-DICOM_SUFFIXES = frozenset({".dcm", ".dicom"})
 _PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9_-]+):(.*)$")  # 2+ letters: "C:\x" stays a Windows path
 _EXAMPLES = {"video": "clip.mp4", "folder": "images/", "dicom": "cine.dcm", "capture": "/dev/video0"}
 _SPEC_HINT = "pass a video file, an image folder, a .dcm file, a device (0 or /dev/video0) or 'demo'"
