@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import shutil
 from pathlib import Path
 
 from edge_bus.errors import OutputError
@@ -32,6 +33,14 @@ def output_error(path: str | os.PathLike[str], exc: OSError, hint: str | None = 
         return OutputError(f"can't write {name}: it is a folder — {hint or 'choose another file name'}")
     reason = exc.strerror or type(exc).__name__
     return OutputError(f"can't write {name}: {reason} — {hint or 'check the --out folder'}")
+
+
+def free_bytes(folder: str | os.PathLike[str]) -> int | None:
+    """Free space on ``folder``'s file system, or None when it can't be told (the writer will try)."""
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 def ensure_parent(path: str | os.PathLike[str], hint: str | None = None) -> Path:

@@ -13,13 +13,12 @@ import errno
 import json
 import math
 import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO, NoReturn
 
 from edge_bus.errors import OutputError
-from edge_bus.sinks.files import ensure_parent, output_error
+from edge_bus.sinks.files import ensure_parent, free_bytes, output_error
 from edge_bus.types import FrameRecord
 
 __all__ = ["FrameLog", "dumps_line"]
@@ -94,11 +93,8 @@ class FrameLog:
         self.lines += 1
 
     def _check_space(self) -> None:
-        try:
-            free = shutil.disk_usage(Path(self.path).parent).free
-        except OSError:
-            return
-        if free < self._reserve:
+        free = free_bytes(Path(self.path).parent)
+        if free is not None and free < self._reserve:
             self._fail(OSError(errno.ENOSPC, f"stopped with {free / 2**20:.1f} MB free, kept for latency.json and "
                                              "report.html"))
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import os
 import queue
-import shutil
 import threading
 import weakref
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 
 from edge_bus.errors import OutputError
 from edge_bus.render import to_bgr
-from edge_bus.sinks.files import ensure_parent, output_error
+from edge_bus.sinks.files import ensure_parent, free_bytes, output_error
 
 __all__ = ["VideoSink"]
 
@@ -96,11 +95,8 @@ class VideoSink:
         )
 
     def _check_space(self, path: Path) -> None:
-        try:
-            free = shutil.disk_usage(path.parent).free
-        except OSError:
-            return  # can't tell; the writer will try
-        if free < self._min_free:
+        free = free_bytes(path.parent)
+        if free is not None and free < self._min_free:
             raise OutputError(f"disk full writing {path.name}: {free / 2**20:.0f} MB free, the video needs "
                               f"{self._min_free / 2**20:.0f} MB — free space or use --no-video")
 
@@ -132,16 +128,14 @@ class VideoSink:
             self._check_running()
 
     def _check_running(self) -> None:
-        try:
-            free = shutil.disk_usage(self.path.parent).free
-            exists = self.path.exists()
-        except OSError:
+        free = free_bytes(self.path.parent)
+        if free is None:
             return
         if free < self._min_free:
             self._writer.release()  # writes the index while there is still a little room
             self._error = OutputError(f"disk full writing {self.path.name}: stopped with {free / 2**20:.0f} MB free "
                                       f"(it keeps {self._min_free / 2**20:.0f} MB) — free space or use --no-video")
-        elif not exists:
+        elif not self.path.exists():
             self._writer.release()
             self._error = OutputError(f"{self.path} disappeared while writing — check the --out folder")
         if self._error is not None:

@@ -86,10 +86,10 @@ def test_unwritable_folder_is_an_output_error(tmp_path: Path) -> None:
 def test_log_stops_while_room_is_left_for_the_summaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import types
 
-    from edge_bus.sinks import framelog as framelog_mod
+    from edge_bus.sinks import files as files_mod
 
     free = {"bytes": 100 << 20}
-    monkeypatch.setattr(framelog_mod.shutil, "disk_usage", lambda _p: types.SimpleNamespace(free=free["bytes"]))
+    monkeypatch.setattr(files_mod.shutil, "disk_usage", lambda _p: types.SimpleNamespace(free=free["bytes"]))
     log = FrameLog(tmp_path / "frames.jsonl", reserve_bytes=4 << 20, check_every=5)
     for i in range(7):
         log.write_obj({"frame": i})

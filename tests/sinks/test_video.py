@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edge_bus.errors import OutputError
-from edge_bus.sinks import video as video_mod
+from edge_bus.sinks import files as files_mod
 from edge_bus.sinks.video import VideoSink
 
 SIZE = (160, 120)
@@ -56,7 +56,7 @@ def test_gray_and_other_sizes_are_converted(tmp_path: Path) -> None:
 @pytest.mark.parametrize("background", [False, True])
 def test_disk_full_closes_a_playable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, background: bool) -> None:
     sink = VideoSink(tmp_path / "overlay.mp4", 30.0, SIZE, check_every=10, background=background)
-    monkeypatch.setattr(video_mod.shutil, "disk_usage", lambda _p: types.SimpleNamespace(total=1, used=1, free=1024))
+    monkeypatch.setattr(files_mod.shutil, "disk_usage", lambda _p: types.SimpleNamespace(total=1, used=1, free=1024))
     with pytest.raises(OutputError, match=r"disk full writing overlay\.mp4: .*— free space or use --no-video"):
         for i in range(25):
             sink.write(_frame(i))
@@ -73,7 +73,7 @@ def test_unwritable_path_is_an_output_error(tmp_path: Path) -> None:
 
 
 def test_no_space_at_start_is_an_output_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(video_mod.shutil, "disk_usage", lambda _p: types.SimpleNamespace(total=1, used=1, free=0))
+    monkeypatch.setattr(files_mod.shutil, "disk_usage", lambda _p: types.SimpleNamespace(total=1, used=1, free=0))
     with pytest.raises(OutputError, match="disk full"):
         VideoSink(tmp_path / "overlay.mp4", 30, SIZE)
 
