@@ -30,11 +30,11 @@ import numpy as np
 
 from edge_bus.config import StreamConfig
 from edge_bus.engines import Engine, EngineConfig, create_engine
-from edge_bus.errors import ConfigError, EdgeBusError, Interrupted, OutputError, Terminated
+from edge_bus.errors import EdgeBusError, Interrupted, OutputError, Terminated
 from edge_bus.live import LatestFrameReader, hw_from_meta
 from edge_bus.outputs import InFlight, OutputStage
 from edge_bus.postprocess import PostprocessConfig, Postprocessor
-from edge_bus.preprocess import Preprocessor, roi_outside
+from edge_bus.preprocess import Preprocessor, check_roi_fits
 from edge_bus.render import OverlayRenderer
 from edge_bus.run_outputs import RunFiles, finalize_run, open_run_files
 from edge_bus.sinks.display import DisplayWindow, check_display
@@ -105,8 +105,8 @@ def compose(config: StreamConfig) -> Pipeline:
         if display is not None:
             parts.append(display)
         info = source.info
-        if config.roi is not None and info.width and info.height and not config.roi.fits(info.width, info.height):
-            raise ConfigError(roi_outside(config.roi, info.width, info.height))
+        if config.roi is not None and info.width and info.height:  # refused before any output is opened
+            check_roi_fits(config.roi, info.width, info.height)
         live = info.live or config.realtime or config.bridge is not None
         engine = create_engine(manifest, EngineConfig(
             backend=config.backend, device=config.device, precision=config.precision,

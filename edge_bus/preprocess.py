@@ -73,9 +73,12 @@ def to_model_input(gray_roi: np.ndarray, spec: InputSpec) -> np.ndarray:
     return tensor[None, None]
 
 
-def roi_outside(roi: ROI, width: int, height: int) -> str:
-    return (f"--roi {roi.x},{roi.y},{roi.w},{roi.h} reaches past the {width}x{height} frame (it needs x + w <= "
-            f"{width} and y + h <= {height}); omit --roi to detect the scan area automatically")
+def check_roi_fits(roi: ROI, width: int, height: int) -> ROI:
+    """``roi`` when it lies inside a ``width`` x ``height`` frame, else a :class:`ConfigError`."""
+    if not roi.fits(width, height):
+        raise ConfigError(f"--roi {roi.x},{roi.y},{roi.w},{roi.h} reaches past the {width}x{height} frame (it needs "
+                          f"x + w <= {width} and y + h <= {height}); omit --roi to detect the scan area automatically")
+    return roi
 
 
 class Preprocessor:
@@ -95,9 +98,7 @@ class Preprocessor:
     def roi_for(self, gray: np.ndarray) -> ROI:
         h, w = gray.shape[:2]
         if self._fixed_roi is not None:
-            if not self._fixed_roi.fits(w, h):
-                raise ConfigError(roi_outside(self._fixed_roi, w, h))
-            return self._fixed_roi
+            return check_roi_fits(self._fixed_roi, w, h)
         if self._roi is None or self._count % self._redetect_every == 0 or not self._roi.fits(w, h):
             self._roi = detect_scan_area(gray)
         return self._roi
