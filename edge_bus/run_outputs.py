@@ -93,6 +93,7 @@ def finalize_run(p: Pipeline, error: BaseException | None) -> dict[str, Any]:
         "verdict": verdict.to_json(),
         "error": str(error) if isinstance(error, EdgeBusError) else None,
     }
+    events = None
     if p.bridge is not None:
         events = p.bridge.events()
         latency["bridge"] = {"url": p.config.bridge, "counters": p.bridge.counters().to_json(),
@@ -109,11 +110,9 @@ def finalize_run(p: Pipeline, error: BaseException | None) -> dict[str, Any]:
                       else "detected automatically"),
     }
     notes = [f"stopped early: {error}"] if error is not None else []
-    if p.bridge is not None:
-        events = p.bridge.events()
-        if events.alerts or events.errors:
-            notes.append(f"the controller board sent {events.alerts} ALERT(s) and {events.errors} ERROR(s); "
-                         "latency.json bridge.device_events lists the last ones")
+    if events is not None and (events.alerts or events.errors):
+        notes.append(f"the controller board sent {events.alerts} ALERT(s) and {events.errors} ERROR(s); "
+                     "latency.json bridge.device_events lists the last ones")
     notes += [str(e) for e in close_errors]
     write_report(p.files.out_dir / "report.html", ReportData(
         title=f"edge-bus stream — {info.name}", summary=summary, latency=latency["stages"],
