@@ -131,7 +131,8 @@ class ClockEstimator:
             return self._estimate
 
     def _select(self) -> list[SyncSample]:
-        """The lowest-delay ``keep`` share of each time segment (at least ``min_keep`` in all)."""
+        """The lowest-delay ``keep`` share of each time segment, at least ``min_keep`` of each (all of a
+        segment holding fewer)."""
         samples = list(self._samples)
         t0, t1 = samples[0].host_mid_s, samples[-1].host_mid_s
         if t1 - t0 < self._min_span_s:  # too short for a drift: one segment, plain minimum-RTT filter
@@ -146,10 +147,6 @@ class ClockEstimator:
             if seg:
                 ranked = sorted(seg, key=lambda s: s.delay_us)
                 best += ranked[: max(self._min_keep, math.ceil(len(seg) * self._keep))]
-        if len(best) < self._min_keep:
-            chosen = {id(s) for s in best}
-            rest = sorted((s for s in samples if id(s) not in chosen), key=lambda s: s.delay_us)
-            best += rest[: self._min_keep - len(best)]
         return sorted(best, key=lambda s: s.delay_us)
 
     def _fit(self) -> ClockEstimate:
