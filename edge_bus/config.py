@@ -37,7 +37,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from edge_bus.errors import ConfigError
 from edge_bus.types import ROI
@@ -99,19 +99,19 @@ _KEYS = {
 }
 
 
-_BOOL = {"loop", "realtime", "video", "display"}
-_INT = {"max_frames", "capture_width", "capture_height", "requests"}
-_FLOAT = {"capture_fps", "smoothing"}
+#: each setting's type, read from StreamConfig (ROI and Path settings are strings in TOML)
+_FIELD_TYPES = get_type_hints(StreamConfig)
 
 
 def _check_type(where: str, name: str, value: Any) -> None:
     """A TOML value of the wrong type is a config error, never a crash or a silent misreading
     (``loop = "false"`` is a string, and a non-empty string would read as true)."""
-    if name in _BOOL:
+    kind = _FIELD_TYPES[name]
+    if kind is bool:
         ok, want = isinstance(value, bool), "true or false (no quotes)"
-    elif name in _INT:
+    elif kind is int:
         ok, want = isinstance(value, int) and not isinstance(value, bool), "a whole number (no quotes)"
-    elif name in _FLOAT:
+    elif kind is float:
         ok, want = isinstance(value, int | float) and not isinstance(value, bool), "a number (no quotes)"
     else:
         ok, want = isinstance(value, str), "a string in quotes"
