@@ -31,8 +31,7 @@ def tiny_onnx(path: Path, size: int = 32) -> Path:
 
     The mask is a 3x3 conv of the image (bright pixels → lesion); the class logits are global means.
     """
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     w = numpy_helper.from_array(np.full((1, 1, 3, 3), 1.0, np.float32), "w")
     b = numpy_helper.from_array(np.array([-2.0], np.float32), "b")
@@ -46,11 +45,20 @@ def tiny_onnx(path: Path, size: int = 32) -> Path:
         helper.make_node("MatMul", ["flat", "wc"], ["mm"]),
         helper.make_node("Add", ["mm", "bc"], ["class_logits"]),
     ]
+    return save_contract_onnx(path, nodes, [w, b, wc, bc, shape], size)
+
+
+def save_contract_onnx(path: Path, nodes: list[object], initializers: list[object], size: int = 32) -> Path:
+    """Save ``nodes`` as an opset-17 ONNX model with the edge-bus contract: input ``image`` [1,1,S,S],
+    outputs ``mask_logits`` [1,1,S,S] and ``class_logits`` [1,2]."""
+    import onnx
+    from onnx import TensorProto, helper
+
     graph = helper.make_graph(
-        nodes, "tiny", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, size, size])],
+        nodes, path.stem, [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, size, size])],
         [helper.make_tensor_value_info("mask_logits", TensorProto.FLOAT, [1, 1, size, size]),
          helper.make_tensor_value_info("class_logits", TensorProto.FLOAT, [1, 2])],
-        initializer=[w, b, wc, bc, shape])
+        initializer=initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(path))

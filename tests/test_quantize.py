@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import save_contract_onnx
 
 from edge_bus.engines.openvino import kernel_precision
 from edge_bus.quantize import quantize_openvino
@@ -17,8 +18,7 @@ CHANNELS = 8
 def depthwise_onnx(path: Path, size: int = 32) -> Path:
     """image [1,1,S,S] → 3x3 conv (1→C) → ReLU → 3x3 depthwise conv (group C) → ReLU → 1x1 conv (C→1)
     = mask_logits; class_logits from its global mean."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     rng = np.random.default_rng(0)
     inits = [
@@ -38,15 +38,7 @@ def depthwise_onnx(path: Path, size: int = 32) -> Path:
         helper.make_node("Reshape", ["pooled", "shape"], ["flat"]),
         helper.make_node("MatMul", ["flat", "wc"], ["class_logits"]),
     ]
-    graph = helper.make_graph(
-        nodes, "dw", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, size, size])],
-        [helper.make_tensor_value_info("mask_logits", TensorProto.FLOAT, [1, 1, size, size]),
-         helper.make_tensor_value_info("class_logits", TensorProto.FLOAT, [1, 2])],
-        initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
+    return save_contract_onnx(path, nodes, inits, size)
 
 
 def weight_scale_shape(op) -> list[int]:  # type: ignore[no-untyped-def]
