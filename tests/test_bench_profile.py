@@ -19,7 +19,7 @@ from edge_bus.zoo import load_manifest, resolve_model
 
 @pytest.mark.parametrize(("kernel", "precision"), [
     ("jit_avx2_1x1_I8", "int8"), ("brgconv_avx2_dw_f32", "f32"), ("jit_uni_U8", "int8"),
-    ("brgconv_avx512_amx_bf16", "bf16"), ("unknown", "?"), ("", "?"),
+    ("brgconv_avx512_amx_bf16", "bf16"), ("ref_any_FP32", "f32"), ("unknown", "?"), ("", "?"),
 ])
 def test_kernel_precision_reads_the_kernel_name(kernel: str, precision: str) -> None:
     assert kernel_precision(kernel) == precision
