@@ -38,6 +38,7 @@ class _Clock:
 class _Frames(FrameSource):
     def __init__(self, n: int) -> None:
         self.n, self.i = n, 0
+        self.read_at: list[float] = []
 
     @property
     def info(self) -> SourceInfo:
@@ -46,6 +47,7 @@ class _Frames(FrameSource):
     def __next__(self) -> Frame:
         if self.i >= self.n:
             raise StopIteration
+        self.read_at.append(time.perf_counter())
         self.i += 1
         return Frame(index=self.i - 1, pixels=np.zeros((8, 8), np.uint8), t_source=(self.i - 1) / 30.0,
                      t_capture=time.perf_counter(), wall_time=time.time())
@@ -60,5 +62,22 @@ def test_genlock_skips_frame_meta_queued_before_the_stream_started() -> None:
         assert frame is not None and frame.hw is not None
         assert frame.hw.device_frame > 100
         assert time.perf_counter() - frame.hw.t_acquired_host < 0.5
+    finally:
+        reader.close()
+
+
+def test_a_paced_file_decodes_just_before_each_frame_is_due() -> None:
+    """Decoding right after handing over a frame ran beside that frame's inference: the next frame is
+    read shortly before it is due (30 fps: 33 ms apart), not as soon as the previous one is taken."""
+    frames = _Frames(4)
+    reader = LatestFrameReader(frames, pace=True)
+    try:
+        taken = []
+        for _ in range(4):
+            frame = reader.get(timeout=1.0)
+            assert frame is not None
+            taken.append(time.perf_counter())
+        for prev, read in zip(taken[:-1], frames.read_at[1:], strict=True):
+            assert read - prev > 0.015  # waited most of the 33 ms interval before decoding
     finally:
         reader.close()

@@ -9,7 +9,13 @@ import pytest
 from helpers import tiny_model_dir
 
 from edge_bus.errors import ConfigError
-from edge_bus.postprocess import PostprocessConfig, Postprocessor, longest_axis_mm, presence_malignancy
+from edge_bus.postprocess import (
+    PostprocessConfig,
+    Postprocessor,
+    keep_main_components,
+    longest_axis_mm,
+    presence_malignancy,
+)
 from edge_bus.preprocess import InputSpec, Preprocessor, detect_scan_area
 from edge_bus.types import ROI, ModelOutputs, PreprocessMeta
 from edge_bus.zoo import Manifest, load_manifest
@@ -75,6 +81,23 @@ def test_smoothing_is_an_ema(manifest: Manifest) -> None:
     second = post.postprocess(outputs(np.zeros((32, 32)), 5.0, -4.0), meta)
     lo, hi = presence_malignancy(manifest, np.array([5.0, -4.0]))[1], first.malignancy
     assert second.malignancy == pytest.approx(0.5 * hi + 0.5 * lo)
+
+
+def test_components_below_a_fraction_of_the_largest_are_dropped() -> None:
+    mask = np.zeros((60, 80), bool)
+    mask[5:25, 5:25] = True  # 400 px, the largest
+    mask[40:50, 40:50] = True  # 100 px = 25% of it: kept at 0.2
+    mask[50:54, 70:75] = True  # 20 px = 5%: dropped
+    mask[0, 79] = mask[1, 78] = True  # 2 px joined diagonally (8-connectivity): dropped together
+    kept = keep_main_components(mask, 0.2)
+    assert kept.dtype == bool and kept.shape == mask.shape
+    assert kept[5:25, 5:25].all() and kept[40:50, 40:50].all()
+    assert kept.sum() == 500
+    assert keep_main_components(mask, 1.0).sum() == 400  # only the largest
+    assert keep_main_components(mask, 0.0).sum() == mask.sum()  # everything
+    one = np.zeros((10, 10), bool)
+    one[2:5, 2:5] = True
+    assert np.array_equal(keep_main_components(one, 0.2), one)
 
 
 def test_longest_axis_uses_pixel_spacing() -> None:
