@@ -14,7 +14,7 @@ PhysicalDeltaX converted to mm; ``None`` when no region says so.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from edge_bus.sources._common import check_readable_file, describe_exc, make_fra
 from edge_bus.sources.base import FrameSource, SourceInfo
 from edge_bus.types import Frame
 
-__all__ = ["DICOM_SUFFIXES", "DicomSource", "is_dicom_file", "ultrasound_spacing_mm"]
+__all__ = ["DICOM_SUFFIXES", "DicomSource", "acquisition_order", "is_dicom_file", "ultrasound_spacing_mm"]
 
 _UNITS_CM = 3
 _SPATIAL_2D = 1
@@ -46,6 +46,30 @@ def is_dicom_file(path: Path) -> bool:
             return fh.read(4) == b"DICM"
     except OSError:
         return False
+
+
+def _order_key(path: Path) -> tuple[str, int] | None:
+    """(SeriesInstanceUID, InstanceNumber) from the header alone, or None when unreadable or unnumbered."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SeriesInstanceUID", "InstanceNumber"])
+        number = ds.get("InstanceNumber")
+        return None if number in (None, "") else (str(ds.get("SeriesInstanceUID", "")), int(number))
+    except (OSError, ValueError, TypeError, InvalidDicomError):
+        return None
+
+
+def acquisition_order(paths: Sequence[Path]) -> list[Path]:
+    """DICOM files in acquisition order: by series, then InstanceNumber, when every file has one.
+
+    A study exported one frame per file is named by SOP instance UID (``1.2.840...dcm``) or by a
+    counter without zero padding; sorting such names scrambles the cine. Files without an
+    InstanceNumber (or unreadable here: they fail later, where they are played) keep ``paths``'
+    order, and so does everything when any one lacks it."""
+    keys = [_order_key(p) for p in paths]
+    if len(paths) < 2 or any(k is None for k in keys):
+        return list(paths)
+    order = sorted(range(len(paths)), key=lambda i: (keys[i], i))
+    return [paths[i] for i in order]
 
 
 def ultrasound_spacing_mm(ds: Dataset) -> tuple[float, float] | None:

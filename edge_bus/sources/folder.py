@@ -8,7 +8,8 @@ second per image when no ``fps`` is given.
 Files are taken in natural order (``benign (2).png`` before ``benign (10).png``); mask files
 (``*_mask*``, as in BUSI's class folders) and hidden files are skipped, so a BUSI class folder
 can be played directly. DICOM files (``.dcm``, ``.dicom``: a scanner's study export) are played
-too, every frame of each, with their pixel spacing (so ``lesion_mm`` is filled in). An image that
+too, every frame of each, with their pixel spacing (so ``lesion_mm`` is filled in); a folder of
+DICOM files alone plays in acquisition order (series, then InstanceNumber) when every file has one. An image that
 can't be decoded mid-folder raises :class:`~edge_bus.errors.SourceEndedEarly` after the images
 before it were yielded.
 """
@@ -25,7 +26,7 @@ import numpy as np
 from edge_bus.errors import SourceEndedEarly, SourceError
 from edge_bus.sources._common import make_frame, natural_key, to_bgr_u8
 from edge_bus.sources.base import FrameSource, SourceInfo
-from edge_bus.sources.dicom import DICOM_SUFFIXES, DicomSource
+from edge_bus.sources.dicom import DICOM_SUFFIXES, DicomSource, acquisition_order
 from edge_bus.types import Frame
 
 __all__ = ["IMAGE_SUFFIXES", "FolderSource", "list_images"]
@@ -91,6 +92,8 @@ class FolderSource(FrameSource):
                 ) from None
             if not files:
                 raise SourceError(_no_images_message(self._path))
+            if all(f.suffix.lower() in DICOM_SUFFIXES for f in files):
+                files = acquisition_order(files)
         elif self._path.suffix.lower() in IMAGE_SUFFIXES:
             files = [self._path]
         else:

@@ -138,3 +138,24 @@ def test_dicom_files_in_a_folder_play_with_their_spacing(
     assert [f.index for f in frames] == list(range(5))
     assert frames[0].pixel_spacing_mm == pytest.approx((0.2, 0.1)) and frames[1].pixel_spacing_mm is None
     assert [int(f.pixels[0, 0, 0]) for f in frames] == [90, 90, 100, 110, 7]
+
+
+def test_a_folder_of_dicom_frames_plays_in_instance_order(tmp_path: Path, make_dicom: Callable[..., Path]) -> None:
+    """One frame per file, named by UID as a PACS export names them: InstanceNumber sets the order."""
+    gray = np.full((24, 32), 50, np.uint8)
+    names = {3: "1.2.840.99.7.dcm", 1: "1.2.840.99.12.dcm", 2: "1.2.840.99.9.dcm", 10: "1.2.840.99.1.dcm"}
+    for number, name in names.items():
+        make_dicom(tmp_path / name, gray + number, multiframe=False, InstanceNumber=number,
+                   SeriesInstanceUID="1.2.3")
+    frames = list(FolderSource(tmp_path))
+    assert [f.file for f in frames] == [names[n] for n in (1, 2, 3, 10)]
+    assert [int(f.pixels[0, 0, 0]) for f in frames] == [51, 52, 53, 60]
+
+
+def test_dicom_files_without_instance_numbers_keep_natural_order(
+    tmp_path: Path, make_dicom: Callable[..., Path]
+) -> None:
+    gray = np.full((24, 32), 50, np.uint8)
+    make_dicom(tmp_path / "IM10.dcm", gray, multiframe=False, InstanceNumber=1)
+    make_dicom(tmp_path / "IM2.dcm", gray, multiframe=False)  # no InstanceNumber: names decide for all
+    assert [f.file for f in FolderSource(tmp_path)] == ["IM2.dcm", "IM10.dcm"]
