@@ -48,6 +48,43 @@ class TestEngineContract:
             np.testing.assert_allclose(got[i].mask_logits, engine.infer(x).mask_logits, atol=1e-2)
 
 
+    def test_a_wrong_tensor_is_an_engine_error(self, engine) -> None:  # type: ignore[no-untyped-def]
+        for bad in (np.zeros((1, 3, 32, 32), np.float32), np.zeros((1, 1, 32, 32), np.float64),
+                    np.zeros((32, 32), np.uint8)):
+            with pytest.raises(EngineError, match=r"takes a float32 tensor of shape \[1, 1, 32, 32\]"):
+                engine.infer(bad)
+            with pytest.raises(EngineError, match="float32 tensor"):
+                engine.infer_async(bad, 0)
+
+    def test_a_raising_callback_comes_back_from_wait(self, engine) -> None:  # type: ignore[no-untyped-def]
+        """On OpenVINO's callback thread an escaping exception aborted the process at the next request."""
+        def boom(_: object, __: ModelOutputs) -> None:
+            raise ValueError("user callback failed")
+
+        x = np.zeros((1, 1, 32, 32), np.float32)
+        engine.set_callback(boom)
+        for round_ in range(3):
+            engine.infer_async(x, round_)
+            with pytest.raises(ValueError, match="user callback failed"):
+                engine.wait()
+        got: list[object] = []
+        engine.set_callback(lambda user_data, _: got.append(user_data))
+        engine.infer_async(x, "after")
+        engine.wait()
+        assert got == ["after"] and engine.infer(x).class_logits.shape == (2,)
+
+    def test_closed_engine_refuses_work(self, engine) -> None:  # type: ignore[no-untyped-def]
+        with engine as same:
+            assert same is engine
+        x = np.zeros((1, 1, 32, 32), np.float32)
+        with pytest.raises(EngineError, match="is closed"):
+            engine.infer(x)
+        with pytest.raises(EngineError, match="is closed"):
+            engine.infer_async(x, 0)
+        engine.close()  # twice is fine
+        assert engine.precision and engine.requests >= 1
+
+
 def test_unknown_backend_and_precision(tmp_path: Path) -> None:
     m = load_manifest(tiny_model_dir(tmp_path / "tiny"))
     with pytest.raises(ConfigError, match="valid backends: openvino, onnxruntime"):
@@ -129,3 +166,31 @@ def test_unknown_device_names_the_devices_there_are(tmp_path: Path) -> None:
     with pytest.raises(EngineError, match=r"OpenVINO cannot use device 'TPU': Device with \"TPU\" name is not "
                                           r"registered.* — available: .*CPU"):
         create_engine(m, EngineConfig(backend="openvino", precision="fp32", device="TPU"))
+
+
+def _open_fds_to(path: Path) -> int:
+    fd_dir = Path("/proc/self/fd")
+    n = 0
+    for fd in fd_dir.iterdir():
+        try:
+            n += Path(fd.readlink()).resolve() == path.resolve()
+        except OSError:
+            pass
+    return n
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd (Linux) to count open files")
+def test_closing_an_openvino_engine_releases_its_model(shipped_model_dir: Path) -> None:
+    """The request queue's callback held the engine (a cycle the GC did not break): every engine,
+    so every run_stream in a long-lived app, kept its compiled model and mapped weights open."""
+    m = load_manifest(shipped_model_dir)
+    weights = m.path("openvino_int8_bin")
+    before = _open_fds_to(weights)
+    spec = m.input
+    for _ in range(3):
+        eng = create_engine(m, EngineConfig(backend="openvino", precision="int8"))
+        eng.set_callback(lambda *_: None)
+        eng.infer_async(np.zeros((1, spec.channels, spec.height, spec.width), np.float32), 0)
+        eng.close()
+    del eng
+    assert _open_fds_to(weights) == before

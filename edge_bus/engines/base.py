@@ -5,6 +5,11 @@ tensor synchronously; ``infer_async`` queues one (blocking while every request i
 callback set with ``set_callback`` receives ``(user_data, ModelOutputs)`` from a runtime thread;
 ``wait`` blocks until every queued request has completed. ``precision`` reports what actually
 ran (e.g. OpenVINO on AMX silently runs an "FP32" model in bf16 unless told otherwise).
+
+Inputs are checked against the manifest (``[1, C, H, W]`` float32) and a runtime's refusal comes
+back as :class:`~edge_bus.errors.EngineError`. An exception raised by the callback is kept and
+raised again by the next ``wait`` or ``infer_async`` (it never reaches the runtime's thread).
+After ``close`` (or leaving a ``with`` block) every call raises :class:`EngineError`.
 An engine created with ``profile=True`` reports the per-layer times of its last synchronous
 ``infer`` (``layer_times``): which kernel ran each layer, and in which precision.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import TracebackType
 
 import numpy as np
 
@@ -60,11 +66,23 @@ class Engine(ABC):
         self.manifest = manifest
         self.config = config
         self._callback: Callback | None = None
+        self._callback_error: BaseException | None = None
+        self._closed = False
+        spec = manifest.input
+        self._input_shape = (1, spec.channels, spec.height, spec.width)
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
     @property
     @abstractmethod
     def precision(self) -> str:
-        """The precision that actually runs, e.g. ``int8+f32``, ``f32``, ``bf16``."""
+        """The precision that actually runs, in the runtime's own names: OpenVINO ``int8+float32``,
+        ``float32``, ``bf16``; ONNX Runtime ``f32``, ``int8-qdq``."""
 
     @property
     @abstractmethod
@@ -86,6 +104,33 @@ class Engine(ABC):
 
     @abstractmethod
     def wait(self) -> None: ...
+
+    def check_input(self, tensor: np.ndarray) -> None:
+        """:class:`EngineError` unless ``tensor`` is the manifest's ``[1, C, H, W]`` float32 input
+        (what :class:`~edge_bus.preprocess.Preprocessor` makes), or when the engine is closed."""
+        if self._closed:
+            raise EngineError(f"the {self.name} engine for {self.manifest.name} is closed — create a new one")
+        shape = getattr(tensor, "shape", None)
+        if shape != self._input_shape or getattr(tensor, "dtype", None) != np.float32:
+            got = f"{type(tensor).__name__} {tuple(shape) if shape is not None else ''} {getattr(tensor, 'dtype', '')}"
+            raise EngineError(
+                f"model {self.manifest.name} takes a float32 tensor of shape {list(self._input_shape)}, got "
+                f"{' '.join(got.split())} — prepare frames with edge_bus.Preprocessor")
+
+    def _deliver(self, user_data: object, outputs: ModelOutputs) -> None:
+        """Run the callback on a runtime thread; keep its exception for the next ``wait``."""
+        if self._callback is None:
+            return
+        try:
+            self._callback(user_data, outputs)
+        except BaseException as exc:  # noqa: BLE001 - raised again from wait(), never into the runtime
+            if self._callback_error is None:
+                self._callback_error = exc
+
+    def _raise_callback_error(self) -> None:
+        error, self._callback_error = self._callback_error, None
+        if error is not None:
+            raise error
 
     def layer_times(self) -> list[LayerTime]:
         """Per-layer times of the last synchronous ``infer`` (the engine must be created with

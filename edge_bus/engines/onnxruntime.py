@@ -58,16 +58,27 @@ class OnnxRuntimeEngine(Engine):
     def model_file(self) -> str:
         return str(self._file)
 
+    @property
+    def requests(self) -> int:
+        return max(1, self.config.requests or 1)
+
     def infer(self, tensor: np.ndarray) -> ModelOutputs:
-        mask, logits = self._session.run(self._out_names, {self._input: tensor})
+        self.check_input(tensor)
+        return self._run_session(tensor)
+
+    def _run_session(self, tensor: np.ndarray) -> ModelOutputs:
+        try:
+            mask, logits = self._session.run(self._out_names, {self._input: tensor})
+        except Exception as exc:  # ORT raises its own exception types
+            raise EngineError(f"ONNX Runtime inference failed: {str(exc).splitlines()[0]}") from None
         return self._outputs(mask, logits)
 
     def _run(self, tensor: np.ndarray, user_data: object) -> None:
-        out = self.infer(tensor)
-        if self._callback is not None:
-            self._callback(user_data, out)
+        self._deliver(user_data, self._run_session(tensor))
 
     def infer_async(self, tensor: np.ndarray, user_data: object) -> None:
+        self.check_input(tensor)
+        self._raise_callback_error()
         with self._lock:
             self._pending = [f for f in self._pending if not f.done()]
             while len(self._pending) >= max(1, self.config.requests or 1):
@@ -80,7 +91,14 @@ class OnnxRuntimeEngine(Engine):
             pending, self._pending = self._pending, []
         for f in pending:
             f.result()
+        self._raise_callback_error()
 
     def close(self) -> None:
-        self.wait()
-        self._pool.shutdown(wait=True)
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
+            self._session = None

@@ -75,13 +75,15 @@ class OpenVINOEngine(Engine):
         # before it can be refilled, so with only the optimum a stream sits idle while the pipeline's
         # Python threads run. Measured on a cine clip, 2-core AVX2, runs alternated: 113 → 122 FPS.
         n = config.requests or 2 * int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        self._queue = ov.AsyncInferQueue(self._compiled, max(1, n))
+        self._n_requests = max(1, n)
+        self._queue = ov.AsyncInferQueue(self._compiled, self._n_requests)
         self._queue.set_callback(self._on_done)
+        inner = self._float_precision()  # asked once: the compiled model is dropped at close()
+        self._precision = f"int8+{inner}" if config.precision == "int8" else inner
 
     @property
     def precision(self) -> str:
-        inner = self._float_precision()
-        return f"int8+{inner}" if self.config.precision == "int8" else inner
+        return self._precision
 
     def _float_precision(self) -> str:
         """The precision of the non-INT8 parts as compiled. AUTO (and MULTI, HETERO) don't answer
@@ -112,10 +114,14 @@ class OpenVINOEngine(Engine):
 
     @property
     def requests(self) -> int:
-        return len(self._queue)
+        return self._n_requests
 
     def infer(self, tensor: np.ndarray) -> ModelOutputs:
-        res = self._request.infer({0: tensor})
+        self.check_input(tensor)
+        try:
+            res = self._request.infer({0: tensor})
+        except RuntimeError as exc:
+            raise EngineError(f"OpenVINO inference failed: {runtime_reason(exc)}") from None
         return self._outputs(res[self._mask_port], res[self._class_port])
 
     def layer_times(self) -> list[LayerTime]:
@@ -130,18 +136,41 @@ class OpenVINOEngine(Engine):
         return out
 
     def _on_done(self, request, user_data) -> None:  # type: ignore[no-untyped-def]
-        out = self._outputs(request.get_tensor(self._mask_port).data, request.get_tensor(self._class_port).data)
-        if self._callback is not None:
-            self._callback(user_data, out)
+        # an exception must not leave this function: OpenVINO's callback thread aborts the process
+        try:
+            out = self._outputs(request.get_tensor(self._mask_port).data,
+                                request.get_tensor(self._class_port).data)
+        except BaseException as exc:  # noqa: BLE001 - raised again from wait()
+            self._callback_error = self._callback_error or exc
+            return
+        self._deliver(user_data, out)
 
     def infer_async(self, tensor: np.ndarray, user_data: object) -> None:
-        self._queue.start_async({0: tensor}, user_data)
+        self.check_input(tensor)
+        self._raise_callback_error()
+        try:
+            self._queue.start_async({0: tensor}, user_data)
+        except RuntimeError as exc:
+            raise EngineError(f"OpenVINO inference failed: {runtime_reason(exc)}") from None
 
     def wait(self) -> None:
+        if self._closed:
+            return
         self._queue.wait_all()
+        self._raise_callback_error()
 
     def close(self) -> None:
-        self._queue.wait_all()
+        """Wait for the queued requests, then drop the compiled model (its memory and the open
+        weights file): the queue's callback holds this engine, a cycle the GC does not break."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._queue.wait_all()
+        finally:
+            self._queue = None  # type: ignore[assignment]
+            self._request = None
+            self._compiled = None
 
 
 def runtime_reason(exc: BaseException) -> str:
