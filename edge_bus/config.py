@@ -70,6 +70,16 @@ class StreamConfig:
     progress: bool = True
 
     def validate(self) -> StreamConfig:
+        """This config, or a :class:`ConfigError` naming the first bad setting (its type or value).
+        ``run_stream`` calls it, so a config built in Python is checked like a config file."""
+        for f in fields(self):
+            _check_type(f.name, f.name, getattr(self, f.name), python=True)
+        from edge_bus.engines import BACKENDS  # the engines package imports this module's neighbours
+
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
+        if not self.source.strip():
+            raise ConfigError("source is empty: pass a video file, an image folder, a .dcm file, a device or 'demo'")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if self.operating_point is not None and self.operating_point not in OPERATING_POINTS:
@@ -103,30 +113,40 @@ _KEYS = {
 _FIELD_TYPES = get_type_hints(StreamConfig)
 
 
-def _check_type(where: str, name: str, value: Any) -> None:
-    """A TOML value of the wrong type is a config error, never a crash or a silent misreading
-    (``loop = "false"`` is a string, and a non-empty string would read as true)."""
+def _check_type(where: str, name: str, value: Any, python: bool = False) -> None:
+    """A value of the wrong type is a config error, never a crash or a silent misreading
+    (``loop = "false"`` is a string, and a non-empty string would read as true).
+
+    TOML (``python=False``) writes ROI and Path settings as strings; a :class:`StreamConfig` built
+    in Python (``python=True``) holds an :class:`ROI` and a ``Path`` (or None)."""
     kind = _FIELD_TYPES[name]
-    if kind is bool:
-        ok, want = isinstance(value, bool), "true or false (no quotes)"
-    elif kind is int:
-        ok, want = isinstance(value, int) and not isinstance(value, bool), "a whole number (no quotes)"
-    elif kind is float:
-        ok, want = isinstance(value, int | float) and not isinstance(value, bool), "a number (no quotes)"
+    optional = type(None) in getattr(kind, "__args__", ())
+    if value is None and optional:
+        return
+    base = next((a for a in getattr(kind, "__args__", (kind,)) if a is not type(None)), kind)
+    unquoted = "" if python else " (no quotes)"
+    if base is bool:
+        ok, want = isinstance(value, bool), "true or false" + unquoted
+    elif base is int:
+        ok, want = isinstance(value, int) and not isinstance(value, bool), "a whole number" + unquoted
+    elif base is float:
+        ok, want = isinstance(value, int | float) and not isinstance(value, bool), "a number" + unquoted
+    elif python and base is ROI:
+        ok, want = isinstance(value, ROI), "an ROI (edge_bus.types.ROI) or None"
+    elif python and base is Path:
+        ok, want = isinstance(value, Path), "a Path or None"
     else:
-        ok, want = isinstance(value, str), "a string in quotes"
+        ok, want = isinstance(value, str), "a string" + ((" or None" if optional else "") if python else " in quotes")
     if not ok:
         raise ConfigError(f"{where} = {value!r} must be {want}")
 
 
 def _coerce(name: str, value: Any) -> Any:
-    if name == "roi":
-        try:
-            return value if isinstance(value, ROI) or value is None else ROI.parse(str(value))
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-    if name == "out":
-        return Path(value) if value is not None else None
+    """ROI and Path settings given as strings (CLI flags, TOML) → ROI / Path; the rest as given."""
+    if name == "roi" and isinstance(value, str):
+        return ROI.parse(value)
+    if name == "out" and isinstance(value, str):
+        return Path(value)
     return value
 
 

@@ -6,7 +6,7 @@ one line and exits non-zero (no traceback). Anything else is a bug.
 ::
 
     EdgeBusError
-    ├── ConfigError        bad option or config file value
+    ├── ConfigError        bad option, config file value or settings object (also a ValueError)
     ├── DataError          dataset folder / file unreadable or in an unknown layout
     ├── SourceError        video, folder, capture device or DICOM can't be opened or read
     │   └── SourceEndedEarly   a file stream broke off mid-way (corrupt or truncated frame)
@@ -27,8 +27,9 @@ class EdgeBusError(Exception):
     exit_code = 1
 
 
-class ConfigError(EdgeBusError):
-    """An option or config-file value is invalid."""
+class ConfigError(EdgeBusError, ValueError):
+    """An option, config-file value or settings object (``StreamConfig``, ``ROI``, ``OverlayStyle``)
+    is invalid. It is also a :class:`ValueError`, which those objects raised before."""
 
     exit_code = 2
 

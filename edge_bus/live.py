@@ -12,7 +12,6 @@ import time
 from dataclasses import replace
 from typing import Protocol
 
-from edge_bus.errors import EdgeBusError
 from edge_bus.sources.base import FrameSource
 from edge_bus.types import Frame, HardwareMeta
 
@@ -125,7 +124,9 @@ class LatestFrameReader:
                         self.dropped += 1
                     self._latest = frame
                     self._cond.notify()
-        except (EdgeBusError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - raised again on the consuming thread by the pipeline
+            # anything, not only edge-bus errors: a capture SDK's own exception ended the thread and
+            # the run read it as the end of the source, with no error
             self.error = exc
         finally:
             with self._cond:

@@ -38,7 +38,7 @@ from edge_bus.preprocess import Preprocessor, check_roi_fits
 from edge_bus.render import OverlayRenderer
 from edge_bus.run_outputs import RunFiles, finalize_run, open_run_files
 from edge_bus.sinks.display import DisplayWindow, check_display
-from edge_bus.sources import FrameSource, open_source
+from edge_bus.sources import FrameSource, open_source, wrap_source
 from edge_bus.telemetry.stats import StageMetrics
 from edge_bus.types import Frame, Prediction
 from edge_bus.zoo import Manifest, resolve_model
@@ -56,6 +56,7 @@ class RunResult:
     verdict: dict[str, Any]
     latency: dict[str, Any]
     precision: str
+    stopped: bool = False  # ended by the caller's ``stop`` event before the source ended
 
     def one_line(self) -> str:
         """The summary printed at the end of ``edge-bus stream``."""
@@ -90,15 +91,25 @@ class Pipeline:
             self.display.close()
 
 
-def compose(config: StreamConfig) -> Pipeline:
-    """Choose the source, model, engine, sinks and bridge. The only place they are chosen."""
+def compose(config: StreamConfig, source: FrameSource | None = None,
+            renderer: OverlayRenderer | None = None) -> Pipeline:
+    """Choose the source, model, engine, sinks and bridge. The only place they are chosen.
+
+    ``source``: a :class:`FrameSource` of your own (a frame grabber SDK, a simulation) instead of
+    opening ``config.source`` (then only a label; ``loop`` / ``max_frames`` still apply). The
+    pipeline owns it from here and closes it. ``renderer``: an :class:`OverlayRenderer` with your
+    own :class:`~edge_bus.render.OverlayStyle`."""
+    config.validate()
     manifest = resolve_model(config.model)
     manifest.operating_point(config.operating_point)  # unknown names fail before anything opens
     if config.display:
         check_display()  # no screen: a clear error before anything opens
-    size = (config.capture_width, config.capture_height) if config.capture_width and config.capture_height else None
-    source = open_source(config.source, loop=config.loop, max_frames=config.max_frames or None,
-                         capture_size=size, capture_fps=config.capture_fps or None)
+    if source is None:
+        size = (config.capture_width, config.capture_height) if config.capture_width and config.capture_height else None
+        source = open_source(config.source, loop=config.loop, max_frames=config.max_frames or None,
+                             capture_size=size, capture_fps=config.capture_fps or None)
+    else:
+        source = wrap_source(source, loop=config.loop, max_frames=config.max_frames or None)
     parts: list[Any] = [source]
     try:
         display = DisplayWindow(probe=False) if config.display else None
@@ -127,8 +138,8 @@ def compose(config: StreamConfig) -> Pipeline:
         op = post.op.name
         on_result = _result_sender(bridge) if bridge is not None else None
         _warm_up(engine, manifest)
-        outputs = OutputStage(post, OverlayRenderer(), files.framelog, files.video, metrics, op, ordered=not live,
-                              on_result=on_result, display=display,
+        outputs = OutputStage(post, renderer or OverlayRenderer(), files.framelog, files.video, metrics, op,
+                              ordered=not live, on_result=on_result, display=display,
                               warm_up_size=(info.width, info.height))
         engine.set_callback(outputs.done)
         # independent stills (a folder, a single-frame DICOM) each get their own scan area; video keeps
@@ -227,8 +238,8 @@ class _StopRequest:
     ends between frames and every output is finalised. An exception raised asynchronously at an
     arbitrary point could be lost in a runtime call; a second signal interrupts at once."""
 
-    def __init__(self) -> None:
-        self.event = threading.Event()
+    def __init__(self, event: threading.Event | None = None) -> None:
+        self.event = event if event is not None else threading.Event()
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
 
@@ -256,13 +267,24 @@ class _StopRequest:
 
 
 def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
-               on_start: Callable[[Pipeline], None] | None = None) -> RunResult:
-    """Run a stream to its end; outputs are always finalised, then any error is re-raised."""
-    request = _StopRequest()
-    request.install()  # before compose: a signal during the model's warm-up still ends the run cleanly
+               on_start: Callable[[Pipeline], None] | None = None, *, source: FrameSource | None = None,
+               renderer: OverlayRenderer | None = None, stop: threading.Event | None = None,
+               handle_signals: bool = True) -> RunResult:
+    """Run a stream to its end; outputs are always finalised, then any error is re-raised.
+
+    ``progress(frames_done, frames_total_or_None)`` is called after each frame; ``on_start`` once
+    with the composed :class:`Pipeline`. ``source`` / ``renderer``: see :func:`compose`.
+    ``stop``: set this event (from any thread) to end the run after the current frame, normally:
+    the result has ``stopped=True``. ``handle_signals``: while the run lasts, Ctrl-C (SIGINT) and
+    SIGTERM end it cleanly with :class:`Interrupted` / :class:`Terminated` (the process's own
+    handlers are restored after; only possible on the main thread). Pass False to keep yours.
+    Errors: :class:`EdgeBusError` subclasses, their message extended with where the outputs are."""
+    request = _StopRequest(stop)
+    if handle_signals:
+        request.install()  # before compose: a signal during the model's warm-up still ends the run cleanly
     stop = request.event
     try:
-        p = compose(config)
+        p = compose(config, source=source, renderer=renderer)
     except BaseException:
         request.restore()
         raise
@@ -271,7 +293,7 @@ def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
         if on_start is not None:
             on_start(p)
         _loop(p, progress, stop)
-        if stop.is_set():
+        if stop.is_set() and request.signum is not None:
             error = request.error()
     except KeyboardInterrupt:
         error = request.error()
@@ -296,8 +318,10 @@ def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
         raise error
     processed = p.outputs.processed
     if error is not None:
-        msg = f"{error} — outputs in {p.files.out_dir} cover the {processed} frames processed before it"
-        raise type(error)(msg) if isinstance(error, EdgeBusError) else error
+        # the same exception object, its message extended: a copy (type(error)(msg)) failed for
+        # classes whose __init__ takes more than the message, and lost their attributes
+        error.args = (f"{error} — outputs in {p.files.out_dir} cover the {processed} frames processed before it",)
+        raise error
     return RunResult(out_dir=p.files.out_dir, frames=processed, dropped=p.outputs.dropped,
                      fps=latency.get("fps", 0.0), verdict=latency.get("verdict", {}), latency=latency,
-                     precision=p.engine.precision)
+                     precision=p.engine.precision, stopped=stop.is_set())

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edge_bus.errors import ConfigError
 from edge_bus.types import Frame, Prediction
 
 __all__ = ["BGR", "HudInfo", "OverlayRenderer", "OverlayStyle", "mask_bbox", "to_bgr"]
@@ -52,13 +53,13 @@ class OverlayStyle:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"OverlayStyle.alpha must be in [0, 1], got {self.alpha}")
+            raise ConfigError(f"OverlayStyle.alpha must be in [0, 1], got {self.alpha}")
         if not 0.0 <= self.panel_darken <= 1.0:
-            raise ValueError(f"OverlayStyle.panel_darken must be in [0, 1], got {self.panel_darken}")
+            raise ConfigError(f"OverlayStyle.panel_darken must be in [0, 1], got {self.panel_darken}")
         if self.contour_thickness < 0:
-            raise ValueError(f"OverlayStyle.contour_thickness must be >= 0, got {self.contour_thickness}")
+            raise ConfigError(f"OverlayStyle.contour_thickness must be >= 0, got {self.contour_thickness}")
         if self.font_scale <= 0:
-            raise ValueError(f"OverlayStyle.font_scale must be > 0, got {self.font_scale}")
+            raise ConfigError(f"OverlayStyle.font_scale must be > 0, got {self.font_scale}")
 
     def label_color(self, label: str) -> BGR:
         return {

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edge_bus.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class ROI:
@@ -16,15 +18,20 @@ class ROI:
     w: int
     h: int
 
+    def __post_init__(self) -> None:
+        values = (self.x, self.y, self.w, self.h)
+        if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values):
+            raise ConfigError(f"ROI needs whole pixel numbers x, y, w, h, got {values!r}")
+        if self.x < 0 or self.y < 0 or self.w <= 0 or self.h <= 0:
+            raise ConfigError(f"ROI needs x,y >= 0 and w,h > 0, got {self.x},{self.y},{self.w},{self.h}")
+
     @classmethod
     def parse(cls, text: str) -> ROI:
-        parts = [p.strip() for p in text.split(",")]
+        """``"x,y,w,h"`` in pixels; :class:`~edge_bus.errors.ConfigError` (a ValueError) otherwise."""
+        parts = [p.strip() for p in str(text).split(",")]
         if len(parts) != 4 or not all(p.lstrip("-").isdigit() for p in parts):
-            raise ValueError(f"ROI must be x,y,w,h in pixels, got {text!r}")
-        x, y, w, h = (int(p) for p in parts)
-        if x < 0 or y < 0 or w <= 0 or h <= 0:
-            raise ValueError(f"ROI needs x,y >= 0 and w,h > 0, got {text!r}")
-        return cls(x, y, w, h)
+            raise ConfigError(f"ROI must be x,y,w,h in pixels, got {text!r}")
+        return cls(*(int(p) for p in parts))
 
     def fits(self, width: int, height: int) -> bool:
         return self.x + self.w <= width and self.y + self.h <= height

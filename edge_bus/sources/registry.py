@@ -27,7 +27,7 @@ from edge_bus.sources.folder import IMAGE_SUFFIXES, FolderSource
 from edge_bus.sources.video import VideoSource
 from edge_bus.sources.wrappers import LimitedSource, LoopingSource
 
-__all__ = ["SOURCE_KINDS", "detect_kind", "open_source"]
+__all__ = ["SOURCE_KINDS", "detect_kind", "open_source", "wrap_source"]
 
 SOURCE_KINDS: tuple[str, ...] = ("video", "folder", "dicom", "capture", "demo")
 _PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9_-]+):(.*)$")  # 2+ letters: "C:\x" stays a Windows path
@@ -118,3 +118,16 @@ def open_source(
     if max_frames is not None:
         source = LimitedSource(source, max_frames)
     return source
+
+
+def wrap_source(source: FrameSource, *, loop: bool = False, max_frames: int | None = None) -> FrameSource:
+    """A source of your own (any :class:`FrameSource`), with ``max_frames`` applied as for
+    :func:`open_source`. ``loop`` needs a source edge-bus can open again, so it is refused here."""
+    if not isinstance(source, FrameSource):
+        raise SourceError(f"source must be a FrameSource (edge_bus.sources.FrameSource), got {type(source).__name__}")
+    if loop:
+        raise SourceError("loop needs a source edge-bus opens itself (a --source string); "
+                          "loop inside your own FrameSource instead")
+    if max_frames is not None and max_frames < 1:
+        raise SourceError(f"--max-frames must be at least 1, got {max_frames} — pass a positive number")
+    return LimitedSource(source, max_frames) if max_frames is not None else source

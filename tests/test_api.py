@@ -1,0 +1,140 @@
+"""The public Python API (``edge_bus.__all__``) as an application embedding edge-bus uses it."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edge_bus
+from edge_bus import (
+    ROI,
+    ConfigError,
+    EdgeBusError,
+    Frame,
+    FrameSource,
+    OverlayRenderer,
+    OverlayStyle,
+    SourceError,
+    SourceInfo,
+    StreamConfig,
+    build_config,
+    make_frame,
+    run_stream,
+)
+
+
+def test_every_public_name_resolves_and_nothing_else_does() -> None:
+    for name in edge_bus.__all__:
+        assert getattr(edge_bus, name) is not None, name
+    assert set(edge_bus.__all__) <= set(dir(edge_bus))
+    with pytest.raises(AttributeError, match="no attribute 'pipeline_internals'"):
+        edge_bus.pipeline_internals  # noqa: B018
+    assert issubclass(ConfigError, EdgeBusError) and issubclass(ConfigError, ValueError)
+    assert (Path(edge_bus.__file__).parent / "py.typed").is_file()
+
+
+class GrabberSource(FrameSource):
+    """A frame grabber SDK stand-in: gray frames from numpy, failing after ``fail_after`` frames."""
+
+    def __init__(self, n: int, fail_after: int | None = None, error: BaseException | None = None) -> None:
+        self.n, self.i, self.fail_after, self.error = n, 0, fail_after, error
+        self.closed = False
+
+    @property
+    def info(self) -> SourceInfo:
+        return SourceInfo(kind="grabber", name="sdk", width=160, height=120, fps=30.0, frame_count=self.n)
+
+    def __next__(self) -> Frame:
+        if self.fail_after is not None and self.i >= self.fail_after:
+            raise self.error or RuntimeError("grabber SDK crashed")
+        if self.i >= self.n:
+            raise StopIteration
+        pixels = np.full((120, 160, 3), 40 + self.i, np.uint8)
+        self.i += 1
+        return make_frame(self.i - 1, pixels, (self.i - 1) / 30.0)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_own_source_own_style_and_a_stop_event(tmp_path: Path) -> None:
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def progress(done: int, total: int | None) -> None:
+        seen.append(done)
+        if done >= 5:
+            stop.set()  # as another thread of the application would
+
+    source = GrabberSource(50)
+    style = OverlayStyle(alpha=0.2, contour_thickness=1)
+    result = run_stream(StreamConfig(source="grabber", out=tmp_path / "run", video=True, progress=False),
+                        progress, source=source, renderer=OverlayRenderer(style), stop=stop, handle_signals=False)
+    assert result.stopped and 5 <= result.frames < 50
+    assert source.closed  # the pipeline owns the source it was given
+    lines = (tmp_path / "run" / "frames.jsonl").read_text().splitlines()
+    assert len(lines) == result.frames
+    assert json.loads((tmp_path / "run" / "latency.json").read_text())["source"]["kind"] == "grabber"
+    assert not run_stream(StreamConfig(source="grabber", out=tmp_path / "all", video=False),
+                          source=GrabberSource(3), handle_signals=False).stopped
+
+
+@pytest.mark.parametrize("realtime", [False, True], ids=["file", "realtime"])
+def test_a_foreign_source_error_ends_the_run_with_that_error(tmp_path: Path, realtime: bool) -> None:
+    """In live/realtime mode the reader thread ate the exception and the run 'ended' normally."""
+    source = GrabberSource(50, fail_after=4)
+    with pytest.raises(RuntimeError, match="grabber SDK crashed"):
+        run_stream(StreamConfig(source="grabber", out=tmp_path / "run", video=False, realtime=realtime),
+                   source=source, handle_signals=False)
+    assert len((tmp_path / "run" / "frames.jsonl").read_text().splitlines()) == 4
+    assert (tmp_path / "run" / "latency.json").is_file()
+
+
+class GrabberFault(SourceError):
+    def __init__(self, message: str, *, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def test_an_edge_bus_error_keeps_its_class_and_attributes(tmp_path: Path) -> None:
+    """The error was re-created as type(error)(message), which failed for keyword-only __init__s."""
+    source = GrabberSource(50, fail_after=3, error=GrabberFault("frame grabber lost sync", code=7))
+    with pytest.raises(GrabberFault, match=r"lost sync — outputs in .* cover the 3 frames") as info:
+        run_stream(StreamConfig(source="grabber", out=tmp_path / "run", video=False), source=source,
+                   handle_signals=False)
+    assert info.value.code == 7
+
+
+@pytest.mark.parametrize(("config", "match"), [
+    (dict(smoothing=1.5), r"smoothing must be in \[0, 1\)"),
+    (dict(smoothing="0.3"), r"smoothing = '0.3' must be a number"),
+    (dict(max_frames="10"), "must be a whole number"),
+    (dict(roi="10,10,100,100"), "must be an ROI"),
+    (dict(source=None), "source = None must be a string"),
+    (dict(backend="tensorrt"), "backend 'tensorrt' is not one of openvino, onnxruntime"),
+    (dict(requests=-1), "requests must be >= 0"),
+])
+def test_run_stream_checks_a_config_built_in_python(tmp_path: Path, config: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        run_stream(StreamConfig(**config, out=tmp_path / "run"), handle_signals=False)  # type: ignore[arg-type]
+    assert not (tmp_path / "run").exists()  # refused before anything was opened
+
+
+def test_settings_objects_raise_config_errors() -> None:
+    with pytest.raises(ConfigError, match=r"x,y >= 0 and w,h > 0"):
+        ROI(-10, 0, 100, 100)
+    with pytest.raises(ConfigError, match="x,y >= 0"):
+        ROI(0, 0, 0, 0)
+    with pytest.raises(ConfigError, match="whole pixel numbers"):
+        ROI(0, 0, 10.5, 10)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="x,y,w,h in pixels"):
+        ROI.parse("a,b,c,d")
+    with pytest.raises(ConfigError, match="alpha must be in"):
+        OverlayStyle(alpha=2)
+    with pytest.raises(ConfigError, match="smoothing = '0.3' must be a number"):
+        build_config(smoothing="0.3")
+    assert build_config(roi="1,2,30,40", out="runs/x").roi == ROI(1, 2, 30, 40)
