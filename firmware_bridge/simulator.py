@@ -212,7 +212,11 @@ class VirtualBoard:
             return
         cfg = self.config
         while (t_frame := self.clock.to_host(self._next_frame_us)) <= now:
-            if now - t_frame > 1.0:  # the transport stalled: skip the slots instead of bursting them
+            # a slot more than 3 frame periods (at least 0.1 s) overdue was never sent: the board's
+            # thread was stopped (port closed, unplugged) or starved. A real board sends each
+            # FRAME_META at its acquisition or not at all; a burst of stale ones after a reconnect
+            # read as 300 ms glass to glass for the rest of a genlocked run
+            if now - t_frame > max(0.1, 3e-6 * self._period_us):
                 missed = int((self.clock.now_us(now) - self._next_frame_us) // self._period_us)
                 self._frame += missed
                 self._next_frame_us += missed * self._period_us

@@ -81,3 +81,39 @@ def test_a_paced_file_decodes_just_before_each_frame_is_due() -> None:
             assert read - prev > 0.015  # waited most of the 33 ms interval before decoding
     finally:
         reader.close()
+
+
+class _BurstClock:
+    """Fresh FRAME_META per wait, except that a burst of ``burst`` stale ones arrives before frame 2."""
+
+    def __init__(self, burst: int) -> None:
+        self.burst, self.calls, self.n = burst, 0, 0
+        self.queue: deque[_Meta] = deque()
+
+    def next_meta(self, timeout: float) -> _Meta | None:
+        if self.queue:
+            return self.queue.popleft()
+        if timeout <= 0:
+            return None
+        self.calls += 1
+        if self.calls == 2:  # the link came back: metas of the frames acquired while it was down
+            old = time.perf_counter() - 0.3
+            self.queue.extend(_Meta(1000 + k, old + k / 30) for k in range(self.burst))
+            return self.queue.popleft()
+        self.n += 1
+        return _Meta(self.n, time.perf_counter())
+
+
+def test_genlock_catches_up_on_a_burst_of_stale_frame_meta() -> None:
+    """Taking one queued meta per frame kept a reconnect's backlog for the rest of the run (every
+    later frame paired with a meta 300 ms old); the newest is taken and the rest count as dropped."""
+    reader = LatestFrameReader(_Frames(3), clock=_BurstClock(burst=9))
+    try:
+        frames = []
+        while (frame := reader.get(timeout=1.0)) is not None:
+            frames.append(frame)
+        assert frames[1].hw is not None and frames[1].hw.device_frame == 1008  # the newest of the burst
+        assert time.perf_counter() - frames[2].hw.t_acquired_host < 0.2 if frames[2].hw else False
+        assert sum(f.dropped_before for f in frames) == 8 == reader.dropped
+    finally:
+        reader.close()

@@ -158,6 +158,24 @@ def test_scheduled_disconnects_on_private_sim_url(fast_link: LinkConfig) -> None
         collect_metas(bridge, 3)
 
 
+def test_after_a_reconnect_only_fresh_frame_meta_arrive(fast_link: LinkConfig) -> None:
+    """FRAME_META goes out at acquisition or not at all: the board restarted after a disconnect
+    replayed the slots it missed (up to 1 s), which a genlocked stream paired with new frames."""
+    url = "sim://?fps=60&disconnect_every=0.5&disconnect_for=0.25&seed=3"
+    with HostBridge.open(url, link_config=fast_link) as bridge:
+        assert wait_until(lambda: bridge.counters().reconnects >= 1, timeout=5.0)
+        while bridge.next_meta(0.0) is not None:  # whatever was queued before this point
+            pass
+        ages = []
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            meta = bridge.next_meta(0.2)
+            if meta is not None:
+                ages.append(time.perf_counter() - meta.t_acquired_host)
+        assert bridge.counters().reconnects >= 2  # another disconnect happened while collecting
+        assert len(ages) > 30 and max(ages) < 0.1, f"{len(ages)} metas, oldest {max(ages) * 1e3:.0f} ms old"
+
+
 def test_open_fails_clearly_when_nobody_answers() -> None:
     master, slave = os.openpty()
     try:
