@@ -50,7 +50,7 @@ class LatestFrameReader:
         self._cond = threading.Condition()
         self._latest: Frame | None = None
         self._pending_drops = 0
-        self._skipped_metas = 0  # FRAME_META skipped to catch up; added to the next frame's drops
+        self.skipped_metas = 0  # queued FRAME_META passed over to pair a frame with the newest
         self._decode_s: float | None = None  # smoothed decode time of a file (None: none decoded yet)
         self.dropped = 0
         self._done = False
@@ -91,11 +91,12 @@ class LatestFrameReader:
             # genlock: wait up to two frame intervals for the device's FRAME_META; without one (link
             # down), the file paces itself and the frame carries no hardware timestamp
             meta = self._clock.next_meta(2.0 / self._fps)
-            # a backlog (a burst after a reconnect, a decoder slower than the board) is frames the
-            # device acquired that were never captured here: take the newest, count the rest dropped
+            # a backlog (a burst after a reconnect, a decoder slower than the board) is acquisitions
+            # that no replayed frame stands for: take the newest (the file's frames are not dropped:
+            # each still pairs with one FRAME_META; ``skipped_metas`` counts the ones passed over)
             while meta is not None and (newer := self._clock.next_meta(0.0)) is not None:
                 meta = newer
-                self._skipped_metas += 1
+                self.skipped_metas += 1
         if meta is not None:
             self._last_t = time.perf_counter()
             return replace(frame, hw=hw_from_meta(meta), t_capture=self._last_t, wall_time=time.time())
@@ -125,10 +126,9 @@ class LatestFrameReader:
                 if frame is None:
                     break
                 with self._cond:
-                    skipped, self._skipped_metas = self._skipped_metas, 0
-                    lost = skipped + (self._latest is not None)
-                    self._pending_drops += lost
-                    self.dropped += lost
+                    if self._latest is not None:
+                        self._pending_drops += 1
+                        self.dropped += 1
                     self._latest = frame
                     self._cond.notify()
         except Exception as exc:  # noqa: BLE001 - raised again on the consuming thread by the pipeline
