@@ -23,7 +23,7 @@ import numpy as np
 
 from edge_bus.datasets import LabeledImage, read_dataset
 from edge_bus.engines import Engine, EngineConfig, create_engine
-from edge_bus.errors import OutputError
+from edge_bus.errors import ConfigError, OutputError
 from edge_bus.metrics import BinaryRates, dice, iou, rates_at, roc_auc
 from edge_bus.postprocess import PostprocessConfig, Postprocessor
 from edge_bus.preprocess import Preprocessor
@@ -119,11 +119,17 @@ def evaluate(data: Path, folds_csv: Path | None = None, fold: int | None = None,
              limit: int | None = None, progress: Callable[[int, int], None] | None = None,
              stride: int = 1) -> EvalReport:
     """Score ``model`` on a BUSI- or BUS-BRA-layout folder (optionally one fold; ``stride`` keeps every
-    n-th image, ``limit`` the first n)."""
+    n-th image; ``limit`` keeps n images spread evenly over the list, so every class is in it)."""
+    if fold is not None and folds_csv is None:
+        raise ConfigError("--fold needs --folds (the folds CSV that says which images are in it)")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be at least 1, got {limit}")
+    if json_path is not None and not Path(json_path).parent.is_dir():
+        raise OutputError(f"cannot write {json_path}: its folder {Path(json_path).parent} does not exist")
     manifest = resolve_model(model)
     items = read_dataset(Path(data), folds_csv, [fold] if fold is not None else None)[::stride]
     if limit:
-        items = items[:limit]
+        items = items[:: max(1, len(items) // limit)][:limit]  # the first n were one class (class folders)
     engine = create_engine(manifest, EngineConfig(backend=backend, precision=precision, hint="LATENCY"))
     try:
         results = run_images(manifest, engine, items, progress)

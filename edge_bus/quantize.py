@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from edge_bus.datasets import read_gray
+from edge_bus.engines.openvino import runtime_reason
 from edge_bus.errors import ConfigError, DataError, ModelError, OutputError
+from edge_bus.onnx_contract import check_outputs, inspect_onnx
 from edge_bus.preprocess import InputSpec, Preprocessor
 from edge_bus.zoo import MANIFEST, sha256_file
 
@@ -26,17 +28,48 @@ ONNX_FP32 = "model_fp32.onnx"
 ONNX_QDQ = "model_int8_qdq.onnx"
 
 
+def _is_calibration_image(path: Path, root: Path) -> bool:
+    """An image that is not a mask: BUSI's ``*_mask*.png``, BUS-BRA's ``Masks/mask_*.png``."""
+    if path.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp") or path.name.startswith("."):
+        return False
+    stem = path.stem.lower()
+    folders = {part.lower() for part in path.relative_to(root).parts[:-1]}
+    return "_mask" not in stem and not stem.startswith("mask_") and "masks" not in folders
+
+
 def calibration_tensors(folder: Path, spec: InputSpec, limit: int = 300) -> list[np.ndarray]:
-    """Preprocessed tensors from the images in a folder (mask files skipped), as the runtime makes them."""
+    """Preprocessed tensors from the images under a folder (masks skipped), as the runtime makes them."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"calibration folder {folder} does not exist")
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp")
-                   and "_mask" not in p.stem)
+        what = "is a file, not a folder of images" if folder.exists() else "does not exist"
+        raise DataError(f"calibration folder {folder} {what}")
+    paths = sorted(p for p in folder.rglob("*") if _is_calibration_image(p, folder))
     if not paths:
-        raise DataError(f"no images (.png/.jpg/.bmp) in calibration folder {folder}")
+        raise DataError(f"no images (.png/.jpg/.bmp) in calibration folder {folder} (masks are skipped: *_mask*, "
+                        "mask_*, Masks/)")
     step = max(1, len(paths) // limit)
     return [Preprocessor(spec).preprocess(read_gray(p))[0] for p in paths[::step][:limit]]
+
+
+def disable_openvino_telemetry() -> None:
+    """Turn off the usage telemetry (Google Analytics) that OpenVINO's model converter and NNCF send
+    unless the user opted out, for this process only (no file is written): software beside a
+    scanner should not phone home. It re-checks consent on every conversion, so the check itself
+    answers "declined"."""
+    try:
+        import openvino_telemetry
+        from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
+    except ImportError:
+        return
+
+    def declined(self: object, *args: object, **kwargs: object) -> ConsentCheckResult:
+        return ConsentCheckResult.DECLINED
+
+    OptInChecker.check = declined  # type: ignore[method-assign]
+    try:
+        openvino_telemetry.Telemetry().consent = False  # the singleton, if a tool (NNCF at import) made it
+    except Exception:  # noqa: BLE001 - not created yet: the patched check covers its creation
+        pass
 
 
 def quantize_openvino(onnx_path: Path, tensors: Sequence[np.ndarray], out_xml: Path,
@@ -47,6 +80,7 @@ def quantize_openvino(onnx_path: Path, tensors: Sequence[np.ndarray], out_xml: P
     ``validate(compiled_model, val_items) -> float``, higher is better) and ``val_tensors``, uses
     ``nncf.quantize_with_accuracy_control`` with ``max_drop`` instead of plain PTQ.
     ``keep_fp32``: regular expressions of node names NNCF leaves unquantised (fully matched)."""
+    disable_openvino_telemetry()  # before NNCF's import, which starts its telemetry
     try:
         import nncf
     except ImportError:
@@ -111,59 +145,101 @@ def quantize_onnx_qdq(onnx_path: Path, tensors: Iterable[np.ndarray], out_path: 
     return out_path
 
 
-def output_names(onnx_path: Path) -> tuple[str, list[str], list[int]]:
-    import onnxruntime as ort
-
-    try:
-        sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT's own exception types
-        raise ModelError(f"cannot load ONNX model {onnx_path}: {str(exc).splitlines()[0]}") from None
-    inp = sess.get_inputs()[0]
-    return inp.name, [o.name for o in sess.get_outputs()], [int(d) if isinstance(d, int) else 1 for d in inp.shape]
-
-
 def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> Path:
     """Fill in ``sha256`` for every file in ``manifest['files']`` and write ``manifest.json``."""
     manifest["sha256"] = {f: sha256_file(out_dir / f) for f in manifest["files"].values()}
     path = out_dir / MANIFEST
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp = path.with_suffix(".json.tmp")  # never a half-written manifest.json (a full disk left 0 bytes)
+    try:
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
 def quantize_model(onnx: Path, calib: Path, out_dir: Path, name: str | None = None, mean: float = 0.449,
                    std: float = 0.226, mask_output: str | None = None, class_output: str | None = None,
                    head: str = "presence_malignancy", limit: int = 300) -> Path:
-    """Turn a user's two-output ONNX model into the shipped form: INT8 IR + FP32 ONNX + manifest."""
+    """Turn a user's two-output ONNX model into the shipped form: INT8 IR + FP32 ONNX + manifest.
+
+    The model is checked against :mod:`edge_bus.onnx_contract` first (outputs picked by name or
+    shape, run once on calibration images). On any failure nothing half-written is left behind."""
+    import onnxruntime as ort
+
     onnx = Path(onnx)
     if not onnx.is_file():
-        raise ModelError(f"ONNX model {onnx} does not exist")
-    in_name, outs, shape = output_names(onnx)
-    if len(outs) != 2 and not (mask_output and class_output):
-        raise ModelError(f"{onnx.name} has {len(outs)} outputs {outs}; edge-bus needs a mask and a class output")
-    mask_output = mask_output or outs[0]
-    class_output = class_output or outs[1]
-    if len(shape) != 4 or shape[1] != 1:
-        raise ModelError(f"{onnx.name} input {in_name} has shape {shape}; edge-bus needs [1, 1, H, W] grayscale")
-    spec = InputSpec(height=shape[2], width=shape[3], mean=mean, std=std)
-    tensors = calibration_tensors(calib, spec, limit)
-    out_dir = Path(out_dir)
+        what = "is a folder, not an ONNX file" if onnx.is_dir() else "does not exist"
+        raise ModelError(f"ONNX model {onnx} {what}")
+    if limit < 1:
+        raise ConfigError(f"--limit must be at least 1, got {limit}")
+    if not std > 0:
+        raise ConfigError(f"--std must be > 0, got {std} (use the value the model was trained with)")
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(onnx, out_dir / ONNX_FP32)
-    except OSError as exc:
-        raise OutputError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
-    quantize_openvino(onnx, tensors, out_dir / INT8_XML)
-    manifest = {
-        "name": name or onnx.stem, "version": "1", "head": head,
-        "input": {"name": in_name, "shape": [1, 1, spec.height, spec.width], "layout": "NCHW", "colour": "gray",
-                  "normalisation": "(pixel / 255 - mean) / std", "mean": mean, "std": std},
-        "outputs": {"mask": {"name": mask_output,
-                             "meaning": "lesion mask logits (any resolution: resized bilinearly to the scan area)"},
-                    "class": {"name": class_output, "meaning": f"class logits ({head})"}},
-        "classes": ["normal", "benign", "malignant"],
-        "thresholds": {"mask": 0.5, "lesion": 0.5, "default_operating_point": "balanced",
-                       "operating_points": {"balanced": {"threshold": 0.5}}},
-        "files": {"openvino_int8_xml": INT8_XML, "openvino_int8_bin": INT8_BIN, "onnx_fp32": ONNX_FP32},
-        "calibration": {"folder": str(calib), "images": len(tensors)},
-    }
-    return write_manifest(out_dir, manifest)
+        session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT's own exception types
+        raise ModelError(f"cannot load ONNX model {onnx}: {str(exc).splitlines()[0]}") from None
+    contract = inspect_onnx(session, onnx.name, mask_output, class_output, head)
+    spec = InputSpec(height=contract.height, width=contract.width, mean=mean, std=std)
+    tensors = calibration_tensors(calib, spec, limit)
+    check_outputs(contract, session, tensors[:: max(1, len(tensors) // 8)][:8], onnx.name)
+    out_dir = Path(out_dir)
+    created = not out_dir.exists()
+    written: list[Path] = []
+    try:
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            written.append(_copy_onnx(onnx, out_dir / ONNX_FP32))
+        except OSError as exc:
+            raise OutputError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
+        written += [out_dir / INT8_XML, out_dir / INT8_BIN]
+        try:
+            quantize_openvino(onnx, tensors, out_dir / INT8_XML)
+        except RuntimeError as exc:  # OpenVINO: conversion, or writing the IR
+            first = runtime_reason(exc)
+            if "convert" in type(exc).__name__.lower() or "conversion" in first.lower():
+                raise ModelError(f"OpenVINO cannot convert {onnx.name}: {first}") from None
+            raise OutputError(f"cannot write the INT8 model to {out_dir}: {first} (is the disk full?)") from None
+        manifest = {
+            "name": name or onnx.stem, "version": "1", "head": head,
+            "input": {"name": contract.input_name, "shape": [1, 1, spec.height, spec.width], "layout": "NCHW",
+                      "colour": "gray", "normalisation": "(pixel / 255 - mean) / std", "mean": mean, "std": std},
+            "outputs": {"mask": {"name": contract.mask_output,
+                                 "meaning": "lesion mask logits (any resolution: resized bilinearly to the scan area)"},
+                        "class": {"name": contract.class_output, "meaning": f"class logits ({head})"}},
+            "classes": ["normal", "benign", "malignant"],
+            "thresholds": {"mask": 0.5, "lesion": 0.5, "default_operating_point": "balanced",
+                           "operating_points": {"balanced": {"threshold": 0.5}}},
+            "files": {"openvino_int8_xml": INT8_XML, "openvino_int8_bin": INT8_BIN, "onnx_fp32": ONNX_FP32},
+            "calibration": {"folder": str(Path(calib).resolve()), "images": len(tensors)},
+        }
+        written.append(out_dir / MANIFEST)
+        try:
+            return write_manifest(out_dir, manifest)
+        except OSError as exc:
+            raise OutputError(f"cannot write {out_dir / MANIFEST}: {exc.strerror or exc} (is the disk full?)") from None
+    except BaseException:
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        else:
+            for path in written:
+                path.unlink(missing_ok=True)
+        raise
+
+
+def _copy_onnx(src: Path, dest: Path) -> Path:
+    """``src`` as one self-contained file at ``dest``: weights kept in external data files are
+    inlined (a plain copy lost them), and a model already in place is left as it is."""
+    if dest.exists() and dest.resolve() == src.resolve():
+        return dest
+    try:
+        import onnx
+    except ImportError:  # onnx comes with the quantize extra (nncf); without it, a plain copy
+        shutil.copyfile(src, dest)
+        return dest
+    proto = onnx.load(str(src), load_external_data=False)
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer):
+        onnx.save_model(onnx.load(str(src)), str(dest))
+    else:
+        shutil.copyfile(src, dest)
+    return dest

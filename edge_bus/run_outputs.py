@@ -87,6 +87,8 @@ def finalize_run(p: Pipeline, error: BaseException | None) -> dict[str, Any]:
         "hardware": hardware_facts(device=p.config.device, precision=engine.precision),
         "model": {"name": p.manifest.name, "version": p.manifest.version, "file": os.path.basename(engine.model_file),
                   "sha256": p.manifest.sha256.get(os.path.basename(engine.model_file)),
+                  # an IR's .xml is only the topology: the weights that ran are in its .bin
+                  "files_sha256": {f: p.manifest.sha256.get(f) for f in _loaded_files(engine.model_file)},
                   "backend": engine.name, "precision": engine.precision, "requests": engine.requests,
                   "operating_point": op.name, "threshold": op.threshold},
         "source": {**info.to_json(), "roi": p.config.roi.as_list() if p.config.roi is not None else "auto"},
@@ -130,3 +132,9 @@ def e2e_stages(source_kind: str) -> tuple[str, ...]:
     decoding it (:class:`~edge_bus.types.Frame`), every other source after; the write follows the overlay."""
     inner = ("preprocess", "infer", "postprocess", "render")
     return ("decode", *inner) if source_kind == "capture" else inner
+
+
+def _loaded_files(model_file: str) -> list[str]:
+    """The model's files an engine read: an OpenVINO IR is its .xml and .bin, an ONNX model one file."""
+    name = os.path.basename(model_file)
+    return [name, os.path.splitext(name)[0] + ".bin"] if name.endswith(".xml") else [name]

@@ -62,8 +62,10 @@ class Manifest:
         try:
             return self.folder / self.files[role]
         except KeyError:
+            hint = (" — run its FP32 ONNX with --precision fp32, or use --backend openvino"
+                    if role == "onnx_int8_qdq" and "onnx_fp32" in self.files else "")
             raise ModelError(
-                f"model {self.name!r} has no {role} file; it has: {', '.join(sorted(self.files))}"
+                f"model {self.name!r} has no {role} file; it has: {', '.join(sorted(self.files))}{hint}"
             ) from None
 
     def has(self, role: str) -> bool:
@@ -149,12 +151,17 @@ def load_manifest(path: Path) -> Manifest:
     path = Path(path)
     folder = path.parent if path.is_file() else path
     mfile = path if path.is_file() else path / MANIFEST
+    if path.is_file() and path.suffix.lower() in (".onnx", ".xml", ".bin"):
+        raise ModelError(f"{path} is a model file, not a model folder: edge-bus loads a folder with a {MANIFEST}; "
+                         f"for your own ONNX model: edge-bus models quantize --onnx {path} --calib IMAGES --out DIR")
     if not mfile.is_file():
         raise ModelError(f"no {MANIFEST} in {folder} — a model folder needs its manifest")
     try:
         data = json.loads(mfile.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"cannot read {mfile}: {exc}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"cannot read {mfile} as a model manifest: {exc}") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"cannot read {mfile} as a model manifest: it holds a JSON {type(data).__name__}")
     return parse_manifest(data, folder)
 
 
@@ -165,8 +172,23 @@ def zoo_dir() -> Path:
 
 
 def list_models(root: Path | None = None) -> list[Manifest]:
-    root = root or zoo_dir()
-    return [load_manifest(p.parent) for p in sorted(root.glob(f"*/{MANIFEST}"))]
+    """Every readable model under ``root``; see :func:`broken_models` for the others."""
+    return [m for m in _scan(root) if isinstance(m, Manifest)]
+
+
+def broken_models(root: Path | None = None) -> list[tuple[Path, str]]:
+    """(folder, why) for each model folder under ``root`` whose manifest can't be read."""
+    return [m for m in _scan(root) if not isinstance(m, Manifest)]
+
+
+def _scan(root: Path | None) -> list[Manifest | tuple[Path, str]]:
+    out: list[Manifest | tuple[Path, str]] = []
+    for p in sorted((root or zoo_dir()).glob(f"*/{MANIFEST}")):
+        try:
+            out.append(load_manifest(p.parent))
+        except ModelError as exc:  # one half-written manifest must not hide the other models
+            out.append((p.parent, str(exc)))
+    return out
 
 
 def resolve_model(spec: str | None) -> Manifest:

@@ -37,6 +37,9 @@ def check_outputs(out: Path, frames: int) -> tuple[list[dict], dict]:
         assert STAT_KEYS <= set(lat["stages"][stage])
     assert {"cpu_model", "isa", "openvino", "onnxruntime", "precision"} <= set(lat["hardware"])
     assert {"name", "sha256"} <= set(lat["model"]) and len(lat["model"]["sha256"]) == 64
+    if lat["model"]["file"].endswith(".xml"):  # an IR's topology and its weights
+        assert set(lat["model"]["files_sha256"]) == {"model_int8.xml", "model_int8.bin"}
+    assert all(len(h) == 64 for h in lat["model"]["files_sha256"].values())
     assert {"label", "confidence"} <= set(lat["verdict"])
     html = (out / "report.html").read_text()
     assert "<svg" in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")

@@ -69,3 +69,14 @@ def test_depthwise_weights_are_quantised_per_channel_and_run_in_int8(tmp_path: P
     request.infer({0: calib[0]})
     kernels = [p.exec_type for p in request.profiling_info if p.node_type == "GroupConvolution"]
     assert kernels and all(kernel_precision(k) == "int8" for k in kernels), kernels
+
+
+def test_openvino_and_nncf_telemetry_is_off_in_this_process() -> None:
+    """ov.convert_model and NNCF send usage telemetry unless the user opted out; edge-bus declines it."""
+    pytest.importorskip("openvino_telemetry")
+    from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
+
+    from edge_bus.quantize import disable_openvino_telemetry
+
+    disable_openvino_telemetry()
+    assert OptInChecker().check(enable_opt_in_dialog=False, disable_in_ci=False) == ConsentCheckResult.DECLINED

@@ -41,6 +41,8 @@ def test_eval_cli_on_busbra_layout(shared_data: Path) -> None:
                                       str(shared_data / "busbra" / "5-fold-cv.csv"), "--fold", "1", "--limit", "12"])
     assert result.exit_code == 0, result.output
     assert "12 images" in result.output and "sensitive" in result.output
+    counts = result.output.split("12 images", 1)[1].split("}", 1)[0]
+    assert "'benign'" in counts and "'malignant'" in counts  # spread over the list, not its first 12
 
 
 def test_eval_bad_dataset_folder(tmp_path: Path) -> None:
@@ -50,3 +52,12 @@ def test_eval_bad_dataset_folder(tmp_path: Path) -> None:
 
     result = CliRunner().invoke(app, ["eval", "--data", str(tmp_path)])
     assert result.exit_code != 0 and "neither a BUSI layout" in result.output
+
+
+def test_eval_refuses_a_fold_without_folds_before_scoring(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from edge_bus.cli import app
+
+    result = CliRunner().invoke(app, ["eval", "--data", str(tmp_path), "--fold", "1"])
+    assert result.exit_code == 2 and "--fold needs --folds" in result.output

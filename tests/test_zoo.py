@@ -9,7 +9,7 @@ import pytest
 from helpers import tiny_model_dir
 
 from edge_bus.errors import ModelError
-from edge_bus.zoo import list_models, load_manifest, resolve_model
+from edge_bus.zoo import broken_models, list_models, load_manifest, resolve_model
 
 
 def test_tiny_manifest_round_trip(tmp_path: Path) -> None:
@@ -71,3 +71,23 @@ def test_shipped_model_manifest_is_complete(shipped_model_dir: Path) -> None:
         assert op.val_sensitivity is not None and op.val_specificity is not None
     assert m.raw["training"]["test"].startswith("BUSI fold 0")
     assert {"fp32", "int8"} <= set(m.raw["metrics"]["test_busi_fold0"])
+
+
+def test_a_model_file_instead_of_its_folder_says_what_to_do(tmp_path: Path) -> None:
+    """--model my.onnx (the natural mistake) ended in a UnicodeDecodeError traceback."""
+    onnx = tiny_model_dir(tmp_path / "tiny") / "model_fp32.onnx"
+    with pytest.raises(ModelError, match="is a model file, not a model folder: .* edge-bus models quantize --onnx"):
+        resolve_model(str(onnx))
+    binary = tmp_path / "weights.json"
+    binary.write_bytes(b"\x97\xff\x00binary")
+    with pytest.raises(ModelError, match="cannot read .* as a model manifest"):
+        load_manifest(binary)
+
+
+def test_a_broken_manifest_does_not_hide_the_other_models(tmp_path: Path) -> None:
+    tiny_model_dir(tmp_path / "good")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "manifest.json").write_text("")  # a quantize stopped by a full disk
+    assert [m.name for m in list_models(tmp_path)] == ["tiny"]
+    [(folder, why)] = broken_models(tmp_path)
+    assert folder.name == "half" and "cannot read" in why

@@ -26,7 +26,8 @@ def eval_cmd(
     precision: Annotated[str, typer.Option(help="int8, fp32 or default.")] = "int8",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics (and per-image results) here.",
                                                      show_default=False)] = None,
-    limit: Annotated[int | None, typer.Option(help="Only the first N images.", show_default=False)] = None,
+    limit: Annotated[int | None, typer.Option(help="Only N images, spread over the data (every class).",
+                                                   show_default=False)] = None,
 ) -> None:
     """Dice/IoU, benign-vs-malignant AUC, SEN/SPE per operating point, normal-image false positives."""
     with Progress(console=err_console, transient=True) as progress:
@@ -38,7 +39,7 @@ def eval_cmd(
 
 def print_report(r: EvalReport) -> None:
     def f(x: float | None) -> str:
-        return "-" if x is None else f"{x:.4f}"
+        return "-" if x is None or x != x else f"{x:.4f}"  # None or NaN (e.g. AUC without malignant images)
 
     console.print(f"[bold]{r.model}[/] ({r.backend}, {r.precision}) on {escape(r.data)}: "
                   f"{r.n_images} images {r.counts}")

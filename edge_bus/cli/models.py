@@ -12,7 +12,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from edge_bus.cli.common import console, err_console, run_or_exit
-from edge_bus.zoo import Manifest, list_models, resolve_model
+from edge_bus.zoo import Manifest, broken_models, list_models, resolve_model
 
 app = typer.Typer(help="List, inspect, quantise and calibrate models. A model is a folder with a manifest.json.",
                   no_args_is_help=True)
@@ -31,6 +31,8 @@ def list_cmd() -> None:
             ok = f"NO: {exc}"
         table.add_row(m.name, m.version, str(m.raw.get("architecture", "?")),
                       f"{m.input.height}x{m.input.width}", str(test.get("dice", "-")), str(test.get("auc", "-")), ok)
+    for folder, why in run_or_exit(broken_models):
+        table.add_row(escape(folder.name), "?", "?", "?", "-", "-", escape(f"NO: {why}"))
     console.print(table)
 
 
@@ -70,7 +72,9 @@ def info_cmd(
 @app.command("quantize")
 def quantize_cmd(
     onnx: Annotated[Path, typer.Option(
-        help="Your two-output ONNX model (mask logits, class logits), input [1,1,H,W].")],
+        help="Your ONNX model. Input: one [1,1,H,W] grayscale crop of the scan area (fixed H and W), "
+             "normalised as (pixel/255 - mean)/std. Outputs: mask logits [1,1,h,w] (no final sigmoid; any h, w) "
+             "and class logits (see --head).")],
     calib: Annotated[Path, typer.Option(help="A folder of representative images (training images only).")],
     out: Annotated[Path, typer.Option(help="Output model folder.")],
     name: Annotated[str | None, typer.Option(help="Model name in the manifest (default: the ONNX file's name).",
@@ -78,11 +82,24 @@ def quantize_cmd(
     mean: Annotated[float, typer.Option(help="Input normalisation mean (pixel/255 scale).")] = 0.449,
     std: Annotated[float, typer.Option(help="Input normalisation std.")] = 0.226,
     limit: Annotated[int, typer.Option(help="At most this many calibration images.")] = 300,
+    head: Annotated[str, typer.Option(
+        help="Class output: presence_malignancy ([1,2] logits: P(lesion), P(malignant | lesion), each through a "
+             "sigmoid) or softmax3 ([1,3] logits: normal, benign, malignant).")] = "presence_malignancy",
+    mask_output: Annotated[str | None, typer.Option(
+        help="Name of the mask output ([1,1,h,w] logits). Default: 'mask_logits', else the one 4-D output.",
+        show_default=False)] = None,
+    class_output: Annotated[str | None, typer.Option(
+        help="Name of the class output. Default: 'class_logits', else the one 2-D output.", show_default=False)] = None,
 ) -> None:
-    """Turn your own two-output ONNX model into an INT8 IR + manifest that edge-bus runs."""
+    """Turn your own ONNX model into an INT8 IR + manifest that edge-bus runs (OpenVINO; ONNX Runtime
+    runs its FP32 ONNX with --backend onnxruntime --precision fp32).
+
+    The model is run once on calibration images to check the contract (see --onnx, --head) first.
+    """
     from edge_bus.quantize import quantize_model
 
-    path = run_or_exit(quantize_model, onnx, calib, out, name=name, mean=mean, std=std, limit=limit)
+    path = run_or_exit(quantize_model, onnx, calib, out, name=name, mean=mean, std=std, limit=limit, head=head,
+                       mask_output=mask_output, class_output=class_output)
     console.print(escape(f"wrote {path} — run it with: edge-bus stream --model {out}"))
     console.print(f"its thresholds are placeholders (0.5): choose them on labelled images with "
                   f"edge-bus models calibrate {out} --data DIR --out {out}_calibrated")

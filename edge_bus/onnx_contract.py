@@ -1,0 +1,113 @@
+"""What edge-bus needs from a user's own ONNX model, checked before it is quantised.
+
+The contract (``edge-bus models quantize --help`` and the README say the same):
+
+* one input ``[1, 1, H, W]`` (batch may be dynamic; H and W fixed): a grayscale crop of the scan
+  area, normalised as ``(pixel / 255 - mean) / std``;
+* a **mask** output ``[1, 1, h, w]`` of lesion *logits* (any resolution: it is resized to the scan
+  area; a final sigmoid must not be in the model);
+* a **class** output of logits: ``[1, 2]`` = [presence, malignancy] (head ``presence_malignancy``,
+  each through a sigmoid) or ``[1, 3]`` = [normal, benign, malignant] (head ``softmax3``).
+
+Outputs are found by the names given, else by the names ``mask_logits`` / ``class_logits``, else by
+shape (the one 4-D output is the mask, the one 2-D output the class), never by position. The model
+is run once on calibration images (ONNX Runtime, FP32) so shapes and value ranges are checked on
+real outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edge_bus.errors import ConfigError, ModelError
+
+__all__ = ["HEADS", "OnnxContract", "check_outputs", "inspect_onnx"]
+
+#: class heads and their number of logits
+HEADS = {"presence_malignancy": 2, "softmax3": 3}
+
+
+@dataclass(frozen=True)
+class OnnxContract:
+    """The input and the two outputs of a user's model, as edge-bus will use them."""
+
+    input_name: str
+    height: int
+    width: int
+    mask_output: str
+    class_output: str
+    head: str
+
+
+def _dims(shape: Sequence[Any]) -> list[int | None]:
+    return [d if isinstance(d, int) and d > 0 else None for d in shape]
+
+
+def inspect_onnx(session: Any, name: str, mask_output: str | None = None, class_output: str | None = None,
+                 head: str = "presence_malignancy") -> OnnxContract:
+    """Read the input and pick the outputs of an ``onnxruntime.InferenceSession`` (``name``: for messages)."""
+    if head not in HEADS:
+        raise ConfigError(f"head {head!r} is not one of {', '.join(HEADS)}")
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise ModelError(f"{name} has {len(inputs)} inputs; edge-bus feeds one [1, 1, H, W] image")
+    inp = inputs[0]
+    dims = _dims(inp.shape)
+    if len(dims) != 4 or dims[1] != 1:
+        raise ModelError(f"{name} input {inp.name} has shape {list(inp.shape)}; edge-bus needs [1, 1, H, W] grayscale")
+    if dims[0] not in (1, None):
+        raise ModelError(f"{name} input {inp.name} has batch {dims[0]}; edge-bus runs batch 1")
+    height, width = dims[2], dims[3]
+    if height is None or width is None:
+        raise ModelError(f"{name} input {inp.name} has a dynamic height or width {list(inp.shape)}: export it with a "
+                         "fixed size (e.g. torch.onnx.export with a [1, 1, 224, 224] example and dynamic_axes for "
+                         "the batch only)")
+    outs = {o.name: o.shape for o in session.get_outputs()}
+    described = ", ".join(f"{n} {list(s)}" for n, s in outs.items())
+    for given, flag in ((mask_output, "--mask-output"), (class_output, "--class-output")):
+        if given is not None and given not in outs:
+            raise ModelError(f"{name} has no output {given!r} ({flag}); its outputs: {described}")
+    if mask_output is None and "mask_logits" in outs:
+        mask_output = "mask_logits"
+    if class_output is None and "class_logits" in outs:
+        class_output = "class_logits"
+    if mask_output is None or class_output is None:
+        four_d = [n for n, s in outs.items() if len(s) == 4 and n != class_output]
+        two_d = [n for n, s in outs.items() if len(s) == 2 and n != mask_output]
+        mask_output = mask_output or (four_d[0] if len(four_d) == 1 else None)
+        class_output = class_output or (two_d[0] if len(two_d) == 1 else None)
+    if mask_output is None or class_output is None or mask_output == class_output:
+        raise ModelError(f"cannot tell which output of {name} is the mask and which the class logits ({described}): "
+                         "pass --mask-output NAME (4-D [1, 1, h, w] logits) and --class-output NAME ([1, 2] or [1, 3])")
+    return OnnxContract(inp.name, height, width, mask_output, class_output, head)
+
+
+def check_outputs(contract: OnnxContract, session: Any, tensors: Sequence[np.ndarray], name: str) -> None:
+    """Run the model on a few calibration tensors and check the outputs' shapes and value ranges."""
+    masks = []
+    for tensor in tensors:
+        try:
+            mask, logits = session.run([contract.mask_output, contract.class_output], {contract.input_name: tensor})
+        except Exception as exc:  # ORT's own exception types
+            reason = str(exc).splitlines()[0]
+            raise ModelError(f"{name} fails on a calibration image in ONNX Runtime: {reason}") from None
+        if mask.ndim != 4 or mask.shape[:2] != (1, 1) or min(mask.shape[2:]) < 2:
+            raise ModelError(f"mask output {contract.mask_output} of {name} has shape {list(mask.shape)}; edge-bus "
+                             "needs [1, 1, h, w] lesion logits (one channel: for background/lesion logits export "
+                             "their difference, lesion - background)")
+        want = HEADS[contract.head]
+        if logits.size != want:
+            other = [h for h, n in HEADS.items() if n == logits.size]
+            hint = f" — pass --head {other[0]}" if other else ""
+            raise ModelError(f"class output {contract.class_output} of {name} has {logits.size} values "
+                             f"({list(logits.shape)}); head {contract.head} needs {want}{hint}")
+        masks.append(mask)
+    values = np.concatenate([m.ravel() for m in masks]) if masks else np.zeros(0)
+    if values.size and values.min() >= 0.0 and values.max() <= 1.0:
+        raise ModelError(f"mask output {contract.mask_output} of {name} looks like probabilities (every value on "
+                         f"{len(masks)} calibration images lies in [0, 1]); edge-bus needs logits: export the model "
+                         "without its final sigmoid")

@@ -1,0 +1,128 @@
+"""A user's own ONNX model is checked against the edge-bus contract before it is quantised:
+outputs found by name or shape (never by position), shapes and value ranges checked on real outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_bus.errors import ConfigError, DataError, ModelError
+from edge_bus.onnx_contract import check_outputs, inspect_onnx
+from edge_bus.quantize import calibration_tensors, quantize_model
+
+
+def user_onnx(path: Path, *, names: tuple[str, str] = ("mask_logits", "class_logits"), swap: bool = False,
+              sigmoid: bool = False, mask_channels: int = 1, n_classes: int = 2, dynamic_hw: bool = False,
+              size: int = 32) -> Path:
+    """image [1,1,S,S] → conv → mask [1,C,S,S] (optionally through a sigmoid) and class logits [1,K]."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    mask_name, class_name = names
+    inits = [numpy_helper.from_array(np.full((mask_channels, 1, 3, 3), 1.0, np.float32), "w"),
+             numpy_helper.from_array(np.full((mask_channels,), -2.0, np.float32), "b"),
+             numpy_helper.from_array(np.linspace(-1, 1, mask_channels * n_classes, dtype=np.float32)
+                                     .reshape(mask_channels, n_classes), "wc"),
+             numpy_helper.from_array(np.array([1, mask_channels], np.int64), "shape")]
+    raw = "raw" if sigmoid else mask_name
+    nodes = [helper.make_node("Conv", ["image", "w", "b"], [raw], pads=[1, 1, 1, 1]),
+             helper.make_node("GlobalAveragePool", [raw], ["pooled"]),
+             helper.make_node("Reshape", ["pooled", "shape"], ["flat"]),
+             helper.make_node("MatMul", ["flat", "wc"], [class_name])]
+    if sigmoid:
+        nodes.append(helper.make_node("Sigmoid", ["raw"], [mask_name]))
+    hw: list[int | str] = ["H", "W"] if dynamic_hw else [size, size]
+    outs = [helper.make_tensor_value_info(mask_name, TensorProto.FLOAT, [1, mask_channels, *hw]),
+            helper.make_tensor_value_info(class_name, TensorProto.FLOAT, [1, n_classes])]
+    graph = helper.make_graph(nodes, "user", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, *hw])],
+                              outs[::-1] if swap else outs, initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def session(path: Path):  # type: ignore[no-untyped-def]
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def images(n: int = 4, size: int = 32) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [rng.normal(size=(1, 1, size, size)).astype(np.float32) for _ in range(n)]
+
+
+@pytest.mark.parametrize(("names", "swap"), [(("mask_logits", "class_logits"), True), (("seg", "cls"), True),
+                                             (("seg", "cls"), False)], ids=["named-swapped", "by-shape-swapped",
+                                                                             "by-shape"])
+def test_outputs_are_found_by_name_or_shape_not_position(tmp_path: Path, names: tuple[str, str], swap: bool) -> None:
+    path = user_onnx(tmp_path / "m.onnx", names=names, swap=swap)
+    contract = inspect_onnx(session(path), path.name)
+    assert (contract.mask_output, contract.class_output) == names
+    assert (contract.input_name, contract.height, contract.width) == ("image", 32, 32)
+    check_outputs(contract, session(path), images(), path.name)
+
+
+def test_explicit_output_names_must_exist(tmp_path: Path) -> None:
+    path = user_onnx(tmp_path / "m.onnx", names=("seg", "cls"))
+    with pytest.raises(ModelError, match=r"no output 'mask' \(--mask-output\); its outputs: seg \[1, 1, 32, 32\]"):
+        inspect_onnx(session(path), path.name, mask_output="mask")
+    assert inspect_onnx(session(path), path.name, mask_output="seg", class_output="cls").mask_output == "seg"
+
+
+def test_a_probability_mask_is_refused(tmp_path: Path) -> None:
+    """A final sigmoid made every pixel a lesion (mask >= logit 0 everywhere) in a stream that exited 0."""
+    path = user_onnx(tmp_path / "m.onnx", sigmoid=True)
+    contract = inspect_onnx(session(path), path.name)
+    with pytest.raises(ModelError, match="looks like probabilities .* without its final sigmoid"):
+        check_outputs(contract, session(path), images(), path.name)
+
+
+def test_the_class_output_must_fit_the_head(tmp_path: Path) -> None:
+    """A 3-class softmax model was read as [presence, malignancy] and called every frame normal."""
+    path = user_onnx(tmp_path / "m.onnx", n_classes=3)
+    contract = inspect_onnx(session(path), path.name)
+    with pytest.raises(ModelError, match="has 3 values .* needs 2 — pass --head softmax3"):
+        check_outputs(contract, session(path), images(), path.name)
+    check_outputs(inspect_onnx(session(path), path.name, head="softmax3"), session(path), images(), path.name)
+    with pytest.raises(ConfigError, match="head 'sigmoid3' is not one of presence_malignancy, softmax3"):
+        inspect_onnx(session(path), path.name, head="sigmoid3")
+
+
+def test_a_two_channel_mask_and_dynamic_sizes_are_refused(tmp_path: Path) -> None:
+    path = user_onnx(tmp_path / "two.onnx", mask_channels=2)
+    with pytest.raises(ModelError, match=r"has shape \[1, 2, 32, 32\]; edge-bus needs \[1, 1, h, w\]"):
+        check_outputs(inspect_onnx(session(path), path.name), session(path), images(), path.name)
+    path = user_onnx(tmp_path / "dyn.onnx", dynamic_hw=True)
+    with pytest.raises(ModelError, match="dynamic height or width .* export it with a fixed size"):
+        inspect_onnx(session(path), path.name)
+
+
+def test_calibration_skips_busi_and_busbra_masks(tmp_path: Path) -> None:
+    from edge_bus.preprocess import InputSpec
+
+    img = np.full((40, 40), 128, np.uint8)
+    for rel in ("a.png", "a_mask.png", "Images/b.png", "Masks/mask_b.png", "mask_c.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(tmp_path / rel), img)
+    assert len(calibration_tensors(tmp_path, InputSpec(32, 32, 0.5, 0.25))) == 2
+    with pytest.raises(DataError, match="is a file, not a folder"):
+        calibration_tensors(tmp_path / "a.png", InputSpec(32, 32, 0.5, 0.25))
+
+
+def test_a_refused_model_leaves_no_folder_behind(tmp_path: Path) -> None:
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(calib / f"{i}.png"), np.full((40, 40), 60 * i, np.uint8))
+    with pytest.raises(ModelError, match="probabilities"):
+        quantize_model(user_onnx(tmp_path / "m.onnx", sigmoid=True), calib, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError, match="--limit must be at least 1"):
+        quantize_model(user_onnx(tmp_path / "ok.onnx"), calib, tmp_path / "out", limit=0)
+    with pytest.raises(ModelError, match="is a folder, not an ONNX file"):
+        quantize_model(calib, calib, tmp_path / "out")
