@@ -12,6 +12,7 @@ from firmware_bridge.clock import ClockEstimate, ClockEstimator, SyncSample
 from firmware_bridge.errors import (
     BridgeError,
     LinkClosed,
+    LinkConfigError,
     LinkTimeout,
     PortUnavailable,
     ProtocolVersionError,
@@ -37,6 +38,7 @@ __all__ = [
     "HostFrameMeta",
     "Link",
     "LinkClosed",
+    "LinkConfigError",
     "LinkConfig",
     "LinkCounters",
     "LinkTimeout",

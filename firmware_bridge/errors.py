@@ -18,7 +18,8 @@ one-line message and exit code 6. ``str(err)`` names the thing that failed and s
         ├── MessageError            a frame is valid but its message is not (counted, never user-facing)
         │   ├── UnknownMessageType
         │   └── MalformedMessage
-        └── SimulatorError          bad simulator option (sim:// query string, CLI flag)
+        ├── SimulatorError          bad simulator option (sim:// query string, CLI flag)
+        └── LinkConfigError         a LinkConfig value or open() argument out of range (also a ValueError)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "CrcMismatch",
     "FrameError",
     "LinkClosed",
+    "LinkConfigError",
     "LinkTimeout",
     "MalformedFrame",
     "MalformedMessage",
@@ -101,3 +103,7 @@ class MalformedMessage(MessageError):
 
 class SimulatorError(BridgeError):
     """A simulator option (``sim://`` query string or CLI flag) is invalid."""
+
+
+class LinkConfigError(BridgeError, ValueError):
+    """A :class:`~firmware_bridge.link_types.LinkConfig` value or an ``open()`` argument is out of range."""

@@ -11,6 +11,7 @@ line per kind and code every ``event_quiet_s``); every one is counted and the la
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 import time
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from firmware_bridge.clock import ClockEstimate, ClockEstimator, SyncSample
-from firmware_bridge.errors import LinkClosed, LinkTimeout
+from firmware_bridge.errors import LinkClosed, LinkConfigError, LinkTimeout, MalformedMessage
 from firmware_bridge.framing import PROTOCOL_MAJOR
 from firmware_bridge.link import Link
 from firmware_bridge.link_types import LinkConfig, LinkCounters, Received
@@ -149,7 +150,10 @@ class HostBridge:
         sync_burst: int = 16,
         sync_interval_s: float = 1.0,
     ) -> HostBridge:
-        """Open ``url``, handshake and sync clocks. Raises PortUnavailable, LinkTimeout, ProtocolVersionError."""
+        """Open ``url``, handshake and sync clocks. Raises PortUnavailable, LinkTimeout, ProtocolVersionError,
+        SimulatorError (a bad ``sim://`` option) or LinkConfigError (a bad argument)."""
+        if not timeout > 0:
+            raise LinkConfigError(f"timeout must be > 0 seconds, got {timeout}")
         bridge = cls(
             url, timeout=timeout, link_config=link_config, sync_burst=sync_burst, sync_interval_s=sync_interval_s
         )
@@ -254,6 +258,11 @@ class HostBridge:
         Never blocks on, or raises for, a lost link: the result is dropped and counted as ``tx_dropped``.
         A value that does not fit its wire field (e.g. a negative bbox coordinate) raises MalformedMessage.
         """
+        if self._closed:
+            raise LinkClosed(f"bridge to {self._url} was closed: open a new one")
+        if label not in (0, 1, 2) or not 0.0 <= malignancy <= 1.0:
+            raise MalformedMessage(f"RESULT needs label 0, 1 or 2 and malignancy in [0, 1], got label {label}, "
+                                   f"malignancy {malignancy}")
         self._link.send(Result(device_frame, label, malignancy, lesion_area, bbox))
 
     # -- clock -----------------------------------------------------------------------------------
@@ -352,8 +361,8 @@ class HostBridge:
             self._frozen = message.frozen
         elif isinstance(message, Alert | ErrorMsg):
             self._on_event(message)
-        for callback in self._message_callbacks:
-            callback(received)
+        for callback in self._message_callbacks:  # each on its own: one failing must not silence the rest
+            Link._call_safely(functools.partial(callback, received), f"on_message callback {_name_of(callback)}")
 
     def _on_frame_meta(self, m: FrameMeta, t_rx: float) -> None:
         estimate = self._clock.estimate
@@ -392,3 +401,7 @@ class HostBridge:
     def _on_link_status(self, text: str) -> None:
         for callback in self._status_callbacks:
             callback(text)
+
+
+def _name_of(callback: object) -> str:
+    return str(getattr(callback, "__qualname__", None) or getattr(callback, "__name__", None) or repr(callback))

@@ -29,6 +29,7 @@ from firmware_bridge.errors import (
     MalformedMessage,
     PortUnavailable,
     ProtocolVersionError,
+    SimulatorError,
     UnknownMessageType,
 )
 from firmware_bridge.framing import FLAG_ACK_REQUESTED, Frame, Packetizer
@@ -171,6 +172,8 @@ class Link:
             make = message if callable(message) else (lambda _t: message)
             name = make(0.0).TYPE.name
             if self.send_stamped(make) is None:
+                if self._closed:
+                    raise LinkClosed(f"link to {self._url} was closed: open a new one")
                 raise LinkTimeout(f"link to {self._url} is down: check the cable; it reconnects by itself")
             if not waiter.done.wait(timeout):
                 raise LinkTimeout(
@@ -238,6 +241,8 @@ class Link:
                 )
             self._port.open()
         except _PORT_ERRORS as exc:
+            if str(self._url).lower().startswith("sim:"):  # a simulator option, not a cable: say just that
+                raise SimulatorError(f"can't start the simulated board {self._url}: {exc}") from None
             raise PortUnavailable(
                 f"can't open {self._url} ({exc}): check the cable and the port name "
                 "(e.g. /dev/ttyACM0, COM3, socket://host:port) and that no other program holds it"
@@ -315,12 +320,21 @@ class Link:
         if callback is not None:
             self._call_safely(lambda: callback(text))
 
-    @staticmethod
-    def _call_safely(fn: Callable[[], object]) -> None:
+    _failures: dict[str, float] = {}  # callback description → when its last traceback was logged
+
+    @classmethod
+    def _call_safely(cls, fn: Callable[[], object], what: str = "callback") -> None:
+        """Run a user callback; its exception is logged (with the traceback at most every 10 s per
+        callback, then one line) and never kills the link's threads."""
         try:
             fn()
-        except Exception:  # a user callback must not kill the link's threads
-            _log.exception("firmware-bridge callback failed")
+        except Exception as exc:
+            now = time.monotonic()
+            if now - cls._failures.get(what, -1e9) >= 10.0:
+                cls._failures[what] = now
+                _log.exception("firmware-bridge %s failed (repeats are logged once per 10 s)", what)
+            else:
+                _log.debug("firmware-bridge %s failed again: %r", what, exc)
 
     # -- receiving ---------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from firmware_bridge.errors import LinkConfigError
 from firmware_bridge.framing import FrameHeader
 from firmware_bridge.messages import Message
 
@@ -26,7 +27,7 @@ class LinkConfig:
         positive = ("heartbeat_s", "link_timeout_s", "backoff_initial_s", "backoff_max_s", "read_poll_s")
         for name in positive:
             if getattr(self, name) <= 0:
-                raise ValueError(f"LinkConfig.{name} must be > 0")
+                raise LinkConfigError(f"LinkConfig.{name} must be > 0, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -249,3 +250,43 @@ def test_silent_device_on_pty_is_detected_by_timeout_and_reconnected(fast_link: 
     assert statuses == ["link lost, reconnecting", "link restored"]
     assert counters.reconnects == 1
     assert meta is not None and meta.device_frame > before[-1] + 40  # 0.8 s at 60 fps passed meanwhile
+
+
+def test_a_closed_bridge_says_closed_and_bad_values_are_refused(fast_link: LinkConfig) -> None:
+    from firmware_bridge import LinkConfigError, SimulatorError
+    from firmware_bridge.errors import LinkClosed, MalformedMessage
+
+    bridge = HostBridge.open("sim://?seed=5", link_config=fast_link)
+    with pytest.raises(MalformedMessage, match="label 0, 1 or 2 and malignancy in"):
+        bridge.send_result(1, 7, 0.5, 0.0, None)
+    with pytest.raises(MalformedMessage, match="malignancy 5.0"):
+        bridge.send_result(1, 1, 5.0, 0.0, None)
+    bridge.close()
+    with pytest.raises(LinkClosed, match="was closed"):
+        bridge.ping()  # was LinkTimeout "... it reconnects by itself"
+    with pytest.raises(LinkClosed, match="was closed"):
+        bridge.send_result(1, 1, 0.5, 0.0, None)  # was silently dropped
+    with pytest.raises(SimulatorError, match="can't start the simulated board .* unknown sim:// option 'bogus'"):
+        HostBridge.open("sim://?bogus=1", link_config=fast_link)
+    with pytest.raises(LinkConfigError, match="timeout must be > 0"):
+        HostBridge.open("sim://", timeout=-1)
+    with pytest.raises(LinkConfigError, match="heartbeat_s must be > 0"):
+        LinkConfig(heartbeat_s=0)
+    assert issubclass(LinkConfigError, ValueError)
+
+
+def test_one_failing_message_callback_does_not_silence_the_others(
+    fast_link: LinkConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[Received] = []
+
+    def broken(_: Received) -> None:
+        raise RuntimeError("user bug")
+
+    with caplog.at_level(logging.ERROR, logger="firmware_bridge"), \
+            HostBridge.open("sim://?seed=6&fps=60", link_config=fast_link) as bridge:
+        bridge.on_message(broken)
+        bridge.on_message(seen.append)
+        assert wait_until(lambda: len(seen) >= 20)
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert 1 <= len(tracebacks) <= 2  # once per 10 s, not once per message
