@@ -6,6 +6,7 @@ may change. Errors are the tree in :mod:`edge_bus.errors`, all under :class:`Edg
 Run a stream, as ``edge-bus stream`` does::
 
     import threading
+    from pathlib import Path
     from edge_bus import StreamConfig, run_stream
 
     stop = threading.Event()                      # set it from any thread to end the run

@@ -180,6 +180,7 @@ def quantize_model(onnx: Path, calib: Path, out_dir: Path, name: str | None = No
     except Exception as exc:  # ORT's own exception types
         raise ModelError(f"cannot load ONNX model {onnx}: {str(exc).splitlines()[0]}") from None
     contract = inspect_onnx(session, onnx.name, mask_output, class_output, head)
+    _quiet_nncf()
     spec = InputSpec(height=contract.height, width=contract.width, mean=mean, std=std)
     tensors = calibration_tensors(calib, spec, limit)
     check_outputs(contract, session, tensors[:: max(1, len(tensors) // 8)][:8], onnx.name)
@@ -225,6 +226,19 @@ def quantize_model(onnx: Path, calib: Path, out_dir: Path, name: str | None = No
             for path in written:
                 path.unlink(missing_ok=True)
         raise
+
+
+def _quiet_nncf() -> None:
+    """NNCF logs INFO lines about ignored nodes on stdout: noise to someone quantising their model."""
+    disable_openvino_telemetry()  # before NNCF's import, which starts its telemetry
+    try:
+        import logging
+
+        import nncf
+
+        nncf.set_log_level(logging.WARNING)
+    except ImportError:
+        pass
 
 
 def _copy_onnx(src: Path, dest: Path) -> Path:

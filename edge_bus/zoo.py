@@ -195,9 +195,12 @@ def resolve_model(spec: str | None) -> Manifest:
     """A shipped model name, a model folder, or a manifest path → its :class:`Manifest`."""
     spec = spec or DEFAULT_MODEL
     path = Path(spec)
-    if path.suffix == ".json" or path.is_dir() or path.exists():
+    looks_like_path = path.suffix == ".json" or "/" in spec or "\\" in spec or spec.startswith(".")
+    if looks_like_path or path.exists():
         if not path.exists():
-            raise ModelError(f"model path {path} does not exist")
+            shipped = ", ".join(sorted(p.parent.name for p in zoo_dir().glob(f"*/{MANIFEST}")))
+            raise ModelError(f"model path {path} does not exist — give a model folder, its manifest.json, "
+                             f"or a shipped name ({shipped})")
         return load_manifest(path)
     root = zoo_dir()
     folder = root / spec
