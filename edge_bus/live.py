@@ -47,6 +47,7 @@ class LatestFrameReader:
         self._fps = source.info.fps if source.info.fps > 0 else 30.0
         self._live = source.info.live
         self._last_t = time.perf_counter()
+        self._next_due = self._last_t  # when the next frame is expected (host perf_counter seconds)
         self._cond = threading.Condition()
         self._latest: Frame | None = None
         self._pending_drops = 0
@@ -69,7 +70,7 @@ class LatestFrameReader:
         The lead is 1 ms plus twice the recent decode time, so a slow decoder still finishes in time."""
         if self._live or (self._clock is None and not self._pace) or self._decode_s is None:
             return
-        delay = self._last_t + 1.0 / self._fps - (0.001 + 2.0 * self._decode_s) - time.perf_counter()
+        delay = self._next_due - (0.001 + 2.0 * self._decode_s) - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
 
@@ -98,8 +99,12 @@ class LatestFrameReader:
                 meta = newer
                 self.skipped_metas += 1
         if meta is not None:
-            self._last_t = time.perf_counter()
-            return replace(frame, hw=hw_from_meta(meta), t_capture=self._last_t, wall_time=time.time())
+            self._last_t = now = time.perf_counter()
+            # the next FRAME_META is due one period after this one's acquisition (not after it was
+            # taken here, which lags after a link gap); clamped, in case the clock estimate is off
+            period = 1.0 / self._fps
+            self._next_due = min(max(float(getattr(meta, "t_acquired_host", now)) + period, now), now + period)
+            return replace(frame, hw=hw_from_meta(meta), t_capture=now, wall_time=time.time())
         if self._clock is not None:
             due = self._last_t + 1.0 / self._fps
         elif self._pace:
@@ -110,6 +115,7 @@ class LatestFrameReader:
         if delay > 0:
             time.sleep(delay)
         self._last_t = time.perf_counter()
+        self._next_due = self._last_t + 1.0 / self._fps
         return replace(frame, t_capture=self._last_t, wall_time=time.time())
 
     def _run(self) -> None:

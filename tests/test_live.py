@@ -84,11 +84,12 @@ def test_a_paced_file_decodes_just_before_each_frame_is_due() -> None:
 
 
 class _BurstClock:
-    """Fresh FRAME_META per wait, except that a burst of ``burst`` stale ones arrives before frame 2."""
+    """A FRAME_META every 1/30 s, except that a burst of ``burst`` stale ones arrives before frame 2."""
 
     def __init__(self, burst: int) -> None:
         self.burst, self.calls, self.n = burst, 0, 0
         self.queue: deque[_Meta] = deque()
+        self.next_slot = time.perf_counter()
 
     def next_meta(self, timeout: float) -> _Meta | None:
         if self.queue:
@@ -99,9 +100,12 @@ class _BurstClock:
         if self.calls == 2:  # the link came back: metas of the frames acquired while it was down
             old = time.perf_counter() - 0.3
             self.queue.extend(_Meta(1000 + k, old + k / 30) for k in range(self.burst))
+            self.next_slot = self.queue[-1].t_acquired_host + 1 / 30
             return self.queue.popleft()
+        self.next_slot = max(self.next_slot, time.perf_counter() - 1 / 30) + 1 / 30
+        time.sleep(max(0.0, self.next_slot - time.perf_counter()))
         self.n += 1
-        return _Meta(self.n, time.perf_counter())
+        return _Meta(self.n, self.next_slot)
 
 
 def test_genlock_catches_up_on_a_burst_of_stale_frame_meta() -> None:
