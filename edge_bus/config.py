@@ -35,9 +35,12 @@ try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
+import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
+
+import numpy as np
 
 from edge_bus.errors import ConfigError
 from edge_bus.types import ROI
@@ -68,6 +71,24 @@ class StreamConfig:
     display: bool = False
     bridge: str | None = None
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        """Accept what Python code naturally passes: a str or os.PathLike ``out``, a Path ``source`` /
+        ``model`` / ``bridge``, numpy numbers, an ``"x,y,w,h"`` ``roi``; :meth:`validate` checks the rest."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kind = _FIELD_TYPES.get(f.name)
+            if isinstance(value, np.generic) and not isinstance(value, np.bool_):
+                value = value.item()
+            elif isinstance(value, np.bool_):
+                value = bool(value)
+            if f.name == "out" and isinstance(value, str | os.PathLike):
+                value = Path(value)
+            elif f.name == "roi" and isinstance(value, str):
+                value = ROI.parse(value)
+            elif kind in (str, str | None) and isinstance(value, os.PathLike):
+                value = os.fspath(value)
+            object.__setattr__(self, f.name, value)
 
     def validate(self) -> StreamConfig:
         """This config, or a :class:`ConfigError` naming the first bad setting (its type or value).

@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -28,6 +29,8 @@ from edge_bus.metrics import BinaryRates, dice, iou, rates_at, roc_auc
 from edge_bus.postprocess import PostprocessConfig, Postprocessor
 from edge_bus.preprocess import Preprocessor
 from edge_bus.zoo import Manifest, resolve_model
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,13 @@ def summarize(manifest: Manifest, results: Sequence[ImageResult], backend: str, 
     )
 
 
+def spread(items: Sequence[T], n: int) -> list[T]:
+    """``n`` of ``items``, evenly spaced over the whole list. Datasets list class folders one after
+    another: the first n were one class, and a whole-number stride then [:n] cut off the last class."""
+    picks = np.unique(np.linspace(0, len(items) - 1, num=min(n, len(items))).round().astype(int))
+    return [items[i] for i in picks] if len(items) else []
+
+
 def evaluate(data: Path, folds_csv: Path | None = None, fold: int | None = None, model: str | None = None,
              backend: str = "openvino", precision: str = "int8", json_path: Path | None = None,
              limit: int | None = None, progress: Callable[[int, int], None] | None = None,
@@ -129,7 +139,7 @@ def evaluate(data: Path, folds_csv: Path | None = None, fold: int | None = None,
     manifest = resolve_model(model)
     items = read_dataset(Path(data), folds_csv, [fold] if fold is not None else None)[::stride]
     if limit:
-        items = items[:: max(1, len(items) // limit)][:limit]  # the first n were one class (class folders)
+        items = spread(items, limit)
     engine = create_engine(manifest, EngineConfig(backend=backend, precision=precision, hint="LATENCY"))
     try:
         results = run_images(manifest, engine, items, progress)

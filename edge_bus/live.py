@@ -16,6 +16,12 @@ from edge_bus.sources.base import FrameSource
 from edge_bus.types import Frame, HardwareMeta
 
 
+class StopFlag(Protocol):
+    """Anything that says whether to stop (a ``threading.Event``, or several combined)."""
+
+    def is_set(self) -> bool: ...
+
+
 class MetaClock(Protocol):
     def next_meta(self, timeout: float) -> object | None: ...
 
@@ -146,7 +152,7 @@ class LatestFrameReader:
                 self._done = True
                 self._cond.notify_all()
 
-    def get(self, timeout: float = 0.1, stop: threading.Event | None = None) -> Frame | None:
+    def get(self, timeout: float = 0.1, stop: StopFlag | None = None) -> Frame | None:
         """The newest frame; blocks until one arrives; ``None`` once the source has ended or ``stop`` is set."""
         with self._cond:
             while self._latest is None and not self._done and not (stop is not None and stop.is_set()):

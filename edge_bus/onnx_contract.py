@@ -11,21 +11,27 @@ The contract (``edge-bus models quantize --help`` and the README say the same):
 
 Outputs are found by the names given, else by the names ``mask_logits`` / ``class_logits``, else by
 shape (the one 4-D output is the mask, the one 2-D output the class), never by position. The model
-is run once on calibration images (ONNX Runtime, FP32) so shapes and value ranges are checked on
-real outputs.
+is run once on calibration images (ONNX Runtime, FP32) so shapes and values are checked on real
+outputs, and a mask that comes out of a Sigmoid/Softmax (probabilities, not logits) is refused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from edge_bus.errors import ConfigError, ModelError
 
-__all__ = ["HEADS", "OnnxContract", "check_outputs", "inspect_onnx"]
+__all__ = ["HEADS", "OnnxContract", "check_outputs", "inspect_onnx", "mask_producer"]
+
+#: ops that turn logits into probabilities: a mask output made by one of them is refused
+_SQUASHING_OPS = frozenset({"Sigmoid", "Softmax", "HardSigmoid", "LogSoftmax"})
+#: ops that only move values around, looked through when finding what made the mask
+_PASS_THROUGH_OPS = frozenset({"Identity", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Resize", "Upsample",
+                               "Flatten", "Slice", "Concat", "Cast"})
 
 #: class heads and their number of logits
 HEADS = {"presence_malignancy": 2, "softmax3": 3}
@@ -41,6 +47,8 @@ class OnnxContract:
     mask_output: str
     class_output: str
     head: str
+    mask_shape: tuple[int, ...] = ()  # as run on calibration images (check_outputs), e.g. (1, 1, 112, 112)
+    class_shape: tuple[int, ...] = ()
 
 
 def _dims(shape: Sequence[Any]) -> list[int | None]:
@@ -68,6 +76,9 @@ def inspect_onnx(session: Any, name: str, mask_output: str | None = None, class_
                          "the batch only)")
     outs = {o.name: o.shape for o in session.get_outputs()}
     described = ", ".join(f"{n} {list(s)}" for n, s in outs.items())
+    if len(outs) < 2:
+        raise ModelError(f"{name} has {len(outs)} output ({described}); edge-bus needs two: mask logits and class "
+                         "logits")
     for given, flag in ((mask_output, "--mask-output"), (class_output, "--class-output")):
         if given is not None and given not in outs:
             raise ModelError(f"{name} has no output {given!r} ({flag}); its outputs: {described}")
@@ -86,9 +97,35 @@ def inspect_onnx(session: Any, name: str, mask_output: str | None = None, class_
     return OnnxContract(inp.name, height, width, mask_output, class_output, head)
 
 
-def check_outputs(contract: OnnxContract, session: Any, tensors: Sequence[np.ndarray], name: str) -> None:
-    """Run the model on a few calibration tensors and check the outputs' shapes and value ranges."""
-    masks = []
+def mask_producer(onnx_path: Any, output: str) -> str | None:
+    """The op that computes ``output`` in the ONNX graph, looking through ops that only reshape or
+    resize (None when the ``onnx`` package is missing or the output is a graph input/initializer)."""
+    try:
+        import onnx
+    except ImportError:
+        return None
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    made_by = {out: node for node in graph.node for out in node.output}
+    name, seen = output, set()
+    while name in made_by and name not in seen:
+        seen.add(name)
+        node = made_by[name]
+        if node.op_type not in _PASS_THROUGH_OPS or not node.input:
+            return str(node.op_type)
+        name = node.input[0]
+    return None
+
+
+def check_outputs(contract: OnnxContract, session: Any, tensors: Sequence[np.ndarray], name: str,
+                  mask_producer: str | None = None) -> OnnxContract:
+    """Run the model on a few calibration tensors and check the outputs' shapes and values; returns
+    the contract with the shapes seen. ``mask_producer``: the op that makes the mask (a final
+    sigmoid or softmax is refused: edge-bus thresholds logits)."""
+    if mask_producer in _SQUASHING_OPS:
+        raise ModelError(f"mask output {contract.mask_output} of {name} comes out of a {mask_producer}, so it holds "
+                         "probabilities; edge-bus needs logits: export the model without its final "
+                         f"{mask_producer}")
+    shapes: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
     for tensor in tensors:
         try:
             mask, logits = session.run([contract.mask_output, contract.class_output], {contract.input_name: tensor})
@@ -105,9 +142,8 @@ def check_outputs(contract: OnnxContract, session: Any, tensors: Sequence[np.nda
             hint = f" — pass --head {other[0]}" if other else ""
             raise ModelError(f"class output {contract.class_output} of {name} has {logits.size} values "
                              f"({list(logits.shape)}); head {contract.head} needs {want}{hint}")
-        masks.append(mask)
-    values = np.concatenate([m.ravel() for m in masks]) if masks else np.zeros(0)
-    if values.size and values.min() >= 0.0 and values.max() <= 1.0:
-        raise ModelError(f"mask output {contract.mask_output} of {name} looks like probabilities (every value on "
-                         f"{len(masks)} calibration images lies in [0, 1]); edge-bus needs logits: export the model "
-                         "without its final sigmoid")
+        if not (np.isfinite(mask).all() and np.isfinite(logits).all()):
+            raise ModelError(f"{name} gives NaN or infinite outputs on a calibration image: check --mean / --std "
+                             "and the model")
+        shapes = (tuple(int(d) for d in mask.shape), tuple(int(d) for d in logits.shape))
+    return replace(contract, mask_shape=shapes[0], class_shape=shapes[1])

@@ -30,8 +30,8 @@ import numpy as np
 
 from edge_bus.config import StreamConfig
 from edge_bus.engines import Engine, EngineConfig, create_engine
-from edge_bus.errors import EdgeBusError, Interrupted, OutputError, Terminated
-from edge_bus.live import LatestFrameReader, hw_from_meta
+from edge_bus.errors import ConfigError, EdgeBusError, Interrupted, OutputError, Terminated
+from edge_bus.live import LatestFrameReader, StopFlag, hw_from_meta
 from edge_bus.outputs import InFlight, OutputStage
 from edge_bus.postprocess import PostprocessConfig, Postprocessor
 from edge_bus.preprocess import Preprocessor, check_roi_fits
@@ -96,20 +96,29 @@ def compose(config: StreamConfig, source: FrameSource | None = None,
     """Choose the source, model, engine, sinks and bridge. The only place they are chosen.
 
     ``source``: a :class:`FrameSource` of your own (a frame grabber SDK, a simulation) instead of
-    opening ``config.source`` (then only a label; ``loop`` / ``max_frames`` still apply). The
-    pipeline owns it from here and closes it. ``renderer``: an :class:`OverlayRenderer` with your
-    own :class:`~edge_bus.render.OverlayStyle`."""
-    config.validate()
-    manifest = resolve_model(config.model)
-    manifest.operating_point(config.operating_point)  # unknown names fail before anything opens
-    if config.display:
-        check_display()  # no screen: a clear error before anything opens
+    opening ``config.source`` (then only a label; ``max_frames`` still applies, ``loop`` is refused:
+    loop inside your source). The pipeline owns it from the call on: it is closed at the end, and
+    also when composing fails. ``renderer``: an :class:`OverlayRenderer` with your own
+    :class:`~edge_bus.render.OverlayStyle`."""
+    try:
+        config.validate()
+        if renderer is not None and not isinstance(renderer, OverlayRenderer):
+            raise ConfigError(f"renderer must be an OverlayRenderer (e.g. OverlayRenderer(OverlayStyle(...))), got "
+                              f"{type(renderer).__name__}")
+        manifest = resolve_model(config.model)
+        manifest.operating_point(config.operating_point)  # unknown names fail before anything opens
+        if config.display:
+            check_display()  # no screen: a clear error before anything opens
+        if source is not None:
+            source = wrap_source(source, loop=config.loop, max_frames=config.max_frames or None)
+    except BaseException:
+        if source is not None and hasattr(source, "close"):
+            source.close()
+        raise
     if source is None:
         size = (config.capture_width, config.capture_height) if config.capture_width and config.capture_height else None
         source = open_source(config.source, loop=config.loop, max_frames=config.max_frames or None,
                              capture_size=size, capture_fps=config.capture_fps or None)
-    else:
-        source = wrap_source(source, loop=config.loop, max_frames=config.max_frames or None)
     parts: list[Any] = [source]
     try:
         display = DisplayWindow(probe=False) if config.display else None
@@ -202,7 +211,7 @@ def _submit(p: Pipeline, seq: int, frame: Frame, decode_ms: float) -> None:
         p.engine.infer_async(tensor, item)
 
 
-def _loop(p: Pipeline, progress: ProgressFn | None, stop: threading.Event) -> None:
+def _loop(p: Pipeline, progress: ProgressFn | None, stop: StopFlag) -> None:
     total = p.source.info.frame_count
     reader = LatestFrameReader(p.source, pace=p.config.realtime, clock=p.bridge if (
         p.bridge is not None and not p.source.info.live) else None) if p.live else None
@@ -238,10 +247,15 @@ class _StopRequest:
     ends between frames and every output is finalised. An exception raised asynchronously at an
     arbitrary point could be lost in a runtime call; a second signal interrupts at once."""
 
-    def __init__(self, event: threading.Event | None = None) -> None:
-        self.event = event if event is not None else threading.Event()
+    def __init__(self, user: threading.Event | None = None) -> None:
+        self.event = threading.Event()  # set by a signal; the caller's own event is only ever read
+        self.user = user
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
+
+    def is_set(self) -> bool:
+        """A signal came, or the caller set its stop event."""
+        return self.event.is_set() or (self.user is not None and self.user.is_set())
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -282,7 +296,6 @@ def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
     request = _StopRequest(stop)
     if handle_signals:
         request.install()  # before compose: a signal during the model's warm-up still ends the run cleanly
-    stop = request.event
     try:
         p = compose(config, source=source, renderer=renderer)
     except BaseException:
@@ -292,12 +305,12 @@ def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
     try:
         if on_start is not None:
             on_start(p)
-        _loop(p, progress, stop)
-        if stop.is_set() and request.signum is not None:
+        _loop(p, progress, request)
+        if request.signum is not None:
             error = request.error()
     except KeyboardInterrupt:
         error = request.error()
-    except EdgeBusError as exc:
+    except Exception as exc:  # edge-bus errors, and anything else (recorded in latency.json, raised as is)
         error = exc
     finally:
         try:
@@ -308,7 +321,7 @@ def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
         if error is None and p.outputs.error is not None:
             error = p.outputs.error
         try:
-            latency = finalize_run(p, error)
+            latency = finalize_run(p, error, stopped=error is None and request.is_set())
         except OutputError as exc:
             error = error or exc
             latency = {}
@@ -324,4 +337,4 @@ def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
         raise error
     return RunResult(out_dir=p.files.out_dir, frames=processed, dropped=p.outputs.dropped,
                      fps=latency.get("fps", 0.0), verdict=latency.get("verdict", {}), latency=latency,
-                     precision=p.engine.precision, stopped=stop.is_set())
+                     precision=p.engine.precision, stopped=request.is_set())

@@ -1,14 +1,12 @@
 """INT8 post-training quantisation of a two-output ONNX model (NNCF for OpenVINO, ORT QDQ).
 
-Used by the training export and by ``edge-bus models quantize`` for a user's own model:
-``quantize_model(onnx, calib_dir, out_dir, ...)`` writes the INT8 IR, copies the FP32 ONNX and
-writes a manifest with every file's sha256. Needs the ``quantize`` extra (nncf).
+The primitives under the training export and ``edge-bus models quantize`` (a user's own model:
+:mod:`edge_bus.model_import`). Needs the ``quantize`` extra (nncf).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,9 +14,7 @@ from typing import Any
 import numpy as np
 
 from edge_bus.datasets import read_gray
-from edge_bus.engines.openvino import runtime_reason
-from edge_bus.errors import ConfigError, DataError, ModelError, OutputError
-from edge_bus.onnx_contract import check_outputs, inspect_onnx
+from edge_bus.errors import ConfigError, DataError
 from edge_bus.preprocess import InputSpec, Preprocessor
 from edge_bus.zoo import MANIFEST, sha256_file
 
@@ -156,104 +152,3 @@ def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
-
-
-def quantize_model(onnx: Path, calib: Path, out_dir: Path, name: str | None = None, mean: float = 0.449,
-                   std: float = 0.226, mask_output: str | None = None, class_output: str | None = None,
-                   head: str = "presence_malignancy", limit: int = 300) -> Path:
-    """Turn a user's two-output ONNX model into the shipped form: INT8 IR + FP32 ONNX + manifest.
-
-    The model is checked against :mod:`edge_bus.onnx_contract` first (outputs picked by name or
-    shape, run once on calibration images). On any failure nothing half-written is left behind."""
-    import onnxruntime as ort
-
-    onnx = Path(onnx)
-    if not onnx.is_file():
-        what = "is a folder, not an ONNX file" if onnx.is_dir() else "does not exist"
-        raise ModelError(f"ONNX model {onnx} {what}")
-    if limit < 1:
-        raise ConfigError(f"--limit must be at least 1, got {limit}")
-    if not std > 0:
-        raise ConfigError(f"--std must be > 0, got {std} (use the value the model was trained with)")
-    try:
-        session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT's own exception types
-        raise ModelError(f"cannot load ONNX model {onnx}: {str(exc).splitlines()[0]}") from None
-    contract = inspect_onnx(session, onnx.name, mask_output, class_output, head)
-    _quiet_nncf()
-    spec = InputSpec(height=contract.height, width=contract.width, mean=mean, std=std)
-    tensors = calibration_tensors(calib, spec, limit)
-    check_outputs(contract, session, tensors[:: max(1, len(tensors) // 8)][:8], onnx.name)
-    out_dir = Path(out_dir)
-    created = not out_dir.exists()
-    written: list[Path] = []
-    try:
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            written.append(_copy_onnx(onnx, out_dir / ONNX_FP32))
-        except OSError as exc:
-            raise OutputError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
-        written += [out_dir / INT8_XML, out_dir / INT8_BIN]
-        try:
-            quantize_openvino(onnx, tensors, out_dir / INT8_XML)
-        except RuntimeError as exc:  # OpenVINO: conversion, or writing the IR
-            first = runtime_reason(exc)
-            if "convert" in type(exc).__name__.lower() or "conversion" in first.lower():
-                raise ModelError(f"OpenVINO cannot convert {onnx.name}: {first}") from None
-            raise OutputError(f"cannot write the INT8 model to {out_dir}: {first} (is the disk full?)") from None
-        manifest = {
-            "name": name or onnx.stem, "version": "1", "head": head,
-            "input": {"name": contract.input_name, "shape": [1, 1, spec.height, spec.width], "layout": "NCHW",
-                      "colour": "gray", "normalisation": "(pixel / 255 - mean) / std", "mean": mean, "std": std},
-            "outputs": {"mask": {"name": contract.mask_output,
-                                 "meaning": "lesion mask logits (any resolution: resized bilinearly to the scan area)"},
-                        "class": {"name": contract.class_output, "meaning": f"class logits ({head})"}},
-            "classes": ["normal", "benign", "malignant"],
-            "thresholds": {"mask": 0.5, "lesion": 0.5, "default_operating_point": "balanced",
-                           "operating_points": {"balanced": {"threshold": 0.5}}},
-            "files": {"openvino_int8_xml": INT8_XML, "openvino_int8_bin": INT8_BIN, "onnx_fp32": ONNX_FP32},
-            "calibration": {"folder": str(Path(calib).resolve()), "images": len(tensors)},
-        }
-        written.append(out_dir / MANIFEST)
-        try:
-            return write_manifest(out_dir, manifest)
-        except OSError as exc:
-            raise OutputError(f"cannot write {out_dir / MANIFEST}: {exc.strerror or exc} (is the disk full?)") from None
-    except BaseException:
-        if created:
-            shutil.rmtree(out_dir, ignore_errors=True)
-        else:
-            for path in written:
-                path.unlink(missing_ok=True)
-        raise
-
-
-def _quiet_nncf() -> None:
-    """NNCF logs INFO lines about ignored nodes on stdout: noise to someone quantising their model."""
-    disable_openvino_telemetry()  # before NNCF's import, which starts its telemetry
-    try:
-        import logging
-
-        import nncf
-
-        nncf.set_log_level(logging.WARNING)
-    except ImportError:
-        pass
-
-
-def _copy_onnx(src: Path, dest: Path) -> Path:
-    """``src`` as one self-contained file at ``dest``: weights kept in external data files are
-    inlined (a plain copy lost them), and a model already in place is left as it is."""
-    if dest.exists() and dest.resolve() == src.resolve():
-        return dest
-    try:
-        import onnx
-    except ImportError:  # onnx comes with the quantize extra (nncf); without it, a plain copy
-        shutil.copyfile(src, dest)
-        return dest
-    proto = onnx.load(str(src), load_external_data=False)
-    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer):
-        onnx.save_model(onnx.load(str(src)), str(dest))
-    else:
-        shutil.copyfile(src, dest)
-    return dest

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge_bus.errors import EdgeBusError, OutputError
+from edge_bus.errors import EdgeBusError, Interrupted, OutputError
 from edge_bus.sinks.files import output_error
 from edge_bus.sinks.framelog import FrameLog
 from edge_bus.sinks.report import ReportData, write_report
@@ -70,8 +70,11 @@ def open_run_files(out: Path | None, video: bool, fps: float, size: tuple[int, i
     return RunFiles(out_dir, framelog, sink)
 
 
-def finalize_run(p: Pipeline, error: BaseException | None) -> dict[str, Any]:
-    """Close the sinks, then write latency.json and report.html for the frames processed."""
+def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False) -> dict[str, Any]:
+    """Close the sinks, then write latency.json and report.html for the frames processed.
+
+    ``ended`` says why the run ended: ``end of source``, ``stopped`` (the caller's stop event),
+    ``interrupted`` (Ctrl-C, SIGTERM) or ``error`` (then ``error`` holds the message)."""
     close_errors = p.files.close()
     series = p.outputs.series.build()
     op = p.outputs.post.op
@@ -93,7 +96,10 @@ def finalize_run(p: Pipeline, error: BaseException | None) -> dict[str, Any]:
                   "operating_point": op.name, "threshold": op.threshold},
         "source": {**info.to_json(), "roi": p.config.roi.as_list() if p.config.roi is not None else "auto"},
         "verdict": verdict.to_json(),
-        "error": str(error) if isinstance(error, EdgeBusError) else None,
+        "ended": ("interrupted" if isinstance(error, Interrupted) else "error") if error is not None
+        else ("stopped" if stopped else "end of source"),
+        "error": None if error is None else str(error) if isinstance(error, EdgeBusError)
+        else f"{type(error).__name__}: {error}",
     }
     events = None
     if p.bridge is not None:
@@ -111,7 +117,9 @@ def finalize_run(p: Pipeline, error: BaseException | None) -> dict[str, Any]:
         "scan area": ("--roi " + ",".join(map(str, p.config.roi.as_list())) if p.config.roi is not None
                       else "detected automatically"),
     }
-    notes = [f"stopped early: {error}"] if error is not None else []
+    notes = [f"stopped early: {latency['error']}"] if error is not None else []
+    if stopped:
+        notes.append(f"stopped by the application after {p.outputs.processed} frames (before the source ended)")
     if events is not None and (events.alerts or events.errors):
         notes.append(f"the controller board sent {events.alerts} ALERT(s) and {events.errors} ERROR(s); "
                      "latency.json bridge.device_events lists the last ones")

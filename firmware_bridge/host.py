@@ -362,7 +362,8 @@ class HostBridge:
         elif isinstance(message, Alert | ErrorMsg):
             self._on_event(message)
         for callback in self._message_callbacks:  # each on its own: one failing must not silence the rest
-            Link._call_safely(functools.partial(callback, received), f"on_message callback {_name_of(callback)}")
+            self._link._call_safely(functools.partial(callback, received), f"on_message callback {_name_of(callback)}",
+                                    key=id(callback))
 
     def _on_frame_meta(self, m: FrameMeta, t_rx: float) -> None:
         estimate = self._clock.estimate
@@ -399,8 +400,9 @@ class HostBridge:
         self._on_link_status(text)
 
     def _on_link_status(self, text: str) -> None:
-        for callback in self._status_callbacks:
-            callback(text)
+        for callback in self._status_callbacks:  # each on its own, as on_message callbacks
+            self._link._call_safely(functools.partial(callback, text), f"on_status callback {_name_of(callback)}",
+                                    key=id(callback))
 
 
 def _name_of(callback: object) -> str:

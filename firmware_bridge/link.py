@@ -37,6 +37,7 @@ from firmware_bridge.link_types import LinkConfig, LinkCounters, Received
 from firmware_bridge.messages import Ack, Heartbeat, Message, MsgType, Nack, NackReason, encode, parse
 from firmware_bridge.reader import PORT_ERRORS as _PORT_ERRORS
 from firmware_bridge.reader import Chunk, PortDown, ReaderThread
+from firmware_bridge.urlhandler.protocol_sim import SimOptionError
 
 __all__ = ["Link", "LinkConfig", "LinkCounters", "Received"]
 
@@ -86,6 +87,7 @@ class Link:
         self._port_ready = False
         self._up = False
         self._closed = False
+        self._failures: dict[tuple[str, object], float] = {}  # (callback, key) → last traceback logged
         self._tx_seq = 0
         self._expect_seq: int | None = None
         self._last_rx = time.perf_counter()
@@ -241,7 +243,7 @@ class Link:
                 )
             self._port.open()
         except _PORT_ERRORS as exc:
-            if str(self._url).lower().startswith("sim:"):  # a simulator option, not a cable: say just that
+            if isinstance(exc, SimOptionError):  # the sim:// URL is wrong, not a cable: say just that
                 raise SimulatorError(f"can't start the simulated board {self._url}: {exc}") from None
             raise PortUnavailable(
                 f"can't open {self._url} ({exc}): check the cable and the port name "
@@ -320,18 +322,16 @@ class Link:
         if callback is not None:
             self._call_safely(lambda: callback(text))
 
-    _failures: dict[str, float] = {}  # callback description → when its last traceback was logged
-
-    @classmethod
-    def _call_safely(cls, fn: Callable[[], object], what: str = "callback") -> None:
+    def _call_safely(self, fn: Callable[[], object], what: str = "callback", key: object = None) -> None:
         """Run a user callback; its exception is logged (with the traceback at most every 10 s per
-        callback, then one line) and never kills the link's threads."""
+        callback and link, then one debug line) and never kills the link's threads."""
         try:
             fn()
         except Exception as exc:
             now = time.monotonic()
-            if now - cls._failures.get(what, -1e9) >= 10.0:
-                cls._failures[what] = now
+            slot = (what, key)
+            if now - self._failures.get(slot, -1e9) >= 10.0:
+                self._failures[slot] = now
                 _log.exception("firmware-bridge %s failed (repeats are logged once per 10 s)", what)
             else:
                 _log.debug("firmware-bridge %s failed again: %r", what, exc)

@@ -78,7 +78,9 @@ def test_own_source_own_style_and_a_stop_event(tmp_path: Path) -> None:
     assert source.closed  # the pipeline owns the source it was given
     lines = (tmp_path / "run" / "frames.jsonl").read_text().splitlines()
     assert len(lines) == result.frames
-    assert json.loads((tmp_path / "run" / "latency.json").read_text())["source"]["kind"] == "grabber"
+    latency = json.loads((tmp_path / "run" / "latency.json").read_text())
+    assert latency["source"]["kind"] == "grabber" and latency["ended"] == "stopped" and latency["error"] is None
+    assert "stopped by the application" in (tmp_path / "run" / "report.html").read_text()
     assert not run_stream(StreamConfig(source="grabber", out=tmp_path / "all", video=False),
                           source=GrabberSource(3), handle_signals=False).stopped
 
@@ -91,7 +93,8 @@ def test_a_foreign_source_error_ends_the_run_with_that_error(tmp_path: Path, rea
         run_stream(StreamConfig(source="grabber", out=tmp_path / "run", video=False, realtime=realtime),
                    source=source, handle_signals=False)
     assert len((tmp_path / "run" / "frames.jsonl").read_text().splitlines()) == 4
-    assert (tmp_path / "run" / "latency.json").is_file()
+    latency = json.loads((tmp_path / "run" / "latency.json").read_text())
+    assert latency["ended"] == "error" and latency["error"] == "RuntimeError: grabber SDK crashed"
 
 
 class GrabberFault(SourceError):
@@ -113,7 +116,8 @@ def test_an_edge_bus_error_keeps_its_class_and_attributes(tmp_path: Path) -> Non
     (dict(smoothing=1.5), r"smoothing must be in \[0, 1\)"),
     (dict(smoothing="0.3"), r"smoothing = '0.3' must be a number"),
     (dict(max_frames="10"), "must be a whole number"),
-    (dict(roi="10,10,100,100"), "must be an ROI"),
+    (dict(roi="10,10"), "ROI must be x,y,w,h"),
+    (dict(roi=(10, 10, 100, 100)), "must be an ROI"),
     (dict(source=None), "source = None must be a string"),
     (dict(backend="tensorrt"), "backend 'tensorrt' is not one of openvino, onnxruntime"),
     (dict(requests=-1), "requests must be >= 0"),
@@ -122,6 +126,16 @@ def test_run_stream_checks_a_config_built_in_python(tmp_path: Path, config: dict
     with pytest.raises(ConfigError, match=match):
         run_stream(StreamConfig(**config, out=tmp_path / "run"), handle_signals=False)  # type: ignore[arg-type]
     assert not (tmp_path / "run").exists()  # refused before anything was opened
+
+
+def test_a_config_takes_what_python_code_naturally_passes() -> None:
+    """A str out, a Path model, numpy numbers and an "x,y,w,h" roi were refused once validated."""
+    c = StreamConfig(out="runs/x", model=Path("models/emt_net"), max_frames=np.int64(5),  # type: ignore[arg-type]
+                     smoothing=np.float32(0.25), roi="1,2,30,40", source=Path("demo"))  # type: ignore[arg-type]
+    assert c.validate() is c
+    assert (c.out, c.model, c.max_frames, c.smoothing, c.roi, c.source) == (
+        Path("runs/x"), "models/emt_net", 5, 0.25, ROI(1, 2, 30, 40), "demo")
+    assert type(c.max_frames) is int and build_config(model=Path("models/emt_net")).model == "models/emt_net"
 
 
 def test_settings_objects_raise_config_errors() -> None:
@@ -138,3 +152,37 @@ def test_settings_objects_raise_config_errors() -> None:
     with pytest.raises(ConfigError, match="smoothing = '0.3' must be a number"):
         build_config(smoothing="0.3")
     assert build_config(roi="1,2,30,40", out="runs/x").roi == ROI(1, 2, 30, 40)
+
+
+def test_own_source_is_closed_when_composing_fails_and_renderer_is_checked(tmp_path: Path) -> None:
+    source = GrabberSource(5)
+    with pytest.raises(ConfigError, match="renderer must be an OverlayRenderer"):
+        run_stream(StreamConfig(source="grabber", out=tmp_path / "r"), source=source,
+                   renderer=OverlayStyle(), handle_signals=False)  # type: ignore[arg-type]
+    assert source.closed
+    source = GrabberSource(5)
+    with pytest.raises(SourceError, match="loop needs a source edge-bus opens itself"):
+        run_stream(StreamConfig(source="grabber", out=tmp_path / "r", loop=True), source=source,
+                   handle_signals=False)
+    assert source.closed
+
+
+def test_ctrl_c_ends_the_run_without_touching_the_callers_stop_event(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from edge_bus import Interrupted
+
+    stop = threading.Event()
+    sent: list[int] = []
+
+    def progress(done: int, total: int | None) -> None:
+        if done >= 3 and not sent:  # frames complete on the outputs thread: done may skip a number
+            sent.append(done)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(Interrupted, match="interrupted"):
+        run_stream(StreamConfig(source="grabber", out=tmp_path / "run", video=False), progress,
+                   source=GrabberSource(500), stop=stop)
+    assert sent and not stop.is_set()
+    assert json.loads((tmp_path / "run" / "latency.json").read_text())["ended"] == "interrupted"

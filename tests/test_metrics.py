@@ -47,3 +47,17 @@ def test_class_probs_sum_to_one() -> None:
     p = class_probs(np.array([2.0, -1.0]), np.array([0.5, 3.0]))
     np.testing.assert_allclose(p.sum(axis=-1), 1.0)
     assert p[0, 0] < 0.2 and p[1, 0] > 0.7
+
+
+def test_eval_limit_spreads_over_every_class() -> None:
+    """BUSI fold 0 lists 27 normal, 88 benign, 42 malignant images in that order: --limit 80 picked
+    none of the malignant ones (a stride of 1, then the first 80)."""
+    from collections import Counter
+
+    from edge_bus.evaluation import spread
+
+    items = ["normal"] * 27 + ["benign"] * 88 + ["malignant"] * 42
+    for n, want in ((80, {"normal": 14, "benign": 44, "malignant": 22}), (40, {"normal": 7, "benign": 22,
+                                                                               "malignant": 11})):
+        assert Counter(spread(items, n)) == want
+    assert spread(items, 500) == items and spread([], 5) == []

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from edge_bus.errors import ConfigError, DataError, ModelError
-from edge_bus.onnx_contract import check_outputs, inspect_onnx
-from edge_bus.quantize import calibration_tensors, quantize_model
+from edge_bus.model_import import quantize_model
+from edge_bus.onnx_contract import check_outputs, inspect_onnx, mask_producer
+from edge_bus.quantize import calibration_tensors
 
 
 def user_onnx(path: Path, *, names: tuple[str, str] = ("mask_logits", "class_logits"), swap: bool = False,
@@ -74,12 +75,38 @@ def test_explicit_output_names_must_exist(tmp_path: Path) -> None:
     assert inspect_onnx(session(path), path.name, mask_output="seg", class_output="cls").mask_output == "seg"
 
 
-def test_a_probability_mask_is_refused(tmp_path: Path) -> None:
-    """A final sigmoid made every pixel a lesion (mask >= logit 0 everywhere) in a stream that exited 0."""
+def test_a_probability_mask_is_refused_and_positive_logits_are_not(tmp_path: Path) -> None:
+    """A final sigmoid made every pixel a lesion (mask >= logit 0 everywhere) in a stream that exited 0.
+    The op is what counts: logits that happen to lie in [0, 1] (a positive bias) are fine."""
     path = user_onnx(tmp_path / "m.onnx", sigmoid=True)
     contract = inspect_onnx(session(path), path.name)
-    with pytest.raises(ModelError, match="looks like probabilities .* without its final sigmoid"):
-        check_outputs(contract, session(path), images(), path.name)
+    assert mask_producer(path, "mask_logits") == "Sigmoid"
+    with pytest.raises(ModelError, match="comes out of a Sigmoid, so it holds probabilities"):
+        check_outputs(contract, session(path), images(), path.name, mask_producer=mask_producer(path, "mask_logits"))
+    plain = user_onnx(tmp_path / "plain.onnx")
+    contract = check_outputs(inspect_onnx(session(plain), plain.name), session(plain), images(), plain.name,
+                             mask_producer=mask_producer(plain, "mask_logits"))
+    assert mask_producer(plain, "mask_logits") == "Conv"  # whatever values it gives, logits are not refused
+    assert contract.mask_shape == (1, 1, 32, 32) and contract.class_shape == (1, 2)
+
+
+def test_one_output_and_nan_outputs_are_refused(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((1, 1, 3, 3), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["image", "w"], ["mask_logits"], pads=[1, 1, 1, 1])], "one",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, 32, 32])],
+                              [helper.make_tensor_value_info("mask_logits", TensorProto.FLOAT, [1, 1, 32, 32])],
+                              initializer=[w])
+    one = tmp_path / "one.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(one))
+    with pytest.raises(ModelError, match="has 1 output .*; edge-bus needs two: mask logits and class logits"):
+        inspect_onnx(session(one), one.name)
+    path = user_onnx(tmp_path / "m.onnx")
+    contract = inspect_onnx(session(path), path.name)
+    with pytest.raises(ModelError, match="NaN or infinite outputs"):
+        check_outputs(contract, session(path), [np.full((1, 1, 32, 32), np.nan, np.float32)], path.name)
 
 
 def test_the_class_output_must_fit_the_head(tmp_path: Path) -> None:
@@ -122,7 +149,38 @@ def test_a_refused_model_leaves_no_folder_behind(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="probabilities"):
         quantize_model(user_onnx(tmp_path / "m.onnx", sigmoid=True), calib, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError, match="--mean must be a finite number"):
+        quantize_model(user_onnx(tmp_path / "ok.onnx"), calib, tmp_path / "out", mean=float("nan"))
     with pytest.raises(ConfigError, match="--limit must be at least 1"):
         quantize_model(user_onnx(tmp_path / "ok.onnx"), calib, tmp_path / "out", limit=0)
     with pytest.raises(ModelError, match="is a folder, not an ONNX file"):
         quantize_model(calib, calib, tmp_path / "out")
+
+
+def test_quantize_writes_a_golden_and_a_failure_leaves_the_old_model_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed or interrupted re-quantise deleted the previous model's files, and in place the
+    --onnx input itself; now everything is built beside --out and moved in only when complete."""
+    import edge_bus.model_import as mi
+    from edge_bus.zoo import load_manifest
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(calib / f"{i}.png"), np.full((40, 40), 60 * i, np.uint8))
+    out = tmp_path / "model"
+    manifest = load_manifest(quantize_model(user_onnx(tmp_path / "m.onnx"), calib, out, name="mine").parent)
+    manifest.verify()  # golden_demo.npz included: edge-bus doctor can check this model
+    assert "golden_demo" in manifest.files and manifest.raw["outputs"]["mask"]["shape"] == [1, 1, 32, 32]
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mi, "quantize_openvino", interrupted)
+    for source in (tmp_path / "m.onnx", out / "model_fp32.onnx"):  # another model, and in place
+        with pytest.raises(KeyboardInterrupt):
+            quantize_model(source, calib, out)
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left

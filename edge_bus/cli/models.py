@@ -96,7 +96,7 @@ def quantize_cmd(
 
     The model is run once on calibration images to check the contract (see --onnx, --head) first.
     """
-    from edge_bus.quantize import quantize_model
+    from edge_bus.model_import import quantize_model
 
     path = run_or_exit(quantize_model, onnx, calib, out, name=name, mean=mean, std=std, limit=limit, head=head,
                        mask_output=mask_output, class_output=class_output)

@@ -25,6 +25,11 @@ from firmware_bridge.sim_runtime import SimulatedDevice, lookup_device
 __all__ = ["Serial"]
 
 
+class SimOptionError(SerialException):
+    """The ``sim://`` URL itself is wrong (an unknown option, a bad value, no such named device):
+    the link reports it as :class:`~firmware_bridge.errors.SimulatorError`, not as a cable problem."""
+
+
 class Serial(SerialBase):
     """A pyserial port whose other end is a simulated controller board."""
 
@@ -78,7 +83,7 @@ class Serial(SerialBase):
                 self._device = SimulatedDevice(SimConfig.from_query(parts.query), register=False)
                 self._owned = True
         except BridgeError as exc:
-            raise SerialException(str(exc)) from None
+            raise SimOptionError(str(exc)) from None
         return self._device
 
     def _reconfigure_port(self, force_update: bool = False) -> None:

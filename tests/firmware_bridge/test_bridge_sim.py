@@ -268,6 +268,8 @@ def test_a_closed_bridge_says_closed_and_bad_values_are_refused(fast_link: LinkC
         bridge.send_result(1, 1, 0.5, 0.0, None)  # was silently dropped
     with pytest.raises(SimulatorError, match="can't start the simulated board .* unknown sim:// option 'bogus'"):
         HostBridge.open("sim://?bogus=1", link_config=fast_link)
+    with pytest.raises(SimulatorError, match="no simulated device named"):
+        HostBridge.open("sim://nobody-here", link_config=fast_link)
     with pytest.raises(LinkConfigError, match="timeout must be > 0"):
         HostBridge.open("sim://", timeout=-1)
     with pytest.raises(LinkConfigError, match="heartbeat_s must be > 0"):
@@ -290,3 +292,28 @@ def test_one_failing_message_callback_does_not_silence_the_others(
         assert wait_until(lambda: len(seen) >= 20)
     tracebacks = [r for r in caplog.records if r.exc_info]
     assert 1 <= len(tracebacks) <= 2  # once per 10 s, not once per message
+
+
+def test_an_unplugged_simulated_board_is_a_port_problem_not_a_bad_option(
+    sim_device: SimulatedDevice, fast_link: LinkConfig
+) -> None:
+    from firmware_bridge.errors import PortUnavailable
+
+    sim_device.board.unplug(1.0)
+    with pytest.raises(PortUnavailable, match=r"simulated device is unplugged\): check the cable"):
+        HostBridge.open(sim_device.url, link_config=fast_link)
+
+
+def test_one_failing_status_callback_does_not_silence_the_others(
+    sim_device: SimulatedDevice, fast_link: LinkConfig
+) -> None:
+    statuses: list[str] = []
+
+    def broken(_: str) -> None:
+        raise RuntimeError("user bug")
+
+    with HostBridge.open(sim_device.url, link_config=fast_link) as bridge:
+        bridge.on_status(broken)
+        bridge.on_status(statuses.append)
+        sim_device.board.unplug(0.3)
+        assert wait_until(lambda: any("link lost" in s for s in statuses), timeout=3.0)

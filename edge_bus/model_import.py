@@ -1,0 +1,165 @@
+"""``edge-bus models quantize``: a user's own ONNX model → the shipped form (INT8 IR + FP32 ONNX +
+manifest + golden reference), which ``stream``, ``eval``, ``bench`` and ``doctor`` run.
+
+The model is checked against :mod:`edge_bus.onnx_contract` first. Everything is built in a staging
+folder beside ``--out`` and moved in only when all of it is written: a failure or Ctrl-C leaves an
+existing ``--out`` (and the ``--onnx`` input, wherever it lies) exactly as it was.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from edge_bus.engines.openvino import runtime_reason
+from edge_bus.errors import ConfigError, ModelError, OutputError
+from edge_bus.onnx_contract import check_outputs, inspect_onnx, mask_producer
+from edge_bus.preprocess import InputSpec
+from edge_bus.quantize import (
+    INT8_BIN,
+    INT8_XML,
+    ONNX_FP32,
+    calibration_tensors,
+    disable_openvino_telemetry,
+    quantize_openvino,
+    write_manifest,
+)
+from edge_bus.zoo import MANIFEST
+
+__all__ = ["quantize_model"]
+
+
+def quantize_model(onnx: Path, calib: Path, out_dir: Path, name: str | None = None, mean: float = 0.449,
+                   std: float = 0.226, mask_output: str | None = None, class_output: str | None = None,
+                   head: str = "presence_malignancy", limit: int = 300, golden: bool = True) -> Path:
+    """Turn a user's ONNX model into an edge-bus model folder; returns its ``manifest.json``.
+
+    ``golden``: also record the model's outputs on the bundled demo clip (``golden_demo.npz``), the
+    reference ``edge-bus doctor`` compares a machine against."""
+    import onnxruntime as ort
+
+    onnx, out_dir = Path(onnx), Path(out_dir)
+    if not onnx.is_file():
+        what = "is a folder, not an ONNX file" if onnx.is_dir() else "does not exist"
+        raise ModelError(f"ONNX model {onnx} {what}")
+    if limit < 1:
+        raise ConfigError(f"--limit must be at least 1, got {limit}")
+    if not (math.isfinite(std) and std > 0):
+        raise ConfigError(f"--std must be > 0, got {std} (use the value the model was trained with)")
+    if not math.isfinite(mean):
+        raise ConfigError(f"--mean must be a finite number, got {mean} (use the value the model was trained with)")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"cannot write the model to {out_dir}: it is a file — pass a folder")
+    try:
+        session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT's own exception types
+        raise ModelError(f"cannot load ONNX model {onnx}: {str(exc).splitlines()[0]}") from None
+    contract = inspect_onnx(session, onnx.name, mask_output, class_output, head)
+    _quiet_nncf()
+    spec = InputSpec(height=contract.height, width=contract.width, mean=mean, std=std)
+    tensors = calibration_tensors(calib, spec, limit)
+    contract = check_outputs(contract, session, tensors[:: max(1, len(tensors) // 8)][:8], onnx.name,
+                             mask_producer=mask_producer(onnx, contract.mask_output))
+    staging = _staging_dir(out_dir)
+    try:
+        try:
+            _copy_onnx(onnx, staging / ONNX_FP32)
+        except OSError as exc:
+            raise OutputError(f"cannot write to {out_dir.parent}: {exc.strerror or exc}") from None
+        try:
+            quantize_openvino(onnx, tensors, staging / INT8_XML)
+        except Exception as exc:  # OpenVINO: OpConversionFailure (not a RuntimeError), or writing the IR
+            first = runtime_reason(exc)
+            if type(exc).__name__ == "OpConversionFailure" or "conversion" in first.lower():
+                raise ModelError(f"OpenVINO cannot convert {onnx.name}: {first}") from None
+            if isinstance(exc, RuntimeError | OSError):
+                raise OutputError(f"cannot write the INT8 model to {out_dir}: {first} (is the disk full?)") from None
+            raise
+        manifest = {
+            "name": name or onnx.stem, "version": "1", "head": head, "architecture": "user ONNX model",
+            "input": {"name": contract.input_name, "shape": [1, 1, spec.height, spec.width], "layout": "NCHW",
+                      "colour": "gray", "normalisation": "(pixel / 255 - mean) / std", "mean": mean, "std": std},
+            "outputs": {"mask": {"name": contract.mask_output, "shape": list(contract.mask_shape),
+                                 "meaning": "lesion mask logits (any resolution: resized bilinearly to the scan area)"},
+                        "class": {"name": contract.class_output, "shape": list(contract.class_shape),
+                                  "meaning": f"class logits ({head})"}},
+            "classes": ["normal", "benign", "malignant"],
+            "thresholds": {"mask": 0.5, "lesion": 0.5, "default_operating_point": "balanced",
+                           "operating_points": {"balanced": {"threshold": 0.5}}},
+            "files": {"openvino_int8_xml": INT8_XML, "openvino_int8_bin": INT8_BIN, "onnx_fp32": ONNX_FP32},
+            "calibration": {"folder": str(Path(calib).resolve()), "images": len(tensors)},
+            "source_onnx": str(onnx.resolve()),
+        }
+        try:
+            write_manifest(staging, manifest)
+        except OSError as exc:
+            raise OutputError(f"cannot write {MANIFEST} for {out_dir}: {exc.strerror or exc} (is the disk full?)") \
+                from None
+        if golden:
+            _write_golden(staging)
+        return _move_into(staging, out_dir) / MANIFEST
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _staging_dir(out_dir: Path) -> Path:
+    """A new folder beside ``out_dir`` (same file system, so the final moves are renames)."""
+    parent = out_dir.parent if str(out_dir.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=parent))
+    except OSError as exc:
+        raise OutputError(f"cannot write to {parent}: {exc.strerror or exc}") from None
+
+
+def _move_into(staging: Path, out_dir: Path) -> Path:
+    """Move every file of ``staging`` into ``out_dir`` (created if needed), the manifest last."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        files = sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST)
+        for path in files:
+            os.replace(path, out_dir / path.name)
+    except OSError as exc:
+        raise OutputError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
+    return out_dir
+
+
+def _write_golden(folder: Path) -> None:
+    """The model's outputs on the demo clip, registered in its manifest (what ``doctor`` compares to)."""
+    from edge_bus.golden import GOLDEN_FILE, make_golden, register_golden
+    from edge_bus.zoo import load_manifest
+
+    make_golden(str(folder), folder / GOLDEN_FILE)
+    register_golden(load_manifest(folder), folder / GOLDEN_FILE)
+
+
+def _quiet_nncf() -> None:
+    """NNCF logs INFO lines about ignored nodes on stdout: noise to someone quantising their model."""
+    disable_openvino_telemetry()  # before NNCF's import, which starts its telemetry
+    try:
+        import logging
+
+        import nncf
+
+        nncf.set_log_level(logging.WARNING)
+    except ImportError:
+        pass
+
+
+def _copy_onnx(src: Path, dest: Path) -> Path:
+    """``src`` as one self-contained file at ``dest``: weights kept in external data files are
+    inlined (a plain copy lost them)."""
+    try:
+        import onnx
+    except ImportError:  # onnx comes with the quantize extra (nncf); without it, a plain copy
+        shutil.copyfile(src, dest)
+        return dest
+    proto = onnx.load(str(src), load_external_data=False)
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer):
+        onnx.save_model(onnx.load(str(src)), str(dest))
+    else:
+        shutil.copyfile(src, dest)
+    return dest
