@@ -166,7 +166,8 @@ def paced_latency(engine: Engine, tensors: Sequence[np.ndarray], fps: float) -> 
     return out
 
 
-_BENCHMARK_APP = "from openvino.tools.benchmark.main import main; main()"
+_BENCHMARK_APP = ("from edge_bus.ov_privacy import disable_openvino_telemetry; disable_openvino_telemetry(); "
+                  "from openvino.tools.benchmark.main import main; main()")
 
 
 def benchmark_app_throughput(model_xml: str, seconds: float, device: str = "CPU") -> float:

@@ -17,13 +17,13 @@ from pathlib import Path
 from edge_bus.engines.openvino import runtime_reason
 from edge_bus.errors import ConfigError, ModelError, OutputError
 from edge_bus.onnx_contract import check_outputs, inspect_onnx, mask_producer
+from edge_bus.ov_privacy import disable_openvino_telemetry
 from edge_bus.preprocess import InputSpec
 from edge_bus.quantize import (
     INT8_BIN,
     INT8_XML,
     ONNX_FP32,
     calibration_tensors,
-    disable_openvino_telemetry,
     quantize_openvino,
     write_manifest,
 )

@@ -15,6 +15,7 @@ import numpy as np
 
 from edge_bus.datasets import read_gray
 from edge_bus.errors import ConfigError, DataError
+from edge_bus.ov_privacy import disable_openvino_telemetry
 from edge_bus.preprocess import InputSpec, Preprocessor
 from edge_bus.zoo import MANIFEST, sha256_file
 
@@ -45,27 +46,6 @@ def calibration_tensors(folder: Path, spec: InputSpec, limit: int = 300) -> list
                         "mask_*, Masks/)")
     step = max(1, len(paths) // limit)
     return [Preprocessor(spec).preprocess(read_gray(p))[0] for p in paths[::step][:limit]]
-
-
-def disable_openvino_telemetry() -> None:
-    """Turn off the usage telemetry (Google Analytics) that OpenVINO's model converter and NNCF send
-    unless the user opted out, for this process only (no file is written): software beside a
-    scanner should not phone home. It re-checks consent on every conversion, so the check itself
-    answers "declined"."""
-    try:
-        import openvino_telemetry
-        from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
-    except ImportError:
-        return
-
-    def declined(self: object, *args: object, **kwargs: object) -> ConsentCheckResult:
-        return ConsentCheckResult.DECLINED
-
-    OptInChecker.check = declined  # type: ignore[method-assign]
-    try:
-        openvino_telemetry.Telemetry().consent = False  # the singleton, if a tool (NNCF at import) made it
-    except Exception:  # noqa: BLE001 - not created yet: the patched check covers its creation
-        pass
 
 
 def quantize_openvino(onnx_path: Path, tensors: Sequence[np.ndarray], out_xml: Path,

@@ -76,7 +76,7 @@ def test_openvino_and_nncf_telemetry_is_off_in_this_process() -> None:
     pytest.importorskip("openvino_telemetry")
     from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
 
-    from edge_bus.quantize import disable_openvino_telemetry
+    from edge_bus.ov_privacy import disable_openvino_telemetry
 
     disable_openvino_telemetry()
     assert OptInChecker().check(enable_opt_in_dialog=False, disable_in_ci=False) == ConsentCheckResult.DECLINED

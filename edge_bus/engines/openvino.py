@@ -8,6 +8,7 @@ import numpy as np
 
 from edge_bus.engines.base import Engine, EngineConfig, LayerTime
 from edge_bus.errors import EngineError, ModelError
+from edge_bus.ov_privacy import import_openvino
 from edge_bus.types import ModelOutputs
 from edge_bus.zoo import Manifest
 
@@ -20,9 +21,7 @@ def core():  # type: ignore[no-untyped-def]
     global _core
     with _core_lock:
         if _core is None:
-            import openvino as ov
-
-            _core = ov.Core()
+            _core = import_openvino().Core()
         return _core
 
 
@@ -31,7 +30,7 @@ class OpenVINOEngine(Engine):
 
     def __init__(self, manifest: Manifest, config: EngineConfig) -> None:
         super().__init__(manifest, config)
-        import openvino as ov
+        ov = import_openvino()
 
         if config.precision == "int8":
             role = "openvino_int8_xml"

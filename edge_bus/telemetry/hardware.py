@@ -143,9 +143,9 @@ def hardware_facts(device: str | None = None, precision: str | None = None) -> H
 @functools.lru_cache(maxsize=1)
 def _openvino_devices() -> tuple[str, ...]:
     try:
-        import openvino as ov
+        from edge_bus.ov_privacy import import_openvino
 
-        return tuple(str(d) for d in ov.Core().available_devices)
+        return tuple(str(d) for d in import_openvino().Core().available_devices)
     except Exception:  # not installed, or the runtime can't enumerate devices here
         return ()
 
