@@ -132,6 +132,7 @@ def compose(config: StreamConfig, source: FrameSource | None = None,
             backend=config.backend, device=config.device, precision=config.precision,
             hint="LATENCY" if live else "THROUGHPUT", requests=1 if live else config.requests))
         parts.append(engine)
+        _warm_up(engine, manifest)  # also checks the output shapes, before any output file is opened
         bridge = None
         if config.bridge:
             from firmware_bridge import HostBridge
@@ -146,7 +147,6 @@ def compose(config: StreamConfig, source: FrameSource | None = None,
         metrics = StageMetrics(["decode", "preprocess", "infer", "postprocess", "render", "write"])
         op = post.op.name
         on_result = _result_sender(bridge) if bridge is not None else None
-        _warm_up(engine, manifest)
         outputs = OutputStage(post, renderer or OverlayRenderer(), files.framelog, files.video, metrics, op,
                               ordered=not live, on_result=on_result, display=display,
                               warm_up_size=(info.width, info.height))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -194,3 +195,17 @@ def test_closing_an_openvino_engine_releases_its_model(shipped_model_dir: Path) 
         eng.close()
     del eng
     assert _open_fds_to(weights) == before
+
+
+def test_outputs_that_do_not_fit_the_manifest_are_a_model_error(tmp_path: Path) -> None:
+    """A model folder made before quantize checked its outputs (here: the manifest says softmax3, the
+    model gives two logits) crashed in postprocess with an IndexError traceback mid-stream."""
+    from edge_bus.quantize import write_manifest
+
+    folder = tiny_model_dir(tmp_path / "tiny")
+    data = json.loads((folder / "manifest.json").read_text())
+    data["head"] = "softmax3"
+    write_manifest(folder, data)
+    with create_engine(load_manifest(folder), EngineConfig(backend="onnxruntime", precision="fp32")) as engine:
+        with pytest.raises(ModelError, match="class output class_logits has 2 values, its manifest's head softmax3"):
+            engine.infer(np.zeros((1, 1, 32, 32), np.float32))

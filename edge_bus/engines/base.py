@@ -23,7 +23,7 @@ from types import TracebackType
 
 import numpy as np
 
-from edge_bus.errors import EngineError
+from edge_bus.errors import EngineError, ModelError
 from edge_bus.types import ModelOutputs
 from edge_bus.zoo import Manifest
 
@@ -141,5 +141,13 @@ class Engine(ABC):
         """Release the runtime's resources."""
 
     def _outputs(self, mask: np.ndarray, logits: np.ndarray) -> ModelOutputs:
-        return ModelOutputs(mask_logits=np.asarray(mask).reshape(mask.shape[-2:]).copy(),
-                            class_logits=np.asarray(logits).reshape(-1).copy())
+        mask, logits = np.asarray(mask), np.asarray(logits)
+        if mask.ndim < 2 or mask.size != mask.shape[-1] * mask.shape[-2] or min(mask.shape[-2:]) < 2:
+            raise ModelError(f"model {self.manifest.name}: mask output {self.manifest.mask_output} has shape "
+                             f"{list(mask.shape)}, edge-bus needs [1, 1, h, w] logits — re-make the model folder "
+                             "with edge-bus models quantize, which checks this")
+        want = 3 if self.manifest.head == "softmax3" else 2
+        if logits.size != want:
+            raise ModelError(f"model {self.manifest.name}: class output {self.manifest.class_output} has "
+                             f"{logits.size} values, its manifest's head {self.manifest.head} needs {want}")
+        return ModelOutputs(mask_logits=mask.reshape(mask.shape[-2:]).copy(), class_logits=logits.reshape(-1).copy())
