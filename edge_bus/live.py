@@ -58,6 +58,7 @@ class LatestFrameReader:
         self._latest: Frame | None = None
         self._pending_drops = 0
         self.skipped_metas = 0  # queued FRAME_META passed over to pair a frame with the newest
+        self._waited = False  # a FRAME_META has been waited for (after the first, until it is due)
         self._decode_s: float | None = None  # smoothed decode time of a file (None: none decoded yet)
         self.dropped = 0
         self._done = False
@@ -94,10 +95,17 @@ class LatestFrameReader:
             self._decode_s = took if self._decode_s is None else 0.8 * self._decode_s + 0.2 * took
             frame = replace(frame, decode_ms=took * 1e3)
         meta = None
+        period = 1.0 / self._fps
         if self._clock is not None:
-            # genlock: wait up to two frame intervals for the device's FRAME_META; without one (link
-            # down), the file paces itself and the frame carries no hardware timestamp
-            meta = self._clock.next_meta(2.0 / self._fps)
+            # genlock: wait for the device's FRAME_META until half a period after it is due; without
+            # one (link down) the frame goes now, without a hardware timestamp, and the file keeps
+            # its own fps (waiting two periods, then one more, had played it at a third of it)
+            if self._waited:
+                wait = max(0.0, self._next_due + 0.5 * period - time.perf_counter())
+            else:  # the first frame: the board's phase is unknown, give its FRAME_META two periods
+                wait = 2.0 * period
+            self._waited = True
+            meta = self._clock.next_meta(wait)
             # a backlog (a burst after a reconnect, a decoder slower than the board) is acquisitions
             # that no replayed frame stands for: take the newest (the file's frames are not dropped:
             # each still pairs with one FRAME_META; ``skipped_metas`` counts the ones passed over)
@@ -108,11 +116,10 @@ class LatestFrameReader:
             self._last_t = now = time.perf_counter()
             # the next FRAME_META is due one period after this one's acquisition (not after it was
             # taken here, which lags after a link gap); clamped, in case the clock estimate is off
-            period = 1.0 / self._fps
             self._next_due = min(max(float(getattr(meta, "t_acquired_host", now)) + period, now), now + period)
             return replace(frame, hw=hw_from_meta(meta), t_capture=now, wall_time=time.time())
         if self._clock is not None:
-            due = self._last_t + 1.0 / self._fps
+            due = self._next_due  # already waited for past it: goes now, on the board's cadence
         elif self._pace:
             due = t0 + frame.t_source
         else:
@@ -121,7 +128,8 @@ class LatestFrameReader:
         if delay > 0:
             time.sleep(delay)
         self._last_t = time.perf_counter()
-        self._next_due = self._last_t + 1.0 / self._fps
+        # the next is due one period after this one was; a run that fell behind restarts from now
+        self._next_due = max(due, self._last_t - period) + period
         return replace(frame, t_capture=self._last_t, wall_time=time.time())
 
     def _run(self) -> None:

@@ -121,3 +121,25 @@ def test_genlock_catches_up_on_a_burst_of_stale_frame_meta() -> None:
         assert len(frames) == 3 and reader.skipped_metas == 8 and reader.dropped == 0
     finally:
         reader.close()
+
+
+class _DeadClock:
+    """A board whose link is down: every wait for a FRAME_META times out."""
+
+    def next_meta(self, timeout: float) -> _Meta | None:
+        time.sleep(max(0.0, timeout))
+        return None
+
+
+def test_a_genlocked_file_keeps_its_fps_while_the_link_is_down() -> None:
+    """Waiting two periods for a FRAME_META, then pacing one more, played the file at 10 fps."""
+    reader = LatestFrameReader(_Frames(8), clock=_DeadClock())
+    try:
+        stamps = []
+        while (frame := reader.get(timeout=1.0)) is not None:
+            assert frame.hw is None
+            stamps.append(frame.t_capture)
+        gaps = sorted(b - a for a, b in zip(stamps[1:-1], stamps[2:], strict=False))
+        assert len(stamps) == 8 and 0.025 < gaps[len(gaps) // 2] < 0.045  # 1/30 s
+    finally:
+        reader.close()
