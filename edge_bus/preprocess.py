@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge_bus.errors import ConfigError
+from edge_bus.errors import ConfigError, SourceError
 from edge_bus.types import ROI, PreprocessMeta
 
 
@@ -104,6 +104,8 @@ class Preprocessor:
         return self._roi
 
     def preprocess(self, pixels: np.ndarray) -> tuple[np.ndarray, PreprocessMeta]:
+        if pixels.ndim not in (2, 3) or min(pixels.shape[:2], default=0) < 1:
+            raise SourceError(f"a frame of shape {list(pixels.shape)} holds no image — check the source")
         gray = to_gray(pixels)
         roi = self.roi_for(gray)
         self._count += 1

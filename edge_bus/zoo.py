@@ -206,5 +206,8 @@ def resolve_model(spec: str | None) -> Manifest:
     folder = root / spec
     if (folder / MANIFEST).is_file():
         return load_manifest(folder)
+    by_name = [m for m in list_models(root) if m.name == spec]  # the name models list shows
+    if len(by_name) == 1:
+        return by_name[0]
     names = sorted(p.parent.name for p in root.glob(f"*/{MANIFEST}"))
     raise ModelError(f"unknown model {spec!r}; shipped models: {', '.join(names) or 'none'} (or give a model folder)")

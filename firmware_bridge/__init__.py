@@ -14,6 +14,7 @@ from firmware_bridge.errors import (
     LinkClosed,
     LinkConfigError,
     LinkTimeout,
+    MalformedMessage,
     PortUnavailable,
     ProtocolVersionError,
     SimulatorError,
@@ -22,6 +23,7 @@ from firmware_bridge.framing import PROTOCOL_MAJOR, PROTOCOL_MINOR, Packetizer, 
 from firmware_bridge.host import DeviceEvents, HelloInfo, HostBridge, HostFrameMeta
 from firmware_bridge.link import Link
 from firmware_bridge.link_types import LinkConfig, LinkCounters, Received
+from firmware_bridge.messages import Alert, AlertCode, ErrorMsg, FrameMeta, Message, ProbeState
 from firmware_bridge.sim_config import SimConfig
 from firmware_bridge.sim_runtime import PtyDevice, SimulatedDevice, simulate_pty
 from firmware_bridge.simulator import VirtualBoard
@@ -29,10 +31,14 @@ from firmware_bridge.simulator import VirtualBoard
 __all__ = [
     "PROTOCOL_MAJOR",
     "PROTOCOL_MINOR",
+    "Alert",
+    "AlertCode",
     "BridgeError",
     "ClockEstimate",
     "ClockEstimator",
     "DeviceEvents",
+    "ErrorMsg",
+    "FrameMeta",
     "HelloInfo",
     "HostBridge",
     "HostFrameMeta",
@@ -42,8 +48,11 @@ __all__ = [
     "LinkConfig",
     "LinkCounters",
     "LinkTimeout",
+    "MalformedMessage",
+    "Message",
     "Packetizer",
     "PortUnavailable",
+    "ProbeState",
     "ProtocolVersionError",
     "PtyDevice",
     "Received",

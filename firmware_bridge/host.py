@@ -149,13 +149,20 @@ class HostBridge:
         link_config: LinkConfig | None = None,
         sync_burst: int = 16,
         sync_interval_s: float = 1.0,
+        queue_size: int = 256,
+        history_size: int = 256,
     ) -> HostBridge:
         """Open ``url``, handshake and sync clocks. Raises PortUnavailable, LinkTimeout, ProtocolVersionError,
         SimulatorError (a bad ``sim://`` option) or LinkConfigError (a bad argument)."""
-        if not timeout > 0:
-            raise LinkConfigError(f"timeout must be > 0 seconds, got {timeout}")
+        for what, value in (("timeout", timeout), ("sync_interval_s", sync_interval_s)):
+            if not value > 0:
+                raise LinkConfigError(f"{what} must be > 0 seconds, got {value}")
+        for what, count in (("sync_burst", sync_burst), ("queue_size", queue_size), ("history_size", history_size)):
+            if count < 1:
+                raise LinkConfigError(f"{what} must be at least 1, got {count}")
         bridge = cls(
-            url, timeout=timeout, link_config=link_config, sync_burst=sync_burst, sync_interval_s=sync_interval_s
+            url, timeout=timeout, link_config=link_config, sync_burst=sync_burst, sync_interval_s=sync_interval_s,
+            queue_size=queue_size, history_size=history_size,
         )
         try:
             bridge._link.open()

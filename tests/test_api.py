@@ -30,7 +30,7 @@ from edge_bus import (
 def test_every_public_name_resolves_and_nothing_else_does() -> None:
     for name in edge_bus.__all__:
         assert getattr(edge_bus, name) is not None, name
-    assert set(edge_bus.__all__) <= set(dir(edge_bus))
+    assert dir(edge_bus) == sorted(edge_bus.__all__)  # the public names, not the module's internals
     with pytest.raises(AttributeError, match="no attribute 'pipeline_internals'"):
         edge_bus.pipeline_internals  # noqa: B018
     assert issubclass(ConfigError, EdgeBusError) and issubclass(ConfigError, ValueError)
@@ -186,3 +186,14 @@ def test_ctrl_c_ends_the_run_without_touching_the_callers_stop_event(tmp_path: P
                    source=GrabberSource(500), stop=stop)
     assert sent and not stop.is_set()
     assert json.loads((tmp_path / "run" / "latency.json").read_text())["ended"] == "interrupted"
+
+
+def test_an_empty_frame_is_a_source_error(tmp_path: Path) -> None:
+    class Empty(GrabberSource):
+        def __next__(self) -> Frame:
+            return make_frame(0, np.zeros((0, 0, 3), np.uint8), 0.0)
+
+    with pytest.raises(SourceError, match=r"a frame of shape \[0, 0, 3\] holds no image"):
+        run_stream(StreamConfig(source="grabber", out=tmp_path / "run", video=False), source=Empty(3),
+                   handle_signals=False)
+    assert json.loads((tmp_path / "run" / "latency.json").read_text())["ended"] == "error"

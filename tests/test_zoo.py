@@ -91,3 +91,11 @@ def test_a_broken_manifest_does_not_hide_the_other_models(tmp_path: Path) -> Non
     assert [m.name for m in list_models(tmp_path)] == ["tiny"]
     [(folder, why)] = broken_models(tmp_path)
     assert folder.name == "half" and "cannot read" in why
+
+
+def test_a_zoo_model_resolves_by_its_manifest_name_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """models list shows manifest names; --model NAME looked only at folder names."""
+    tiny_model_dir(tmp_path / "folder_a")
+    monkeypatch.setenv("EDGE_BUS_MODELS", str(tmp_path))
+    assert resolve_model("tiny").folder.name == "folder_a"
+    assert resolve_model("folder_a").name == "tiny"

@@ -12,7 +12,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from edge_bus.cli.common import console, err_console, run_or_exit
-from edge_bus.zoo import Manifest, broken_models, list_models, resolve_model
+from edge_bus.errors import ModelError
+from edge_bus.zoo import Manifest, broken_models, list_models, resolve_model, zoo_dir
 
 app = typer.Typer(help="List, inspect, quantise and calibrate models. A model is a folder with a manifest.json.",
                   no_args_is_help=True)
@@ -21,6 +22,7 @@ app = typer.Typer(help="List, inspect, quantise and calibrate models. A model is
 @app.command("list")
 def list_cmd() -> None:
     """List the shipped models with their test metrics."""
+    run_or_exit(_require_zoo)
     table = Table("name", "version", "architecture", "input", "test Dice (INT8)", "test AUC (INT8)", "files ok")
     for m in run_or_exit(list_models):
         test = m.raw.get("metrics", {}).get("test_busi_fold0", {}).get("int8", {})
@@ -34,6 +36,12 @@ def list_cmd() -> None:
     for folder, why in run_or_exit(broken_models):
         table.add_row(escape(folder.name), "?", "?", "?", "-", "-", escape(f"NO: {why}"))
     console.print(table)
+
+
+def _require_zoo() -> None:
+    root = zoo_dir()
+    if not root.is_dir():
+        raise ModelError(f"the model folder {root} does not exist — check EDGE_BUS_MODELS")
 
 
 def _info(spec: str) -> Manifest:
