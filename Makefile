@@ -48,7 +48,7 @@ bench-full: $(TEST_STAMP)
 
 # refresh the committed baseline (idle machine of the CI class; then commit benchmarks/baseline/)
 bench-baseline: $(TEST_STAMP)
-	$(BIN)/python -m pytest benchmarks -p no:cacheprovider --benchmark-enable --bench-profile=short \
+	CI=true $(BIN)/python -m pytest benchmarks -p no:cacheprovider --benchmark-enable --bench-profile=short \
 	  $(BENCH_STORE) --benchmark-save=ci-baseline
 
 lint: $(TEST_STAMP)

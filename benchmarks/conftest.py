@@ -84,7 +84,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--bench-profile",
         choices=sorted(PROFILES),
         default="short",
-        help="edge-bus benchmarks: short (CI, ~2 min) or full",
+        help="edge-bus benchmarks: short (CI, 65-100 s on 2 cores) or full",
     )
 
 
@@ -100,6 +100,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     machine_info["edge_bus"] = {**hardware_facts(), "openvino_devices": openvino_devices()}
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """One screen of gates at the end of the run: PASS / FAIL (required) / MISS (target) / N/A,
+    with value and threshold, so a passing run shows its margins too (a gate that fails also fails
+    its test, with the same message)."""
+    gates: list[Gate] = config.stash.get(_GATES, [])
+    if not gates:
+        return
+    terminalreporter.section("edge-bus gates (required) and targets (reported)")
+    for g in gates:
+        terminalreporter.write_line(f"{g.verdict:4}  {g.name:26} {g.shown(g.value):>9}  vs {g.shown(g.threshold):>9}"
+                                    f"  {g.message}")
 
 
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_json: dict[str, Any]) -> None:

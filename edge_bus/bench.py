@@ -56,7 +56,7 @@ from edge_bus.bench_stream import (
 )
 from edge_bus.engines import Engine
 from edge_bus.errors import ConfigError
-from edge_bus.sinks.files import atomic_write_text
+from edge_bus.sinks.files import atomic_write_text, check_output_file
 from edge_bus.telemetry.hardware import hardware_facts
 from edge_bus.zoo import resolve_model
 
@@ -154,10 +154,14 @@ def evaluate_gates(
     )
 
 
-def run_bench(options: BenchOptions, progress: Progress | None = None) -> BenchResult:
-    """Measure everything (see the module doc) and write the requested files."""
+def run_bench(options: BenchOptions, progress: Progress | None = None, write: bool = True) -> BenchResult:
+    """Measure everything (see the module doc) and, with ``write``, write the requested files
+    (:func:`write_bench_outputs`; ``edge-bus bench`` prints the results before writing them)."""
     opts = options.validate()
     say = progress or (lambda _msg: None)
+    for path in (opts.json_path, opts.html_path):  # a bad report path fails now, not after minutes
+        if path is not None:
+            check_output_file(path)
     manifest = resolve_model(opts.model)
     if opts.bridge:  # an unplugged or wrong board fails now, not after minutes of measuring
         from firmware_bridge import HostBridge
@@ -215,13 +219,21 @@ def run_bench(options: BenchOptions, progress: Progress | None = None) -> BenchR
         seconds=opts.seconds,
         source=opts.source,
     )
-    if opts.json_path is not None:
-        write_bench_json(opts.json_path, result)
-    if opts.html_path is not None:
+    if write:
+        write_bench_outputs(opts, result)
+    return result
+
+
+def write_bench_outputs(options: BenchOptions, result: BenchResult) -> list[Path]:
+    """Write the JSON and HTML reports ``options`` asks for; returns the paths written."""
+    written = []
+    if options.json_path is not None:
+        written.append(write_bench_json(options.json_path, result))
+    if options.html_path is not None:
         from edge_bus.bench_html import write_bench_html
 
-        write_bench_html(opts.html_path, result)
-    return result
+        written.append(write_bench_html(options.html_path, result))
+    return written
 
 
 def write_bench_json(path: Path, result: BenchResult) -> Path:

@@ -92,6 +92,14 @@ class Gate:
     basis: str = ""
     unit: str = ""  # "×" a ratio, "%" a fraction (of the frame budget), else a unit such as "ms"
     required: bool = True  # False: a target that is reported (PASS/MISS) but does not fail the run
+    applicable: bool = True  # False: nothing to judge for this model (e.g. no FP32 ONNX): shown "n/a"
+
+    @property
+    def verdict(self) -> str:
+        """PASS, FAIL (a required gate), MISS (a target) or N/A."""
+        if not self.applicable:
+            return "N/A"
+        return "PASS" if self.passed else ("FAIL" if self.required else "MISS")
 
     def shown(self, v: float) -> str:
         if not math.isfinite(v):
@@ -111,6 +119,7 @@ class Gate:
             "basis": self.basis,
             "unit": self.unit,
             "required": self.required,
+            "applicable": self.applicable,
         }
 
 
@@ -149,15 +158,25 @@ def int8_speedup_gate(int8_ms: float, fp32_ms: float, isa: Mapping[str, object])
     threshold, basis = speedup_threshold(isa)
     speedup = _ratio(fp32_ms, int8_ms)
     passed = math.isfinite(speedup) and speedup >= threshold
+    if math.isfinite(int8_ms) and not math.isfinite(fp32_ms):  # nothing to compare with: not a hardware verdict
+        return Gate("int8_speedup", speedup, threshold, False,
+                    f"int8 speedup: n/a (openvino-int8 {_shown_ms(int8_ms)}; the model ships no FP32 ONNX to "
+                    "compare with)", basis, unit="×", required=False, applicable=False)
     if not math.isfinite(speedup):
         msg = (f"int8 speedup: not measured (openvino-int8 {_shown_ms(int8_ms)}, onnxruntime-fp32 "
-               f"{_shown_ms(fp32_ms)}; a model shipped as INT8 IR only has no FP32 ONNX to compare with)")
+               f"{_shown_ms(fp32_ms)})")
     else:
         msg = (
             f"int8 speedup: openvino-int8 {int8_ms:.2f} ms vs onnxruntime-fp32 {fp32_ms:.2f} ms = "
             f"{speedup:.2f}× ({'≥' if passed else '<'} {threshold:g}× required, {isa_class(isa)})"
         )
     return Gate("int8_speedup", speedup, threshold, passed, msg, basis, unit="×")
+
+
+def _ratio_text(ratio: float, threshold: float) -> str:
+    """Two decimals, or three when two would round onto the threshold (0.799 is not "0.80 < 0.8")."""
+    two = f"{ratio:.2f}"
+    return f"{ratio:.3f}" if float(two) == round(threshold, 2) and ratio != threshold else two
 
 
 def _shown(value: float, unit: str, digits: int = 2) -> str:
@@ -177,8 +196,9 @@ def _throughput_gate(name: str, title: str, pipeline_fps: float, ref_name: str, 
         msg = f"{title}: not measured (pipeline {_shown(pipeline_fps, 'FPS')}, {ref_name} {_shown(ref_fps, 'FPS')})"
     else:
         msg = (
-            f"{title}: pipeline {pipeline_fps:.1f} FPS vs {ref_name} {ref_fps:.1f} FPS = {ratio:.2f}× "
-            f"({'≥' if passed else '<'} {threshold:g}× {'required' if required else 'target'})"
+            f"{title}: pipeline {pipeline_fps:.1f} FPS vs {ref_name} {ref_fps:.1f} FPS = "
+            f"{_ratio_text(ratio, threshold)}× ({'≥' if passed else '<'} {threshold:g}× "
+            f"{'required' if required else 'target'})"
         )
     return Gate(name, ratio, threshold, passed, msg, basis, unit="×", required=required)
 

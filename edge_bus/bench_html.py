@@ -86,6 +86,8 @@ def range_bars(rows: Sequence[Bar], unit: str, title: str, markers: Sequence[tup
 
 # --------------------------------------------------------------------------- page pieces
 def _verdict(g: Gate) -> str:
+    if not g.applicable:
+        return '<span class="muted">n/a</span>'
     if g.required:
         return badge(g.passed)
     return f'<span class="muted">target {"met" if g.passed else "missed"}</span>'
@@ -267,6 +269,10 @@ def _layers_section(lp: LayerProfile) -> str:
     bars = [Bar(f"{o.op}", o.ms, color=PRECISION_COLORS.get(o.precision, "#8a96a3"),
                 note=f"{o.precision} · {100 * o.share:.0f}% · {o.layers} layer{'s' if o.layers != 1 else ''}")
             for o in lp.ops if o.share >= 0.005]
+    small = [o for o in lp.ops if o.share < 0.005]
+    hidden = (f'<p class="muted">Not drawn: {len(small)} operation{"s" if len(small) != 1 else ""} under 0.5% each '
+              f'({escape(", ".join(o.op for o in small))}; {sum(o.ms for o in small):.3f} ms together).</p>'
+              if small else "")
     top = table(["layer", "operation", "kernel", "precision", "ms"],
                 [[f'<span style="word-break:break-all">{escape(t.name)}</span>', escape(t.op), escape(t.kernel),
                   escape(t.precision), _ms(t.ms)]
@@ -274,7 +280,7 @@ def _layers_section(lp: LayerProfile) -> str:
     return section(
         f"Where INT8 inference spends its time (OpenVINO per-layer counters, {lp.runs} runs)",
         range_bars(bars, "ms", "Mean ms per inference by operation; colour = the precision its kernel ran in")
-        + f'<p class="muted">{100 * lp.share_in("int8"):.0f}% of the layer time ran in INT8 kernels, '
+        + hidden + f'<p class="muted">{100 * lp.share_in("int8"):.0f}% of the layer time ran in INT8 kernels, '
         f'{100 * lp.share_in("f32"):.0f}% in f32 (green INT8, orange f32). A quantised layer that the CPU '
         "plugin runs in f32 shows in orange; the counters cost a little, so read the shares, not the total "
         f"({lp.total_ms:.2f} ms).</p>"

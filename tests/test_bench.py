@@ -92,8 +92,19 @@ def test_int8_speedup_gate_fails_when_not_measured() -> None:
     gate = int8_speedup_gate(math.nan, 20.0, VNNI)
     assert not gate.passed and "not measured" in gate.message
     assert gate.to_json()["value"] is None
+    assert gate.required and gate.verdict == "FAIL"  # the INT8 engine itself did not run: a real failure
     no_onnx = int8_speedup_gate(8.5628269, math.nan, AVX2)  # e.g. hgm_net, shipped as INT8 IR only
-    assert "openvino-int8 8.56 ms, onnxruntime-fp32 not measured" in no_onnx.message and "nan" not in no_onnx.message
+    assert "n/a (openvino-int8 8.56 ms; the model ships no FP32 ONNX" in no_onnx.message
+    assert "nan" not in no_onnx.message
+    # nothing to judge is not a hardware failure: a zoo model without FP32 showed a red GATES FAIL
+    assert no_onnx.verdict == "N/A" and not no_onnx.required and no_onnx.to_json()["applicable"] is False
+
+
+def test_a_ratio_one_rounding_step_from_its_threshold_shows_three_decimals() -> None:
+    from edge_bus.bench_gates import benchmark_app_gate
+
+    assert "= 0.799× (< 0.8× target)" in benchmark_app_gate(131.8, 165.0).message  # read "0.80× < 0.8×" before
+    assert "= 0.85×" in benchmark_app_gate(85.0, 100.0).message
 
 
 def test_pipeline_gate_names_the_ratio() -> None:
@@ -266,3 +277,31 @@ def test_bench_cli_checks_the_board_before_measuring(tmp_path: Path) -> None:
     res = CliRunner().invoke(_app(), ["bench", "--bridge", str(tmp_path / "ttyACM9"), "-q"])
     assert res.exit_code == BridgeError.exit_code and "ttyACM9" in res.output and "Traceback" not in res.output
     assert "Engines" not in res.output  # nothing was measured
+
+
+def test_bench_refuses_an_unwritable_report_before_measuring() -> None:
+    """--html /dev/full failed only after the whole measurement, and the results were never printed."""
+    app = typer.Typer()
+    app.command()(bench_cmd)
+    t0 = time.perf_counter()
+    result = CliRunner().invoke(app, ["--seconds", "0.5", "--bridge", "none", "--html", "/dev/full"])
+    assert result.exit_code == 5 and "/dev/full: it is not a regular file" in result.output
+    assert time.perf_counter() - t0 < 20  # refused before compiling or measuring anything
+
+
+def test_sigterm_during_bench_is_one_line_and_removes_its_temporary_files(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "edge_bus", "bench", "--seconds", "0.5", "--bridge", "none"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stderr is not None
+    seen = [proc.stderr.readline() for _ in range(2)]  # "engines: compiling", then "engines: measuring"
+    assert "engines: measuring" in seen[-1], seen
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "stopped by SIGTERM" in err and "Traceback" not in err
+    assert not list(tmp_path.glob("edge-bus-bench-*"))  # the process used to die without unwinding

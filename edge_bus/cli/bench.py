@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -12,10 +12,11 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from edge_bus.bench import BenchOptions, BenchResult, run_bench
+from edge_bus.bench import BenchOptions, BenchResult, run_bench, write_bench_outputs
 from edge_bus.bench_gates import FRAME_BUDGET_MS, INFER_SHARE, STAGE_SHARES
 from edge_bus.bench_measure import Timing
-from edge_bus.cli.common import console, err_console, run_or_exit
+from edge_bus.cli.common import console, err_console, run_or_exit, terminated_as_error
+from edge_bus.errors import Interrupted
 
 __all__ = ["bench_cmd"]
 
@@ -44,11 +45,13 @@ def bench_cmd(
         ),
     ] = "sim://",
     json_path: Annotated[
-        Path | None, typer.Option("--json", help="Write the results as JSON here.", show_default=False)
+        Path | None, typer.Option("--json", help="Write the results as JSON here (its folder is created).",
+                                  show_default=False)
     ] = None,
     html: Annotated[
         Path | None,
-        typer.Option("--html", help="Write a self-contained HTML report with plots here.", show_default=False),
+        typer.Option("--html", help="Write a self-contained HTML report with plots here (its folder is created).",
+                     show_default=False),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress messages.")] = False,
 ) -> None:
@@ -64,11 +67,18 @@ def bench_cmd(
         bridge=None if bridge.strip().lower() in ("", "none") else bridge,
     )
     say = None if quiet else (lambda msg: err_console.print(f"[dim]{msg}[/]"))
-    result = run_or_exit(run_bench, options, progress=say)
-    print_bench(result)
-    for path in (json_path, html):
-        if path is not None:
-            console.print(f"wrote {escape(str(path))}")
+    with terminated_as_error():  # SIGTERM unwinds like Ctrl-C: one line, exit 143, temp files removed
+        result = run_or_exit(_measure, options, say)
+    print_bench(result)  # before writing: a file that fails to write still leaves the results on screen
+    for path in run_or_exit(write_bench_outputs, options, result):
+        console.print(f"wrote {escape(str(path))}")
+
+
+def _measure(options: BenchOptions, say: Callable[[str], None] | None) -> BenchResult:
+    try:
+        return run_bench(options, progress=say, write=False)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted (Ctrl-C): the measurements were not finished, nothing was written") from None
 
 
 def _ms(v: float) -> str:
@@ -79,7 +89,8 @@ def _ms(v: float) -> str:
 
 def _timing_table(title: str, timings: Mapping[str, Timing], first: str, shares: Mapping[str, float] | None) -> Table:
     """benchmark_app-style: one row per engine or stage, milliseconds and FPS."""
-    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, caption_justify="left")
+    notes: list[str] = []
     t.add_column(first, no_wrap=True)
     if shares is None:
         t.add_column("ran", no_wrap=True)
@@ -96,9 +107,12 @@ def _timing_table(title: str, timings: Mapping[str, Timing], first: str, shares:
             used = x.median_ms / FRAME_BUDGET_MS
             row.append(f"{100 * share:g}%" if math.isfinite(share) else "-")
             row.append(f"{100 * used:.0f}%" if math.isfinite(used) else "-")
-        if x.error:
-            row = [name, f"[red]not measured: {x.error}[/]"]
+        if x.error:  # one short cell: a long message in a no-wrap column squeezed every number out
+            row = [name, "[dim]not measured[/]"] + ["-"] * (len(row) - 2)
+            notes.append(f"{name}: {x.error}")
         t.add_row(*row)
+    if notes:
+        t.caption = escape("not measured — " + "; ".join(notes))
     return t
 
 
@@ -142,5 +156,6 @@ def print_bench(r: BenchResult) -> None:
     if r.layers is not None and r.layers.ops:
         console.print(f"[bold]INT8 layer profile[/] ({r.layers.runs} runs, per-layer counters): {r.layers.headline()}")
     for g in r.gates:
-        mark = "[green]PASS[/]" if g.passed else ("[red]FAIL[/]" if g.required else "[yellow]MISS[/] (target)")
+        mark = {"PASS": "[green]PASS[/]", "FAIL": "[red]FAIL[/]", "MISS": "[yellow]MISS[/] (target)",
+                "N/A": "[dim]N/A[/]"}[g.verdict]
         console.print(f"{mark} {escape(g.message)}")

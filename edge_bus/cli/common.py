@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from edge_bus.errors import EdgeBusError, Interrupted
+from edge_bus.errors import EdgeBusError, Interrupted, Terminated
 
 T = TypeVar("T")
 
@@ -34,3 +37,29 @@ def run_or_exit(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         raise fail("interrupted (Ctrl-C); outputs written so far were flushed", 130) from None
     except EdgeBusError as exc:
         raise fail(str(exc), exc.exit_code) from None
+
+
+class _SigTerm(BaseException):
+    """Raised by the SIGTERM handler; a BaseException, so no ``except Exception`` on the way swallows
+    or re-labels it (it became "ONNX Runtime inference failed: stopped by SIGTERM")."""
+
+
+@contextmanager
+def terminated_as_error() -> Iterator[None]:
+    """While inside, SIGTERM unwinds the stack (``finally`` blocks and temporary folders clean up)
+    and ends in one line and exit 143, instead of killing the process at once. (``stream``
+    handles signals itself, between frames.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, frame: object) -> None:
+        raise _SigTerm
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    except _SigTerm:
+        raise fail("stopped by SIGTERM", Terminated.exit_code) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)

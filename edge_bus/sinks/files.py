@@ -53,6 +53,19 @@ def ensure_parent(path: str | os.PathLike[str], hint: str | None = None) -> Path
     return p
 
 
+def check_output_file(path: str | os.PathLike[str], hint: str | None = None) -> Path:
+    """Fail now, not after minutes of work, when ``path`` can't be written: a folder or device is in
+    the way, or its folder can't be created or written. The folder is created if missing."""
+    target = ensure_parent(path, hint)
+    if target.exists() and not target.is_file():
+        kind = "a folder" if target.is_dir() else "not a regular file"
+        raise OutputError(f"can't write {target}: it is {kind} — {hint or 'choose another file name'}")
+    if not os.access(target.parent, os.W_OK):
+        raise OutputError(f"can't write {target}: no permission to write in {target.parent} — "
+                          f"{hint or 'choose another folder'}")
+    return target
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8",
                       hint: str | None = None) -> Path:
     """Write ``text`` to a temporary file beside ``path``, fsync it, then ``os.replace`` it into place.
