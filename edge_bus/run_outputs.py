@@ -113,7 +113,8 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
         "backend": f"{engine.name} ({engine.precision}, {p.config.device})",
         "source": f"{info.kind}: {info.name} ({info.width}x{info.height} @ {info.fps:g} fps)",
         "frames": p.outputs.processed, "dropped": latency["dropped"], "fps": latency["fps"],
-        "operating point": f"{op.name} (malignancy >= {op.threshold:.3f})",
+        # 4 decimals, as in the manifest: at 3, 0.8925 read ">= 0.892" here and ">= 0.893" on the overlay
+        "operating point": f"{op.name} (malignancy >= {op.threshold:.4f})",
         "scan area": ("--roi " + ",".join(map(str, p.config.roi.as_list())) if p.config.roi is not None
                       else "detected automatically"),
     }
