@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edge_bus.errors import ConfigError
 from edge_bus.types import ModelOutputs, Prediction, PreprocessMeta
 from edge_bus.zoo import Manifest
 
@@ -27,6 +28,12 @@ class PostprocessConfig:
     smoothing: float = 0.0  # EMA weight of the past, 0 = off, e.g. 0.6 for live video
     gate_mask: bool = True  # empty mask when no lesion is detected
     min_component: float = 0.2  # keep components ≥ this fraction of the largest
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.smoothing < 1.0:
+            raise ConfigError(f"smoothing must be in [0, 1), got {self.smoothing}")
+        if not 0.0 <= self.min_component <= 1.0:
+            raise ConfigError(f"min_component must be in [0, 1], got {self.min_component}")
 
 
 def _sigmoid(x: np.ndarray | float) -> np.ndarray:

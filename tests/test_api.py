@@ -197,3 +197,14 @@ def test_an_empty_frame_is_a_source_error(tmp_path: Path) -> None:
         run_stream(StreamConfig(source="grabber", out=tmp_path / "run", video=False), source=Empty(3),
                    handle_signals=False)
     assert json.loads((tmp_path / "run" / "latency.json").read_text())["ended"] == "error"
+
+
+def test_stage_settings_and_paths_raise_config_errors(tmp_path: Path) -> None:
+    from edge_bus import EngineConfig, PostprocessConfig, open_source
+
+    with pytest.raises(ConfigError, match="smoothing must be in"):
+        PostprocessConfig(smoothing=2)
+    with pytest.raises(ConfigError, match="requests and threads must be >= 0"):
+        EngineConfig(requests=-3)  # was a ModelError from OpenVINO ("Wrong value -3 ...")
+    with open_source(Path("demo")) as src:  # a Path works like its string
+        assert src.info.kind == "demo"

@@ -23,7 +23,7 @@ from types import TracebackType
 
 import numpy as np
 
-from edge_bus.errors import EngineError, ModelError
+from edge_bus.errors import ConfigError, EngineError, ModelError
 from edge_bus.types import ModelOutputs
 from edge_bus.zoo import Manifest
 
@@ -45,6 +45,13 @@ class EngineConfig:
     requests: int = 0
     threads: int = 0
     profile: bool = False
+
+    def __post_init__(self) -> None:
+        if self.requests < 0 or self.threads < 0:
+            raise ConfigError(f"requests and threads must be >= 0 (0: the runtime's choice), got {self.requests} "
+                              f"and {self.threads}")
+        if self.hint.upper() not in ("LATENCY", "THROUGHPUT"):
+            raise ConfigError(f"hint {self.hint!r} is not one of LATENCY, THROUGHPUT")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ A ``kind:`` prefix forces the kind: ``video:``, ``folder:``, ``dicom:``, ``captu
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -91,7 +92,7 @@ def _opener(
 
 
 def open_source(
-    spec: str,
+    spec: str | os.PathLike[str],
     *,
     loop: bool = False,
     max_frames: int | None = None,
@@ -103,7 +104,9 @@ def open_source(
     ``capture_size`` (width, height) and ``capture_fps`` are requests to a capture device and
     ignored by other kinds. Raises :class:`SourceError` with a one-line message on any problem.
     """
-    spec = spec.strip()
+    spec = os.fspath(spec).strip() if isinstance(spec, str | os.PathLike) else spec
+    if not isinstance(spec, str):
+        raise SourceError(f"--source must be a string or a path, got {type(spec).__name__} — {_SPEC_HINT}")
     if not spec:
         raise SourceError(f"--source is empty — {_SPEC_HINT}")
     if max_frames is not None and max_frames < 1:
