@@ -185,24 +185,29 @@ def _open_fds_to(path: Path) -> int:
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd (Linux) to count open files")
 def test_closing_an_openvino_engine_releases_its_model(shipped_model_dir: Path) -> None:
     """The request queue's callback held the engine (a cycle the GC did not break): every engine,
-    so every run_stream in a long-lived app, kept its compiled model and mapped weights open."""
+    so every run_stream in a long-lived app, kept its compiled model and mapped weights open
+    (5 → 11 open files over 6 runs). The runtime's callback thread may keep the last one a while;
+    the count must not grow with the number of engines."""
     m = load_manifest(shipped_model_dir)
     weights = m.path("openvino_int8_bin")
-    before = _open_fds_to(weights)
     spec = m.input
-    for _ in range(3):
-        eng = create_engine(m, EngineConfig(backend="openvino", precision="int8"))
-        eng.set_callback(lambda *_: None)
-        eng.infer_async(np.zeros((1, spec.channels, spec.height, spec.width), np.float32), 0)
-        eng.close()
-    del eng
-    # released on the runtime's callback thread once it lets go of the last request: allow it a moment
-    # (before the fix the three engines held their weights open for the life of the process)
-    deadline = time.monotonic() + 3.0
-    while _open_fds_to(weights) != before and time.monotonic() < deadline:
+    tensor = np.zeros((1, spec.channels, spec.height, spec.width), np.float32)
+
+    def open_and_close(n: int) -> int:
+        for _ in range(n):
+            eng = create_engine(m, EngineConfig(backend="openvino", precision="int8"))
+            eng.set_callback(lambda *_: None)
+            eng.infer_async(tensor, 0)
+            eng.close()
+            del eng
         gc.collect()
-        time.sleep(0.05)
-    assert _open_fds_to(weights) == before
+        time.sleep(0.2)
+        return _open_fds_to(weights)
+
+    before = _open_fds_to(weights)
+    after_one = open_and_close(1)
+    after_four = open_and_close(3)
+    assert after_one <= before + 1 and after_four <= after_one, (before, after_one, after_four)
 
 
 def test_outputs_that_do_not_fit_the_manifest_are_a_model_error(tmp_path: Path) -> None:
@@ -217,3 +222,4 @@ def test_outputs_that_do_not_fit_the_manifest_are_a_model_error(tmp_path: Path) 
     with create_engine(load_manifest(folder), EngineConfig(backend="onnxruntime", precision="fp32")) as engine:
         with pytest.raises(ModelError, match="class output class_logits has 2 values, its manifest's head softmax3"):
             engine.infer(np.zeros((1, 1, 32, 32), np.float32))
+
