@@ -106,7 +106,9 @@ class Gate:
             return "—"
         if self.unit == "%":
             return f"{100 * v:.1f}%"
-        return f"{v:.2f}×" if self.unit == "×" else f"{v:.3g} {self.unit}".strip()
+        if self.unit == "×":
+            return f"{_ratio_text(v, self.threshold)}×"
+        return f"{v:.3g} {self.unit}".strip()
 
     def to_json(self) -> dict[str, object]:
         value = round(self.value, 3) if math.isfinite(self.value) else None
