@@ -172,23 +172,21 @@ def zoo_dir() -> Path:
 
 
 def list_models(root: Path | None = None) -> list[Manifest]:
-    """Every readable model under ``root``; see :func:`broken_models` for the others."""
-    return [m for m in _scan(root) if isinstance(m, Manifest)]
+    """Every readable model under ``root``; :func:`scan_models` also gives the unreadable ones."""
+    return scan_models(root)[0]
 
 
-def broken_models(root: Path | None = None) -> list[tuple[Path, str]]:
-    """(folder, why) for each model folder under ``root`` whose manifest can't be read."""
-    return [m for m in _scan(root) if not isinstance(m, Manifest)]
-
-
-def _scan(root: Path | None) -> list[Manifest | tuple[Path, str]]:
-    out: list[Manifest | tuple[Path, str]] = []
+def scan_models(root: Path | None = None) -> tuple[list[Manifest], list[tuple[Path, str]]]:
+    """The models under ``root`` (default: the zoo): the readable ones, and (folder, why) for each
+    whose manifest can't be read — one half-written manifest must not hide the others."""
+    good: list[Manifest] = []
+    broken: list[tuple[Path, str]] = []
     for p in sorted((root or zoo_dir()).glob(f"*/{MANIFEST}")):
         try:
-            out.append(load_manifest(p.parent))
-        except ModelError as exc:  # one half-written manifest must not hide the other models
-            out.append((p.parent, str(exc)))
-    return out
+            good.append(load_manifest(p.parent))
+        except ModelError as exc:
+            broken.append((p.parent, str(exc)))
+    return good, broken
 
 
 def resolve_model(spec: str | None) -> Manifest:

@@ -9,7 +9,7 @@ import pytest
 from helpers import tiny_model_dir
 
 from edge_bus.errors import ModelError
-from edge_bus.zoo import broken_models, list_models, load_manifest, resolve_model
+from edge_bus.zoo import list_models, load_manifest, resolve_model, scan_models
 
 
 def test_tiny_manifest_round_trip(tmp_path: Path) -> None:
@@ -89,7 +89,7 @@ def test_a_broken_manifest_does_not_hide_the_other_models(tmp_path: Path) -> Non
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "manifest.json").write_text("")  # a quantize stopped by a full disk
     assert [m.name for m in list_models(tmp_path)] == ["tiny"]
-    [(folder, why)] = broken_models(tmp_path)
+    [(folder, why)] = scan_models(tmp_path)[1]
     assert folder.name == "half" and "cannot read" in why
 
 

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from edge_bus.cli.common import console, err_console, run_or_exit
 from edge_bus.errors import ModelError
-from edge_bus.zoo import Manifest, broken_models, list_models, resolve_model, zoo_dir
+from edge_bus.zoo import Manifest, resolve_model, scan_models, zoo_dir
 
 app = typer.Typer(help="List, inspect, quantise and calibrate models. A model is a folder with a manifest.json.",
                   no_args_is_help=True)
@@ -24,7 +24,8 @@ def list_cmd() -> None:
     """List the shipped models with their test metrics."""
     run_or_exit(_require_zoo)
     table = Table("name", "version", "architecture", "input", "test Dice (INT8)", "test AUC (INT8)", "files ok")
-    for m in run_or_exit(list_models):
+    models, broken = run_or_exit(scan_models)  # each manifest read once
+    for m in models:
         test = m.raw.get("metrics", {}).get("test_busi_fold0", {}).get("int8", {})
         try:
             m.verify()
@@ -33,7 +34,7 @@ def list_cmd() -> None:
             ok = f"NO: {exc}"
         table.add_row(m.name, m.version, str(m.raw.get("architecture", "?")),
                       f"{m.input.height}x{m.input.width}", str(test.get("dice", "-")), str(test.get("auc", "-")), ok)
-    for folder, why in run_or_exit(broken_models):
+    for folder, why in broken:
         table.add_row(escape(folder.name), "?", "?", "?", "-", "-", escape(f"NO: {why}"))
     console.print(table)
 

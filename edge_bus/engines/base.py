@@ -24,6 +24,7 @@ from types import TracebackType
 import numpy as np
 
 from edge_bus.errors import ConfigError, EngineError, ModelError
+from edge_bus.onnx_contract import HEADS
 from edge_bus.types import ModelOutputs
 from edge_bus.zoo import Manifest
 
@@ -131,8 +132,12 @@ class Engine(ABC):
         try:
             self._callback(user_data, outputs)
         except BaseException as exc:  # noqa: BLE001 - raised again from wait(), never into the runtime
-            if self._callback_error is None:
-                self._callback_error = exc
+            self._keep_error(exc)
+
+    def _keep_error(self, exc: BaseException) -> None:
+        """Keep the first error raised on a runtime thread for the next ``wait`` / ``infer_async``."""
+        if self._callback_error is None:
+            self._callback_error = exc
 
     def _raise_callback_error(self) -> None:
         error, self._callback_error = self._callback_error, None
@@ -153,7 +158,7 @@ class Engine(ABC):
             raise ModelError(f"model {self.manifest.name}: mask output {self.manifest.mask_output} has shape "
                              f"{list(mask.shape)}, edge-bus needs [1, 1, h, w] logits — re-make the model folder "
                              "with edge-bus models quantize, which checks this")
-        want = 3 if self.manifest.head == "softmax3" else 2
+        want = HEADS.get(self.manifest.head, 2)
         if logits.size != want:
             raise ModelError(f"model {self.manifest.name}: class output {self.manifest.class_output} has "
                              f"{logits.size} values, its manifest's head {self.manifest.head} needs {want}")

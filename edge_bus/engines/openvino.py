@@ -140,7 +140,7 @@ class OpenVINOEngine(Engine):
             out = self._outputs(request.get_tensor(self._mask_port).data,
                                 request.get_tensor(self._class_port).data)
         except BaseException as exc:  # noqa: BLE001 - raised again from wait()
-            self._callback_error = self._callback_error or exc
+            self._keep_error(exc)
             return
         self._deliver(user_data, out)
 

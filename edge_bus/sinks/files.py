@@ -53,13 +53,18 @@ def ensure_parent(path: str | os.PathLike[str], hint: str | None = None) -> Path
     return p
 
 
-def check_output_file(path: str | os.PathLike[str], hint: str | None = None) -> Path:
-    """Fail now, not after minutes of work, when ``path`` can't be written: a folder or device is in
-    the way, or its folder can't be created or written. The folder is created if missing."""
-    target = ensure_parent(path, hint)
+def _refuse_non_file(target: Path, hint: str | None) -> Path:
+    """``target``, unless a folder or a device is in its place (os.replace would swap it for a file)."""
     if target.exists() and not target.is_file():
         kind = "a folder" if target.is_dir() else "not a regular file"
         raise OutputError(f"can't write {target}: it is {kind} — {hint or 'choose another file name'}")
+    return target
+
+
+def check_output_file(path: str | os.PathLike[str], hint: str | None = None) -> Path:
+    """Fail now, not after minutes of work, when ``path`` can't be written: a folder or device is in
+    the way, or its folder can't be created or written. The folder is created if missing."""
+    target = _refuse_non_file(ensure_parent(path, hint), hint)
     if not os.access(target.parent, os.W_OK):
         raise OutputError(f"can't write {target}: no permission to write in {target.parent} — "
                           f"{hint or 'choose another folder'}")
@@ -73,10 +78,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
     A crash or a full disk never leaves a half-written ``path``: either the old file or the new
     one. The new file gets the usual umask permissions. Raises :class:`OutputError` (with ``hint``).
     """
-    target = ensure_parent(path, hint)
-    if target.exists() and not target.is_file():  # a device or a folder: os.replace would swap it for a file
-        kind = "a folder" if target.is_dir() else "not a regular file"
-        raise OutputError(f"can't write {target}: it is {kind} — {hint or 'choose another file name'}")
+    target = _refuse_non_file(ensure_parent(path, hint), hint)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     data = text.encode(encoding)
     try:
