@@ -24,10 +24,11 @@ import numpy as np
 
 from edge_bus.datasets import LabeledImage, read_dataset
 from edge_bus.engines import Engine, EngineConfig, create_engine
-from edge_bus.errors import ConfigError, OutputError
+from edge_bus.errors import ConfigError
 from edge_bus.metrics import BinaryRates, dice, iou, rates_at, roc_auc
 from edge_bus.postprocess import PostprocessConfig, Postprocessor
 from edge_bus.preprocess import Preprocessor
+from edge_bus.sinks.files import atomic_write_text, check_output_file
 from edge_bus.zoo import Manifest, resolve_model
 
 T = TypeVar("T")
@@ -134,8 +135,8 @@ def evaluate(data: Path, folds_csv: Path | None = None, fold: int | None = None,
         raise ConfigError("--fold needs --folds (the folds CSV that says which images are in it)")
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}")
-    if json_path is not None and not Path(json_path).parent.is_dir():
-        raise OutputError(f"cannot write {json_path}: its folder {Path(json_path).parent} does not exist")
+    if json_path is not None:  # fail before minutes of scoring, as bench and doctor do (folder created)
+        check_output_file(json_path, hint="choose another --json path")
     manifest = resolve_model(model)
     items = read_dataset(Path(data), folds_csv, [fold] if fold is not None else None)[::stride]
     if limit:
@@ -148,8 +149,6 @@ def evaluate(data: Path, folds_csv: Path | None = None, fold: int | None = None,
     desc = f"{data}" + (f" fold {fold}" if fold is not None else "")
     report = summarize(manifest, results, backend, engine.precision, desc)
     if json_path is not None:
-        try:
-            Path(json_path).write_text(json.dumps(report.to_json(with_images=True), indent=2))
-        except OSError as exc:
-            raise OutputError(f"cannot write {json_path}: {exc.strerror or exc}") from None
+        atomic_write_text(json_path, json.dumps(report.to_json(with_images=True), indent=2),
+                          hint="choose another --json path")
     return report

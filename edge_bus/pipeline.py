@@ -81,6 +81,8 @@ class Pipeline:
     bridge: Any | None
     live: bool
     display: DisplayWindow | None = None
+    # genlocked runs: FRAME_META passed over to pair a frame with the newest (after a link gap)
+    skipped_metas: int = 0
 
     def close(self) -> None:
         self.source.close()
@@ -240,6 +242,7 @@ def _loop(p: Pipeline, progress: ProgressFn | None, stop: StopFlag) -> None:
     finally:
         if reader is not None:
             reader.close()
+            p.skipped_metas = reader.skipped_metas
 
 
 class _StopRequest:

@@ -105,7 +105,9 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
     if p.bridge is not None:
         events = p.bridge.events()
         latency["bridge"] = {"url": p.config.bridge, "counters": p.bridge.counters().to_json(),
-                             "device_events": events.to_json()}
+                             "device_events": events.to_json(),
+                             # FRAME_META that no replayed frame was paired with (a burst after a reconnect)
+                             "skipped_metas": p.skipped_metas}
     latency_path = p.files.out_dir / "latency.json"
     write_latency_json(latency_path, latency)
     summary = {

@@ -25,6 +25,7 @@ def test_stream_with_simulated_board(tmp_path: Path) -> None:
     counters = lat["bridge"]["counters"]
     assert counters["frames_ok"] > 0 and counters["crc_errors"] == 0
     assert counters["frames_tx"] >= g2g["count"]  # a RESULT went back for every frame with hardware meta
+    assert lat["bridge"]["skipped_metas"] == 0  # a steady link leaves no FRAME_META backlog to pass over
     recs = records(out)
     with_hw = [r for r in recs if r["hw"] is not None]
     assert len(with_hw) == g2g["count"] and len(recs) == res.frames

@@ -162,6 +162,12 @@ def test_openvino_errors_keep_the_reason_not_the_source_location() -> None:
                        "core_impl.cpp:706:\nDevice with \"TPU\" name is not registered in the OpenVINO Runtime\n\n")
     assert runtime_reason(exc) == 'Device with "TPU" name is not registered in the OpenVINO Runtime'
     assert runtime_reason(RuntimeError("")) == "RuntimeError"
+    # the NPU plugin (OpenVINO 2025) puts a location inside a line and the cause on the next one
+    npu = RuntimeError("Exception from src/inference/src/cpp/core.cpp:117:\nVCL compiler loading failed, aborting. "
+                       "Error: Exception from src/plugins/intel_npu/src/utils/src/vcl/vcl_api.cpp:22:\n"
+                       "Cannot load library \"libnpu.so\": cannot open shared object file\n\n")
+    assert runtime_reason(npu) == ('VCL compiler loading failed, aborting. Error: Cannot load library "libnpu.so": '
+                                   "cannot open shared object file")
 
 
 def test_unknown_device_names_the_devices_there_are(tmp_path: Path) -> None:

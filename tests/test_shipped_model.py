@@ -18,7 +18,7 @@ def test_shipped_ir_reproduces_recorded_metrics_on_fixed_subset(shared_data: Pat
     recorded = m.raw["metrics"]["ci_subset"]
     busi = shared_data / "busi"
     report = evaluate(busi / "Dataset_BUSI_with_GT", busi / "folds.csv", 0, str(shipped_model_dir),
-                      stride=recorded["stride"], json_path=tmp_path / "eval.json")
+                      stride=recorded["stride"], json_path=tmp_path / "new" / "eval.json")  # folder created
     assert report.n_images == recorded["n_images"] and report.counts == recorded["counts"]
     # INT8 kernels differ slightly between CPUs (AVX2 / VNNI / AMX): small tolerances, not equality
     assert report.dice == pytest.approx(recorded["dice"], abs=0.01)
@@ -26,7 +26,7 @@ def test_shipped_ir_reproduces_recorded_metrics_on_fixed_subset(shared_data: Pat
     assert report.normal_fp_rate == pytest.approx(recorded["normal_fp_rate"], abs=0.15)
     for name, op in recorded["operating_points"].items():
         assert report.operating_points[name].accuracy == pytest.approx(op["accuracy"], abs=0.05)
-    written = json.loads((tmp_path / "eval.json").read_text())
+    written = json.loads((tmp_path / "new" / "eval.json").read_text())
     assert {"model", "n_images", "dice", "iou", "auc", "normal_fp_rate", "accuracy_3class",
             "operating_points"} <= set(written)
     assert set(written["operating_points"]["sensitive"]) == {"threshold", "accuracy", "sensitivity", "specificity"}
@@ -61,3 +61,15 @@ def test_eval_refuses_a_fold_without_folds_before_scoring(tmp_path: Path) -> Non
 
     result = CliRunner().invoke(app, ["eval", "--data", str(tmp_path), "--fold", "1"])
     assert result.exit_code == 2 and "--fold needs --folds" in result.output
+
+
+def test_eval_refuses_an_unwritable_json_path_before_scoring(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from edge_bus.cli import app
+
+    (tmp_path / "taken").write_text("a file where --json needs a folder")
+    result = CliRunner().invoke(app, ["eval", "--data", str(tmp_path / "no-such-data"),
+                                      "--json", str(tmp_path / "taken" / "eval.json")])
+    # the output is checked first: the missing dataset would otherwise be reported
+    assert result.exit_code == 5 and "taken" in result.output and "Traceback" not in result.output

@@ -24,8 +24,9 @@ def eval_cmd(
                                                  show_default=False)] = None,
     backend: Annotated[str, typer.Option(help="openvino or onnxruntime.")] = "openvino",
     precision: Annotated[str, typer.Option(help="int8, fp32 or default.")] = "int8",
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics (and per-image results) here.",
-                                                     show_default=False)] = None,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Write the metrics (and per-image results) here (its folder is created).",
+        show_default=False)] = None,
     limit: Annotated[int | None, typer.Option(help="Only N images, spread over the data (every class).",
                                                    show_default=False)] = None,
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import numpy as np
@@ -174,10 +175,17 @@ class OpenVINOEngine(Engine):
 
 def runtime_reason(exc: BaseException) -> str:
     """The line of an OpenVINO exception that says what is wrong, not the ``Exception from
-    src/...cpp:117:`` location lines that come first."""
+    src/...cpp:117:`` location lines that come first (nor one inside a line: the NPU plugin's
+    "loading failed, aborting. Error: Exception from src/...cpp:22:" goes on on the next line)."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    reasons = [ln for ln in lines if not (ln.startswith("Exception from ") or ln.startswith("Check '"))]
+    reasons = [_LOCATION.sub("", ln).strip() for ln in lines
+               if not (ln.startswith("Exception from ") or ln.startswith("Check '"))]
+    if len(reasons) > 1 and reasons[0].endswith(":"):  # its location was cut: the reason goes on
+        reasons[:2] = [f"{reasons[0]} {reasons[1]}"]
     return (reasons or lines or [type(exc).__name__])[0]
+
+
+_LOCATION = re.compile(r"Exception from \S+:\d+:")
 
 
 def kernel_precision(kernel: str) -> str:

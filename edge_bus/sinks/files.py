@@ -29,6 +29,9 @@ def output_error(path: str | os.PathLike[str], exc: OSError, hint: str | None = 
     if exc.errno == errno.ENOENT:
         return OutputError(f"can't write {name}: the folder does not exist or takes no files — "
                            f"{hint or 'create it or choose another --out'}")
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):  # creating a folder where a file already is
+        return OutputError(f"can't write {name}: a file is in the way of a folder there — "
+                           f"{hint or 'choose another --out'}")
     if exc.errno == errno.EISDIR:
         return OutputError(f"can't write {name}: it is a folder — {hint or 'choose another file name'}")
     reason = exc.strerror or type(exc).__name__
