@@ -59,6 +59,7 @@ class LatestFrameReader:
         self._pending_drops = 0
         self.skipped_metas = 0  # queued FRAME_META passed over to pair a frame with the newest
         self._waited = False  # a FRAME_META has been waited for (after the first, until it is due)
+        self._paired = False  # the previous frame was paired with a FRAME_META (the link was up)
         self._decode_s: float | None = None  # smoothed decode time of a file (None: none decoded yet)
         self.dropped = 0
         self._done = False
@@ -112,6 +113,9 @@ class LatestFrameReader:
             while meta is not None and (newer := self._clock.next_meta(0.0)) is not None:
                 meta = newer
                 self.skipped_metas += 1
+            if meta is not None and not self._paired:
+                meta = self._fresh_meta(meta, period)
+            self._paired = meta is not None
         if meta is not None:
             self._last_t = now = time.perf_counter()
             # the next FRAME_META is due one period after this one's acquisition (not after it was
@@ -131,6 +135,22 @@ class LatestFrameReader:
         # the next is due one period after this one was; a run that fell behind restarts from now
         self._next_due = max(due, self._last_t - period) + period
         return replace(frame, t_capture=self._last_t, wall_time=time.time())
+
+    def _fresh_meta(self, meta: object, period: float) -> object:
+        """The first FRAME_META after a link gap arrived while this reader paced on its own cadence,
+        so it may have waited in the queue for up to a period: pairing the frame with it read as
+        +22-29 ms glass to glass on every first frame after a reconnect. A replayed frame can stand
+        for any acquisition, so a stale one is passed over for the next (at most one period away).
+        Only after a gap: in steady state the reader waits on the board's cadence and a late meta
+        is the host's own latency, which glass to glass must show."""
+        age = time.perf_counter() - float(getattr(meta, "t_acquired_host", time.perf_counter()))
+        if not 0.5 * period < age < 2.0 * period:  # fresh, or the clock estimate is off: keep it
+            return meta
+        newer = self._clock.next_meta(1.5 * period - age) if self._clock is not None else None
+        if newer is None:
+            return meta
+        self.skipped_metas += 1
+        return newer
 
     def _run(self) -> None:
         t0 = time.perf_counter()
