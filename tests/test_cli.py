@@ -240,3 +240,22 @@ def test_progress_status_line_shows_what_a_live_run_needs() -> None:
     assert status_line(SimpleNamespace(outputs=outputs)) == "30 FPS · e2e 11.2 ms · 3 dropped · benign"  # type: ignore[arg-type]
     outputs.last_e2e_ms, outputs.last_label = float("nan"), ""
     assert status_line(SimpleNamespace(outputs=outputs)) == "30 FPS · e2e – · 3 dropped · –"  # type: ignore[arg-type]
+
+
+def test_every_command_help_is_reflowed_into_paragraphs() -> None:
+    """Typer's rich help kept the docstrings' source line breaks: `stream --help` broke lines mid-sentence."""
+    import typer
+
+    from edge_bus.cli import app
+
+    def helps(a: typer.Typer) -> list[str]:
+        found = [c.help or "" for c in a.registered_commands]
+        for g in a.registered_groups:
+            assert g.typer_instance is not None
+            found += helps(g.typer_instance)
+        return found
+
+    texts = helps(app)
+    assert len(texts) >= 12 and all(texts)
+    for text in texts:
+        assert all("\n" not in paragraph for paragraph in text.split("\n\n")), text

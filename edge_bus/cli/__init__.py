@@ -6,6 +6,7 @@ import typer
 
 from edge_bus import __version__
 from edge_bus.cli.bench import bench_cmd
+from edge_bus.cli.common import reflow_help
 from edge_bus.cli.device import app as device_app
 from edge_bus.cli.doctor import doctor_cmd
 from edge_bus.cli.evaluate import eval_cmd
@@ -26,6 +27,7 @@ app.command("bench")(bench_cmd)
 app.command("doctor")(doctor_cmd)
 app.add_typer(models_app, name="models")
 app.add_typer(device_app, name="device")
+reflow_help(app)
 
 
 def _version(value: bool) -> None:

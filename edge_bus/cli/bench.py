@@ -55,10 +55,12 @@ def bench_cmd(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress messages.")] = False,
 ) -> None:
-    """Measure every engine (OpenVINO INT8/FP32/default, ONNX Runtime FP32/INT8), each pipeline stage, file
+    """Measure this machine's inference speed and check the performance gates (PASS/FAIL/MISS).
+
+    Measures every engine (OpenVINO INT8/FP32/default, ONNX Runtime FP32/INT8), each pipeline stage, file
     throughput vs the engine alone, live latency at 30 fps and glass to glass with a controller board, and
-    profile INT8 inference layer by layer (which operations take the time, in which precision they ran);
-    check the performance gates and report the latency targets (PASS/MISS).
+    profiles INT8 inference layer by layer (which operations take the time, in which precision they ran);
+    checks the performance gates and reports the latency targets (PASS/MISS).
 
     Exits 0 whether or not a gate fails (the gates are printed); non-zero only on errors.
     """

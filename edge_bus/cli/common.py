@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -63,3 +64,17 @@ def terminated_as_error() -> Iterator[None]:
         raise fail("stopped by SIGTERM", Terminated.exit_code) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def reflow_help(app: typer.Typer) -> typer.Typer:
+    """Join the wrapped lines of each command's docstring into paragraphs (Typer's rich help keeps a
+    docstring's line breaks, so 110-column source lines came out ragged in an 80-column terminal).
+    Paragraphs stay apart; ``app``'s sub-apps are reflowed too."""
+    for command in app.registered_commands:
+        text = command.help or (command.callback.__doc__ if command.callback is not None else None)
+        if text:
+            command.help = "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(text).split("\n\n"))
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            reflow_help(group.typer_instance)
+    return app

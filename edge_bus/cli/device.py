@@ -69,9 +69,10 @@ def monitor_cmd(
     seconds: Annotated[float | None, typer.Option("--seconds", "-s", min=0.0, help="Stop after S seconds.")] = None,
     timeout: Timeout = 2.0,
 ) -> None:
-    """Print every message from the board as it arrives, after the handshake (one '#' line sums that up);
-    frames the link drops (bad CRC, unknown type, short payload) are counted in the closing line.
-    Ctrl-C, --count or --seconds stops it."""
+    """Print every message from the board as it arrives (Ctrl-C, --count or --seconds stops it).
+
+    After the handshake one '#' line sums the board up; frames the link drops (bad CRC, unknown type,
+    short payload) are counted in the closing line."""
     summary = run_or_exit(monitor_device, port, lambda line: console.print(escape(line)), count=count,
                           seconds=seconds, timeout=timeout)
     c = summary.counters

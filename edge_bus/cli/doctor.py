@@ -62,8 +62,10 @@ def doctor_cmd(
         int, typer.Option(help="Only the first N frames of the validation clip (0: all 270) — a quicker check.")
     ] = 0,
 ) -> None:
-    """Check this machine: versions, devices, CPU, disk, capture devices and serial ports, the model files'
-    sha256, then run the bundled validation clip and compare it with the model's golden reference (class
+    """Check that this machine is ready, in one command: PASS or FAIL, and a report to attach to a ticket.
+
+    Checks versions, devices, CPU, disk, capture devices and serial ports, the model files'
+    sha256, then runs the bundled validation clip and compares it with the model's golden reference (class
     agreement >= 99%, mask IoU >= 0.95) and the end-to-end latency with the budget.
 
     Prints PASS or FAIL; exits 0 only when every check passes, and says what to do for each failure.
