@@ -237,7 +237,7 @@ def record_stream(config: StreamConfig) -> tuple[RunResult, list[tuple[int, Pred
         items.append((frame.index, pred))
 
     def attach(p: Pipeline) -> None:
-        p.outputs.on_result = keep
+        p.outputs.add_result_sink(keep)  # beside the bridge's RESULT sender, if any
 
     result = run_stream(config, on_start=attach)
     return result, items

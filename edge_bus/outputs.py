@@ -12,7 +12,7 @@ import heapq
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from edge_bus.errors import EdgeBusError, OutputError
@@ -38,17 +38,21 @@ class InFlight:
     frozen: bool = False
 
 
+ResultSink = Callable[[Frame, Prediction], None]
+"""Called with every processed frame and its prediction, on the outputs thread (a RESULT to the board)."""
+
+
 class OutputStage:
     """Consumes :class:`InFlight` items on a worker thread. Errors are kept in ``error``."""
 
     def __init__(self, post: Postprocessor, renderer: OverlayRenderer, framelog: FrameLog | None,
                  video: VideoSink | None, metrics: StageMetrics, operating_point: str, ordered: bool,
-                 on_result: Callable[[Frame, Prediction], None] | None = None,
+                 result_sinks: Sequence[ResultSink] = (),
                  display: Callable[[object], None] | None = None,
                  warm_up_size: tuple[int, int] | None = None) -> None:
         self.post, self.renderer, self.framelog, self.video = post, renderer, framelog, video
         self.metrics, self.operating_point, self.ordered = metrics, operating_point, ordered
-        self.on_result, self.display = on_result, display
+        self.result_sinks, self.display = list(result_sinks), display
         self.fps = FpsMeter()
         self.series = SeriesBuilder()  # the few numbers per frame the report plots
         self.dropped = 0
@@ -156,8 +160,12 @@ class OutputStage:
         self.processed += 1
         self.fps.tick()
         self.series.add_values(frame.index, e2e, stages, pred.label, pred.malignancy, pred.lesion, g2g)
-        if self.on_result is not None:
-            self.on_result(frame, pred)
+        for sink in self.result_sinks:
+            sink(frame, pred)
+
+    def add_result_sink(self, sink: ResultSink) -> None:
+        """Also give every frame's result to ``sink`` (on the outputs thread, in frame order)."""
+        self.result_sinks.append(sink)
 
 
 def _empty_prediction(frame: Frame, frozen: bool) -> Prediction:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,11 +37,15 @@ from edge_bus.postprocess import PostprocessConfig, Postprocessor
 from edge_bus.preprocess import Preprocessor, check_roi_fits
 from edge_bus.render import OverlayRenderer
 from edge_bus.run_outputs import RunFiles, finalize_run, open_run_files
+from edge_bus.sinks.bridge import BridgeResultSink
 from edge_bus.sinks.display import DisplayWindow, check_display
 from edge_bus.sources import FrameSource, open_source, wrap_source
 from edge_bus.telemetry.stats import StageMetrics
-from edge_bus.types import Frame, Prediction
+from edge_bus.types import Frame
 from edge_bus.zoo import Manifest, resolve_model
+
+if TYPE_CHECKING:
+    from firmware_bridge import HostBridge
 
 ProgressFn = Callable[[int, int | None], None]
 log = logging.getLogger("edge_bus")
@@ -78,7 +82,7 @@ class Pipeline:
     outputs: OutputStage
     files: RunFiles
     metrics: StageMetrics
-    bridge: Any | None
+    bridge: HostBridge | None
     live: bool
     display: DisplayWindow | None = None
     # genlocked runs: FRAME_META passed over to pair a frame with the newest (after a link gap)
@@ -148,9 +152,9 @@ def compose(config: StreamConfig, source: FrameSource | None = None,
         post = Postprocessor(manifest, PostprocessConfig(operating_point=config.operating_point, smoothing=smoothing))
         metrics = StageMetrics(["decode", "preprocess", "infer", "postprocess", "render", "write"])
         op = post.op.name
-        on_result = _result_sender(bridge) if bridge is not None else None
         outputs = OutputStage(post, renderer or OverlayRenderer(), files.framelog, files.video, metrics, op,
-                              ordered=not live, on_result=on_result, display=display,
+                              ordered=not live, result_sinks=[BridgeResultSink(bridge)] if bridge else (),
+                              display=display,
                               warm_up_size=(info.width, info.height))
         engine.set_callback(outputs.done)
         # independent stills (a folder, a single-frame DICOM) each get their own scan area; video keeps
@@ -169,28 +173,6 @@ def _warm_up(engine: Engine, manifest: Manifest) -> None:
     renderer warms up on the outputs thread: OpenCV's first draw costs ~30 ms once per thread.)"""
     spec = manifest.input
     engine.infer(np.zeros((1, spec.channels, spec.height, spec.width), np.float32))
-
-
-def _result_sender(bridge: Any) -> Callable[[Frame, Prediction], None]:
-    """RESULT per frame (PROTOCOL.md): label 0/1/2, malignancy (0 without a lesion), lesion area in mm²
-    (from the frame's pixel spacing, else the probe depth over the frame height), bbox as x0, y0, x1, y1."""
-    labels = {"normal": 0, "benign": 1, "malignant": 2}
-
-    def send(frame: Frame, pred: Prediction) -> None:
-        if frame.hw is None:
-            return
-        h, w = frame.pixels.shape[:2]
-        if frame.pixel_spacing_mm is not None:
-            px_mm2 = frame.pixel_spacing_mm[0] * frame.pixel_spacing_mm[1]
-        else:
-            px_mm2 = (frame.hw.depth_mm / h) ** 2 if frame.hw.depth_mm > 0 else 0.0
-        area = pred.mask_area * h * w * px_mm2
-        box = None if pred.bbox is None else (pred.bbox[0], pred.bbox[1], pred.bbox[0] + pred.bbox[2],
-                                              pred.bbox[1] + pred.bbox[3])
-        bridge.send_result(frame.hw.device_frame, labels.get(pred.label, 0), pred.malignancy if pred.lesion else 0.0,
-                           area, box)
-
-    return send
 
 
 def _submit(p: Pipeline, seq: int, frame: Frame, decode_ms: float) -> None:

@@ -71,3 +71,15 @@ def test_device_alerts_are_logged_counted_and_reported(tmp_path: Path, caplog: p
     assert events["alerts"] == len(events["last_alerts"]) and events["last_alerts"][0]["code"] == "MALIGNANT_PERSISTENT"
     assert any("ALERT from the device: MALIGNANT_PERSISTENT" in m for m in caplog.messages)
     assert "ALERT(s)" in (out / "report.html").read_text()
+
+
+def test_a_result_sink_added_at_start_keeps_the_boards_result_sender(tmp_path: Path) -> None:
+    """golden.record_stream replaced the pipeline's result callback with its own, so with a bridge no
+    RESULT reached the board: both sinks now get every frame (the board's ALERTs prove it got RESULTs)."""
+    from edge_bus.golden import record_stream
+
+    config = build_config(source="demo", bridge="sim://?seed=4&alert_frames=3", max_frames=120,
+                          out=tmp_path / "o", video=False, operating_point="sensitive", smoothing=0.0)
+    result, items = record_stream(config)
+    assert len(items) == result.frames > 0
+    assert result.latency["bridge"]["device_events"]["alerts"] >= 1
