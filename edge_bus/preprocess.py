@@ -106,6 +106,13 @@ class Preprocessor:
     def preprocess(self, pixels: np.ndarray) -> tuple[np.ndarray, PreprocessMeta]:
         if pixels.ndim not in (2, 3) or min(pixels.shape[:2], default=0) < 1:
             raise SourceError(f"a frame of shape {list(pixels.shape)} holds no image — check the source")
+        # a frame source of one's own can hand over anything: refused here with one line, not as a
+        # cv2.error or a ValueError from the renderer (run_stream raises only EdgeBusErrors)
+        if pixels.ndim == 3 and pixels.shape[2] not in (1, 3, 4):
+            raise SourceError(f"a frame with {pixels.shape[2]} channels: frames are gray, BGR or BGRA — "
+                              "check the source")
+        if pixels.dtype != np.uint8:
+            raise SourceError(f"a frame of dtype {pixels.dtype}: frames are 8-bit (uint8) — convert them in the source")
         gray = to_gray(pixels)
         roi = self.roi_for(gray)
         self._count += 1

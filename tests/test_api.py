@@ -199,6 +199,23 @@ def test_an_empty_frame_is_a_source_error(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "run" / "latency.json").read_text())["ended"] == "error"
 
 
+@pytest.mark.parametrize(("pixels", "message"), [
+    (np.zeros((64, 64, 2), np.uint8), "a frame with 2 channels"),
+    (np.zeros((64, 64), np.float32), "a frame of dtype float32"),
+    (np.zeros((64, 64, 3), np.uint16), "a frame of dtype uint16"),
+])
+def test_a_frame_the_pipeline_cannot_read_is_a_source_error(tmp_path: Path, pixels: np.ndarray, message: str) -> None:
+    """A 2-channel frame from a source of one's own raised cv2.error out of run_stream."""
+    class Odd(GrabberSource):
+        def __next__(self) -> Frame:
+            return make_frame(0, pixels, 0.0)
+
+    with pytest.raises(SourceError, match=message):
+        run_stream(StreamConfig(source="grabber", out=tmp_path / "run", video=False), source=Odd(3),
+                   handle_signals=False)
+    assert json.loads((tmp_path / "run" / "latency.json").read_text())["ended"] == "error"
+
+
 def test_stage_settings_and_paths_raise_config_errors(tmp_path: Path) -> None:
     from edge_bus import EngineConfig, PostprocessConfig, open_source
 
