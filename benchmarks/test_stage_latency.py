@@ -14,7 +14,7 @@ import pytest
 
 from edge_bus.bench_gates import FRAME_BUDGET_MS, STAGE_SHARES, Gate, stage_gates
 from edge_bus.bench_measure import Timing
-from edge_bus.bench_stream import measure_stages
+from edge_bus.bench_stream import cycle, measure_stages
 from edge_bus.config import StreamConfig
 from edge_bus.engines import Engine
 from edge_bus.postprocess import PostprocessConfig, Postprocessor
@@ -53,18 +53,9 @@ def stage_inputs(cine_clips: list[Path], manifest: Manifest, engines: dict[str, 
     return StageInputs(clip, frames, [m for _, m in prepared], outputs, preds, overlays, hud)
 
 
-def _cycling(items: list, fn: Callable) -> Callable[[], object]:
-    state = [0]
-
-    def call() -> object:
-        state[0] += 1
-        return fn(items[state[0] % len(items)])
-
-    return call
-
-
-def _bench(benchmark, profile, record, stage: str, fn: Callable[[], object]) -> None:
-    benchmark.pedantic(fn, rounds=profile.stage_rounds, warmup_rounds=5, iterations=1)
+def _bench(benchmark, profile, record, stage: str, fn: Callable[[], object]) -> object:
+    """Time ``fn``; the last call's result, for the test to check that the stage did its work."""
+    last = benchmark.pedantic(fn, rounds=profile.stage_rounds, warmup_rounds=5, iterations=1)
     record(
         benchmark,
         stage=stage,
@@ -72,40 +63,42 @@ def _bench(benchmark, profile, record, stage: str, fn: Callable[[], object]) -> 
         frame_budget_ms=round(FRAME_BUDGET_MS, 3),
         profile=profile.name,
     )
+    return last
 
 
 def test_stage_decode(benchmark, stage_inputs: StageInputs, profile, record) -> None:
     with open_source(str(stage_inputs.clip), loop=True) as src:
-        _bench(benchmark, profile, record, "decode", lambda: next(src))
+        frame = _bench(benchmark, profile, record, "decode", lambda: next(src))
+    assert isinstance(frame, Frame) and frame.pixels.shape == stage_inputs.frames[0].pixels.shape
 
 
 def test_stage_preprocess(benchmark, stage_inputs: StageInputs, manifest: Manifest, profile, record) -> None:
     pre = Preprocessor(manifest.input)
-    _bench(benchmark, profile, record, "preprocess", _cycling(stage_inputs.frames, lambda f: pre.preprocess(f.pixels)))
+    out = _bench(benchmark, profile, record, "preprocess",
+                 cycle(stage_inputs.frames, lambda f: pre.preprocess(f.pixels)))
+    assert isinstance(out, tuple) and out[0].shape == (1, manifest.input.channels, manifest.input.height,
+                                                          manifest.input.width)
 
 
 def test_stage_postprocess(benchmark, stage_inputs: StageInputs, manifest: Manifest, profile, record) -> None:
     post = Postprocessor(manifest, PostprocessConfig(smoothing=StreamConfig().smoothing))
     pairs = list(zip(stage_inputs.outputs, stage_inputs.metas, strict=True))
-    _bench(benchmark, profile, record, "postprocess", _cycling(pairs, lambda om: post.postprocess(om[0], om[1])))
+    pred = _bench(benchmark, profile, record, "postprocess", cycle(pairs, lambda om: post.postprocess(om[0], om[1])))
+    assert isinstance(pred, Prediction) and pred.mask.shape == stage_inputs.frames[0].pixels.shape[:2]
 
 
 def test_stage_render(benchmark, stage_inputs: StageInputs, profile, record) -> None:
     renderer = OverlayRenderer()
     pairs = list(zip(stage_inputs.frames, stage_inputs.preds, strict=True))
-    _bench(
-        benchmark,
-        profile,
-        record,
-        "render",
-        _cycling(pairs, lambda fp: renderer.render(fp[0], fp[1], stage_inputs.hud)),
-    )
+    overlay = _bench(benchmark, profile, record, "render",
+                     cycle(pairs, lambda fp: renderer.render(fp[0], fp[1], stage_inputs.hud)))
+    assert isinstance(overlay, np.ndarray) and overlay.shape[:2] == stage_inputs.frames[0].pixels.shape[:2]
 
 
 def test_stage_write(benchmark, stage_inputs: StageInputs, profile, record, tmp_path: Path) -> None:
     h, w = stage_inputs.overlays[0].shape[:2]
     with VideoSink(tmp_path / "write.mp4", 30.0, (w, h)) as sink:
-        _bench(benchmark, profile, record, "write", _cycling(stage_inputs.overlays, sink.write))
+        _bench(benchmark, profile, record, "write", cycle(stage_inputs.overlays, sink.write))
     assert sink.frames > 0
 
 

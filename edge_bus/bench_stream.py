@@ -55,7 +55,8 @@ STAGES = ("decode", "preprocess", "postprocess", "render", "write")
 T = TypeVar("T")
 
 
-def _cycle(items: Sequence[T], fn: Callable[[T], object]) -> Callable[[], object]:
+def cycle(items: Sequence[T], fn: Callable[[T], object]) -> Callable[[], object]:
+    """A no-argument call that applies ``fn`` to the next of ``items`` each time, round and round."""
     state = [0]
 
     def call() -> object:
@@ -111,12 +112,12 @@ def measure_stages(
         try:
             calls = {
                 "decode": lambda: next(decode_src),
-                "preprocess": _cycle(frames, lambda f: timed_pre.preprocess(f.pixels)),
-                "postprocess": _cycle(
+                "preprocess": cycle(frames, lambda f: timed_pre.preprocess(f.pixels)),
+                "postprocess": cycle(
                     list(zip(outputs, prepared, strict=True)), lambda op: timed_post.postprocess(op[0], op[1][1])
                 ),
-                "render": _cycle(list(zip(frames, preds, strict=True)), lambda fp: renderer.render(fp[0], fp[1], hud)),
-                "write": _cycle(overlays, sink.write),
+                "render": cycle(list(zip(frames, preds, strict=True)), lambda fp: renderer.render(fp[0], fp[1], hud)),
+                "write": cycle(overlays, sink.write),
             }
             samples = sample_interleaved(calls, seconds_each, burst=20, settle=3)
         finally:
