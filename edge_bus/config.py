@@ -70,7 +70,6 @@ class StreamConfig:
     video: bool = True
     display: bool = False
     bridge: str | None = None
-    progress: bool = True
 
     def __post_init__(self) -> None:
         """Accept what Python code naturally passes: a str or os.PathLike ``out``, a Path ``source`` /

@@ -12,7 +12,7 @@ Nothing here imports torch or a runtime: training and ``edge-bus eval`` share th
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,11 +170,3 @@ def read_busbra(
 
 def _glob_escape(stem: str) -> str:
     return stem.replace("[", "[[]").replace("*", "[*]").replace("?", "[?]")
-
-
-def split_counts(items: Sequence[LabeledImage]) -> dict[str, int]:
-    """Number of images per class, for reports."""
-    out = {c: 0 for c in CLASSES}
-    for it in items:
-        out[it.label] += 1
-    return out

@@ -87,10 +87,3 @@ def choose_operating_points(scores: np.ndarray, positive: np.ndarray, target: fl
         "balanced": max(rates, key=lambda r: (r.sensitivity + r.specificity - 1.0, -abs(r.threshold - 0.5))),
         "specific": max(spec_ok, key=lambda r: (r.sensitivity, -r.threshold)),
     }
-
-
-def class_probs(presence_logit: np.ndarray, malignancy_logit: np.ndarray) -> np.ndarray:
-    """[..., 3] probabilities (normal, benign, malignant) from the two-logit head."""
-    p = 1.0 / (1.0 + np.exp(-np.asarray(presence_logit, dtype=np.float64)))
-    m = 1.0 / (1.0 + np.exp(-np.asarray(malignancy_logit, dtype=np.float64)))
-    return np.stack([1.0 - p, p * (1.0 - m), p * m], axis=-1)

@@ -72,7 +72,7 @@ def test_own_source_own_style_and_a_stop_event(tmp_path: Path) -> None:
 
     source = GrabberSource(50)
     style = OverlayStyle(alpha=0.2, contour_thickness=1)
-    result = run_stream(StreamConfig(source="grabber", out=tmp_path / "run", video=True, progress=False),
+    result = run_stream(StreamConfig(source="grabber", out=tmp_path / "run", video=True),
                         progress, source=source, renderer=OverlayRenderer(style), stop=stop, handle_signals=False)
     assert result.stopped and 5 <= result.frames < 50
     assert source.closed  # the pipeline owns the source it was given

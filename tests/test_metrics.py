@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_bus.metrics import choose_operating_points, class_probs, dice, iou, rates_at, roc_auc
+from edge_bus.metrics import choose_operating_points, dice, iou, rates_at, roc_auc
 
 
 def test_dice_and_iou() -> None:
@@ -41,12 +41,6 @@ def test_rates_and_operating_points() -> None:
     j = ops["balanced"].sensitivity + ops["balanced"].specificity
     assert j >= max(o.sensitivity + o.specificity for o in ops.values()) - 1e-12
     assert ops["sensitive"].threshold <= ops["balanced"].threshold <= ops["specific"].threshold
-
-
-def test_class_probs_sum_to_one() -> None:
-    p = class_probs(np.array([2.0, -1.0]), np.array([0.5, 3.0]))
-    np.testing.assert_allclose(p.sum(axis=-1), 1.0)
-    assert p[0, 0] < 0.2 and p[1, 0] > 0.7
 
 
 def test_eval_limit_spreads_over_every_class() -> None:

@@ -109,8 +109,8 @@ def test_each_still_gets_its_own_scan_area(tmp_path: Path) -> None:
     folder.mkdir()
     cv2.imwrite(str(folder / "1.png"), cv2.resize(frame, (100, 80)))
     cv2.imwrite(str(folder / "2.png"), frame)
-    run_stream(build_config(source=str(folder), out=tmp_path / "both", video=False, progress=False))
-    run_stream(build_config(source=str(folder / "2.png"), out=tmp_path / "alone", video=False, progress=False))
+    run_stream(build_config(source=str(folder), out=tmp_path / "both", video=False))
+    run_stream(build_config(source=str(folder / "2.png"), out=tmp_path / "alone", video=False))
     both = [json.loads(line) for line in (tmp_path / "both" / "frames.jsonl").read_text().splitlines()]
     assert [r["file"] for r in both] == ["1.png", "2.png"]  # each row names its image
     after_small = both[1]

@@ -10,7 +10,6 @@ from rich.markup import escape
 
 from edge_bus.cli.common import console, fail, run_or_exit
 from edge_bus.config import build_config
-from edge_bus.errors import ConfigError
 from edge_bus.types import ROI
 
 
@@ -89,14 +88,11 @@ def stream(
             width, height = (int(v) for v in capture_size.lower().split("x"))
         except ValueError:
             raise fail(f"--capture-size must be WxH, e.g. 1280x720, got {capture_size!r}", 2) from None
-    try:
-        cfg = run_or_exit(
-            build_config, config, source=source, model=model, backend=backend, device=device, precision=precision,
-            operating_point=operating_point, out=out, loop=loop, max_frames=max_frames, realtime=realtime,
-            roi=_roi(roi), smoothing=smoothing, video=video, display=display, bridge=bridge, requests=requests,
-            capture_width=width, capture_height=height, capture_fps=capture_fps)
-    except ConfigError as exc:  # pragma: no cover - run_or_exit converts it
-        raise fail(str(exc), 2) from None
+    cfg = run_or_exit(
+        build_config, config, source=source, model=model, backend=backend, device=device, precision=precision,
+        operating_point=operating_point, out=out, loop=loop, max_frames=max_frames, realtime=realtime,
+        roi=_roi(roi), smoothing=smoothing, video=video, display=display, bridge=bridge, requests=requests,
+        capture_width=width, capture_height=height, capture_fps=capture_fps)
     from edge_bus.cli.progress import stream_with_progress
 
     result = run_or_exit(stream_with_progress, cfg, quiet=quiet)

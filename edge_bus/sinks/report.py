@@ -29,10 +29,6 @@ from edge_bus.types import FrameRecord
 __all__ = ["FrameSeries", "ReportData", "SeriesBuilder", "Verdict", "render_report", "write_report"]
 
 
-def _f64(values: Iterable[float] | np.ndarray) -> np.ndarray:
-    return np.asarray(values if isinstance(values, np.ndarray) else list(values), dtype=np.float64)
-
-
 @dataclass(frozen=True, eq=False)
 class FrameSeries:
     """Per-frame numbers for the plots; all arrays have one entry per processed frame.

@@ -1,7 +1,7 @@
 """Run telemetry: latency statistics, FPS, and hardware facts."""
 
 from edge_bus.telemetry.hardware import HardwareFacts, free_disk_gb, hardware_facts, openvino_devices
-from edge_bus.telemetry.stats import END_TO_END, GLASS_TO_GLASS, FpsMeter, LatencyStats, StageMetrics, Stopwatch
+from edge_bus.telemetry.stats import END_TO_END, GLASS_TO_GLASS, FpsMeter, LatencyStats, StageMetrics
 
 __all__ = [
     "END_TO_END",
@@ -10,7 +10,6 @@ __all__ = [
     "FpsMeter",
     "LatencyStats",
     "StageMetrics",
-    "Stopwatch",
     "free_disk_gb",
     "hardware_facts",
     "openvino_devices",

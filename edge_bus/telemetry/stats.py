@@ -10,8 +10,7 @@ import math
 import time
 from array import array
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -24,7 +23,6 @@ __all__ = [
     "FpsMeter",
     "LatencyStats",
     "StageMetrics",
-    "Stopwatch",
 ]
 
 END_TO_END = "end_to_end"
@@ -81,40 +79,6 @@ class LatencyStats:
         }
 
 
-class Stopwatch:
-    """``with Stopwatch() as sw: ...`` then ``sw.ms``; or ``sw = Stopwatch.start(); ...; sw.stop()``."""
-
-    __slots__ = ("_t0", "_t1")
-
-    def __init__(self) -> None:
-        self._t0 = time.perf_counter()
-        self._t1: float | None = None
-
-    @classmethod
-    def start(cls) -> Stopwatch:
-        return cls()
-
-    def stop(self) -> float:
-        """Stop (first call only) and return the elapsed milliseconds."""
-        if self._t1 is None:
-            self._t1 = time.perf_counter()
-        return self.ms
-
-    @property
-    def ms(self) -> float:
-        """Elapsed milliseconds: up to :meth:`stop`, or up to now while running."""
-        end = self._t1 if self._t1 is not None else time.perf_counter()
-        return (end - self._t0) * 1000.0
-
-    def __enter__(self) -> Stopwatch:
-        self._t0 = time.perf_counter()
-        self._t1 = None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
 class StageMetrics:
     """One :class:`LatencyStats` per named stage, plus ``end_to_end`` (always reported, last).
 
@@ -144,15 +108,6 @@ class StageMetrics:
         self._e2e.add(times.e2e_ms)
         if times.glass_to_glass_ms is not None:
             self._g2g.add(times.glass_to_glass_ms)
-
-    @contextmanager
-    def timed(self, stage: str) -> Iterator[Stopwatch]:
-        """``with metrics.timed("infer"): ...`` adds the block's duration to ``stage`` (even on error)."""
-        sw = Stopwatch()
-        try:
-            yield sw
-        finally:
-            self.add(stage, sw.stop())
 
     @property
     def stages(self) -> list[str]:

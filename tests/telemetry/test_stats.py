@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from edge_bus.telemetry.stats import SUMMARY_KEYS, FpsMeter, LatencyStats, StageMetrics, Stopwatch
+from edge_bus.telemetry.stats import SUMMARY_KEYS, FpsMeter, LatencyStats, StageMetrics
 from edge_bus.types import StageTimes
 
 
@@ -39,16 +39,6 @@ def test_stage_metrics_order_e2e_last_and_g2g_only_when_seen() -> None:
     assert summary["end_to_end"]["count"] == 2 and summary["end_to_end"]["max_ms"] == 9.0
     m.add_times(StageTimes({}, e2e_ms=1.0, glass_to_glass_ms=40.0))
     assert m.summary()["glass_to_glass"]["p50_ms"] == 40.0
-
-
-def test_timed_records_even_when_the_block_raises() -> None:
-    m = StageMetrics()
-    with pytest.raises(RuntimeError), m.timed("infer"):
-        raise RuntimeError("boom")
-    assert len(m["infer"]) == 1 and m["infer"].values()[0] >= 0.0
-    with Stopwatch() as sw:
-        pass
-    assert sw.ms == sw.stop() >= 0.0
 
 
 def test_fps_meter_overall_and_recent() -> None:
