@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from edge_bus.errors import ConfigError
+from edge_bus.imaging import to_bgr
 from edge_bus.types import Frame, Prediction
 
 __all__ = ["BGR", "HudInfo", "OverlayRenderer", "OverlayStyle", "mask_bbox", "to_bgr"]
@@ -108,22 +109,6 @@ def _round_to(x: float, up: bool, digits: int = 3) -> float:
     return (math.ceil(scaled) if up else math.floor(scaled)) / 10**digits
 
 
-def to_bgr(pixels: np.ndarray) -> np.ndarray:
-    """A new BGR uint8 image from gray (HxW, HxWx1), BGR or BGRA pixels of any numeric dtype."""
-    img = pixels
-    if img.dtype != np.uint8:
-        img = cv2.normalize(img, np.empty(img.shape, np.uint8), 0, 255, cv2.NORM_MINMAX, cv2.CV_8U)
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    if img.ndim == 3 and img.shape[2] == 1:
-        return cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2BGR)
-    if img.ndim == 3 and img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-    if img.ndim == 3 and img.shape[2] == 3:
-        return img.copy() if img is pixels else img
-    raise ValueError(f"can't render a frame of shape {pixels.shape}")
-
-
 def _binary_u8(mask: np.ndarray) -> np.ndarray:
     """0/1 uint8 (a free view for bool masks); float masks are probabilities, cut at 0.5."""
     if mask.dtype == np.bool_:
@@ -159,7 +144,7 @@ class OverlayRenderer:
     # ------------------------------------------------------------------ public
     def render(self, frame: Frame, prediction: Prediction, hud: HudInfo) -> np.ndarray:
         """A new BGR uint8 image at frame size with the overlay drawn on it."""
-        canvas = to_bgr(frame.pixels)
+        canvas = to_bgr(frame.pixels, copy=True)
         h, w = canvas.shape[:2]
         layout = self._layout_for(w, h)
         color = self.style.label_color(prediction.label)

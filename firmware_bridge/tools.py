@@ -41,12 +41,16 @@ __all__ = [
 
 
 def percentile(values: list[float] | tuple[float, ...], q: float) -> float:
-    """The ``q``-th percentile (0..100), nearest-rank on sorted values."""
+    """The ``q``-th percentile (0..100), interpolated linearly between the two nearest ranks: the
+    definition of ``numpy.percentile`` and of every ``p99_ms`` in latency.json and ``edge-bus bench``,
+    so a ``device ping`` p99 and a stream's p99 are the same statistic."""
     if not values:
         raise ValueError("percentile of no values")
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
+    pos = min(max(q, 0.0), 100.0) / 100.0 * (len(ordered) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from edge_bus.errors import OutputError
-from edge_bus.render import to_bgr
+from edge_bus.imaging import to_bgr
 from edge_bus.sinks.files import ensure_parent, free_bytes, output_error
 
 __all__ = ["VideoSink"]
@@ -102,7 +102,7 @@ class VideoSink:
 
     # ------------------------------------------------------------------ writing
     def write(self, bgr: np.ndarray) -> None:
-        """Add one frame (BGR uint8, or anything :func:`edge_bus.render.to_bgr` accepts)."""
+        """Add one frame (BGR uint8, or anything :func:`edge_bus.imaging.to_bgr` accepts)."""
         if self._error is not None:
             self._reported = True
             raise self._error

@@ -15,8 +15,7 @@ import numpy as np
 from edge_bus.errors import SourceError
 from edge_bus.types import Frame
 
-__all__ = ["check_readable_file", "describe_exc", "make_frame", "natural_key", "open_or_none", "quiet_opencv",
-           "to_bgr_u8"]
+__all__ = ["check_readable_file", "describe_exc", "make_frame", "natural_key", "open_or_none", "quiet_opencv"]
 
 # FFmpeg's decoder prints its own lines ("[msmpeg4v2 @ 0x...] cbpy 1 invalid", "moov atom not found") on
 # stderr, on top of edge-bus's one-line error and through the progress bar; edge-bus reports damage
@@ -65,17 +64,6 @@ def make_frame(
         decode_ms=decode_ms,
         file=file,
     )
-
-
-def to_bgr_u8(img: np.ndarray) -> np.ndarray:
-    """Gray / BGR / BGRA uint8 → contiguous BGR uint8 HxWx3 (every source yields this)."""
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    if img.shape[2] == 1:
-        return cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2BGR)
-    if img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-    return np.ascontiguousarray(img)
 
 
 def check_readable_file(path: Path, what: str, hint: str) -> None:

@@ -17,7 +17,8 @@ from pathlib import Path
 import cv2
 
 from edge_bus.errors import SourceError
-from edge_bus.sources._common import make_frame, natural_key, open_or_none, quiet_opencv, to_bgr_u8
+from edge_bus.imaging import to_bgr
+from edge_bus.sources._common import make_frame, natural_key, open_or_none, quiet_opencv
 from edge_bus.sources.base import FrameSource, SourceInfo
 from edge_bus.types import Frame
 
@@ -124,7 +125,7 @@ class CaptureSource(FrameSource):
             except cv2.error:
                 ok = False
             if ok and img is not None:
-                pixels = to_bgr_u8(img)
+                pixels = to_bgr(img)
                 frame = make_frame(self._index, pixels, t_grab - self._t0, t_capture=t_grab,
                                    decode_ms=(time.perf_counter() - t_grab) * 1e3)
                 self._index += 1

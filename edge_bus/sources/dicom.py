@@ -26,7 +26,8 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_color_lut, apply_voi_lut, get_decoder, iter_pixels
 
 from edge_bus.errors import SourceEndedEarly, SourceError
-from edge_bus.sources._common import check_readable_file, describe_exc, make_frame, to_bgr_u8
+from edge_bus.imaging import to_bgr
+from edge_bus.sources._common import check_readable_file, describe_exc, make_frame
 from edge_bus.sources.base import FrameSource, SourceInfo
 from edge_bus.types import Frame
 
@@ -138,7 +139,7 @@ def _to_bgr(arr: np.ndarray, ds: Dataset, photometric: str) -> np.ndarray:
         return cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
     if photometric == "MONOCHROME1":
         arr = 255 - arr
-    return to_bgr_u8(arr)
+    return to_bgr(arr)
 
 
 def _open(path: Path) -> Dataset:

@@ -24,7 +24,8 @@ import cv2
 import numpy as np
 
 from edge_bus.errors import SourceEndedEarly, SourceError
-from edge_bus.sources._common import make_frame, natural_key, to_bgr_u8
+from edge_bus.imaging import to_bgr
+from edge_bus.sources._common import make_frame, natural_key
 from edge_bus.sources.base import FrameSource, SourceInfo
 from edge_bus.sources.dicom import DICOM_SUFFIXES, DicomSource, acquisition_order
 from edge_bus.types import Frame
@@ -54,7 +55,7 @@ def _read(path: Path) -> np.ndarray | None:
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     except cv2.error:
         return None
-    return None if img is None else to_bgr_u8(img)
+    return None if img is None else to_bgr(img)
 
 
 def _has_images(folder: Path) -> bool:

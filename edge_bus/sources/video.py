@@ -23,7 +23,8 @@ from typing import NoReturn
 import cv2
 
 from edge_bus.errors import SourceEndedEarly, SourceError
-from edge_bus.sources._common import check_readable_file, make_frame, open_or_none, quiet_opencv, to_bgr_u8
+from edge_bus.imaging import to_bgr
+from edge_bus.sources._common import check_readable_file, make_frame, open_or_none, quiet_opencv
 from edge_bus.sources.base import FrameSource, SourceInfo
 from edge_bus.types import Frame
 
@@ -102,7 +103,7 @@ class VideoSource(FrameSource):
             nominal = self._index / self._fps if self._fps else float(self._index)
             t = max(nominal, self._last_t + 1e-6)
         self._last_t = t
-        frame = make_frame(self._index, to_bgr_u8(img), t)
+        frame = make_frame(self._index, to_bgr(img), t)
         self._index += 1
         return frame
 
