@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from edge_bus.errors import ConfigError, ModelError
+from edge_bus.zoo import HEADS
 
 __all__ = ["HEADS", "OnnxContract", "check_outputs", "inspect_onnx", "mask_producer"]
 
@@ -32,10 +33,6 @@ _SQUASHING_OPS = frozenset({"Sigmoid", "Softmax", "HardSigmoid", "LogSoftmax"})
 #: ops that only move values around, looked through when finding what made the mask
 _PASS_THROUGH_OPS = frozenset({"Identity", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Resize", "Upsample",
                                "Flatten", "Slice", "Concat", "Cast"})
-
-#: class heads and their number of logits
-HEADS = {"presence_malignancy": 2, "softmax3": 3}
-
 
 @dataclass(frozen=True)
 class OnnxContract:

@@ -24,7 +24,8 @@ from edge_bus.preprocess import InputSpec
 ZOO_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = "emt_net"
 MANIFEST = "manifest.json"
-HEAD_TYPES = ("presence_malignancy", "softmax3")
+#: class heads a manifest can name, and their number of class logits
+HEADS = {"presence_malignancy": 2, "softmax3": 3}
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,8 @@ def parse_manifest(data: dict[str, Any], folder: Path) -> Manifest:
             raise ModelError(f"manifest in {folder}: only NCHW inputs are supported, got {inp.get('layout')} {shape}")
         outs = data["outputs"]
         head = data.get("head", "presence_malignancy")
-        if head not in HEAD_TYPES:
-            raise ModelError(f"manifest in {folder}: unknown head {head!r}; valid: {', '.join(HEAD_TYPES)}")
+        if head not in HEADS:
+            raise ModelError(f"manifest in {folder}: unknown head {head!r}; valid: {', '.join(HEADS)}")
         thresholds = data.get("thresholds", {})
         ops = {
             name: OperatingPoint(name, float(op["threshold"]), op.get("val_sensitivity"), op.get("val_specificity"))

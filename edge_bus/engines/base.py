@@ -24,9 +24,8 @@ from types import TracebackType
 import numpy as np
 
 from edge_bus.errors import ConfigError, EngineError, ModelError
-from edge_bus.onnx_contract import HEADS
 from edge_bus.types import ModelOutputs
-from edge_bus.zoo import Manifest
+from edge_bus.zoo import HEADS, Manifest
 
 Callback = Callable[[object, ModelOutputs], None]
 
@@ -158,7 +157,7 @@ class Engine(ABC):
             raise ModelError(f"model {self.manifest.name}: mask output {self.manifest.mask_output} has shape "
                              f"{list(mask.shape)}, edge-bus needs [1, 1, h, w] logits — re-make the model folder "
                              "with edge-bus models quantize, which checks this")
-        want = HEADS.get(self.manifest.head, 2)
+        want = HEADS[self.manifest.head]  # the manifest's head was checked when it was read
         if logits.size != want:
             raise ModelError(f"model {self.manifest.name}: class output {self.manifest.class_output} has "
                              f"{logits.size} values, its manifest's head {self.manifest.head} needs {want}")
