@@ -32,9 +32,9 @@ from edge_bus.pipeline import RunResult, run_stream
 from edge_bus.postprocess import PostprocessConfig, Postprocessor
 from edge_bus.preprocess import Preprocessor
 from edge_bus.render import HudInfo, OverlayRenderer
-from edge_bus.sinks.report import FrameSeries
 from edge_bus.sinks.video import VideoSink
 from edge_bus.sources import open_source
+from edge_bus.telemetry.series import FrameSeries
 from edge_bus.zoo import Manifest
 
 __all__ = [

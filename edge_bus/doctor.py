@@ -38,8 +38,8 @@ from edge_bus.doctor_checks import (
 from edge_bus.errors import ConfigError, EdgeBusError, OutputError
 from edge_bus.golden import Golden, compare_golden, golden_path, model_fingerprint, run_demo
 from edge_bus.pipeline import run_stream
-from edge_bus.sinks.report import FrameSeries
 from edge_bus.telemetry.hardware import hardware_facts, openvino_devices
+from edge_bus.telemetry.series import FrameSeries
 from edge_bus.zoo import Manifest, resolve_model
 
 __all__ = [

@@ -19,8 +19,8 @@ from edge_bus.errors import EdgeBusError, OutputError
 from edge_bus.postprocess import Postprocessor
 from edge_bus.render import HudInfo, OverlayRenderer
 from edge_bus.sinks.framelog import FrameLog
-from edge_bus.sinks.report import SeriesBuilder
 from edge_bus.sinks.video import VideoSink
+from edge_bus.telemetry.series import SeriesBuilder
 from edge_bus.telemetry.stats import FpsMeter, StageMetrics
 from edge_bus.types import Frame, FrameRecord, ModelOutputs, Prediction, PreprocessMeta, StageTimes
 

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 from edge_bus.errors import EdgeBusError, Interrupted, OutputError
 from edge_bus.sinks.files import output_error
 from edge_bus.sinks.framelog import FrameLog
-from edge_bus.sinks.report import ReportData, write_report
-from edge_bus.sinks.report import Verdict as ReportVerdict
+from edge_bus.sinks.report import ReportData, VerdictBadge, write_report
 from edge_bus.sinks.video import VideoSink
 from edge_bus.summary import clip_verdict, write_latency_json
 from edge_bus.telemetry.hardware import hardware_facts
@@ -130,7 +129,7 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
     write_report(p.files.out_dir / "report.html", ReportData(
         title=f"edge-bus stream — {info.name}", summary=summary, latency=latency["stages"],
         hardware=latency["hardware"], series=series,
-        verdict=ReportVerdict(verdict.label, verdict.confidence,
+        verdict=VerdictBadge(verdict.label, verdict.confidence,
                               f"lesion in {verdict.lesion_frames} of {verdict.frames} frames"),
         malignancy_threshold=op.threshold, notes=notes, e2e_stages=e2e_stages(info.kind)))
     if close_errors:

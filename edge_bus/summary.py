@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from edge_bus.sinks.files import atomic_write_text
-from edge_bus.sinks.report import FrameSeries
+from edge_bus.telemetry.series import FrameSeries
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,13 @@
 
 from edge_bus.sinks.files import atomic_write_text, output_error
 from edge_bus.sinks.framelog import FrameLog
-from edge_bus.sinks.report import FrameSeries, ReportData, SeriesBuilder, Verdict, render_report, write_report
+from edge_bus.sinks.report import ReportData, VerdictBadge, render_report, write_report
 from edge_bus.sinks.video import VideoSink
 
 __all__ = [
     "FrameLog",
-    "FrameSeries",
     "ReportData",
-    "SeriesBuilder",
-    "Verdict",
+    "VerdictBadge",
     "VideoSink",
     "atomic_write_text",
     "output_error",

@@ -1,7 +1,6 @@
 """report.html: one self-contained file (inline CSS and SVG, no scripts, no external resources).
 
-Build a :class:`FrameSeries` while running (:class:`SeriesBuilder`, a few numbers per frame) or
-afterwards from frames.jsonl (:meth:`FrameSeries.from_jsonl`), put it with the run's summary,
+Put a :class:`~edge_bus.telemetry.series.FrameSeries` (the few numbers per frame) with the run's summary,
 latency and hardware facts into a :class:`ReportData` and call :func:`write_report`. The file is
 written atomically: a crash never leaves half a report.
 """
@@ -9,164 +8,24 @@ written atomically: a crash never leaves half a report.
 from __future__ import annotations
 
 import datetime as _dt
-import json
-import math
 import os
-from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
-import numpy as np
-
 from edge_bus import __version__
 from edge_bus.sinks import charts
-from edge_bus.sinks.files import atomic_write_text, output_error
+from edge_bus.sinks.files import atomic_write_text
 from edge_bus.sinks.svg import fmt_num
-from edge_bus.types import FrameRecord
+from edge_bus.telemetry.series import FrameSeries
 
-__all__ = ["FrameSeries", "ReportData", "SeriesBuilder", "Verdict", "render_report", "write_report"]
-
-
-@dataclass(frozen=True, eq=False)
-class FrameSeries:
-    """Per-frame numbers for the plots; all arrays have one entry per processed frame.
-
-    Stage times are NaN for frames where a stage did not run; ``glass_to_glass_ms`` is ``None``
-    when no frame had it (NaN per frame where unknown).
-    """
-
-    frame: np.ndarray
-    e2e_ms: np.ndarray
-    stages_ms: Mapping[str, np.ndarray]
-    label: tuple[str, ...]
-    malignancy: np.ndarray
-    lesion: np.ndarray
-    glass_to_glass_ms: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        n = len(self.frame)
-        lengths = {"e2e_ms": len(self.e2e_ms), "label": len(self.label), "malignancy": len(self.malignancy)}
-        lengths |= {"lesion": len(self.lesion), **{f"stages_ms[{k}]": len(v) for k, v in self.stages_ms.items()}}
-        if self.glass_to_glass_ms is not None:
-            lengths["glass_to_glass_ms"] = len(self.glass_to_glass_ms)
-        wrong = {k: v for k, v in lengths.items() if v != n}
-        if wrong:
-            raise ValueError(f"FrameSeries: {n} frames but {wrong}")
-
-    def __len__(self) -> int:
-        return len(self.frame)
-
-    @classmethod
-    def empty(cls) -> FrameSeries:
-        return SeriesBuilder().build()
-
-    @classmethod
-    def from_records(cls, records: Iterable[FrameRecord]) -> FrameSeries:
-        builder = SeriesBuilder()
-        for r in records:
-            builder.add(r)
-        return builder.build()
-
-    @classmethod
-    def from_jsonl(cls, path: str | os.PathLike[str]) -> FrameSeries:
-        """Read a frames.jsonl; an incomplete or broken line (a crash mid-write) is skipped."""
-        builder = SeriesBuilder()
-        try:
-            with open(path, encoding="utf-8") as fh:
-                for line in fh:
-                    try:
-                        obj = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue
-                    if isinstance(obj, dict):
-                        builder.add_json(obj)
-        except OSError as exc:
-            raise output_error(path, exc, "check the run folder") from None
-        return builder.build()
-
-
-class SeriesBuilder:
-    """Collects the few numbers per frame the report needs (not the frames): ~60 bytes a frame."""
-
-    def __init__(self) -> None:
-        self._frame: array[int] = array("q")
-        self._e2e: array[float] = array("d")
-        self._mal: array[float] = array("d")
-        self._lesion: array[int] = array("b")
-        self._g2g: array[float] = array("d")
-        self._any_g2g = False
-        self._label: list[str] = []
-        self._stages: dict[str, array[float]] = {}
-
-    def __len__(self) -> int:
-        return len(self._frame)
-
-    def add(self, record: FrameRecord) -> None:
-        p, t = record.prediction, record.times
-        self.add_values(record.frame.index, t.e2e_ms, t.stages_ms, p.label, p.malignancy, p.lesion, t.glass_to_glass_ms)
-
-    def add_json(self, obj: Mapping[str, object]) -> None:
-        """Add one frames.jsonl object (the :meth:`FrameRecord.to_json` format)."""
-        stages = obj.get("stages_ms")
-        self.add_values(
-            int(_num(obj.get("frame"), len(self._frame))),
-            _num(obj.get("e2e_ms")),
-            {str(k): _num(v) for k, v in stages.items()} if isinstance(stages, dict) else {},
-            str(obj.get("label", "")),
-            _num(obj.get("malignancy")),
-            bool(obj.get("lesion", False)),
-            None if obj.get("glass_to_glass_ms") is None else _num(obj.get("glass_to_glass_ms")),
-        )
-
-    def add_values(
-        self,
-        frame: int,
-        e2e_ms: float,
-        stages_ms: Mapping[str, float],
-        label: str,
-        malignancy: float,
-        lesion: bool,
-        glass_to_glass_ms: float | None = None,
-    ) -> None:
-        n = len(self._frame)
-        self._frame.append(int(frame))
-        self._e2e.append(float(e2e_ms))
-        self._mal.append(float(malignancy))
-        self._lesion.append(1 if lesion else 0)
-        self._label.append(label)
-        if glass_to_glass_ms is not None:
-            self._any_g2g = True
-        self._g2g.append(math.nan if glass_to_glass_ms is None else float(glass_to_glass_ms))
-        for name, ms in stages_ms.items():
-            col = self._stages.get(name)
-            if col is None:
-                col = self._stages[name] = array("d", [math.nan]) * n
-            col.append(float(ms))
-        for col in self._stages.values():
-            if len(col) == n:  # this frame did not have that stage
-                col.append(math.nan)
-
-    def build(self) -> FrameSeries:
-        return FrameSeries(
-            frame=np.array(self._frame, dtype=np.int64),
-            e2e_ms=np.array(self._e2e, dtype=np.float64),
-            stages_ms={k: np.array(v, dtype=np.float64) for k, v in self._stages.items()},
-            label=tuple(self._label),
-            malignancy=np.array(self._mal, dtype=np.float64),
-            lesion=np.array(self._lesion, dtype=bool),
-            glass_to_glass_ms=np.array(self._g2g, dtype=np.float64) if self._any_g2g else None,
-        )
-
-
-def _num(v: object, default: float = math.nan) -> float:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else default
+__all__ = ["ReportData", "VerdictBadge", "render_report", "write_report"]
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """The run's overall call, shown as a badge: e.g. ``Verdict("malignant", 0.87)``."""
+class VerdictBadge:
+    """The run's overall call, shown as a badge: e.g. ``VerdictBadge("malignant", 0.87)``."""
 
     label: str
     confidence: float | None = None
@@ -188,7 +47,7 @@ class ReportData:
     latency: Mapping[str, Mapping[str, float | int | None]]
     hardware: Mapping[str, object]
     series: FrameSeries = field(default_factory=FrameSeries.empty)
-    verdict: Verdict | None = None
+    verdict: VerdictBadge | None = None
     malignancy_threshold: float | None = None
     notes: Sequence[str] = ()
     generated_at: str = field(default_factory=lambda: _dt.datetime.now().astimezone().isoformat(timespec="seconds"))
@@ -293,7 +152,7 @@ def _tiles(data: ReportData) -> str:
     return f'<div class="tiles">{cells}</div>'
 
 
-def _verdict(v: Verdict | None) -> str:
+def _verdict(v: VerdictBadge | None) -> str:
     if v is None:
         return ""
     color = charts.CLASS_COLORS.get(v.label.lower(), charts.OTHER_COLOR)

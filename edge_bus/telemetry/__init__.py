@@ -1,6 +1,7 @@
 """Run telemetry: latency statistics, FPS, and hardware facts."""
 
 from edge_bus.telemetry.hardware import HardwareFacts, free_disk_gb, hardware_facts, openvino_devices
+from edge_bus.telemetry.series import FrameSeries, SeriesBuilder
 from edge_bus.telemetry.stats import END_TO_END, GLASS_TO_GLASS, FpsMeter, LatencyStats, StageMetrics
 
 __all__ = [
@@ -8,7 +9,9 @@ __all__ = [
     "GLASS_TO_GLASS",
     "HardwareFacts",
     "FpsMeter",
+    "FrameSeries",
     "LatencyStats",
+    "SeriesBuilder",
     "StageMetrics",
     "free_disk_gb",
     "hardware_facts",

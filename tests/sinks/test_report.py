@@ -11,7 +11,8 @@ import pytest
 
 from edge_bus.errors import OutputError
 from edge_bus.sinks.framelog import FrameLog
-from edge_bus.sinks.report import FrameSeries, ReportData, SeriesBuilder, Verdict, render_report, write_report
+from edge_bus.sinks.report import ReportData, VerdictBadge, render_report, write_report
+from edge_bus.telemetry.series import FrameSeries, SeriesBuilder
 from edge_bus.telemetry.stats import StageMetrics
 from edge_bus.types import Frame, FrameRecord, Prediction, StageTimes
 
@@ -42,7 +43,7 @@ def report_data(n: int) -> ReportData:
     return ReportData(
         title="run <clip & co>", summary={"model": "tiny", "frames": n, "fps": 31.25, "dropped": 0},
         latency=metrics.summary(), hardware={"cpu_model": "Test CPU", "isa": {"avx2": True, "amx_int8": False}},
-        series=series, verdict=Verdict("benign", 0.71), malignancy_threshold=0.4, notes=["a note"],
+        series=series, verdict=VerdictBadge("benign", 0.71), malignancy_threshold=0.4, notes=["a note"],
     )  # fmt: skip
 
 

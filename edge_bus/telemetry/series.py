@@ -1,0 +1,156 @@
+"""The few numbers per frame that the report plots and the clip verdict reads (not the frames).
+
+Built while running (:class:`SeriesBuilder`, ~60 bytes a frame), or afterwards from frames.jsonl
+(:meth:`FrameSeries.from_jsonl`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from array import array
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_bus.sinks.files import output_error
+from edge_bus.types import FrameRecord
+
+__all__ = ["FrameSeries", "SeriesBuilder"]
+
+
+@dataclass(frozen=True, eq=False)
+class FrameSeries:
+    """Per-frame numbers for the plots; all arrays have one entry per processed frame.
+
+    Stage times are NaN for frames where a stage did not run; ``glass_to_glass_ms`` is ``None``
+    when no frame had it (NaN per frame where unknown).
+    """
+
+    frame: np.ndarray
+    e2e_ms: np.ndarray
+    stages_ms: Mapping[str, np.ndarray]
+    label: tuple[str, ...]
+    malignancy: np.ndarray
+    lesion: np.ndarray
+    glass_to_glass_ms: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.frame)
+        lengths = {"e2e_ms": len(self.e2e_ms), "label": len(self.label), "malignancy": len(self.malignancy)}
+        lengths |= {"lesion": len(self.lesion), **{f"stages_ms[{k}]": len(v) for k, v in self.stages_ms.items()}}
+        if self.glass_to_glass_ms is not None:
+            lengths["glass_to_glass_ms"] = len(self.glass_to_glass_ms)
+        wrong = {k: v for k, v in lengths.items() if v != n}
+        if wrong:
+            raise ValueError(f"FrameSeries: {n} frames but {wrong}")
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @classmethod
+    def empty(cls) -> FrameSeries:
+        return SeriesBuilder().build()
+
+    @classmethod
+    def from_records(cls, records: Iterable[FrameRecord]) -> FrameSeries:
+        builder = SeriesBuilder()
+        for r in records:
+            builder.add(r)
+        return builder.build()
+
+    @classmethod
+    def from_jsonl(cls, path: str | os.PathLike[str]) -> FrameSeries:
+        """Read a frames.jsonl; an incomplete or broken line (a crash mid-write) is skipped."""
+        builder = SeriesBuilder()
+        try:
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        obj = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    if isinstance(obj, dict):
+                        builder.add_json(obj)
+        except OSError as exc:
+            raise output_error(path, exc, "check the run folder") from None
+        return builder.build()
+
+
+class SeriesBuilder:
+    """Collects the few numbers per frame the report needs (not the frames): ~60 bytes a frame."""
+
+    def __init__(self) -> None:
+        self._frame: array[int] = array("q")
+        self._e2e: array[float] = array("d")
+        self._mal: array[float] = array("d")
+        self._lesion: array[int] = array("b")
+        self._g2g: array[float] = array("d")
+        self._any_g2g = False
+        self._label: list[str] = []
+        self._stages: dict[str, array[float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._frame)
+
+    def add(self, record: FrameRecord) -> None:
+        p, t = record.prediction, record.times
+        self.add_values(record.frame.index, t.e2e_ms, t.stages_ms, p.label, p.malignancy, p.lesion, t.glass_to_glass_ms)
+
+    def add_json(self, obj: Mapping[str, object]) -> None:
+        """Add one frames.jsonl object (the :meth:`FrameRecord.to_json` format)."""
+        stages = obj.get("stages_ms")
+        self.add_values(
+            int(_num(obj.get("frame"), len(self._frame))),
+            _num(obj.get("e2e_ms")),
+            {str(k): _num(v) for k, v in stages.items()} if isinstance(stages, dict) else {},
+            str(obj.get("label", "")),
+            _num(obj.get("malignancy")),
+            bool(obj.get("lesion", False)),
+            None if obj.get("glass_to_glass_ms") is None else _num(obj.get("glass_to_glass_ms")),
+        )
+
+    def add_values(
+        self,
+        frame: int,
+        e2e_ms: float,
+        stages_ms: Mapping[str, float],
+        label: str,
+        malignancy: float,
+        lesion: bool,
+        glass_to_glass_ms: float | None = None,
+    ) -> None:
+        n = len(self._frame)
+        self._frame.append(int(frame))
+        self._e2e.append(float(e2e_ms))
+        self._mal.append(float(malignancy))
+        self._lesion.append(1 if lesion else 0)
+        self._label.append(label)
+        if glass_to_glass_ms is not None:
+            self._any_g2g = True
+        self._g2g.append(math.nan if glass_to_glass_ms is None else float(glass_to_glass_ms))
+        for name, ms in stages_ms.items():
+            col = self._stages.get(name)
+            if col is None:
+                col = self._stages[name] = array("d", [math.nan]) * n
+            col.append(float(ms))
+        for col in self._stages.values():
+            if len(col) == n:  # this frame did not have that stage
+                col.append(math.nan)
+
+    def build(self) -> FrameSeries:
+        return FrameSeries(
+            frame=np.array(self._frame, dtype=np.int64),
+            e2e_ms=np.array(self._e2e, dtype=np.float64),
+            stages_ms={k: np.array(v, dtype=np.float64) for k, v in self._stages.items()},
+            label=tuple(self._label),
+            malignancy=np.array(self._mal, dtype=np.float64),
+            lesion=np.array(self._lesion, dtype=bool),
+            glass_to_glass_ms=np.array(self._g2g, dtype=np.float64) if self._any_g2g else None,
+        )
+
+
+def _num(v: object, default: float = math.nan) -> float:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else default
