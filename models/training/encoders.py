@@ -173,9 +173,13 @@ ENCODERS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def create_encoder(name: str, pretrained: bool = True) -> nn.Module:
+def encoder_factory(name: str) -> Callable[..., nn.Module]:
+    """The registered encoder class ``name``; the error lists the valid names."""
     try:
-        factory = ENCODERS[name]
+        return ENCODERS[name]
     except KeyError:
         raise ValueError(f"unknown encoder {name!r}; valid encoders: {', '.join(sorted(ENCODERS))}") from None
-    return factory(pretrained=pretrained)
+
+
+def create_encoder(name: str, pretrained: bool = True) -> nn.Module:
+    return encoder_factory(name)(pretrained=pretrained)
