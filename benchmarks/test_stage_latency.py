@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from edge_bus.bench_gates import FRAME_BUDGET_MS, STAGE_SHARES, Gate, stage_gates
-from edge_bus.bench_measure import Timing
-from edge_bus.bench_stream import cycle, measure_stages
+from edge_bus.bench_measure import Timing, cycle
+from edge_bus.bench_stream import measure_stages
 from edge_bus.config import StreamConfig
 from edge_bus.engines import Engine
 from edge_bus.postprocess import PostprocessConfig, Postprocessor

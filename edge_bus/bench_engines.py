@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_bus.bench_measure import Timing, sample_interleaved, summarize
+from edge_bus.bench_measure import Timing, cycle, sample_interleaved, summarize
 from edge_bus.engines import Engine, EngineConfig, create_engine
 from edge_bus.errors import EdgeBusError
 from edge_bus.preprocess import Preprocessor
@@ -104,17 +104,8 @@ def measure_engines(
     """Batch-1 synchronous latency of every engine, interleaved, ``seconds_each`` per engine."""
     if not tensors:
         raise ValueError("measure_engines needs at least one tensor")
-    counters = {name: 0 for name in engines}
-
-    def call(name: str, engine: Engine):  # type: ignore[no-untyped-def]
-        def run() -> object:
-            i = counters[name]
-            counters[name] = i + 1
-            return engine.infer(tensors[i % len(tensors)])
-
-        return run
-
-    samples = sample_interleaved({n: call(n, e) for n, e in engines.items()}, seconds_each, burst=8, settle=3)
+    samples = sample_interleaved({n: cycle(tensors, e.infer) for n, e in engines.items()}, seconds_each, burst=8,
+                                 settle=3)
     out = {name: summarize(name, samples[name], engines[name].precision) for name in engines}
     for name, err in (errors or {}).items():
         out[name] = Timing.failed(name, str(err))

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -119,3 +120,18 @@ def sample_interleaved(
         count = len(next(iter(samples.values())))
         if count >= max_count or (count >= min_count and clock() >= deadline):
             return samples
+
+
+T = TypeVar("T")
+
+
+def cycle(items: Sequence[T], fn: Callable[[T], object]) -> Callable[[], object]:
+    """A no-argument call that applies ``fn`` to the next of ``items`` each time, round and round."""
+    state = [0]
+
+    def call() -> object:
+        i = state[0]
+        state[0] = i + 1
+        return fn(items[i % len(items)])
+
+    return call

@@ -25,7 +25,7 @@ from edge_bus.bench_engines import (
     preprocess_all,
     sample_frames,
 )
-from edge_bus.bench_measure import Timing, sample_interleaved, summarize
+from edge_bus.bench_measure import Timing, cycle, sample_interleaved, summarize
 from edge_bus.config import StreamConfig, build_config
 from edge_bus.engines import Engine, EngineConfig, create_engine
 from edge_bus.pipeline import RunResult, run_stream
@@ -53,18 +53,6 @@ __all__ = [
 STAGES = ("decode", "preprocess", "postprocess", "render", "write")
 
 T = TypeVar("T")
-
-
-def cycle(items: Sequence[T], fn: Callable[[T], object]) -> Callable[[], object]:
-    """A no-argument call that applies ``fn`` to the next of ``items`` each time, round and round."""
-    state = [0]
-
-    def call() -> object:
-        i = state[0]
-        state[0] = i + 1
-        return fn(items[i % len(items)])
-
-    return call
 
 
 def as_video(source: str, out_dir: Path) -> str:

@@ -34,7 +34,7 @@ from __future__ import annotations
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+    import tomli as tomllib  # type: ignore[no-redef, unused-ignore]  # needed where Python >= 3.11 is checked
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path

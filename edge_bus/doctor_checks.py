@@ -7,6 +7,7 @@ checks (``required=False``) always pass: they are there to be read.
 
 from __future__ import annotations
 
+import logging
 import math
 import platform
 import re
@@ -21,6 +22,8 @@ from pathlib import Path
 from edge_bus.errors import EdgeBusError
 from edge_bus.sources import list_capture_devices, open_source
 from edge_bus.telemetry.hardware import free_disk_gb, openvino_devices
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "MIN_FREE_GB",
@@ -239,7 +242,7 @@ def bridge_checks(url: str, budget_ms: float, pings: int = BRIDGE_PINGS) -> list
         try:
             bridge.close()
         except Exception:  # closing a broken link must not hide the verdict
-            pass
+            log.debug("closing %s failed", url, exc_info=True)
     rtt = statistics.median(rtts)
     ok = rtt <= budget_ms
     return [

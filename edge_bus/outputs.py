@@ -9,6 +9,7 @@ End-to-end latency is capture → overlay ready.
 from __future__ import annotations
 
 import heapq
+import logging
 import queue
 import threading
 import time
@@ -23,6 +24,8 @@ from edge_bus.sinks.video import VideoSink
 from edge_bus.telemetry.series import SeriesBuilder
 from edge_bus.telemetry.stats import FpsMeter, StageMetrics
 from edge_bus.types import Frame, FrameRecord, ModelOutputs, Prediction, PreprocessMeta, StageTimes
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -90,8 +93,8 @@ class OutputStage:
         try:
             if self._warm_up_size is not None:  # on this thread: OpenCV's first draw costs ~30 ms per thread
                 self.renderer.warm_up(self._warm_up_size)
-        except Exception:  # best effort: a failed warm-up only leaves the first frame slower  # noqa: S110
-            pass
+        except Exception:  # best effort: a failed warm-up only leaves the first frame slower
+            log.debug("renderer warm-up failed", exc_info=True)
         finally:
             self._ready.set()
         self.fps.start()

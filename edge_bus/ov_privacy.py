@@ -21,7 +21,7 @@ def disable_openvino_telemetry() -> None:
     def declined(self: object, *args: object, **kwargs: object) -> ConsentCheckResult:
         return ConsentCheckResult.DECLINED
 
-    OptInChecker.check = declined  # type: ignore[method-assign]
+    OptInChecker.check = declined  # type: ignore[method-assign, unused-ignore]  # typed only where openvino_telemetry ships stubs
     try:
         openvino_telemetry.Telemetry().consent = False  # the singleton, if a tool (NNCF at import) made it
     except Exception:  # noqa: BLE001 - not created yet: the patched check covers its creation

@@ -80,11 +80,10 @@ def _physical_cores() -> int | None:
         return len(cores)
     try:  # optional dependency, used only when present
         import psutil
-
-        n = psutil.cpu_count(logical=False)
-        return int(n) if n else None
-    except Exception:
+    except ImportError:
         return None
+    n = psutil.cpu_count(logical=False)
+    return int(n) if n else None
 
 
 @functools.lru_cache(maxsize=1)
@@ -142,12 +141,9 @@ def hardware_facts(device: str | None = None, precision: str | None = None) -> H
 
 @functools.lru_cache(maxsize=1)
 def _openvino_devices() -> tuple[str, ...]:
-    try:
-        from edge_bus.ov_privacy import import_openvino
+    from edge_bus.engines.openvino import available_devices  # only the engine touches the runtime
 
-        return tuple(str(d) for d in import_openvino().Core().available_devices)
-    except Exception:  # not installed, or the runtime can't enumerate devices here
-        return ()
+    return available_devices()
 
 
 def openvino_devices() -> list[str]:

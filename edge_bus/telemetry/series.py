@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_bus.sinks.files import output_error
 from edge_bus.types import FrameRecord
 
 __all__ = ["FrameSeries", "SeriesBuilder"]
@@ -75,6 +74,8 @@ class FrameSeries:
                     if isinstance(obj, dict):
                         builder.add_json(obj)
         except OSError as exc:
+            from edge_bus.sinks.files import output_error  # here: edge_bus.sinks imports this module
+
             raise output_error(path, exc, "check the run folder") from None
         return builder.build()
 
