@@ -174,20 +174,78 @@ def zoo_dir() -> Path:
 
 def list_models(root: Path | None = None) -> list[Manifest]:
     """Every readable model under ``root``; :func:`scan_models` also gives the unreadable ones."""
-    return scan_models(root)[0]
+    return scan_models(root).models
 
 
-def scan_models(root: Path | None = None) -> tuple[list[Manifest], list[tuple[Path, str]]]:
-    """The models under ``root`` (default: the zoo): the readable ones, and (folder, why) for each
-    whose manifest can't be read — one half-written manifest must not hide the others."""
+@dataclass(frozen=True)
+class UnreadableModel:
+    """A model folder whose manifest can't be read, and why."""
+
+    folder: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class ModelScan:
+    """What a models folder holds: the readable models and the folders whose manifest is broken."""
+
+    models: list[Manifest]
+    unreadable: list[UnreadableModel]
+
+
+def scan_models(root: Path | None = None) -> ModelScan:
+    """The models under ``root`` (default: the zoo), each manifest read once: one half-written
+    manifest must not hide the others."""
     good: list[Manifest] = []
-    broken: list[tuple[Path, str]] = []
+    broken: list[UnreadableModel] = []
     for p in sorted((root or zoo_dir()).glob(f"*/{MANIFEST}")):
         try:
             good.append(load_manifest(p.parent))
         except ModelError as exc:
-            broken.append((p.parent, str(exc)))
-    return good, broken
+            broken.append(UnreadableModel(p.parent, str(exc)))
+    return ModelScan(good, broken)
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """One row of ``edge-bus models list``: a model, its INT8 test metrics, and whether its files
+    match their sha256 (``problem`` is None when they do)."""
+
+    name: str
+    version: str
+    architecture: str
+    input_size: str
+    test_dice: float | None
+    test_auc: float | None
+    problem: str | None
+
+
+def model_statuses(root: Path | None = None) -> list[ModelStatus]:
+    """Every model folder under ``root`` (default: the zoo), checked: readable models with their
+    files' sha256 verified, then the unreadable ones. :class:`ModelError` if the folder is missing."""
+    folder = root or zoo_dir()
+    if not folder.is_dir():
+        raise ModelError(f"the model folder {folder} does not exist — check EDGE_BUS_MODELS")
+    scan = scan_models(folder)
+    rows = []
+    for m in scan.models:
+        test = m.raw.get("metrics", {}).get("test_busi_fold0", {}).get("int8", {})
+        try:
+            m.verify()
+            problem = None
+        except ModelError as exc:  # shown in its row: one bad model must not stop the listing
+            problem = str(exc)
+        rows.append(ModelStatus(m.name, m.version, str(m.raw.get("architecture", "?")),
+                                f"{m.input.height}x{m.input.width}", test.get("dice"), test.get("auc"), problem))
+    rows += [ModelStatus(u.folder.name, "?", "?", "?", None, None, u.reason) for u in scan.unreadable]
+    return rows
+
+
+def checked_model(spec: str | None) -> Manifest:
+    """:func:`resolve_model`, then every file checked against its sha256 (``models info``)."""
+    m = resolve_model(spec)
+    m.verify()
+    return m
 
 
 def resolve_model(spec: str | None) -> Manifest:

@@ -89,8 +89,8 @@ def test_a_broken_manifest_does_not_hide_the_other_models(tmp_path: Path) -> Non
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "manifest.json").write_text("")  # a quantize stopped by a full disk
     assert [m.name for m in list_models(tmp_path)] == ["tiny"]
-    [(folder, why)] = scan_models(tmp_path)[1]
-    assert folder.name == "half" and "cannot read" in why
+    [broken] = scan_models(tmp_path).unreadable
+    assert broken.folder.name == "half" and "cannot read" in broken.reason
 
 
 def test_a_zoo_model_resolves_by_its_manifest_name_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,8 +12,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from edge_bus.cli.common import console, err_console, run_or_exit
-from edge_bus.errors import ModelError
-from edge_bus.zoo import Manifest, resolve_model, scan_models, zoo_dir
+from edge_bus.zoo import checked_model, model_statuses
 
 app = typer.Typer(help="List, inspect, quantise and calibrate models. A model is a folder with a manifest.json.",
                   no_args_is_help=True)
@@ -22,33 +21,15 @@ app = typer.Typer(help="List, inspect, quantise and calibrate models. A model is
 @app.command("list")
 def list_cmd() -> None:
     """List the shipped models with their test metrics."""
-    run_or_exit(_require_zoo)
     table = Table("name", "version", "architecture", "input", "test Dice (INT8)", "test AUC (INT8)", "files ok")
-    models, broken = run_or_exit(scan_models)  # each manifest read once
-    for m in models:
-        test = m.raw.get("metrics", {}).get("test_busi_fold0", {}).get("int8", {})
-        try:
-            m.verify()
-            ok = "yes"
-        except Exception as exc:  # ModelError: show, don't stop the listing
-            ok = f"NO: {exc}"
-        table.add_row(m.name, m.version, str(m.raw.get("architecture", "?")),
-                      f"{m.input.height}x{m.input.width}", str(test.get("dice", "-")), str(test.get("auc", "-")), ok)
-    for folder, why in broken:
-        table.add_row(escape(folder.name), "?", "?", "?", "-", "-", escape(f"NO: {why}"))
+    for r in run_or_exit(model_statuses):
+        table.add_row(escape(r.name), r.version, r.architecture, r.input_size, _metric(r.test_dice),
+                      _metric(r.test_auc), "yes" if r.problem is None else escape(f"NO: {r.problem}"))
     console.print(table)
 
 
-def _require_zoo() -> None:
-    root = zoo_dir()
-    if not root.is_dir():
-        raise ModelError(f"the model folder {root} does not exist — check EDGE_BUS_MODELS")
-
-
-def _info(spec: str) -> Manifest:
-    m = resolve_model(spec)
-    m.verify()
-    return m
+def _metric(v: float | None) -> str:
+    return "-" if v is None else str(v)
 
 
 @app.command("info")
@@ -57,7 +38,7 @@ def info_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole manifest as JSON.")] = False,
 ) -> None:
     """Show a model's manifest: input contract, outputs, thresholds, metrics; checks every file's sha256."""
-    m = run_or_exit(_info, name)
+    m = run_or_exit(checked_model, name)
     if as_json:
         console.print_json(json.dumps(m.raw))
         return
