@@ -55,12 +55,12 @@ from edge_bus.bench_stream import (
     measure_stages,
 )
 from edge_bus.engines import Engine
-from edge_bus.errors import ConfigError
+from edge_bus.errors import ConfigError, Interrupted
 from edge_bus.sinks.files import atomic_write_text, check_output_file
 from edge_bus.telemetry.hardware import hardware_facts
 from edge_bus.zoo import resolve_model
 
-__all__ = ["BenchOptions", "BenchResult", "bench_frames", "run_bench", "write_bench_json"]
+__all__ = ["BenchOptions", "BenchResult", "BenchRun", "bench_frames", "run_bench", "write_bench_json"]
 
 Progress = Callable[[str], None]
 
@@ -154,9 +154,29 @@ def evaluate_gates(
     )
 
 
-def run_bench(options: BenchOptions, progress: Progress | None = None, write: bool = True) -> BenchResult:
-    """Measure everything (see the module doc) and, with ``write``, write the requested files
-    (:func:`write_bench_outputs`; ``edge-bus bench`` prints the results before writing them)."""
+@dataclass(frozen=True)
+class BenchRun:
+    """What :func:`run_bench` measured, and the report files it wrote."""
+
+    result: BenchResult
+    written: list[Path]
+
+
+def run_bench(options: BenchOptions, progress: Progress | None = None,
+              on_results: Callable[[BenchResult], None] | None = None) -> BenchRun:
+    """Measure everything (see the module doc), give the results to ``on_results`` (``edge-bus bench``
+    prints them there, so a report file that fails to write still leaves them on screen), then write
+    the requested files. Ctrl-C while measuring is :class:`Interrupted`: nothing is written."""
+    try:
+        result = _measure(options, progress)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted (Ctrl-C): the measurements were not finished, nothing was written") from None
+    if on_results is not None:
+        on_results(result)
+    return BenchRun(result, write_bench_outputs(options, result))
+
+
+def _measure(options: BenchOptions, progress: Progress | None) -> BenchResult:
     opts = options.validate()
     say = progress or (lambda _msg: None)
     for path in (opts.json_path, opts.html_path):  # a bad report path fails now, not after minutes
@@ -219,8 +239,6 @@ def run_bench(options: BenchOptions, progress: Progress | None = None, write: bo
         seconds=opts.seconds,
         source=opts.source,
     )
-    if write:
-        write_bench_outputs(opts, result)
     return result
 
 

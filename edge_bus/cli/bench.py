@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -12,11 +12,10 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from edge_bus.bench import BenchOptions, BenchResult, run_bench, write_bench_outputs
+from edge_bus.bench import BenchOptions, BenchResult, run_bench
 from edge_bus.bench_gates import FRAME_BUDGET_MS, INFER_SHARE, STAGE_SHARES
 from edge_bus.bench_measure import Timing
 from edge_bus.cli.common import console, err_console, run_or_exit, terminated_as_error
-from edge_bus.errors import Interrupted
 
 __all__ = ["bench_cmd"]
 
@@ -70,17 +69,9 @@ def bench_cmd(
     )
     say = None if quiet else (lambda msg: err_console.print(f"[dim]{msg}[/]"))
     with terminated_as_error():  # SIGTERM unwinds like Ctrl-C: one line, exit 143, temp files removed
-        result = run_or_exit(_measure, options, say)
-    print_bench(result)  # before writing: a file that fails to write still leaves the results on screen
-    for path in run_or_exit(write_bench_outputs, options, result):
+        run = run_or_exit(run_bench, options, say, on_results=print_bench)
+    for path in run.written:
         console.print(f"wrote {escape(str(path))}")
-
-
-def _measure(options: BenchOptions, say: Callable[[str], None] | None) -> BenchResult:
-    try:
-        return run_bench(options, progress=say, write=False)
-    except KeyboardInterrupt:
-        raise Interrupted("interrupted (Ctrl-C): the measurements were not finished, nothing was written") from None
 
 
 def _ms(v: float) -> str:
