@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from edge_bus.cli.common import err_console
 from edge_bus.config import StreamConfig
 from edge_bus.pipeline import Pipeline, RunResult, run_stream
+
+
+@dataclass
+class _Watch:
+    """What the progress bar has seen: the running pipeline and the frame count last drawn."""
+
+    pipeline: Pipeline | None = None
+    shown: int = 0
 
 
 def stream_with_progress(cfg: StreamConfig, quiet: bool = False) -> RunResult:
@@ -17,21 +27,19 @@ def stream_with_progress(cfg: StreamConfig, quiet: bool = False) -> RunResult:
                         TextColumn("{task.fields[status]}"), TimeRemainingColumn(), console=err_console,
                         transient=True)
     task = progress.add_task("streaming", total=None, status="")
-    state: dict[str, Pipeline | int] = {"last": 0}
+    watch = _Watch()
 
     def on_start(p: Pipeline) -> None:
-        state["pipeline"] = p
+        watch.pipeline = p
         err_console.print(f"writing to {escape(str(p.files.out_dir))}  (model {p.manifest.name}, {p.engine.name} "
                           f"{p.engine.precision}, source {p.source.info.kind}: {p.source.info.name})")
         progress.update(task, total=p.source.info.frame_count if not cfg.loop else None)
 
     def update(done: int, total: int | None) -> None:
-        last = state["last"]
-        assert isinstance(last, int)
-        if done - last >= 10 or (total and done >= total):
-            state["last"] = done
-            p = state.get("pipeline")
-            progress.update(task, completed=done, status=status_line(p) if isinstance(p, Pipeline) else "")
+        if done - watch.shown >= 10 or (total and done >= total):  # redraw every 10 frames, and at the end
+            watch.shown = done
+            status = status_line(watch.pipeline) if watch.pipeline is not None else ""
+            progress.update(task, completed=done, status=status)
 
     with progress:
         return run_stream(cfg, progress=update, on_start=on_start)
