@@ -36,10 +36,11 @@ from edge_bus.outputs import InFlight, OutputStage
 from edge_bus.postprocess import PostprocessConfig, Postprocessor
 from edge_bus.preprocess import Preprocessor, check_roi_fits
 from edge_bus.render import OverlayRenderer
-from edge_bus.run_outputs import RunFiles, finalize_run, open_run_files
+from edge_bus.run_outputs import FinalReport, RunFiles, finalize_run, open_run_files
 from edge_bus.sinks.bridge import BridgeResultSink
 from edge_bus.sinks.display import DisplayWindow, check_display
 from edge_bus.sources import FrameSource, open_source, wrap_source
+from edge_bus.summary import Verdict
 from edge_bus.telemetry.stats import StageMetrics
 from edge_bus.types import Frame
 from edge_bus.zoo import Manifest, resolve_model
@@ -57,8 +58,8 @@ class RunResult:
     frames: int
     dropped: int
     fps: float
-    verdict: dict[str, Any]
-    latency: dict[str, Any]
+    verdict: Verdict
+    latency: dict[str, Any]  # the latency.json document, as written
     precision: str
     stopped: bool = False  # ended by the caller's ``stop`` event before the source ended
 
@@ -67,7 +68,7 @@ class RunResult:
         p99 = self.latency.get("stages", {}).get("end_to_end", {}).get("p99_ms")
         v = self.verdict
         return (f"{self.frames} frames, {self.dropped} dropped, {self.fps:.1f} FPS, e2e p99 {p99} ms, "
-                f"{self.precision}; clip verdict: {v.get('label')} ({v.get('confidence', 0.0):.2f}) → {self.out_dir}")
+                f"{self.precision}; clip verdict: {v.label} ({v.confidence:.2f}) → {self.out_dir}")
 
 
 @dataclass
@@ -305,11 +306,11 @@ def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
         p.outputs.finish()
         if error is None and p.outputs.error is not None:
             error = p.outputs.error
+        final: FinalReport | None = None
         try:
-            latency = finalize_run(p, error, stopped=error is None and request.is_set())
+            final = finalize_run(p, error, stopped=error is None and request.is_set())
         except OutputError as exc:
             error = error or exc
-            latency = {}
         p.close()
         request.restore()
     if error is not None and not isinstance(error, EdgeBusError):
@@ -320,6 +321,7 @@ def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
         # classes whose __init__ takes more than the message, and lost their attributes
         error.args = (f"{error} — outputs in {p.files.out_dir} cover the {processed} frames processed before it",)
         raise error
+    assert final is not None  # without an error, finalize_run returned
     return RunResult(out_dir=p.files.out_dir, frames=processed, dropped=p.outputs.dropped,
-                     fps=latency.get("fps", 0.0), verdict=latency.get("verdict", {}), latency=latency,
+                     fps=final.latency.get("fps", 0.0), verdict=final.verdict, latency=final.latency,
                      precision=p.engine.precision, stopped=request.is_set())

@@ -17,7 +17,7 @@ from edge_bus.sinks.files import output_error
 from edge_bus.sinks.framelog import FrameLog
 from edge_bus.sinks.report import ReportData, VerdictBadge, write_report
 from edge_bus.sinks.video import VideoSink
-from edge_bus.summary import clip_verdict, write_latency_json
+from edge_bus.summary import Verdict, clip_verdict, write_latency_json
 from edge_bus.telemetry.hardware import hardware_facts
 
 if TYPE_CHECKING:
@@ -69,7 +69,15 @@ def open_run_files(out: Path | None, video: bool, fps: float, size: tuple[int, i
     return RunFiles(out_dir, framelog, sink)
 
 
-def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False) -> dict[str, Any]:
+@dataclass(frozen=True)
+class FinalReport:
+    """What :func:`finalize_run` wrote: the latency.json document and the clip verdict."""
+
+    latency: dict[str, Any]
+    verdict: Verdict
+
+
+def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False) -> FinalReport:
     """Close the sinks, then write latency.json and report.html for the frames processed.
 
     ``ended`` says why the run ended: ``end of source``, ``stopped`` (the caller's stop event),
@@ -134,7 +142,7 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
         malignancy_threshold=op.threshold, notes=notes, e2e_stages=e2e_stages(info.kind)))
     if close_errors:
         raise close_errors[0]
-    return latency
+    return FinalReport(latency, verdict)
 
 
 def e2e_stages(source_kind: str) -> tuple[str, ...]:

@@ -1,38 +1,57 @@
 """Real video check: the 18 cine clips through `edge-bus stream` (shipped INT8 model, defaults).
 
-    python -m models.training.cine_check > models/training/results/extra.md
+    python -m models.training.cine_check --data ../shared/data --out models/training/results/extra.md
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
+import sys
 import tempfile
 from pathlib import Path
 
 from edge_bus.config import build_config
 from edge_bus.pipeline import run_stream
+from edge_bus.sinks.files import atomic_write_text
 
 
-def main(data: Path = Path("../shared/data/cine")) -> None:
-    rows = list(csv.DictReader(open(data / "labels.csv", newline="")))
-    print("## Real cine clips (18 clips, 4 patients; no masks)\n")
-    print("Each clip streamed with `edge-bus stream` (shipped INT8 model, balanced operating point, smoothing 0.5).")
-    print("Lesion frames: share of frames where a lesion is detected. Clip verdict: see `edge_bus/summary.py`.\n")
-    print("| clip | pathology | lesion frames | clip verdict | mean malignancy of lesion frames |")
-    print("|---|---|---|---|---|")
+def cine_table(cine: Path) -> str:
+    """The model card's cine section: each clip's lesion-frame share and clip verdict (markdown)."""
+    with open(cine / "labels.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    lines = ["## Real cine clips (18 clips, 4 patients; no masks)\n",
+             "Each clip streamed with `edge-bus stream` (shipped INT8 model, balanced operating point, smoothing 0.5).",
+             "Lesion frames: share of frames where a lesion is detected. Clip verdict: see `edge_bus/summary.py`.\n",
+             "| clip | pathology | lesion frames | clip verdict | mean malignancy of lesion frames |",
+             "|---|---|---|---|---|"]
     correct = 0
     with tempfile.TemporaryDirectory() as tmp:
-        for r in rows:
+        for i, r in enumerate(rows, 1):
+            print(f"cine {i}/{len(rows)}: {r['clip']}", file=sys.stderr, flush=True)
             out = Path(tmp) / r["clip"]
-            res = run_stream(build_config(source=str(data / r["clip"]), out=out, video=False, progress=False))
+            res = run_stream(build_config(source=str(cine / r["clip"]), out=out, video=False))
             recs = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
             share = sum(x["lesion"] for x in recs) / len(recs)
             v = res.verdict
-            correct += v["label"] == r["label"]
-            mm = "–" if v.get("mean_malignancy") is None else f"{v['mean_malignancy']:.3f}"
-            print(f"| {r['clip']} | {r['label']} | {share:.2f} | {v['label']} | {mm} |")
-    print(f"\nClip verdict equals the patient's pathology for {correct} of {len(rows)} clips.")
+            correct += v.label == r["label"]
+            mm = "–" if v.mean_malignancy is None else f"{v.mean_malignancy:.3f}"
+            lines.append(f"| {r['clip']} | {r['label']} | {share:.2f} | {v.label} | {mm} |")
+    lines.append(f"\nClip verdict equals the patient's pathology for {correct} of {len(rows)} clips.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="../shared/data", help="the shared data folder (its cine/ is read)")
+    p.add_argument("--out", default=None, help="write the markdown here (written whole at the end); default stdout")
+    args = p.parse_args()
+    text = cine_table(Path(args.data) / "cine")
+    if args.out:  # a failed run leaves the previous file as it was (a shell redirect had emptied it first)
+        atomic_write_text(args.out, text)
+    else:
+        sys.stdout.write(text)
 
 
 if __name__ == "__main__":
