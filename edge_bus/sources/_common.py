@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import cv2
 import numpy as np
@@ -93,7 +94,15 @@ def quiet_opencv() -> Iterator[None]:
         cv2.utils.logging.setLogLevel(level)
 
 
-def open_or_none(open_capture: Callable[[], cv2.VideoCapture]) -> cv2.VideoCapture | None:
+class _Openable(Protocol):
+    def isOpened(self) -> bool: ...  # noqa: N802 - OpenCV's name
+    def release(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Openable)
+
+
+def open_or_none(open_capture: Callable[[], C]) -> C | None:
     """Call ``open_capture``; the capture if OpenCV opened it, else ``None`` (released, no exception)."""
     try:
         cap = open_capture()

@@ -12,7 +12,9 @@ import glob
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Protocol
 
 import cv2
 
@@ -22,7 +24,7 @@ from edge_bus.sources._common import make_frame, natural_key, open_or_none, quie
 from edge_bus.sources.base import FrameSource, SourceInfo
 from edge_bus.types import Frame
 
-__all__ = ["CaptureSource", "device_path", "list_capture_devices"]
+__all__ = ["CaptureLike", "CaptureSource", "device_path", "list_capture_devices"]
 
 _LINUX = sys.platform.startswith("linux")
 _LIST_HINT = "`v4l2-ctl --list-devices` lists them"
@@ -41,8 +43,19 @@ def device_path(device: str | int) -> str | int:
     return text
 
 
+class CaptureLike(Protocol):
+    """The part of ``cv2.VideoCapture`` a :class:`CaptureSource` uses (a fake implements just this)."""
+
+    def isOpened(self) -> bool: ...  # noqa: N802 - OpenCV's names
+    def set(self, prop: int, value: float) -> bool: ...
+    def get(self, prop: int) -> float: ...
+    def grab(self) -> bool: ...
+    def retrieve(self) -> tuple[bool, Any]: ...
+    def release(self) -> None: ...
+
+
 def _open_capture(target: str | int) -> cv2.VideoCapture:
-    """Open the device with V4L2 on Linux, OpenCV's default backend elsewhere (tests replace this)."""
+    """Open the device with V4L2 on Linux, OpenCV's default backend elsewhere."""
     with quiet_opencv():
         if _LINUX:
             return cv2.VideoCapture(target, cv2.CAP_V4L2)
@@ -53,7 +66,9 @@ class CaptureSource(FrameSource):
     """Read a capture device. ``size`` (width, height) and ``fps`` are requests: the device may
     pick the nearest mode it supports, and ``info`` reports what it actually delivers.
 
-    ``max_failures``: consecutive failed reads before the device counts as lost.
+    ``max_failures``: consecutive failed reads before the device counts as lost. ``opener``: what
+    opens ``device`` instead of OpenCV (a :class:`~edge_bus.sources.replay_capture.ReplayCapture`,
+    the in-package fake); then ``device`` is only the name shown.
     """
 
     def __init__(
@@ -63,16 +78,17 @@ class CaptureSource(FrameSource):
         size: tuple[int, int] | None = None,
         fps: float | None = None,
         max_failures: int = 3,
+        opener: Callable[[str | int], CaptureLike] | None = None,
     ) -> None:
-        target = device_path(device)
+        target = device_path(device) if opener is None else str(device)
         self._name = str(target)
         if size is not None and (len(size) != 2 or min(size) <= 0):
             raise SourceError(f"capture size must be two positive numbers WIDTHxHEIGHT, got {size} — e.g. 640x480")
         if fps is not None and fps <= 0:
             raise SourceError(f"capture fps must be > 0, got {fps} — e.g. 30")
-        if isinstance(target, str):
+        if isinstance(target, str) and opener is None:
             self._check_node(target)
-        cap = open_or_none(lambda: _open_capture(target))
+        cap = open_or_none(lambda: (opener or _open_capture)(target))
         if cap is None:
             raise SourceError(
                 f"cannot open capture device {self._name} — is another program using it? close it and retry"
@@ -87,7 +103,7 @@ class CaptureSource(FrameSource):
         actual_fps = float(cap.get(cv2.CAP_PROP_FPS))
         if width <= 0 or height <= 0:
             width, height = size if size is not None else (0, 0)
-        self._cap: cv2.VideoCapture | None = cap
+        self._cap: CaptureLike | None = cap
         self._max_failures = max(1, max_failures)
         self._index = 0
         self._t0 = time.perf_counter()

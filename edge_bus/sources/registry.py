@@ -9,7 +9,10 @@ Auto-detection, in order:
 * any other file → video (whatever OpenCV's FFmpeg reads).
 
 A ``kind:`` prefix forces the kind: ``video:``, ``folder:``, ``dicom:``, ``capture:``, ``demo:``
-(``demo:SEED`` picks the speckle seed). A path that exists as typed is never split at ``:``.
+(``demo:SEED`` picks the speckle seed). ``replay:clip.mp4`` runs a video file through the capture
+code path, as a live device at the file's fps (the capture device's in-package fake: rehearse a
+grabber setup, its drops and an unplugged cable without one). A path that exists as typed is never
+split at ``:``.
 """
 
 from __future__ import annotations
@@ -25,14 +28,16 @@ from edge_bus.sources.capture import CaptureSource
 from edge_bus.sources.demo import DemoSource
 from edge_bus.sources.dicom import DICOM_SUFFIXES, DicomSource, is_dicom_file
 from edge_bus.sources.folder import IMAGE_SUFFIXES, FolderSource
+from edge_bus.sources.replay_capture import ReplayCapture
 from edge_bus.sources.video import VideoSource
 from edge_bus.sources.wrappers import LimitedSource, LoopingSource
 
 __all__ = ["SOURCE_KINDS", "detect_kind", "open_source", "wrap_source"]
 
-SOURCE_KINDS: tuple[str, ...] = ("video", "folder", "dicom", "capture", "demo")
+SOURCE_KINDS: tuple[str, ...] = ("video", "folder", "dicom", "capture", "demo", "replay")
 _PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9_-]+):(.*)$")  # 2+ letters: "C:\x" stays a Windows path
-_EXAMPLES = {"video": "clip.mp4", "folder": "images/", "dicom": "cine.dcm", "capture": "/dev/video0"}
+_EXAMPLES = {"video": "clip.mp4", "folder": "images/", "dicom": "cine.dcm", "capture": "/dev/video0",
+             "replay": "clip.mp4"}
 _SPEC_HINT = "pass a video file, an image folder, a .dcm file, a device (0 or /dev/video0) or 'demo'"
 
 
@@ -80,6 +85,9 @@ def _opener(
         raise SourceError(f"'{kind}:' needs a path after the colon — e.g. {kind}:{_EXAMPLES[kind]}")
     if kind == "capture":
         return lambda: CaptureSource(target, size=capture_size, fps=capture_fps)
+    if kind == "replay":  # the capture path, fed by the in-package fake grabber
+        return lambda: CaptureSource(f"replay:{target}", size=capture_size, fps=capture_fps,
+                                     opener=lambda _name: ReplayCapture(target))
     if not Path(target).exists():
         raise SourceError(f"cannot open {kind} source '{target}': no such file or folder — check the path")
     openers: dict[str, Callable[[], FrameSource]] = {

@@ -1,4 +1,4 @@
-"""Latency statistics, per-stage metrics, a stopwatch and an FPS meter.
+"""Latency statistics, per-stage metrics and an FPS meter.
 
 All times are milliseconds measured with :func:`time.perf_counter`. Values are kept (8 bytes
 each, in an ``array('d')``) so percentiles are exact: an hour at 30 FPS is ~0.9 MB per stage.

@@ -83,10 +83,9 @@ def test_list_capture_devices_sorted_naturally(monkeypatch: pytest.MonkeyPatch) 
     assert list_capture_devices() == ["/dev/video0", "/dev/video2", "/dev/video10"]
 
 
-def test_stream_then_device_stops_delivering(monkeypatch: pytest.MonkeyPatch, fake_node: Path) -> None:
+def test_stream_then_device_stops_delivering(fake_node: Path) -> None:
     fake = FakeCapture(frames=3)
-    monkeypatch.setattr(capture, "_open_capture", lambda target: fake)
-    src = CaptureSource(str(fake_node), size=(320, 240), fps=25.0)
+    src = CaptureSource(str(fake_node), size=(320, 240), fps=25.0, opener=lambda target: fake)
     assert fake.props[cv2.CAP_PROP_BUFFERSIZE] == 1
     info = src.info
     assert (info.kind, info.live, info.frame_count, info.width, info.height, info.fps) == (
@@ -116,10 +115,9 @@ def test_stream_then_device_stops_delivering(monkeypatch: pytest.MonkeyPatch, fa
         next(src)
 
 
-def test_device_that_will_not_open(monkeypatch: pytest.MonkeyPatch, fake_node: Path) -> None:
-    monkeypatch.setattr(capture, "_open_capture", lambda target: FakeCapture(0, opened=False))
+def test_device_that_will_not_open(fake_node: Path) -> None:
     with pytest.raises(SourceError, match="is another program using it"):
-        CaptureSource(str(fake_node))
+        CaptureSource(str(fake_node), opener=lambda target: FakeCapture(0, opened=False))
 
 
 @pytest.mark.parametrize(("size", "fps"), [((0, 480), None), ((640, 480), 0.0)])

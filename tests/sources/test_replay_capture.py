@@ -1,0 +1,67 @@
+"""The capture device's in-package fake: ``replay:clip`` runs a video file through CaptureSource."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from edge_bus.config import build_config
+from edge_bus.errors import SourceError
+from edge_bus.pipeline import run_stream
+from edge_bus.sources import open_source
+from edge_bus.sources.capture import CaptureSource
+from edge_bus.sources.replay_capture import ReplayCapture
+
+
+def test_replay_is_a_live_capture_source_at_the_files_fps(tmp_path: Path, make_video: Callable[..., Path]) -> None:
+    clip = make_video(tmp_path / "clip.avi", n=10, fps=50.0)
+    with open_source(f"replay:{clip}") as src:
+        info = src.info
+        assert (info.kind, info.live, info.fps, info.frame_count) == ("capture", True, 50.0, None)  # endless
+        frames = [next(src) for _ in range(6)]
+    assert [f.index for f in frames] == list(range(6))
+    gaps = [b.t_capture - a.t_capture for a, b in zip(frames, frames[1:], strict=False)]
+    assert sorted(gaps)[len(gaps) // 2] == pytest.approx(0.02, abs=0.008)  # paced at 50 fps, not as fast as decoded
+
+
+def test_a_slow_reader_misses_acquisitions_and_gets_the_newest(tmp_path: Path,
+                                                               make_video: Callable[..., Path]) -> None:
+    clip = make_video(tmp_path / "clip.avi", n=40, fps=50.0)
+    fake = ReplayCapture(clip)
+    try:
+        assert fake.grab()
+        time.sleep(0.1)  # five acquisitions at 50 fps go by
+        assert fake.grab()
+        ok, img = fake.retrieve()
+        assert ok and img is not None and img.shape == (64, 96, 3)
+        assert 3 <= fake.missed <= 8 and fake.handed_over == 2
+    finally:
+        fake.release()
+
+
+def test_requested_mode_and_an_unplugged_grabber(tmp_path: Path, make_video: Callable[..., Path]) -> None:
+    clip = make_video(tmp_path / "clip.avi", n=5, fps=100.0)
+    src = CaptureSource("replay", size=(48, 32), opener=lambda _name: ReplayCapture(clip, stop_after=7))
+    frames = [next(src) for _ in range(7)]  # past the end of the 5-frame file: it loops
+    assert frames[0].pixels.shape == (32, 48, 3) and (src.info.width, src.info.height) == (48, 32)
+    with pytest.raises(SourceError, match="capture device replay stopped delivering frames after 7 frames"):
+        next(src)
+
+
+def test_replay_of_a_missing_file_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"cannot open video '.*nope.avi': file not found"):
+        open_source(f"replay:{tmp_path / 'nope.avi'}")
+
+
+def test_stream_from_a_replayed_grabber_runs_live(tmp_path: Path, make_video: Callable[..., Path]) -> None:
+    clip = make_video(tmp_path / "clip.avi", n=30, fps=30.0, size=(128, 96))
+    out = tmp_path / "run"
+    result = run_stream(build_config(source=f"replay:{clip}", max_frames=20, out=out, video=False))
+    latency = json.loads((out / "latency.json").read_text())
+    assert latency["mode"] == "live" and latency["source"]["kind"] == "capture"
+    assert result.frames + result.dropped == 20
+    assert len((out / "frames.jsonl").read_text().splitlines()) == result.frames
