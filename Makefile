@@ -55,9 +55,10 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff check edge_bus firmware_bridge models tests benchmarks scripts
 	$(BIN)/mypy
 
-# End-to-end training, export and INT8 quantisation from ../shared/data (hours on 2 CPU cores).
+# End-to-end training, export and INT8 quantisation from ../shared/data (hours on 2 CPU cores):
+# make train ARGS=--yes replaces the shipped models; make train ARGS=--smoke checks every step in ~10 min.
 train: $(TEST_STAMP)
-	bash models/training/reproduce.sh
+	bash models/training/reproduce.sh $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .benchmarks

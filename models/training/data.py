@@ -7,11 +7,19 @@ Protocol (so numbers compare across runs):
 * train = everything else in BUSI and BUS-BRA.
 
 Images are cropped to the scan area exactly as the runtime does (``detect_scan_area``), squashed
-to ``CACHE_SIZE`` square and cached as uint8 in ``models/training/cache/``.
+to ``CACHE_SIZE`` square and cached as uint8 in ``models/training/cache/``. A cached split is used
+only when its key matches: the images (paths, mask files, labels, folds, file sizes), the size and
+the code that prepares them; otherwise it is rebuilt (a count check alone had reused a split after
+folds.csv changed, so validation images could be trained on).
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import os
+import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,12 +66,43 @@ def prepare_item(item: LabeledImage, size: int = CACHE_SIZE) -> tuple[np.ndarray
     return img, m
 
 
+def cache_key(items: list[LabeledImage], size: int) -> str:
+    """What a cached split was built from: every image (path, masks, label, fold, file size), the size and
+    the preparation code (``prepare_item`` and ``detect_scan_area``)."""
+    h = hashlib.sha256(f"size={size}\n".encode())
+    h.update(inspect.getsource(prepare_item).encode())
+    h.update(inspect.getsource(detect_scan_area).encode())
+    for it in items:
+        files = (it.image, *it.masks)
+        sizes = ",".join(str(f.stat().st_size) if f.is_file() else "-" for f in files)
+        masks = "|".join(str(m.name) for m in it.masks)
+        h.update(f"{it.image.resolve()}|{masks}|{it.label}|{it.fold}|{sizes}\n".encode())
+    return h.hexdigest()
+
+
+def _read_cache(path: Path, key: str) -> CachedSplit | None:
+    """The cached split at ``path`` if it was built from the same images and code, else None."""
+    if not path.is_file():
+        return None
+    try:
+        # opened here: np.load leaves its own file handle open when the archive is broken
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
+            if "key" not in z.files or str(z["key"]) != key:
+                print(f"cache {path.name}: built from other images or code, rebuilding", file=sys.stderr)
+                return None
+            return CachedSplit(z["images"], z["masks"], z["labels"], z["sources"], z["names"])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # a half-written file from a killed run
+        print(f"cache {path}: unreadable ({type(exc).__name__}: {exc}), rebuilding", file=sys.stderr)
+        return None
+
+
 def load_split(name: str, items: list[LabeledImage], size: int = CACHE_SIZE) -> CachedSplit:
     path = CACHE_DIR / f"{name}_{size}.npz"
-    if path.is_file():
-        z = np.load(path, allow_pickle=False)
-        if len(z["labels"]) == len(items):
-            return CachedSplit(z["images"], z["masks"], z["labels"], z["sources"], z["names"])
+    key = cache_key(items, size)
+    cached = _read_cache(path, key)
+    if cached is not None:
+        return cached
+    print(f"caching {name}: {len(items)} images at {size} px in {path}", file=sys.stderr, flush=True)
     pairs = [prepare_item(it, size) for it in items]
     split = CachedSplit(
         images=np.stack([p[0] for p in pairs]),
@@ -73,8 +112,10 @@ def load_split(name: str, items: list[LabeledImage], size: int = CACHE_SIZE) -> 
         names=np.array([str(it.image.name) for it in items]),
     )
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    np.savez(path, images=split.images, masks=split.masks, labels=split.labels,
-             sources=split.sources, names=split.names)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")  # complete or absent, never half a file
+    np.savez(tmp, images=split.images, masks=split.masks, labels=split.labels,
+             sources=split.sources, names=split.names, key=np.array(key))
+    os.replace(tmp, path)
     return split
 
 

@@ -1,6 +1,6 @@
 """Does mask post-processing limit Dice? Validation only (BUSI fold 1, BUS-BRA kFold 1), shipped INT8 IR.
 
-    python -m models.training.mask_sweep [--data ../shared/data] > models/training/results/mask_sweep.md
+    python -m models.training.mask_sweep [--data ../shared/data] [--out models/training/results/mask_sweep.md]
 
 Sweeps the mask probability threshold and the connected-component filter of
 ``edge_bus.postprocess`` (components kept when at least ``min_component`` of the largest; 0 keeps
@@ -11,6 +11,7 @@ images whose mask comes out empty at the shipped setting (a whole lesion missed,
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import cv2
@@ -20,6 +21,7 @@ from edge_bus.engines import EngineConfig, create_engine
 from edge_bus.metrics import dice
 from edge_bus.postprocess import PostprocessConfig, keep_main_components
 from edge_bus.preprocess import Preprocessor
+from edge_bus.sinks.files import atomic_write_text
 from edge_bus.zoo import resolve_model
 from models.training.data import protocol_splits
 
@@ -55,21 +57,34 @@ def sweep(split: str, data: Path) -> tuple[dict[tuple[float, float], float], int
     return {k: float(np.mean(v)) for k, v in scores.items()}, len(items), empty
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
-    data = parser.parse_args(argv).data
+def sweep_table(data: Path) -> str:
+    """The sweep as markdown, one table per validation split."""
     shipped = (resolve_model(None).mask_threshold, PostprocessConfig().min_component)
-    print("<!-- python -m models.training.mask_sweep (shipped INT8 IR; bold = the shipped setting) -->")
+    lines = ["<!-- python -m models.training.mask_sweep (shipped INT8 IR; bold = the shipped setting) -->"]
     for split in ("val_busi", "val_busbra"):
+        print(f"mask sweep: {split}", file=sys.stderr, flush=True)
         means, n, empty = sweep(split, data)
-        print(f"\n{split}: {n} lesion images, {empty} with an empty mask at the shipped threshold")
-        print("| mask threshold | " + " | ".join(f"min_component {c}" for c in MIN_COMPONENTS) + " |")
-        print("|---|" + "---|" * len(MIN_COMPONENTS))
+        lines.append(f"\n{split}: {n} lesion images, {empty} with an empty mask at the shipped threshold")
+        lines.append("| mask threshold | " + " | ".join(f"min_component {c}" for c in MIN_COMPONENTS) + " |")
+        lines.append("|---|" + "---|" * len(MIN_COMPONENTS))
         for t in THRESHOLDS:
             cells = [f"**{means[(t, c)]:.4f}**" if (t, c) == shipped else f"{means[(t, c)]:.4f}"
                      for c in MIN_COMPONENTS]
-            print(f"| {t} | " + " | ".join(cells) + " |")
+            lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--out", type=Path, default=None, help="write the markdown here (whole, at the end); "
+                        "default stdout")
+    args = parser.parse_args(argv)
+    text = sweep_table(args.data)
+    if args.out is not None:  # a failed run leaves the previous file as it was
+        atomic_write_text(args.out, text)
+    else:
+        sys.stdout.write(text)
 
 
 if __name__ == "__main__":

@@ -1,35 +1,104 @@
 #!/usr/bin/env bash
 # Reproduce the shipped models end to end from ../shared/data: training, ONNX export, INT8
-# quantisation (NNCF + ORT QDQ), thresholds, test metrics, golden demo reference, Wp sweep, model card.
-# Needs the train extra (pip install -e ".[train]"); about 2.5 h on 2 CPU cores.
+# quantisation (NNCF + ORT QDQ), thresholds, test metrics, golden demo reference, Wp sweep, cine
+# check, bootstrap intervals, mask sweep and the model card.
+#
+#   bash models/training/reproduce.sh --yes     the real run: ~2.5 h on 2 CPU cores; replaces the shipped
+#                                               models/emt_net, models/hgm_net, models/training/results/
+#                                               and models/README.md (git checkout models/ restores them)
+#   bash models/training/reproduce.sh --smoke   every step once with tiny settings (~10 min on 2 cores),
+#                                               into a scratch folder; the shipped files are not touched
+#
+# Environment: PYTHON (default .venv/bin/python, made by `make test`), DATA (default ../shared/data),
+# OUT (where the model folders go; default models/, or a new /tmp folder with --smoke), and the epoch
+# counts EMT_EPOCHS (10), EMT_FT_EPOCHS (4), HGM_EPOCHS (2). Disk: the training cache takes ~0.8 GB
+# (models/training/cache/), the checkpoints ~0.4 GB (models/training/checkpoints/).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv/bin/python}
 DATA=${DATA:-../shared/data}
-CK=models/training/checkpoints
-mkdir -p "$CK" models/training/results
+YES=0
+SMOKE=0
+for arg in "$@"; do
+    case "$arg" in
+        --yes) YES=1 ;;
+        --smoke) SMOKE=1 ;;
+        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "error: unknown option $arg (--yes, --smoke, --help)" >&2; exit 2 ;;
+    esac
+done
+[ -x "$PY" ] || { echo "error: $PY not found — run 'make test' first (it creates .venv with the train extra), or set PYTHON" >&2; exit 2; }
+[ -f "$DATA/busi/folds.csv" ] || { echo "error: no data at $DATA (no busi/folds.csv) — put the shared data beside the repo as ../shared/data, or set DATA" >&2; exit 2; }
+"$PY" -c 'import torch, nncf' 2>/dev/null || { echo "error: torch/nncf missing in $PY — install the train extra: $PY -m pip install -e '.[train,quantize]'" >&2; exit 2; }
+
+if [ "$SMOKE" = 1 ]; then
+    OUT=${OUT:-$(mktemp -d /tmp/edge-bus-reproduce-smoke.XXXXXX)}
+    EMT_EPOCHS=1 EMT_FT_EPOCHS=1 HGM_EPOCHS=1
+    FAST=(--max-steps 2 --threads 1)  # 2 training steps an epoch; validation still runs whole
+    CALIB=(--calib-images 16)
+    WP=(--views 0 --wp 1 3)
+    REPS=(--reps 50)
+else
+    OUT=${OUT:-models}
+    FAST=() CALIB=() WP=() REPS=()
+fi
+if [ "$OUT" = models ]; then  # the shipped layout
+    CK=models/training/checkpoints RES=models/training/results CARD=models/README.md
+else  # everything in OUT: a run elsewhere leaves the repository's models, results and card alone
+    CK=$OUT/checkpoints RES=$OUT/results CARD=$OUT/README.md
+fi
+if [ "$OUT" = models ] && [ "$YES" != 1 ]; then
+    cat >&2 <<MSG
+This replaces the shipped models (models/emt_net, models/hgm_net, their golden reference),
+models/training/results/ and models/README.md with what a new training run produces, and the
+checkpoints in $CK. It takes about 2.5 h on 2 CPU cores. git checkout models/ restores the shipped files.
+  --yes      go on
+  --smoke    every step once with tiny settings (~10 min), into a scratch folder
+  OUT=DIR    write everything (models, checkpoints, results, card) to DIR instead
+MSG
+    exit 2
+fi
+mkdir -p "$OUT" "$CK" "$RES"
+# every later step (golden, cine check, bootstrap, mask sweep) scores the models this run wrote
+EDGE_BUS_MODELS=$(cd "$OUT" && pwd)
+export EDGE_BUS_MODELS
+step() { echo "== $(date +%H:%M:%S) $*" >&2; }
+step "reproducing into $EDGE_BUS_MODELS (checkpoints $CK, results $RES)"
 
 # EMT-NET, stage A: ImageNet-initialised encoder and LinkNet's full-resolution mask head, lr 1e-3 with a
 # cosine schedule planned over 12 epochs; the run stopped after epoch 10 (its 58-minute budget), which
 # --stop-epoch reproduces.
-$PY -m models.training.train --model emt_net --data "$DATA" --epochs 12 --stop-epoch "${EMT_EPOCHS:-10}" \
-    --mask-stride 1 --out "$CK/emt_net"
+step "train emt_net stage A"
+"$PY" -m models.training.train --model emt_net --data "$DATA" --epochs 12 --stop-epoch "${EMT_EPOCHS:-10}" \
+    --mask-stride 1 --out "$CK/emt_net" ${FAST[@]+"${FAST[@]}"}
 # EMT-NET, stage B: the stride-2 mask head (16% less INT8 inference time) replaces the full-resolution
 # one; the decoder alone trains 4 epochs (lr 1e-3, cosine) while the encoder and classifier stay frozen.
-$PY -m models.training.train --model emt_net --data "$DATA" --init "$CK/emt_net/best.pt" --mask-stride 2 \
-    --train-only decoder --epochs "${EMT_FT_EPOCHS:-4}" --lr 1e-3 --out "$CK/emt_net_ft"
+step "train emt_net stage B (decoder)"
+"$PY" -m models.training.train --model emt_net --data "$DATA" --init "$CK/emt_net/best.pt" --mask-stride 2 \
+    --train-only decoder --epochs "${EMT_FT_EPOCHS:-4}" --lr 1e-3 --out "$CK/emt_net_ft" ${FAST[@]+"${FAST[@]}"}
 # HGM-Net: Stage 2 warm-started from EMT-NET (same encoder/decoder/heads); Stage 1 and gates new.
-$PY -m models.training.train --model hgm_net --data "$DATA" --init "$CK/emt_net_ft/best.pt" \
-    --epochs "${HGM_EPOCHS:-2}" --lr 3e-4 --out "$CK/hgm_net"
+step "train hgm_net"
+"$PY" -m models.training.train --model hgm_net --data "$DATA" --init "$CK/emt_net_ft/best.pt" \
+    --epochs "${HGM_EPOCHS:-2}" --lr 3e-4 --out "$CK/hgm_net" ${FAST[@]+"${FAST[@]}"}
 
-$PY -m models.training.export --data "$DATA" --checkpoint "$CK/emt_net_ft/best.pt" --name emt_net \
-    --out models/emt_net --qdq --control-iterations 0
-$PY -m models.training.export --data "$DATA" --checkpoint "$CK/hgm_net/best.pt" --name hgm_net \
-    --out models/hgm_net --int8-only --control-iterations 4
-$PY -m edge_bus.golden --model emt_net --out models/emt_net/golden_demo.npz --register
-$PY -m models.training.wp_sweep --data "$DATA" --checkpoint "$CK/emt_net_ft/best.pt" \
-    --out models/training/results/wp_sweep.json
-$PY -m models.training.cine_check > models/training/results/extra.md
-$PY -m models.training.bootstrap --data "$DATA" --model emt_net --out models/training/results/bootstrap.json
-$PY -m models.training.mask_sweep --data "$DATA" > models/training/results/mask_sweep.md
-$PY -m models.training.model_card --out models/README.md
+step "export + quantise emt_net"
+"$PY" -m models.training.export --data "$DATA" --checkpoint "$CK/emt_net_ft/best.pt" --name emt_net \
+    --out "$OUT/emt_net" --qdq --control-iterations 0 ${CALIB[@]+"${CALIB[@]}"}
+step "export + quantise hgm_net"
+"$PY" -m models.training.export --data "$DATA" --checkpoint "$CK/hgm_net/best.pt" --name hgm_net \
+    --out "$OUT/hgm_net" --int8-only --control-iterations 4 ${CALIB[@]+"${CALIB[@]}"}
+step "golden demo reference"
+"$PY" -m edge_bus.golden --model "$OUT/emt_net" --out "$OUT/emt_net/golden_demo.npz" --register
+step "Wp sweep"
+"$PY" -m models.training.wp_sweep --data "$DATA" --checkpoint "$CK/emt_net_ft/best.pt" \
+    --out "$RES/wp_sweep.json" ${WP[@]+"${WP[@]}"}
+step "cine clips"
+"$PY" -m models.training.cine_check --data "$DATA" --out "$RES/extra.md"
+step "bootstrap intervals"
+"$PY" -m models.training.bootstrap --data "$DATA" --model emt_net --out "$RES/bootstrap.json" ${REPS[@]+"${REPS[@]}"}
+step "mask post-processing sweep"
+"$PY" -m models.training.mask_sweep --data "$DATA" --out "$RES/mask_sweep.md"
+step "model card"
+"$PY" -m models.training.model_card --root "$OUT" --wp "$RES/wp_sweep.json" --extra "$RES/extra.md" \
+    --bootstrap "$RES/bootstrap.json" --out "$CARD"
+step "done: models in $EDGE_BUS_MODELS, card $CARD"

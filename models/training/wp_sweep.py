@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -42,6 +43,9 @@ def pooled_features(model: nn.Module, images: list[np.ndarray], size: int, batch
         for stage in model.encoder.stages:
             h = stage(h)
         feats.append(torch.flatten(nn.functional.adaptive_avg_pool2d(model.encoder.head(h), 1), 1))
+        done = min(i + batch, len(images))
+        if done % (batch * 10) == 0 or done == len(images):  # minutes of encoder passes: show they move
+            print(f"  features {done}/{len(images)}", file=sys.stderr, flush=True)
     return torch.cat(feats)
 
 

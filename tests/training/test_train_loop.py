@@ -51,3 +51,17 @@ def test_ema_update_moves_weights_by_one_minus_decay_and_copies_batch_norm_stati
     for p_ema, p_old, p in zip(ema.parameters(), before, model.parameters(), strict=True):
         torch.testing.assert_close(p_ema, 0.9 * p_old + 0.1 * p.detach())
     torch.testing.assert_close(ema[1].running_mean, torch.full((2,), 0.25))
+
+
+def test_accuracy_control_metric_is_defined_for_single_images() -> None:
+    """NNCF ranks layers on single images: AUC and a normal image's Dice were NaN there."""
+    import math
+
+    from models.training.export import combined_score
+
+    both = combined_score([0.8, 0.6], [2.0, -1.0], [True, False])
+    assert both == pytest.approx(0.7 + 1.0)  # mean Dice + a perfect AUC
+    one_malignant = combined_score([0.5], [3.0], [True])
+    assert not math.isnan(one_malignant) and one_malignant == pytest.approx(0.5 + 1 / (1 + math.exp(-3.0)))
+    assert combined_score([], [], []) == 2.0  # a normal image: nothing to segment or grade
+    assert combined_score([0.5], [3.0], [False]) < combined_score([0.5], [-3.0], [False])
