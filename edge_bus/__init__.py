@@ -11,7 +11,7 @@ Run a stream, as ``edge-bus stream`` does::
 
     stop = threading.Event()                      # set it from any thread to end the run
     result = run_stream(StreamConfig(source="clip.avi", out=Path("runs/x")), stop=stop)
-    print(result.one_line(), result.latency["stages"]["end_to_end"]["p99_ms"])
+    print(result.one_line(), result.stages["end_to_end"].p99_ms)
 
 Bring your own frames (a grabber SDK) with a :class:`FrameSource` subclass whose ``__next__``
 returns :func:`make_frame` (…) and ``run_stream(config, source=MySource())``; restyle the overlay

@@ -35,6 +35,7 @@ from edge_bus.render import HudInfo, OverlayRenderer
 from edge_bus.sinks.video import VideoSink
 from edge_bus.sources import open_source
 from edge_bus.telemetry.series import FrameSeries
+from edge_bus.telemetry.stats import END_TO_END, GLASS_TO_GLASS, LatencySummary
 from edge_bus.zoo import Manifest
 
 __all__ = [
@@ -256,9 +257,8 @@ def _round(v: float) -> float | None:
     return round(v, 3) if math.isfinite(v) else None
 
 
-def _get(summary: dict[str, Any], key: str) -> float:
-    v = summary.get(key)
-    return float(v) if isinstance(v, int | float) else math.nan
+def _ms(v: float | None) -> float:
+    return math.nan if v is None else v
 
 
 def measure_realtime(manifest: Manifest, source: str, frames: int, out_dir: Path, device: str = "CPU",
@@ -278,24 +278,23 @@ def measure_realtime(manifest: Manifest, source: str, frames: int, out_dir: Path
         result, bare = bracketed_by_floor(manifest, source, frames, stream, device)
     else:
         result, bare = stream(), summarize("bare_infer", [])  # no samples: NaN (not measured)
-    stages = result.latency.get("stages", {})
-    e2e = stages.get("end_to_end", {})
-    g2g = stages.get("glass_to_glass", {})
+    e2e = result.stages[END_TO_END]
+    g2g = result.stages.get(GLASS_TO_GLASS, LatencySummary(0, None, None, None, None, None))
     series = FrameSeries.from_jsonl(result.out_dir / "frames.jsonl")
     return RealtimeBench(
         source=source,
         frames=result.frames,
         dropped=result.dropped,
         fps=float(result.fps),
-        p50_ms=_get(e2e, "p50_ms"),
-        p99_ms=_get(e2e, "p99_ms"),
-        max_ms=_get(e2e, "max_ms"),
+        p50_ms=_ms(e2e.p50_ms),
+        p99_ms=_ms(e2e.p99_ms),
+        max_ms=_ms(e2e.max_ms),
         precision=result.precision,
         e2e_ms=tuple(float(v) for v in series.e2e_ms),
         bridge=bridge,
-        g2g_p50_ms=_get(g2g, "p50_ms"),
-        g2g_p99_ms=_get(g2g, "p99_ms"),
-        g2g_count=int(g2g.get("count", 0) or 0),
+        g2g_p50_ms=_ms(g2g.p50_ms),
+        g2g_p99_ms=_ms(g2g.p99_ms),
+        g2g_count=g2g.count,
         infer_p50_ms=bare.median_ms,
         infer_p99_ms=bare.p99_ms,
     )

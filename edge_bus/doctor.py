@@ -40,6 +40,7 @@ from edge_bus.golden import Golden, compare_golden, golden_path, model_fingerpri
 from edge_bus.pipeline import run_stream
 from edge_bus.telemetry.hardware import hardware_facts, openvino_devices
 from edge_bus.telemetry.series import FrameSeries
+from edge_bus.telemetry.stats import END_TO_END
 from edge_bus.zoo import Manifest, resolve_model
 
 __all__ = [
@@ -223,9 +224,8 @@ def _latency_checks(manifest: Manifest, opts: DoctorOptions, tmp: Path) -> _Late
         result = run_stream(cfg)
     except EdgeBusError as exc:
         return _Latency([Check("latency p99", None, budget, False, f"latency run failed: {exc}", unit="ms")])
-    e2e = result.latency.get("stages", {}).get("end_to_end", {})
-    p99 = e2e.get("p99_ms")
-    p99 = float(p99) if isinstance(p99, int | float) else math.nan
+    p99 = result.stages[END_TO_END].p99_ms
+    p99 = math.nan if p99 is None else p99
     ok = math.isfinite(p99) and p99 <= opts.budget_ms
     advice = (
         ""

@@ -41,7 +41,7 @@ from edge_bus.sinks.bridge import BridgeResultSink
 from edge_bus.sinks.display import DisplayWindow, check_display
 from edge_bus.sources import FrameSource, open_source, wrap_source
 from edge_bus.summary import Verdict
-from edge_bus.telemetry.stats import StageMetrics
+from edge_bus.telemetry.stats import END_TO_END, LatencySummary, StageMetrics
 from edge_bus.types import Frame
 from edge_bus.zoo import Manifest, resolve_model
 
@@ -60,12 +60,13 @@ class RunResult:
     fps: float
     verdict: Verdict
     latency: dict[str, Any]  # the latency.json document, as written
+    stages: dict[str, LatencySummary]  # each stage, end_to_end and (with a bridge) glass_to_glass
     precision: str
     stopped: bool = False  # ended by the caller's ``stop`` event before the source ended
 
     def one_line(self) -> str:
         """The summary printed at the end of ``edge-bus stream``."""
-        p99 = self.latency.get("stages", {}).get("end_to_end", {}).get("p99_ms")
+        p99 = self.stages[END_TO_END].p99_ms
         v = self.verdict
         return (f"{self.frames} frames, {self.dropped} dropped, {self.fps:.1f} FPS, e2e p99 {p99} ms, "
                 f"{self.precision}; clip verdict: {v.label} ({v.confidence:.2f}) → {self.out_dir}")
@@ -324,4 +325,4 @@ def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
     assert final is not None  # without an error, finalize_run returned
     return RunResult(out_dir=p.files.out_dir, frames=processed, dropped=p.outputs.dropped,
                      fps=final.latency.get("fps", 0.0), verdict=final.verdict, latency=final.latency,
-                     precision=p.engine.precision, stopped=request.is_set())
+                     stages=final.stages, precision=p.engine.precision, stopped=request.is_set())

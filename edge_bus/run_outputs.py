@@ -19,6 +19,7 @@ from edge_bus.sinks.report import ReportData, VerdictBadge, write_report
 from edge_bus.sinks.video import VideoSink
 from edge_bus.summary import Verdict, clip_verdict, write_latency_json
 from edge_bus.telemetry.hardware import hardware_facts
+from edge_bus.telemetry.stats import LatencySummary
 
 if TYPE_CHECKING:
     from edge_bus.pipeline import Pipeline
@@ -75,6 +76,7 @@ class FinalReport:
 
     latency: dict[str, Any]
     verdict: Verdict
+    stages: dict[str, LatencySummary]
 
 
 def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False) -> FinalReport:
@@ -86,10 +88,11 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
     series = p.outputs.series.build()
     op = p.outputs.post.op
     verdict = clip_verdict(series, op.threshold)
+    stages = p.metrics.stats()
     info = p.source.info
     engine = p.engine
     latency: dict[str, Any] = {
-        "stages": p.metrics.summary(),
+        "stages": {name: s.to_json() for name, s in stages.items()},
         "fps": round(p.outputs.fps.fps, 2),
         "frames": p.outputs.processed,
         "dropped": p.outputs.dropped,
@@ -142,7 +145,7 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
         malignancy_threshold=op.threshold, notes=notes, e2e_stages=e2e_stages(info.kind)))
     if close_errors:
         raise close_errors[0]
-    return FinalReport(latency, verdict)
+    return FinalReport(latency, verdict, stages)
 
 
 def e2e_stages(source_kind: str) -> tuple[str, ...]:

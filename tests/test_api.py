@@ -80,6 +80,10 @@ def test_own_source_own_style_and_a_stop_event(tmp_path: Path) -> None:
     assert len(lines) == result.frames
     latency = json.loads((tmp_path / "run" / "latency.json").read_text())
     assert latency["source"]["kind"] == "grabber" and latency["ended"] == "stopped" and latency["error"] is None
+    # typed results, the same numbers as the files
+    assert result.stages["end_to_end"].count == result.frames
+    assert result.stages["end_to_end"].to_json() == latency["stages"]["end_to_end"]
+    assert result.verdict.to_json() == latency["verdict"]
     assert "stopped by the application" in (tmp_path / "run" / "report.html").read_text()
     assert not run_stream(StreamConfig(source="grabber", out=tmp_path / "all", video=False),
                           source=GrabberSource(3), handle_signals=False).stopped

@@ -2,7 +2,7 @@
 
 from edge_bus.telemetry.hardware import HardwareFacts, free_disk_gb, hardware_facts, openvino_devices
 from edge_bus.telemetry.series import FrameSeries, SeriesBuilder
-from edge_bus.telemetry.stats import END_TO_END, GLASS_TO_GLASS, FpsMeter, LatencyStats, StageMetrics
+from edge_bus.telemetry.stats import END_TO_END, GLASS_TO_GLASS, FpsMeter, LatencyStats, LatencySummary, StageMetrics
 
 __all__ = [
     "END_TO_END",
@@ -11,6 +11,7 @@ __all__ = [
     "FpsMeter",
     "FrameSeries",
     "LatencyStats",
+    "LatencySummary",
     "SeriesBuilder",
     "StageMetrics",
     "free_disk_gb",

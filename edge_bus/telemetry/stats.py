@@ -11,6 +11,7 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,6 +23,7 @@ __all__ = [
     "SUMMARY_KEYS",
     "FpsMeter",
     "LatencyStats",
+    "LatencySummary",
     "StageMetrics",
 ]
 
@@ -30,6 +32,23 @@ GLASS_TO_GLASS = "glass_to_glass"
 SUMMARY_KEYS = ("count", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms")
 
 Summary = dict[str, float | int | None]
+
+
+@dataclass(frozen=True)
+class LatencySummary:
+    """One stage's latency: the number of values and their mean, p50/p90/p99 and max in ms (None
+    without values). ``to_json()`` is the latency.json entry."""
+
+    count: int
+    mean_ms: float | None
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+
+    def to_json(self) -> Summary:
+        return {"count": self.count, "mean_ms": self.mean_ms, "p50_ms": self.p50_ms, "p90_ms": self.p90_ms,
+                "p99_ms": self.p99_ms, "max_ms": self.max_ms}
 
 
 class LatencyStats:
@@ -62,21 +81,19 @@ class LatencyStats:
         """A float64 copy of the collected values."""
         return np.array(self._values, dtype=np.float64)
 
-    def summary(self) -> Summary:
-        """``{count, mean_ms, p50_ms, p90_ms, p99_ms, max_ms}``, rounded to 3 decimals; empty → nulls."""
+    def stats(self) -> LatencySummary:
+        """Count, mean, p50/p90/p99 and max, rounded to 3 decimals; empty → None."""
         n = len(self._values)
         if n == 0:
-            return {"count": 0, "mean_ms": None, "p50_ms": None, "p90_ms": None, "p99_ms": None, "max_ms": None}
+            return LatencySummary(0, None, None, None, None, None)
         v = np.frombuffer(self._values, dtype=np.float64)
         p50, p90, p99 = np.percentile(v, [50.0, 90.0, 99.0])
-        return {
-            "count": n,
-            "mean_ms": round(float(v.mean()), 3),
-            "p50_ms": round(float(p50), 3),
-            "p90_ms": round(float(p90), 3),
-            "p99_ms": round(float(p99), 3),
-            "max_ms": round(float(v.max()), 3),
-        }
+        return LatencySummary(n, round(float(v.mean()), 3), round(float(p50), 3), round(float(p90), 3),
+                              round(float(p99), 3), round(float(v.max()), 3))
+
+    def summary(self) -> Summary:
+        """``{count, mean_ms, p50_ms, p90_ms, p99_ms, max_ms}`` (:meth:`stats` as latency.json has it)."""
+        return self.stats().to_json()
 
 
 class StageMetrics:
@@ -121,14 +138,18 @@ class StageMetrics:
             return self._g2g
         return self._stats[stage]
 
-    def summary(self) -> dict[str, Summary]:
-        """``{stage: LatencyStats.summary()}`` for each stage, then ``end_to_end``; ``glass_to_glass``
-        is added only when some frame had it."""
-        out = {name: stats.summary() for name, stats in self._stats.items()}
-        out[END_TO_END] = self._e2e.summary()
+    def stats(self) -> dict[str, LatencySummary]:
+        """Each stage's :class:`LatencySummary`, then ``end_to_end``; ``glass_to_glass`` is added only
+        when some frame had it."""
+        out = {name: stats.stats() for name, stats in self._stats.items()}
+        out[END_TO_END] = self._e2e.stats()
         if len(self._g2g):
-            out[GLASS_TO_GLASS] = self._g2g.summary()
+            out[GLASS_TO_GLASS] = self._g2g.stats()
         return out
+
+    def summary(self) -> dict[str, Summary]:
+        """:meth:`stats` as latency.json has it: ``{stage: {count, mean_ms, ...}}``."""
+        return {name: s.to_json() for name, s in self.stats().items()}
 
 
 class FpsMeter:

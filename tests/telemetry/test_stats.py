@@ -54,3 +54,11 @@ def test_fps_meter_overall_and_recent() -> None:
     started.start(0.0)
     started.tick(0.5)
     assert started.fps == pytest.approx(2.0)
+
+
+def test_typed_summary_is_what_latency_json_holds() -> None:
+    stats = LatencyStats([1.0, 2.0, 3.0, 10.0])
+    typed = stats.stats()
+    assert typed.count == 4 and typed.max_ms == 10.0 and typed.p50_ms == 2.5
+    assert typed.to_json() == stats.summary()
+    assert LatencyStats().stats().p99_ms is None
