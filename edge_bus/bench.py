@@ -181,7 +181,7 @@ def _measure(options: BenchOptions, progress: Progress | None) -> BenchResult:
     say = progress or (lambda _msg: None)
     for path in (opts.json_path, opts.html_path):  # a bad report path fails now, not after minutes
         if path is not None:
-            check_output_file(path)
+            check_output_file(path, hint="choose another --json / --html path")
     manifest = resolve_model(opts.model)
     if opts.bridge:  # an unplugged or wrong board fails now, not after minutes of measuring
         from firmware_bridge import HostBridge

@@ -104,6 +104,8 @@ class Preprocessor:
         return self._roi
 
     def preprocess(self, pixels: np.ndarray) -> tuple[np.ndarray, PreprocessMeta]:
+        if not isinstance(pixels, np.ndarray):
+            raise SourceError(f"a frame's pixels are a {type(pixels).__name__}, not a numpy array — check the source")
         if pixels.ndim not in (2, 3) or min(pixels.shape[:2], default=0) < 1:
             raise SourceError(f"a frame of shape {list(pixels.shape)} holds no image — check the source")
         # a frame source of one's own can hand over anything: refused here with one line, not as a

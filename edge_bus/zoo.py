@@ -90,7 +90,11 @@ class Manifest:
             expected = self.sha256.get(fname)
             if expected is None:
                 raise ModelError(f"model {self.name!r}: manifest has no sha256 for {fname}")
-            actual = sha256_file(path)
+            try:
+                actual = sha256_file(path)
+            except OSError as exc:  # unreadable (permissions, a failing disk): one line, not a traceback
+                raise ModelError(f"model {self.name!r}: cannot read {path}: {exc.strerror or exc} — check the "
+                                 "file's permissions, or reinstall or re-export the model") from None
             if actual != expected:
                 raise ModelError(
                     f"model {self.name!r}: {fname} does not match its manifest (sha256 {actual[:12]}… ≠ "

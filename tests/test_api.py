@@ -207,12 +207,14 @@ def test_an_empty_frame_is_a_source_error(tmp_path: Path) -> None:
     (np.zeros((64, 64, 2), np.uint8), "a frame with 2 channels"),
     (np.zeros((64, 64), np.float32), "a frame of dtype float32"),
     (np.zeros((64, 64, 3), np.uint16), "a frame of dtype uint16"),
+    (None, "a frame's pixels are a NoneType, not a numpy array"),
+    ([[1, 2], [3, 4]], "a frame's pixels are a list"),
 ])
-def test_a_frame_the_pipeline_cannot_read_is_a_source_error(tmp_path: Path, pixels: np.ndarray, message: str) -> None:
+def test_a_frame_the_pipeline_cannot_read_is_a_source_error(tmp_path: Path, pixels: object, message: str) -> None:
     """A 2-channel frame from a source of one's own raised cv2.error out of run_stream."""
     class Odd(GrabberSource):
         def __next__(self) -> Frame:
-            return make_frame(0, pixels, 0.0)
+            return make_frame(0, pixels, 0.0)  # type: ignore[arg-type]
 
     with pytest.raises(SourceError, match=message):
         run_stream(StreamConfig(source="grabber", out=tmp_path / "run", video=False), source=Odd(3),

@@ -99,3 +99,19 @@ def test_a_zoo_model_resolves_by_its_manifest_name_too(tmp_path: Path, monkeypat
     monkeypatch.setenv("EDGE_BUS_MODELS", str(tmp_path))
     assert resolve_model("tiny").folder.name == "folder_a"
     assert resolve_model("folder_a").name == "tiny"
+
+
+def test_an_unreadable_model_file_is_a_model_error_and_listed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file the user may not read (chmod 000 as another user) gave a PermissionError traceback."""
+    from edge_bus import zoo
+
+    tiny_model_dir(tmp_path / "tiny")
+
+    def denied(path: Path) -> str:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(zoo, "sha256_file", denied)
+    with pytest.raises(ModelError, match="cannot read .*: Permission denied — check the file's permissions"):
+        load_manifest(tmp_path / "tiny").verify()
+    [row] = zoo.model_statuses(tmp_path)
+    assert row.name == "tiny" and row.problem is not None and "Permission denied" in row.problem

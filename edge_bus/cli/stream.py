@@ -27,7 +27,8 @@ def stream(
         "--source", "-s", help="What to read: a video file (AVI/MP4/MOV), an image folder (a BUSI class folder works; "
         ".dcm files in it play too), a DICOM file, a capture device (0, /dev/video2) or 'demo' (the bundled clip). "
         "Prefix kind: to force one, e.g. video:clip.bin; replay:clip.avi runs a file through the capture path as "
-        "a live device (no grabber needed). (default: demo)", show_default=False)] = None,
+        "a live device (no grabber needed; it loops like a device, so stop it with --max-frames or Ctrl-C). "
+        "(default: demo)", show_default=False)] = None,
     model: Annotated[str | None, typer.Option(
         help="A shipped model name (edge-bus models list), a model folder or a manifest.json. (default: emt_net)",
         show_default=False)] = None,

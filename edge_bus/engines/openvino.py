@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from typing import Any
@@ -13,6 +14,8 @@ from edge_bus.errors import EngineError, ModelError
 from edge_bus.ov_privacy import import_openvino
 from edge_bus.types import ModelOutputs
 from edge_bus.zoo import Manifest
+
+log = logging.getLogger(__name__)
 
 _core = None
 _core_lock = threading.Lock()
@@ -31,7 +34,8 @@ def available_devices() -> tuple[str, ...]:
     """OpenVINO's devices here (``("CPU", "GPU")``); ``()`` when OpenVINO is missing or can't list them."""
     try:
         return tuple(str(d) for d in core().available_devices)
-    except (ImportError, RuntimeError):
+    except Exception:  # noqa: BLE001 - any plugin's failure to enumerate: a fact unknown, never a failed run
+        log.debug("OpenVINO could not list its devices", exc_info=True)
         return ()
 
 

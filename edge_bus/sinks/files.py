@@ -31,7 +31,7 @@ def output_error(path: str | os.PathLike[str], exc: OSError, hint: str | None = 
                            f"{hint or 'create it or choose another --out'}")
     if exc.errno in (errno.EEXIST, errno.ENOTDIR):  # creating a folder where a file already is
         return OutputError(f"can't write {name}: a file is in the way of a folder there — "
-                           f"{hint or 'choose another --out'}")
+                           f"{hint or 'choose another path'}")
     if exc.errno == errno.EISDIR:
         return OutputError(f"can't write {name}: it is a folder — {hint or 'choose another file name'}")
     reason = exc.strerror or type(exc).__name__

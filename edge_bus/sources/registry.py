@@ -10,8 +10,8 @@ Auto-detection, in order:
 
 A ``kind:`` prefix forces the kind: ``video:``, ``folder:``, ``dicom:``, ``capture:``, ``demo:``
 (``demo:SEED`` picks the speckle seed). ``replay:clip.mp4`` runs a video file through the capture
-code path, as a live device at the file's fps (the capture device's in-package fake: rehearse a
-grabber setup, its drops and an unplugged cable without one). A path that exists as typed is never
+code path, as a live device at the file's fps, looping like a device that never ends (the capture
+device's in-package fake: rehearse a grabber setup and its drops without one). A path that exists as typed is never
 split at ``:``.
 """
 

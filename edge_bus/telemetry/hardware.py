@@ -78,11 +78,12 @@ def _physical_cores() -> int | None:
     cores = {(e.get("physical id", "0"), e["core id"]) for e in _cpuinfo() if "core id" in e}
     if cores:
         return len(cores)
-    try:  # optional dependency, used only when present
+    try:  # optional dependency, used only when present; a fact unknown must never fail a run's report
         import psutil
-    except ImportError:
+
+        n = psutil.cpu_count(logical=False)
+    except Exception:  # noqa: BLE001 - not installed, or it can't tell here
         return None
-    n = psutil.cpu_count(logical=False)
     return int(n) if n else None
 
 

@@ -10,13 +10,19 @@
 #                                               into a scratch folder; the shipped files are not touched
 #
 # Environment: PYTHON (default .venv/bin/python, made by `make test`), DATA (default ../shared/data),
-# OUT (where the model folders go; default models/, or a new /tmp folder with --smoke), and the epoch
-# counts EMT_EPOCHS (10), EMT_FT_EPOCHS (4), HGM_EPOCHS (2). Disk: the training cache takes ~0.8 GB
-# (models/training/cache/), the checkpoints ~0.4 GB (models/training/checkpoints/).
+# OUT (where the models, checkpoints, results and card go; default models/, or a new /tmp folder with
+# --smoke), and the epoch counts EMT_EPOCHS (10), EMT_FT_EPOCHS (4), HGM_EPOCHS (2). Paths you set are
+# relative to where you run the script; the defaults to the repository. Disk: the training cache takes
+# ~0.8 GB (always models/training/cache/), the checkpoints ~0.4 GB.
 set -euo pipefail
+CALLER=$PWD
 cd "$(dirname "$0")/../.."
-PY=${PYTHON:-.venv/bin/python}
-DATA=${DATA:-../shared/data}
+ROOT=$PWD
+from_caller() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$CALLER" "$1" ;; esac; }
+if [ -n "${PYTHON:-}" ]; then case "$PYTHON" in */*) PY=$(from_caller "$PYTHON") ;; *) PY=$PYTHON ;; esac
+else PY=.venv/bin/python; fi
+if [ -n "${DATA:-}" ]; then DATA=$(from_caller "$DATA"); else DATA=../shared/data; fi
+if [ -n "${OUT:-}" ]; then OUT=$(from_caller "$OUT"); fi
 YES=0
 SMOKE=0
 for arg in "$@"; do
@@ -27,7 +33,7 @@ for arg in "$@"; do
         *) echo "error: unknown option $arg (--yes, --smoke, --help)" >&2; exit 2 ;;
     esac
 done
-[ -x "$PY" ] || { echo "error: $PY not found — run 'make test' first (it creates .venv with the train extra), or set PYTHON" >&2; exit 2; }
+command -v "$PY" >/dev/null 2>&1 || { echo "error: $PY not found — run 'make test' first (it creates .venv with the train extra), or set PYTHON" >&2; exit 2; }
 [ -f "$DATA/busi/folds.csv" ] || { echo "error: no data at $DATA (no busi/folds.csv) — put the shared data beside the repo as ../shared/data, or set DATA" >&2; exit 2; }
 "$PY" -c 'import torch, nncf' 2>/dev/null || { echo "error: torch/nncf missing in $PY — install the train extra: $PY -m pip install -e '.[train,quantize]'" >&2; exit 2; }
 
@@ -41,6 +47,11 @@ if [ "$SMOKE" = 1 ]; then
 else
     OUT=${OUT:-models}
     FAST=() CALIB=() WP=() REPS=()
+fi
+# models/, ./models, $PWD/models, a symlink to it: all the shipped folder (a string compare let them through)
+if [ "$OUT" = models ] || [ "$("$PY" -c 'import os, sys; print(os.path.realpath(sys.argv[1]))' "$OUT")" = \
+        "$("$PY" -c 'import os, sys; print(os.path.realpath(sys.argv[1]))' "$ROOT/models")" ]; then
+    OUT=models
 fi
 if [ "$OUT" = models ]; then  # the shipped layout
     CK=models/training/checkpoints RES=models/training/results CARD=models/README.md

@@ -1,8 +1,11 @@
-"""reproduce.sh refuses to replace the shipped models without --yes, and says what is missing."""
+"""reproduce.sh: it refuses to replace the shipped models without --yes (however models/ is spelled),
+says what is missing in one line, and runs its steps in order into OUT. A stand-in ``python`` logs
+the steps instead of training, so these tests need neither torch nor the data."""
 
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -13,25 +16,59 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "models" / "training" / "reproduce.sh"
 
 
-def _run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHON": sys.executable, **env})
+@pytest.fixture
+def fake_python(tmp_path: Path) -> Path:
+    """Answers the script's ``-c`` checks with the real interpreter (the torch/nncf import check
+    passes) and logs every ``-m`` step to ``steps.log``."""
+    path = tmp_path / "python"
+    path.write_text(f"""#!/usr/bin/env bash
+if [ "$1" = -c ]; then
+    case "$2" in *"import torch"*) exit 0 ;; esac
+    exec {sys.executable} "$@"
+fi
+echo "$@" >> {tmp_path / "steps.log"}
+""")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
 
 
-@pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "busi" / "folds.csv").is_file(),
-                    reason="../shared/data is absent: the script stops at the data check first")
-def test_without_yes_it_replaces_nothing_and_says_how() -> None:
-    pytest.importorskip("torch", reason="the script checks for the train extra before asking")
-    pytest.importorskip("nncf", reason="the script checks for the quantize extra before asking")
-    before = {p: p.stat().st_mtime_ns for p in (ROOT / "models" / "emt_net").iterdir()}
-    result = _run()
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    (tmp_path / "data" / "busi").mkdir(parents=True)
+    (tmp_path / "data" / "busi" / "folds.csv").write_text("")
+    return tmp_path / "data"
+
+
+def _run(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=60, cwd=cwd,
+                          env={**os.environ, **env})
+
+
+@pytest.mark.parametrize("out", ["", "models", "models/", "./models", str(ROOT / "models")])
+def test_without_yes_it_replaces_nothing_and_says_how(out: str, fake_python: Path, data: Path,
+                                                      tmp_path: Path) -> None:
+    """OUT=models/ went past the guard (a string compare) and would have trained over the shipped models."""
+    env = {"PYTHON": str(fake_python), "DATA": str(data), **({"OUT": out} if out else {})}
+    result = _run(**env)
     assert result.returncode == 2 and "replaces the shipped models" in result.stderr
     assert "--yes" in result.stderr and "--smoke" in result.stderr
-    assert {p: p.stat().st_mtime_ns for p in (ROOT / "models" / "emt_net").iterdir()} == before
+    assert not (tmp_path / "steps.log").exists()  # no step ran
+
+
+def test_out_elsewhere_runs_every_step_into_it(fake_python: Path, data: Path, tmp_path: Path) -> None:
+    result = _run(cwd=tmp_path, PYTHON=str(fake_python), DATA="data", OUT="run")  # relative to the caller
+    assert result.returncode == 0, result.stderr
+    steps = (tmp_path / "steps.log").read_text().splitlines()
+    modules = [line.split()[1] for line in steps]
+    assert modules == ["models.training.train"] * 3 + ["models.training.export"] * 2 + [
+        "edge_bus.golden", "models.training.wp_sweep", "models.training.cine_check", "models.training.bootstrap",
+        "models.training.mask_sweep", "models.training.model_card"]
+    assert all(str(ROOT / "models") not in line for line in steps)  # the shipped folder is left alone
+    assert f"--out {tmp_path / 'run'}/emt_net" in steps[3] and f"--data {tmp_path / 'data'}" in steps[0]
 
 
 def test_missing_data_and_unknown_options_are_one_line_errors(tmp_path: Path) -> None:
-    result = _run("--smoke", DATA=str(tmp_path / "nope"))
+    result = _run("--smoke", PYTHON=sys.executable, DATA=str(tmp_path / "nope"))
     assert result.returncode == 2 and result.stderr.startswith("error: no data at") and "set DATA" in result.stderr
     result = _run("--fast")
     assert result.returncode == 2 and "unknown option --fast" in result.stderr
