@@ -3,7 +3,8 @@
 Layers (each usable alone): :mod:`~firmware_bridge.framing` (pure COBS + CRC-32 frames),
 :mod:`~firmware_bridge.messages` (typed payloads), :mod:`~firmware_bridge.clock` (TIME_SYNC clock
 model), :mod:`~firmware_bridge.link` (pyserial port + threads + reconnect), :mod:`~firmware_bridge.host`
-(:class:`HostBridge`, what the stream pipeline uses) and the simulator
+(:class:`HostBridge`, what the stream pipeline uses; the values it hands out are in
+:mod:`~firmware_bridge.host_types`) and the simulator
 (:mod:`~firmware_bridge.simulator`, :mod:`~firmware_bridge.sim_runtime`, ``sim://`` URLs).
 The wire protocol is specified in ``firmware_bridge/PROTOCOL.md``.
 """
@@ -20,7 +21,8 @@ from firmware_bridge.errors import (
     SimulatorError,
 )
 from firmware_bridge.framing import PROTOCOL_MAJOR, PROTOCOL_MINOR, Packetizer, decode_frame, encode_frame
-from firmware_bridge.host import DeviceEvents, HelloInfo, HostBridge, HostFrameMeta
+from firmware_bridge.host import HostBridge
+from firmware_bridge.host_types import DeviceEvents, HelloInfo, HostFrameMeta
 from firmware_bridge.link import Link
 from firmware_bridge.link_types import LinkConfig, LinkCounters, Received
 from firmware_bridge.messages import Alert, AlertCode, ErrorMsg, FrameMeta, Message, ProbeState

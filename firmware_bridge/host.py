@@ -17,11 +17,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from firmware_bridge.clock import ClockEstimate, ClockEstimator, SyncSample
 from firmware_bridge.errors import LinkClosed, LinkConfigError, LinkTimeout, MalformedMessage
 from firmware_bridge.framing import PROTOCOL_MAJOR
+from firmware_bridge.host_types import EVENT_HISTORY, DeviceEvents, HelloInfo, HostFrameMeta, code_name
 from firmware_bridge.link import Link
 from firmware_bridge.link_types import LinkConfig, LinkCounters, Received
 from firmware_bridge.messages import (
@@ -40,68 +41,11 @@ from firmware_bridge.messages import (
     version_mismatch,
 )
 
-__all__ = ["DeviceEvents", "HelloInfo", "HostBridge", "HostFrameMeta"]
-
-EVENT_HISTORY = 100
+__all__ = ["HostBridge"]
 
 _HOST_ID = 0xEDB05001
 _sync_ids = itertools.count(1)
 _RETRY_S = 0.25  # HELLO repeat period; per-exchange timeout of the TIME_SYNC burst
-
-
-@dataclass(frozen=True, slots=True)
-class HelloInfo:
-    """Who answered the HELLO: from HELLO_ACK."""
-
-    device_id: int
-    firmware_version: str  # "major.minor.patch"
-    clock_hz: int
-    protocol_version: tuple[int, int]
-
-    @classmethod
-    def from_ack(cls, ack: HelloAck) -> HelloInfo:
-        firmware = f"{ack.fw_major}.{ack.fw_minor}.{ack.fw_patch}"
-        return cls(ack.device_id, firmware, ack.clock_hz, (ack.proto_major, ack.proto_minor))
-
-
-@dataclass(frozen=True, slots=True)
-class HostFrameMeta:
-    """A FRAME_META with its acquisition time mapped onto the host clock (``time.perf_counter()``)."""
-
-    device_frame: int
-    t_device_us: int
-    t_acquired_host: float
-    probe_id: int
-    depth_mm: float
-    gain_db: float
-    frozen: bool
-
-
-@dataclass(frozen=True)
-class DeviceEvents:
-    """What the device reported besides frames: ALERT and ERROR messages (counts, and the last
-    :data:`EVENT_HISTORY` of each as received)."""
-
-    alerts: int = 0
-    errors: int = 0
-    last_alerts: tuple[Alert, ...] = ()
-    last_errors: tuple[ErrorMsg, ...] = ()
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "alerts": self.alerts, "errors": self.errors,
-            "last_alerts": [{"device_frame": a.frame_counter, "code": _code_name(AlertCode, a.code),
-                             "run_length": a.run_length, "malignancy": round(a.malignancy, 4),
-                             "t_device_us": a.t_device_us} for a in self.last_alerts],
-            "last_errors": [{"code": _code_name(ErrorCode, e.code), "text": e.text} for e in self.last_errors],
-        }
-
-
-def _code_name(enum: type[AlertCode] | type[ErrorCode], code: int) -> str:
-    try:
-        return enum(code).name
-    except ValueError:
-        return str(code)
 
 
 class HostBridge:
@@ -392,13 +336,13 @@ class HostBridge:
                 self._events = replace(e, alerts=e.alerts + 1,
                                        last_alerts=(*e.last_alerts, message)[-EVENT_HISTORY:])
                 key, text = ("alert", message.code), (
-                    f"ALERT from the device: {_code_name(AlertCode, message.code)} (run of {message.run_length} "
+                    f"ALERT from the device: {code_name(AlertCode, message.code)} (run of {message.run_length} "
                     f"frames, malignancy {message.malignancy:.2f}, device frame {message.frame_counter})")
             else:
                 self._events = replace(e, errors=e.errors + 1,
                                        last_errors=(*e.last_errors, message)[-EVENT_HISTORY:])
                 key, text = ("error", message.code), (
-                    f"ERROR from the device: {_code_name(ErrorCode, message.code)}"
+                    f"ERROR from the device: {code_name(ErrorCode, message.code)}"
                     + (f": {message.text}" if message.text else ""))
             now = time.monotonic()
             if now - self._event_said.get(key, -1e9) < self._event_quiet_s:

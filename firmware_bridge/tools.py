@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from firmware_bridge.clock import ClockEstimate
 from firmware_bridge.errors import LinkTimeout
-from firmware_bridge.host import HelloInfo, HostBridge
+from firmware_bridge.host import HostBridge
+from firmware_bridge.host_types import HelloInfo
 from firmware_bridge.link_types import LinkCounters, Received
 from firmware_bridge.messages import (
     Ack,
