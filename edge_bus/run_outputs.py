@@ -141,7 +141,7 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
         title=f"edge-bus stream — {info.name}", summary=summary, latency=latency["stages"],
         hardware=latency["hardware"], series=series,
         verdict=VerdictBadge(verdict.label, verdict.confidence,
-                              f"lesion in {verdict.lesion_frames} of {verdict.frames} frames"),
+                             f"lesion in {verdict.lesion_frames} of {verdict.frames} frames"),
         malignancy_threshold=op.threshold, notes=notes, e2e_stages=e2e_stages(info.kind)))
     if close_errors:
         raise close_errors[0]

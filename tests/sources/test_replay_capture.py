@@ -25,7 +25,7 @@ def test_replay_is_a_live_capture_source_at_the_files_fps(tmp_path: Path, make_v
         frames = [next(src) for _ in range(6)]
     assert [f.index for f in frames] == list(range(6))
     gaps = [b.t_capture - a.t_capture for a, b in zip(frames, frames[1:], strict=False)]
-    assert sorted(gaps)[len(gaps) // 2] == pytest.approx(0.02, abs=0.008)  # paced at 50 fps, not as fast as decoded
+    assert 0.012 < sorted(gaps)[len(gaps) // 2] < 0.045  # paced at 50 fps (20 ms), not as fast as decoded (~0.1 ms)
 
 
 def test_a_slow_reader_misses_acquisitions_and_gets_the_newest(tmp_path: Path,
@@ -38,7 +38,7 @@ def test_a_slow_reader_misses_acquisitions_and_gets_the_newest(tmp_path: Path,
         assert fake.grab()
         ok, img = fake.retrieve()
         assert ok and img is not None and img.shape == (64, 96, 3)
-        assert 3 <= fake.missed <= 8 and fake.handed_over == 2
+        assert fake.missed >= 3 and fake.handed_over == 2  # (more if the sleep overran on a loaded machine)
     finally:
         fake.release()
 
