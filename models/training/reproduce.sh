@@ -29,7 +29,7 @@ for arg in "$@"; do
     case "$arg" in
         --yes) YES=1 ;;
         --smoke) SMOKE=1 ;;
-        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "error: unknown option $arg (--yes, --smoke, --help)" >&2; exit 2 ;;
     esac
 done
