@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from firmware_bridge.clock import ClockEstimate
 from firmware_bridge.errors import LinkTimeout
 from firmware_bridge.host import HostBridge
@@ -47,11 +49,7 @@ def percentile(values: list[float] | tuple[float, ...], q: float) -> float:
     so a ``device ping`` p99 and a stream's p99 are the same statistic."""
     if not values:
         raise ValueError("percentile of no values")
-    ordered = sorted(values)
-    pos = min(max(q, 0.0), 100.0) / 100.0 * (len(ordered) - 1)
-    lo = int(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+    return float(np.percentile(values, q))
 
 
 @dataclass(frozen=True, slots=True)

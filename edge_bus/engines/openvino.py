@@ -72,7 +72,7 @@ class OpenVINOEngine(Engine):
             if "device" in first.lower() or config.device.upper() not in ("CPU", "AUTO"):
                 raise EngineError(
                     f"OpenVINO cannot use device {config.device!r}: {first} — available: "
-                    f"{', '.join(core().available_devices)}"
+                    f"{', '.join(available_devices())}"
                 ) from None
             raise ModelError(f"OpenVINO cannot load {self._file.name}: {first}") from None
         names = {o.get_any_name() for o in self._compiled.outputs}
