@@ -19,18 +19,33 @@ class _Meta:
     t_acquired_host: float
 
 
-class _Clock:
-    """FRAME_META already queued (``stale``), then a fresh one whenever the reader waits for one."""
+class _QueuedClock:
+    """A board's FRAME_META stream as the reader sees it: what is queued comes first; with nothing
+    queued, a zero timeout is no meta, and a wait is :meth:`arrive`'s (the fake's own schedule)."""
 
-    def __init__(self, stale: list[int]) -> None:
-        self.queue = deque(_Meta(n, time.perf_counter() - 1.0) for n in stale)
-        self.fresh = 100
+    def __init__(self) -> None:
+        self.queue: deque[_Meta] = deque()
 
     def next_meta(self, timeout: float) -> _Meta | None:
         if self.queue:
             return self.queue.popleft()
         if timeout <= 0:
             return None
+        return self.arrive(timeout)
+
+    def arrive(self, timeout: float) -> _Meta | None:
+        raise NotImplementedError
+
+
+class _Clock(_QueuedClock):
+    """FRAME_META already queued (``stale``), then a fresh one whenever the reader waits for one."""
+
+    def __init__(self, stale: list[int]) -> None:
+        super().__init__()
+        self.queue.extend(_Meta(n, time.perf_counter() - 1.0) for n in stale)
+        self.fresh = 100
+
+    def arrive(self, timeout: float) -> _Meta | None:
         self.fresh += 1
         return _Meta(self.fresh, time.perf_counter())
 
@@ -83,19 +98,15 @@ def test_a_paced_file_decodes_just_before_each_frame_is_due() -> None:
         reader.close()
 
 
-class _BurstClock:
+class _BurstClock(_QueuedClock):
     """A FRAME_META every 1/30 s, except that a burst of ``burst`` stale ones arrives before frame 2."""
 
     def __init__(self, burst: int) -> None:
+        super().__init__()
         self.burst, self.calls, self.n = burst, 0, 0
-        self.queue: deque[_Meta] = deque()
         self.next_slot = time.perf_counter()
 
-    def next_meta(self, timeout: float) -> _Meta | None:
-        if self.queue:
-            return self.queue.popleft()
-        if timeout <= 0:
-            return None
+    def arrive(self, timeout: float) -> _Meta | None:
         self.calls += 1
         if self.calls == 2:  # the link came back: metas of the frames acquired while it was down
             old = time.perf_counter() - 0.3
@@ -145,19 +156,15 @@ def test_a_genlocked_file_keeps_its_fps_while_the_link_is_down() -> None:
         reader.close()
 
 
-class _ReturningClock:
+class _ReturningClock(_QueuedClock):
     """Down for the first ``down`` waits; then the link is back with one FRAME_META that has waited
     in the queue for most of a period, and a fresh one every 1/30 s after it."""
 
     def __init__(self, down: int) -> None:
+        super().__init__()
         self.down, self.waits, self.n = down, 0, 0
-        self.queue: deque[_Meta] = deque()
 
-    def next_meta(self, timeout: float) -> _Meta | None:
-        if self.queue:
-            return self.queue.popleft()
-        if timeout <= 0:
-            return None
+    def arrive(self, timeout: float) -> _Meta | None:
         self.waits += 1
         if self.waits <= self.down:
             time.sleep(timeout)
