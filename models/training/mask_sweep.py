@@ -5,13 +5,16 @@
 Sweeps the mask probability threshold and the connected-component filter of
 ``edge_bus.postprocess`` (components kept when at least ``min_component`` of the largest; 0 keeps
 all, 1 only the largest) on the ungated mask, as ``edge-bus eval`` scores it, and counts the lesion
-images whose mask comes out empty at the shipped setting (a whole lesion missed, Dice 0).
+images whose mask comes out empty at the shipped setting (a whole lesion missed, Dice 0), with their
+peak pixel probability and whether that peak lies inside the true lesion (could a fallback that
+keeps the region around the peak recover them?).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -29,13 +32,27 @@ THRESHOLDS = (0.3, 0.4, 0.5, 0.6)
 MIN_COMPONENTS = (0.0, 0.2, 1.0)
 
 
-def sweep(split: str, data: Path) -> tuple[dict[tuple[float, float], float], int, int]:
-    """Mean Dice per (threshold, min_component), the number of lesion images and of empty masks."""
+@dataclass
+class EmptyMasks:
+    """Lesion images whose mask is empty at the shipped threshold."""
+
+    peaks: list[float] = field(default_factory=list)  # highest pixel probability of each
+    peak_inside: int = 0  # how many of them have that peak inside the true lesion
+
+    def describe(self) -> str:
+        if not self.peaks:
+            return "0 with an empty mask at the shipped threshold"
+        return (f"{len(self.peaks)} with an empty mask at the shipped threshold (peak pixel probability "
+                f"{min(self.peaks):.3f}–{max(self.peaks):.3f}; peak inside the lesion in {self.peak_inside})")
+
+
+def sweep(split: str, data: Path) -> tuple[dict[tuple[float, float], float], int, EmptyMasks]:
+    """Mean Dice per (threshold, min_component), the number of lesion images, and the empty masks."""
     manifest = resolve_model(None)
     engine = create_engine(manifest, EngineConfig(backend="openvino", precision="int8", hint="LATENCY"))
     items = [it for it in protocol_splits(data)[split] if it.label != "normal"]
     scores: dict[tuple[float, float], list[float]] = {(t, c): [] for t in THRESHOLDS for c in MIN_COMPONENTS}
-    empty = 0
+    empty = EmptyMasks()
     try:
         for item in items:
             gray, truth = item.load()
@@ -46,7 +63,10 @@ def sweep(split: str, data: Path) -> tuple[dict[tuple[float, float], float], int
                            interpolation=cv2.INTER_LINEAR)
             for t in THRESHOLDS:
                 crop = z >= np.log(t / (1.0 - t))
-                empty += t == manifest.mask_threshold and not crop.any()
+                if t == manifest.mask_threshold and not crop.any():
+                    empty.peaks.append(float(1.0 / (1.0 + np.exp(-z.max()))))
+                    py, px = np.unravel_index(int(np.argmax(z)), z.shape)
+                    empty.peak_inside += bool(truth[roi.y + py, roi.x + px])
                 for c in MIN_COMPONENTS:
                     kept = keep_main_components(crop, c) if crop.any() else crop
                     full = np.zeros(truth.shape, dtype=bool)
@@ -64,7 +84,7 @@ def sweep_table(data: Path) -> str:
     for split in ("val_busi", "val_busbra"):
         print(f"mask sweep: {split}", file=sys.stderr, flush=True)
         means, n, empty = sweep(split, data)
-        lines.append(f"\n{split}: {n} lesion images, {empty} with an empty mask at the shipped threshold")
+        lines.append(f"\n{split}: {n} lesion images, {empty.describe()}")
         lines.append("| mask threshold | " + " | ".join(f"min_component {c}" for c in MIN_COMPONENTS) + " |")
         lines.append("|---|" + "---|" * len(MIN_COMPONENTS))
         for t in THRESHOLDS:
