@@ -42,7 +42,8 @@ class InFlight:
 
 
 ResultSink = Callable[[Frame, Prediction], None]
-"""Called with every processed frame and its prediction, on the outputs thread (a RESULT to the board)."""
+"""Called with every frame the model answered and its prediction, on the outputs thread (a RESULT to the
+board); not with frames shown while the device is frozen, which repeat the last answer."""
 
 
 class OutputStage:
@@ -97,11 +98,15 @@ class OutputStage:
             log.debug("renderer warm-up failed", exc_info=True)
         finally:
             self._ready.set()
-        self.fps.start()
         while True:
             item = self._queue.get()
             if item is None:
-                for _, pending in sorted(self._heap, key=lambda e: e[0]):  # flush what is left, in order
+                # flush what is left, in order, up to the first frame that never came back (an inference
+                # failed: the run ends in its error, and the log stops at the last good frame, gapless)
+                for _, pending in sorted(self._heap, key=lambda e: e[0]):
+                    if pending.seq != self._next:
+                        break
+                    self._next = pending.seq + 1
                     self._safe_handle(pending)
                 return
             if not self.ordered:
@@ -128,6 +133,8 @@ class OutputStage:
     def _handle(self, item: InFlight) -> None:
         frame = item.frame
         stages = item.stages_ms
+        if not self.fps.started:  # the run's time starts with its first frame, not with the set-up
+            self.fps.start(frame.t_capture)
         t = time.perf_counter()
         if item.outputs is not None and item.meta is not None:
             pred = self.post.postprocess(item.outputs, item.meta, frame.pixel_spacing_mm)
@@ -157,17 +164,22 @@ class OutputStage:
         times = StageTimes(stages_ms=dict(stages), e2e_ms=e2e, glass_to_glass_ms=g2g)
         if self.framelog is not None:
             self.framelog.write(FrameRecord(frame=frame, prediction=pred, times=times))
-        self.metrics.add_times(times)
+        # a frozen frame repeats the last answer without inference: it is logged and shown, but it is not
+        # a new verdict (no RESULT to the board, not in the clip verdict) nor an end-to-end latency
+        self.metrics.add_times(times, end_to_end=not item.frozen)
         self.dropped += frame.dropped_before
         self.last_e2e_ms, self.last_label = e2e, "frozen" if pred.frozen else pred.label
         self.processed += 1
         self.fps.tick()
-        self.series.add_values(frame.index, e2e, stages, pred.label, pred.malignancy, pred.lesion, g2g)
-        for sink in self.result_sinks:
-            sink(frame, pred)
+        self.series.add_values(frame.index, e2e, stages, pred.label, pred.malignancy, pred.lesion, g2g,
+                               frozen=item.frozen)
+        if not item.frozen:
+            for sink in self.result_sinks:
+                sink(frame, pred)
 
     def add_result_sink(self, sink: ResultSink) -> None:
-        """Also give every frame's result to ``sink`` (on the outputs thread, in frame order)."""
+        """Also give every answered frame's result to ``sink`` (on the outputs thread, in frame order;
+        frozen frames are not answered)."""
         self.result_sinks.append(sink)
 
 

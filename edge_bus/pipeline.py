@@ -304,6 +304,8 @@ def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
             p.engine.wait()
         except KeyboardInterrupt:
             error = error or request.error()
+        except Exception as exc:  # an inference that failed after the last frame was submitted
+            error = error or exc
         p.outputs.finish()
         if error is None and p.outputs.error is not None:
             error = p.outputs.error

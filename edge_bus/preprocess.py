@@ -30,6 +30,10 @@ class InputSpec:
     channels: int = 1
 
 
+MIN_FRAME_SIDE = 16
+"""Frames narrower or lower than this are refused (:class:`~edge_bus.errors.SourceError`)."""
+
+
 def detect_scan_area(gray: np.ndarray, threshold: int = 12, min_fraction: float = 0.25) -> ROI:
     """Find the ultrasound scan area in a frame with scanner UI margins around it.
 
@@ -39,6 +43,8 @@ def detect_scan_area(gray: np.ndarray, threshold: int = 12, min_fraction: float 
     """
     h, w = gray.shape[:2]
     small_scale = 4 if min(h, w) >= 256 else 2
+    if min(h, w) < 4 * small_scale:  # too small to find margins in
+        return ROI(0, 0, w, h)
     small = cv2.resize(gray, (w // small_scale, h // small_scale), interpolation=cv2.INTER_AREA)
     bright = (small > threshold).astype(np.uint8)
     opened = cv2.morphologyEx(bright, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
@@ -108,6 +114,9 @@ class Preprocessor:
             raise SourceError(f"a frame's pixels are a {type(pixels).__name__}, not a numpy array — check the source")
         if pixels.ndim not in (2, 3) or min(pixels.shape[:2], default=0) < 1:
             raise SourceError(f"a frame of shape {list(pixels.shape)} holds no image — check the source")
+        if min(pixels.shape[:2]) < MIN_FRAME_SIDE:
+            raise SourceError(f"a frame of {pixels.shape[1]}×{pixels.shape[0]} pixels is too small to read a lesion in "
+                              f"(edge-bus needs at least {MIN_FRAME_SIDE}×{MIN_FRAME_SIDE}) — check the source")
         # a frame source of one's own can hand over anything: refused here with one line, not as a
         # cv2.error or a ValueError from the renderer (run_stream raises only EdgeBusErrors)
         if pixels.ndim == 3 and pixels.shape[2] not in (1, 3, 4):

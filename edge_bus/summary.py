@@ -15,10 +15,11 @@ from edge_bus.telemetry.series import FrameSeries
 
 @dataclass(frozen=True)
 class Verdict:
-    """The clip-level result. ``label`` is normal when a lesion was seen in fewer than
-    ``min_lesion_fraction`` of the frames; otherwise benign/malignant by the mean malignancy of the
-    lesion frames against the operating point. ``confidence`` is that mean (malignant), one minus
-    it (benign), or the share of lesion-free frames (normal)."""
+    """The clip-level result, from the frames the model answered (``frames``; frozen ones are left
+    out). ``label`` is normal when a lesion was seen in fewer than ``min_lesion_fraction`` of them;
+    otherwise benign/malignant by the mean malignancy of the lesion frames against the operating
+    point. ``confidence`` is that mean (malignant), one minus it (benign), or the share of
+    lesion-free frames (normal)."""
 
     label: str
     confidence: float
@@ -33,13 +34,17 @@ class Verdict:
 
 
 def clip_verdict(series: FrameSeries, threshold: float, min_lesion_fraction: float = 0.1) -> Verdict:
-    n = len(series)
-    n_lesion = int(series.lesion.sum())
+    """The clip's :class:`Verdict` from the frames the model answered (frames shown while the device
+    was frozen repeat an earlier answer and are left out; ``frames`` counts the answered ones)."""
+    answered = series.answered
+    lesion = series.lesion & answered
+    n = int(answered.sum())
+    n_lesion = int(lesion.sum())
     if n == 0:
         return Verdict("none", 0.0, 0, 0, None)
     if n_lesion < max(1.0, min_lesion_fraction * n):
         return Verdict("normal", 1.0 - n_lesion / n, n_lesion, n, None)
-    mean_m = float(np.mean(series.malignancy[series.lesion]))
+    mean_m = float(np.mean(series.malignancy[lesion]))
     label = "malignant" if mean_m >= threshold else "benign"
     return Verdict(label, mean_m if label == "malignant" else 1.0 - mean_m, n_lesion, n, mean_m)
 

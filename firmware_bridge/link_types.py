@@ -24,10 +24,13 @@ class LinkConfig:
     write_timeout_s: float = 1.0  # a write blocked this long → link lost
 
     def __post_init__(self) -> None:
-        positive = ("heartbeat_s", "link_timeout_s", "backoff_initial_s", "backoff_max_s", "read_poll_s")
+        positive = ("heartbeat_s", "link_timeout_s", "backoff_initial_s", "backoff_max_s", "read_poll_s",
+                    "write_timeout_s")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise LinkConfigError(f"LinkConfig.{name} must be > 0, got {getattr(self, name)}")
+        if isinstance(self.baudrate, bool) or not isinstance(self.baudrate, int) or self.baudrate <= 0:
+            raise LinkConfigError(f"LinkConfig.baudrate must be a positive integer, got {self.baudrate!r}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,7 @@ __all__ = ["BoardStats", "DeviceClock", "SimConfig", "VirtualBoard"]
 
 UNKNOWN_TYPE = 0x7E  # what a "future" board sends that protocol 1.0 does not know
 _KNOWN_TYPES = frozenset(int(t) for t in MsgType)
+_NEVER_ACKED = frozenset((int(MsgType.ACK), int(MsgType.NACK)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,23 +235,25 @@ class VirtualBoard:
     def _on_frame(self, frame: Frame, t2: int, now: float) -> None:
         header = frame.header
         self._n["rx_frames"] += 1
+        # PROTOCOL.md section 4: ACK and NACK themselves are never acknowledged, whatever their flags
+        wants_ack = header.ack_requested and header.msg_type not in _NEVER_ACKED
         if header.version_major != self.config.proto_major:  # PROTOCOL.md section 3, foreign major
             if header.msg_type == MsgType.HELLO:  # HELLO/HELLO_ACK layouts never change: say who we are
                 self._emit(self._hello_ack(), now)
-            elif header.ack_requested:
+            elif wants_ack:
                 self._emit(Nack(header.seq, header.msg_type, NackReason.INCOMPATIBLE_VERSION), now)
             return
         try:
             message = parse(frame)
         except MessageError:
             self._n["rx_bad"] += 1
-            if header.ack_requested:
+            if wants_ack:
                 reason = NackReason.UNKNOWN_TYPE if header.msg_type not in _KNOWN_TYPES else NackReason.MALFORMED
                 self._emit(Nack(header.seq, header.msg_type, reason), now)
             elif header.msg_type in _KNOWN_TYPES:
                 self._emit(ErrorMsg(ErrorCode.BAD_PAYLOAD, f"bad {MsgType(header.msg_type).name} payload"), now)
             return
-        if header.ack_requested:
+        if wants_ack:
             self._emit(Ack(header.seq, header.msg_type), now)
         self._on_message(message, t2, now)
 

@@ -7,9 +7,11 @@ import logging
 from pathlib import Path
 
 import pytest
+from helpers import wait_until
 
 from edge_bus.config import build_config
 from edge_bus.pipeline import run_stream
+from firmware_bridge import SimConfig, SimulatedDevice
 
 
 def records(out: Path) -> list[dict]:
@@ -25,7 +27,9 @@ def test_stream_with_simulated_board(tmp_path: Path) -> None:
     counters = lat["bridge"]["counters"]
     assert counters["frames_ok"] > 0 and counters["crc_errors"] == 0
     assert counters["frames_tx"] >= g2g["count"]  # a RESULT went back for every frame with hardware meta
-    assert lat["bridge"]["skipped_metas"] == 0  # a steady link leaves no FRAME_META backlog to pass over
+    # a steady link leaves no FRAME_META backlog to pass over (after a gap it passes over ~a second's worth);
+    # on a loaded machine a frame can fall one period behind now and then (seen once: 1)
+    assert lat["bridge"]["skipped_metas"] <= 2
     recs = records(out)
     with_hw = [r for r in recs if r["hw"] is not None]
     assert len(with_hw) == g2g["count"] and len(recs) == res.frames
@@ -45,6 +49,27 @@ def test_frozen_device_pauses_inference(tmp_path: Path) -> None:
     assert frozen and live
     assert all("infer" not in r["stages_ms"] for r in frozen)
     assert all("infer" in r["stages_ms"] for r in live)
+
+
+def test_frozen_frames_send_no_result_and_stay_out_of_verdict_and_latency(tmp_path: Path) -> None:
+    """A frozen frame repeats the last answer without inference: sending it as a RESULT made one
+    malignant inference plus 4 frozen frames fire the board's MALIGNANT_PERSISTENT alert."""
+    out = tmp_path / "o"
+    with SimulatedDevice(SimConfig(fps=30, seed=2, freeze_every_s=0.6, freeze_for_s=0.5)) as device:
+        res = run_stream(build_config(source="demo", bridge=device.url, max_frames=75, out=out, video=False))
+        assert wait_until(lambda: len(device.board.results()) >= 1)
+        sent = {r.frame_counter for r in device.board.results()}
+    recs = records(out)
+    frozen_hw = {r["hw"]["device_frame"] for r in recs if r["frozen"] and r["hw"] is not None}
+    answered_hw = {r["hw"]["device_frame"] for r in recs if not r["frozen"] and r["hw"] is not None}
+    assert frozen_hw and answered_hw
+    assert not sent & frozen_hw
+    assert sent <= answered_hw and len(sent) >= len(answered_hw) - 2  # the last RESULTs may still be on the wire
+    answered = sum(not r["frozen"] for r in recs)
+    lat = json.loads((out / "latency.json").read_text())
+    assert lat["frames"] == len(recs) == res.frames
+    assert lat["stages"]["end_to_end"]["count"] == answered == res.verdict.frames < len(recs)
+    assert lat["stages"]["glass_to_glass"]["count"] == len(answered_hw)
 
 
 def test_unplug_mid_stream_carries_on(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from helpers import tiny_model_dir
 
-from edge_bus.errors import ConfigError
+from edge_bus.errors import ConfigError, SourceError
 from edge_bus.postprocess import (
     PostprocessConfig,
     Postprocessor,
@@ -125,3 +125,13 @@ def test_fixed_roi_outside_the_frame_is_a_config_error() -> None:
     _, meta = Preprocessor(InputSpec(32, 32, 0.5, 0.25), roi=ROI(10, 10, 110, 90)).preprocess(
         np.zeros((100, 120), np.uint8))
     assert meta.roi == ROI(10, 10, 110, 90)  # exactly to the edge fits
+
+
+@pytest.mark.parametrize("shape", [(1, 64), (64, 1), (15, 200), (1, 1, 3)])
+def test_a_frame_too_small_is_a_source_error(shape: tuple[int, ...]) -> None:
+    """A 1-pixel-high frame reached cv2.resize with a zero size: a cv2.error traceback in the CLI."""
+    with pytest.raises(SourceError, match=r"too small to read a lesion in \(edge-bus needs at least 16×16\)"):
+        Preprocessor(InputSpec(64, 64, 0.5, 0.25)).preprocess(np.full(shape, 100, np.uint8))
+    assert detect_scan_area(np.full((3, 3), 200, np.uint8)) == ROI(0, 0, 3, 3)  # no margins to find in 3x3
+    tensor, _ = Preprocessor(InputSpec(64, 64, 0.5, 0.25)).preprocess(np.full((16, 17), 100, np.uint8))
+    assert tensor.shape == (1, 1, 64, 64)  # the smallest frame taken

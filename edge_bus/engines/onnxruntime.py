@@ -74,7 +74,12 @@ class OnnxRuntimeEngine(Engine):
         return self._outputs(mask, logits)
 
     def _run(self, tensor: np.ndarray, user_data: object) -> None:
-        self._deliver(user_data, self._run_session(tensor))
+        try:
+            outputs = self._run_session(tensor)
+        except BaseException as exc:  # noqa: BLE001 - raised again from the next infer_async / wait
+            self._keep_error(exc)
+            return
+        self._deliver(user_data, outputs)
 
     def infer_async(self, tensor: np.ndarray, user_data: object) -> None:
         self.check_input(tensor)
@@ -82,8 +87,8 @@ class OnnxRuntimeEngine(Engine):
         with self._lock:
             self._pending = [f for f in self._pending if not f.done()]
             while len(self._pending) >= max(1, self.config.requests or 1):
-                self._pending[0].result()
-                self._pending.pop(0)
+                self._pending.pop(0).result()  # never raises: _run keeps the error
+            self._raise_callback_error()  # the one just waited for failed: queue nothing more
             self._pending.append(self._pool.submit(self._run, tensor, user_data))
 
     def wait(self) -> None:

@@ -25,7 +25,8 @@ class FrameSeries:
     """Per-frame numbers for the plots; all arrays have one entry per processed frame.
 
     Stage times are NaN for frames where a stage did not run; ``glass_to_glass_ms`` is ``None``
-    when no frame had it (NaN per frame where unknown).
+    when no frame had it (NaN per frame where unknown). ``frozen``: frames shown while the device was
+    frozen (no inference: they repeat the answer before them); ``None`` means none was.
     """
 
     frame: np.ndarray
@@ -35,6 +36,7 @@ class FrameSeries:
     malignancy: np.ndarray
     lesion: np.ndarray
     glass_to_glass_ms: np.ndarray | None = None
+    frozen: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.frame)
@@ -42,12 +44,19 @@ class FrameSeries:
         lengths |= {"lesion": len(self.lesion), **{f"stages_ms[{k}]": len(v) for k, v in self.stages_ms.items()}}
         if self.glass_to_glass_ms is not None:
             lengths["glass_to_glass_ms"] = len(self.glass_to_glass_ms)
+        if self.frozen is not None:
+            lengths["frozen"] = len(self.frozen)
         wrong = {k: v for k, v in lengths.items() if v != n}
         if wrong:
             raise ValueError(f"FrameSeries: {n} frames but {wrong}")
 
     def __len__(self) -> int:
         return len(self.frame)
+
+    @property
+    def answered(self) -> np.ndarray:
+        """Per frame: the model ran on it (not frozen)."""
+        return np.ones(len(self), dtype=bool) if self.frozen is None else ~self.frozen
 
     @classmethod
     def empty(cls) -> FrameSeries:
@@ -90,6 +99,8 @@ class SeriesBuilder:
         self._lesion: array[int] = array("b")
         self._g2g: array[float] = array("d")
         self._any_g2g = False
+        self._frozen: array[int] = array("b")
+        self._any_frozen = False
         self._label: list[str] = []
         self._stages: dict[str, array[float]] = {}
 
@@ -98,7 +109,8 @@ class SeriesBuilder:
 
     def add(self, record: FrameRecord) -> None:
         p, t = record.prediction, record.times
-        self.add_values(record.frame.index, t.e2e_ms, t.stages_ms, p.label, p.malignancy, p.lesion, t.glass_to_glass_ms)
+        self.add_values(record.frame.index, t.e2e_ms, t.stages_ms, p.label, p.malignancy, p.lesion, t.glass_to_glass_ms,
+                        frozen=p.frozen)
 
     def add_json(self, obj: Mapping[str, object]) -> None:
         """Add one frames.jsonl object (the :meth:`FrameRecord.to_json` format)."""
@@ -111,6 +123,7 @@ class SeriesBuilder:
             _num(obj.get("malignancy")),
             bool(obj.get("lesion", False)),
             None if obj.get("glass_to_glass_ms") is None else _num(obj.get("glass_to_glass_ms")),
+            frozen=obj.get("frozen") is True,
         )
 
     def add_values(
@@ -122,8 +135,11 @@ class SeriesBuilder:
         malignancy: float,
         lesion: bool,
         glass_to_glass_ms: float | None = None,
+        frozen: bool = False,
     ) -> None:
         n = len(self._frame)
+        self._frozen.append(1 if frozen else 0)
+        self._any_frozen = self._any_frozen or frozen
         self._frame.append(int(frame))
         self._e2e.append(float(e2e_ms))
         self._mal.append(float(malignancy))
@@ -150,6 +166,7 @@ class SeriesBuilder:
             malignancy=np.array(self._mal, dtype=np.float64),
             lesion=np.array(self._lesion, dtype=bool),
             glass_to_glass_ms=np.array(self._g2g, dtype=np.float64) if self._any_g2g else None,
+            frozen=np.array(self._frozen, dtype=bool) if self._any_frozen else None,
         )
 
 

@@ -118,10 +118,13 @@ class StageMetrics:
                 stats = self._stats[stage] = LatencyStats()
             stats.add(ms)
 
-    def add_times(self, times: StageTimes) -> None:
-        """Record one frame's :class:`StageTimes` (stages, e2e and glass-to-glass when known)."""
+    def add_times(self, times: StageTimes, end_to_end: bool = True) -> None:
+        """Record one frame's :class:`StageTimes` (stages, e2e and glass-to-glass when known).
+        ``end_to_end=False``: only its stages (a frozen frame, shown again without inference)."""
         for stage, ms in times.stages_ms.items():
             self.add(stage, ms)
+        if not end_to_end:
+            return
         self._e2e.add(times.e2e_ms)
         if times.glass_to_glass_ms is not None:
             self._g2g.add(times.glass_to_glass_ms)
@@ -168,6 +171,11 @@ class FpsMeter:
         self._started = False
         self._last: float | None = None
         self.frames = 0
+
+    @property
+    def started(self) -> bool:
+        """:meth:`start` was called."""
+        return self._started
 
     def start(self, t: float | None = None) -> None:
         """Start the clock explicitly (then the first frame's time counts too)."""

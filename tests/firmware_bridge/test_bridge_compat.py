@@ -85,3 +85,24 @@ def test_device_answers_a_foreign_major_as_protocol_md_says() -> None:
     messages = [parse(f) for f in Packetizer().feed(b"".join(sent))]
     assert [type(m) for m in messages] == [HelloAck, Nack]  # no PROBE_STATE, nothing for the heartbeat
     assert messages[1] == Nack(1, MsgType.RESULT, NackReason.INCOMPATIBLE_VERSION)
+
+
+def test_device_never_acknowledges_an_ack_or_a_nack() -> None:
+    """PROTOCOL.md section 4: ACK and NACK themselves are never acknowledged, whatever their flags (the
+    simulated board, the reference device, ACKed them); a RESULT asking for one still gets it."""
+    from firmware_bridge import Packetizer, SimConfig, VirtualBoard
+    from firmware_bridge.framing import FLAG_ACK_REQUESTED
+    from firmware_bridge.messages import Ack, ErrorCode, ErrorMsg, Nack, Result
+
+    board = VirtualBoard(SimConfig(fps=0))
+    sent: list[bytes] = []
+    board.attach(sent.append)
+    board.receive(encode(Ack(5, MsgType.RESULT), seq=0, flags=FLAG_ACK_REQUESTED))
+    board.receive(encode(Nack(6, MsgType.RESULT, 2), seq=1, flags=FLAG_ACK_REQUESTED))
+    assert [parse(f) for f in Packetizer().feed(b"".join(sent))] == []
+    board.receive(encode_frame(MsgType.ACK, bytes(3), seq=2, flags=FLAG_ACK_REQUESTED))  # a malformed ACK:
+    answers = [parse(f) for f in Packetizer().feed(b"".join(sent))]  # an ERROR, but no NACK of the ACK
+    assert [type(m) for m in answers] == [ErrorMsg] and answers[0].code == ErrorCode.BAD_PAYLOAD
+    sent.clear()
+    board.receive(encode(Result(7, 1, 0.2, 0.0, None), seq=3, flags=FLAG_ACK_REQUESTED))
+    assert [parse(f) for f in Packetizer().feed(b"".join(sent))] == [Ack(3, MsgType.RESULT)]

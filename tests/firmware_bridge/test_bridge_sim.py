@@ -8,10 +8,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import wait_until
 
 from firmware_bridge import HostBridge, HostFrameMeta, LinkConfig, PtyDevice, SimConfig, SimulatedDevice
 from firmware_bridge.errors import LinkTimeout
@@ -30,15 +31,6 @@ def collect_metas(bridge: HostBridge, count: int, timeout: float = 5.0) -> list[
             frames.append(meta.device_frame)
     assert len(frames) == count, f"only {len(frames)} of {count} FRAME_META arrived"
     return frames
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def test_in_process_stream_info_and_timestamps(sim_device: SimulatedDevice, fast_link: LinkConfig) -> None:
@@ -274,6 +266,11 @@ def test_a_closed_bridge_says_closed_and_bad_values_are_refused(fast_link: LinkC
         HostBridge.open("sim://", timeout=-1)
     with pytest.raises(LinkConfigError, match="heartbeat_s must be > 0"):
         LinkConfig(heartbeat_s=0)
+    # were passed to pyserial and came back as "can't open ...: check the cable"
+    with pytest.raises(LinkConfigError, match="write_timeout_s must be > 0"):
+        LinkConfig(write_timeout_s=-1.0)
+    with pytest.raises(LinkConfigError, match="baudrate must be a positive integer, got -5"):
+        LinkConfig(baudrate=-5)
     assert issubclass(LinkConfigError, ValueError)
 
 

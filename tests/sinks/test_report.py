@@ -134,3 +134,27 @@ def test_timeline_stacks_only_the_stages_inside_end_to_end() -> None:
     assert "(preprocess: outside the capture → overlay-ready window, so not stacked)" in inside
     assert e2e_stages("video") == ("preprocess", "infer", "postprocess", "render")
     assert e2e_stages("capture")[0] == "decode"  # grabbed, then decoded: inside
+
+
+def test_frozen_frames_read_back_and_stay_out_of_the_clip_verdict(tmp_path: Path) -> None:
+    """Frames shown while the device is frozen repeat an earlier answer: one malignant answer and
+    nine frozen repeats of it is one answered frame, not ten malignant ones."""
+    from dataclasses import replace
+
+    from edge_bus.summary import clip_verdict
+
+    path = tmp_path / "frames.jsonl"
+    benign = replace(_record(0, {"infer": 5.0}).prediction, malignancy=0.1, label="benign")
+    with FrameLog(path) as log:
+        for i in range(10):
+            r = _record(i, {"infer": 5.0})
+            log.write(replace(r, prediction=benign) if i < 9 else r)  # 9 answered benign, 1 malignant
+        for i in range(10, 20):
+            r = _record(i, {"render": 1.0})
+            log.write(replace(r, prediction=replace(r.prediction, frozen=True)))  # ...frozen on it
+    series = FrameSeries.from_jsonl(path)
+    assert series.frozen is not None and series.frozen.tolist() == [False] * 10 + [True] * 10
+    verdict = clip_verdict(series, threshold=0.5)
+    assert (verdict.label, verdict.frames, verdict.lesion_frames) == ("benign", 10, 10)
+    assert verdict.mean_malignancy == pytest.approx((9 * 0.1 + 0.9) / 10)
+    assert FrameSeries.from_records([_record(0, {})]).frozen is None  # no freeze: no column
