@@ -219,7 +219,9 @@ class HostBridge:
     # -- clock -----------------------------------------------------------------------------------
 
     def ping(self) -> float:
-        """One TIME_SYNC round trip (also a clock sample); returns the wire round-trip time in seconds."""
+        """One TIME_SYNC round trip (also a clock sample); returns the round trip the host sees, in
+        seconds: request written → response read (t4 − t1, the device's turnaround t3 − t2 included;
+        the clock filter's δ, PROTOCOL.md section 5, leaves that turnaround out)."""
         return self._ping(self._timeout)
 
     def _ping(self, timeout: float) -> float:

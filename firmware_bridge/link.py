@@ -283,7 +283,8 @@ class Link:
         while not self._closing.is_set():
             if connected:
                 if not self._down.wait(cfg.heartbeat_s):
-                    silent = time.perf_counter() - self._last_rx
+                    reader = self._reader
+                    silent = time.perf_counter() - (reader.last_rx if reader is not None else self._last_rx)
                     if silent > cfg.link_timeout_s:
                         self._mark_down(f"no data for {silent:.1f} s")
                         continue

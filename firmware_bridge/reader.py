@@ -45,6 +45,9 @@ class ReaderThread(threading.Thread):
         self._inbox = inbox
         self._generation = generation
         self._halt = threading.Event()
+        # when bytes last arrived (perf_counter; the thread's start before any): the link's loss
+        # detection reads it here, so a slow message consumer can't make a live link look dead
+        self.last_rx = time.perf_counter()
 
     def run(self) -> None:
         port = self._port
@@ -59,7 +62,9 @@ class ReaderThread(threading.Thread):
                     self._inbox.put(PortDown(self._generation, str(exc) or type(exc).__name__))
                 return
             if data:
-                self._inbox.put(Chunk(self._generation, data, time.perf_counter()))
+                t_rx = time.perf_counter()
+                self.last_rx = t_rx
+                self._inbox.put(Chunk(self._generation, data, t_rx))
 
     def halt(self, timeout: float) -> None:
         self._halt.set()

@@ -291,6 +291,26 @@ def test_one_failing_message_callback_does_not_silence_the_others(
     assert 1 <= len(tracebacks) <= 2  # once per 10 s, not once per message
 
 
+def test_a_slow_message_callback_does_not_make_a_live_link_look_lost(fast_link: LinkConfig) -> None:
+    """The loss timer read the dispatcher's receive time: a callback busy for longer than
+    ``link_timeout_s`` (0.4 s here) had the link closed and reopened while bytes kept arriving."""
+    statuses: list[str] = []
+    slow = threading.Event()
+
+    def busy_once(_: Received) -> None:
+        if not slow.is_set():
+            slow.set()
+            time.sleep(1.0)
+
+    with HostBridge.open("sim://?seed=6&fps=60", link_config=fast_link) as bridge:
+        bridge.on_status(statuses.append)
+        bridge.on_message(busy_once)
+        assert wait_until(lambda: slow.is_set())
+        time.sleep(1.3)  # the callback's second plus more than one loss timeout after it
+        assert bridge.connected
+        assert bridge.counters().reconnects == 0 and not [s for s in statuses if "lost" in s]
+
+
 def test_an_unplugged_simulated_board_is_a_port_problem_not_a_bad_option(
     sim_device: SimulatedDevice, fast_link: LinkConfig
 ) -> None:
