@@ -7,6 +7,7 @@ frames instead (a genlocked acquisition: frame i is the one acquired at meta i).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import replace
@@ -14,6 +15,11 @@ from typing import Protocol
 
 from edge_bus.sources.base import FrameSource
 from edge_bus.types import Frame, HardwareMeta
+
+log = logging.getLogger(__name__)
+
+CLOSE_WAIT_S = 12.0
+"""How long closing waits for a source blocked inside a read (longer than V4L2's 10 s select)."""
 
 
 class StopFlag(Protocol):
@@ -191,6 +197,13 @@ class LatestFrameReader:
             drops, self._pending_drops = self._pending_drops, 0
         return replace(frame, dropped_before=frame.dropped_before + drops) if drops else frame
 
-    def close(self) -> None:
+    def close(self, timeout: float = CLOSE_WAIT_S) -> bool:
+        """Stop reading; True once the reading thread has ended. A source blocked inside a read (a
+        capture device waiting for a frame: V4L2 waits up to 10 s) gets up to ``timeout`` seconds:
+        releasing a capture while another thread is inside its grab can crash OpenCV."""
         self._stop = True
-        self._thread.join(timeout=2.0)
+        self._thread.join(timeout=min(2.0, timeout))
+        if self._thread.is_alive() and timeout > 2.0:
+            log.warning("waiting up to %.0f s for the source to return from a read before closing it", timeout)
+            self._thread.join(timeout=timeout - 2.0)
+        return not self._thread.is_alive()

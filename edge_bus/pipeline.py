@@ -89,9 +89,14 @@ class Pipeline:
     display: DisplayWindow | None = None
     # genlocked runs: FRAME_META passed over to pair a frame with the newest (after a link gap)
     skipped_metas: int = 0
+    # a live source still inside a read when the run ended: releasing it then could crash OpenCV
+    source_busy: bool = False
 
     def close(self) -> None:
-        self.source.close()
+        if self.source_busy:
+            log.warning("the source is still inside a read: left open (released when the process exits)")
+        else:
+            self.source.close()
         self.engine.close()
         if self.bridge is not None:
             self.bridge.close()
@@ -225,7 +230,7 @@ def _loop(p: Pipeline, progress: ProgressFn | None, stop: StopFlag) -> None:
                 progress(p.outputs.processed, total)
     finally:
         if reader is not None:
-            reader.close()
+            p.source_busy = not reader.close()
             p.skipped_metas = reader.skipped_metas
 
 

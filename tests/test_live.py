@@ -191,3 +191,59 @@ def test_the_first_frame_after_a_link_gap_pairs_with_a_fresh_frame_meta() -> Non
         assert reader.skipped_metas == 1 and reader.dropped == 0
     finally:
         reader.close()
+
+
+class _SlowGrabber(FrameSource):
+    """A capture device whose read blocks (no frame from the scanner) and which records whether it
+    was released while a read was still running."""
+
+    def __init__(self, block_s: float) -> None:
+        self.block_s = block_s
+        self.reads = 0
+        self.in_read = False
+        self.closed_during_read = False
+        self.closed = False
+
+    @property
+    def info(self) -> SourceInfo:
+        return SourceInfo(kind="capture", name="slow", width=64, height=64, fps=30.0, frame_count=None, live=True)
+
+    def __next__(self) -> Frame:
+        self.in_read = True
+        try:
+            self.reads += 1
+            if self.reads > 3:
+                time.sleep(self.block_s)  # the scanner stopped sending: the grab waits
+            return Frame(index=self.reads - 1, pixels=np.full((64, 64), 90, np.uint8), t_source=0.0,
+                         t_capture=time.perf_counter(), wall_time=time.time())
+        finally:
+            self.in_read = False
+
+    def close(self) -> None:
+        self.closed_during_read = self.in_read
+        self.closed = True
+
+
+def test_a_source_blocked_in_a_read_is_not_released_under_it(tmp_path: object) -> None:
+    """The reader waited 2 s, then the pipeline released the capture while its grab was still
+    running on the reader thread (OpenCV can crash on that); it now waits for the read to return."""
+    import threading
+    from pathlib import Path
+
+    from edge_bus.config import build_config
+    from edge_bus.pipeline import run_stream
+
+    source = _SlowGrabber(block_s=4.0)
+    stop = threading.Event()
+    timer = threading.Timer(1.0, stop.set)  # from the first frame on: set-up can take a second here
+    try:
+        res = run_stream(build_config(source="slow", out=Path(str(tmp_path)) / "o", video=False), source=source,
+                         stop=stop, on_start=lambda _: timer.start())
+    finally:
+        timer.cancel()
+    assert res.stopped and res.frames >= 1
+    assert source.closed and not source.closed_during_read
+    reader = LatestFrameReader(_SlowGrabber(block_s=1.5), pace=False)
+    time.sleep(0.2)  # inside the blocking read
+    assert reader.close(timeout=0.5) is False  # still reading: the caller must not release the source
+    assert reader.close(timeout=3.0) is True
