@@ -55,7 +55,7 @@ from edge_bus.bench_stream import (
     measure_stages,
 )
 from edge_bus.engines import Engine
-from edge_bus.errors import ConfigError, Interrupted
+from edge_bus.errors import ConfigError, Interrupted, interrupted_saying
 from edge_bus.sinks.files import atomic_write_text, check_output_file
 from edge_bus.telemetry.hardware import hardware_facts
 from edge_bus.zoo import resolve_model
@@ -167,10 +167,13 @@ def run_bench(options: BenchOptions, progress: Progress | None = None,
     """Measure everything (see the module doc), give the results to ``on_results`` (``edge-bus bench``
     prints them there, so a report file that fails to write still leaves them on screen), then write
     the requested files. Ctrl-C while measuring is :class:`Interrupted`: nothing is written."""
+    unfinished = "the measurements were not finished, nothing was written"
     try:
         result = _measure(options, progress)
     except KeyboardInterrupt:
-        raise Interrupted("interrupted (Ctrl-C): the measurements were not finished, nothing was written") from None
+        raise Interrupted(f"interrupted (Ctrl-C): {unfinished}") from None
+    except Interrupted as exc:  # inside a stream run (live latency): its folder was temporary
+        raise interrupted_saying(exc, unfinished) from None
     if on_results is not None:
         on_results(result)
     return BenchRun(result, write_bench_outputs(options, result))

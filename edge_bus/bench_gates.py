@@ -90,7 +90,7 @@ class Gate:
     passed: bool
     message: str
     basis: str = ""
-    unit: str = ""  # "×" a ratio, "%" a fraction (of the frame budget), else a unit such as "ms"
+    unit: str = ""  # "×" a ratio, "fraction" (of the frame budget, shown as a percentage), else e.g. "ms"
     required: bool = True  # False: a target that is reported (PASS/MISS) but does not fail the run
     applicable: bool = True  # False: nothing to judge for this model (e.g. no FP32 ONNX): shown "n/a"
 
@@ -104,7 +104,7 @@ class Gate:
     def shown(self, v: float) -> str:
         if not math.isfinite(v):
             return "—"
-        if self.unit == "%":
+        if self.unit == "fraction":
             return f"{100 * v:.1f}%"
         if self.unit == "×":
             return f"{_ratio_text(v, self.threshold)}×"
@@ -283,5 +283,5 @@ def stage_gates(
                 f"({'≤' if passed else '>'} its {100 * share:g}% share, {share * budget_ms:.2f} ms)"
             )
         basis = f"{100 * share:g}% of a {budget_ms:.1f} ms frame; the stages' shares plus inference's sum to one frame"
-        gates.append(Gate(f"stage_{stage}", frac, share, passed, msg, basis, unit="%"))
+        gates.append(Gate(f"stage_{stage}", frac, share, passed, msg, basis, unit="fraction"))
     return gates

@@ -24,6 +24,7 @@ from typing import Any
 
 from edge_bus.config import build_config
 from edge_bus.doctor_checks import (
+    FRACTION,
     Check,
     bridge_checks,
     capture_check,
@@ -35,7 +36,7 @@ from edge_bus.doctor_checks import (
     serial_check,
     source_check,
 )
-from edge_bus.errors import ConfigError, EdgeBusError, OutputError
+from edge_bus.errors import ConfigError, EdgeBusError, Interrupted, OutputError, interrupted_saying
 from edge_bus.golden import Golden, compare_golden, golden_path, model_fingerprint, run_demo
 from edge_bus.pipeline import run_stream
 from edge_bus.telemetry.hardware import hardware_facts, openvino_devices
@@ -120,6 +121,9 @@ class DoctorReport:
         }
 
 
+_UNFINISHED = "the checks were not finished, no report was written"
+
+
 def _not_run(name: str, threshold: Any, why: str, unit: str = "") -> Check:
     return Check(name, None, threshold, False, f"not run: {why}", unit=unit)
 
@@ -147,7 +151,8 @@ def _model_checks(spec: str | None) -> tuple[Manifest | None, Check]:
 
 def _golden_check(manifest: Manifest) -> tuple[Golden | None, Check]:
     path = golden_path(manifest)
-    regen = f"regenerate it: python -m edge_bus.golden --model {manifest.folder} --out {path}"
+    regen = ("the model's maker regenerates it on a reference machine (not on the machine under test): "
+             f"python -m edge_bus.golden --model {manifest.folder} --register")
     try:
         golden = Golden.load(path)
     except EdgeBusError as exc:
@@ -175,7 +180,7 @@ def _validation_checks(manifest: Manifest, golden: Golden | None, opts: DoctorOp
     thresholds = (CLASS_AGREEMENT_MIN, MASK_IOU_MIN)
     if golden is None:
         return [
-            _not_run(n, t, "no usable golden reference (see above)", "%" if i == 0 else "")
+            _not_run(n, t, "no usable golden reference (see above)", FRACTION if i == 0 else "")
             for i, (n, t) in enumerate(zip(names, thresholds, strict=True))
         ]
     try:
@@ -183,9 +188,12 @@ def _validation_checks(manifest: Manifest, golden: Golden | None, opts: DoctorOp
             str(manifest.folder), tmp / "validation", max_frames=opts.max_frames, device=opts.device
         )
         cmp = compare_golden(golden, candidate)
+    except Interrupted as exc:  # the user stopped doctor: not a failed check on this machine
+        raise interrupted_saying(exc, _UNFINISHED) from None
     except EdgeBusError as exc:
         return [
-            Check(n, None, t, False, f"validation run failed: {exc}") for n, t in zip(names, thresholds, strict=True)
+            Check(n, None, t, False, f"validation run failed: {exc}", unit=u)
+            for n, t, u in zip(names, thresholds, (FRACTION, ""), strict=True)
         ]
     agree_ok = cmp.frames > 0 and cmp.class_agreement >= CLASS_AGREEMENT_MIN
     iou_ok = cmp.frames > 0 and cmp.mean_iou >= MASK_IOU_MIN
@@ -195,7 +203,8 @@ def _validation_checks(manifest: Manifest, golden: Golden | None, opts: DoctorOp
     )
     return [
         Check(
-            "class agreement", cmp.class_agreement, CLASS_AGREEMENT_MIN, agree_ok, "" if agree_ok else advice, unit="%"
+            "class agreement", cmp.class_agreement, CLASS_AGREEMENT_MIN, agree_ok, "" if agree_ok else advice,
+            unit=FRACTION
         ),
         Check("mask IoU", cmp.mean_iou, MASK_IOU_MIN, iou_ok, "" if iou_ok else advice),
     ]
@@ -222,6 +231,8 @@ def _latency_checks(manifest: Manifest, opts: DoctorOptions, tmp: Path) -> _Late
             device=opts.device,
         )
         result = run_stream(cfg)
+    except Interrupted as exc:
+        raise interrupted_saying(exc, _UNFINISHED) from None
     except EdgeBusError as exc:
         return _Latency([Check("latency p99", None, budget, False, f"latency run failed: {exc}", unit="ms")])
     p99 = result.stages[END_TO_END].p99_ms
@@ -274,7 +285,7 @@ def run_doctor(options: DoctorOptions) -> DoctorReport:
         why = "the model files don't match their manifest" if manifest else "the model can't be found"
         checks += [
             Check("golden reference", None, "present, made by this model", False, f"not run: {why}"),
-            _not_run("class agreement", CLASS_AGREEMENT_MIN, why, "%"),
+            _not_run("class agreement", CLASS_AGREEMENT_MIN, why, FRACTION),
             _not_run("mask IoU", MASK_IOU_MIN, why),
             _not_run("latency p99", round(opts.budget_ms, 3), why, "ms"),
         ]
@@ -329,5 +340,5 @@ def _write_reports(report: DoctorReport, opts: DoctorOptions) -> DoctorReport:
     except OutputError as exc:
         if explicit:
             return replace(report, files=tuple(written), file_error=str(exc), file_error_code=exc.exit_code)
-        return replace(report, files=tuple(written), file_error=f"{exc} (or choose a folder with --html/--json)")
+        return replace(report, files=tuple(written), file_error=str(exc))
     return replace(report, files=tuple(written))

@@ -47,10 +47,13 @@ MIN_FREE_GB = 1.0
 BRIDGE_PINGS = 5
 
 
+FRACTION = "fraction"
+
+
 @dataclass(frozen=True)
 class Check:
     """One line of the doctor's report: ``value`` against ``threshold``; ``advice`` says what to
-    do when it fails. ``unit`` is for display only ("%" shows a fraction as a percentage)."""
+    do when it fails. ``unit``: "ms", "GB"... ; "fraction" (a value in 0..1) is shown as a percentage."""
 
     name: str
     value: Value
@@ -80,7 +83,7 @@ class Check:
             return "—"
         if isinstance(what, list):
             return ", ".join(what) or "none"
-        if isinstance(what, float) and self.unit == "%":
+        if isinstance(what, float) and self.unit == FRACTION:
             return f"{100 * what:.1f}%"
         if isinstance(what, float):
             return f"{what:.2f} {self.unit}".strip() if math.isfinite(what) else "—"

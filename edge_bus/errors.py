@@ -82,3 +82,11 @@ class Terminated(Interrupted):
     """The run was stopped by SIGTERM (``timeout``, ``systemctl stop``, ``docker stop``); outputs were flushed."""
 
     exit_code = 143
+
+
+def interrupted_saying(exc: Interrupted, what: str) -> Interrupted:
+    """The same kind of interruption (Ctrl-C or SIGTERM, same exit code), its message saying ``what``
+    became of the outputs: for a run whose folder was temporary, "outputs in /tmp/... cover the N
+    frames" would name a folder already deleted."""
+    base = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
+    return type(exc)(f"{base}: {what}")

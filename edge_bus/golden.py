@@ -112,7 +112,10 @@ class Golden:
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:  # e.g. a read-only file system: nothing to remove, exc is the error
+                pass
             raise output_error(target, exc, "choose a writable --out path") from None
         return target
 
@@ -120,7 +123,8 @@ class Golden:
     def load(cls, path: str | os.PathLike[str]) -> Golden:
         """Read a golden file; a missing or damaged one is a one-line :class:`ModelError`."""
         p = Path(path)
-        hint = "regenerate it: python -m edge_bus.golden --model MODEL --out " + str(p)
+        hint = ("the model's maker regenerates it on a reference machine (not on the machine under test): "
+                f"python -m edge_bus.golden --model {p.parent} --register")
         if not p.is_file():
             raise ModelError(f"golden reference {p} does not exist — {hint}")
         try:

@@ -6,6 +6,7 @@ The primitives under the training export and ``edge-bus models quantize`` (a use
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -130,5 +131,6 @@ def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> Path:
         tmp.write_text(json.dumps(manifest, indent=2) + "\n")
         tmp.replace(path)
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only or full file system: the write's error is the one
+            tmp.unlink(missing_ok=True)
     return path

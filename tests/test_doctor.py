@@ -171,6 +171,30 @@ def test_default_report_that_cannot_be_written_keeps_the_verdict(
     assert "choose another --json/--html path" in named.output and "--out" not in named.output
 
 
+@pytest.mark.parametrize("stop", ["Interrupted", "Terminated"])
+def test_ctrl_c_stops_doctor_instead_of_failing_the_machine(
+    zoo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: str
+) -> None:
+    """Ctrl-C during the validation clip was recorded as two failed checks; doctor went on for ~10 s,
+    wrote a FAIL report (for a ticket) and exited 1, naming a temporary folder already deleted."""
+    import edge_bus.doctor
+    from edge_bus import errors
+
+    kind = getattr(errors, stop)
+
+    def interrupted(*_: object, **__: object) -> None:
+        raise kind(f"{'stopped by SIGTERM' if stop == 'Terminated' else 'interrupted (Ctrl-C)'} — outputs in "
+                   "/tmp/edge-bus-doctor-gone/validation cover the 9 frames processed before it")
+
+    monkeypatch.setattr(edge_bus.doctor, "run_demo", interrupted)
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(_app(), ["doctor", "--max-frames", str(FRAMES), "--model", str(zoo / "emt_net")])
+    assert res.exit_code == kind.exit_code, res.output
+    assert "the checks were not finished, no report was written" in res.output
+    assert "edge-bus-doctor-gone" not in res.output and "FAIL" not in res.output
+    assert not (tmp_path / "runs").exists()
+
+
 def test_default_report_paths_name_the_host_and_time() -> None:
     import datetime as dt
 
@@ -188,7 +212,7 @@ def test_version_checks() -> None:
     assert version_tuple("2026.4.1-22982") == (2026, 4, 1) and version_tuple("1.32.0") > version_tuple("1.18")
     missing = package_check("edge-bus-no-such-package", "1.0")
     assert not missing.passed and "pip install" in missing.advice
-    assert Check("x", 0.995, 0.99, True, unit="%").shown(0.995) == "99.5%"
+    assert Check("x", 0.995, 0.99, True, unit="fraction").shown(0.995) == "99.5%"
 
 
 def test_capture_check_names_the_next_step(monkeypatch: pytest.MonkeyPatch) -> None:

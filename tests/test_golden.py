@@ -141,3 +141,16 @@ def test_golden_cli_reports_errors_in_one_line(tmp_path: Path, capsys: pytest.Ca
     code = main(["--model", str(tmp_path / "nope"), "--out", str(tmp_path / "g.npz")])
     err = capsys.readouterr().err
     assert code == ModelError.exit_code and err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_every_shipped_model_ships_a_golden_made_by_it() -> None:
+    """`edge-bus doctor --model hgm_net` always failed: its folder had no golden reference."""
+    from edge_bus.zoo import list_models
+
+    shipped = list_models()
+    assert {m.name for m in shipped} >= {"emt_net", "hgm_net"}
+    for manifest in shipped:
+        assert manifest.has(GOLDEN_ROLE), f"{manifest.name} lists no golden reference"
+        manifest.verify((GOLDEN_ROLE,))
+        golden = Golden.load(manifest.path(GOLDEN_ROLE))
+        assert golden.meta["model_sha256"] == model_fingerprint(manifest), f"{manifest.name}'s golden is stale"

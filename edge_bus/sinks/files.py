@@ -13,7 +13,7 @@ from edge_bus.errors import OutputError
 __all__ = ["atomic_write_text", "ensure_parent", "output_error"]
 
 _FULL = {errno.ENOSPC, errno.EDQUOT}
-_DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
+_DENIED = {errno.EACCES, errno.EPERM}
 
 
 def output_error(path: str | os.PathLike[str], exc: OSError, hint: str | None = None) -> OutputError:
@@ -26,6 +26,8 @@ def output_error(path: str | os.PathLike[str], exc: OSError, hint: str | None = 
                                                                       "free space and re-run"))
     if exc.errno in _DENIED:
         return OutputError(f"can't write {name}: permission denied — {hint or 'choose a writable --out folder'}")
+    if exc.errno == errno.EROFS:
+        return OutputError(f"can't write {name}: read-only file system — {hint or 'choose a writable --out folder'}")
     if exc.errno == errno.ENOENT:
         return OutputError(f"can't write {name}: the folder does not exist or takes no files — "
                            f"{hint or 'create it or choose another --out'}")
@@ -69,9 +71,16 @@ def check_output_file(path: str | os.PathLike[str], hint: str | None = None) -> 
     the way, or its folder can't be created or written. The folder is created if missing."""
     target = _refuse_non_file(ensure_parent(path, hint), hint)
     if not os.access(target.parent, os.W_OK):
-        raise OutputError(f"can't write {target}: no permission to write in {target.parent} — "
-                          f"{hint or 'choose another folder'}")
+        why = "it is on a read-only file system" if _read_only(target.parent) else "no permission to write in it"
+        raise OutputError(f"can't write {target}: {why} ({target.parent}) — {hint or 'choose another folder'}")
     return target
+
+
+def _read_only(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # no statvfs (Windows)
+        return False
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8",
@@ -95,6 +104,9 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
             os.close(fd)
         os.replace(tmp, target)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # e.g. EROFS: nothing was created there, and the error to report is exc
+            pass
         raise output_error(target, exc, hint) from None
     return target

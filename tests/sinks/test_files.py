@@ -36,7 +36,7 @@ def test_failed_write_keeps_the_old_file_and_no_temp(tmp_path: Path, monkeypatch
 
 @pytest.mark.parametrize(
     ("err", "words"),
-    [(errno.ENOSPC, "disk full"), (errno.EACCES, "permission denied"), (errno.EROFS, "permission denied")],
+    [(errno.ENOSPC, "disk full"), (errno.EACCES, "permission denied"), (errno.EROFS, "read-only file system")],
 )
 def test_output_error_is_one_line_naming_the_file(err: int, words: str) -> None:
     msg = str(output_error(Path("/x/out/frames.jsonl"), OSError(err, os.strerror(err))))
@@ -53,3 +53,23 @@ def test_atomic_write_refuses_a_device_or_folder_target(tmp_path: Path) -> None:
     (tmp_path / "dir").mkdir()
     with pytest.raises(OutputError, match="it is a folder"):
         atomic_write_text(tmp_path / "dir", "x")
+
+
+def test_a_read_only_file_system_is_an_output_error_not_a_traceback(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a read-only mount the temporary file's clean-up raised EROFS too, and that escaped as a
+    traceback (doctor printed no PASS/FAIL)."""
+    real_open = os.open
+
+    def read_only(path: object, *args: object, **kw: object) -> int:
+        if str(path).endswith(".tmp"):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, *args, **kw)  # type: ignore[arg-type]
+
+    def unlink(self: Path, missing_ok: bool = False) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+
+    monkeypatch.setattr(os, "open", read_only)
+    monkeypatch.setattr(Path, "unlink", unlink)
+    with pytest.raises(OutputError, match=r"can't write .*r\.html: read-only file system — choose another"):
+        atomic_write_text(tmp_path / "r.html", "x", hint="choose another --html path")

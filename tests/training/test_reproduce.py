@@ -61,7 +61,8 @@ def test_out_elsewhere_runs_every_step_into_it(fake_python: Path, data: Path, tm
     steps = (tmp_path / "steps.log").read_text().splitlines()
     modules = [line.split()[1] for line in steps]
     assert modules == ["models.training.train"] * 3 + ["models.training.export"] * 2 + [
-        "edge_bus.golden", "models.training.wp_sweep", "models.training.cine_check", "models.training.bootstrap",
+        "edge_bus.golden", "edge_bus.golden", "models.training.wp_sweep", "models.training.cine_check",
+        "models.training.bootstrap",
         "models.training.mask_sweep", "models.training.model_card"]
     assert all(str(ROOT / "models") not in line for line in steps)  # the shipped folder is left alone
     assert f"--out {tmp_path / 'run'}/emt_net" in steps[3] and f"--data {tmp_path / 'data'}" in steps[0]
