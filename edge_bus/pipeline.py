@@ -63,13 +63,15 @@ class RunResult:
     stages: dict[str, LatencySummary]  # each stage, end_to_end and (with a bridge) glass_to_glass
     precision: str
     stopped: bool = False  # ended by the caller's ``stop`` event before the source ended
+    bridge_note: str | None = None  # with --bridge, when the link was not up throughout: what happened
 
     def one_line(self) -> str:
         """The summary printed at the end of ``edge-bus stream``."""
         p99 = self.stages[END_TO_END].p99_ms
         v = self.verdict
+        link = f"; {self.bridge_note}" if self.bridge_note else ""
         return (f"{self.frames} frames, {self.dropped} dropped, {self.fps:.1f} FPS, e2e p99 {p99} ms, "
-                f"{self.precision}; clip verdict: {v.label} ({v.confidence:.2f}) → {self.out_dir}")
+                f"{self.precision}; clip verdict: {v.label} ({v.confidence:.2f}){link} → {self.out_dir}")
 
 
 @dataclass
@@ -332,4 +334,5 @@ def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
     assert final is not None  # without an error, finalize_run returned
     return RunResult(out_dir=p.files.out_dir, frames=processed, dropped=p.outputs.dropped,
                      fps=final.latency.get("fps", 0.0), verdict=final.verdict, latency=final.latency,
-                     stages=final.stages, precision=p.engine.precision, stopped=request.is_set())
+                     stages=final.stages, precision=p.engine.precision, stopped=request.is_set(),
+                     bridge_note=final.bridge_note)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from edge_bus.errors import EdgeBusError, Interrupted, OutputError
 from edge_bus.sinks.files import output_error
 from edge_bus.sinks.framelog import FrameLog
@@ -19,6 +21,7 @@ from edge_bus.sinks.report import ReportData, VerdictBadge, write_report
 from edge_bus.sinks.video import VideoSink
 from edge_bus.summary import Verdict, clip_verdict, write_latency_json
 from edge_bus.telemetry.hardware import hardware_facts
+from edge_bus.telemetry.series import FrameSeries
 from edge_bus.telemetry.stats import LatencySummary
 
 if TYPE_CHECKING:
@@ -77,6 +80,7 @@ class FinalReport:
     latency: dict[str, Any]
     verdict: Verdict
     stages: dict[str, LatencySummary]
+    bridge_note: str | None = None  # the link to the board was not up throughout: what happened
 
 
 def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False) -> FinalReport:
@@ -112,12 +116,18 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
         else f"{type(error).__name__}: {error}",
     }
     events = None
+    link_note = None
     if p.bridge is not None:
         events = p.bridge.events()
-        latency["bridge"] = {"url": p.config.bridge, "counters": p.bridge.counters().to_json(),
+        counters = p.bridge.counters()
+        without_hw = _frames_without_hw(series)
+        latency["bridge"] = {"url": p.config.bridge, "counters": counters.to_json(),
                              "device_events": events.to_json(),
                              # FRAME_META that no replayed frame was paired with (a burst after a reconnect)
-                             "skipped_metas": p.skipped_metas}
+                             "skipped_metas": p.skipped_metas,
+                             "connected_at_end": p.bridge.connected, "frames_without_hw": without_hw}
+        link_note = bridge_note(counters.links_lost, counters.reconnects, p.bridge.connected, without_hw,
+                                p.outputs.processed)
     latency_path = p.files.out_dir / "latency.json"
     write_latency_json(latency_path, latency)
     summary = {
@@ -133,6 +143,8 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
     notes = [f"stopped early: {latency['error']}"] if error is not None else []
     if stopped:
         notes.append(f"stopped by the application after {p.outputs.processed} frames (before the source ended)")
+    if link_note:
+        notes.append(link_note)
     if events is not None and (events.alerts or events.errors):
         notes.append(f"the controller board sent {events.alerts} ALERT(s) and {events.errors} ERROR(s); "
                      "latency.json bridge.device_events lists the last ones")
@@ -145,7 +157,7 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
         malignancy_threshold=op.threshold, notes=notes, e2e_stages=e2e_stages(info.kind)))
     if close_errors:
         raise close_errors[0]
-    return FinalReport(latency, verdict, stages)
+    return FinalReport(latency, verdict, stages, link_note)
 
 
 def e2e_stages(source_kind: str) -> tuple[str, ...]:
@@ -159,3 +171,19 @@ def _loaded_files(model_file: str) -> list[str]:
     """The model's files an engine read: an OpenVINO IR is its .xml and .bin, an ONNX model one file."""
     name = os.path.basename(model_file)
     return [name, os.path.splitext(name)[0] + ".bin"] if name.endswith(".xml") else [name]
+
+
+def _frames_without_hw(series: FrameSeries) -> int:
+    """Frames logged without the board's hardware timestamps (no glass-to-glass time)."""
+    g2g = series.glass_to_glass_ms
+    return len(series) if g2g is None else int(np.isnan(g2g).sum())
+
+
+def bridge_note(lost: int, reconnects: int, connected: bool, without_hw: int, frames: int) -> str | None:
+    """One sentence on the link to the board when it was not up throughout, else None: for the report
+    and the end-of-run line (a link lost for good showed one warning mid-run, then nothing)."""
+    if not lost and connected and not without_hw:
+        return None
+    state = "down at the end" if not connected else ("restored" if lost else "up")
+    lost_text = f"lost {lost} time(s), reconnected {reconnects} time(s), {state}" if lost else state
+    return f"link to the board {lost_text}: {without_hw} of {frames} frames have no hardware timestamps"

@@ -273,6 +273,7 @@ class Link:
         if self._down.is_set():
             return
         _log.info("link %s down: %s", self._url, reason)
+        self._n["links_lost"] += 1
         self._down.set()
         self._fail_waiters(LinkTimeout(f"link to {self._url} lost ({reason}): check the cable; it reconnects"))
 

@@ -44,6 +44,7 @@ class LinkCounters:
     resyncs: int = 0  # times bytes were discarded up to the next 0x00 delimiter
     seq_gaps: int = 0  # jumps in the device's sequence numbers (each one loses frames_lost frames in all)
     frames_lost: int = 0  # sequence numbers missing from the device's stream (frames lost on the wire)
+    links_lost: int = 0  # times the link went down (unplugged, silent, write blocked)
     reconnects: int = 0  # successful re-connections after the link was lost
     unknown_types: int = 0  # frames of a message type this version does not know (skipped)
     version_mismatches: int = 0  # frames from a peer with a different MAJOR protocol version (dropped)

@@ -16,6 +16,7 @@ import time
 import tty
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from firmware_bridge.errors import SimulatorError
 from firmware_bridge.sim_config import SimConfig
@@ -176,13 +177,21 @@ class SimRunSummary:
     stats: BoardStats
 
 
-def simulate_pty(config: SimConfig, seconds: float | None, on_ready: Callable[[str], None] = print) -> SimRunSummary:
-    """Run a board on a new pseudo-terminal until ``seconds`` pass or Ctrl-C; ``on_ready(path)`` first."""
+def simulate_pty(config: SimConfig, seconds: float | None, on_ready: Callable[[str], None] = print,
+                 link: str | os.PathLike[str] | None = None) -> SimRunSummary:
+    """Run a board on a new pseudo-terminal until ``seconds`` pass or Ctrl-C; ``on_ready(path)`` first.
+
+    ``link``: also make this path a symbolic link to the pseudo-terminal, removed at the end. Each
+    run gets a new /dev/pts/N; a host given the link follows a restarted simulator (it reopens the
+    same path when it reconnects)."""
     if seconds is not None and seconds <= 0:
         raise SimulatorError(f"--seconds must be > 0, got {seconds:g}: give a positive duration or leave it out")
     start = time.perf_counter()
     device = PtyDevice(config)
+    linked = None
     try:
+        if link is not None:
+            linked = _point_link(Path(link), device.path)
         on_ready(device.path)
         try:
             device.serve(seconds)
@@ -191,3 +200,19 @@ def simulate_pty(config: SimConfig, seconds: float | None, on_ready: Callable[[s
         return SimRunSummary(device.path, time.perf_counter() - start, device.board.stats())
     finally:
         device.close()
+        if linked is not None and linked.is_symlink() and os.readlink(linked) == device.path:
+            linked.unlink()  # still ours (a newer simulator may have taken the name over)
+
+
+def _point_link(link: Path, target: str) -> Path:
+    """Make ``link`` a symbolic link to ``target``, replacing a link left there (not a file)."""
+    try:
+        if link.is_symlink():
+            link.unlink()
+        elif link.exists():
+            raise SimulatorError(f"--link {link}: something that is not a link is there — give a new path")
+        link.symlink_to(target)
+    except OSError as exc:
+        why = exc.strerror or exc
+        raise SimulatorError(f"--link {link}: can't make the link ({why}) — give another path") from None
+    return link

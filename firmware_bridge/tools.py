@@ -162,9 +162,11 @@ def run_simulator(
     disconnect_every_s: float = 0.0,
     seconds: float | None = None,
     on_ready: Callable[[str], None] | None = None,
+    link: str | None = None,
 ) -> SimRunSummary:
     """Run a simulated controller on a new pseudo-terminal; ``on_ready`` gets its /dev/pts/N path
-    (default: print it and flush, so a parent process can read it from a pipe)."""
+    (default: print it and flush, so a parent process can read it from a pipe). ``link``: a stable
+    path (a symbolic link to the pseudo-terminal) that a restarted simulator takes over."""
     config = SimConfig(
         fps=fps,
         drift_ppm=drift_ppm,
@@ -174,7 +176,7 @@ def run_simulator(
         freeze_every_s=freeze_every_s,
         disconnect_every_s=disconnect_every_s,
     )
-    return simulate_pty(config, seconds, on_ready or _print_flush)
+    return simulate_pty(config, seconds, on_ready or _print_flush, link=link)
 
 
 def _print_flush(text: str) -> None:

@@ -81,7 +81,24 @@ def test_unplug_mid_stream_carries_on(tmp_path: Path, caplog: pytest.LogCaptureF
     assert res.frames + res.dropped == 90
     assert any(r["hw"] is None for r in recs) and any(r["hw"] is not None for r in recs)
     lost = [m for m in caplog.messages if "link lost" in m]
-    assert lost and len(lost) <= json.loads((out / "latency.json").read_text())["bridge"]["counters"]["reconnects"] + 1
+    bridge = json.loads((out / "latency.json").read_text())["bridge"]
+    assert lost and len(lost) <= bridge["counters"]["reconnects"] + 1
+    assert bridge["counters"]["links_lost"] == len(lost)
+    assert bridge["frames_without_hw"] == sum(r["hw"] is None for r in recs) > 0
+    assert res.bridge_note and f"{bridge['frames_without_hw']} of {res.frames} frames have no hardware" in res.one_line()
+
+
+def test_a_link_lost_for_good_is_said_at_the_end(tmp_path: Path) -> None:
+    """One "link lost" warning mid-run, then a summary, latency.json and report that said nothing of
+    the frames that followed without hardware timestamps."""
+    out = tmp_path / "o"
+    res = run_stream(build_config(source="demo", bridge="sim://?seed=3&disconnect_every=0.6&disconnect_for=60",
+                                  max_frames=60, out=out, video=False))
+    bridge = json.loads((out / "latency.json").read_text())["bridge"]
+    assert bridge["connected_at_end"] is False and bridge["counters"]["links_lost"] == 1
+    assert 0 < bridge["frames_without_hw"] < res.frames
+    assert "link to the board lost 1 time(s), reconnected 0 time(s), down at the end" in res.one_line()
+    assert "down at the end" in (out / "report.html").read_text()
 
 
 def test_device_alerts_are_logged_counted_and_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

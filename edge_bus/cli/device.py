@@ -86,8 +86,14 @@ def monitor_cmd(
 
 @app.command("simulate")
 def simulate_cmd(
-    pty: Annotated[bool, typer.Option("--pty/--no-pty", help="Serve the simulated board on a new pseudo-terminal "
-                                      "(the only mode; in-process, use the URL sim://?fps=30).")] = True,
+    pty: Annotated[bool, typer.Option("--pty", help="Serve the simulated board on a new pseudo-terminal (the only "
+                                      "mode, on by default; in-process, use the URL sim://?fps=30).")] = True,
+    link: Annotated[
+        str | None,
+        typer.Option("--link", help="Also make this path a symbolic link to the pseudo-terminal (removed at the "
+                     "end). Every start gets a new /dev/pts/N: give `stream --bridge` the link, and it follows "
+                     "a restarted simulator when it reconnects."),
+    ] = None,
     fps: Annotated[float, typer.Option("--fps", min=0.0, help="FRAME_META per second (device clock).")] = 30.0,
     drift_ppm: Annotated[float, typer.Option("--drift-ppm", help="Device clock error in ppm (+ = fast).")] = 0.0,
     jitter_ms: Annotated[float, typer.Option("--jitter-ms", min=0.0, help="Random send delay, 0..J ms.")] = 0.0,
@@ -106,16 +112,16 @@ def simulate_cmd(
         typer.Option("--seconds", "-s", help="Stop after S seconds, > 0 (default: run until Ctrl-C)."),
     ] = None,
 ) -> None:
-    """Run a simulated controller board; prints the /dev/pts/N path to give to `device ping` or `stream`."""
-    if not pty:
-        raise fail("the simulator serves a pseudo-terminal only (in-process, use the URL sim://?fps=30)", 2)
+    """Run a simulated controller board; prints the /dev/pts/N path to give to `device ping` or `stream`
+    (a new one at every start: --link gives a path that stays)."""
     if seconds is not None and seconds <= 0:
         raise fail(f"--seconds must be > 0, got {seconds:g} (leave it out to run until Ctrl-C)", 2)
 
     def ready(path: str) -> None:
         typer.echo(path)
         sys.stdout.flush()
-        err_console.print(f"simulated controller on {escape(path)} at {fps:g} fps; Ctrl-C to stop")
+        also = f" (and {escape(link)})" if link else ""
+        err_console.print(f"simulated controller on {escape(path)}{also} at {fps:g} fps; Ctrl-C to stop")
 
     summary = run_or_exit(
         run_simulator,
@@ -128,6 +134,7 @@ def simulate_cmd(
         disconnect_every_s=disconnect_every,
         seconds=seconds,
         on_ready=ready,
+        link=link,
     )
     stats = summary.stats
     err_console.print(

@@ -219,6 +219,38 @@ def test_simulator_as_pty_process(simulator_process: str, fast_link: LinkConfig)
     assert counters.crc_errors == 0 and statuses == []
 
 
+def test_a_restarted_simulator_is_found_again_through_its_link(tmp_path: Path, fast_link: LinkConfig) -> None:
+    """Every start gets a new /dev/pts/N, so a stream given the old path never got its board back;
+    ``simulate --link PATH`` gives a path that the next simulator takes over."""
+    from firmware_bridge import SimulatorError
+    from firmware_bridge.sim_runtime import simulate_pty
+
+    link = tmp_path / "board"
+
+    def board(seconds: float) -> threading.Thread:
+        thread = threading.Thread(target=simulate_pty, args=(SimConfig(fps=60, seed=9), seconds),
+                                  kwargs={"on_ready": lambda _: None, "link": link}, daemon=True)
+        thread.start()
+        assert wait_until(link.is_symlink)
+        return thread
+
+    first = board(1.0)
+    statuses: list[str] = []
+    with HostBridge.open(str(link), link_config=fast_link) as bridge:
+        bridge.on_status(statuses.append)
+        collect_metas(bridge, 3)
+        first.join(5.0)
+        assert not link.is_symlink()  # removed with its pseudo-terminal
+        second = board(3.0)
+        assert wait_until(lambda: bridge.counters().reconnects >= 1, timeout=5.0), statuses
+        collect_metas(bridge, 3)
+    second.join(5.0)
+    assert statuses[0] == "link lost, reconnecting" and not link.is_symlink()
+    (tmp_path / "file").write_text("not a link")
+    with pytest.raises(SimulatorError, match="--link .*file: something that is not a link is there"):
+        simulate_pty(SimConfig(fps=60), 0.1, on_ready=lambda _: None, link=tmp_path / "file")
+
+
 def test_threads_are_joined_after_close(sim_device: SimulatedDevice, fast_link: LinkConfig) -> None:
     before = {t.name for t in threading.enumerate()}
     with HostBridge.open(sim_device.url, link_config=fast_link) as bridge:
