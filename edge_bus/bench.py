@@ -54,6 +54,7 @@ from edge_bus.bench_stream import (
     measure_realtime,
     measure_stages,
 )
+from edge_bus.config import check_device
 from edge_bus.engines import Engine
 from edge_bus.errors import ConfigError, Interrupted, interrupted_saying
 from edge_bus.sinks.files import atomic_write_text, check_output_file
@@ -82,7 +83,7 @@ class BenchOptions:
     def validate(self) -> BenchOptions:
         if not (math.isfinite(self.seconds) and self.seconds > 0):
             raise ConfigError(f"--seconds must be > 0, got {self.seconds}")
-        return self
+        return replace(self, device=check_device(self.device))
 
 
 def bench_frames(seconds: float, per_second: float) -> int:

@@ -36,6 +36,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef, unused-ignore]  # needed where Python >= 3.11 is checked
 import os
+import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -47,6 +48,19 @@ from edge_bus.types import ROI
 
 PRECISIONS = ("int8", "fp32", "default")
 OPERATING_POINTS = ("sensitive", "balanced", "specific")
+DEVICE_KINDS = ("CPU", "GPU", "NPU", "AUTO", "MULTI", "HETERO", "BATCH")
+
+
+def check_device(name: str) -> str:
+    """``name`` in OpenVINO's spelling (``cpu`` → ``CPU``, ``gpu.1`` → ``GPU.1``), or a
+    :class:`ConfigError` for a name that no OpenVINO device has. Whether this machine has the device
+    is the engine's check (a missing GPU driver is a machine problem, not a typo)."""
+    canonical = name.strip().upper()
+    kind = re.split(r"[.:]", canonical, maxsplit=1)[0]
+    if kind not in DEVICE_KINDS:
+        raise ConfigError(f"unknown device {name!r}: OpenVINO devices are {', '.join(DEVICE_KINDS)} "
+                          "(e.g. CPU, GPU.1, AUTO:GPU,CPU)")
+    return canonical
 
 
 @dataclass(frozen=True)
@@ -112,7 +126,8 @@ class StreamConfig:
             raise ConfigError(f"requests must be >= 0 (0: twice the runtime's optimum), got {self.requests}")
         if min(self.capture_width, self.capture_height) < 0 or self.capture_fps < 0:
             raise ConfigError("capture size and fps must be >= 0 (0: the device's default)")
-        return self
+        device = check_device(self.device)
+        return self if device == self.device else replace(self, device=device)
 
 
 # TOML section.key → StreamConfig field

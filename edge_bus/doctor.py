@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from edge_bus.config import build_config
+from edge_bus.config import build_config, check_device
 from edge_bus.doctor_checks import (
     FRACTION,
     Check,
@@ -83,7 +83,7 @@ class DoctorOptions:
             raise ConfigError(f"--budget-ms must be > 0, got {self.budget_ms}")
         if self.max_frames < 0:
             raise ConfigError(f"--max-frames must be >= 0, got {self.max_frames}")
-        return self
+        return replace(self, device=check_device(self.device))
 
 
 @dataclass(frozen=True)

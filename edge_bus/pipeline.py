@@ -116,7 +116,7 @@ def compose(config: StreamConfig, source: FrameSource | None = None,
     also when composing fails. ``renderer``: an :class:`OverlayRenderer` with your own
     :class:`~edge_bus.render.OverlayStyle`."""
     try:
-        config.validate()
+        config = config.validate()  # also the device name in OpenVINO's spelling
         if renderer is not None and not isinstance(renderer, OverlayRenderer):
             raise ConfigError(f"renderer must be an OverlayRenderer (e.g. OverlayRenderer(OverlayStyle(...))), got "
                               f"{type(renderer).__name__}")

@@ -46,3 +46,17 @@ def test_bad_config_is_a_config_error(tmp_path: Path, text: str, match: str) -> 
 def test_missing_config_file() -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         build_config(Path("/nonexistent/edge-bus.toml"))
+
+
+def test_device_names_take_openvinos_spelling_and_unknown_ones_are_config_errors() -> None:
+    """``--device cpu`` failed as "OpenVINO cannot use device 'cpu'" (doctor: 4 machine FAILs and
+    "reinstall openvino"); a name no OpenVINO device has is the user's typo, exit 2."""
+    from edge_bus.config import check_device
+    from edge_bus.errors import ConfigError
+
+    assert [check_device(d) for d in ("cpu", " gpu.1", "auto:gpu,cpu", "NPU")] == ["CPU", "GPU.1", "AUTO:GPU,CPU",
+                                                                                    "NPU"]
+    assert build_config(device="cpu").validate().device == "CPU"
+    with pytest.raises(ConfigError, match=r"unknown device 'FOO': OpenVINO devices are CPU, GPU, NPU, AUTO") as err:
+        build_config(device="FOO").validate()
+    assert err.value.exit_code == 2
