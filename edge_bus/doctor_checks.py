@@ -220,7 +220,9 @@ def bridge_checks(url: str, budget_ms: float, pings: int = BRIDGE_PINGS) -> list
         return [Check(name, None, threshold, False, f"bridge support is not installed ({exc}) — reinstall edge-bus")]
     try:
         bridge = HostBridge.open(url)
-    except Exception as exc:  # any failure of a foreign link is a failed check, not a crash
+    except EdgeBusError as exc:  # the bridge's own errors name the port and say what to do
+        return [Check(name, None, threshold, False, _first_line(exc))]
+    except Exception as exc:  # any other failure of a foreign link is a failed check, not a crash
         return [Check(name, None, threshold, False, f"cannot open {url}: {_first_line(exc)} — check the cable/port")]
     rtts: list[float] = []
     try:

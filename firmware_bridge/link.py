@@ -25,6 +25,7 @@ import serial
 from firmware_bridge.errors import (
     BridgeError,
     LinkClosed,
+    LinkConfigError,
     LinkTimeout,
     MalformedMessage,
     PortUnavailable,
@@ -245,6 +246,10 @@ class Link:
         except _PORT_ERRORS as exc:
             if isinstance(exc, SimOptionError):  # the sim:// URL is wrong, not a cable: say just that
                 raise SimulatorError(f"can't start the simulated board {self._url}: {exc}") from None
+            if isinstance(exc, ValueError) and "not known" in str(exc):  # pyserial: "protocol 'x' not known"
+                raise LinkConfigError(
+                    f"can't open {self._url}: {exc} — give a port (/dev/ttyACM0, COM3) or a URL socket://host:port, "
+                    "loop:// or sim://") from None
             raise PortUnavailable(
                 f"can't open {self._url} ({exc}): check the cable and the port name "
                 "(e.g. /dev/ttyACM0, COM3, socket://host:port) and that no other program holds it"

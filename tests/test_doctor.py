@@ -235,3 +235,15 @@ def test_source_check_passes_a_short_file_and_fails_a_silent_device(tmp_path: Pa
     assert short.passed and "1 frames" in str(short.value) and short.advice == ""
     missing = doctor_checks.source_check(str(tmp_path / "nothere.avi"), frames=10)
     assert not missing.passed and "nothere.avi" in missing.advice
+
+
+def test_bridge_check_advice_is_the_bridges_own_line() -> None:
+    """It was wrapped as "cannot open URL: can't open URL (...): check the cable ... — check the
+    cable/port", even for a protocol-version mismatch on a port that did open."""
+    from edge_bus.doctor_checks import bridge_checks
+
+    (check,) = bridge_checks("sim://?proto_major=2", 33.3)
+    assert not check.passed and check.advice.startswith("controller speaks firmware-bridge protocol 2.0")
+    assert "cable" not in check.advice
+    (check,) = bridge_checks("/dev/edge-bus-no-such-port", 33.3)
+    assert check.advice.count("cable") == 1 and check.advice.count("can't open") == 1

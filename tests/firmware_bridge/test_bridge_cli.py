@@ -62,6 +62,8 @@ def test_domain_errors_are_one_line_with_exit_code_6() -> None:
     for args, expected in (
         (["ping", "/dev/ttyDOESNOTEXIST"], "error: can't open /dev/ttyDOESNOTEXIST"),
         (["info", "sim://?proto_major=3"], "error: controller speaks firmware-bridge protocol 3.0"),
+        (["ping", "bogus://x"], "error: can't open bogus://x: invalid URL, protocol 'bogus' not known — give a "
+                                "port"),  # a typo in the URL, not a cable
         (["ping", "sim://?fps=abc"], "error: can't start the simulated board sim://?fps=abc: sim:// option fps='abc' "
                                      "is not a valid float: fix the URL\n"),  # no cable advice for a URL typo
     ):
