@@ -86,8 +86,9 @@ class FinalReport:
 def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False) -> FinalReport:
     """Close the sinks, then write latency.json and report.html for the frames processed.
 
-    ``ended`` says why the run ended: ``end of source``, ``stopped`` (the caller's stop event),
-    ``interrupted`` (Ctrl-C, SIGTERM) or ``error`` (then ``error`` holds the message)."""
+    ``ended`` says why the run ended: ``end of source``, ``max frames`` (``--max-frames`` were read),
+    ``stopped`` (the caller's stop event), ``interrupted`` (Ctrl-C, SIGTERM) or ``error`` (then
+    ``error`` holds the message)."""
     close_errors = p.files.close()
     series = p.outputs.series.build()
     op = p.outputs.post.op
@@ -111,7 +112,7 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
         "source": {**info.to_json(), "roi": p.config.roi.as_list() if p.config.roi is not None else "auto"},
         "verdict": verdict.to_json(),
         "ended": ("interrupted" if isinstance(error, Interrupted) else "error") if error is not None
-        else ("stopped" if stopped else "end of source"),
+        else ("stopped" if stopped else "max frames" if _limit_reached(p.source) else "end of source"),
         "error": None if error is None else str(error) if isinstance(error, EdgeBusError)
         else f"{type(error).__name__}: {error}",
     }
@@ -187,3 +188,10 @@ def bridge_note(lost: int, reconnects: int, connected: bool, without_hw: int, fr
     state = "down at the end" if not connected else ("restored" if lost else "up")
     lost_text = f"lost {lost} time(s), reconnected {reconnects} time(s), {state}" if lost else state
     return f"link to the board {lost_text}: {without_hw} of {frames} frames have no hardware timestamps"
+
+
+def _limit_reached(source: object) -> bool:
+    """The run's source is a :class:`LimitedSource` that stopped at ``--max-frames``."""
+    from edge_bus.sources.wrappers import LimitedSource
+
+    return isinstance(source, LimitedSource) and source.limit_reached

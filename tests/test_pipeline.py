@@ -137,3 +137,16 @@ def test_demo_mask_quality_against_truth(tmp_path: Path) -> None:
         scores.append(dice(post.postprocess(eng.infer(tensor), meta).mask, demo.truth_mask(i)))
     eng.close()
     assert scores and float(np.mean(scores)) > 0.5
+
+
+def test_ended_tells_the_frame_limit_from_the_end_of_the_source(tmp_path: Path) -> None:
+    """A looping or live source stopped by --max-frames said "end of source", like a grabber that quit."""
+    limited = run_stream(build_config(source="demo", loop=True, max_frames=8, out=tmp_path / "a", video=False))
+    assert limited.latency["ended"] == "max frames" and limited.frames == 8
+    clip = tmp_path / "five.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (64, 48))
+    for i in range(5):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    whole = run_stream(build_config(source=str(clip), max_frames=10, out=tmp_path / "b", video=False))
+    assert whole.latency["ended"] == "end of source" and whole.frames == 5

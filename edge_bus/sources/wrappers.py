@@ -102,6 +102,7 @@ class LimitedSource(FrameSource):
         limited = max_frames if count is None else min(count, max_frames)
         self._info = dataclasses.replace(inner.info, frame_count=limited)
         self._count = 0
+        self.limit_reached = False  # it ended because max_frames were read (not because the source ended)
 
     @property
     def info(self) -> SourceInfo:
@@ -113,6 +114,7 @@ class LimitedSource(FrameSource):
 
     def __next__(self) -> Frame:
         if self._count >= self._max:
+            self.limit_reached = True
             self._inner.close()
             raise StopIteration
         frame = next(self._inner)
