@@ -177,6 +177,12 @@ def test_subprocess_stream_and_error() -> None:
     bad = run_cli("stream", "--source", "/nonexistent/clip.avi")
     assert bad.returncode == 3 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().startswith("error:") and len(bad.stderr.strip().splitlines()) == 1
+    for args, said in ((("stream", "--roi", "1,2,3"), "ROI must be x,y,w,h in pixels, got '1,2,3'"),
+                       (("stream", "--bogus"), "No such option: --bogus"), (("eval",), "Missing option '--data'")):
+        usage = run_cli(*args)  # was a boxed panel with the usage over several lines
+        assert usage.returncode == 2 and usage.stderr.count("\n") == 1, usage.stderr
+        assert usage.stderr.startswith("error: ") and said in usage.stderr and "--help)" in usage.stderr
+    assert run_cli().returncode == 2  # no command: the help, as before
 
 
 @pytest.mark.parametrize(("signum", "code", "said"), [

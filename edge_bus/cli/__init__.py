@@ -6,7 +6,7 @@ import typer
 
 from edge_bus import __version__
 from edge_bus.cli.bench import bench_cmd
-from edge_bus.cli.common import reflow_help
+from edge_bus.cli.common import fail, reflow_help
 from edge_bus.cli.device import app as device_app
 from edge_bus.cli.doctor import doctor_cmd
 from edge_bus.cli.evaluate import eval_cmd
@@ -43,7 +43,24 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 def main() -> None:
+    """The console script: like ``app()``, but a bad option or argument is one ``error:`` line (Typer
+    draws it in a box, with the usage, over several lines) and the exit code is the same (2)."""
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
-    app()
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        raise SystemExit(fail("aborted", 1).exit_code) from None
+    except typer.TyperException as exc:  # Typer's (vendored click's) usage errors: a bad option or value
+        raise SystemExit(_usage_error(exc)) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def _usage_error(exc: typer.TyperException) -> int:
+    """Print a command-line usage error as one line; its exit code."""
+    if type(exc).__name__ == "NoArgsIsHelpError":  # `edge-bus` alone: the help was shown, as it should be
+        return exc.exit_code
+    ctx = getattr(exc, "ctx", None)
+    see = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+    return fail(" ".join(exc.format_message().split()) + see, exc.exit_code).exit_code
