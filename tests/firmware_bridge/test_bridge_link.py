@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from firmware_bridge import HostBridge, SimConfig, VirtualBoard
-from firmware_bridge.errors import LinkClosed, LinkTimeout, PortUnavailable
+from firmware_bridge.errors import LinkClosed, LinkConfigError, LinkTimeout, PortUnavailable
 from firmware_bridge.framing import encode_frame
 from firmware_bridge.link import Link
 from firmware_bridge.link_types import LinkConfig, Received
@@ -93,8 +93,8 @@ def test_request_times_out_with_a_clear_message(fast_link: LinkConfig) -> None:
 def test_unopenable_ports_raise_port_unavailable(fast_link: LinkConfig) -> None:
     with pytest.raises(PortUnavailable, match="can't open /dev/ttyDOESNOTEXIST"):
         Link("/dev/ttyDOESNOTEXIST", fast_link).open()
-    with pytest.raises(PortUnavailable, match="bogus://x"):
-        Link("bogus://x", fast_link).open()
+    with pytest.raises(LinkConfigError, match="bogus://x: invalid URL, protocol 'bogus' not known — give a port"):
+        Link("bogus://x", fast_link).open()  # a typo in the URL, not a cable: no cable advice
 
 
 def test_closed_link_drops_sends_and_refuses_reopen(fast_link: LinkConfig) -> None:
