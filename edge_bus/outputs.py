@@ -41,6 +41,9 @@ class InFlight:
     frozen: bool = False
 
 
+HUD_FPS_AFTER = 10
+"""The HUD shows an FPS once this many frames are out (before, it reads "-- FPS")."""
+
 ResultSink = Callable[[Frame, Prediction], None]
 """Called with every frame the model answered and its prediction, on the outputs thread (a RESULT to the
 board); not with frames shown while the device is frozen, which repeat the last answer."""
@@ -68,7 +71,6 @@ class OutputStage:
         self._heap: list[tuple[int, InFlight]] = []
         self._next = 0
         self._last: Prediction | None = None
-        self._last_g2g: float | None = None
         self._warm_up_size = warm_up_size
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="outputs", daemon=True)
@@ -146,16 +148,18 @@ class OutputStage:
         self._last = pred
         t2 = time.perf_counter()
         stages["postprocess"] = (t2 - t) * 1e3
-        hud = HudInfo(fps=self.fps.recent_fps, latency_ms=(t2 - frame.t_capture) * 1e3,
+        # the HUD's latencies are this frame's up to now (drawing can't include its own time); its FPS
+        # waits for a few frames (the first ones, with the pipeline filling, read 0 to 900 FPS)
+        hud = HudInfo(fps=self.fps.recent_fps if self.fps.frames >= HUD_FPS_AFTER else None,
+                      latency_ms=(t2 - frame.t_capture) * 1e3,
                       operating_point=self.operating_point, threshold=self.post.op.threshold,
                       frozen=pred.frozen, lesion_mm=pred.lesion_mm,
-                      glass_to_glass_ms=self._last_g2g)
+                      glass_to_glass_ms=(t2 - frame.hw.t_acquired_host) * 1e3 if frame.hw is not None else None)
         overlay = self.renderer.render(frame, pred, hud)
         t3 = time.perf_counter()
         stages["render"] = (t3 - t2) * 1e3
         e2e = (t3 - frame.t_capture) * 1e3
         g2g = (t3 - frame.hw.t_acquired_host) * 1e3 if frame.hw is not None else None
-        self._last_g2g = g2g
         if self.video is not None:
             self.video.write(overlay)
         if self.display is not None:

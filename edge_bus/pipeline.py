@@ -71,7 +71,7 @@ class RunResult:
         v = self.verdict
         link = f"; {self.bridge_note}" if self.bridge_note else ""
         return (f"{self.frames} frames, {self.dropped} dropped, {self.fps:.1f} FPS, e2e p99 {p99} ms, "
-                f"{self.precision}; clip verdict: {v.label} ({v.confidence:.2f}){link} → {self.out_dir}")
+                f"{self.precision}; clip verdict: {v.label} ({v.evidence()}){link} → {self.out_dir}")
 
 
 @dataclass

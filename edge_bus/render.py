@@ -72,10 +72,11 @@ class OverlayStyle:
 
 @dataclass(frozen=True)
 class HudInfo:
-    """What the HUD shows besides the prediction. ``latency_ms`` is end-to-end for this frame;
-    ``threshold``: the operating point's malignancy threshold (shown beside its name)."""
+    """What the HUD shows besides the prediction. ``latency_ms`` (and ``glass_to_glass_ms``) are this
+    frame's up to the moment it is drawn (frames.jsonl's also hold the drawing); ``threshold``: the
+    operating point's malignancy threshold (shown beside its name)."""
 
-    fps: float
+    fps: float | None  # None: not known yet (the first frames)
     latency_ms: float
     operating_point: str
     threshold: float | None = None
@@ -263,7 +264,8 @@ class OverlayRenderer:
 
     def _draw_hud(self, canvas: np.ndarray, hud: HudInfo, lay: _Layout) -> None:
         """Bottom-left: FPS, end-to-end latency and (when known) glass-to-glass latency."""
-        text = f"{hud.fps:.1f} FPS  e2e {hud.latency_ms:.1f} ms"
+        fps = "--" if hud.fps is None else f"{hud.fps:.1f}"
+        text = f"{fps} FPS  e2e {hud.latency_ms:.1f} ms"
         if hud.glass_to_glass_ms is not None:
             text += f"  g2g {hud.glass_to_glass_ms:.0f} ms"
         x, y = lay.margin, canvas.shape[0] - lay.margin - lay.line_h

@@ -153,9 +153,10 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
     write_report(p.files.out_dir / "report.html", ReportData(
         title=f"edge-bus stream — {info.name}", summary=summary, latency=latency["stages"],
         hardware=latency["hardware"], series=series,
-        verdict=VerdictBadge(verdict.label, verdict.confidence,
-                             f"lesion in {verdict.lesion_frames} of {verdict.frames} frames"),
-        malignancy_threshold=op.threshold, notes=notes, e2e_stages=e2e_stages(info.kind)))
+        verdict=VerdictBadge(verdict.label, None, verdict.evidence() + (
+            f" (malignant at ≥ {op.threshold:.4f})" if verdict.mean_malignancy is not None else "")),
+        malignancy_threshold=op.threshold, lesion_threshold=p.manifest.lesion_threshold, notes=notes,
+        e2e_stages=e2e_stages(info.kind)))
     if close_errors:
         raise close_errors[0]
     return FinalReport(latency, verdict, stages, link_note)

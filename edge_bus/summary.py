@@ -27,6 +27,14 @@ class Verdict:
     frames: int
     mean_malignancy: float | None
 
+    def evidence(self) -> str:
+        """What the label rests on, in words: the lesion frames and their mean malignancy (the
+        ``confidence`` number alone read badly: "benign 0.39" for a mean malignancy of 0.61)."""
+        text = f"lesion in {self.lesion_frames} of {self.frames} frames"
+        if self.mean_malignancy is not None:
+            text += f", mean P(malignant | lesion) {self.mean_malignancy:.2f}"
+        return text
+
     def to_json(self) -> dict[str, object]:
         return {"label": self.label, "confidence": round(self.confidence, 4), "lesion_frames": self.lesion_frames,
                 "frames": self.frames,

@@ -66,7 +66,9 @@ def stream(
                                                     show_default=False)] = None,
     bridge: Annotated[str | None, typer.Option(
         help="Controller board link: sim:// (the built-in simulator), /dev/ttyACM0, COM3 or socket://host:port. "
-        "Frames then carry hardware timestamps and a RESULT goes back per frame.", show_default=False)] = None,
+        "Frames then carry hardware timestamps and a RESULT goes back per frame. The run is then live: a video file "
+        "is read at the pace of the board's frames, newest frame first, like a probe (drops counted).",
+        show_default=False)] = None,
     requests: Annotated[int | None, typer.Option(
         help="Async infer requests for files (0: twice the runtime's optimum).", show_default=False)] = None,
     capture_size: Annotated[str | None, typer.Option(help="Capture device size WxH, e.g. 1280x720.",

@@ -213,7 +213,8 @@ def class_timeline(
     max_points: int = 1200,
 ) -> str:
     """A coloured band of the predicted class per frame (class shares per bucket when downsampled)
-    above the malignancy probability (mean line, min–max band)."""
+    above the malignancy probability (mean line, min–max band; NaN, e.g. frames without a lesion,
+    leave gaps)."""
     if len(frames) == 0:
         return ""
     b = make_buckets(frames, max_points)
@@ -247,7 +248,7 @@ def class_timeline(
             y += h
     parts.append(text(plot.left - 6, band_top + band_h / 2 + 4, "class", anchor="end", size=11, fill=MUTED))
     m_mean, m_lo, m_hi = bucket_stats(malignancy, b)
-    parts.append(plot.axes("frame", "P(malignant)", y_ticks=[0, 0.25, 0.5, 0.75, 1.0]))
+    parts.append(plot.axes("frame", "P(malignant | lesion)", y_ticks=[0, 0.25, 0.5, 0.75, 1.0]))
     if b.downsampled:
         parts.append(area_path(plot, b.x, m_lo, m_hi, CLASS_COLORS["malignant"], 0.18))
     parts.append(line_path(plot, b.x, m_mean, CLASS_COLORS["malignant"], 1.4))
@@ -258,14 +259,16 @@ def class_timeline(
             f'stroke-dasharray="5 3"/>'
         )
         parts.append(
-            text(width - plot.right - 4, y - 4, f"threshold {fmt_num(threshold)}", anchor="end", size=10, halo=True)
+            # 4 decimals, as the summary table and the manifest (at 2, 0.8925 read 0.89)
+            text(width - plot.right - 4, y - 4, f"threshold {threshold:.4f}", anchor="end", size=10, halo=True)
         )
     totals = counts.sum(axis=0)
     items = [
         (f"{c} ({100 * t / max(1, len(labels)):.1f}%)", CLASS_COLORS.get(c, OTHER_COLOR), "box")
         for c, t in zip(order, totals.tolist(), strict=True)
     ]
-    items.append(("malignancy" + (" (mean, min–max band)" if b.downsampled else ""), CLASS_COLORS["malignant"], "line"))
+    items.append(("malignancy of lesion frames" + (" (mean, min–max band)" if b.downsampled else ""),
+                  CLASS_COLORS["malignant"], "line"))
     parts.append(legend(items, plot.left, 16))
     return svg_document(width, plot.height, "".join(parts), "Class timeline and malignancy probability")
 

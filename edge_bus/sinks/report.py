@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
+import numpy as np
+
 from edge_bus import __version__
 from edge_bus.sinks import charts
 from edge_bus.sinks.files import atomic_write_text
@@ -49,6 +51,8 @@ class ReportData:
     series: FrameSeries = field(default_factory=FrameSeries.empty)
     verdict: VerdictBadge | None = None
     malignancy_threshold: float | None = None
+    #: P(lesion) at or above which a frame has a lesion (the manifest's); below it, the frame is normal
+    lesion_threshold: float | None = None
     notes: Sequence[str] = ()
     generated_at: str = field(default_factory=lambda: _dt.datetime.now().astimezone().isoformat(timespec="seconds"))
     max_points: int = 1200
@@ -208,10 +212,16 @@ def render_report(data: ReportData) -> str:
         if outside:
             caption += f" ({', '.join(outside)}: outside the capture → overlay-ready window, so not stacked)"
         parts.append(_section("Latency over time", _figure(timeline, f"{caption}{down}.")))
-        classes = charts.class_timeline(s.frame, s.label, s.malignancy, data.malignancy_threshold, data.max_points)
-        parts.append(
-            _section("Predictions over time", _figure(classes, f"Predicted class per frame and P(malignant){down}."))
-        )
+        # P(malignant | lesion) means nothing on a frame without a lesion: drawn there, it showed normal
+        # frames far above the malignancy threshold
+        lesion_malignancy = np.where(s.lesion, s.malignancy, np.nan)
+        classes = charts.class_timeline(s.frame, s.label, lesion_malignancy, data.malignancy_threshold,
+                                        data.max_points)
+        rule = (f"P(lesion) ≥ {data.lesion_threshold:.4f}" if data.lesion_threshold is not None
+                else "the model's presence score")
+        parts.append(_section("Predictions over time", _figure(classes, (
+            f"Predicted class per frame, and P(malignant | lesion) on the frames with a lesion ({rule}); a frame "
+            f"with a lesion is malignant when that reaches the threshold line, else benign{down}."))))
     parts.append(_section("Hardware", _kv_table(data.hardware)))
     return _PAGE.format(title=escape(data.title), css=_CSS, body="".join(parts))
 

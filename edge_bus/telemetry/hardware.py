@@ -92,11 +92,11 @@ def _ram_gb() -> float | None:
     try:
         for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
             if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 1024**2, 1)
+                return round(int(line.split()[1]) * 1024 / 1e9, 1)  # kibibytes → GB (10^9 bytes, as labelled)
     except (OSError, ValueError, IndexError):
         pass
     try:
-        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3, 1)
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1)
     except (AttributeError, ValueError, OSError):
         return None
 
@@ -153,12 +153,12 @@ def openvino_devices() -> list[str]:
 
 
 def free_disk_gb(path: str | os.PathLike[str]) -> float | None:
-    """Free space (GB) on the file system holding ``path`` (or its nearest existing parent)."""
+    """Free space (GB, 10^9 bytes) on the file system holding ``path`` (or its nearest existing parent)."""
     p = Path(path).absolute()
     for candidate in (p, *p.parents):
         if candidate.exists():
             try:
-                return round(shutil.disk_usage(candidate).free / 1024**3, 2)
+                return round(shutil.disk_usage(candidate).free / 1e9, 2)
             except OSError:
                 return None
     return None

@@ -158,3 +158,22 @@ def test_frozen_frames_read_back_and_stay_out_of_the_clip_verdict(tmp_path: Path
     assert (verdict.label, verdict.frames, verdict.lesion_frames) == ("benign", 10, 10)
     assert verdict.mean_malignancy == pytest.approx((9 * 0.1 + 0.9) / 10)
     assert FrameSeries.from_records([_record(0, {})]).frozen is None  # no freeze: no column
+
+
+def test_malignancy_is_plotted_only_where_there_is_a_lesion() -> None:
+    """The chart read "P(malignant)" and drew P(malignant | lesion) on normal frames too: 62 frames
+    labelled normal sat above the malignancy threshold line of one cine clip."""
+    from dataclasses import replace
+
+    n = 40
+    lesion = np.arange(n) < 20  # 20 lesion frames, then 20 normal frames with a high conditional malignancy
+    series = FrameSeries(np.arange(n), np.full(n, 10.0), {}, tuple("malignant" if x else "normal" for x in lesion),
+                         np.full(n, 0.95), lesion)
+    data = replace(report_data(n), series=series, lesion_threshold=0.98324)
+    html = render_report(data)
+    assert "P(malignant | lesion)" in html and "(P(lesion) ≥ 0.9832)" in html and "threshold 0.4000" in html
+    svg = html[html.index("Class timeline"):]
+    drawn = re.search(r'<path d="(M[^"]*)" fill="none" stroke="[^"]+" stroke-width="1.4"', svg)
+    assert drawn is not None
+    xs = [float(p.split(",")[0]) for p in re.findall(r"[\d.]+,[\d.]+", drawn.group(1))]
+    assert len(xs) == 20  # the line stops where the lesion frames end
