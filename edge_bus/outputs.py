@@ -176,7 +176,7 @@ class OutputStage:
         self.processed += 1
         self.fps.tick()
         self.series.add_values(frame.index, e2e, stages, pred.label, pred.malignancy, pred.lesion, g2g,
-                               frozen=item.frozen)
+                               frozen=item.frozen, dropped_before=frame.dropped_before)
         if not item.frozen:
             for sink in self.result_sinks:
                 sink(frame, pred)

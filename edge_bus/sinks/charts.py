@@ -47,6 +47,7 @@ OTHER_COLOR = "#9aa0a6"
 STAGE_COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#9c755f", "#bab0ac")
 E2E_COLOR = "#1f2933"
 G2G_COLOR = "#c2185b"
+DROP_COLOR = "#d32f2f"
 SUMMARY_STAGES = ("end_to_end", "glass_to_glass")
 
 
@@ -159,8 +160,11 @@ def latency_timeline(
     stages: Mapping[str, np.ndarray],
     g2g: np.ndarray | None = None,
     max_points: int = 1200,
+    dropped: np.ndarray | None = None,
 ) -> str:
-    """Stacked per-stage latency (bucket means) under the end-to-end line; a min–max band when downsampled."""
+    """Stacked per-stage latency (bucket means) under the end-to-end line; a min–max band when
+    downsampled. ``dropped`` (frames dropped before each frame): a red tick under each frame (or
+    bucket) after which frames were dropped, so drops can be read against the latency."""
     if len(frames) == 0:
         return ""
     b = make_buckets(frames, max_points)
@@ -192,6 +196,12 @@ def latency_timeline(
     items.append(("end-to-end" + (" (mean, min–max band)" if b.downsampled else ""), E2E_COLOR, "line"))
     if g_mean is not None:
         items.append(("glass-to-glass", G2G_COLOR, "dash"))
+    drops = np.add.reduceat(np.asarray(dropped, dtype=np.int64), b.starts) if dropped is not None else None
+    if drops is not None and drops.any():
+        y0 = float(plot.py(0.0))
+        ticks = "".join(f"M{float(plot.px(x)):.1f},{y0:.1f}v-9" for x in b.x[drops > 0])
+        parts.append(f'<path d="{ticks}" stroke="{DROP_COLOR}" stroke-width="2"/>')
+        items.append((f"dropped frames ({int(drops.sum())})", DROP_COLOR, "line"))
     parts.append(legend(items, plot.left, 16))
     if clipped:
         note = f"clipped at {fmt_num(top)} ms (peak {fmt_num(float(peak))} ms)"

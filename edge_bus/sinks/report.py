@@ -207,10 +207,13 @@ def render_report(data: ReportData) -> str:
         inside = data.e2e_stages
         stacked = {k: v for k, v in s.stages_ms.items() if inside is None or k in inside}
         outside = [k for k in s.stages_ms if k not in stacked]
-        timeline = charts.latency_timeline(s.frame, s.e2e_ms, stacked, s.glass_to_glass_ms, data.max_points)
+        timeline = charts.latency_timeline(s.frame, s.e2e_ms, stacked, s.glass_to_glass_ms, data.max_points,
+                                           dropped=s.dropped_before)
         caption = "Stacked stage times under the end-to-end line"
         if outside:
             caption += f" ({', '.join(outside)}: outside the capture → overlay-ready window, so not stacked)"
+        if s.dropped_before is not None:
+            caption += ". Red ticks: frames were dropped just before (a live source keeps only the newest frame)"
         parts.append(_section("Latency over time", _figure(timeline, f"{caption}{down}.")))
         # P(malignant | lesion) means nothing on a frame without a lesion: drawn there, it showed normal
         # frames far above the malignancy threshold

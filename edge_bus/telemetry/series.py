@@ -37,6 +37,7 @@ class FrameSeries:
     lesion: np.ndarray
     glass_to_glass_ms: np.ndarray | None = None
     frozen: np.ndarray | None = None
+    dropped_before: np.ndarray | None = None  # frames dropped just before each one (None: no drop at all)
 
     def __post_init__(self) -> None:
         n = len(self.frame)
@@ -46,6 +47,8 @@ class FrameSeries:
             lengths["glass_to_glass_ms"] = len(self.glass_to_glass_ms)
         if self.frozen is not None:
             lengths["frozen"] = len(self.frozen)
+        if self.dropped_before is not None:
+            lengths["dropped_before"] = len(self.dropped_before)
         wrong = {k: v for k, v in lengths.items() if v != n}
         if wrong:
             raise ValueError(f"FrameSeries: {n} frames but {wrong}")
@@ -101,6 +104,7 @@ class SeriesBuilder:
         self._any_g2g = False
         self._frozen: array[int] = array("b")
         self._any_frozen = False
+        self._dropped: array[int] = array("q")
         self._label: list[str] = []
         self._stages: dict[str, array[float]] = {}
 
@@ -110,7 +114,7 @@ class SeriesBuilder:
     def add(self, record: FrameRecord) -> None:
         p, t = record.prediction, record.times
         self.add_values(record.frame.index, t.e2e_ms, t.stages_ms, p.label, p.malignancy, p.lesion, t.glass_to_glass_ms,
-                        frozen=p.frozen)
+                        frozen=p.frozen, dropped_before=record.frame.dropped_before)
 
     def add_json(self, obj: Mapping[str, object]) -> None:
         """Add one frames.jsonl object (the :meth:`FrameRecord.to_json` format)."""
@@ -124,6 +128,7 @@ class SeriesBuilder:
             bool(obj.get("lesion", False)),
             None if obj.get("glass_to_glass_ms") is None else _num(obj.get("glass_to_glass_ms")),
             frozen=obj.get("frozen") is True,
+            dropped_before=int(_num(obj.get("dropped_before"), 0.0)),
         )
 
     def add_values(
@@ -136,9 +141,11 @@ class SeriesBuilder:
         lesion: bool,
         glass_to_glass_ms: float | None = None,
         frozen: bool = False,
+        dropped_before: int = 0,
     ) -> None:
         n = len(self._frame)
         self._frozen.append(1 if frozen else 0)
+        self._dropped.append(int(dropped_before))
         self._any_frozen = self._any_frozen or frozen
         self._frame.append(int(frame))
         self._e2e.append(float(e2e_ms))
@@ -167,6 +174,7 @@ class SeriesBuilder:
             lesion=np.array(self._lesion, dtype=bool),
             glass_to_glass_ms=np.array(self._g2g, dtype=np.float64) if self._any_g2g else None,
             frozen=np.array(self._frozen, dtype=bool) if self._any_frozen else None,
+            dropped_before=np.array(self._dropped, dtype=np.int64) if any(self._dropped) else None,
         )
 
 

@@ -177,3 +177,21 @@ def test_malignancy_is_plotted_only_where_there_is_a_lesion() -> None:
     assert drawn is not None
     xs = [float(p.split(",")[0]) for p in re.findall(r"[\d.]+,[\d.]+", drawn.group(1))]
     assert len(xs) == 20  # the line stops where the lesion frames end
+
+
+def test_dropped_frames_are_marked_on_the_latency_timeline(tmp_path: Path) -> None:
+    """Drops were only a number in the summary: a live run's 12 drops, all inside one latency spike,
+    could not be seen against it."""
+    from dataclasses import replace
+
+    path = tmp_path / "frames.jsonl"
+    with FrameLog(path) as log:
+        for i in range(30):
+            r = _record(i, {"infer": 5.0})
+            log.write(replace(r, frame=replace(r.frame, dropped_before=3 if i in (10, 11, 20) else 0)))
+    series = FrameSeries.from_jsonl(path)
+    assert series.dropped_before is not None and int(series.dropped_before.sum()) == 9
+    html = render_report(replace(report_data(30), series=series))
+    assert "dropped frames (9)" in html and "Red ticks: frames were dropped just before" in html
+    assert html.count("v-9") == 3  # one tick under each frame that had drops before it
+    assert "dropped frames" not in render_report(report_data(30))  # no drops, no mark
