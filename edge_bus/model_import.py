@@ -62,7 +62,8 @@ def quantize_model(onnx: Path, calib: Path, out_dir: Path, name: str | None = No
     spec = InputSpec(height=contract.height, width=contract.width, mean=mean, std=std)
     tensors = calibration_tensors(calib, spec, limit)
     contract = check_outputs(contract, session, tensors[:: max(1, len(tensors) // 8)][:8], onnx.name,
-                             mask_producer=mask_producer(onnx, contract.mask_output))
+                             mask_producer=mask_producer(onnx, contract.mask_output),
+                             class_producer=mask_producer(onnx, contract.class_output))
     staging = _staging_dir(out_dir)
     try:
         try:

@@ -12,7 +12,8 @@ The contract (``edge-bus models quantize --help`` and the README say the same):
 Outputs are found by the names given, else by the names ``mask_logits`` / ``class_logits``, else by
 shape (the one 4-D output is the mask, the one 2-D output the class), never by position. The model
 is run once on calibration images (ONNX Runtime, FP32) so shapes and values are checked on real
-outputs, and a mask that comes out of a Sigmoid/Softmax (probabilities, not logits) is refused.
+outputs, and an output that comes out of a Sigmoid/Softmax (probabilities, not logits) or is not
+floating point (labels, a thresholded mask) is refused.
 """
 
 from __future__ import annotations
@@ -63,7 +64,17 @@ def inspect_onnx(session: Any, name: str, mask_output: str | None = None, class_
     inp = inputs[0]
     dims = _dims(inp.shape)
     if len(dims) != 4 or dims[1] != 1:
-        raise ModelError(f"{name} input {inp.name} has shape {list(inp.shape)}; edge-bus needs [1, 1, H, W] grayscale")
+        need = f"{name} input {inp.name} has shape {list(inp.shape)}; edge-bus needs [1, 1, H, W] grayscale"
+        if len(dims) == 4 and dims[3] in (1, 3) and dims[1] not in (1, 3):
+            raise ModelError(f"{need}: it looks channels-last (NHWC) — export it channels-first (NCHW), or with a "
+                             "Transpose at its input")
+        if len(dims) == 4 and dims[1] == 3:
+            raise ModelError(f"{need}: export a one-channel model (e.g. sum the first convolution's weights over its "
+                             "3 input channels, as the shipped models do with their ImageNet stem)")
+        raise ModelError(need)
+    if getattr(inp, "type", "tensor(float)") != "tensor(float)":
+        raise ModelError(f"{name} input {inp.name} is {inp.type}; edge-bus feeds float32 normalised as "
+                         "(pixel / 255 - mean) / std — export a float input (the scaling goes in --mean / --std)")
     if dims[0] not in (1, None):
         raise ModelError(f"{name} input {inp.name} has batch {dims[0]}; edge-bus runs batch 1")
     height, width = dims[2], dims[3]
@@ -114,14 +125,16 @@ def mask_producer(onnx_path: Any, output: str) -> str | None:
 
 
 def check_outputs(contract: OnnxContract, session: Any, tensors: Sequence[np.ndarray], name: str,
-                  mask_producer: str | None = None) -> OnnxContract:
-    """Run the model on a few calibration tensors and check the outputs' shapes and values; returns
-    the contract with the shapes seen. ``mask_producer``: the op that makes the mask (a final
-    sigmoid or softmax is refused: edge-bus thresholds logits)."""
-    if mask_producer in _SQUASHING_OPS:
-        raise ModelError(f"mask output {contract.mask_output} of {name} comes out of a {mask_producer}, so it holds "
-                         "probabilities; edge-bus needs logits: export the model without its final "
-                         f"{mask_producer}")
+                  mask_producer: str | None = None, class_producer: str | None = None) -> OnnxContract:
+    """Run the model on a few calibration tensors and check the outputs' shapes, types and values;
+    returns the contract with the shapes seen. ``mask_producer`` / ``class_producer``: the ops that
+    make the outputs (a final sigmoid or softmax is refused: edge-bus applies its own to logits)."""
+    for role, output, producer in (("mask", contract.mask_output, mask_producer),
+                                   ("class", contract.class_output, class_producer)):
+        if producer in _SQUASHING_OPS:
+            raise ModelError(f"{role} output {output} of {name} comes out of a {producer}, so it holds "
+                             "probabilities; edge-bus needs logits (it applies the sigmoid / softmax itself): "
+                             f"export the model without its final {producer}")
     shapes: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
     for tensor in tensors:
         try:
@@ -129,6 +142,11 @@ def check_outputs(contract: OnnxContract, session: Any, tensors: Sequence[np.nda
         except Exception as exc:  # ORT's own exception types
             reason = str(exc).splitlines()[0]
             raise ModelError(f"{name} fails on a calibration image in ONNX Runtime: {reason}") from None
+        for role, output, value in (("mask", contract.mask_output, mask), ("class", contract.class_output, logits)):
+            if not np.issubdtype(np.asarray(value).dtype, np.floating):
+                raise ModelError(f"{role} output {output} of {name} is {np.asarray(value).dtype} (labels or a "
+                                 "thresholded result, not logits); edge-bus needs float logits — export the values "
+                                 "before the ArgMax / comparison")
         if mask.ndim != 4 or mask.shape[:2] != (1, 1) or min(mask.shape[2:]) < 2:
             raise ModelError(f"mask output {contract.mask_output} of {name} has shape {list(mask.shape)}; edge-bus "
                              "needs [1, 1, h, w] lesion logits (one channel: for background/lesion logits export "

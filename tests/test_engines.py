@@ -229,3 +229,52 @@ def test_outputs_that_do_not_fit_the_manifest_are_a_model_error(tmp_path: Path) 
         with pytest.raises(ModelError, match="class output class_logits has 2 values, its manifest's head softmax3"):
             engine.infer(np.zeros((1, 1, 32, 32), np.float32))
 
+
+
+def test_a_closed_engine_kept_by_the_caller_holds_no_model(shipped_model_dir: Path) -> None:
+    """Its output ports still held the compiled model: an app keeping the exception of a failed run
+    (which references the engine) kept the weights file open and 20-35 MB per failed run."""
+    m = load_manifest(shipped_model_dir)
+    weights = m.path("openvino_int8_bin")
+    before = _open_fds_to(weights)
+    kept = [create_engine(m, EngineConfig(backend="openvino", precision="int8")) for _ in range(3)]
+    for eng in kept:
+        eng.close()
+    gc.collect()
+    assert _open_fds_to(weights) <= before, "closed engines still map the weights"
+    assert len(kept) == 3
+
+
+def test_openvino_finds_outputs_by_any_of_their_names(tmp_path: Path) -> None:
+    """A torch-like head (Flatten, MatMul, then Add writing class_logits): compiling fuses them and
+    the output's first name became the MatMul's, so --precision fp32 failed with "has no output
+    'class_logits' (it has ['/head/fc/MatMul_output_0', ...])" for a model quantize had accepted."""
+    from helpers import save_contract_onnx
+    from onnx import helper, numpy_helper
+
+    from edge_bus.quantize import ONNX_FP32
+
+    folder = tiny_model_dir(tmp_path / "m")
+    rng = np.random.default_rng(1)
+    inits = [numpy_helper.from_array(a.astype(np.float32), n) for n, a in (
+        ("w1", rng.normal(0, 0.3, (8, 1, 3, 3))), ("b1", np.zeros(8)), ("w2", rng.normal(0, 0.3, (1, 8, 1, 1))),
+        ("b2", np.zeros(1)), ("wc", rng.normal(0, 0.5, (8, 2))), ("bc", np.zeros(2)))]
+    nodes = [helper.make_node("Conv", ["image", "w1", "b1"], ["/enc/Conv_output_0"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["/enc/Conv_output_0"], ["/enc/Relu_output_0"]),
+             helper.make_node("Conv", ["/enc/Relu_output_0", "w2", "b2"], ["mask_logits"]),
+             helper.make_node("GlobalAveragePool", ["/enc/Relu_output_0"], ["/head/pool_output_0"]),
+             helper.make_node("Flatten", ["/head/pool_output_0"], ["/head/Flatten_output_0"]),
+             helper.make_node("MatMul", ["/head/Flatten_output_0", "wc"], ["/head/fc/MatMul_output_0"]),
+             helper.make_node("Add", ["/head/fc/MatMul_output_0", "bc"], ["class_logits"])]
+    save_contract_onnx(folder / ONNX_FP32, nodes, inits)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    from edge_bus.quantize import write_manifest
+
+    write_manifest(folder, manifest)  # the new file's sha256
+    m = load_manifest(folder)
+    tensor = np.zeros((1, 1, 32, 32), np.float32)
+    with create_engine(m, EngineConfig(backend="openvino", precision="fp32")) as ov_engine, \
+            create_engine(m, EngineConfig(backend="onnxruntime", precision="fp32")) as ort_engine:
+        a, b = ov_engine.infer(tensor), ort_engine.infer(tensor)
+    np.testing.assert_allclose(a.class_logits, b.class_logits, atol=1e-4)
+    np.testing.assert_allclose(a.mask_logits, b.mask_logits, atol=1e-4)

@@ -184,3 +184,64 @@ def test_quantize_writes_a_golden_and_a_failure_leaves_the_old_model_alone(
             quantize_model(source, calib, out)
         assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left
+
+
+def _graph_onnx(path: Path, nodes: list[object], inputs: list[object], outputs: list[object],
+                inits: list[object]) -> Path:
+    import onnx
+    from onnx import helper
+
+    graph = helper.make_graph(nodes, "user", inputs, outputs, initializer=inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    return path
+
+
+def test_squashed_or_thresholded_outputs_and_odd_inputs_are_refused_with_what_to_do(tmp_path: Path) -> None:
+    """A class head ending in Sigmoid passed (the runtime squashed it again: P(lesion) stayed in
+    0.62-0.64 and every normal image was flagged); a bool or ArgMax mask passed (every lesion's mask
+    filled the scan area); RGB / NHWC / uint8 inputs were refused without saying what to do."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((1, 1, 3, 3), np.float32), "w")
+    zero = numpy_helper.from_array(np.zeros((1,), np.float32), "zero")
+    shape = numpy_helper.from_array(np.array([1, 1], np.int64), "shape")
+    wc = numpy_helper.from_array(np.ones((1, 2), np.float32), "wc")
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, 32, 32])
+    conv = helper.make_node("Conv", ["image", "w"], ["raw"], pads=[1, 1, 1, 1])
+    head = [helper.make_node("GlobalAveragePool", ["raw"], ["pooled"]),
+            helper.make_node("Reshape", ["pooled", "shape"], ["flat"])]
+
+    def out(name: str, kind: int = TensorProto.FLOAT, dims: list[int] | None = None) -> object:
+        return helper.make_tensor_value_info(name, kind, dims or ([1, 1, 32, 32] if name == "mask_logits" else [1, 2]))
+
+    mask = helper.make_node("Identity", ["raw"], ["mask_logits"])
+    squashed = _graph_onnx(tmp_path / "cls_sigmoid.onnx", [conv, *head, mask,
+                           helper.make_node("MatMul", ["flat", "wc"], ["z"]),
+                           helper.make_node("Sigmoid", ["z"], ["class_logits"])],
+                           [image], [out("mask_logits"), out("class_logits")], [w, shape, wc])
+    contract = inspect_onnx(session(squashed), squashed.name)
+    with pytest.raises(ModelError, match="class output class_logits of cls_sigmoid.onnx comes out of a Sigmoid, so it "
+                                         "holds probabilities; .* export the model without its final Sigmoid"):
+        check_outputs(contract, session(squashed), images(), squashed.name,
+                      class_producer=mask_producer(squashed, "class_logits"))
+    binary = _graph_onnx(tmp_path / "mask_bool.onnx", [conv, *head, helper.make_node("Greater", ["raw", "zero"],
+                         ["mask_logits"]), helper.make_node("MatMul", ["flat", "wc"], ["class_logits"])],
+                         [image], [out("mask_logits", TensorProto.BOOL), out("class_logits")], [w, zero, shape, wc])
+    with pytest.raises(ModelError, match="mask output mask_logits of mask_bool.onnx is bool .*needs float logits"):
+        check_outputs(inspect_onnx(session(binary), binary.name), session(binary), images(), binary.name)
+    for dims, said in (([1, 3, 32, 32], "export a one-channel model"), ([1, 32, 32, 1], "channels-last \\(NHWC\\)")):
+        odd = _graph_onnx(tmp_path / "odd.onnx", [helper.make_node("Identity", ["image"], ["mask_logits"]),
+                          helper.make_node("Identity", ["c"], ["class_logits"])],
+                          [helper.make_tensor_value_info("image", TensorProto.FLOAT, dims)],
+                          [out("mask_logits", dims=dims), out("class_logits")],
+                          [numpy_helper.from_array(np.zeros((1, 2), np.float32), "c")])
+        with pytest.raises(ModelError, match=f"edge-bus needs \\[1, 1, H, W\\] grayscale: .*{said}"):
+            inspect_onnx(session(odd), odd.name)
+    as_bytes = _graph_onnx(tmp_path / "u8.onnx", [helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
+                           helper.make_node("Conv", ["f", "w"], ["mask_logits"], pads=[1, 1, 1, 1]),
+                           helper.make_node("Identity", ["c"], ["class_logits"])],
+                           [helper.make_tensor_value_info("image", TensorProto.UINT8, [1, 1, 32, 32])],
+                           [out("mask_logits"), out("class_logits")],
+                           [w, numpy_helper.from_array(np.zeros((1, 2), np.float32), "c")])
+    with pytest.raises(ModelError, match=r"input image is tensor\(uint8\); edge-bus feeds float32 .*--mean / --std"):
+        inspect_onnx(session(as_bytes), as_bytes.name)

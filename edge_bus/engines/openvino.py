@@ -75,14 +75,16 @@ class OpenVINOEngine(Engine):
                     f"{', '.join(available_devices())}"
                 ) from None
             raise ModelError(f"OpenVINO cannot load {self._file.name}: {first}") from None
-        names = {o.get_any_name() for o in self._compiled.outputs}
+        # every name of each output: compiling merges tensor names (an Identity before an output, a
+        # MatMul+Add head), and get_any_name() then returns another one than the ONNX file's
+        ports = {name: port for port in self._compiled.outputs for name in port.get_names()}
         for out in (manifest.mask_output, manifest.class_output):
-            if out not in names:
+            if out not in ports:
+                shown = sorted(port.get_any_name() for port in self._compiled.outputs)
                 raise ModelError(
-                    f"model {self._file.name} has no output {out!r} named in its manifest (it has {sorted(names)})"
-                )
-        self._mask_port = self._compiled.output(manifest.mask_output)
-        self._class_port = self._compiled.output(manifest.class_output)
+                    f"model {self._file.name} has no output {out!r} named in its manifest (it has {shown})")
+        self._mask_port = ports[manifest.mask_output]
+        self._class_port = ports[manifest.class_output]
         self._request = self._compiled.create_infer_request()
         # Twice the optimum: a finished request runs its Python callback (which waits for the GIL)
         # before it can be refilled, so with only the optimum a stream sits idle while the pipeline's
@@ -183,6 +185,7 @@ class OpenVINOEngine(Engine):
         finally:
             self._queue = None
             self._request = None
+            self._mask_port = self._class_port = None  # the ports hold the compiled model too
             self._compiled = None
 
 
