@@ -30,7 +30,7 @@ import numpy as np
 
 from edge_bus.config import StreamConfig
 from edge_bus.engines import Engine, EngineConfig, create_engine
-from edge_bus.errors import ConfigError, EdgeBusError, Interrupted, OutputError, Terminated
+from edge_bus.errors import ConfigError, EdgeBusError, Interrupted, OutputError, SourceError, Terminated
 from edge_bus.live import LatestFrameReader, StopFlag, hw_from_meta
 from edge_bus.outputs import InFlight, OutputStage
 from edge_bus.postprocess import PostprocessConfig, Postprocessor
@@ -142,6 +142,10 @@ def compose(config: StreamConfig, source: FrameSource | None = None,
         info = source.info
         if config.roi is not None and info.width and info.height:  # refused before any output is opened
             check_roi_fits(config.roi, info.width, info.height)
+        if config.video and not (info.width > 0 and info.height > 0):  # an application's source may not know
+            raise SourceError(f"source {info.name!r} gives no frame size ({info.width}x{info.height}), which the "
+                              "overlay video needs up front — give it (--capture-size WxH for a capture device, "
+                              "SourceInfo for your own source) or turn the video off (--no-video, video=False)")
         live = info.live or config.realtime or config.bridge is not None
         engine = create_engine(manifest, EngineConfig(
             backend=config.backend, device=config.device, precision=config.precision,

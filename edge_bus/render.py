@@ -13,7 +13,7 @@ rectangles in place. No full-frame boolean indexing.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import cv2
 import numpy as np
@@ -61,6 +61,14 @@ class OverlayStyle:
             raise ConfigError(f"OverlayStyle.contour_thickness must be >= 0, got {self.contour_thickness}")
         if self.font_scale <= 0:
             raise ConfigError(f"OverlayStyle.font_scale must be > 0, got {self.font_scale}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if (f.name.endswith("_color") and value is not None
+                    and not (isinstance(value, tuple | list) and len(value) == 3
+                             and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255
+                                     for c in value))):
+                raise ConfigError(f"OverlayStyle.{f.name} must be a BGR triple of integers 0-255, e.g. (0, 0, 255) "
+                                  f"for red, got {value!r}")
 
     def label_color(self, label: str) -> BGR:
         return {

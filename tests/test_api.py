@@ -231,3 +231,42 @@ def test_stage_settings_and_paths_raise_config_errors(tmp_path: Path) -> None:
         EngineConfig(requests=-3)  # was a ModelError from OpenVINO ("Wrong value -3 ...")
     with open_source(Path("demo")) as src:  # a Path works like its string
         assert src.info.kind == "demo"
+
+
+def test_an_applications_mistakes_are_edge_bus_errors(tmp_path: Path) -> None:
+    """An unchecked colour raised OverflowError; a source yielding arrays an AttributeError; a
+    source of unknown size a ValueError from the video writer; max_frames closed the source twice."""
+    import numpy as np
+
+    from edge_bus import ConfigError, OverlayStyle, SourceError, StreamConfig, make_frame, run_stream
+    from edge_bus.sources import FrameSource, SourceInfo
+
+    for bad in ((0, 0, 300), "red", (1, 2)):
+        with pytest.raises(ConfigError, match="mask_color must be a BGR triple of integers 0-255"):
+            OverlayStyle(mask_color=bad)  # type: ignore[arg-type]
+
+    class Arrays(FrameSource):
+        def __init__(self, frames: bool = False, size: int = 64) -> None:
+            self.frames, self.size, self.closed, self.n = frames, size, 0, 0
+
+        @property
+        def info(self) -> SourceInfo:
+            return SourceInfo(kind="app", name="mine", width=self.size, height=self.size, fps=30.0, frame_count=None)
+
+        def __next__(self):  # type: ignore[no-untyped-def]
+            self.n += 1
+            pixels = np.full((64, 64), 80, np.uint8)
+            return make_frame(self.n - 1, pixels, (self.n - 1) / 30) if self.frames else pixels
+
+        def close(self) -> None:
+            self.closed += 1
+
+    with pytest.raises(SourceError, match="Arrays gave a ndarray, not a frame — build frames with edge_bus.make_frame"):
+        run_stream(StreamConfig(out=tmp_path / "a", video=False, max_frames=3), source=Arrays())
+    unknown = Arrays(frames=True, size=0)
+    with pytest.raises(SourceError, match="gives no frame size \\(0x0\\).* or turn the video off"):
+        run_stream(StreamConfig(out=tmp_path / "b", max_frames=3), source=unknown)
+    assert unknown.closed == 1
+    once = Arrays(frames=True)
+    result = run_stream(StreamConfig(out=tmp_path / "c", video=False, max_frames=3), source=once)
+    assert result.frames == 3 and once.closed == 1  # the limit closed it; the pipeline did not close it again

@@ -30,7 +30,7 @@ from edge_bus.sources.dicom import DICOM_SUFFIXES, DicomSource, is_dicom_file
 from edge_bus.sources.folder import IMAGE_SUFFIXES, FolderSource
 from edge_bus.sources.replay_capture import ReplayCapture
 from edge_bus.sources.video import VideoSource
-from edge_bus.sources.wrappers import LimitedSource, LoopingSource
+from edge_bus.sources.wrappers import CheckedSource, LimitedSource, LoopingSource
 
 __all__ = ["SOURCE_KINDS", "detect_kind", "open_source", "wrap_source"]
 
@@ -141,4 +141,5 @@ def wrap_source(source: FrameSource, *, loop: bool = False, max_frames: int | No
                           "loop inside your own FrameSource instead")
     if max_frames is not None and max_frames < 1:
         raise SourceError(f"--max-frames must be at least 1, got {max_frames} — pass a positive number")
-    return LimitedSource(source, max_frames) if max_frames is not None else source
+    checked = CheckedSource(source)
+    return LimitedSource(checked, max_frames) if max_frames is not None else checked

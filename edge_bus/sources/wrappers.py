@@ -19,8 +19,8 @@ __all__ = ["LimitedSource", "LoopingSource", "unwrap"]
 
 
 def unwrap(source: FrameSource) -> FrameSource:
-    """The innermost source under any :class:`LoopingSource` / :class:`LimitedSource`."""
-    while isinstance(source, LoopingSource | LimitedSource):
+    """The innermost source under any :class:`LoopingSource` / :class:`LimitedSource` / :class:`CheckedSource`."""
+    while isinstance(source, LoopingSource | LimitedSource | CheckedSource):
         source = source.inner
     return source
 
@@ -85,6 +85,8 @@ class LoopingSource(FrameSource):
         return out
 
     def close(self) -> None:
+        if self._closed:  # once: a grabber SDK's release may not be safe to call twice
+            return
         self._closed = True
         self._inner.close()
 
@@ -103,6 +105,7 @@ class LimitedSource(FrameSource):
         self._info = dataclasses.replace(inner.info, frame_count=limited)
         self._count = 0
         self.limit_reached = False  # it ended because max_frames were read (not because the source ended)
+        self._inner_closed = False
 
     @property
     def info(self) -> SourceInfo:
@@ -115,10 +118,38 @@ class LimitedSource(FrameSource):
     def __next__(self) -> Frame:
         if self._count >= self._max:
             self.limit_reached = True
-            self._inner.close()
+            self.close()  # released as soon as the limit is reached (a capture device, for the next user)
             raise StopIteration
         frame = next(self._inner)
         self._count += 1
+        return frame
+
+    def close(self) -> None:
+        if not self._inner_closed:  # once: the pipeline closes it again at the end
+            self._inner_closed = True
+            self._inner.close()
+
+
+class CheckedSource(FrameSource):
+    """An application's own source, its frames checked: anything but a :class:`Frame` is a
+    :class:`SourceError` (it was an AttributeError deep in the pipeline)."""
+
+    def __init__(self, inner: FrameSource) -> None:
+        self._inner = inner
+
+    @property
+    def info(self) -> SourceInfo:
+        return self._inner.info
+
+    @property
+    def inner(self) -> FrameSource:
+        return self._inner
+
+    def __next__(self) -> Frame:
+        frame = next(self._inner)
+        if not isinstance(frame, Frame):
+            raise SourceError(f"{type(self._inner).__name__} gave a {type(frame).__name__}, not a frame — build "
+                              "frames with edge_bus.make_frame(index, pixels, t_source)")
         return frame
 
     def close(self) -> None:
