@@ -83,7 +83,8 @@ def test_unplug_mid_stream_carries_on(tmp_path: Path, caplog: pytest.LogCaptureF
     lost = [m for m in caplog.messages if "link lost" in m]
     bridge = json.loads((out / "latency.json").read_text())["bridge"]
     assert lost and len(lost) <= bridge["counters"]["reconnects"] + 1
-    assert bridge["counters"]["links_lost"] == len(lost)
+    # latency.json is written before the link closes: one more loss may come (and be logged) in between
+    assert bridge["counters"]["links_lost"] <= len(lost) <= bridge["counters"]["links_lost"] + 1
     assert bridge["frames_without_hw"] == sum(r["hw"] is None for r in recs) > 0
     without = f"{bridge['frames_without_hw']} of {res.frames} frames have no hardware"
     assert res.bridge_note and without in res.one_line()
