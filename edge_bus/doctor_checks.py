@@ -118,9 +118,26 @@ def package_check(dist: str, minimum: str, name: str | None = None) -> Check:
     return Check(label, version, f">= {minimum}", ok, "" if ok else f"upgrade: pip install -U '{dist}>={minimum}'")
 
 
+#: OpenVINO devices that run on others (named after a colon)
+VIRTUAL_DEVICES = frozenset({"AUTO", "MULTI", "HETERO", "BATCH"})
+
+
 def openvino_devices_check(device: str = "CPU") -> Check:
+    """OpenVINO sees ``device``; for a virtual one, the devices it names: all of them for
+    ``HETERO:`` / ``MULTI:``, one of them for ``AUTO:GPU,CPU``, any device for ``AUTO`` alone."""
     devices = openvino_devices()
-    ok = any(d == device or d.startswith(device + ".") for d in devices) or (device == "AUTO" and bool(devices))
+    kind, _, listed = device.partition(":")
+    wanted = [d for d in listed.split(",") if d] if kind in VIRTUAL_DEVICES else [device]
+
+    def seen(name: str) -> bool:
+        return any(d == name or d.startswith(name + ".") for d in devices)
+
+    if not wanted:
+        ok = bool(devices)
+    elif kind == "AUTO":  # AUTO picks among the devices it lists that are there
+        ok = any(seen(d) for d in wanted)
+    else:
+        ok = all(seen(d) for d in wanted)
     advice = (
         ""
         if ok

@@ -70,7 +70,8 @@ class RunResult:
         p99 = self.stages[END_TO_END].p99_ms
         v = self.verdict
         link = f"; {self.bridge_note}" if self.bridge_note else ""
-        return (f"{self.frames} frames, {self.dropped} dropped, {self.fps:.1f} FPS, e2e p99 {p99} ms, "
+        e2e = f"e2e p99 {p99} ms" if p99 is not None else "no e2e (no frame was inferred)"
+        return (f"{self.frames} frames, {self.dropped} dropped, {self.fps:.1f} FPS, {e2e}, "
                 f"{self.precision}; clip verdict: {v.label} ({v.evidence()}){link} → {self.out_dir}")
 
 

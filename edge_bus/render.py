@@ -13,6 +13,8 @@ rectangles in place. No full-frame boolean indexing.
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import cv2
@@ -63,11 +65,8 @@ class OverlayStyle:
             raise ConfigError(f"OverlayStyle.font_scale must be > 0, got {self.font_scale}")
         for f in fields(self):
             value = getattr(self, f.name)
-            if (f.name.endswith("_color") and value is not None
-                    and not (isinstance(value, tuple | list) and len(value) == 3
-                             and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255
-                                     for c in value))):
-                raise ConfigError(f"OverlayStyle.{f.name} must be a BGR triple of integers 0-255, e.g. (0, 0, 255) "
+            if "color" in f.name and value is not None and not _is_bgr(value):
+                raise ConfigError(f"OverlayStyle.{f.name} must be a BGR triple of numbers 0-255, e.g. (0, 0, 255) "
                                   f"for red, got {value!r}")
 
     def label_color(self, label: str) -> BGR:
@@ -76,6 +75,14 @@ class OverlayStyle:
             "benign": self.color_benign,
             "malignant": self.color_malignant,
         }.get(label.lower(), self.color_other)
+
+
+def _is_bgr(value: object) -> bool:
+    """Three numbers 0-255 (ints, floats or numpy scalars, as OpenCV takes them; not bools)."""
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray) or len(value) != 3:
+        return False
+    return all(isinstance(c, numbers.Real) and not isinstance(c, bool | np.bool_) and 0 <= float(c) <= 255
+               for c in value)
 
 
 @dataclass(frozen=True)

@@ -241,9 +241,11 @@ def test_an_applications_mistakes_are_edge_bus_errors(tmp_path: Path) -> None:
     from edge_bus import ConfigError, OverlayStyle, SourceError, StreamConfig, make_frame, run_stream
     from edge_bus.sources import FrameSource, SourceInfo
 
-    for bad in ((0, 0, 300), "red", (1, 2)):
-        with pytest.raises(ConfigError, match="mask_color must be a BGR triple of integers 0-255"):
-            OverlayStyle(mask_color=bad)  # type: ignore[arg-type]
+    for field, bad in (("mask_color", (0, 0, 300)), ("mask_color", "red"), ("text_color", (1, 2)),
+                       ("color_benign", "red"), ("color_malignant", (True, 0, 0))):
+        with pytest.raises(ConfigError, match=f"{field} must be a BGR triple of numbers 0-255"):
+            OverlayStyle(**{field: bad})  # type: ignore[arg-type]
+    OverlayStyle(mask_color=np.array([0, 0, 255]), color_benign=(np.int64(1), 2.0, 3))  # as OpenCV takes them
 
     class Arrays(FrameSource):
         def __init__(self, frames: bool = False, size: int = 64) -> None:

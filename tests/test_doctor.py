@@ -247,3 +247,12 @@ def test_bridge_check_advice_is_the_bridges_own_line() -> None:
     assert "cable" not in check.advice
     (check,) = bridge_checks("/dev/edge-bus-no-such-port", 33.3)
     assert check.advice.count("cable") == 1 and check.advice.count("can't open") == 1
+
+
+def test_virtual_devices_pass_when_the_devices_they_name_are_there() -> None:
+    """`--device HETERO:CPU` ran in stream but failed doctor's "openvino devices" check."""
+    from edge_bus.doctor_checks import openvino_devices_check
+
+    assert all(openvino_devices_check(d).passed for d in ("CPU", "AUTO", "AUTO:CPU", "HETERO:CPU", "MULTI:CPU",
+                                                          "AUTO:NOSUCH,CPU"))
+    assert not any(openvino_devices_check(d).passed for d in ("NOSUCH", "HETERO:NOSUCH,CPU", "AUTO:NOSUCH"))

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from edge_bus.cli.common import console, err_console, fail, run_or_exit
+from edge_bus.cli.common import console, err_console, fail, run_or_exit, terminated_as_error
 from firmware_bridge.tools import device_report, monitor_device, ping_device, run_simulator
 
 __all__ = ["app"]
@@ -123,19 +123,20 @@ def simulate_cmd(
         also = f" (and {escape(link)})" if link else ""
         err_console.print(f"simulated controller on {escape(path)}{also} at {fps:g} fps; Ctrl-C to stop")
 
-    summary = run_or_exit(
-        run_simulator,
-        fps=fps,
-        drift_ppm=drift_ppm,
-        jitter_ms=jitter_ms,
-        corrupt=corrupt,
-        seed=seed,
-        freeze_every_s=freeze_every,
-        disconnect_every_s=disconnect_every,
-        seconds=seconds,
-        on_ready=ready,
-        link=link,
-    )
+    with terminated_as_error():  # SIGTERM unwinds too, so --link is removed (else it names a reused /dev/pts/N)
+        summary = run_or_exit(
+            run_simulator,
+            fps=fps,
+            drift_ppm=drift_ppm,
+            jitter_ms=jitter_ms,
+            corrupt=corrupt,
+            seed=seed,
+            freeze_every_s=freeze_every,
+            disconnect_every_s=disconnect_every,
+            seconds=seconds,
+            on_ready=ready,
+            link=link,
+        )
     stats = summary.stats
     err_console.print(
         f"stopped after {summary.seconds:.1f} s: {stats.frames_sent} frames, {stats.syncs_answered} time syncs, "

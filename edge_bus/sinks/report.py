@@ -199,7 +199,9 @@ def render_report(data: ReportData) -> str:
         parts.append(
             _section(
                 "Latency",
-                _figure(charts.latency_histogram(s.e2e_ms), "End-to-end latency per frame (all frames).")
+                _figure(charts.latency_histogram(s.e2e_ms[s.answered]), "End-to-end latency per frame (all frames"
+                        + (" the model answered; frozen ones are left out, as in the table" if s.frozen is not None
+                           and s.frozen.any() else "") + ").")
                 + _figure(charts.stage_bars(data.latency), "Mean milliseconds per stage.")
                 + _latency_table(data.latency),
             )

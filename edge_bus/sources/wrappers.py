@@ -47,6 +47,7 @@ class LoopingSource(FrameSource):
         self._index = 0
         self._pass_frames = 0
         self._passes = 0
+        self._inner_closed = False
         self._closed = False
 
     @property
@@ -72,7 +73,9 @@ class LoopingSource(FrameSource):
                 self.close()
                 raise SourceError(f"cannot loop '{self._info.name}': it yielded no frames — check the file") from None
             self._inner.close()
+            self._inner_closed = True  # if opening it again fails, close() must not close it twice
             self._inner = self._open_again()
+            self._inner_closed = False
             self._offset = self._last_t + self._period
             self._pass_frames = 0
             self._passes += 1
@@ -88,7 +91,8 @@ class LoopingSource(FrameSource):
         if self._closed:  # once: a grabber SDK's release may not be safe to call twice
             return
         self._closed = True
-        self._inner.close()
+        if not self._inner_closed:
+            self._inner.close()
 
 
 class LimitedSource(FrameSource):

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -86,3 +91,24 @@ def test_monitor_stopped_by_ctrl_c_still_gives_its_summary() -> None:
 
     summary = monitor_device("sim://?fps=100", on_line)
     assert summary.messages == 2 and summary.counters.frames_ok > 0  # the '#' line plus 3 messages, one cut short
+
+
+def test_simulate_removes_its_link_on_sigterm(tmp_path: Path) -> None:
+    """SIGTERM killed the simulator without its clean-up, leaving --link on a /dev/pts/N that the next
+    pseudo-terminal reuses: a stream reconnecting through it could write into someone's terminal."""
+    link = tmp_path / "board"
+    proc = subprocess.Popen([sys.executable, "-m", "edge_bus", "device", "simulate", "--link", str(link)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not link.is_symlink() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert link.is_symlink()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 143 and "stopped by SIGTERM" in err
+    assert not link.is_symlink()

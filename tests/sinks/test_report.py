@@ -195,3 +195,17 @@ def test_dropped_frames_are_marked_on_the_latency_timeline(tmp_path: Path) -> No
     assert "dropped frames (9)" in html and "Red ticks: frames were dropped just before" in html
     assert html.count("v-9") == 3  # one tick under each frame that had drops before it
     assert "dropped frames" not in render_report(report_data(30))  # no drops, no mark
+
+
+def test_the_histogram_leaves_frozen_frames_out_like_the_table() -> None:
+    """The histogram counted frozen frames (shown again without inference) while the latency table
+    left them out: p50 15.0 against 25.5 ms in one report."""
+    from dataclasses import replace
+
+    n = 20
+    frozen = np.arange(n) >= 10
+    series = FrameSeries(np.arange(n), np.where(frozen, 1.0, 30.0), {}, ("benign",) * n, np.full(n, 0.2),
+                         np.ones(n, bool), frozen=frozen)
+    html = render_report(replace(report_data(n), series=series))
+    assert "frozen ones are left out, as in the table" in html
+    assert "p50 30 ms" in html and "p50 1 ms" not in html  # the histogram's own summary line

@@ -94,3 +94,38 @@ def test_loop_and_limit_through_open_source(tmp_path: Path, make_image: Callable
         frames = list(src)
     assert [int(f.pixels[0, 0, 0]) for f in frames] == [0, 10, 20, 0, 10, 20, 0]
     assert [f.t_source for f in frames] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+
+
+def test_wrappers_close_their_source_once() -> None:
+    """A grabber SDK's release may not be safe to call twice: the limit closed the source and the
+    pipeline closed it again; a loop whose reopen failed closed the old source again at the end."""
+
+    class Counting(ListSource):
+        def __init__(self, n: int) -> None:
+            super().__init__(n)
+            self.closes = 0
+
+        def close(self) -> None:
+            self.closes += 1
+            super().close()
+
+    inner = Counting(10)
+    limited = LimitedSource(inner, 2)
+    assert len(list(limited)) == 2
+    limited.close()
+    assert inner.closes == 1
+    first = Counting(2)
+    attempts = [first]
+
+    def reopen() -> ListSource:
+        if len(attempts) > 1:
+            raise SourceError("the file went away")
+        attempts.append(first)
+        return first
+
+    looping = LoopingSource(reopen)
+    with pytest.raises(SourceError, match="went away"):
+        list(looping)
+    looping.close()
+    looping.close()
+    assert first.closes == 1
