@@ -48,7 +48,9 @@ from edge_bus.types import ROI
 
 PRECISIONS = ("int8", "fp32", "default")
 OPERATING_POINTS = ("sensitive", "balanced", "specific")
-DEVICE_KINDS = ("CPU", "GPU", "NPU", "AUTO", "MULTI", "HETERO", "BATCH")
+#: OpenVINO devices that run on others (named after a colon: ``AUTO:GPU,CPU``, ``HETERO:CPU``)
+VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")
+DEVICE_KINDS = ("CPU", "GPU", "NPU", *VIRTUAL_DEVICES)
 
 
 def check_device(name: str) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from edge_bus.config import VIRTUAL_DEVICES
 from edge_bus.errors import EdgeBusError
 from edge_bus.sources import list_capture_devices, open_source
 from edge_bus.telemetry.hardware import free_disk_gb, openvino_devices
@@ -116,10 +117,6 @@ def package_check(dist: str, minimum: str, name: str | None = None) -> Check:
         return Check(label, None, f">= {minimum}", False, f"{label} is not installed: pip install '{dist}>={minimum}'")
     ok = version_tuple(version) >= version_tuple(minimum)
     return Check(label, version, f">= {minimum}", ok, "" if ok else f"upgrade: pip install -U '{dist}>={minimum}'")
-
-
-#: OpenVINO devices that run on others (named after a colon)
-VIRTUAL_DEVICES = frozenset({"AUTO", "MULTI", "HETERO", "BATCH"})
 
 
 def openvino_devices_check(device: str = "CPU") -> Check:

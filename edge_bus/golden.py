@@ -33,7 +33,7 @@ from edge_bus import __version__
 from edge_bus.config import StreamConfig, build_config
 from edge_bus.errors import EdgeBusError, ModelError
 from edge_bus.pipeline import Pipeline, RunResult, run_stream
-from edge_bus.sinks.files import ensure_parent, output_error
+from edge_bus.sinks.files import discard_temp, ensure_parent, output_error
 from edge_bus.types import Frame, Prediction
 from edge_bus.zoo import Manifest, resolve_model
 
@@ -112,10 +112,7 @@ class Golden:
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
         except OSError as exc:
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:  # e.g. a read-only file system: nothing to remove, exc is the error
-                pass
+            discard_temp(tmp)
             raise output_error(target, exc, "choose a writable --out path") from None
         return target
 

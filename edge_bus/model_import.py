@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edge_bus.engines.openvino import runtime_reason
 from edge_bus.errors import ConfigError, ModelError, OutputError
-from edge_bus.onnx_contract import check_outputs, inspect_onnx, mask_producer
+from edge_bus.onnx_contract import check_outputs, inspect_onnx, output_producer
 from edge_bus.ov_privacy import disable_openvino_telemetry
 from edge_bus.preprocess import InputSpec
 from edge_bus.quantize import (
@@ -62,8 +62,8 @@ def quantize_model(onnx: Path, calib: Path, out_dir: Path, name: str | None = No
     spec = InputSpec(height=contract.height, width=contract.width, mean=mean, std=std)
     tensors = calibration_tensors(calib, spec, limit)
     contract = check_outputs(contract, session, tensors[:: max(1, len(tensors) // 8)][:8], onnx.name,
-                             mask_producer=mask_producer(onnx, contract.mask_output),
-                             class_producer=mask_producer(onnx, contract.class_output))
+                             mask_producer=output_producer(onnx, contract.mask_output),
+                             class_producer=output_producer(onnx, contract.class_output))
     staging = _staging_dir(out_dir)
     try:
         try:

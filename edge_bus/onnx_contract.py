@@ -27,11 +27,11 @@ import numpy as np
 from edge_bus.errors import ConfigError, ModelError
 from edge_bus.zoo import HEADS
 
-__all__ = ["HEADS", "OnnxContract", "check_outputs", "inspect_onnx", "mask_producer"]
+__all__ = ["HEADS", "OnnxContract", "check_outputs", "inspect_onnx", "output_producer"]
 
 #: ops that turn logits into probabilities: a mask output made by one of them is refused
 _SQUASHING_OPS = frozenset({"Sigmoid", "Softmax", "HardSigmoid", "LogSoftmax"})
-#: ops that only move values around, looked through when finding what made the mask
+#: ops that only move values around, looked through when finding what made an output
 _PASS_THROUGH_OPS = frozenset({"Identity", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Resize", "Upsample",
                                "Flatten", "Slice", "Concat", "Cast"})
 
@@ -105,7 +105,7 @@ def inspect_onnx(session: Any, name: str, mask_output: str | None = None, class_
     return OnnxContract(inp.name, height, width, mask_output, class_output, head)
 
 
-def mask_producer(onnx_path: Any, output: str) -> str | None:
+def output_producer(onnx_path: Any, output: str) -> str | None:
     """The op that computes ``output`` in the ONNX graph, looking through ops that only reshape or
     resize (None when the ``onnx`` package is missing or the output is a graph input/initializer)."""
     try:

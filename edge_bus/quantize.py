@@ -6,7 +6,6 @@ The primitives under the training export and ``edge-bus models quantize`` (a use
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from edge_bus.datasets import read_gray
 from edge_bus.errors import ConfigError, DataError
 from edge_bus.ov_privacy import disable_openvino_telemetry
 from edge_bus.preprocess import InputSpec, Preprocessor
+from edge_bus.sinks.files import discard_temp
 from edge_bus.zoo import MANIFEST, sha256_file
 
 INT8_XML = "model_int8.xml"
@@ -131,6 +131,5 @@ def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> Path:
         tmp.write_text(json.dumps(manifest, indent=2) + "\n")
         tmp.replace(path)
     finally:
-        with contextlib.suppress(OSError):  # a read-only or full file system: the write's error is the one
-            tmp.unlink(missing_ok=True)
+        discard_temp(tmp)
     return path

@@ -11,7 +11,7 @@ import pytest
 
 from edge_bus.errors import ConfigError, DataError, ModelError
 from edge_bus.model_import import quantize_model
-from edge_bus.onnx_contract import check_outputs, inspect_onnx, mask_producer
+from edge_bus.onnx_contract import check_outputs, inspect_onnx, output_producer
 from edge_bus.quantize import calibration_tensors
 
 
@@ -80,13 +80,13 @@ def test_a_probability_mask_is_refused_and_positive_logits_are_not(tmp_path: Pat
     The op is what counts: logits that happen to lie in [0, 1] (a positive bias) are fine."""
     path = user_onnx(tmp_path / "m.onnx", sigmoid=True)
     contract = inspect_onnx(session(path), path.name)
-    assert mask_producer(path, "mask_logits") == "Sigmoid"
+    assert output_producer(path, "mask_logits") == "Sigmoid"
     with pytest.raises(ModelError, match="comes out of a Sigmoid, so it holds probabilities"):
-        check_outputs(contract, session(path), images(), path.name, mask_producer=mask_producer(path, "mask_logits"))
+        check_outputs(contract, session(path), images(), path.name, mask_producer=output_producer(path, "mask_logits"))
     plain = user_onnx(tmp_path / "plain.onnx")
     contract = check_outputs(inspect_onnx(session(plain), plain.name), session(plain), images(), plain.name,
-                             mask_producer=mask_producer(plain, "mask_logits"))
-    assert mask_producer(plain, "mask_logits") == "Conv"  # whatever values it gives, logits are not refused
+                             mask_producer=output_producer(plain, "mask_logits"))
+    assert output_producer(plain, "mask_logits") == "Conv"  # whatever values it gives, logits are not refused
     assert contract.mask_shape == (1, 1, 32, 32) and contract.class_shape == (1, 2)
 
 
@@ -223,7 +223,7 @@ def test_squashed_or_thresholded_outputs_and_odd_inputs_are_refused_with_what_to
     with pytest.raises(ModelError, match="class output class_logits of cls_sigmoid.onnx comes out of a Sigmoid, so it "
                                          "holds probabilities; .* export the model without its final Sigmoid"):
         check_outputs(contract, session(squashed), images(), squashed.name,
-                      class_producer=mask_producer(squashed, "class_logits"))
+                      class_producer=output_producer(squashed, "class_logits"))
     binary = _graph_onnx(tmp_path / "mask_bool.onnx", [conv, *head, helper.make_node("Greater", ["raw", "zero"],
                          ["mask_logits"]), helper.make_node("MatMul", ["flat", "wc"], ["class_logits"])],
                          [image], [out("mask_logits", TensorProto.BOOL), out("class_logits")], [w, zero, shape, wc])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from edge_bus.errors import OutputError
 
-__all__ = ["atomic_write_text", "ensure_parent", "output_error"]
+__all__ = ["atomic_write_text", "discard_temp", "ensure_parent", "output_error"]
 
 _FULL = {errno.ENOSPC, errno.EDQUOT}
 _DENIED = {errno.EACCES, errno.EPERM}
@@ -83,6 +84,13 @@ def _read_only(folder: Path) -> bool:
         return False
 
 
+def discard_temp(path: Path) -> None:
+    """Remove a temporary file left by a failed write, if it is there. Its own failure (EROFS: nothing
+    was created on a read-only file system) is ignored: the write's error is the one to report."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8",
                       hint: str | None = None) -> Path:
     """Write ``text`` to a temporary file beside ``path``, fsync it, then ``os.replace`` it into place.
@@ -104,9 +112,6 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
             os.close(fd)
         os.replace(tmp, target)
     except OSError as exc:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:  # e.g. EROFS: nothing was created there, and the error to report is exc
-            pass
+        discard_temp(tmp)
         raise output_error(target, exc, hint) from None
     return target

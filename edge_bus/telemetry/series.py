@@ -103,7 +103,6 @@ class SeriesBuilder:
         self._g2g: array[float] = array("d")
         self._any_g2g = False
         self._frozen: array[int] = array("b")
-        self._any_frozen = False
         self._dropped: array[int] = array("q")
         self._label: list[str] = []
         self._stages: dict[str, array[float]] = {}
@@ -146,7 +145,6 @@ class SeriesBuilder:
         n = len(self._frame)
         self._frozen.append(1 if frozen else 0)
         self._dropped.append(int(dropped_before))
-        self._any_frozen = self._any_frozen or frozen
         self._frame.append(int(frame))
         self._e2e.append(float(e2e_ms))
         self._mal.append(float(malignancy))
@@ -173,7 +171,7 @@ class SeriesBuilder:
             malignancy=np.array(self._mal, dtype=np.float64),
             lesion=np.array(self._lesion, dtype=bool),
             glass_to_glass_ms=np.array(self._g2g, dtype=np.float64) if self._any_g2g else None,
-            frozen=np.array(self._frozen, dtype=bool) if self._any_frozen else None,
+            frozen=np.array(self._frozen, dtype=bool) if any(self._frozen) else None,
             dropped_before=np.array(self._dropped, dtype=np.int64) if any(self._dropped) else None,
         )
 
