@@ -29,7 +29,7 @@ from edge_bus.zoo import HEADS
 
 __all__ = ["HEADS", "OnnxContract", "check_outputs", "inspect_onnx", "output_producer"]
 
-#: ops that turn logits into probabilities: a mask output made by one of them is refused
+#: ops that turn logits into probabilities: an output made by one of them is refused
 _SQUASHING_OPS = frozenset({"Sigmoid", "Softmax", "HardSigmoid", "LogSoftmax"})
 #: ops that only move values around, looked through when finding what made an output
 _PASS_THROUGH_OPS = frozenset({"Identity", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Resize", "Upsample",
