@@ -190,10 +190,11 @@ def _coerce(name: str, value: Any) -> Any:
 def load_toml(path: Path) -> dict[str, Any]:
     """Read a config file into ``{field: value}``; unknown sections or keys are errors."""
     try:
-        data = tomllib.loads(Path(path).read_text())
+        with open(path, "rb") as fh:  # TOML is UTF-8 whatever the locale says
+            data = tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     out: dict[str, Any] = {}
     for section, values in data.items():

@@ -103,7 +103,7 @@ def read_folds(path: Path, key: str, fold: str) -> dict[str, int]:
     """``{row[key]: int(row[fold])}`` from a folds CSV, or a :class:`DataError` that says what is wrong."""
     path = Path(path)
     try:
-        with open(path, newline="") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             columns = reader.fieldnames or []
             if key not in columns or fold not in columns:
@@ -113,6 +113,10 @@ def read_folds(path: Path, key: str, fold: str) -> dict[str, int]:
             return {row[key]: int(row[fold]) for row in reader}
     except OSError as exc:
         raise DataError(f"cannot read folds CSV {path}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"cannot read folds CSV {path} as a CSV table: {exc}") from None
+    except TypeError:  # a short row: DictReader fills the missing columns with None
+        raise DataError(f"folds CSV {path}: a row has no {fold!r} value") from None
     except ValueError as exc:
         raise DataError(f"folds CSV {path}: a {fold!r} value is not a whole number ({exc})") from None
 
@@ -154,17 +158,30 @@ def read_busbra(
     if folds_csv is not None:
         fold_of = read_folds(folds_csv, "ID", "kFold")
     items: list[LabeledImage] = []
-    with open(root / "bus_data.csv", newline="") as fh:
-        for row in csv.DictReader(fh):
-            ident = row["ID"]
-            img = root / "Images" / f"{ident}.png"
-            mask = root / "Masks" / f"mask_{ident[4:]}.png"
-            label = row["Pathology"].strip().lower()
-            if label not in CLASSES:
-                raise DataError(f"unknown pathology {label!r} for {ident} in bus_data.csv")
-            items.append(
-                LabeledImage(img, (mask,) if mask.is_file() else (), label, fold_of.get(ident), "busbra")
-            )
+    table = root / "bus_data.csv"
+    try:
+        with open(table, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            columns = reader.fieldnames or []
+            if "ID" not in columns or "Pathology" not in columns:
+                raise DataError(f"{table} has columns {', '.join(columns) or 'none'}; a BUS-BRA layout needs "
+                                "'ID' and 'Pathology'")
+            for line, row in enumerate(reader, start=2):
+                ident, label = (row.get("ID") or "").strip(), (row.get("Pathology") or "").strip().lower()
+                if not ident:
+                    raise DataError(f"{table} line {line}: no ID")
+                if label not in CLASSES:
+                    raise DataError(f"unknown pathology {label!r} for {ident} in {table} line {line}; "
+                                    f"valid: {', '.join(CLASSES)}")
+                img = root / "Images" / f"{ident}.png"
+                mask = root / "Masks" / f"mask_{ident[4:]}.png"
+                items.append(
+                    LabeledImage(img, (mask,) if mask.is_file() else (), label, fold_of.get(ident), "busbra")
+                )
+    except OSError as exc:
+        raise DataError(f"cannot read {table}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"cannot read {table} as a CSV table: {exc}") from None
     return _fold_filter(items, folds)
 
 

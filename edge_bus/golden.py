@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import io
 import json
 import os
-import secrets
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -33,7 +33,7 @@ from edge_bus import __version__
 from edge_bus.config import StreamConfig, build_config
 from edge_bus.errors import EdgeBusError, ModelError
 from edge_bus.pipeline import Pipeline, RunResult, run_stream
-from edge_bus.sinks.files import discard_temp, ensure_parent, output_error
+from edge_bus.sinks.files import atomic_write_bytes
 from edge_bus.types import Frame, Prediction
 from edge_bus.zoo import Manifest, resolve_model
 
@@ -47,6 +47,7 @@ __all__ = [
     "make_golden",
     "model_fingerprint",
     "record_stream",
+    "register_golden",
     "run_demo",
 ]
 
@@ -93,28 +94,19 @@ class Golden:
         )
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write a compressed ``.npz`` atomically (a temp file beside it, then rename)."""
-        target = ensure_parent(path)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(
-                    fh,
-                    frames=self.frames,
-                    labels=np.array(self.labels, dtype=str),
-                    lesion=self.lesion,
-                    malignancy=self.malignancy,
-                    mask_bits=self.mask_bits,
-                    mask_shape=np.array(self.mask_shape, dtype=np.int32),
-                    meta=np.array(json.dumps(dict(self.meta), sort_keys=True)),
-                )
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except OSError as exc:
-            discard_temp(tmp)
-            raise output_error(target, exc, "choose a writable --out path") from None
-        return target
+        """Write a compressed ``.npz`` atomically (an fsynced temp file beside it, then rename)."""
+        buffer = io.BytesIO()
+        np.savez_compressed(
+            buffer,
+            frames=self.frames,
+            labels=np.array(self.labels, dtype=str),
+            lesion=self.lesion,
+            malignancy=self.malignancy,
+            mask_bits=self.mask_bits,
+            mask_shape=np.array(self.mask_shape, dtype=np.int32),
+            meta=np.array(json.dumps(dict(self.meta), sort_keys=True)),
+        )
+        return atomic_write_bytes(path, buffer.getvalue(), "choose a writable --out path")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Golden:
@@ -283,15 +275,19 @@ def make_golden(model_spec: str | None, out_path: str | os.PathLike[str], *, max
 
 def register_golden(manifest: Manifest, path: Path) -> None:
     """Record the golden file in the manifest (files + sha256) so ``verify()`` checks it too."""
-    import json
-
     from edge_bus.quantize import write_manifest
 
-    if path.parent.resolve() != manifest.folder.resolve():
-        raise ModelError(f"the golden file must be inside the model folder {manifest.folder} to be registered")
+    check_registrable(manifest, path)
     data = json.loads((manifest.folder / "manifest.json").read_text())
     data["files"][GOLDEN_ROLE] = path.name
     write_manifest(manifest.folder, data)
+
+
+def check_registrable(manifest: Manifest, path: Path) -> None:
+    """:class:`ModelError` unless a golden file at ``path`` can be recorded in ``manifest``."""
+    if path.parent.resolve() != manifest.folder.resolve():
+        raise ModelError(f"the golden file must be inside the model folder {manifest.folder} to be registered "
+                         f"(got --out {path}): leave --out out, or give a path in that folder")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -303,13 +299,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="add the file to the model's manifest (role golden_demo) with its sha256")
     args = parser.parse_args(argv)
     try:
-        out = args.out if args.out is not None else golden_path(resolve_model(args.model))
+        manifest = resolve_model(args.model)
+        out = Path(args.out if args.out is not None else golden_path(manifest))
+        if args.register:
+            check_registrable(manifest, out)  # before minutes of streaming, not after
         golden = make_golden(args.model, out, max_frames=args.max_frames)
+        if args.register:
+            register_golden(manifest, out)
     except EdgeBusError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    if args.register:
-        register_golden(resolve_model(args.model), Path(out))
     lesions = int(golden.lesion.sum())
     print(f"wrote {out}: {len(golden)} frames, {lesions} with a lesion, precision {golden.meta.get('precision')}")
     return 0

@@ -11,10 +11,13 @@ import logging
 import threading
 import time
 from dataclasses import replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from edge_bus.sources.base import FrameSource
 from edge_bus.types import Frame, HardwareMeta
+
+if TYPE_CHECKING:
+    from firmware_bridge import HostFrameMeta
 
 log = logging.getLogger(__name__)
 
@@ -29,18 +32,19 @@ class StopFlag(Protocol):
 
 
 class MetaClock(Protocol):
-    def next_meta(self, timeout: float) -> object | None: ...
+    def next_meta(self, timeout: float) -> HostFrameMeta | None: ...
 
 
-def hw_from_meta(meta: object) -> HardwareMeta:
-    """A firmware_bridge ``HostFrameMeta`` → :class:`HardwareMeta`."""
+def hw_from_meta(meta: HostFrameMeta) -> HardwareMeta:
+    """A firmware_bridge :class:`~firmware_bridge.HostFrameMeta` → :class:`HardwareMeta` (typed, so
+    a renamed field is a mypy error, not zeros in every frames.jsonl line)."""
     return HardwareMeta(
-        device_frame=int(getattr(meta, "device_frame")),  # noqa: B009
-        t_acquired_host=float(getattr(meta, "t_acquired_host")),  # noqa: B009
-        probe_id=int(getattr(meta, "probe_id", 0)),
-        depth_mm=float(getattr(meta, "depth_mm", 0.0)),
-        gain_db=float(getattr(meta, "gain_db", 0.0)),
-        frozen=bool(getattr(meta, "frozen", False)),
+        device_frame=int(meta.device_frame),
+        t_acquired_host=float(meta.t_acquired_host),
+        probe_id=int(meta.probe_id),
+        depth_mm=float(meta.depth_mm),
+        gain_db=float(meta.gain_db),
+        frozen=bool(meta.frozen),
     )
 
 
@@ -126,7 +130,7 @@ class LatestFrameReader:
             self._last_t = now = time.perf_counter()
             # the next FRAME_META is due one period after this one's acquisition (not after it was
             # taken here, which lags after a link gap); clamped, in case the clock estimate is off
-            self._next_due = min(max(float(getattr(meta, "t_acquired_host", now)) + period, now), now + period)
+            self._next_due = min(max(meta.t_acquired_host + period, now), now + period)
             return replace(frame, hw=hw_from_meta(meta), t_capture=now, wall_time=time.time())
         if self._clock is not None:
             due = self._next_due  # already waited for past it: goes now, on the board's cadence
@@ -142,14 +146,14 @@ class LatestFrameReader:
         self._next_due = max(due, self._last_t - period) + period
         return replace(frame, t_capture=self._last_t, wall_time=time.time())
 
-    def _fresh_meta(self, meta: object, period: float) -> object:
+    def _fresh_meta(self, meta: HostFrameMeta, period: float) -> HostFrameMeta:
         """The first FRAME_META after a link gap arrived while this reader paced on its own cadence,
         so it may have waited in the queue for up to a period: pairing the frame with it read as
         +22-29 ms glass to glass on every first frame after a reconnect. A replayed frame can stand
         for any acquisition, so a stale one is passed over for the next (at most one period away).
         Only after a gap: in steady state the reader waits on the board's cadence and a late meta
         is the host's own latency, which glass to glass must show."""
-        age = time.perf_counter() - float(getattr(meta, "t_acquired_host", time.perf_counter()))
+        age = time.perf_counter() - meta.t_acquired_host
         if not 0.5 * period < age < 2.0 * period:  # fresh, or the clock estimate is off: keep it
             return meta
         newer = self._clock.next_meta(1.5 * period - age) if self._clock is not None else None

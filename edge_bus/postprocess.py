@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edge_bus.checks import check_fields
 from edge_bus.errors import ConfigError
 from edge_bus.types import ModelOutputs, Prediction, PreprocessMeta
 from edge_bus.zoo import Manifest
@@ -30,6 +31,8 @@ class PostprocessConfig:
     min_component: float = 0.2  # keep components ≥ this fraction of the largest
 
     def __post_init__(self) -> None:
+        check_fields(self, texts=("operating_point",), optional=("operating_point",),
+                     numbers=("smoothing", "min_component"), flags=("gate_mask",))
         if not 0.0 <= self.smoothing < 1.0:
             raise ConfigError(f"smoothing must be in [0, 1), got {self.smoothing}")
         if not 0.0 <= self.min_component <= 1.0:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edge_bus.checks import check_fields
 from edge_bus.errors import ConfigError, SourceError
 from edge_bus.types import ROI, PreprocessMeta
 
@@ -28,6 +29,13 @@ class InputSpec:
     mean: float
     std: float
     channels: int = 1
+
+    def __post_init__(self) -> None:
+        check_fields(self, integers=("height", "width", "channels"), numbers=("mean", "std"))
+        if min(self.height, self.width, self.channels) < 1:
+            raise ConfigError(f"InputSpec sizes must be >= 1, got {self.height}x{self.width}x{self.channels}")
+        if self.std <= 0:
+            raise ConfigError(f"InputSpec.std must be > 0 (the input is divided by it), got {self.std}")
 
 
 MIN_FRAME_SIDE = 16

@@ -17,7 +17,7 @@ from edge_bus.datasets import read_gray
 from edge_bus.errors import ConfigError, DataError
 from edge_bus.ov_privacy import disable_openvino_telemetry
 from edge_bus.preprocess import InputSpec, Preprocessor
-from edge_bus.sinks.files import discard_temp
+from edge_bus.sinks.files import atomic_write_text
 from edge_bus.zoo import MANIFEST, sha256_file
 
 INT8_XML = "model_int8.xml"
@@ -123,13 +123,9 @@ def quantize_onnx_qdq(onnx_path: Path, tensors: Iterable[np.ndarray], out_path: 
 
 
 def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> Path:
-    """Fill in ``sha256`` for every file in ``manifest['files']`` and write ``manifest.json``."""
+    """Fill in ``sha256`` for every file in ``manifest['files']`` and write ``manifest.json``
+    atomically (fsynced temp file, then rename): never a half-written manifest after a full disk or
+    a power cut, and two writers never share a temp file. :class:`OutputError` when it can't be written."""
     manifest["sha256"] = {f: sha256_file(out_dir / f) for f in manifest["files"].values()}
-    path = out_dir / MANIFEST
-    tmp = path.with_suffix(".json.tmp")  # never a half-written manifest.json (a full disk left 0 bytes)
-    try:
-        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-        tmp.replace(path)
-    finally:
-        discard_temp(tmp)
-    return path
+    return atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n",
+                             hint="choose a writable model folder")

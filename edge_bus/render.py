@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields
 import cv2
 import numpy as np
 
+from edge_bus.checks import check_fields
 from edge_bus.errors import ConfigError
 from edge_bus.imaging import to_bgr
 from edge_bus.types import Frame, Prediction
@@ -55,6 +56,8 @@ class OverlayStyle:
     show_hud: bool = True
 
     def __post_init__(self) -> None:
+        check_fields(self, numbers=("alpha", "font_scale", "panel_darken"), integers=("contour_thickness",),
+                     flags=("show_hud",))
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"OverlayStyle.alpha must be in [0, 1], got {self.alpha}")
         if not 0.0 <= self.panel_darken <= 1.0:

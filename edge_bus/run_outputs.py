@@ -19,6 +19,7 @@ from edge_bus.sinks.files import output_error
 from edge_bus.sinks.framelog import FrameLog
 from edge_bus.sinks.report import ReportData, VerdictBadge, write_report
 from edge_bus.sinks.video import VideoSink
+from edge_bus.sources.base import SourceInfo
 from edge_bus.summary import Verdict, clip_verdict, write_latency_json
 from edge_bus.telemetry.hardware import hardware_facts
 from edge_bus.telemetry.series import FrameSeries
@@ -156,17 +157,18 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
         verdict=VerdictBadge(verdict.label, None, verdict.evidence() + (
             f" (malignant at ≥ {op.threshold:.4f})" if verdict.mean_malignancy is not None else "")),
         malignancy_threshold=op.threshold, lesion_threshold=p.manifest.lesion_threshold, notes=notes,
-        e2e_stages=e2e_stages(info.kind)))
+        e2e_stages=e2e_stages(info)))
     if close_errors:
         raise close_errors[0]
     return FinalReport(latency, verdict, stages, link_note)
 
 
-def e2e_stages(source_kind: str) -> tuple[str, ...]:
-    """The stages inside ``e2e_ms`` (capture → overlay ready): a capture device stamps its frame before
-    decoding it (:class:`~edge_bus.types.Frame`), every other source after; the write follows the overlay."""
+def e2e_stages(info: SourceInfo) -> tuple[str, ...]:
+    """The stages inside ``e2e_ms`` (capture → overlay ready): decoding too when the source stamps its
+    frames before decoding them (``SourceInfo.stamped_before_decode``, a capture device); the write
+    follows the overlay."""
     inner = ("preprocess", "infer", "postprocess", "render")
-    return ("decode", *inner) if source_kind == "capture" else inner
+    return ("decode", *inner) if info.stamped_before_decode else inner
 
 
 def _loaded_files(model_file: str) -> list[str]:

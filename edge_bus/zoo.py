@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,16 @@ class OperatingPoint:
 
 
 @dataclass(frozen=True)
+class RecordedMetrics:
+    """A model's recorded metrics on the test fold (BUSI fold 0) for one precision; None where absent."""
+
+    dice: float | None = None
+    auc: float | None = None
+    normal_fp_rate: float | None = None
+    accuracy_3class: float | None = None
+
+
+@dataclass(frozen=True)
 class Manifest:
     """A parsed, validated manifest. ``folder`` is where its files live."""
 
@@ -57,6 +68,9 @@ class Manifest:
     default_operating_point: str
     files: dict[str, str]  # role → file name (openvino_int8_xml, openvino_int8_bin, onnx_fp32, ...)
     sha256: dict[str, str]  # file name → hex digest
+    architecture: str = "?"
+    encoder: str = "?"
+    test_metrics: dict[str, RecordedMetrics] = field(default_factory=dict)  # precision (fp32, int8, …) → metrics
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     def path(self, role: str) -> Path:
@@ -111,45 +125,112 @@ def sha256_file(path: Path) -> str:
 
 
 def parse_manifest(data: dict[str, Any], folder: Path) -> Manifest:
-    """Validate a manifest dict; every problem is a one-line :class:`ModelError`."""
+    """Validate a manifest dict; every problem is a one-line :class:`ModelError` (a wrong type, a
+    missing field, a value the runtime can't use such as ``std`` 0 or a threshold outside 0–1)."""
+    where = f"manifest in {folder}"
     try:
-        inp = data["input"]
+        inp = _section(data, "input", where)
         shape = inp["shape"]
-        if inp.get("layout", "NCHW") != "NCHW" or len(shape) != 4:
-            raise ModelError(f"manifest in {folder}: only NCHW inputs are supported, got {inp.get('layout')} {shape}")
-        outs = data["outputs"]
+        if inp.get("layout", "NCHW") != "NCHW" or not isinstance(shape, list) or len(shape) != 4:
+            raise ModelError(f"{where}: only NCHW inputs are supported, got {inp.get('layout')} {shape}")
+        outs = _section(data, "outputs", where)
         head = data.get("head", "presence_malignancy")
         if head not in HEADS:
-            raise ModelError(f"manifest in {folder}: unknown head {head!r}; valid: {', '.join(HEADS)}")
-        thresholds = data.get("thresholds", {})
+            raise ModelError(f"{where}: unknown head {head!r}; valid: {', '.join(HEADS)}")
+        thresholds = _section(data, "thresholds", where, required=False)
+        op_data = _section(thresholds, "operating_points", where, required=False) if "operating_points" in \
+            thresholds else {"balanced": {"threshold": 0.5}}
+        if not op_data:
+            raise ModelError(f"{where}: thresholds.operating_points is empty — it needs at least one")
         ops = {
-            name: OperatingPoint(name, float(op["threshold"]), op.get("val_sensitivity"), op.get("val_specificity"))
-            for name, op in thresholds.get("operating_points", {"balanced": {"threshold": 0.5}}).items()
+            str(name): OperatingPoint(str(name), _unit(_section(op_data, name, where)["threshold"],
+                                                       f"operating point {name!r}", where),
+                                      _optional_float(op_data[name].get("val_sensitivity")),
+                                      _optional_float(op_data[name].get("val_specificity")))
+            for name in op_data
         }
-        files = {role: str(f) for role, f in data["files"].items()}
+        default_op = str(thresholds.get("default_operating_point", next(iter(ops))))
+        if default_op not in ops:
+            raise ModelError(f"{where}: default_operating_point {default_op!r} is not one of {', '.join(ops)}")
+        height, width, channels = int(shape[2]), int(shape[3]), int(shape[1])
+        if min(height, width, channels) < 1:
+            raise ModelError(f"{where}: input shape {shape} has a dimension below 1")
+        std = _finite(inp.get("std", 1.0), "input std", where)
+        if std <= 0:
+            raise ModelError(f"{where}: input std must be > 0, got {std:g}")
+        mask_threshold = _unit(thresholds.get("mask", 0.5), "mask threshold", where)
+        if not 0.0 < mask_threshold < 1.0:
+            raise ModelError(f"{where}: mask threshold must lie strictly between 0 and 1, got {mask_threshold:g}")
         return Manifest(
             folder=folder,
             name=str(data["name"]),
             version=str(data.get("version", "0")),
             input_name=str(inp.get("name", "image")),
-            input=InputSpec(height=int(shape[2]), width=int(shape[3]), channels=int(shape[1]),
-                            mean=float(inp.get("mean", 0.0)), std=float(inp.get("std", 1.0))),
-            mask_output=str(outs["mask"]["name"]),
-            class_output=str(outs["class"]["name"]),
+            input=InputSpec(height=height, width=width, channels=channels,
+                            mean=_finite(inp.get("mean", 0.0), "input mean", where), std=std),
+            mask_output=str(_section(outs, "mask", where)["name"]),
+            class_output=str(_section(outs, "class", where)["name"]),
             head=head,
-            classes=tuple(data.get("classes", ("normal", "benign", "malignant"))),
-            lesion_threshold=float(thresholds.get("lesion", 0.5)),
-            mask_threshold=float(thresholds.get("mask", 0.5)),
+            classes=tuple(str(c) for c in data.get("classes", ("normal", "benign", "malignant"))),
+            lesion_threshold=_unit(thresholds.get("lesion", 0.5), "lesion threshold", where),
+            mask_threshold=mask_threshold,
             operating_points=ops,
-            default_operating_point=str(thresholds.get("default_operating_point", next(iter(ops)))),
-            files=files,
-            sha256={str(k): str(v) for k, v in data.get("sha256", {}).items()},
+            default_operating_point=default_op,
+            files={str(role): str(f) for role, f in _section(data, "files", where).items()},
+            sha256={str(k): str(v) for k, v in _section(data, "sha256", where, required=False).items()},
+            architecture=str(data.get("architecture", "?")),
+            encoder=str(data.get("encoder", "?")),
+            test_metrics=_test_metrics(data.get("metrics")),
             raw=data,
         )
     except ModelError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise ModelError(f"manifest in {folder} is invalid: missing or bad field {exc}") from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise ModelError(f"{where} is invalid: missing or bad field {exc}") from None
+
+
+def _section(data: Any, key: str, where: str, *, required: bool = True) -> dict[str, Any]:
+    """``data[key]`` when it is a JSON object; {} when absent and not ``required``; else a ModelError."""
+    if not isinstance(data, dict):
+        raise ModelError(f"{where} is invalid: expected an object around {key!r}, got {type(data).__name__}")
+    if key not in data and not required:
+        return {}
+    value = data[key]
+    if not isinstance(value, dict):
+        raise ModelError(f"{where} is invalid: {key!r} must be an object, got {type(value).__name__}")
+    return value
+
+
+def _finite(value: object, what: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ModelError(f"{where}: {what} must be a number, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ModelError(f"{where}: {what} must be a finite number, got {value!r}")
+    return number
+
+
+def _unit(value: object, what: str, where: str) -> float:
+    """A probability threshold: a finite number in [0, 1]."""
+    number = _finite(value, what, where)
+    if not 0.0 <= number <= 1.0:
+        raise ModelError(f"{where}: {what} must lie between 0 and 1, got {number:g}")
+    return number
+
+
+def _optional_float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _test_metrics(metrics: object) -> dict[str, RecordedMetrics]:
+    """The test-fold metrics per precision, as far as the manifest has them. They are for display
+    only, so a section of another shape gives none rather than making the model unusable."""
+    fold0 = metrics.get("test_busi_fold0") if isinstance(metrics, dict) else None
+    if not isinstance(fold0, dict):
+        return {}
+    names = [f.name for f in fields(RecordedMetrics)]
+    return {str(key): RecordedMetrics(**{name: _optional_float(values.get(name)) for name in names})
+            for key, values in fold0.items() if isinstance(values, dict)}
 
 
 def load_manifest(path: Path) -> Manifest:
@@ -233,14 +314,14 @@ def model_statuses(root: Path | None = None) -> list[ModelStatus]:
     scan = scan_models(folder)
     rows = []
     for m in scan.models:
-        test = m.raw.get("metrics", {}).get("test_busi_fold0", {}).get("int8", {})
+        test = m.test_metrics.get("int8", RecordedMetrics())
         try:
             m.verify()
             problem = None
         except ModelError as exc:  # shown in its row: one bad model must not stop the listing
             problem = str(exc)
-        rows.append(ModelStatus(m.name, m.version, str(m.raw.get("architecture", "?")),
-                                f"{m.input.height}x{m.input.width}", test.get("dice"), test.get("auc"), problem))
+        rows.append(ModelStatus(m.name, m.version, m.architecture, f"{m.input.height}x{m.input.width}",
+                                test.dice, test.auc, problem))
     rows += [ModelStatus(u.folder.name, "?", "?", "?", None, None, u.reason) for u in scan.unreadable]
     return rows
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import threading
 import time
 from collections import deque
@@ -99,8 +100,8 @@ class HostBridge:
         """Open ``url``, handshake and sync clocks. Raises PortUnavailable, LinkTimeout, ProtocolVersionError,
         SimulatorError (a bad ``sim://`` option) or LinkConfigError (a bad argument)."""
         for what, value in (("timeout", timeout), ("sync_interval_s", sync_interval_s)):
-            if not value > 0:
-                raise LinkConfigError(f"{what} must be > 0 seconds, got {value}")
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise LinkConfigError(f"{what} must be a finite number of seconds > 0, got {value!r}")
         for what, count in (("sync_burst", sync_burst), ("queue_size", queue_size), ("history_size", history_size)):
             if count < 1:
                 raise LinkConfigError(f"{what} must be at least 1, got {count}")

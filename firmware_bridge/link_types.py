@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 from firmware_bridge.errors import LinkConfigError
@@ -27,8 +28,10 @@ class LinkConfig:
         positive = ("heartbeat_s", "link_timeout_s", "backoff_initial_s", "backoff_max_s", "read_poll_s",
                     "write_timeout_s")
         for name in positive:
-            if getattr(self, name) <= 0:
-                raise LinkConfigError(f"LinkConfig.{name} must be > 0, got {getattr(self, name)}")
+            value = getattr(self, name)
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not (number and math.isfinite(value) and value > 0):
+                raise LinkConfigError(f"LinkConfig.{name} must be a finite number > 0, got {value!r}")
         if isinstance(self.baudrate, bool) or not isinstance(self.baudrate, int) or self.baudrate <= 0:
             raise LinkConfigError(f"LinkConfig.baudrate must be a positive integer, got {self.baudrate!r}")
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import select
 import threading
@@ -184,8 +185,9 @@ def simulate_pty(config: SimConfig, seconds: float | None, on_ready: Callable[[s
     ``link``: also make this path a symbolic link to the pseudo-terminal, removed at the end. Each
     run gets a new /dev/pts/N; a host given the link follows a restarted simulator (it reopens the
     same path when it reconnects)."""
-    if seconds is not None and seconds <= 0:
-        raise SimulatorError(f"--seconds must be > 0, got {seconds:g}: give a positive duration or leave it out")
+    if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+        raise SimulatorError(f"--seconds must be a finite number > 0, got {seconds:g}: give a positive duration, "
+                             "or leave it out to run until Ctrl-C")
     start = time.perf_counter()
     device = PtyDevice(config)
     linked = None

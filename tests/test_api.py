@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,13 @@ from edge_bus import (
     ROI,
     ConfigError,
     EdgeBusError,
+    EngineConfig,
     Frame,
     FrameSource,
+    InputSpec,
     OverlayRenderer,
     OverlayStyle,
+    PostprocessConfig,
     SourceError,
     SourceInfo,
     StreamConfig,
@@ -231,6 +235,32 @@ def test_stage_settings_and_paths_raise_config_errors(tmp_path: Path) -> None:
         EngineConfig(requests=-3)  # was a ModelError from OpenVINO ("Wrong value -3 ...")
     with open_source(Path("demo")) as src:  # a Path works like its string
         assert src.info.kind == "demo"
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: OverlayStyle(alpha="0.5"), r"OverlayStyle.alpha must be a finite number, got '0.5'"),
+    (lambda: OverlayStyle(contour_thickness=1.5), "OverlayStyle.contour_thickness must be an integer, got 1.5"),
+    (lambda: OverlayStyle(show_hud="no"), "OverlayStyle.show_hud must be True or False"),
+    (lambda: EngineConfig(requests="2"), "EngineConfig.requests must be an integer, got '2'"),
+    (lambda: EngineConfig(hint=None), "EngineConfig.hint must be a string, got None"),
+    (lambda: PostprocessConfig(smoothing="a"), "PostprocessConfig.smoothing must be a finite number"),
+    (lambda: PostprocessConfig(min_component=float("nan")), "PostprocessConfig.min_component must be a finite"),
+    (lambda: InputSpec(32, 32, 0.5, 0), r"InputSpec.std must be > 0"),
+    (lambda: InputSpec(32.0, 32, 0.5, 0.25), "InputSpec.height must be an integer, got 32.0"),
+])
+def test_settings_of_the_wrong_type_are_config_errors_when_made(make: Callable[[], object], message: str) -> None:
+    """These raised TypeError/AttributeError from a comparison, or (contour_thickness 1.5) a cv2.error
+    traceback on the outputs thread after the run had opened its files."""
+    with pytest.raises(ConfigError, match=message):
+        make()
+
+
+def test_numpy_numbers_are_accepted_where_python_numbers_are() -> None:
+    import numpy as np
+
+    assert OverlayStyle(alpha=np.float32(0.25), contour_thickness=np.int64(3)).contour_thickness == 3
+    assert EngineConfig(requests=np.int32(2)).requests == 2
+    assert PostprocessConfig(smoothing=np.float64(0.5), gate_mask=np.bool_(False)).smoothing == 0.5
 
 
 def test_an_applications_mistakes_are_edge_bus_errors(tmp_path: Path) -> None:

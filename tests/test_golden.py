@@ -143,6 +143,27 @@ def test_golden_cli_reports_errors_in_one_line(tmp_path: Path, capsys: pytest.Ca
     assert code == ModelError.exit_code and err.startswith("error: ") and err.count("\n") == 1
 
 
+def test_register_outside_the_model_folder_fails_before_streaming(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It streamed the whole demo clip, wrote the file, then raised a ModelError traceback."""
+    out = tmp_path / "elsewhere" / GOLDEN_FILE
+    code = main(["--model", "emt_net", "--out", str(out), "--register"])
+    err = capsys.readouterr().err
+    assert code == ModelError.exit_code and err.count("\n") == 1
+    assert "must be inside the model folder" in err and "leave --out out" in err
+    assert not out.exists()
+
+
+def test_a_golden_save_that_fails_leaves_no_temp_file(tmp_path: Path, reference: Golden) -> None:
+    from edge_bus.errors import OutputError
+
+    (tmp_path / "g.npz").mkdir()  # a folder in the way
+    with pytest.raises(OutputError, match="it is a folder"):
+        reference.save(tmp_path / "g.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.npz"]
+
+
 def test_every_shipped_model_ships_a_golden_made_by_it() -> None:
     """`edge-bus doctor --model hgm_net` always failed: its folder had no golden reference."""
     from edge_bus.zoo import list_models

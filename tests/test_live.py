@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
 
 from edge_bus.live import LatestFrameReader
 from edge_bus.sources.base import FrameSource, SourceInfo
 from edge_bus.types import Frame
+from firmware_bridge import HostFrameMeta
 
 
-@dataclass(frozen=True)
-class _Meta:
-    device_frame: int
-    t_acquired_host: float
+def _meta(device_frame: int, t_acquired_host: float) -> HostFrameMeta:
+    """A FRAME_META as the host bridge delivers it (probe 3, 45 mm, 52 dB, not frozen)."""
+    return HostFrameMeta(device_frame=device_frame, t_device_us=int(t_acquired_host * 1e6),
+                         t_acquired_host=t_acquired_host, probe_id=3, depth_mm=45.0, gain_db=52.0, frozen=False)
 
 
 class _QueuedClock:
@@ -24,16 +24,16 @@ class _QueuedClock:
     queued, a zero timeout is no meta, and a wait is :meth:`arrive`'s (the fake's own schedule)."""
 
     def __init__(self) -> None:
-        self.queue: deque[_Meta] = deque()
+        self.queue: deque[HostFrameMeta] = deque()
 
-    def next_meta(self, timeout: float) -> _Meta | None:
+    def next_meta(self, timeout: float) -> HostFrameMeta | None:
         if self.queue:
             return self.queue.popleft()
         if timeout <= 0:
             return None
         return self.arrive(timeout)
 
-    def arrive(self, timeout: float) -> _Meta | None:
+    def arrive(self, timeout: float) -> HostFrameMeta | None:
         raise NotImplementedError
 
 
@@ -42,12 +42,12 @@ class _Clock(_QueuedClock):
 
     def __init__(self, stale: list[int]) -> None:
         super().__init__()
-        self.queue.extend(_Meta(n, time.perf_counter() - 1.0) for n in stale)
+        self.queue.extend(_meta(n, time.perf_counter() - 1.0) for n in stale)
         self.fresh = 100
 
-    def arrive(self, timeout: float) -> _Meta | None:
+    def arrive(self, timeout: float) -> HostFrameMeta | None:
         self.fresh += 1
-        return _Meta(self.fresh, time.perf_counter())
+        return _meta(self.fresh, time.perf_counter())
 
 
 class _Frames(FrameSource):
@@ -106,17 +106,17 @@ class _BurstClock(_QueuedClock):
         self.burst, self.calls, self.n = burst, 0, 0
         self.next_slot = time.perf_counter()
 
-    def arrive(self, timeout: float) -> _Meta | None:
+    def arrive(self, timeout: float) -> HostFrameMeta | None:
         self.calls += 1
         if self.calls == 2:  # the link came back: metas of the frames acquired while it was down
             old = time.perf_counter() - 0.3
-            self.queue.extend(_Meta(1000 + k, old + k / 30) for k in range(self.burst))
+            self.queue.extend(_meta(1000 + k, old + k / 30) for k in range(self.burst))
             self.next_slot = self.queue[-1].t_acquired_host + 1 / 30
             return self.queue.popleft()
         self.next_slot = max(self.next_slot, time.perf_counter() - 1 / 30) + 1 / 30
         time.sleep(max(0.0, self.next_slot - time.perf_counter()))
         self.n += 1
-        return _Meta(self.n, self.next_slot)
+        return _meta(self.n, self.next_slot)
 
 
 def test_genlock_catches_up_on_a_burst_of_stale_frame_meta() -> None:
@@ -137,7 +137,7 @@ def test_genlock_catches_up_on_a_burst_of_stale_frame_meta() -> None:
 class _DeadClock:
     """A board whose link is down: every wait for a FRAME_META times out."""
 
-    def next_meta(self, timeout: float) -> _Meta | None:
+    def next_meta(self, timeout: float) -> HostFrameMeta | None:
         time.sleep(max(0.0, timeout))
         return None
 
@@ -164,16 +164,16 @@ class _ReturningClock(_QueuedClock):
         super().__init__()
         self.down, self.waits, self.n = down, 0, 0
 
-    def arrive(self, timeout: float) -> _Meta | None:
+    def arrive(self, timeout: float) -> HostFrameMeta | None:
         self.waits += 1
         if self.waits <= self.down:
             time.sleep(timeout)
             return None
         if self.waits == self.down + 1:  # it arrived while the reader paced on its own cadence
-            return _Meta(500, time.perf_counter() - 0.8 / 30)
+            return _meta(500, time.perf_counter() - 0.8 / 30)
         time.sleep(1 / 30 - 0.8 / 30 if self.waits == self.down + 2 else min(timeout, 1 / 30))
         self.n += 1
-        return _Meta(600 + self.n, time.perf_counter())
+        return _meta(600 + self.n, time.perf_counter())
 
 
 def test_the_first_frame_after_a_link_gap_pairs_with_a_fresh_frame_meta() -> None:

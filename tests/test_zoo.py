@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import tiny_model_dir
 
 from edge_bus.errors import ModelError
-from edge_bus.zoo import list_models, load_manifest, resolve_model, scan_models
+from edge_bus.zoo import RecordedMetrics, list_models, load_manifest, model_statuses, resolve_model, scan_models
 
 
 def test_tiny_manifest_round_trip(tmp_path: Path) -> None:
@@ -115,3 +117,71 @@ def test_an_unreadable_model_file_is_a_model_error_and_listed(tmp_path: Path, mo
         load_manifest(tmp_path / "tiny").verify()
     [row] = zoo.model_statuses(tmp_path)
     assert row.name == "tiny" and row.problem is not None and "Permission denied" in row.problem
+
+
+def _edited_manifest(folder: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    path = folder / "manifest.json"
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+    return folder
+
+
+def _set(section: str, key: str, value: object) -> Callable[[dict[str, Any]], None]:
+    def edit(data: dict[str, Any]) -> None:
+        data[section][key] = value
+    return edit
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda d: d.update(thresholds=[]), "'thresholds' must be an object, got list"),
+    (_set("thresholds", "operating_points", {}), "operating_points is empty"),
+    (lambda d: d.update(files=["model_fp32.onnx"]), "'files' must be an object, got list"),
+    (lambda d: d.update(input="NCHW"), "'input' must be an object"),
+    (_set("input", "std", 0), "input std must be > 0, got 0"),
+    (_set("input", "std", "nan"), "input std must be a finite number"),
+    (_set("input", "mean", None), "input mean must be a number, got None"),
+    (_set("thresholds", "mask", 1.0), "mask threshold must lie strictly between 0 and 1, got 1"),
+    (_set("thresholds", "lesion", 1.5), "lesion threshold must lie between 0 and 1, got 1.5"),
+    (_set("thresholds", "default_operating_point", "paranoid"), "default_operating_point 'paranoid' is not one of"),
+    (lambda d: d["thresholds"]["operating_points"].update(balanced=0.5), "'balanced' must be an object, got float"),
+    (lambda d: d["thresholds"]["operating_points"]["balanced"].update(threshold=-0.1),
+     "operating point 'balanced' must lie between 0 and 1"),
+    (lambda d: d["input"].update(shape=[1, 1, 0, 32]), r"input shape \[1, 1, 0, 32\] has a dimension below 1"),
+])
+def test_a_manifest_the_runtime_cannot_use_is_one_model_error(
+    tmp_path: Path, edit: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    """Each of these was a traceback (AttributeError, StopIteration) or a ZeroDivisionError mid-stream."""
+    folder = _edited_manifest(tiny_model_dir(tmp_path / "tiny"), edit)
+    with pytest.raises(ModelError, match=message):
+        load_manifest(folder)
+    [broken] = scan_models(tmp_path).unreadable  # and models list still lists it, with the reason
+    assert message.split(" ")[0].strip("'\\") in broken.reason
+
+
+def test_a_metrics_section_of_another_shape_only_hides_the_metrics(tmp_path: Path) -> None:
+    """``"metrics": []`` made models list and models info fail with AttributeError."""
+    folder = _edited_manifest(tiny_model_dir(tmp_path / "tiny"), lambda d: d.update(metrics=[]))
+    assert load_manifest(folder).test_metrics == {}
+    folder = _edited_manifest(folder, lambda d: d.update(
+        metrics={"test_busi_fold0": {"int8": {"dice": 0.7, "auc": "high"}, "fp32": 3}}))
+    m = load_manifest(folder)
+    assert m.test_metrics == {"int8": RecordedMetrics(dice=0.7)}
+    [row] = model_statuses(tmp_path)
+    assert (row.test_dice, row.test_auc, row.problem) == (0.7, None, None)
+
+
+def test_models_info_and_list_read_the_typed_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from edge_bus.cli import app
+
+    _edited_manifest(tiny_model_dir(tmp_path / "tiny"), lambda d: d.update(
+        architecture="emt_net", encoder="efficientnet_lite0", metrics={"test_busi_fold0": {"int8": {"dice": 0.61}}}))
+    monkeypatch.setenv("EDGE_BUS_MODELS", str(tmp_path))
+    info = CliRunner().invoke(app, ["models", "info", "tiny"])
+    assert info.exit_code == 0, info.output
+    assert "emt_net (efficientnet_lite0)" in info.output and "int8: Dice 0.61 AUC None" in info.output
+    listing = CliRunner().invoke(app, ["models", "list"])
+    assert listing.exit_code == 0 and "0.61" in listing.output

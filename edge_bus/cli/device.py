@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Annotated
 
@@ -114,9 +115,8 @@ def simulate_cmd(
 ) -> None:
     """Run a simulated controller board; prints the /dev/pts/N path to give to `device ping` or `stream`
     (a new one at every start: --link gives a path that stays)."""
-    if seconds is not None and seconds <= 0:
+    if seconds is not None and not (math.isfinite(seconds) and seconds > 0):  # a usage error: exit 2, not 6
         raise fail(f"--seconds must be > 0, got {seconds:g} (leave it out to run until Ctrl-C)", 2)
-
     def ready(path: str) -> None:
         typer.echo(path)
         sys.stdout.flush()

@@ -42,8 +42,7 @@ def info_cmd(
     if as_json:
         console.print_json(json.dumps(m.raw))
         return
-    console.print(f"[bold]{m.name}[/] {m.version} — {m.raw.get('architecture', '?')} "
-                  f"({m.raw.get('encoder', '?')}) in {m.folder}")
+    console.print(f"[bold]{m.name}[/] {m.version} — {m.architecture} ({m.encoder}) in {m.folder}")
     console.print(f"input  {m.input_name} [1, {m.input.channels}, {m.input.height}, {m.input.width}] gray, "
                   f"(pixel/255 - {m.input.mean}) / {m.input.std}")
     console.print(f"output {m.mask_output}: mask logits; {m.class_output}: {m.head}")
@@ -53,9 +52,9 @@ def info_cmd(
         table.add_row(op.name + (" (default)" if op.name == m.default_operating_point else ""),
                       f"{op.threshold:.4f}", str(op.val_sensitivity), str(op.val_specificity))
     console.print(table)
-    for key, metrics in m.raw.get("metrics", {}).get("test_busi_fold0", {}).items():
-        console.print(f"test BUSI fold 0 {key}: Dice {metrics.get('dice')} AUC {metrics.get('auc')} "
-                      f"normal flagged {metrics.get('normal_fp_rate')} 3-class acc {metrics.get('accuracy_3class')}")
+    for key, metrics in m.test_metrics.items():
+        console.print(f"test BUSI fold 0 {key}: Dice {metrics.dice} AUC {metrics.auc} "
+                      f"normal flagged {metrics.normal_fp_rate} 3-class acc {metrics.accuracy_3class}")
     console.print("files: " + ", ".join(f"{f} (sha256 ok)" for f in m.files.values()))
 
 

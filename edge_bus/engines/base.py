@@ -23,6 +23,7 @@ from types import TracebackType
 
 import numpy as np
 
+from edge_bus.checks import check_fields
 from edge_bus.errors import ConfigError, EngineError, ModelError
 from edge_bus.types import ModelOutputs
 from edge_bus.zoo import HEADS, Manifest
@@ -47,6 +48,8 @@ class EngineConfig:
     profile: bool = False
 
     def __post_init__(self) -> None:
+        check_fields(self, texts=("backend", "device", "precision", "hint"), integers=("requests", "threads"),
+                     flags=("profile",))
         if self.requests < 0 or self.threads < 0:
             raise ConfigError(f"requests and threads must be >= 0 (0: the runtime's choice), got {self.requests} "
                               f"and {self.threads}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from edge_bus.errors import OutputError
 
-__all__ = ["atomic_write_text", "discard_temp", "ensure_parent", "output_error"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "discard_temp", "ensure_parent", "output_error"]
 
 _FULL = {errno.ENOSPC, errno.EDQUOT}
 _DENIED = {errno.EACCES, errno.EPERM}
@@ -93,14 +93,18 @@ def discard_temp(path: Path) -> None:
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8",
                       hint: str | None = None) -> Path:
-    """Write ``text`` to a temporary file beside ``path``, fsync it, then ``os.replace`` it into place.
+    """:func:`atomic_write_bytes` of ``text`` encoded with ``encoding``."""
+    return atomic_write_bytes(path, text.encode(encoding), hint)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, hint: str | None = None) -> Path:
+    """Write ``data`` to a temporary file beside ``path``, fsync it, then ``os.replace`` it into place.
 
     A crash or a full disk never leaves a half-written ``path``: either the old file or the new
     one. The new file gets the usual umask permissions. Raises :class:`OutputError` (with ``hint``).
     """
     target = _refuse_non_file(ensure_parent(path, hint), hint)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    data = text.encode(encoding)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:

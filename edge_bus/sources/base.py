@@ -26,8 +26,10 @@ _S = TypeVar("_S", bound="FrameSource")
 class SourceInfo:
     """What a source is: ``kind`` (video, folder, capture, dicom, demo), a display ``name``,
     frame size, nominal fps (0 if unknown), frame count (None if unbounded/unknown),
-    ``live`` (frames arrive in real time whether or not we keep up) and
-    ``still`` (independent still images: temporal smoothing is off)."""
+    ``live`` (frames arrive in real time whether or not we keep up),
+    ``still`` (independent still images: temporal smoothing is off) and
+    ``stamped_before_decode`` (``t_capture`` is taken when the frame is grabbed, before it is decoded,
+    as a capture device does: decoding then counts in ``e2e_ms``; other sources stamp after)."""
 
     kind: str
     name: str
@@ -37,6 +39,7 @@ class SourceInfo:
     frame_count: int | None
     live: bool = False
     still: bool = False
+    stamped_before_decode: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {"kind": self.kind, "name": self.name, "width": self.width, "height": self.height,

@@ -110,6 +110,7 @@ class CaptureSource(FrameSource):
         self._info = SourceInfo(
             kind="capture", name=self._name, width=width, height=height,
             fps=actual_fps if actual_fps > 0 else float(fps or 0.0), frame_count=None, live=True,
+            stamped_before_decode=True,
         )
 
     def _check_node(self, node: str) -> None:

@@ -25,6 +25,7 @@ from edge_bus.evaluation import ImageResult, run_images
 from edge_bus.metrics import rates_at, roc_auc
 from edge_bus.zoo import Manifest, resolve_model
 from models.training.data import protocol_splits
+from models.training.script import run_script
 
 CLASSES = ("normal", "benign", "malignant")
 Metric = Callable[[Sequence[ImageResult], Manifest], float]
@@ -120,4 +121,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -15,6 +15,7 @@ from pathlib import Path
 from edge_bus.config import build_config
 from edge_bus.pipeline import run_stream
 from edge_bus.sinks.files import atomic_write_text
+from models.training.script import run_script
 
 
 def cine_table(cine: Path) -> str:
@@ -55,4 +56,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -37,6 +37,7 @@ from edge_bus.quantize import (
 from edge_bus.zoo import parse_manifest
 from models.training.data import protocol_splits
 from models.training.networks import OUTPUT_NAMES, create_model
+from models.training.script import run_script
 
 CI_STRIDE = 4
 #: Nodes kept in FP32 by NNCF: the stem convolution (1 grayscale channel → 32, 3×3, stride 2). Measured on
@@ -241,4 +242,4 @@ def quantize_with_control(out: Path, calib: list[np.ndarray], val: list[LabeledI
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

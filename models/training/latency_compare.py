@@ -18,6 +18,7 @@ from edge_bus.bench_engines import preprocess_all, sample_frames
 from edge_bus.bench_measure import sample_interleaved, summarize
 from edge_bus.engines import Engine, EngineConfig, create_engine
 from edge_bus.zoo import resolve_model
+from models.training.script import run_script
 
 
 def _caller(engine: Engine, tensors: list) -> Callable[[], object]:  # type: ignore[type-arg]
@@ -60,4 +61,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -27,6 +27,7 @@ from edge_bus.preprocess import Preprocessor
 from edge_bus.sinks.files import atomic_write_text
 from edge_bus.zoo import resolve_model
 from models.training.data import protocol_splits
+from models.training.script import run_script
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6)
 MIN_COMPONENTS = (0.0, 0.2, 1.0)
@@ -108,4 +109,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from models.training.script import run_script
+
 HEADER = Path(__file__).with_name("model_card_header.md")
 TARGETS = {"dice": 0.82, "auc": 0.93, "sensitive_sen": 0.94, "sensitive_spe": 0.85, "normal_fp_rate": 0.10}
 
@@ -153,4 +155,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

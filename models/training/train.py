@@ -21,8 +21,10 @@ import torch
 
 from edge_bus.metrics import dice, roc_auc
 from models.training.data import CACHE_SIZE, CachedSplit, augment, lesion_free_crop, load_split, protocol_splits
+from models.training.encoders import ENCODERS
 from models.training.loss import multitask_loss
-from models.training.networks import create_model, upsample_to
+from models.training.networks import MODELS, create_model, upsample_to
+from models.training.script import run_script
 
 INPUT_MEAN = 0.449
 INPUT_STD = 0.226
@@ -123,13 +125,13 @@ def train(args: argparse.Namespace) -> Path:
     rng = np.random.default_rng(args.seed)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    items = protocol_splits(Path(args.data))
+    items = protocol_splits(Path(args.data))  # a wrong --data fails here, before --out is made
     train_split = load_split("train", items["train"], args.cache_size)
     val = {name: load_split(name, items[name], args.cache_size) for name in ("val_busi", "val_busbra")}
     print(f"data ready in {time.time() - t0:.0f}s: train={len(train_split)} "
           f"val={sum(len(v) for v in val.values())}", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
 
     model = create_model(args.model, encoder=args.encoder, mask_stride=args.mask_stride)
     model = model.to(memory_format=torch.channels_last)
@@ -232,8 +234,8 @@ def train(args: argparse.Namespace) -> Path:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="emt_net")
-    p.add_argument("--encoder", default="efficientnet_lite0")
+    p.add_argument("--model", default="emt_net", choices=sorted(MODELS))
+    p.add_argument("--encoder", default="efficientnet_lite0", choices=sorted(ENCODERS))
     p.add_argument("--data", default="../shared/data")
     p.add_argument("--out", required=True)
     p.add_argument("--epochs", type=int, default=12)
@@ -268,4 +270,4 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    train(parse_args())
+    run_script(lambda: train(parse_args()))

@@ -29,6 +29,7 @@ from edge_bus.metrics import rates_at, roc_auc
 from models.training.data import CachedSplit, augment, load_split, protocol_splits
 from models.training.export import load_checkpoint
 from models.training.loss import weighted_bce_with_logits
+from models.training.script import run_script
 from models.training.train import to_tensor
 
 
@@ -117,4 +118,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

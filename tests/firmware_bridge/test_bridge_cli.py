@@ -58,13 +58,14 @@ def test_simulate_serves_a_pty_by_default_and_nothing_else() -> None:
     assert result.exit_code == 0 and re.match(r"/dev/pts/\d+\n", result.stdout), result.output
     result = runner.invoke(app, ["simulate", "--no-pty"])  # there is no other mode to ask for
     assert result.exit_code == 2 and "No such option" in result.output
-    for bad in ("-1", "0"):  # a usage error, not a bridge error
+    for bad in ("-1", "0", "nan", "inf"):  # a usage error, not a bridge error (nan ran until killed)
         result = runner.invoke(app, ["simulate", "--seconds", bad])
         assert result.exit_code == 2 and "--seconds must be > 0" in result.stderr
 
 
 def test_domain_errors_are_one_line_with_exit_code_6() -> None:
     for args, expected in (
+        (["ping", "sim://", "--timeout", "inf"], "error: timeout must be a finite number of seconds > 0, got inf"),
         (["ping", "/dev/ttyDOESNOTEXIST"], "error: can't open /dev/ttyDOESNOTEXIST"),
         (["info", "sim://?proto_major=3"], "error: controller speaks firmware-bridge protocol 3.0"),
         (["ping", "bogus://x"], "error: can't open bogus://x: invalid URL, protocol 'bogus' not known — give a "

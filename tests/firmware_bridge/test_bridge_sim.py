@@ -294,16 +294,23 @@ def test_a_closed_bridge_says_closed_and_bad_values_are_refused(fast_link: LinkC
         HostBridge.open("sim://?bogus=1", link_config=fast_link)
     with pytest.raises(SimulatorError, match="no simulated device named"):
         HostBridge.open("sim://nobody-here", link_config=fast_link)
-    with pytest.raises(LinkConfigError, match="timeout must be > 0"):
-        HostBridge.open("sim://", timeout=-1)
-    with pytest.raises(LinkConfigError, match="heartbeat_s must be > 0"):
-        LinkConfig(heartbeat_s=0)
+    for bad in (-1, float("nan"), float("inf")):  # inf was an OverflowError traceback from Event.wait
+        with pytest.raises(LinkConfigError, match="timeout must be a finite number of seconds > 0"):
+            HostBridge.open("sim://", timeout=bad)
+    for bad in (0, float("nan"), float("inf"), "1"):
+        with pytest.raises(LinkConfigError, match="heartbeat_s must be a finite number > 0"):
+            LinkConfig(heartbeat_s=bad)  # type: ignore[arg-type]
     # were passed to pyserial and came back as "can't open ...: check the cable"
-    with pytest.raises(LinkConfigError, match="write_timeout_s must be > 0"):
+    with pytest.raises(LinkConfigError, match="write_timeout_s must be a finite number > 0"):
         LinkConfig(write_timeout_s=-1.0)
     with pytest.raises(LinkConfigError, match="baudrate must be a positive integer, got -5"):
         LinkConfig(baudrate=-5)
     assert issubclass(LinkConfigError, ValueError)
+    from firmware_bridge.tools import run_simulator
+
+    for seconds in (0.0, float("nan"), float("inf")):  # nan passed 'seconds <= 0' and ran for ever
+        with pytest.raises(SimulatorError, match="--seconds must be a finite number > 0"):
+            run_simulator(seconds=seconds, on_ready=lambda path: None)
 
 
 def test_one_failing_message_callback_does_not_silence_the_others(

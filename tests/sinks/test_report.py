@@ -122,6 +122,7 @@ def test_timeline_stacks_only_the_stages_inside_end_to_end() -> None:
     from dataclasses import replace
 
     from edge_bus.run_outputs import e2e_stages
+    from edge_bus.sources.base import SourceInfo
 
     def timeline(html: str) -> str:
         return re.search(r'<svg[^>]*aria-label="Per-frame latency timeline".*?</svg>', html, re.S).group(0)  # type: ignore[union-attr]
@@ -132,8 +133,10 @@ def test_timeline_stacks_only_the_stages_inside_end_to_end() -> None:
     inside = render_report(replace(data, e2e_stages=("infer", "render")))
     assert ">preprocess</text>" not in timeline(inside) and ">infer</text>" in timeline(inside)
     assert "(preprocess: outside the capture → overlay-ready window, so not stacked)" in inside
-    assert e2e_stages("video") == ("preprocess", "infer", "postprocess", "render")
-    assert e2e_stages("capture")[0] == "decode"  # grabbed, then decoded: inside
+    video = SourceInfo("video", "clip.avi", 64, 64, 30.0, 10)
+    assert e2e_stages(video) == ("preprocess", "infer", "postprocess", "render")
+    grabbed = replace(video, kind="app", live=True, stamped_before_decode=True)  # an app's grabber too
+    assert e2e_stages(grabbed)[0] == "decode"  # grabbed, then decoded: inside
 
 
 def test_frozen_frames_read_back_and_stay_out_of_the_clip_verdict(tmp_path: Path) -> None:

@@ -3,6 +3,9 @@ and the weight EMA."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -65,3 +68,23 @@ def test_accuracy_control_metric_is_defined_for_single_images() -> None:
     assert not math.isnan(one_malignant) and one_malignant == pytest.approx(0.5 + 1 / (1 + math.exp(-3.0)))
     assert combined_score([], [], []) == 2.0  # a normal image: nothing to segment or grade
     assert combined_score([0.5], [3.0], [False]) < combined_score([0.5], [-3.0], [False])
+
+
+def test_a_wrong_data_folder_or_model_name_is_one_line_and_makes_nothing(tmp_path: Path) -> None:
+    """``--data`` pointing nowhere was a DataError traceback after ``--out`` had been created; a
+    misspelt ``--model`` a ValueError traceback after the data had been loaded."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    out = tmp_path / "run"
+    for extra, expected, code in (
+        (["--data", str(tmp_path / "nowhere")], "error: cannot read folds CSV", 1),
+        (["--model", "emtnet"], "invalid choice: 'emtnet' (choose from 'emt_net', 'hgm_net')", 2),
+    ):
+        done = subprocess.run([sys.executable, "-m", "models.training.train", "--out", str(out), *extra],
+                              capture_output=True, text=True, env=env, cwd=repo, timeout=120)
+        assert done.returncode == code, done.stderr
+        assert expected in done.stderr and "Traceback" not in done.stderr
+        assert not out.exists()

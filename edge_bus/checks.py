@@ -1,0 +1,52 @@
+"""Type checks for the settings objects of the Python API (:class:`~edge_bus.render.OverlayStyle`,
+:class:`~edge_bus.engines.base.EngineConfig`, :class:`~edge_bus.postprocess.PostprocessConfig`,
+:class:`~edge_bus.preprocess.InputSpec`): a value of the wrong type is a one-line
+:class:`~edge_bus.errors.ConfigError` when the object is made, not a ``TypeError`` from a comparison
+or a ``cv2.error`` on a worker thread minutes later."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from edge_bus.errors import ConfigError
+
+__all__ = ["check_fields"]
+
+
+def check_fields(obj: Any, *, numbers: tuple[str, ...] = (), integers: tuple[str, ...] = (),
+                 texts: tuple[str, ...] = (), flags: tuple[str, ...] = (), optional: tuple[str, ...] = ()) -> None:
+    """Check the type of each named field of ``obj``: finite real ``numbers`` (numpy scalars too),
+    ``integers``, ``texts`` (str), ``flags`` (bool). A field named in ``optional`` may be None."""
+    owner = type(obj).__name__
+    for names, accept, what in ((numbers, _is_number, "a finite number"), (integers, _is_integer, "an integer"),
+                                (texts, _is_text, "a string"), (flags, _is_flag, "True or False")):
+        for name in names:
+            value = getattr(obj, name)
+            if value is None and name in optional:
+                continue
+            if not accept(value):
+                raise ConfigError(f"{owner}.{name} must be {what}, got {value!r} ({type(value).__name__})")
+
+
+def _is_number(value: object) -> bool:
+    if isinstance(value, bool) or not hasattr(value, "__float__") or isinstance(value, str | bytes):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _is_integer(value: object) -> bool:
+    return not isinstance(value, bool) and hasattr(value, "__index__")
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _is_flag(value: object) -> bool:
+    return isinstance(value, bool | np.bool_)

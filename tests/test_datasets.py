@@ -1,0 +1,68 @@
+"""Dataset readers (``eval``, ``models calibrate``, training): a table that is not what the layout
+needs is a one-line DataError naming the file, never a KeyError or AttributeError traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_bus.datasets import read_busbra, read_folds
+from edge_bus.errors import ConfigError, DataError
+
+
+def _busbra(root: Path, table: str | bytes) -> Path:
+    (root / "Images").mkdir(parents=True)
+    (root / "Masks").mkdir()
+    cv2.imwrite(str(root / "Images" / "bus_0001-l.png"), np.full((32, 32), 90, np.uint8))
+    data = table.encode() if isinstance(table, str) else table
+    (root / "bus_data.csv").write_bytes(data)
+    return root
+
+
+def test_a_busbra_table_is_read_with_or_without_a_byte_order_mark(tmp_path: Path) -> None:
+    """A spreadsheet's 'CSV UTF-8' export starts with a BOM, which made the first column '\\ufeffID'."""
+    for name, prefix in (("plain", b""), ("bom", b"\xef\xbb\xbf")):
+        root = _busbra(tmp_path / name, prefix + b"ID,Pathology\nbus_0001-l,Malignant\n")
+        [item] = read_busbra(root)
+        assert (item.image.name, item.label, item.masks) == ("bus_0001-l.png", "malignant", ())
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ("id,pathology\nbus_0001-l,benign\n", "has columns id, pathology; a BUS-BRA layout needs 'ID' and 'Pathology'"),
+    ("ID,Pathology\nbus_0001-l\n", "unknown pathology '' for bus_0001-l .* line 2; valid: normal, benign, malignant"),
+    ("ID,Pathology\n,benign\n", "line 2: no ID"),
+    (b"ID,Pathology\n\xff\xfe,benign\n", "cannot read .*bus_data.csv as a CSV table"),
+    ("", "has columns none"),
+])
+def test_a_busbra_table_that_does_not_fit_is_one_data_error(tmp_path: Path, table: str | bytes, message: str) -> None:
+    """The wrong header was KeyError: 'ID'; a short row AttributeError: 'NoneType' ... 'strip'."""
+    root = _busbra(tmp_path / "bb", table)
+    with pytest.raises(DataError, match=message):
+        read_busbra(root)
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ("image,fold\na.png\n", "a row has no 'fold' value"),
+    (b"image,fold\n\xff,1\n", "as a CSV table"),
+    ("image,fold\na.png,one\n", "is not a whole number"),
+])
+def test_a_folds_table_that_does_not_fit_is_one_data_error(tmp_path: Path, table: str | bytes, message: str) -> None:
+    path = tmp_path / "folds.csv"
+    path.write_bytes(table.encode() if isinstance(table, str) else table)
+    with pytest.raises(DataError, match=message):
+        read_folds(path, "image", "fold")
+
+
+def test_a_config_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    """It was a UnicodeDecodeError traceback (and the file was read in the locale's encoding)."""
+    from edge_bus.config import load_toml
+
+    path = tmp_path / "edge-bus.toml"
+    path.write_bytes(b"\xff\xfe[source]\n")
+    with pytest.raises(ConfigError, match="cannot read config file .*utf-8"):
+        load_toml(path)
+    path.write_text('[source]\nsource = "démo.avi"\n', encoding="utf-8")
+    assert load_toml(path)["source"] == "démo.avi"
