@@ -37,7 +37,7 @@ test: $(TEST_STAMP)
 bench-ci: $(TEST_STAMP)
 	mkdir -p out
 	$(BIN)/python -m pytest benchmarks -p no:cacheprovider --benchmark-enable --bench-profile=short \
-	  $(BENCH_STORE) --benchmark-compare --benchmark-compare-fail median:150% \
+	  $(BENCH_STORE) --benchmark-compare --benchmark-compare-fail=median:150% \
 	  --benchmark-json=out/bench-ci.json
 
 # everything, longer: writes out/bench-full.json

@@ -1,5 +1,5 @@
 """``python -m edge_bus`` runs the CLI."""
 
-from edge_bus.cli import main
+from edge_bus.console import main
 
 main()

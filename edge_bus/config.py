@@ -7,7 +7,10 @@ A config file has one section per stage; every key is optional::
     loop = false
     max_frames = 0           # 0: no limit
     realtime = false         # pace a file at its native fps, like a live probe
-    roi = "40,60,560,420"    # x,y,w,h; omit to detect the scan area automatically
+    # roi = "40,60,560,420"  # x,y,w,h inside the frame; omit to detect the scan area automatically
+    capture_width = 0        # a capture device's requested size and fps (0: the device's default)
+    capture_height = 0
+    capture_fps = 0
 
     [engine]
     model = "emt_net"        # shipped name, model folder or manifest path

@@ -120,8 +120,9 @@ def package_check(dist: str, minimum: str, name: str | None = None) -> Check:
 
 
 def openvino_devices_check(device: str = "CPU") -> Check:
-    """OpenVINO sees ``device``; for a virtual one, the devices it names: all of them for
-    ``HETERO:`` / ``MULTI:``, one of them for ``AUTO:GPU,CPU``, any device for ``AUTO`` alone."""
+    """OpenVINO sees ``device``; for a virtual one, every device it names (``AUTO:GPU,CPU`` on a
+    machine without a GPU fails to compile in OpenVINO, it does not fall back to the CPU), any device
+    for ``AUTO`` alone."""
     devices = openvino_devices()
     kind, _, listed = device.partition(":")
     wanted = [d for d in listed.split(",") if d] if kind in VIRTUAL_DEVICES else [device]
@@ -129,12 +130,7 @@ def openvino_devices_check(device: str = "CPU") -> Check:
     def seen(name: str) -> bool:
         return any(d == name or d.startswith(name + ".") for d in devices)
 
-    if not wanted:
-        ok = bool(devices)
-    elif kind == "AUTO":  # AUTO picks among the devices it lists that are there
-        ok = any(seen(d) for d in wanted)
-    else:
-        ok = all(seen(d) for d in wanted)
+    ok = all(seen(d) for d in wanted) if wanted else bool(devices)
     advice = (
         ""
         if ok

@@ -137,11 +137,12 @@ def evaluate(data: Path, folds_csv: Path | None = None, fold: int | None = None,
         raise ConfigError(f"--limit must be at least 1, got {limit}")
     if json_path is not None:  # fail before minutes of scoring, as bench and doctor do (folder created)
         check_output_file(json_path, hint="choose another --json path")
+    engine_config = EngineConfig(backend=backend, precision=precision, hint="LATENCY")  # checked first
     manifest = resolve_model(model)
     items = read_dataset(Path(data), folds_csv, [fold] if fold is not None else None)[::stride]
     if limit:
         items = spread(items, limit)
-    engine = create_engine(manifest, EngineConfig(backend=backend, precision=precision, hint="LATENCY"))
+    engine = create_engine(manifest, engine_config)
     try:
         results = run_images(manifest, engine, items, progress)
     finally:

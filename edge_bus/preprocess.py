@@ -90,8 +90,9 @@ def to_model_input(gray_roi: np.ndarray, spec: InputSpec) -> np.ndarray:
 def check_roi_fits(roi: ROI, width: int, height: int) -> ROI:
     """``roi`` when it lies inside a ``width`` x ``height`` frame, else a :class:`ConfigError`."""
     if not roi.fits(width, height):
-        raise ConfigError(f"--roi {roi.x},{roi.y},{roi.w},{roi.h} reaches past the {width}x{height} frame (it needs "
-                          f"x + w <= {width} and y + h <= {height}); omit --roi to detect the scan area automatically")
+        raise ConfigError(f"ROI (--roi or source.roi) {roi.x},{roi.y},{roi.w},{roi.h} reaches past the "
+                          f"{width}x{height} frame (it needs x + w <= {width} and y + h <= {height}); omit it to "
+                          "detect the scan area automatically")
     return roi
 
 

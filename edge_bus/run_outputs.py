@@ -65,11 +65,13 @@ def open_run_files(out: Path | None, video: bool, fps: float, size: tuple[int, i
             (out_dir / stale).unlink(missing_ok=True)
         except OSError as exc:
             raise output_error(out_dir / stale, exc, "choose another --out folder") from None
-    framelog = FrameLog(out_dir / "frames.jsonl")
+    # the video first: a disk too full for it refuses the run before an empty frames.jsonl is left
+    sink = VideoSink(out_dir / "overlay.mp4", fps, size, background=True) if video else None
     try:
-        sink = VideoSink(out_dir / "overlay.mp4", fps, size, background=True) if video else None
+        framelog = FrameLog(out_dir / "frames.jsonl")
     except BaseException:
-        framelog.close()
+        if sink is not None:
+            sink.close()  # no frames written: it leaves no file
         raise
     return RunFiles(out_dir, framelog, sink)
 

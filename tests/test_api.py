@@ -245,6 +245,8 @@ def test_stage_settings_and_paths_raise_config_errors(tmp_path: Path) -> None:
     (lambda: EngineConfig(hint=None), "EngineConfig.hint must be a string, got None"),
     (lambda: PostprocessConfig(smoothing="a"), "PostprocessConfig.smoothing must be a finite number"),
     (lambda: PostprocessConfig(min_component=float("nan")), "PostprocessConfig.min_component must be a finite"),
+    (lambda: EngineConfig(precision="fp16"), "precision 'fp16' is not one of int8, fp32, default"),
+    (lambda: EngineConfig(backend="onnxruntime", precision="default"), "ONNX Runtime runs int8 or fp32"),
     (lambda: InputSpec(32, 32, 0.5, 0), r"InputSpec.std must be > 0"),
     (lambda: InputSpec(32.0, 32, 0.5, 0.25), "InputSpec.height must be an integer, got 32.0"),
 ])

@@ -135,6 +135,12 @@ def test_unwritable_out(tmp_path: Path) -> None:
 def test_bad_option_values(tmp_path: Path) -> None:
     assert_one_line_error(invoke("stream", "--precision", "int4", "--out", str(tmp_path)), 2)
     assert_one_line_error(invoke("stream", "--operating-point", "paranoid", "--out", str(tmp_path)), 2)
+    images = tmp_path / "busi"  # eval and calibrate gave exit 4 (an engine error) for the same mistake
+    (images / "benign").mkdir(parents=True)
+    line = assert_one_line_error(invoke("eval", "--data", str(images), "--precision", "int4"), 2)
+    assert "precision 'int4' is not one of int8, fp32, default" in line
+    assert_one_line_error(invoke("models", "calibrate", "emt_net", "--data", str(images), "--out",
+                                 str(tmp_path / "cal"), "--precision", "int4"), 2)
 
 
 def test_truncated_video_keeps_every_good_frame(tmp_path: Path, shared_data: Path) -> None:
@@ -169,6 +175,19 @@ def test_full_disk_is_a_clear_error_and_outputs_stay_valid(tmp_path: Path) -> No
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "edge_bus", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_disk_too_full_for_the_video_refuses_the_run_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refusal left an empty frames.jsonl behind (and the message printed MiB as MB)."""
+    import edge_bus.sinks.video as video
+
+    monkeypatch.setattr(video, "free_bytes", lambda folder: 4_000_000)
+    out = tmp_path / "o"
+    line = assert_one_line_error(invoke("stream", "--source", "demo", "--out", str(out), "-q"), 5)
+    assert "disk full writing overlay.mp4: 4 MB free, the video needs 64 MB" in line
+    assert list(out.iterdir()) == []
 
 
 def test_subprocess_stream_and_error() -> None:
@@ -211,6 +230,54 @@ def test_stop_signal_flushes_everything(tmp_path: Path, signum: int, code: int, 
     assert_valid_outputs(out, at_least=5)
 
 
+def test_sigterm_ends_every_command_in_one_line() -> None:
+    """Only stream, bench, doctor and simulate handled SIGTERM: device monitor (and eval, ping,
+    models ...) died without a word, with exit -15."""
+    proc = subprocess.Popen([sys.executable, "-m", "edge_bus", "device", "monitor", "sim://?fps=5"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().startswith("# connected")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 143 and err == "error: stopped by SIGTERM\n", err
+
+
+@pytest.mark.parametrize(("raised", "code", "said"), [
+    (KeyboardInterrupt, 130, "error: interrupted (Ctrl-C) before the command started; nothing was written\n"),
+    ("sigterm", 143, "error: stopped by SIGTERM before the command started; nothing was written\n"),
+])
+def test_a_signal_while_the_command_line_loads_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], raised: object, code: int, said: str
+) -> None:
+    """Loading the command line takes about a second: a Ctrl-C then printed a KeyboardInterrupt
+    traceback, a SIGTERM killed the process silently."""
+    import types
+
+    from edge_bus import console
+
+    loading = types.ModuleType("edge_bus.cli")
+
+    def interrupted(name: str) -> object:
+        if raised == "sigterm":
+            os.kill(os.getpid(), signal.SIGTERM)  # console.main's handler raises at the next bytecode
+            time.sleep(1)
+        raise KeyboardInterrupt
+
+    loading.__getattr__ = interrupted  # type: ignore[method-assign]
+    monkeypatch.setitem(sys.modules, "edge_bus.cli", loading)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            console.main()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert stopped.value.code == code and capsys.readouterr().err == said
+
+
 def test_reused_out_folder_keeps_no_stale_files(tmp_path: Path) -> None:
     out = tmp_path / "o"
     assert invoke("stream", "--source", "demo", "--max-frames", "20", "--out", str(out), "-q").exit_code == 0
@@ -224,12 +291,23 @@ def test_reused_out_folder_keeps_no_stale_files(tmp_path: Path) -> None:
 def test_roi_outside_the_frame_is_a_config_error(tmp_path: Path) -> None:
     line = assert_one_line_error(invoke("stream", "--source", "demo", "--roi", "300,300,100,100",
                                         "--out", str(tmp_path / "o")), 2)
-    assert "--roi 300,300,100,100 reaches past the 320x320 frame" in line
+    assert "ROI (--roi or source.roi) 300,300,100,100 reaches past the 320x320 frame" in line
     assert not (tmp_path / "o").exists()  # refused before anything was opened
     result = invoke("stream", "--source", "demo", "--roi", "10,10,300,300", "--max-frames", "3", "--no-video",
                     "--out", str(tmp_path / "ok"), "-q")
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "ok" / "latency.json").read_text())["source"]["roi"] == [10, 10, 300, 300]
+
+
+def test_flags_turn_off_what_the_config_file_turned_on(tmp_path: Path) -> None:
+    """loop, realtime and display had no --no- form: a config file's `loop = true` could not be undone."""
+    config = tmp_path / "edge-bus.toml"
+    config.write_text("[source]\nloop = true\nrealtime = true\n\n[output]\ndisplay = true\n")
+    result = invoke("stream", "-c", str(config), "--no-loop", "--no-realtime", "--no-display", "--no-video",
+                    "--out", str(tmp_path / "o"), "-q")
+    assert result.exit_code == 0, result.output
+    latency = json.loads((tmp_path / "o" / "latency.json").read_text())
+    assert (latency["mode"], latency["ended"], latency["frames"]) == ("file", "end of source", 270)
 
 
 def test_brackets_in_paths_are_shown_as_typed(tmp_path: Path) -> None:

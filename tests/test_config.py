@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_bus.config import build_config
+from edge_bus.config import StreamConfig, build_config, load_toml
 from edge_bus.errors import ConfigError
 from edge_bus.types import ROI
 
@@ -60,3 +60,25 @@ def test_device_names_take_openvinos_spelling_and_unknown_ones_are_config_errors
     with pytest.raises(ConfigError, match=r"unknown device 'FOO': OpenVINO devices are CPU, GPU, NPU, AUTO") as err:
         build_config(device="FOO").validate()
     assert err.value.exit_code == 2
+
+
+def test_the_documented_config_example_runs_as_written(tmp_path: Path) -> None:
+    """The example in edge_bus/config.py (README points to it) set a ROI that does not fit the demo
+    clip it also set, so it failed as written; and it left out the capture_* keys."""
+    import textwrap
+
+    import edge_bus.config as config_module
+    from edge_bus.preprocess import check_roi_fits
+
+    doc = config_module.__doc__ or ""
+    example = textwrap.dedent(doc[doc.index("    [source]"):])
+    path = tmp_path / "edge-bus.toml"
+    path.write_text(example)
+    settings = load_toml(path)
+    from dataclasses import fields
+
+    assert set(settings) | {"roi"} == {f.name for f in fields(StreamConfig)}  # every setting is shown
+    cfg = build_config(path)
+    assert cfg.source == "demo" and cfg.bridge == "sim://"
+    if cfg.roi is not None:
+        check_roi_fits(cfg.roi, 320, 320)  # the demo clip's frame

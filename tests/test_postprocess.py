@@ -120,7 +120,7 @@ def test_scan_area_detection_crops_margins() -> None:
 def test_fixed_roi_outside_the_frame_is_a_config_error() -> None:
     """Clipping it (to 1x1 px at worst) gave confident answers about the wrong pixels; now it is refused."""
     pre = Preprocessor(InputSpec(32, 32, 0.5, 0.25), roi=ROI(10, 10, 500, 500))
-    with pytest.raises(ConfigError, match=r"--roi 10,10,500,500 reaches past the 120x100 frame"):
+    with pytest.raises(ConfigError, match=r"source.roi\) 10,10,500,500 reaches past the 120x100 frame"):
         pre.preprocess(np.zeros((100, 120), np.uint8))
     _, meta = Preprocessor(InputSpec(32, 32, 0.5, 0.25), roi=ROI(10, 10, 110, 90)).preprocess(
         np.zeros((100, 120), np.uint8))

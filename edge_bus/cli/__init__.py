@@ -50,8 +50,8 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     try:
         code = app(standalone_mode=False)
-    except typer.Abort:
-        raise SystemExit(fail("aborted", 1).exit_code) from None
+    except typer.Abort:  # click's name for a Ctrl-C that reached it (commands that don't turn it into a result)
+        raise SystemExit(fail("interrupted (Ctrl-C)", 130).exit_code) from None
     except typer.TyperException as exc:  # Typer's (vendored click's) usage errors: a bad option or value
         raise SystemExit(_usage_error(exc)) from None
     raise SystemExit(code if isinstance(code, int) else 0)

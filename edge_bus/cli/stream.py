@@ -46,13 +46,14 @@ def stream(
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Output folder for frames.jsonl, overlay.mp4, latency.json, report.html. "
         "(default: runs/<timestamp>)", show_default=False)] = None,
-    loop: Annotated[bool | None, typer.Option("--loop", help="Restart a file source at its end.",
-                                                 show_default=False)] = None,
-    max_frames: Annotated[int | None, typer.Option(help="Stop after N frames (0: no limit).",
-                                                      show_default=False)] = None,
+    loop: Annotated[bool | None, typer.Option(
+        "--loop/--no-loop", help="Restart a file source at its end. (default: off)", show_default=False)] = None,
+    max_frames: Annotated[int | None, typer.Option(
+        help="Stop after N frames from the source (0: no limit). In a live run the frames dropped count too.",
+        show_default=False)] = None,
     realtime: Annotated[bool | None, typer.Option(
-        "--realtime", help="Pace a file at its native fps and drop frames the pipeline can't keep up with, "
-        "like a live probe.", show_default=False)] = None,
+        "--realtime/--no-realtime", help="Pace a file at its native fps and drop frames the pipeline can't keep up "
+        "with, like a live probe. (default: off)", show_default=False)] = None,
     roi: Annotated[str | None, typer.Option(
         help="Scan area x,y,w,h in pixels. Without it the scan area is detected automatically, so scanner UI "
         "margins and text are cropped before the model sees the frame.", show_default=False)] = None,
@@ -61,8 +62,9 @@ def stream(
         "average, 0 = off. Always off for still images. (default: 0.5)", show_default=False)] = None,
     video: Annotated[bool | None, typer.Option("--video/--no-video", help="Write OUT/overlay.mp4. (default: on)",
                                                   show_default=False)] = None,
-    display: Annotated[bool | None, typer.Option("--display", help="Show the overlay in a window (needs a screen; "
-                                                    "q or Esc in the window ends the run like the end of the source).",
+    display: Annotated[bool | None, typer.Option("--display/--no-display", help="Show the overlay in a window "
+                                                    "(needs a screen; q or Esc in the window ends the run like the end "
+                                                    "of the source). (default: off)",
                                                     show_default=False)] = None,
     bridge: Annotated[str | None, typer.Option(
         help="Controller board link: sim:// (the built-in simulator), /dev/ttyACM0, COM3 or socket://host:port. "

@@ -24,6 +24,7 @@ from types import TracebackType
 import numpy as np
 
 from edge_bus.checks import check_fields
+from edge_bus.config import PRECISIONS
 from edge_bus.errors import ConfigError, EngineError, ModelError
 from edge_bus.types import ModelOutputs
 from edge_bus.zoo import HEADS, Manifest
@@ -53,6 +54,11 @@ class EngineConfig:
         if self.requests < 0 or self.threads < 0:
             raise ConfigError(f"requests and threads must be >= 0 (0: the runtime's choice), got {self.requests} "
                               f"and {self.threads}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.backend == "onnxruntime" and self.precision == "default":
+            raise ConfigError("precision 'default' is OpenVINO's (the runtime's own choice): ONNX Runtime runs "
+                              "int8 or fp32")
         if self.hint.upper() not in ("LATENCY", "THROUGHPUT"):
             raise ConfigError(f"hint {self.hint!r} is not one of LATENCY, THROUGHPUT")
 

@@ -50,7 +50,7 @@ class FrameLog:
     Use as a context manager or call :meth:`close`; both are idempotent. Raises :class:`OutputError`.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, append: bool = False, reserve_bytes: int = 4 << 20,
+    def __init__(self, path: str | os.PathLike[str], *, append: bool = False, reserve_bytes: int = 4_000_000,
                  check_every: int = 30) -> None:
         self.path = ensure_parent(path)
         self.lines = 0
@@ -95,7 +95,7 @@ class FrameLog:
     def _check_space(self) -> None:
         free = free_bytes(Path(self.path).parent)
         if free is not None and free < self._reserve:
-            self._fail(OSError(errno.ENOSPC, f"stopped with {free / 2**20:.1f} MB free, kept for latency.json and "
+            self._fail(OSError(errno.ENOSPC, f"stopped with {free / 1e6:.1f} MB free, kept for latency.json and "
                                              "report.html"))
 
     def _fail(self, exc: OSError) -> NoReturn:

@@ -59,7 +59,7 @@ class VideoSink:
         self.size = (width, height)
         self.fps = float(fps) if fps and math.isfinite(fps) and fps > 0 else 30.0
         self.frames = 0
-        self._min_free = min_free_mb * 1024 * 1024
+        self._min_free = min_free_mb * 1e6  # MB: 10^6 bytes, as printed
         self._check_every = max(1, check_every)
         self._error: OutputError | None = None  # set: no more frames are encoded
         self._reported = False  # the error has been raised once (by write or close)
@@ -97,8 +97,8 @@ class VideoSink:
     def _check_space(self, path: Path) -> None:
         free = free_bytes(path.parent)
         if free is not None and free < self._min_free:
-            raise OutputError(f"disk full writing {path.name}: {free / 2**20:.0f} MB free, the video needs "
-                              f"{self._min_free / 2**20:.0f} MB — free space or use --no-video")
+            raise OutputError(f"disk full writing {path.name}: {free / 1e6:.0f} MB free, the video needs "
+                              f"{self._min_free / 1e6:.0f} MB — free space or use --no-video")
 
     # ------------------------------------------------------------------ writing
     def write(self, bgr: np.ndarray) -> None:
@@ -133,8 +133,8 @@ class VideoSink:
             return
         if free < self._min_free:
             self._writer.release()  # writes the index while there is still a little room
-            self._error = OutputError(f"disk full writing {self.path.name}: stopped with {free / 2**20:.0f} MB free "
-                                      f"(it keeps {self._min_free / 2**20:.0f} MB) — free space or use --no-video")
+            self._error = OutputError(f"disk full writing {self.path.name}: stopped with {free / 1e6:.0f} MB free "
+                                      f"(it keeps {self._min_free / 1e6:.0f} MB) — free space or use --no-video")
         elif not self.path.exists():
             self._writer.release()
             self._error = OutputError(f"{self.path} disappeared while writing — check the --out folder")

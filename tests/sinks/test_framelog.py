@@ -88,12 +88,12 @@ def test_log_stops_while_room_is_left_for_the_summaries(tmp_path: Path, monkeypa
 
     from edge_bus.sinks import files as files_mod
 
-    free = {"bytes": 100 << 20}
+    free = {"bytes": 100_000_000}
     monkeypatch.setattr(files_mod.shutil, "disk_usage", lambda _p: types.SimpleNamespace(free=free["bytes"]))
-    log = FrameLog(tmp_path / "frames.jsonl", reserve_bytes=4 << 20, check_every=5)
+    log = FrameLog(tmp_path / "frames.jsonl", reserve_bytes=4_000_000, check_every=5)
     for i in range(7):
         log.write_obj({"frame": i})
-    free["bytes"] = 3 << 20  # the disk fills up: below the reserve kept for latency.json and report.html
+    free["bytes"] = 3_000_000  # the disk fills up: below the reserve kept for latency.json and report.html
     with pytest.raises(OutputError, match=r"disk full writing .*frames\.jsonl \(stopped with 3\.0 MB free"):
         for i in range(7, 20):
             log.write_obj({"frame": i})

@@ -1,0 +1,44 @@
+"""The ``edge-bus`` console script. It is a light module, so that signals are handled from the
+first moment: importing the command line (OpenCV, Typer, rich, numpy) takes about a second, and a
+Ctrl-C or SIGTERM in that second printed a ``KeyboardInterrupt`` traceback or killed the process
+without a word. Here both end in one ``error:`` line and exit 130 / 143, before any work started."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+__all__ = ["main"]
+
+
+class _TermDuringStart(BaseException):
+    """SIGTERM while the command line was still loading."""
+
+
+def main() -> None:
+    """Load the command line, then run it with SIGTERM ending every command in one line and exit
+    143 (``stream`` handles signals itself, between frames; the others unwind, cleaning up)."""
+    def on_term(signum: int, frame: object) -> None:
+        raise _TermDuringStart
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_term)
+    try:
+        from edge_bus.cli import main as cli_main
+        from edge_bus.cli.common import terminated_as_error
+
+        with terminated_as_error():  # replaces on_term: from here SIGTERM unwinds the command
+            cli_main()
+    except KeyboardInterrupt:  # only while loading: every command handles Ctrl-C itself
+        print("error: interrupted (Ctrl-C) before the command started; nothing was written", file=sys.stderr)
+        raise SystemExit(130) from None
+    except _TermDuringStart:
+        print("error: stopped by SIGTERM before the command started; nothing was written", file=sys.stderr)
+        raise SystemExit(143) from None
+    except BaseException as exc:
+        import typer  # loaded by now: only the command line raises its Exit
+
+        if isinstance(exc, typer.Exit):  # terminated_as_error printed its one line; its exit code (143)
+            raise SystemExit(exc.exit_code) from None
+        raise
