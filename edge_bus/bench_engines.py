@@ -43,9 +43,12 @@ class EngineVariant:
     precision: str
 
 
+#: The shipped default (OpenVINO, the INT8 IR): it must load, and its timing is the pipeline's ``infer``.
+INFER_TIMING = "openvino-int8"
+
 #: name → what it runs. ``openvino-default`` lets OpenVINO choose (bf16 on AMX, f32 elsewhere).
 ENGINE_VARIANTS: Mapping[str, EngineVariant] = {
-    "openvino-int8": EngineVariant("openvino", "int8"),
+    INFER_TIMING: EngineVariant("openvino", "int8"),
     "openvino-fp32": EngineVariant("openvino", "fp32"),
     "openvino-default": EngineVariant("openvino", "default"),
     "onnxruntime-fp32": EngineVariant("onnxruntime", "fp32"),

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edge_bus import __version__
-from edge_bus.bench_gates import FRAME_BUDGET_MS, INFER_SHARE, STAGE_SHARES, Gate
+from edge_bus.bench_gates import FRAME_BUDGET_MS, INFER_SHARE, Gate
 from edge_bus.bench_measure import Timing
 from edge_bus.sinks import charts
 from edge_bus.sinks.files import atomic_write_text
@@ -155,10 +155,8 @@ def render_bench_html(result: BenchResult) -> str:
         for i, (n, t) in enumerate(eng.items())
     ]
     fps_bars = [Bar(n, t.fps, color=charts.stage_color(i)) for i, (n, t) in enumerate(eng.items())]
-    stages = dict(result.stages)
-    if "openvino-int8" in eng:
-        stages["infer"] = eng["openvino-int8"]
-    shares = {**STAGE_SHARES, "infer": INFER_SHARE}
+    stages = result.stage_timings
+    shares = result.stage_shares()
     stage_bars = [
         Bar(n, t.median_ms, t.min_ms, t.p99_ms, charts.color_for_stage(n, i),
             f"share {100 * shares.get(n, math.nan):g}%")

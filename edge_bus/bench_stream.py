@@ -35,7 +35,7 @@ from edge_bus.render import HudInfo, OverlayRenderer
 from edge_bus.sinks.video import VideoSink
 from edge_bus.sources import open_source
 from edge_bus.telemetry.series import FrameSeries
-from edge_bus.telemetry.stats import END_TO_END, GLASS_TO_GLASS, LatencySummary
+from edge_bus.telemetry.stats import END_TO_END, GLASS_TO_GLASS, PIPELINE_STAGES, LatencySummary
 from edge_bus.zoo import Manifest
 
 __all__ = [
@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 #: The stages timed on their own (inference is measured engine-only, see bench_engines).
-STAGES = ("decode", "preprocess", "postprocess", "render", "write")
+STAGES = tuple(s for s in PIPELINE_STAGES if s != "infer")  # the CPU stages around the model
 
 T = TypeVar("T")
 

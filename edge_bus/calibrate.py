@@ -36,7 +36,7 @@ from edge_bus.metrics import choose_operating_points
 from edge_bus.quantize import write_manifest
 from edge_bus.zoo import Manifest, resolve_model
 
-__all__ = ["CalibrationResult", "calibrate", "choose_thresholds"]
+__all__ = ["CalibrationResult", "ThresholdChange", "calibrate", "choose_thresholds"]
 
 
 def choose_thresholds(results: Sequence[ImageResult], data: str, keep_lesion: float | None = None,
@@ -74,8 +74,21 @@ def choose_thresholds(results: Sequence[ImageResult], data: str, keep_lesion: fl
 
 
 @dataclass(frozen=True)
+class ThresholdChange:
+    """One threshold before and after calibration, and what it gives on the calibration images
+    (``evidence``: SEN / SPE for an operating point, lesion recall / normals flagged for the lesion one)."""
+
+    name: str
+    probability: str  # the probability it cuts: "P(lesion)" or "P(malignant)"
+    before: float | None
+    after: float
+    evidence: str
+
+
+@dataclass(frozen=True)
 class CalibrationResult:
-    """What :func:`calibrate` chose and wrote: ``thresholds`` is the new manifest section."""
+    """What :func:`calibrate` chose and wrote: ``thresholds`` is the new manifest section,
+    ``previous`` the model's; :attr:`changes` lists them side by side."""
 
     model: str
     out_dir: Path
@@ -84,6 +97,24 @@ class CalibrationResult:
     counts: dict[str, int]
     thresholds: dict[str, Any]
     previous: dict[str, Any]
+
+    @property
+    def changes(self) -> tuple[ThresholdChange, ...]:
+        """The lesion threshold, then each operating point: before, after, and the evidence here."""
+        lv = self.thresholds["lesion_val"]
+        here = (f"lesion recall {lv['lesion_recall']} / normals flagged {lv['normal_flagged']}"
+                if "lesion_recall" in lv else str(lv["data"]))
+        old_ops = self.previous.get("operating_points", {})
+        rows = [ThresholdChange("lesion", "P(lesion)", _number(self.previous.get("lesion")),
+                                float(self.thresholds["lesion"]), here)]
+        for op, v in self.thresholds["operating_points"].items():
+            rows.append(ThresholdChange(op, "P(malignant)", _number(old_ops.get(op, {}).get("threshold")),
+                                        float(v["threshold"]), f"{v['val_sensitivity']} / {v['val_specificity']}"))
+        return tuple(rows)
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def calibrate(model: str | None, data: Path, out: Path, folds_csv: Path | None = None, fold: int | None = None,

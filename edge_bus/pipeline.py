@@ -41,7 +41,7 @@ from edge_bus.sinks.bridge import BridgeResultSink
 from edge_bus.sinks.display import DisplayWindow, check_display
 from edge_bus.sources import FrameSource, open_source, wrap_source
 from edge_bus.summary import Verdict
-from edge_bus.telemetry.stats import END_TO_END, LatencySummary, StageMetrics
+from edge_bus.telemetry.stats import END_TO_END, PIPELINE_STAGES, LatencySummary, StageMetrics
 from edge_bus.types import Frame
 from edge_bus.zoo import Manifest, resolve_model
 
@@ -107,15 +107,20 @@ class Pipeline:
             self.display.close()
 
 
+EngineFactory = Callable[[Manifest, EngineConfig], Engine]
+
+
 def compose(config: StreamConfig, source: FrameSource | None = None,
-            renderer: OverlayRenderer | None = None) -> Pipeline:
+            renderer: OverlayRenderer | None = None, engine_factory: EngineFactory | None = None) -> Pipeline:
     """Choose the source, model, engine, sinks and bridge. The only place they are chosen.
 
     ``source``: a :class:`FrameSource` of your own (a frame grabber SDK, a simulation) instead of
     opening ``config.source`` (then only a label; ``max_frames`` still applies, ``loop`` is refused:
     loop inside your source). The pipeline owns it from the call on: it is closed at the end, and
     also when composing fails. ``renderer``: an :class:`OverlayRenderer` with your own
-    :class:`~edge_bus.render.OverlayStyle`."""
+    :class:`~edge_bus.render.OverlayStyle`. ``engine_factory(manifest, engine_config)``: makes the
+    engine instead of :func:`~edge_bus.engines.create_engine` (``config.backend``), e.g.
+    :func:`edge_bus.engines.fake.fake_engine_factory` to rehearse a slow or failing device."""
     try:
         config = config.validate()  # also the device name in OpenVINO's spelling
         if renderer is not None and not isinstance(renderer, OverlayRenderer):
@@ -148,7 +153,7 @@ def compose(config: StreamConfig, source: FrameSource | None = None,
                               "overlay video needs up front — give it (--capture-size WxH for a capture device, "
                               "SourceInfo for your own source) or turn the video off (--no-video, video=False)")
         live = info.live or config.realtime or config.bridge is not None
-        engine = create_engine(manifest, EngineConfig(
+        engine = (engine_factory or create_engine)(manifest, EngineConfig(
             backend=config.backend, device=config.device, precision=config.precision,
             hint="LATENCY" if live else "THROUGHPUT", requests=1 if live else config.requests))
         parts.append(engine)
@@ -164,7 +169,7 @@ def compose(config: StreamConfig, source: FrameSource | None = None,
         files = open_run_files(config.out, video=config.video, fps=info.fps or 30.0, size=(info.width, info.height))
         smoothing = 0.0 if info.still else config.smoothing
         post = Postprocessor(manifest, PostprocessConfig(operating_point=config.operating_point, smoothing=smoothing))
-        metrics = StageMetrics(["decode", "preprocess", "infer", "postprocess", "render", "write"])
+        metrics = StageMetrics(PIPELINE_STAGES)
         op = post.op.name
         outputs = OutputStage(post, renderer or OverlayRenderer(), files.framelog, files.video, metrics, op,
                               ordered=not live, result_sinks=[BridgeResultSink(bridge)] if bridge else (),
@@ -282,11 +287,11 @@ class _StopRequest:
 def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
                on_start: Callable[[Pipeline], None] | None = None, *, source: FrameSource | None = None,
                renderer: OverlayRenderer | None = None, stop: threading.Event | None = None,
-               handle_signals: bool = True) -> RunResult:
+               handle_signals: bool = True, engine_factory: EngineFactory | None = None) -> RunResult:
     """Run a stream to its end; outputs are always finalised, then any error is re-raised.
 
     ``progress(frames_done, frames_total_or_None)`` is called after each frame; ``on_start`` once
-    with the composed :class:`Pipeline`. ``source`` / ``renderer``: see :func:`compose`.
+    with the composed :class:`Pipeline`. ``source`` / ``renderer`` / ``engine_factory``: see :func:`compose`.
     ``stop``: set this event (from any thread) to end the run after the current frame, normally:
     the result has ``stopped=True``. ``handle_signals``: while the run lasts, Ctrl-C (SIGINT) and
     SIGTERM end it cleanly with :class:`Interrupted` / :class:`Terminated` (the process's own
@@ -296,7 +301,7 @@ def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
     if handle_signals:
         request.install()  # before compose: a signal during the model's warm-up still ends the run cleanly
     try:
-        p = compose(config, source=source, renderer=renderer)
+        p = compose(config, source=source, renderer=renderer, engine_factory=engine_factory)
     except BaseException:
         request.restore()
         raise

@@ -23,7 +23,7 @@ from edge_bus.sources.base import SourceInfo
 from edge_bus.summary import Verdict, clip_verdict, write_latency_json
 from edge_bus.telemetry.hardware import hardware_facts
 from edge_bus.telemetry.series import FrameSeries
-from edge_bus.telemetry.stats import LatencySummary
+from edge_bus.telemetry.stats import PIPELINE_STAGES, LatencySummary
 
 if TYPE_CHECKING:
     from edge_bus.pipeline import Pipeline
@@ -169,8 +169,8 @@ def e2e_stages(info: SourceInfo) -> tuple[str, ...]:
     """The stages inside ``e2e_ms`` (capture → overlay ready): decoding too when the source stamps its
     frames before decoding them (``SourceInfo.stamped_before_decode``, a capture device); the write
     follows the overlay."""
-    inner = ("preprocess", "infer", "postprocess", "render")
-    return ("decode", *inner) if info.stamped_before_decode else inner
+    first = "decode" if info.stamped_before_decode else "preprocess"
+    return PIPELINE_STAGES[PIPELINE_STAGES.index(first) : PIPELINE_STAGES.index("write")]
 
 
 def _loaded_files(model_file: str) -> list[str]:

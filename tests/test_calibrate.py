@@ -86,3 +86,23 @@ def test_calibrate_cli_bad_data_folder_is_one_line(tmp_path: Path) -> None:
                                       "--out", str(tmp_path / "out")])
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_the_changes_put_each_threshold_before_and_after_side_by_side() -> None:
+    """The CLI read these out of the two manifest dicts itself."""
+    from edge_bus.calibrate import CalibrationResult, ThresholdChange
+
+    result = CalibrationResult(
+        model="m", out_dir=Path("out"), data="site", n_images=10, counts={"benign": 5, "malignant": 5},
+        thresholds={"lesion": 0.4, "lesion_val": {"data": "kept from the model: site has no normal images"},
+                    "operating_points": {"balanced": {"threshold": 0.6, "val_sensitivity": 0.8,
+                                                      "val_specificity": 0.9},
+                                         "specific": {"threshold": 0.9, "val_sensitivity": 0.5,
+                                                      "val_specificity": 1.0}}},
+        previous={"lesion": 0.4, "operating_points": {"balanced": {"threshold": 0.5}}},
+    )
+    assert result.changes == (
+        ThresholdChange("lesion", "P(lesion)", 0.4, 0.4, "kept from the model: site has no normal images"),
+        ThresholdChange("balanced", "P(malignant)", 0.5, 0.6, "0.8 / 0.9"),
+        ThresholdChange("specific", "P(malignant)", None, 0.9, "0.5 / 1.0"),
+    )

@@ -92,8 +92,8 @@ def test_unknown_backend_and_precision(tmp_path: Path) -> None:
     m = load_manifest(tiny_model_dir(tmp_path / "tiny"))
     with pytest.raises(ConfigError, match="valid backends: openvino, onnxruntime"):
         create_engine(m, EngineConfig(backend="tensorrt"))
-    with pytest.raises(EngineError, match="not one of"):
-        create_engine(m, EngineConfig(precision="int4"))
+    with pytest.raises(ConfigError, match="precision 'int4' is not one of int8, fp32, default"):
+        create_engine(m, EngineConfig(precision="int4"))  # refused when the config is made (exit 2)
     with pytest.raises(ModelError, match="no openvino_int8_xml file"):
         create_engine(m, EngineConfig(precision="int8"))
 

@@ -13,7 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from edge_bus.bench import BenchOptions, BenchResult, run_bench
-from edge_bus.bench_gates import FRAME_BUDGET_MS, INFER_SHARE, STAGE_SHARES
+from edge_bus.bench_engines import INFER_TIMING
+from edge_bus.bench_gates import FRAME_BUDGET_MS
 from edge_bus.bench_measure import Timing
 from edge_bus.cli.common import console, err_console, run_or_exit, terminated_as_error
 
@@ -124,11 +125,8 @@ def print_bench(r: BenchResult) -> None:
         f"ONNX Runtime {hw.get('onnxruntime')}; model {r.model.get('name')} {r.model.get('version')}"
     )
     console.print(_timing_table("Engines (ms): batch 1, one request, LATENCY hint", r.engines, "engine", None))
-    stages = dict(r.stages)
-    if "openvino-int8" in r.engines:
-        stages["infer"] = r.engines["openvino-int8"]
-    title = f"Stages (ms) on {r.source}: share of a {FRAME_BUDGET_MS:.1f} ms frame (30 fps); infer = openvino-int8"
-    console.print(_timing_table(title, stages, "stage", {**STAGE_SHARES, "infer": INFER_SHARE}))
+    title = f"Stages (ms) on {r.source}: share of a {FRAME_BUDGET_MS:.1f} ms frame (30 fps); infer = {INFER_TIMING}"
+    console.print(_timing_table(title, r.stage_timings, "stage", r.stage_shares()))
     p, rt = r.pipeline, r.realtime
     console.print(
         f"[bold]Pipeline[/] ({p.frames} frames of {p.source}, THROUGHPUT hint): {p.fps:.1f} FPS vs engine "

@@ -120,15 +120,9 @@ def calibrate_cmd(
         r = run_or_exit(calibrate, name, data, out, folds, fold, backend, precision, new_name,
                         lambda i, n: progress.update(task, completed=i, total=n))
     console.print(f"[bold]{r.model}[/] calibrated on {escape(r.data)}: {r.n_images} images {r.counts}")
-    old_ops = r.previous.get("operating_points", {})
     table = Table("threshold", "before", "after", "SEN / SPE here")
-    lv = r.thresholds["lesion_val"]
-    here = (f"lesion recall {lv['lesion_recall']} / normals flagged {lv['normal_flagged']}"
-            if "lesion_recall" in lv else lv["data"])
-    table.add_row("lesion (P(lesion))", _num(r.previous.get("lesion")), _num(r.thresholds["lesion"]), here)
-    for op, v in r.thresholds["operating_points"].items():
-        table.add_row(f"{op} (P(malignant))", _num(old_ops.get(op, {}).get("threshold")), _num(v["threshold"]),
-                      f"{v['val_sensitivity']} / {v['val_specificity']}")
+    for c in r.changes:
+        table.add_row(f"{c.name} ({c.probability})", _num(c.before), _num(c.after), escape(c.evidence))
     console.print(table)
     console.print(escape(f"wrote {r.out_dir / 'manifest.json'} — run it with: edge-bus stream --model {r.out_dir}"))
 

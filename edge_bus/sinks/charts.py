@@ -26,6 +26,7 @@ from edge_bus.sinks.svg import (
     svg_document,
     text,
 )
+from edge_bus.telemetry.stats import PIPELINE_STAGES
 
 __all__ = [
     "CLASS_COLORS",
@@ -51,8 +52,7 @@ DROP_COLOR = "#d32f2f"
 SUMMARY_STAGES = ("end_to_end", "glass_to_glass")
 
 
-#: every chart gives a pipeline stage the same colour, whichever stages it shows
-PIPELINE_STAGES = ("decode", "preprocess", "infer", "postprocess", "render", "write")
+#: every chart gives a pipeline stage (:data:`PIPELINE_STAGES`) the same colour, whichever stages it shows
 
 
 def stage_color(i: int) -> str:

@@ -20,6 +20,7 @@ from edge_bus.types import StageTimes
 __all__ = [
     "END_TO_END",
     "GLASS_TO_GLASS",
+    "PIPELINE_STAGES",
     "SUMMARY_KEYS",
     "FpsMeter",
     "LatencyStats",
@@ -29,6 +30,9 @@ __all__ = [
 
 END_TO_END = "end_to_end"
 GLASS_TO_GLASS = "glass_to_glass"
+#: A frame's pipeline stages, in order: the names of latency.json's ``stages``, of ``stages_ms`` in
+#: frames.jsonl, of the report's charts and of the bench's stage gates (all but ``infer``).
+PIPELINE_STAGES = ("decode", "preprocess", "infer", "postprocess", "render", "write")
 SUMMARY_KEYS = ("count", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms")
 
 Summary = dict[str, float | int | None]

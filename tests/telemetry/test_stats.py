@@ -62,3 +62,13 @@ def test_typed_summary_is_what_latency_json_holds() -> None:
     assert typed.count == 4 and typed.max_ms == 10.0 and typed.p50_ms == 2.5
     assert typed.to_json() == stats.summary()
     assert LatencyStats().stats().p99_ms is None
+
+
+def test_one_list_of_pipeline_stages_names_them_everywhere() -> None:
+    """The stage names were written out in five places (pipeline, charts, bench, gates, report)."""
+    from edge_bus.bench_gates import STAGE_SHARES
+    from edge_bus.bench_stream import STAGES
+    from edge_bus.telemetry.stats import PIPELINE_STAGES
+
+    cpu_stages = tuple(s for s in PIPELINE_STAGES if s != "infer")
+    assert STAGES == cpu_stages and tuple(STAGE_SHARES) == cpu_stages
