@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from edge_bus.render import HudInfo, OverlayRenderer, OverlayStyle
     from edge_bus.sources import FrameSource, SourceInfo, make_frame, open_source
     from edge_bus.summary import Verdict
+    from edge_bus.telemetry.stats import LatencySummary
     from edge_bus.types import ROI, Frame, HardwareMeta, ModelOutputs, Prediction, PreprocessMeta
     from edge_bus.zoo import Manifest, OperatingPoint, list_models, load_manifest, resolve_model
 
@@ -79,6 +80,7 @@ _LAZY = {
     "HudInfo": "edge_bus.render", "OverlayRenderer": "edge_bus.render", "OverlayStyle": "edge_bus.render",
     "FrameSource": "edge_bus.sources", "SourceInfo": "edge_bus.sources", "make_frame": "edge_bus.sources",
     "open_source": "edge_bus.sources", "Verdict": "edge_bus.summary",
+    "LatencySummary": "edge_bus.telemetry.stats",
     "ROI": "edge_bus.types", "Frame": "edge_bus.types", "HardwareMeta": "edge_bus.types",
     "ModelOutputs": "edge_bus.types", "Prediction": "edge_bus.types", "PreprocessMeta": "edge_bus.types",
     "Manifest": "edge_bus.zoo", "OperatingPoint": "edge_bus.zoo", "list_models": "edge_bus.zoo",
@@ -101,6 +103,7 @@ __all__ = [
     "HudInfo",
     "InputSpec",
     "Interrupted",
+    "LatencySummary",
     "Manifest",
     "ModelError",
     "ModelOutputs",

@@ -24,7 +24,7 @@ import numpy as np
 
 from edge_bus.datasets import LabeledImage, read_dataset
 from edge_bus.engines import Engine, EngineConfig, create_engine
-from edge_bus.errors import ConfigError
+from edge_bus.errors import ConfigError, DataError, SourceError
 from edge_bus.metrics import BinaryRates, dice, iou, rates_at, roc_auc
 from edge_bus.postprocess import PostprocessConfig, Postprocessor
 from edge_bus.preprocess import Preprocessor
@@ -85,7 +85,10 @@ def run_images(manifest: Manifest, engine: Engine, items: Sequence[LabeledImage]
     for i, item in enumerate(items):
         gray, truth = item.load()
         pre = Preprocessor(manifest.input)  # still images: detect the scan area per image
-        tensor, meta = pre.preprocess(gray)
+        try:
+            tensor, meta = pre.preprocess(gray)
+        except SourceError as exc:  # e.g. an image under MIN_FRAME_SIDE: say which one, as a data problem
+            raise DataError(f"{item.image}: {exc}") from None
         pred = post.postprocess(engine.infer(tensor), meta)
         lesion_img = item.label != "normal"
         results.append(ImageResult(

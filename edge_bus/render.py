@@ -25,7 +25,7 @@ from edge_bus.errors import ConfigError
 from edge_bus.imaging import to_bgr
 from edge_bus.types import Frame, Prediction
 
-__all__ = ["BGR", "HudInfo", "OverlayRenderer", "OverlayStyle", "mask_bbox", "to_bgr"]
+__all__ = ["BGR", "HudInfo", "OverlayRenderer", "OverlayStyle", "label_lines", "mask_bbox"]
 
 BGR = tuple[int, int, int]
 
@@ -297,7 +297,7 @@ class OverlayRenderer:
         x = w - lay.margin - bw
         y = lay.margin if x > left_panel_right + lay.margin else lay.margin + 2 * lay.line_h + lay.pad
         self._box(canvas, x, y, x + bw, y + lay.line_h, self.style.frozen_color)
-        self._text(canvas, "FROZEN", x, y, (255, 255, 255), lay)
+        self._text(canvas, "FROZEN", x, y, self.style.text_color, lay)
 
 
 def _ink_on(color: BGR) -> BGR:

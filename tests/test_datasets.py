@@ -66,3 +66,16 @@ def test_a_config_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> Non
         load_toml(path)
     path.write_text('[source]\nsource = "démo.avi"\n', encoding="utf-8")
     assert load_toml(path)["source"] == "démo.avi"
+
+
+def test_an_image_too_small_to_score_names_the_file(tmp_path: Path) -> None:
+    """It was a SourceError ('check the source', exit 3) that did not say which image."""
+    from helpers import tiny_model_dir
+
+    from edge_bus.evaluation import evaluate
+
+    (tmp_path / "data" / "benign").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "data" / "benign" / "tiny (1).png"), np.full((8, 8), 90, np.uint8))
+    with pytest.raises(DataError, match=r"tiny \(1\)\.png: .*16"):
+        evaluate(tmp_path / "data", model=str(tiny_model_dir(tmp_path / "model")), backend="onnxruntime",
+                 precision="fp32")

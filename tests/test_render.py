@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_bus.render import HudInfo, OverlayRenderer, OverlayStyle, label_lines, mask_bbox, to_bgr
+from edge_bus.imaging import to_bgr
+from edge_bus.render import HudInfo, OverlayRenderer, OverlayStyle, label_lines, mask_bbox
 from edge_bus.types import Frame, Prediction
 
 H, W = 240, 320
