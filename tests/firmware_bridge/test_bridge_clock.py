@@ -99,3 +99,34 @@ def test_offset_error_below_half_a_millisecond_with_1ms_jitter(fast_link: LinkCo
         estimate = bridge.clock
     assert estimate is not None and estimate.samples_used >= 3
     assert max(abs(e) for e in errors_ms) < 0.5, f"worst clock error {max(map(abs, errors_ms)):.3f} ms"
+
+
+def _exchange(t1_s: float, true_offset_us: float, out_us: float, back_us: float = 0.0) -> SyncSample:
+    """One TIME_SYNC exchange that spends ``out_us`` to the device and ``back_us`` back, answered at
+    once: its offset reads true_offset + (out - back) / 2 and its delay out + back."""
+    t2 = round(t1_s * 1e6 + out_us + true_offset_us)
+    return SyncSample(t1_s, t2, t2, t1_s + (out_us + back_us) / 1e6)
+
+
+def test_quick_exchanges_outweigh_slow_ones_by_the_documented_weight() -> None:
+    """Weights 1 / (δ + 100 µs)²: delays 0, 400, 800 µs (offsets read 1000, 1200, 1400) give
+    (1000/100² + 1200/500² + 1400/900²) / (1/100² + 1/500² + 1/900²) = 1012.3 µs, where equal
+    weights would give 1200 and the minimum delay is 0 µs."""
+    est = ClockEstimator()
+    for i, delay in enumerate((800.0, 0.0, 400.0)):
+        est.add(_exchange(10.0 + 0.1 * i, 1000.0, delay))
+    e = est.estimate
+    assert e is not None and e.samples_used == 3
+    assert e.offset_us == pytest.approx(1012.29, abs=0.05)
+    assert e.min_delay_us == pytest.approx(0.0, abs=1.0)
+    assert e.drift_ppm == 0.0  # 0.2 s span: too short to fit a drift
+
+
+def test_the_minimum_rtt_filter_keeps_the_quickest_share() -> None:
+    """keep 0.15 of the window (at least 3): 20 samples in one stretch → the 3 quickest, 40 → 6."""
+    for n, kept in ((20, 3), (40, 6)):
+        est = ClockEstimator()
+        for i in range(n):
+            e = est.add(_exchange(5.0 + 0.01 * i, 250.0, 50.0 + 10.0 * ((i * 7) % n)))
+        assert e.samples_used == kept
+        assert e.min_delay_us == pytest.approx(50.0, abs=1.0)

@@ -91,6 +91,20 @@ def test_decode_rejects_short_and_bad_cobs() -> None:
         decode_frame(cobs.encode(b"\x01\x00\x30"))
     with pytest.raises(MalformedFrame, match="COBS"):
         decode_frame(b"\x09\x01")
+    for size in (8, 11):  # a whole header but no room for the CRC: malformed, not a CRC error
+        with pytest.raises(MalformedFrame, match=f"frame of {size} bytes is shorter than header"):
+            decode_frame(cobs.encode(bytes(size)))
+
+
+def test_a_run_without_delimiter_longer_than_the_maximum_is_dropped_at_once() -> None:
+    """MAX_ENCODED bytes may wait for their delimiter; one more is an oversize run, counted once and
+    thrown away up to the next delimiter, after which frames decode again."""
+    good = encode_frame(0x30, struct.pack("<QI", 5, 0), seq=1)
+    p = Packetizer()
+    assert p.feed(b"\x01" * MAX_ENCODED) == [] and p.stats().oversize == 0
+    assert p.feed(b"\x01") == [] and p.stats().oversize == 1
+    assert p.feed(b"\x01" * 10 + b"\x00") == []  # the rest of the run, up to its delimiter
+    assert [f.header.msg_type for f in p.feed(good)] == [0x30] and p.stats().oversize == 1
 
 
 def test_decode_rejects_length_field_lies() -> None:

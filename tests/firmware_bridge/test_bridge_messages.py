@@ -121,3 +121,36 @@ def test_error_text_length_is_checked_and_capped() -> None:
 def test_out_of_range_field_is_refused_with_a_clear_message() -> None:
     with pytest.raises(MalformedMessage, match="RESULT field out of range"):
         Result(1, 0, 0.1, 0.0, (0, 0, 70000, 10)).pack()
+
+
+def _at(payload: bytes, offset: int, fmt: str) -> object:
+    """The little-endian field of type ``fmt`` at byte ``offset`` (PROTOCOL.md's tables give both)."""
+    import struct
+
+    return struct.unpack_from("<" + fmt, payload, offset)[0]
+
+
+def test_probe_state_alert_hello_ack_nack_offsets_match_protocol_tables() -> None:
+    """Each field read at the offset PROTOCOL.md gives, with every field a distinct value, so a
+    swapped field or a moved reserved byte shows (these layouts had no byte-level test)."""
+    from firmware_bridge.messages import Ack, Alert, Hello, Nack
+
+    p = ProbeState(t_device_us=0x0102030405060708, probe_id=0x0A0B, depth_mm=45.5, gain_db=-3.25, frozen=True,
+                   probe_connected=True).pack()
+    assert len(p) == 20
+    assert (_at(p, 0, "Q"), _at(p, 8, "H"), _at(p, 10, "B"), _at(p, 11, "B"), _at(p, 12, "f"), _at(p, 16, "f")) == (
+        0x0102030405060708, 0x0A0B, 0b11, 0, 45.5, -3.25)  # flags: bit 0 FROZEN, bit 1 PROBE_CONNECTED
+    only_connected = ProbeState(0, 1, 40.0, 50.0, frozen=False, probe_connected=True).pack()
+    assert _at(only_connected, 10, "B") == 0b10
+    a = Alert(frame_counter=0x11223344, code=1, run_length=0x0506, malignancy=0.75, t_device_us=0x0A0B0C0D0E0F).pack()
+    assert len(a) == 20
+    assert (_at(a, 0, "I"), _at(a, 4, "B"), _at(a, 5, "B"), _at(a, 6, "H"), _at(a, 8, "f"), _at(a, 12, "Q")) == (
+        0x11223344, 1, 0, 0x0506, 0.75, 0x0A0B0C0D0E0F)
+    h = Hello(proto_major=1, proto_minor=7, host_id=0xCAFEBABE).pack()
+    assert (len(h), _at(h, 0, "B"), _at(h, 1, "B"), _at(h, 2, "H"), _at(h, 4, "I")) == (8, 1, 7, 0, 0xCAFEBABE)
+    k = Ack(seq=0x1234, msg_type=0x20).pack()
+    assert (len(k), _at(k, 0, "H"), _at(k, 2, "B"), _at(k, 3, "B")) == (4, 0x1234, 0x20, 0)
+    n = Nack(seq=0x1234, msg_type=0x20, reason=2).pack()
+    assert (len(n), _at(n, 0, "H"), _at(n, 2, "B"), _at(n, 3, "B")) == (4, 0x1234, 0x20, 2)
+    assert Nack.unpack(bytes([0x34, 0x12, 0x20, 0x02])) == Nack(seq=0x1234, msg_type=0x20, reason=2)
+    assert ProbeState.unpack(bytes(8) + bytes([1, 0, 0b10, 0]) + bytes(8)).probe_connected is True

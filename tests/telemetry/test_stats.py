@@ -72,3 +72,16 @@ def test_one_list_of_pipeline_stages_names_them_everywhere() -> None:
 
     cpu_stages = tuple(s for s in PIPELINE_STAGES if s != "infer")
     assert STAGES == cpu_stages and tuple(STAGE_SHARES) == cpu_stages
+
+
+def test_percentiles_interpolate_linearly() -> None:
+    """[1, 2, 3, 4]: p90 sits at rank 0.9 × 3 = 2.7, so 3 + 0.7 = 3.7; p99 at 2.97 → 3.97."""
+    s = LatencyStats([4.0, 1.0, 3.0, 2.0]).stats()
+    assert (s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms, s.mean_ms) == pytest.approx((2.5, 3.7, 3.97, 4.0, 2.5))
+
+
+def test_a_frame_without_end_to_end_adds_only_its_stages() -> None:
+    m = StageMetrics(["decode"])
+    m.add_times(StageTimes({"decode": 1.0}, e2e_ms=9.0, glass_to_glass_ms=20.0), end_to_end=False)
+    summary = m.summary()
+    assert summary["decode"]["count"] == 1 and summary["end_to_end"]["count"] == 0 and "glass_to_glass" not in summary
