@@ -46,3 +46,35 @@ def test_hud_shows_this_frames_glass_to_glass_and_no_fps_before_it_means_somethi
         gap = hud.glass_to_glass_ms - hud.latency_ms
         assert abs(gap - (5.0 if i % 2 else 40.0)) < 1.0, (i, hud)
     assert [h.fps is None for h in renderer.huds] == [i < HUD_FPS_AFTER for i in range(HUD_FPS_AFTER + 3)]
+
+
+def test_frozen_frames_show_the_last_answer_and_drops_add_up() -> None:
+    """After a malignant answer, a frozen frame (no inference) shows that answer, marked frozen; a
+    frozen first frame shows 'normal'. Frames dropped before each frame (2, then 3) add up to 5."""
+    from dataclasses import replace
+
+    malignant = Prediction(mask=np.zeros((32, 32), bool), probs={"normal": 0.0, "benign": 0.2, "malignant": 0.8},
+                           malignancy=0.8, lesion=True, label="malignant", bbox=None, mask_area=0.0)
+    post = SimpleNamespace(postprocess=lambda *a: malignant, op=SimpleNamespace(threshold=0.5))
+    shown: list[Prediction] = []
+
+    class Shown(OverlayRenderer):
+        def render(self, frame: Frame, prediction: Prediction, hud: HudInfo) -> np.ndarray:
+            shown.append(prediction)
+            return super().render(frame, prediction, hud)
+
+    stage = OutputStage(post, Shown(), None, None, StageMetrics(), "balanced", ordered=True)  # type: ignore[arg-type]
+    now = time.perf_counter()
+
+    def frame(i: int, dropped: int = 0) -> Frame:
+        return replace(Frame(i, np.zeros((32, 32), np.uint8), i / 30, now, time.time()), dropped_before=dropped)
+
+    meta = PreprocessMeta(32, 32, ROI(0, 0, 32, 32))
+    outputs = ModelOutputs(np.zeros((16, 16), np.float32), np.zeros(2, np.float32))
+    stage.put(InFlight(0, frame(0), None, {}, frozen=True))
+    stage.done(InFlight(1, frame(1, dropped=2), meta, {}, t_submit=now), outputs)
+    stage.put(InFlight(2, frame(2, dropped=3), None, {}, frozen=True))
+    stage.finish()
+    assert stage.error is None
+    assert [(p.label, p.frozen) for p in shown] == [("normal", True), ("malignant", False), ("malignant", True)]
+    assert stage.dropped == 5 and stage.processed == 3

@@ -135,3 +135,60 @@ def test_a_frame_too_small_is_a_source_error(shape: tuple[int, ...]) -> None:
     assert detect_scan_area(np.full((3, 3), 200, np.uint8)) == ROI(0, 0, 3, 3)  # no margins to find in 3x3
     tensor, _ = Preprocessor(InputSpec(64, 64, 0.5, 0.25)).preprocess(np.full((16, 17), 100, np.uint8))
     assert tensor.shape == (1, 1, 64, 64)  # the smallest frame taken
+
+
+def test_smoothing_weighs_the_past_by_its_factor(manifest: Manifest) -> None:
+    """smoothing 0.8: the second frame's value is 0.8 × the first's + 0.2 × its own, for the
+    malignancy and for the mask (a pixel sure on the first frame, p ≈ 1, and clear on the second,
+    p ≈ 0, reads 0.8: still lesion at the 0.5 cut)."""
+    meta = PreprocessMeta(frame_h=32, frame_w=32, roi=ROI(0, 0, 32, 32))
+    post = Postprocessor(manifest, PostprocessConfig(smoothing=0.8))
+    first = post.postprocess(outputs(np.full((32, 32), 12.0), 5.0, 4.0), meta)
+    second = post.postprocess(outputs(np.full((32, 32), -12.0), 5.0, -4.0), meta)
+    lo = presence_malignancy(manifest, np.array([5.0, -4.0]))[1]
+    assert second.malignancy == pytest.approx(0.8 * first.malignancy + 0.2 * lo)
+    assert second.mask.all()
+
+
+def test_the_mask_threshold_applies_without_smoothing_too(manifest: Manifest) -> None:
+    """A manifest's mask threshold of 0.8 cuts the logits at ln(0.8 / 0.2) = 1.386: a pixel of logit
+    1.0 (p 0.73) is out, one of 2.0 (p 0.88) is in."""
+    from dataclasses import replace
+
+    strict = replace(manifest, mask_threshold=0.8)
+    logits = np.full((32, 32), 1.0)
+    logits[:, 16:] = 2.0
+    meta = PreprocessMeta(frame_h=32, frame_w=32, roi=ROI(0, 0, 32, 32))
+    pred = Postprocessor(strict, PostprocessConfig(smoothing=0.0)).postprocess(outputs(logits, 5.0, 0.0), meta)
+    assert not pred.mask[:, :15].any() and pred.mask[:, 17:].all()
+
+
+def test_class_probabilities_from_presence_and_malignancy(manifest: Manifest) -> None:
+    """P(lesion) = σ(5) = 0.99331 exactly at the lesion threshold counts as a lesion;
+    P(malignant | lesion) = σ(ln(1/3)) = 0.25, so benign = 0.99331 × 0.75, malignant = 0.99331 × 0.25."""
+    from dataclasses import replace
+
+    p_lesion = float(1.0 / (1.0 + np.exp(-np.float64(5.0))))
+    at_threshold = replace(manifest, lesion_threshold=p_lesion)
+    meta = PreprocessMeta(frame_h=32, frame_w=32, roi=ROI(0, 0, 32, 32))
+    pred = Postprocessor(at_threshold).postprocess(outputs(np.zeros((32, 32)), 5.0, float(np.log(1 / 3))), meta)
+    assert pred.lesion and pred.malignancy == pytest.approx(0.25)
+    assert pred.probs == pytest.approx({"normal": 1 - p_lesion, "benign": p_lesion * 0.75,
+                                        "malignant": p_lesion * 0.25})
+
+
+def test_a_three_class_head_gives_malignancy_given_a_lesion(manifest: Manifest) -> None:
+    """softmax of (0, 0, ln 3) = (0.2, 0.2, 0.6): P(lesion) 0.8, P(malignant | lesion) 0.6 / 0.8 = 0.75."""
+    from dataclasses import replace
+
+    three = replace(manifest, head="softmax3")
+    assert presence_malignancy(three, np.array([0.0, 0.0, np.log(3.0)])) == pytest.approx((0.8, 0.75))
+
+
+def test_colour_frames_are_read_as_opencv_bgr() -> None:
+    """A pure blue frame in OpenCV's BGR order is gray 0.114 × 255 = 29 (ITU-R 601); read as RGB it
+    would be 0.299 × 255 = 76. With mean 0 and std 1 the tensor holds gray / 255."""
+    blue = np.zeros((64, 64, 3), np.uint8)
+    blue[:, :, 0] = 255
+    tensor, _ = Preprocessor(InputSpec(32, 32, 0.0, 1.0), roi=ROI(0, 0, 64, 64)).preprocess(blue)
+    assert float(tensor.mean()) == pytest.approx(29 / 255, abs=0.5 / 255)

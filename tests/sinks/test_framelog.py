@@ -99,3 +99,31 @@ def test_log_stops_while_room_is_left_for_the_summaries(tmp_path: Path, monkeypa
             log.write_obj({"frame": i})
     lines = (tmp_path / "frames.jsonl").read_text().splitlines()
     assert [json.loads(line)["frame"] for line in lines] == list(range(len(lines))) and len(lines) == 10
+
+
+def test_a_full_disk_while_appending_keeps_the_earlier_run_lines(tmp_path: Path) -> None:
+    """Cutting off the partial line must cut back to where this log started, not to 0 bytes."""
+    path = tmp_path / "frames.jsonl"
+    with FrameLog(path) as first:
+        first.write(make_record(0))
+        first.write(make_record(1))
+    log = FrameLog(path, append=True)
+    log._fh = _FillsUp(log._fh, budget=10)  # type: ignore[assignment]
+    with pytest.raises(OutputError, match="disk full"):
+        log.write(make_record(2))
+    assert [json.loads(line)["frame"] for line in path.read_text().splitlines()] == [0, 1]
+
+
+def test_non_finite_numbers_inside_lists_become_null_and_close_syncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import edge_bus.sinks.framelog as framelog
+
+    synced: list[int] = []
+    real_fsync = framelog.os.fsync
+    monkeypatch.setattr(framelog.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    log = FrameLog(tmp_path / "frames.jsonl")
+    log.write_obj({"bbox": [1.0, float("nan")], "nested": {"v": (float("inf"), 2)}})
+    log.close()
+    assert json.loads((tmp_path / "frames.jsonl").read_text()) == {"bbox": [1.0, None], "nested": {"v": [None, 2]}}
+    assert len(synced) == 1  # on disk when close returns (a power cut must not lose the run's log)

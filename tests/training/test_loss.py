@@ -97,3 +97,38 @@ def test_pixel_bce_option_adds_the_weighted_per_pixel_bce() -> None:
     expected = torch.nn.functional.binary_cross_entropy_with_logits(mask_logits, mask)
     assert parts2["pixel_bce"] == pytest.approx(float(expected), rel=1e-6)
     assert float(total) == pytest.approx(float(base) + 0.5 * float(expected), rel=1e-5)
+
+
+def test_multitask_loss_terms_by_hand() -> None:
+    """Every term worked out from its definition, with log(1 + e^x) = softplus(x):
+    * malignancy, lesion images only (0 and 1), Wp = 3: image 0 (y=1, z=0.5): 3·softplus(−0.5) =
+      1.42223; image 1 (y=0, z=−1): −1 + softplus(1) = 0.31326; mean 0.86775;
+    * presence, every image, Wp = 1: softplus(−2) = 0.12693, softplus(−1) = 0.31326, and for y=0,
+      z=−3: −3 + softplus(3) = 0.04859; mean 0.16293;
+    * Dice over the whole batch: 1 − (2·Σpt + 1) / (Σp + Σt + 1) with p = σ(mask logits);
+    * HGM-Net's coarse Dice: against the mask max-pooled to the coarse grid, weight 0.5."""
+    import math
+
+    def softplus(x: float) -> float:
+        return math.log1p(math.exp(x))
+
+    class_logits = torch.tensor([[2.0, 0.5], [1.0, -1.0], [-3.0, 4.0]])
+    presence, malignant = torch.tensor([1.0, 1.0, 0.0]), torch.tensor([1.0, 0.0, 0.0])
+    mask = torch.zeros(3, 1, 4, 4)
+    mask[0, 0, 1, 1] = 1.0  # one lesion pixel, in the top-left quadrant
+    mask_logits = torch.full((3, 1, 4, 4), -2.0)
+    mask_logits[0, 0, :2, :2] = 3.0
+    coarse = torch.tensor([[[[1.0, -1.0], [-1.0, -1.0]]]]).repeat(3, 1, 1, 1)
+    total, parts = multitask_loss(mask_logits, class_logits, mask, presence, malignant, pos_weight=3.0,
+                                  clf_weight=1.5, coarse_logits=coarse)
+    l_mal = (3 * softplus(-0.5) + (-1 + softplus(1.0))) / 2
+    l_pres = (softplus(-2.0) + softplus(-1.0) + (-3 + softplus(3.0))) / 3
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    p = [sig(3.0)] * 4 + [sig(-2.0)] * 12 + [sig(-2.0)] * 32  # image 0's top-left 2x2, then the rest
+    l_dice = 1 - (2 * sig(3.0) + 1) / (sum(p) + 1 + 1)  # the one lesion pixel lies under a sig(3) pixel
+    # coarse target: image 0's quadrant max-pools to 1 (avg-pooling would give 0.25), the rest 0
+    pc = [sig(1.0), sig(-1.0), sig(-1.0), sig(-1.0)] * 3
+    l_coarse = 1 - (2 * sig(1.0) + 1) / (sum(pc) + 1 + 1)
+    assert parts["mal"] == pytest.approx(l_mal, rel=1e-5) and parts["presence"] == pytest.approx(l_pres, rel=1e-5)
+    assert parts["dice"] == pytest.approx(l_dice, rel=1e-5) and parts["coarse"] == pytest.approx(l_coarse, rel=1e-5)
+    assert float(total) == pytest.approx(1.5 * (l_mal + l_pres) + l_dice + 0.5 * l_coarse, rel=1e-5)
