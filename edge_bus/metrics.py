@@ -77,13 +77,16 @@ def _candidates(scores: np.ndarray) -> np.ndarray:
 
 
 def choose_operating_points(scores: np.ndarray, positive: np.ndarray, target: float = 0.94) -> dict[str, BinaryRates]:
-    """Thresholds for ``sensitive`` (SEN ≥ target, best SPE), ``balanced`` (max Youden J) and
-    ``specific`` (SPE ≥ target, best SEN), chosen on the data given (validation only)."""
+    """Thresholds for ``sensitive`` (SEN ≥ target, best SPE, then best SEN), ``balanced`` (max
+    Youden J, then nearest 0.5) and ``specific`` (SPE ≥ target, best SEN, then best SPE), chosen on
+    the data given (validation only). The second key settles ties in favour of the point's own goal:
+    thresholds between the same two negatives give the same SPE, and of those the lowest passes the
+    most positives (the highest, chosen before, sat on the SEN target's edge with a dominated SEN)."""
     rates = [rates_at(scores, positive, t) for t in _candidates(scores)]
     sens_ok = [r for r in rates if r.sensitivity >= target] or [max(rates, key=lambda r: r.sensitivity)]
     spec_ok = [r for r in rates if r.specificity >= target] or [max(rates, key=lambda r: r.specificity)]
     return {
-        "sensitive": max(sens_ok, key=lambda r: (r.specificity, r.threshold)),
+        "sensitive": max(sens_ok, key=lambda r: (r.specificity, r.sensitivity)),
         "balanced": max(rates, key=lambda r: (r.sensitivity + r.specificity - 1.0, -abs(r.threshold - 0.5))),
-        "specific": max(spec_ok, key=lambda r: (r.sensitivity, -r.threshold)),
+        "specific": max(spec_ok, key=lambda r: (r.sensitivity, r.specificity)),
     }

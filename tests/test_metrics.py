@@ -64,13 +64,18 @@ def test_rates_count_a_score_at_the_threshold_as_positive_and_divide_by_all() ->
 
 def test_operating_point_ties_and_the_call_nothing_threshold() -> None:
     """Hand-worked cases (target 0.5 where it matters):
-    * sensitive: scores pos 0.7, 0.9 / neg 0.1 — thresholds 0.4 and 0.8 both give SPE 1 with
-      SEN >= 0.5; the higher one (0.8) is the documented pick;
+    * sensitive: scores pos 0.7, 0.9 / neg 0.1 — thresholds 0.4 (SEN 1) and 0.8 (SEN 0.5) both give
+      SPE 1 with SEN >= 0.5; the one with the better SEN (0.4) wins;
+    * specific: pos 0.9 / neg 0.1, 0.2 with target 0.5 — thresholds 0.15 (SPE 0.5) and 0.55 (SPE 1)
+      both reach the target with SEN 1; the one with the better SPE (0.55) wins;
     * balanced: pos 0.35, 0.95 / neg 0.3, 0.7 — thresholds 0.325 and 0.825 both give J 0.5; the
       one nearer 0.5 (0.325) wins;
     * specific: pos 0.2 / neg 0.9 — only 'call nothing positive' (a threshold above 1) reaches SPE 1."""
     sens = choose_operating_points(np.array([0.7, 0.9, 0.1]), np.array([True, True, False]), target=0.5)
-    assert sens["sensitive"].threshold == pytest.approx(0.8) and sens["sensitive"].specificity == 1.0
+    assert sens["sensitive"].threshold == pytest.approx(0.4) and (sens["sensitive"].sensitivity,
+                                                                   sens["sensitive"].specificity) == (1.0, 1.0)
+    tie = choose_operating_points(np.array([0.9, 0.1, 0.2]), np.array([True, False, False]), target=0.5)
+    assert tie["specific"].threshold == pytest.approx(0.55) and tie["specific"].specificity == 1.0
     bal = choose_operating_points(np.array([0.35, 0.95, 0.3, 0.7]), np.array([True, True, False, False]))
     assert bal["balanced"].threshold == pytest.approx(0.325)
     spec = choose_operating_points(np.array([0.2, 0.9]), np.array([True, False]))["specific"]
