@@ -78,3 +78,23 @@ def test_a_slow_device_in_a_live_run_drops_frames_and_says_so(tmp_path: Path) ->
     latency = json.loads((tmp_path / "run" / "latency.json").read_text())
     assert result.frames + latency["dropped"] >= 40 and latency["dropped"] >= 10
     assert latency["stages"]["infer"]["p50_ms"] >= 55
+
+
+def test_still_images_are_never_smoothed(tmp_path: Path) -> None:
+    """--smoothing blends a frame with the one before: right for video, wrong for a folder of
+    unrelated images, where it is always off (composed here on the fake device)."""
+    import cv2
+
+    from edge_bus.pipeline import compose
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(folder / f"{i}.png"), np.full((64, 64), 60 + 40 * i, np.uint8))
+    for source, expected in ((str(folder), 0.0), ("demo", 0.5)):
+        p = compose(StreamConfig(source=source, smoothing=0.5, video=False, out=tmp_path / f"out{expected}"),
+                    engine_factory=fake_engine_factory())
+        try:
+            assert p.outputs.post.config.smoothing == expected, source
+        finally:
+            p.close()

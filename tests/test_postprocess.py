@@ -192,3 +192,26 @@ def test_colour_frames_are_read_as_opencv_bgr() -> None:
     blue[:, :, 0] = 255
     tensor, _ = Preprocessor(InputSpec(32, 32, 0.0, 1.0), roi=ROI(0, 0, 64, 64)).preprocess(blue)
     assert float(tensor.mean()) == pytest.approx(29 / 255, abs=0.5 / 255)
+
+
+def test_the_bbox_is_the_masks_exact_extent(manifest: Manifest) -> None:
+    """At the model's own size (no resize) the lesion block rows 8-15, cols 8-23 is the bbox (8, 8, 16, 8)."""
+    logits = np.full((32, 32), -10.0)
+    logits[8:16, 8:24] = 10.0
+    meta = PreprocessMeta(frame_h=32, frame_w=32, roi=ROI(0, 0, 32, 32))
+    pred = Postprocessor(manifest).postprocess(outputs(logits, 5.0, 3.0), meta)
+    assert pred.bbox == (8, 8, 16, 8) and pred.mask.sum() == 16 * 8
+
+
+def test_the_mask_is_resized_bilinearly_before_the_cut(manifest: Manifest) -> None:
+    """Logits 10 inside a 2x2 block and -2 around it, resized ×8 to the 32-pixel scan area: across the
+    middle row the interpolated logit stays >= 0 over 22 pixels (x = 5..26, where the straight line
+    from 10 at the block's pixel centre to -2 at the next centre crosses 0), not the 16 of a
+    nearest-neighbour resize. Counted here with np.interp on the pixel centres."""
+    logits = np.full((4, 4), -2.0)
+    logits[1:3, 1:3] = 10.0
+    meta = PreprocessMeta(frame_h=32, frame_w=32, roi=ROI(0, 0, 32, 32))
+    pred = Postprocessor(manifest, PostprocessConfig(smoothing=0.0)).postprocess(outputs(logits, 5.0, 3.0), meta)
+    source_x = (np.arange(32) + 0.5) / 8 - 0.5  # output pixel centres in input pixel coordinates
+    row = np.interp(source_x, np.arange(4), logits[1])
+    assert int((row >= 0).sum()) == 22 and int(pred.mask[16].sum()) == 22
