@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -101,3 +102,15 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
             return True
         time.sleep(0.01)
     return False
+
+
+def signal_and_wait(proc: subprocess.Popen[str], signum: int, timeout: float = 30) -> str:
+    """Send ``signum`` to ``proc`` and wait for it to end; its stderr. Killed if it outlives ``timeout``."""
+    try:
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=timeout)
+        return str(err)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from helpers import copy_model, tiny_model_dir
+from helpers import copy_model, signal_and_wait, tiny_model_dir
 from typer.testing import CliRunner
 
 from edge_bus.cli import app
@@ -218,13 +218,7 @@ def test_stop_signal_flushes_everything(tmp_path: Path, signum: int, code: int, 
         if log.exists() and log.stat().st_size > 4000:
             break
         time.sleep(0.2)
-    try:
-        proc.send_signal(signum)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    err = signal_and_wait(proc, signum, timeout=60)
     assert proc.returncode == code, err
     assert "Traceback" not in err and said in err
     assert_valid_outputs(out, at_least=5)
@@ -235,14 +229,10 @@ def test_sigterm_ends_every_command_in_one_line() -> None:
     models ...) died without a word, with exit -15."""
     proc = subprocess.Popen([sys.executable, "-m", "edge_bus", "device", "monitor", "sim://?fps=5"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().startswith("# connected")
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    assert proc.stdout is not None
+    connected = proc.stdout.readline().startswith("# connected")
+    err = signal_and_wait(proc, signal.SIGTERM)  # ends it whatever happened above
+    assert connected, err
     assert proc.returncode == 143 and err == "error: stopped by SIGTERM\n", err
 
 

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from helpers import signal_and_wait
 from typer.testing import CliRunner
 
 from edge_bus.cli.device import app
@@ -100,16 +101,11 @@ def test_simulate_removes_its_link_on_sigterm(tmp_path: Path) -> None:
     link = tmp_path / "board"
     proc = subprocess.Popen([sys.executable, "-m", "edge_bus", "device", "simulate", "--link", str(link)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 30
-        while not link.is_symlink() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert link.is_symlink()
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    deadline = time.monotonic() + 30
+    while not link.is_symlink() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    linked = link.is_symlink()
+    err = signal_and_wait(proc, signal.SIGTERM, timeout=20)  # ends it whatever happened above
+    assert linked, err
     assert proc.returncode == 143 and "stopped by SIGTERM" in err
     assert not link.is_symlink()
