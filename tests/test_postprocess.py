@@ -215,3 +215,15 @@ def test_the_mask_is_resized_bilinearly_before_the_cut(manifest: Manifest) -> No
     source_x = (np.arange(32) + 0.5) / 8 - 0.5  # output pixel centres in input pixel coordinates
     row = np.interp(source_x, np.arange(4), logits[1])
     assert int((row >= 0).sum()) == 22 and int(pred.mask[16].sum()) == 22
+
+
+def test_the_input_tensor_is_normalised_as_the_manifest_says() -> None:
+    """(pixel / 255 − mean) / std with mean 0.5, std 0.25: white → 2.0, black → −2.0, and a 2×2
+    checkerboard of the two shrunk by area averaging to one pixel → mid-grey (127.5) → 0.0."""
+    spec = InputSpec(16, 16, 0.5, 0.25)
+    white, _ = Preprocessor(spec, roi=ROI(0, 0, 32, 32)).preprocess(np.full((32, 32), 255, np.uint8))
+    black, _ = Preprocessor(spec, roi=ROI(0, 0, 32, 32)).preprocess(np.zeros((32, 32), np.uint8))
+    assert float(white.min()) == pytest.approx(2.0) and float(black.max()) == pytest.approx(-2.0)
+    checker = (np.indices((32, 32)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    grey, _ = Preprocessor(spec, roi=ROI(0, 0, 32, 32)).preprocess(checker)
+    assert np.abs(grey).max() <= 0.5 / 255 / 0.25 + 1e-6  # area averaging, not a pick of one pixel
