@@ -27,9 +27,9 @@ def test_stream_with_simulated_board(tmp_path: Path) -> None:
     counters = lat["bridge"]["counters"]
     assert counters["frames_ok"] > 0 and counters["crc_errors"] == 0
     assert counters["frames_tx"] >= g2g["count"]  # a RESULT went back for every frame with hardware meta
-    # a steady link leaves no FRAME_META backlog to pass over (after a gap it passes over ~a second's worth);
-    # on a loaded machine a frame can fall one period behind now and then (seen once: 1)
-    assert lat["bridge"]["skipped_metas"] <= 2
+    # a steady link leaves no FRAME_META backlog to pass over (after a gap it passes over ~a second's worth,
+    # 30); a loaded machine falls a period behind now and then (seen: 1 idle, 9 with the load average at 4.5)
+    assert lat["bridge"]["skipped_metas"] <= 15
     recs = records(out)
     with_hw = [r for r in recs if r["hw"] is not None]
     assert len(with_hw) == g2g["count"] and len(recs) == res.frames
@@ -83,8 +83,9 @@ def test_unplug_mid_stream_carries_on(tmp_path: Path, caplog: pytest.LogCaptureF
     lost = [m for m in caplog.messages if "link lost" in m]
     bridge = json.loads((out / "latency.json").read_text())["bridge"]
     assert lost and len(lost) <= bridge["counters"]["reconnects"] + 1
-    # latency.json is written before the link closes: one more loss may come (and be logged) in between
-    assert bridge["counters"]["links_lost"] <= len(lost) <= bridge["counters"]["links_lost"] + 1
+    # the counter goes up on the link's thread, the "link lost" line comes after from its supervisor, and
+    # latency.json is written before the link closes: at the end either may be one ahead of the other
+    assert abs(bridge["counters"]["links_lost"] - len(lost)) <= 1
     assert bridge["frames_without_hw"] == sum(r["hw"] is None for r in recs) > 0
     without = f"{bridge['frames_without_hw']} of {res.frames} frames have no hardware"
     assert res.bridge_note and without in res.one_line()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edge_bus.errors import ModelError
-from edge_bus.golden import GOLDEN_FILE, GOLDEN_ROLE, Golden, compare_golden, main, model_fingerprint
+from edge_bus.golden import GOLDEN_FILE, GOLDEN_ROLE, Golden, compare_golden, main, make_golden, model_fingerprint
 from edge_bus.types import Prediction
 from edge_bus.zoo import resolve_model
 
@@ -175,3 +175,13 @@ def test_every_shipped_model_ships_a_golden_made_by_it() -> None:
         manifest.verify((GOLDEN_ROLE,))
         golden = Golden.load(manifest.path(GOLDEN_ROLE))
         assert golden.meta["model_sha256"] == model_fingerprint(manifest), f"{manifest.name}'s golden is stale"
+
+
+def test_the_runtime_still_gives_the_shipped_golden_answers(tmp_path: Path) -> None:
+    """Without ../shared/data, nothing compared the whole path (source, preprocessing, engine,
+    postprocessing) with the answers the shipped golden file recorded: doctor's tests regenerate the
+    golden with the code under test. The first 30 demo frames must agree with it."""
+    shipped = resolve_model("emt_net")
+    now = make_golden("emt_net", tmp_path / "now.npz", max_frames=30)
+    cmp = compare_golden(shipped.folder / GOLDEN_FILE, now)
+    assert cmp.frames == 30 and cmp.class_agreement >= 0.95 and cmp.mean_iou >= 0.9

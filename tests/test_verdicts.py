@@ -73,3 +73,43 @@ def test_calibration_reports_the_share_of_normals_flagged() -> None:
     th = choose_thresholds(results, "hand")
     assert th["lesion"] == pytest.approx(0.5)
     assert (th["lesion_val"]["lesion_recall"], th["lesion_val"]["normal_flagged"]) == (1.0, 0.3333)
+
+
+def test_calibration_takes_the_balanced_presence_point_and_lesion_images_only() -> None:
+    """Lesion threshold: P(lesion) of lesion images 0.9, 0.8, 0.95, 0.6 and of normals 0.1, 0.2, 0.7.
+    J is 2/3 at 0.4 (the point a SEN ≥ 0.94 rule would pick) and 0.75 at 0.75 (0.6 missed, 0.7 not
+    flagged): the lesion threshold is 0.75. Malignancy points on lesion images only: benign 0.2 /
+    malignant 0.8 splits at 0.5; counting the normal images' own malignancy outputs (0.5) as benign
+    would have moved it to 0.65."""
+    results = [ImageResult(f"{i}", label, p, m, label, None, None) for i, (label, p, m) in enumerate([
+        ("benign", 0.9, 0.2), ("malignant", 0.8, 0.8), ("benign", 0.95, 0.2), ("malignant", 0.6, 0.8),
+        ("normal", 0.1, 0.5), ("normal", 0.2, 0.5), ("normal", 0.7, 0.5)])]
+    th = choose_thresholds(results, "hand")
+    assert th["lesion"] == pytest.approx(0.75)
+    assert th["operating_points"]["balanced"]["threshold"] == pytest.approx(0.5)
+
+
+def test_eval_reads_p_lesion_as_benign_plus_malignant_and_scores_the_ungated_mask(tmp_path: Path) -> None:
+    """On the fake device: a disk drawn with P(lesion) 0.02 (below any lesion threshold) still counts
+    for Dice, which scores the segmentation whatever the presence head says (the runtime's mask gate
+    is for display); and P(lesion) is benign + malignant: 0.6 × (1 − 0.3) + 0.6 × 0.3 = 0.6."""
+    import cv2
+    import numpy as np
+
+    from edge_bus.datasets import LabeledImage
+    from edge_bus.engines import EngineConfig
+    from edge_bus.engines.fake import FakeBehaviour, FakeEngine
+    from edge_bus.evaluation import run_images
+
+    m = load_manifest(tiny_model_dir(tmp_path / "tiny"))  # 32x32 input: the fake's disk has radius 4 of 16
+    image, mask = tmp_path / "x.png", tmp_path / "x_mask.png"
+    cv2.imwrite(str(image), np.full((64, 64), 100, np.uint8))
+    truth = np.zeros((64, 64), np.uint8)
+    cv2.circle(truth, (32, 32), 16, 255, -1)
+    cv2.imwrite(str(mask), truth)
+    item = LabeledImage(image, (mask,), "benign", None, "hand")
+    doubtful = FakeEngine(m, EngineConfig(), FakeBehaviour(presence=0.02, malignancy=0.3))
+    [r] = run_images(m, doubtful, [item])
+    assert r.dice is not None and r.dice > 0.8 and r.lesion_prob == pytest.approx(0.02, abs=1e-4)
+    [r] = run_images(m, FakeEngine(m, EngineConfig(), FakeBehaviour(presence=0.6, malignancy=0.3)), [item])
+    assert r.lesion_prob == pytest.approx(0.6, abs=1e-4) and r.malignancy == pytest.approx(0.3, abs=1e-4)

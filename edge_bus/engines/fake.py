@@ -34,25 +34,33 @@ from edge_bus.zoo import Manifest
 
 __all__ = ["FakeBehaviour", "FakeEngine", "fake_engine_factory"]
 
-_CONFIDENT = 4.59511985  # logit of 0.99
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1.0 - p))
 
 
 @dataclass(frozen=True)
 class FakeBehaviour:
-    """``lesion`` / ``malignancy``: the answer. ``delay_ms``: how long each inference takes.
+    """``lesion`` / ``malignancy``: the answer; ``presence``: its P(lesion) (default 0.99 with a
+    lesion, 0.01 without; e.g. 0.02 with ``lesion=True`` draws the disk but doubts it, which the
+    runtime's mask gate hides). ``delay_ms``: how long each inference takes.
     ``fail_at``: the 0-based inference (the pipeline's warm-up inference is number 0) that raises an
     :class:`~edge_bus.errors.EngineError`, as a runtime fault or a lost device would; None: never."""
 
     lesion: bool = True
     malignancy: float = 0.5
+    presence: float | None = None
     delay_ms: float = 0.0
     fail_at: int | None = None
 
     def __post_init__(self) -> None:
-        check_fields(self, flags=("lesion",), numbers=("malignancy", "delay_ms"), integers=("fail_at",),
-                     optional=("fail_at",))
-        if not 0.0 < self.malignancy < 1.0:
-            raise ConfigError(f"FakeBehaviour.malignancy must lie strictly between 0 and 1, got {self.malignancy}")
+        check_fields(self, flags=("lesion",), numbers=("malignancy", "presence", "delay_ms"), integers=("fail_at",),
+                     optional=("fail_at", "presence"))
+        for name in ("malignancy", "presence"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 < value < 1.0:
+                raise ConfigError(f"FakeBehaviour.{name} must lie strictly between 0 and 1, got {value}")
         if self.delay_ms < 0 or (self.fail_at is not None and self.fail_at < 0):
             raise ConfigError(f"FakeBehaviour.delay_ms and fail_at must be >= 0, got {self.delay_ms} and "
                               f"{self.fail_at}")
@@ -73,14 +81,13 @@ class FakeEngine(PooledEngine):
         yy, xx = np.mgrid[0:h, 0:w]
         inside = (yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2 <= (min(h, w) / 4) ** 2
         self._mask = np.where(inside & self.behaviour.lesion, 6.0, -6.0).astype(np.float32)[None, None]
-        presence = _CONFIDENT if self.behaviour.lesion else -_CONFIDENT
-        malignancy = math.log(self.behaviour.malignancy / (1.0 - self.behaviour.malignancy))
+        b = self.behaviour
+        p = b.presence if b.presence is not None else (0.99 if b.lesion else 0.01)
         if manifest.head == "softmax3":  # normal, benign, malignant logits with the same probabilities
-            p = 0.99 if self.behaviour.lesion else 0.01
-            probs = [1 - p, p * (1 - self.behaviour.malignancy), p * self.behaviour.malignancy]
+            probs = [1 - p, p * (1 - b.malignancy), p * b.malignancy]
             self._logits = np.log(np.array(probs, np.float32))[None]
         else:
-            self._logits = np.array([[presence, malignancy]], np.float32)
+            self._logits = np.array([[_logit(p), _logit(b.malignancy)]], np.float32)
 
     @property
     def precision(self) -> str:

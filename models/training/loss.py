@@ -52,7 +52,7 @@ def multitask_loss(
     coarse_logits: torch.Tensor | None = None,
     pixel_bce: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Wclf·(WBCE(malignancy | lesion) + BCE(presence)) + Dice(mask) [+ Dice(coarse) for HGM-Net]
+    """Wclf·(WBCE(malignancy | lesion) + BCE(presence)) + Dice(mask) [+ 0.5·Dice(coarse) for HGM-Net]
     [+ ``pixel_bce`` · per-pixel BCE of the mask, an option beside the paper's loss; 0 = off].
 
     Mask logits below input resolution are first upsampled bilinearly, as the runtime does.
