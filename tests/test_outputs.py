@@ -78,3 +78,23 @@ def test_frozen_frames_show_the_last_answer_and_drops_add_up() -> None:
     assert stage.error is None
     assert [(p.label, p.frozen) for p in shown] == [("normal", True), ("malignant", False), ("malignant", True)]
     assert stage.dropped == 5 and stage.processed == 3
+
+
+def test_results_completed_out_of_order_are_handled_in_frame_order() -> None:
+    """Async inference requests finish in any order (here 2, 1, 0): the outputs thread handles them by
+    frame number, so the log, the video and the board see frames in order."""
+    pred = Prediction(mask=np.zeros((32, 32), bool), probs={"normal": 1.0, "benign": 0.0, "malignant": 0.0},
+                      malignancy=0.0, lesion=False, label="normal", bbox=None, mask_area=0.0)
+    post = SimpleNamespace(postprocess=lambda *a: pred, op=SimpleNamespace(threshold=0.5))
+    renderer = _Recorder()
+    stage = OutputStage(post, renderer, None, None, StageMetrics(), "balanced", ordered=True)  # type: ignore[arg-type]
+    seen: list[int] = []
+    stage.add_result_sink(lambda frame, prediction: seen.append(frame.index))
+    now = time.perf_counter()
+    meta = PreprocessMeta(32, 32, ROI(0, 0, 32, 32))
+    for i in (2, 1, 0):
+        frame = Frame(i, np.zeros((32, 32), np.uint8), i / 30, now, time.time())
+        stage.done(InFlight(i, frame, meta, {}, t_submit=now), ModelOutputs(np.zeros((16, 16), np.float32),
+                                                                           np.zeros(2, np.float32)))
+    stage.finish()
+    assert stage.error is None and seen == [0, 1, 2] and stage.processed == 3
