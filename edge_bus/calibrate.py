@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_bus.checks import number_or_none
 from edge_bus.errors import DataError, OutputError
 from edge_bus.evaluation import ImageResult, evaluate
 from edge_bus.metrics import choose_operating_points
@@ -105,16 +106,12 @@ class CalibrationResult:
         here = (f"lesion recall {lv['lesion_recall']} / normals flagged {lv['normal_flagged']}"
                 if "lesion_recall" in lv else str(lv["data"]))
         old_ops = self.previous.get("operating_points", {})
-        rows = [ThresholdChange("lesion", "P(lesion)", _number(self.previous.get("lesion")),
+        rows = [ThresholdChange("lesion", "P(lesion)", number_or_none(self.previous.get("lesion")),
                                 float(self.thresholds["lesion"]), here)]
         for op, v in self.thresholds["operating_points"].items():
-            rows.append(ThresholdChange(op, "P(malignant)", _number(old_ops.get(op, {}).get("threshold")),
+            rows.append(ThresholdChange(op, "P(malignant)", number_or_none(old_ops.get(op, {}).get("threshold")),
                                         float(v["threshold"]), f"{v['val_sensitivity']} / {v['val_specificity']}"))
         return tuple(rows)
-
-
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def calibrate(model: str | None, data: Path, out: Path, folds_csv: Path | None = None, fold: int | None = None,

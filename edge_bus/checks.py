@@ -13,7 +13,7 @@ import numpy as np
 
 from edge_bus.errors import ConfigError
 
-__all__ = ["check_fields"]
+__all__ = ["check_fields", "number_or_none"]
 
 
 def check_fields(obj: Any, *, numbers: tuple[str, ...] = (), integers: tuple[str, ...] = (),
@@ -29,6 +29,12 @@ def check_fields(obj: Any, *, numbers: tuple[str, ...] = (), integers: tuple[str
                 continue
             if not accept(value):
                 raise ConfigError(f"{owner}.{name} must be {what}, got {value!r} ({type(value).__name__})")
+
+
+def number_or_none(value: object) -> float | None:
+    """``value`` as a float when it is a JSON number (not a bool), else None: for optional, display-only
+    numbers read from a manifest."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _is_number(value: object) -> bool:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from edge_bus.checks import number_or_none
 from edge_bus.errors import ModelError
 from edge_bus.preprocess import InputSpec
 
@@ -145,8 +146,8 @@ def parse_manifest(data: dict[str, Any], folder: Path) -> Manifest:
         ops = {
             str(name): OperatingPoint(str(name), _unit(_section(op_data, name, where)["threshold"],
                                                        f"operating point {name!r}", where),
-                                      _optional_float(op_data[name].get("val_sensitivity")),
-                                      _optional_float(op_data[name].get("val_specificity")))
+                                      number_or_none(op_data[name].get("val_sensitivity")),
+                                      number_or_none(op_data[name].get("val_specificity")))
             for name in op_data
         }
         default_op = str(thresholds.get("default_operating_point", next(iter(ops))))
@@ -218,10 +219,6 @@ def _unit(value: object, what: str, where: str) -> float:
     return number
 
 
-def _optional_float(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
 def _test_metrics(metrics: object) -> dict[str, RecordedMetrics]:
     """The test-fold metrics per precision, as far as the manifest has them. They are for display
     only, so a section of another shape gives none rather than making the model unusable."""
@@ -229,7 +226,7 @@ def _test_metrics(metrics: object) -> dict[str, RecordedMetrics]:
     if not isinstance(fold0, dict):
         return {}
     names = [f.name for f in fields(RecordedMetrics)]
-    return {str(key): RecordedMetrics(**{name: _optional_float(values.get(name)) for name in names})
+    return {str(key): RecordedMetrics(**{name: number_or_none(values.get(name)) for name in names})
             for key, values in fold0.items() if isinstance(values, dict)}
 
 

@@ -80,8 +80,8 @@ class FakeEngine(PooledEngine):
         h, w = max(2, spec.height // 2), max(2, spec.width // 2)
         yy, xx = np.mgrid[0:h, 0:w]
         inside = (yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2 <= (min(h, w) / 4) ** 2
-        self._mask = np.where(inside & self.behaviour.lesion, 6.0, -6.0).astype(np.float32)[None, None]
         b = self.behaviour
+        self._mask = np.where(inside & b.lesion, 6.0, -6.0).astype(np.float32)[None, None]
         p = b.presence if b.presence is not None else (0.99 if b.lesion else 0.01)
         if manifest.head == "softmax3":  # normal, benign, malignant logits with the same probabilities
             probs = [1 - p, p * (1 - b.malignancy), p * b.malignancy]

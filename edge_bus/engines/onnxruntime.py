@@ -10,7 +10,7 @@ from edge_bus.errors import EngineError, ModelError
 from edge_bus.types import ModelOutputs
 from edge_bus.zoo import Manifest
 
-_ROLES = {"fp32": "onnx_fp32", "default": "onnx_fp32", "int8": "onnx_int8_qdq"}
+_ROLES = {"fp32": "onnx_fp32", "int8": "onnx_int8_qdq"}  # EngineConfig refuses the others for ONNX Runtime
 
 
 class OnnxRuntimeEngine(PooledEngine):
@@ -23,10 +23,7 @@ class OnnxRuntimeEngine(PooledEngine):
         if config.device.upper() not in ("CPU", "AUTO"):
             raise EngineError(
                 f"the onnxruntime backend runs on CPU only, not {config.device!r}; use --backend openvino")
-        try:
-            role = _ROLES[config.precision]
-        except KeyError:
-            raise EngineError(f"ONNX Runtime precision {config.precision!r} is not one of int8, fp32") from None
+        role = _ROLES[config.precision]
         manifest.verify((role,))
         self._file = manifest.path(role)
         opts = ort.SessionOptions()

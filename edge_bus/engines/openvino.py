@@ -46,14 +46,12 @@ class OpenVINOEngine(Engine):
         super().__init__(manifest, config)
         ov = import_openvino()
 
-        if config.precision == "int8":
+        if config.precision == "int8":  # EngineConfig allows only int8, fp32 and default
             role = "openvino_int8_xml"
             manifest.verify(("openvino_int8_xml", "openvino_int8_bin"))
-        elif config.precision in ("fp32", "default"):
+        else:
             role = "onnx_fp32"
             manifest.verify((role,))
-        else:
-            raise EngineError(f"OpenVINO precision {config.precision!r} is not one of int8, fp32, default")
         self._file = manifest.path(role)
         props: dict[str, object] = {"PERFORMANCE_HINT": config.hint.upper()}
         if config.precision == "fp32":
