@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import math
 import threading
 import time
 from collections import deque
@@ -25,7 +24,7 @@ from firmware_bridge.errors import LinkClosed, LinkConfigError, LinkTimeout, Mal
 from firmware_bridge.framing import PROTOCOL_MAJOR
 from firmware_bridge.host_types import EVENT_HISTORY, DeviceEvents, HelloInfo, HostFrameMeta, code_name
 from firmware_bridge.link import Link
-from firmware_bridge.link_types import LinkConfig, LinkCounters, Received
+from firmware_bridge.link_types import LinkConfig, LinkCounters, Received, is_positive_time
 from firmware_bridge.messages import (
     Alert,
     AlertCode,
@@ -100,7 +99,7 @@ class HostBridge:
         """Open ``url``, handshake and sync clocks. Raises PortUnavailable, LinkTimeout, ProtocolVersionError,
         SimulatorError (a bad ``sim://`` option) or LinkConfigError (a bad argument)."""
         for what, value in (("timeout", timeout), ("sync_interval_s", sync_interval_s)):
-            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            if not is_positive_time(value):
                 raise LinkConfigError(f"{what} must be a finite number of seconds > 0, got {value!r}")
         for what, count in (("sync_burst", sync_burst), ("queue_size", queue_size), ("history_size", history_size)):
             if count < 1:

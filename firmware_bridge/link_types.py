@@ -9,7 +9,13 @@ from firmware_bridge.errors import LinkConfigError
 from firmware_bridge.framing import FrameHeader
 from firmware_bridge.messages import Message
 
-__all__ = ["LinkConfig", "LinkCounters", "Received"]
+__all__ = ["LinkConfig", "LinkCounters", "Received", "is_positive_time"]
+
+
+def is_positive_time(value: object) -> bool:
+    """A time in seconds the link can wait for: a finite int or float above 0 (not a bool; inf would
+    overflow ``Event.wait``)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +35,7 @@ class LinkConfig:
                     "write_timeout_s")
         for name in positive:
             value = getattr(self, name)
-            number = isinstance(value, int | float) and not isinstance(value, bool)
-            if not (number and math.isfinite(value) and value > 0):
+            if not is_positive_time(value):
                 raise LinkConfigError(f"LinkConfig.{name} must be a finite number > 0, got {value!r}")
         if isinstance(self.baudrate, bool) or not isinstance(self.baudrate, int) or self.baudrate <= 0:
             raise LinkConfigError(f"LinkConfig.baudrate must be a positive integer, got {self.baudrate!r}")
