@@ -201,6 +201,13 @@ class LatestFrameReader:
             drops, self._pending_drops = self._pending_drops, 0
         return replace(frame, dropped_before=frame.dropped_before + drops) if drops else frame
 
+    def unreported_drops(self) -> int:
+        """Frames lost after the last one handed over: drops not yet attached to a frame, and the
+        newest frame (with its own ``dropped_before``) when nobody took it. Read after :meth:`close`."""
+        with self._cond:
+            latest = self._latest
+            return self._pending_drops + (1 + latest.dropped_before if latest is not None else 0)
+
     def close(self, timeout: float = CLOSE_WAIT_S) -> bool:
         """Stop reading; True once the reading thread has ended. A source blocked inside a read (a
         capture device waiting for a frame: V4L2 waits up to 10 s) gets up to ``timeout`` seconds:

@@ -68,6 +68,13 @@ class OutputStage:
         self.last_label = ""
         self.error: BaseException | None = None
         self._queue: queue.Queue[InFlight | None] = queue.Queue()
+        # answered frames not yet written (queued, or waiting for an earlier one): the main thread waits
+        # on it (wait_below) so a slow renderer or disk holds the source back instead of letting a queue
+        # grow: a live source then drops (counted) and a file source waits
+        self._pending = 0
+        self._pending_cond = threading.Condition()
+        self._abandon = False
+        self.abandoned = 0  # frames left unwritten by abandon()
         self._heap: list[tuple[int, InFlight]] = []
         self._next = 0
         self._last: Prediction | None = None
@@ -79,6 +86,8 @@ class OutputStage:
 
     # called from the engine's callback threads or the main thread
     def put(self, item: InFlight) -> None:
+        with self._pending_cond:
+            self._pending += 1
         self._queue.put(item)
 
     def done(self, user_data: object, outputs: ModelOutputs) -> None:
@@ -86,7 +95,25 @@ class OutputStage:
         assert isinstance(user_data, InFlight)
         user_data.stages_ms["infer"] = (time.perf_counter() - user_data.t_submit) * 1e3
         user_data.outputs = outputs
-        self._queue.put(user_data)
+        self.put(user_data)
+
+    @property
+    def pending(self) -> int:
+        """Frames handed to this stage (answered, or frozen) and not yet written."""
+        return self._pending
+
+    def wait_below(self, limit: int, stop: Callable[[], bool] | None = None, timeout: float = 0.1) -> None:
+        """Block until fewer than ``limit`` frames are pending, this stage has failed or ended, or
+        ``stop()`` is true (checked every ``timeout`` seconds)."""
+        with self._pending_cond:
+            while (self._pending >= limit and self.error is None and self._thread.is_alive()
+                   and not (stop is not None and stop())):
+                self._pending_cond.wait(timeout)
+
+    def abandon(self) -> None:
+        """Write no more frames: what is pending is dropped (not logged, not counted as processed), so
+        :meth:`finish` returns at once. A second Ctrl-C while the backlog drains calls this."""
+        self._abandon = True
 
     def finish(self, timeout: float | None = None) -> None:
         self._queue.put(None)
@@ -121,16 +148,21 @@ class OutputStage:
                 self._safe_handle(ready)
 
     def _safe_handle(self, item: InFlight) -> None:
-        if self.error is not None:
-            return
         try:
-            self._handle(item)
+            if self._abandon:
+                self.abandoned += 1
+            elif self.error is None:
+                self._handle(item)
         except EdgeBusError as exc:
             self.error = exc
         except OSError as exc:
             self.error = OutputError(f"cannot write outputs: {exc.strerror or exc}")
         except Exception as exc:  # a bug: keep it for the main thread to re-raise
             self.error = exc
+        finally:
+            with self._pending_cond:
+                self._pending -= 1
+                self._pending_cond.notify_all()
 
     def _handle(self, item: InFlight) -> None:
         frame = item.frame

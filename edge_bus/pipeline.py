@@ -51,6 +51,12 @@ if TYPE_CHECKING:
 ProgressFn = Callable[[int, int | None], None]
 log = logging.getLogger("edge_bus")
 
+LIVE_BACKLOG = 2
+"""A live run reads its next frame once fewer than this many answered frames wait to be written: one
+being written and one queued, so writing overlaps the next inference but never falls behind."""
+FILE_BACKLOG = 16
+"""A file run decodes ahead while fewer than this many answered frames wait to be written."""
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -94,17 +100,31 @@ class Pipeline:
     skipped_metas: int = 0
     # a live source still inside a read when the run ended: releasing it then could crash OpenCV
     source_busy: bool = False
+    # a live run that stopped: frames the reader dropped after the last one it handed over, and the
+    # newest one it never handed over
+    dropped_at_end: int = 0
 
     def close(self) -> None:
+        """Close every part, each on its own: one that fails to close (logged) leaves none of the
+        others open, and does not undo a run whose outputs are already written."""
         if self.source_busy:
             log.warning("the source is still inside a read: left open (released when the process exits)")
+            parts: list[Any] = []
         else:
-            self.source.close()
-        self.engine.close()
-        if self.bridge is not None:
-            self.bridge.close()
-        if self.display is not None:
-            self.display.close()
+            parts = [self.source]
+        parts += [self.engine, self.bridge, self.display]
+        close_all(parts)
+
+
+def close_all(parts: list[Any]) -> None:
+    """``part.close()`` for each part that is not None, in order; a failure is logged, not raised."""
+    for part in parts:
+        if part is None:
+            continue
+        try:
+            part.close()
+        except Exception as exc:  # noqa: BLE001 - the others must still close
+            log.warning("closing %s failed: %s", type(part).__name__, exc)
 
 
 EngineFactory = Callable[[Manifest, EngineConfig], Engine]
@@ -181,8 +201,7 @@ def compose(config: StreamConfig, source: FrameSource | None = None,
         pre = Preprocessor(manifest.input, roi=config.roi, redetect_every=1 if info.still else 30)
         return Pipeline(config, source, manifest, engine, pre, outputs, files, metrics, bridge, live, display)
     except BaseException:
-        for part in reversed(parts):
-            part.close()
+        close_all(list(reversed(parts)))
         raise
 
 
@@ -223,6 +242,9 @@ def _loop(p: Pipeline, progress: ProgressFn | None, stop: StopFlag) -> None:
         while p.outputs.error is None and not stop.is_set():
             if p.display is not None and p.display.quit_requested.is_set():
                 break  # q / Esc in the window, or the window closed: a normal end
+            # a slow renderer, display or disk holds the source back here: a live source then drops
+            # (counted), a file waits; without it the outputs' queue grew without bound
+            p.outputs.wait_below(LIVE_BACKLOG if p.live else FILE_BACKLOG, stop.is_set)
             t = time.perf_counter()
             if reader is not None:
                 frame = reader.get(stop=stop)
@@ -244,6 +266,7 @@ def _loop(p: Pipeline, progress: ProgressFn | None, stop: StopFlag) -> None:
         if reader is not None:
             p.source_busy = not reader.close()
             p.skipped_metas = reader.skipped_metas
+            p.dropped_at_end = reader.unreported_drops()
 
 
 class _StopRequest:
@@ -255,6 +278,8 @@ class _StopRequest:
         self.event = threading.Event()  # set by a signal; the caller's own event is only ever read
         self.user = user
         self.signum: int | None = None
+        # once the run's outputs are being finalised, a repeated signal calls this instead of raising
+        self.on_repeat: Callable[[], None] | None = None
         self._previous: dict[int, Any] = {}
 
     def is_set(self) -> bool:
@@ -274,6 +299,10 @@ class _StopRequest:
 
     def _on_signal(self, signum: int, frame: object) -> None:
         if self.event.is_set():
+            if self.on_repeat is not None:  # while the outputs are finalised: hurry, don't break them
+                on_repeat, self.on_repeat = self.on_repeat, None
+                on_repeat()
+                return
             raise KeyboardInterrupt
         self.signum = signum
         self.event.set()
@@ -323,16 +352,29 @@ def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
             error = error or request.error()
         except Exception as exc:  # an inference that failed after the last frame was submitted
             error = error or exc
-        p.outputs.finish()
-        if error is None and p.outputs.error is not None:
-            error = p.outputs.error
-        final: FinalReport | None = None
+        # from here a repeated Ctrl-C leaves the frames still waiting unwritten instead of interrupting,
+        # so what was written is still finalised (a third one interrupts at once)
+        request.on_repeat = p.outputs.abandon
         try:
-            final = finalize_run(p, error, stopped=error is None and request.is_set())
-        except OutputError as exc:
-            error = error or exc
-        p.close()
-        request.restore()
+            p.outputs.finish()
+            p.outputs.dropped += p.dropped_at_end
+            if p.outputs.abandoned:
+                log.warning("%d answered frames were left unwritten (Ctrl-C again while they were written)",
+                            p.outputs.abandoned)
+            if error is None and p.outputs.error is not None:
+                error = p.outputs.error
+            if error is None and request.signum is not None:  # it came while the last frames were written
+                error = request.error()
+            final: FinalReport | None = None
+            try:
+                final = finalize_run(p, error, stopped=error is None and request.is_set())
+            except OutputError as exc:
+                error = error or exc
+        finally:
+            try:
+                p.close()
+            finally:
+                request.restore()
     if error is not None and not isinstance(error, EdgeBusError):
         raise error
     processed = p.outputs.processed

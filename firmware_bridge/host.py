@@ -144,8 +144,10 @@ class HostBridge:
 
     @property
     def frozen(self) -> bool:
-        """The device's latest freeze state (from FRAME_META or PROBE_STATE)."""
-        return self._frozen
+        """The device's latest freeze state (from FRAME_META or PROBE_STATE); False while the link is
+        down: a board that can't be heard is not known to be frozen, and a stream that waited for it
+        would stop inferring for good when the cable is pulled during a freeze."""
+        return self._frozen and self._link.up
 
     @property
     def connected(self) -> bool:
