@@ -131,8 +131,20 @@ class StreamConfig:
             raise ConfigError(f"requests must be >= 0 (0: twice the runtime's optimum), got {self.requests}")
         if min(self.capture_width, self.capture_height) < 0 or self.capture_fps < 0:
             raise ConfigError("capture size and fps must be >= 0 (0: the device's default)")
+        if max(self.capture_width, self.capture_height) > MAX_CAPTURE_SIDE:
+            raise ConfigError(f"capture size {self.capture_width}x{self.capture_height} is larger than any "
+                              f"ultrasound video ({MAX_CAPTURE_SIDE} pixels a side at most)")
+        if not self.capture_fps <= MAX_CAPTURE_FPS:  # also NaN and inf
+            raise ConfigError(f"capture fps {self.capture_fps} is not a frame rate a capture device gives "
+                              f"(0 to {MAX_CAPTURE_FPS:g}; 0: the device's default)")
         device = check_device(self.device)
         return self if device == self.device else replace(self, device=device)
+
+
+MAX_CAPTURE_FPS = 1000.0
+"""The highest --capture-fps accepted (grabbers give 25-120)."""
+MAX_CAPTURE_SIDE = 16384
+"""The widest or highest --capture-size accepted."""
 
 
 # TOML section.key → StreamConfig field

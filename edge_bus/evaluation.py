@@ -121,6 +121,16 @@ def summarize(manifest: Manifest, results: Sequence[ImageResult], backend: str, 
     )
 
 
+def require_masks(items: Sequence[LabeledImage]) -> None:
+    """A :class:`DataError` naming the first lesion image without a mask file: scored against an empty
+    mask it read as Dice 0 and pulled the mean down, with no word said."""
+    for item in items:
+        if item.label != "normal" and not item.masks:
+            raise DataError(f"{item.image} is a {item.label} image without a mask file "
+                            f"({item.image.stem}_mask.png beside it, or Masks/mask_*.png for BUS-BRA): Dice needs "
+                            "every lesion's mask — restore it, or move the image out of the folder")
+
+
 def spread(items: Sequence[T], n: int) -> list[T]:
     """``n`` of ``items``, evenly spaced over the whole list. Datasets list class folders one after
     another: the first n were one class, and a whole-number stride then [:n] cut off the last class."""
@@ -145,6 +155,7 @@ def evaluate(data: Path, folds_csv: Path | None = None, fold: int | None = None,
     items = read_dataset(Path(data), folds_csv, [fold] if fold is not None else None)[::stride]
     if limit:
         items = spread(items, limit)
+    require_masks(items)
     engine = create_engine(manifest, engine_config)
     try:
         results = run_images(manifest, engine, items, progress)

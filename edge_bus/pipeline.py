@@ -114,6 +114,7 @@ class Pipeline:
             parts = [self.source]
         parts += [self.engine, self.bridge, self.display]
         close_all(parts)
+        self.files.release()
 
 
 def close_all(parts: list[Any]) -> None:
@@ -161,6 +162,7 @@ def compose(config: StreamConfig, source: FrameSource | None = None,
         source = open_source(config.source, loop=config.loop, max_frames=config.max_frames or None,
                              capture_size=size, capture_fps=config.capture_fps or None)
     parts: list[Any] = [source]
+    files: RunFiles | None = None
     try:
         display = DisplayWindow(probe=False) if config.display else None
         if display is not None:
@@ -202,6 +204,9 @@ def compose(config: StreamConfig, source: FrameSource | None = None,
         return Pipeline(config, source, manifest, engine, pre, outputs, files, metrics, bridge, live, display)
     except BaseException:
         close_all(list(reversed(parts)))
+        if files is not None:  # what failed came after the run folder was opened
+            files.close()
+            files.release()
         raise
 
 
@@ -381,10 +386,27 @@ def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
     if error is not None:
         # the same exception object, its message extended: a copy (type(error)(msg)) failed for
         # classes whose __init__ takes more than the message, and lost their attributes
-        error.args = (f"{error} — outputs in {p.files.out_dir} cover the {processed} frames processed before it",)
+        error.args = (f"{error} — {_what_was_kept(p, processed)}",)
         raise error
     assert final is not None  # without an error, finalize_run returned
     return RunResult(out_dir=p.files.out_dir, frames=processed, dropped=p.outputs.dropped,
                      fps=final.latency.get("fps", 0.0), verdict=final.verdict, latency=final.latency,
                      stages=final.stages, precision=p.engine.precision, stopped=request.is_set(),
                      bridge_note=final.bridge_note)
+
+
+def _what_was_kept(p: Pipeline, processed: int) -> str:
+    """Where the outputs of a run that ended in an error are, and which of them could not be written."""
+    out_dir = p.files.out_dir
+    expected = ["frames.jsonl", *(["overlay.mp4"] if p.config.video else []), "latency.json", "report.html"]
+    if not out_dir.is_dir():
+        return f"the output folder {out_dir} is gone"
+    missing = [name for name in expected if not (out_dir / name).is_file()]
+    kept = [name for name in expected if name not in missing]
+    if not missing:
+        return f"outputs in {out_dir} cover the {processed} frames processed before it"
+    if not kept:
+        return f"{', '.join(missing)} are missing from {out_dir}"
+    text = (f"{', '.join(kept)} in {out_dir} cover{'s' if len(kept) == 1 else ''} the {processed} frames processed "
+            f"before it; {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing")
+    return text

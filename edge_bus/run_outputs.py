@@ -6,6 +6,7 @@ flushed as it goes), ``overlay.mp4`` (unless ``--no-video``), ``latency.json`` a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -34,6 +35,12 @@ class RunFiles:
     out_dir: Path
     framelog: FrameLog
     video: VideoSink | None
+    lock: OutFolderLock | None = None
+
+    def release(self) -> None:
+        """Let another run write to this folder (after latency.json and report.html)."""
+        if self.lock is not None:
+            self.lock.release()
 
     def close(self) -> list[OutputError]:
         errors = []
@@ -51,15 +58,55 @@ def default_out_dir() -> Path:
     return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
 
 
+class OutFolderLock:
+    """An exclusive lock on the ``--out`` folder itself (``flock`` on the folder, no file left in it):
+    two runs writing into one folder interleaved their frame logs and both exited 0. Where ``fcntl``
+    does not exist (Windows) there is no lock."""
+
+    def __init__(self, folder: Path) -> None:
+        self._fd: int | None = None
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not on Linux
+            return
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputError(f"another edge-bus run is writing to {folder} — wait for it to end, or choose "
+                              "another --out folder") from None
+        except OSError:  # a file system without locks: run unlocked
+            os.close(fd)
+            return
+        self._fd = fd
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor drops the lock
+
+
 def open_run_files(out: Path | None, video: bool, fps: float, size: tuple[int, int]) -> RunFiles:
     out_dir = Path(out) if out is not None else default_out_dir()
+    probe = out_dir / ".write-test"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".write-test"
         probe.write_bytes(b"ok")
-        probe.unlink()
     except OSError as exc:
         raise output_error(out_dir, exc, "choose a writable --out folder") from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink(missing_ok=True)  # also when the disk took the name but not the bytes
+    lock = OutFolderLock(out_dir)
+    try:
+        return _open_sinks(out_dir, video, fps, size, lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _open_sinks(out_dir: Path, video: bool, fps: float, size: tuple[int, int], lock: OutFolderLock) -> RunFiles:
     for stale in ("latency.json", "report.html", "overlay.mp4"):  # a previous run's, in a reused --out
         try:
             (out_dir / stale).unlink(missing_ok=True)
@@ -73,7 +120,7 @@ def open_run_files(out: Path | None, video: bool, fps: float, size: tuple[int, i
         if sink is not None:
             sink.close()  # no frames written: it leaves no file
         raise
-    return RunFiles(out_dir, framelog, sink)
+    return RunFiles(out_dir, framelog, sink, lock)
 
 
 @dataclass(frozen=True)

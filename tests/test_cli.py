@@ -268,6 +268,28 @@ def test_a_signal_while_the_command_line_loads_is_one_line(
     assert stopped.value.code == code and capsys.readouterr().err == said
 
 
+def test_a_ctrl_c_outside_a_commands_own_handling_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Typer turns a KeyboardInterrupt it catches (here: while `stream` imports its runner) into a
+    silent exit 130; main() says what happened."""
+    import types
+
+    from edge_bus.cli import main
+
+    progress = types.ModuleType("edge_bus.cli.progress")
+
+    def interrupted(name: str) -> object:
+        raise KeyboardInterrupt
+
+    progress.__getattr__ = interrupted  # type: ignore[method-assign]
+    monkeypatch.setitem(sys.modules, "edge_bus.cli.progress", progress)
+    monkeypatch.setattr(sys, "argv", ["edge-bus", "stream", "--source", "demo", "--out", str(tmp_path / "o")])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    assert stopped.value.code == 130 and capsys.readouterr().err == "error: interrupted (Ctrl-C)\n"
+
+
 def test_reused_out_folder_keeps_no_stale_files(tmp_path: Path) -> None:
     out = tmp_path / "o"
     assert invoke("stream", "--source", "demo", "--max-frames", "20", "--out", str(out), "-q").exit_code == 0

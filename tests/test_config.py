@@ -33,6 +33,10 @@ def test_toml_then_flags(tmp_path: Path) -> None:
     ("[source]\nsource = 7\n", r"source\.source = 7 must be a string"),
     ("[engine]\nmodel = 3\n", r"engine\.model = 3 must be a string"),
     ("[engine]\nrequests = -3\n", "requests must be >= 0"),
+    ("[source]\ncapture_fps = inf\n", "capture fps inf is not a frame rate"),
+    ("[source]\ncapture_fps = nan\n", "capture fps nan is not a frame rate"),
+    ("[source]\ncapture_fps = 1e300\n", "capture fps 1e\\+300 is not a frame rate"),
+    ("[source]\ncapture_width = 100000\ncapture_height = 480\n", "capture size 100000x480 is larger"),
     ("[bridge]\nurl = true\n", r"bridge\.url = True must be a string"),
     ("source = 'demo'\n", r"top-level key 'source' must be a \[section\]"),
 ])

@@ -76,6 +76,25 @@ def test_an_image_too_small_to_score_names_the_file(tmp_path: Path) -> None:
 
     (tmp_path / "data" / "benign").mkdir(parents=True)
     cv2.imwrite(str(tmp_path / "data" / "benign" / "tiny (1).png"), np.full((8, 8), 90, np.uint8))
+    cv2.imwrite(str(tmp_path / "data" / "benign" / "tiny (1)_mask.png"), np.zeros((8, 8), np.uint8))
     with pytest.raises(DataError, match=r"tiny \(1\)\.png: .*16"):
         evaluate(tmp_path / "data", model=str(tiny_model_dir(tmp_path / "model")), backend="onnxruntime",
                  precision="fp32")
+
+
+def test_a_lesion_image_without_its_mask_is_named_not_scored_as_dice_zero(tmp_path: Path) -> None:
+    """It was scored against an empty mask (Dice 0), with no word said, pulling the mean down."""
+    from helpers import tiny_model_dir
+
+    from edge_bus.evaluation import evaluate
+
+    for label in ("benign", "normal"):
+        folder = tmp_path / "data" / label
+        folder.mkdir(parents=True)
+        cv2.imwrite(str(folder / f"{label} (1).png"), np.full((64, 64), 90, np.uint8))
+    cv2.imwrite(str(tmp_path / "data" / "normal" / "normal (1)_mask.png"), np.zeros((64, 64), np.uint8))
+    model = str(tiny_model_dir(tmp_path / "model"))
+    with pytest.raises(DataError, match=r"benign \(1\)\.png is a benign image without a mask file"):
+        evaluate(tmp_path / "data", model=model, backend="onnxruntime", precision="fp32")
+    cv2.imwrite(str(tmp_path / "data" / "benign" / "benign (1)_mask.png"), np.zeros((64, 64), np.uint8))
+    assert evaluate(tmp_path / "data", model=model, backend="onnxruntime", precision="fp32").n_images == 2

@@ -6,7 +6,7 @@ import typer
 
 from edge_bus import __version__
 from edge_bus.cli.bench import bench_cmd
-from edge_bus.cli.common import fail, reflow_help
+from edge_bus.cli.common import errors_said, fail, reflow_help
 from edge_bus.cli.device import app as device_app
 from edge_bus.cli.doctor import doctor_cmd
 from edge_bus.cli.evaluate import eval_cmd
@@ -48,12 +48,17 @@ def main() -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    said = errors_said()
     try:
         code = app(standalone_mode=False)
     except typer.Abort:  # click's name for a Ctrl-C that reached it (commands that don't turn it into a result)
         raise SystemExit(fail("interrupted (Ctrl-C)", 130).exit_code) from None
     except typer.TyperException as exc:  # Typer's (vendored click's) usage errors: a bad option or value
         raise SystemExit(_usage_error(exc)) from None
+    if code == 130 and errors_said() == said:
+        # Typer turns a Ctrl-C outside a command's own handling (while it parses, or imports the
+        # runtime) into a silent exit 130: say what happened
+        fail("interrupted (Ctrl-C)")
     raise SystemExit(code if isinstance(code, int) else 0)
 
 

@@ -21,10 +21,19 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 console = Console(highlight=False, soft_wrap=True)
 
 
+_errors_said: list[str] = []  # every line fail() printed in this process
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``error: message`` on stderr (one line) and return the Exit to raise."""
     err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True)
+    _errors_said.append(message)
     return typer.Exit(code)
+
+
+def errors_said() -> int:
+    """How many one-line errors fail() has printed in this process."""
+    return len(_errors_said)
 
 
 def run_or_exit(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
@@ -35,7 +44,7 @@ def run_or_exit(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
     except Interrupted as exc:
         raise fail(str(exc) or "interrupted", exc.exit_code) from None
     except KeyboardInterrupt:
-        raise fail("interrupted (Ctrl-C); outputs written so far were flushed", 130) from None
+        raise fail("interrupted (Ctrl-C)", 130) from None
     except EdgeBusError as exc:
         raise fail(str(exc), exc.exit_code) from None
 

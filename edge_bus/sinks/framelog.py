@@ -57,6 +57,10 @@ class FrameLog:
         self._reserve = reserve_bytes
         self._check_every = max(1, check_every)
         self._error: OutputError | None = None
+        free = free_bytes(self.path.parent) if reserve_bytes else None
+        if free is not None and free < reserve_bytes:  # refused before the file is made
+            why = f"{free / 1e6:.1f} MB free; edge-bus keeps {reserve_bytes / 1e6:g} MB for latency.json, report.html"
+            raise output_error(self.path, OSError(errno.ENOSPC, why))
         try:
             self._fh: BinaryIO | None = open(self.path, "ab" if append else "wb", buffering=0)  # noqa: SIM115
             self._good = self._fh.seek(0, os.SEEK_END)
@@ -77,8 +81,10 @@ class FrameLog:
             raise self._error
         if self._fh is None:
             raise ValueError(f"write to a closed FrameLog ({self.path})")
-        if self._reserve and self.lines and self.lines % self._check_every == 0:
-            self._check_space()  # before writing: a frame whose line is refused is not in the log
+        if self.lines and self.lines % self._check_every == 0:
+            self._check_still_there()
+            if self._reserve:
+                self._check_space()  # before writing: a frame whose line is refused is not in the log
         line = dumps_line(obj)
         view = memoryview(line)
         try:
@@ -92,14 +98,25 @@ class FrameLog:
         self._good += len(line)
         self.lines += 1
 
+    def _check_still_there(self) -> None:
+        """Writes to a file deleted under it (its folder removed mid-run) succeed and keep nothing."""
+        assert self._fh is not None
+        try:
+            links = os.fstat(self._fh.fileno()).st_nlink
+        except OSError as exc:
+            self._fail(exc)
+        if links == 0:
+            self._fail(None, OutputError(f"{self.path} was deleted during the run (or its folder was): what it "
+                                         "held is gone — keep --out in place while a run writes to it"))
+
     def _check_space(self) -> None:
         free = free_bytes(Path(self.path).parent)
         if free is not None and free < self._reserve:
             self._fail(OSError(errno.ENOSPC, f"stopped with {free / 1e6:.1f} MB free, kept for latency.json and "
                                              "report.html"))
 
-    def _fail(self, exc: OSError) -> NoReturn:
-        """Cut off the partial line, close, remember and raise the error."""
+    def _fail(self, exc: OSError | None, error: OutputError | None = None) -> NoReturn:
+        """Cut off the partial line, close, remember and raise ``error`` (or one made from ``exc``)."""
         fh, self._fh = self._fh, None
         if fh is not None:
             try:
@@ -110,7 +127,7 @@ class FrameLog:
                 fh.close()
             except OSError:
                 pass
-        self._error = output_error(self.path, exc)
+        self._error = error or output_error(self.path, exc or OSError(errno.EIO, "write failed"))
         raise self._error from None
 
     def close(self) -> None:

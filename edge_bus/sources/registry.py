@@ -64,12 +64,21 @@ def detect_kind(target: str) -> str:
         raise SourceError(f"cannot open source '{target}': no such file or folder — check the path, or {_SPEC_HINT}")
     if path.is_dir():
         return "folder"
+    _refuse_special(target)  # before is_dicom_file reads it: opening a pipe waits for a writer
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
         return "folder"
     if suffix in DICOM_SUFFIXES or is_dicom_file(path):
         return "dicom"
     return "video"
+
+
+def _refuse_special(target: str) -> None:
+    """A named pipe, socket or device node is not a file: opening a pipe blocks until something writes
+    to it, where no signal reaches the run."""
+    if not Path(target).is_file():
+        raise SourceError(f"cannot open source '{target}': not a regular file (a pipe, socket or device) — "
+                          "pass a video file, a folder or a .dcm file; a capture device as 0 or /dev/videoN")
 
 
 def _opener(
@@ -90,6 +99,8 @@ def _opener(
                                      opener=lambda _name: ReplayCapture(target))
     if not Path(target).exists():
         raise SourceError(f"cannot open {kind} source '{target}': no such file or folder — check the path")
+    if not Path(target).is_dir():
+        _refuse_special(target)
     openers: dict[str, Callable[[], FrameSource]] = {
         "video": lambda: VideoSource(target),
         "folder": lambda: FolderSource(target),

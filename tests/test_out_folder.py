@@ -1,0 +1,141 @@
+"""The run folder under real-world faults: two runs into one folder, a disk too full to start, a
+folder deleted mid-run, reports that could not be written, and a source that is not a file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_bus import OutputError, SourceError, StreamConfig, run_stream
+from edge_bus.engines.fake import FakeBehaviour, fake_engine_factory
+from edge_bus.run_outputs import open_run_files
+from edge_bus.sources import FrameSource, SourceInfo, open_source
+from edge_bus.sources._common import make_frame
+from edge_bus.types import Frame
+
+
+class Frames(FrameSource):
+    """``n`` gray frames; ``at(i)`` is called before frame i (a fault to inject there)."""
+
+    def __init__(self, n: int, at: Callable[[int], None] = lambda i: None) -> None:
+        self.n, self.i, self.at = n, 0, at
+
+    @property
+    def info(self) -> SourceInfo:
+        return SourceInfo(kind="grabber", name="sdk", width=96, height=96, fps=30.0, frame_count=self.n)
+
+    def __next__(self) -> Frame:
+        if self.i >= self.n:
+            raise StopIteration
+        self.at(self.i)
+        self.i += 1
+        return make_frame(self.i - 1, np.full((96, 96, 3), 60, np.uint8), self.i / 30)
+
+    def close(self) -> None:
+        pass
+
+
+def _run(out: Path, source: FrameSource, **config: object):  # type: ignore[no-untyped-def]
+    return run_stream(StreamConfig(source="grabber", out=out, video=False, **config),  # type: ignore[arg-type]
+                      source=source, handle_signals=False, engine_factory=fake_engine_factory(FakeBehaviour()))
+
+
+def test_a_second_run_into_the_same_folder_is_refused(tmp_path: Path) -> None:
+    """Both used to write: one frames.jsonl interleaving the two runs (and a line of NUL bytes), both
+    exiting 0."""
+    out = tmp_path / "run"
+    started, release = threading.Event(), threading.Event()
+
+    def hold(i: int) -> None:
+        if i == 3:
+            started.set()
+            release.wait(30)
+
+    result: list[object] = []
+    first = threading.Thread(target=lambda: result.append(_run(out, Frames(6, hold))))
+    first.start()
+    try:
+        assert started.wait(30)
+        with pytest.raises(OutputError, match=f"another edge-bus run is writing to {out}"):
+            _run(out, Frames(3))
+    finally:
+        release.set()
+        first.join(30)
+    assert result and len((out / "frames.jsonl").read_text().splitlines()) == 6
+    assert _run(out, Frames(2)).frames == 2  # the lock went with the first run
+
+
+def test_a_disk_too_full_to_start_leaves_nothing_even_without_video(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """With --no-video the first free-space check came after 30 frames: the run started on a full
+    disk and lost report.html."""
+    import edge_bus.sinks.framelog as framelog
+
+    monkeypatch.setattr(framelog, "free_bytes", lambda folder: 28_000)
+    out = tmp_path / "run"
+    with pytest.raises(OutputError, match=r"disk full writing .*frames\.jsonl \(0\.0 MB free; edge-bus keeps 4 MB"):
+        _run(out, Frames(5))
+    assert list(out.iterdir()) == []
+
+
+def test_the_write_probe_is_removed_when_the_disk_refuses_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk creates the probe's name but not its bytes: the empty .write-test was left behind."""
+    out = tmp_path / "run"
+    out.mkdir()
+
+    def full(self: Path, data: bytes) -> int:
+        self.touch()
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(OutputError, match="disk full"):
+        open_run_files(out, video=False, fps=30.0, size=(96, 96))
+    assert list(out.iterdir()) == []
+
+
+def test_a_folder_deleted_mid_run_is_an_error_that_says_so(tmp_path: Path) -> None:
+    """Writes into a deleted file succeed: the run used to go on to the end, and its message said the
+    outputs covered every frame."""
+    out = tmp_path / "run"
+
+    def delete(i: int) -> None:
+        if i == 5:
+            shutil.rmtree(out)
+
+    with pytest.raises(OutputError, match="was deleted during the run") as info:
+        _run(out, Frames(100, delete))
+    assert "frames.jsonl is missing" in str(info.value)
+
+
+def test_the_error_says_which_reports_could_not_be_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import edge_bus.run_outputs as run_outputs
+
+    def unwritable(path: Path, document: object) -> None:
+        raise OutputError(f"can't write {path}: permission denied — choose a writable --out folder")
+
+    monkeypatch.setattr(run_outputs, "write_latency_json", unwritable)
+
+    def broken(i: int) -> None:
+        if i == 4:
+            raise SourceError("lost sync")
+
+    with pytest.raises(SourceError, match="lost sync") as info:
+        _run(tmp_path / "run", Frames(10, broken))
+    assert (f"frames.jsonl in {tmp_path / 'run'} covers the 4 frames processed before it; latency.json, "
+            "report.html are missing") in str(info.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.parametrize("prefix", ["", "video:"])
+def test_a_named_pipe_is_refused_before_it_is_opened(tmp_path: Path, prefix: str) -> None:
+    """Opening a pipe waits for a writer, in the kernel, where no SIGTERM ends the run."""
+    pipe = tmp_path / "clip.avi"
+    os.mkfifo(pipe)
+    with pytest.raises(SourceError, match="not a regular file"):
+        open_source(prefix + str(pipe))
