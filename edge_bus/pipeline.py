@@ -249,7 +249,10 @@ def _loop(p: Pipeline, progress: ProgressFn | None, stop: StopFlag) -> None:
                 break  # q / Esc in the window, or the window closed: a normal end
             # a slow renderer, display or disk holds the source back here: a live source then drops
             # (counted), a file waits; without it the outputs' queue grew without bound
-            p.outputs.wait_below(LIVE_BACKLOG if p.live else FILE_BACKLOG, stop.is_set)
+            # (it also stops waiting when an inference failed: the answers after it wait for it in the
+            # outputs' heap, and the failure surfaces at the next submit)
+            p.outputs.wait_below(LIVE_BACKLOG if p.live else FILE_BACKLOG,
+                                 lambda: stop.is_set() or p.engine.failed)
             t = time.perf_counter()
             if reader is not None:
                 frame = reader.get(stop=stop)

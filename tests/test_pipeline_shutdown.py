@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 from helpers import wait_until
 
-from edge_bus import Interrupted, StreamConfig, Terminated, run_stream
-from edge_bus.engines.fake import FakeBehaviour, fake_engine_factory
+from edge_bus import EngineError, Interrupted, StreamConfig, Terminated, run_stream
+from edge_bus.engines.fake import FakeBehaviour, FakeEngine, fake_engine_factory
 from edge_bus.outputs import OutputStage
 from edge_bus.pipeline import FILE_BACKLOG, LIVE_BACKLOG, Pipeline
 from edge_bus.render import HudInfo, OverlayRenderer
 from edge_bus.sources import FrameSource, SourceInfo
 from edge_bus.sources._common import make_frame
-from edge_bus.types import Frame, Prediction
+from edge_bus.types import Frame, ModelOutputs, Prediction
 from firmware_bridge import HostBridge, SimConfig, SimulatedDevice
 
 
@@ -192,3 +192,35 @@ def test_a_board_that_cannot_be_heard_is_not_frozen() -> None:
         device.board.unplug(60.0)
         assert wait_until(lambda: not bridge.connected)
         assert not bridge.frozen
+
+
+class SlowToFail(FakeEngine):
+    """Inference 5 fails after 0.5 s; every other one answers at once."""
+
+    def _run_session(self, tensor: np.ndarray) -> ModelOutputs:
+        if self.inferences == 5:
+            self.inferences += 1
+            time.sleep(0.5)
+            raise EngineError("inference 5 failed")
+        return super()._run_session(tensor)
+
+
+def test_a_slow_failed_inference_ends_the_run_though_later_answers_filled_the_backlog(tmp_path: Path) -> None:
+    """The answers after a failed inference wait for it in the outputs' heap and fill the backlog; the
+    source then waited for room that never came (a hang) instead of submitting and hearing the error."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_stream(StreamConfig(source="demo", out=tmp_path / "run", video=False, max_frames=120,
+                                    requests=4), handle_signals=False,
+                       engine_factory=lambda manifest, config: SlowToFail(manifest, config))
+        except BaseException as exc:  # noqa: BLE001 - checked below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "the run hung after a failed inference"
+    assert errors and isinstance(errors[0], EngineError) and "inference 5 failed" in str(errors[0])
+    assert len((tmp_path / "run" / "frames.jsonl").read_text().splitlines()) == 4  # inference 0 is the warm-up

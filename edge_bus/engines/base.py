@@ -147,6 +147,11 @@ class Engine(ABC):
         if self._callback_error is None:
             self._callback_error = exc
 
+    @property
+    def failed(self) -> bool:
+        """An async inference (or its callback) failed; the next ``infer_async`` / ``wait`` raises it."""
+        return self._callback_error is not None
+
     def _raise_callback_error(self) -> None:
         error, self._callback_error = self._callback_error, None
         if error is not None:
