@@ -401,7 +401,9 @@ def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
 def _what_was_kept(p: Pipeline, processed: int) -> str:
     """Where the outputs of a run that ended in an error are, and which of them could not be written."""
     out_dir = p.files.out_dir
-    expected = ["frames.jsonl", *(["overlay.mp4"] if p.config.video else []), "latency.json", "report.html"]
+    # (a video with no frame in it leaves no file, by design)
+    expected = ["frames.jsonl", *(["overlay.mp4"] if p.config.video and processed else []), "latency.json",
+                "report.html"]
     if not out_dir.is_dir():
         return f"the output folder {out_dir} is gone"
     missing = [name for name in expected if not (out_dir / name).is_file()]

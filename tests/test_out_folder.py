@@ -139,3 +139,15 @@ def test_a_named_pipe_is_refused_before_it_is_opened(tmp_path: Path, prefix: str
     os.mkfifo(pipe)
     with pytest.raises(SourceError, match="not a regular file"):
         open_source(prefix + str(pipe))
+
+
+def test_a_run_that_ended_before_its_first_frame_misses_no_video(tmp_path: Path) -> None:
+    """A video with no frame in it leaves no file by design: the message must not call it missing."""
+    def broken(i: int) -> None:
+        raise SourceError("first frame unreadable")
+
+    with pytest.raises(SourceError) as info:
+        run_stream(StreamConfig(source="grabber", out=tmp_path / "run"), source=Frames(5, broken),
+                   handle_signals=False, engine_factory=fake_engine_factory(FakeBehaviour()))
+    assert str(info.value).endswith(f"— outputs in {tmp_path / 'run'} cover the 0 frames processed before it")
+    assert not (tmp_path / "run" / "overlay.mp4").exists()

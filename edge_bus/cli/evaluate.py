@@ -16,7 +16,8 @@ from edge_bus.evaluation import EvalReport, evaluate
 
 def eval_cmd(
     data: Annotated[Path, typer.Option(help="A BUSI-layout folder (class folders with X.png + X_mask*.png) or a "
-                                       "BUS-BRA-layout folder (Images/, Masks/, bus_data.csv).")],
+                                       "BUS-BRA-layout folder (Images/, Masks/, bus_data.csv). Every benign "
+                                       "or malignant image needs its mask.")],
     folds: Annotated[Path | None, typer.Option(help="Folds CSV (BUSI folds.csv or BUS-BRA 5-fold-cv.csv).",
                                                   show_default=False)] = None,
     fold: Annotated[int | None, typer.Option(help="Keep only this fold.", show_default=False)] = None,
