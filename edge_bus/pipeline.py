@@ -383,6 +383,8 @@ def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
                 p.close()
             finally:
                 request.restore()
+    if error is None and request.signum is not None:  # it came while the reports were written or parts closed
+        error = request.error()
     if error is not None and not isinstance(error, EdgeBusError):
         raise error
     processed = p.outputs.processed

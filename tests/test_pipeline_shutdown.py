@@ -35,6 +35,7 @@ class SlowRenderer(OverlayRenderer):
         self.delay_s = delay_s
         self.stage: OutputStage | None = None
         self.most_pending = 0
+        self.requests = 0  # the engine's, set at the start
 
     def render(self, frame: Frame, prediction: Prediction, hud: HudInfo | None = None) -> np.ndarray:
         if self.stage is not None:
@@ -71,6 +72,7 @@ def _engine(delay_ms: float = 0.0):  # type: ignore[no-untyped-def]
 def _attach(renderer: SlowRenderer):  # type: ignore[no-untyped-def]
     def on_start(p: Pipeline) -> None:
         renderer.stage = p.outputs
+        renderer.requests = p.engine.requests
     return on_start
 
 
@@ -95,7 +97,7 @@ def test_a_slow_writer_makes_a_file_wait_and_lose_nothing(tmp_path: Path) -> Non
     renderer = SlowRenderer(0.01)
     result = run_stream(StreamConfig(source="demo", out=tmp_path / "run", video=False, max_frames=60),
                         on_start=_attach(renderer), renderer=renderer, handle_signals=False, engine_factory=_engine())
-    assert renderer.most_pending <= FILE_BACKLOG
+    assert renderer.most_pending <= FILE_BACKLOG + renderer.requests  # answers already in flight may land too
     assert result.frames == 60 and result.dropped == 0
 
 
@@ -224,3 +226,21 @@ def test_a_slow_failed_inference_ends_the_run_though_later_answers_filled_the_ba
     assert not thread.is_alive(), "the run hung after a failed inference"
     assert errors and isinstance(errors[0], EngineError) and "inference 5 failed" in str(errors[0])
     assert len((tmp_path / "run" / "frames.jsonl").read_text().splitlines()) == 4  # inference 0 is the warm-up
+
+
+def test_a_signal_while_the_reports_are_written_is_still_a_signal(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM while latency.json and report.html are written used to end the run with exit 0."""
+    import edge_bus.pipeline as pipeline
+
+    original = pipeline.finalize_run
+
+    def finalize(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        os.kill(os.getpid(), signal.SIGTERM)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "finalize_run", finalize)
+    with pytest.raises(Terminated, match="SIGTERM"):
+        run_stream(StreamConfig(source="demo", out=tmp_path / "run", video=False, max_frames=10),
+                   engine_factory=_engine())
+    assert (tmp_path / "run" / "report.html").exists()
