@@ -46,7 +46,7 @@ bench-full: $(TEST_STAMP)
 	$(BIN)/python -m pytest benchmarks -p no:cacheprovider --benchmark-enable --bench-profile=full \
 	  --benchmark-json=out/bench-full.json
 
-# refresh the committed baseline (idle machine of the CI class; then commit benchmarks/baseline/)
+# record a baseline for this machine class (idle; one per CPU class, the newest of the class is compared; then commit benchmarks/baseline/)
 bench-baseline: $(TEST_STAMP)
 	CI=true $(BIN)/python -m pytest benchmarks -p no:cacheprovider --benchmark-enable --bench-profile=short \
 	  $(BENCH_STORE) --benchmark-save=ci-baseline

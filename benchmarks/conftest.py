@@ -9,6 +9,7 @@ gate verdict into its ``edge_bus_gates`` list (see benchmarks/README.md).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from edge_bus.bench_baseline import machine_class, matching_baseline
 from edge_bus.bench_engines import open_engines, preprocess_all, sample_frames
 from edge_bus.bench_gates import Gate
 from edge_bus.engines import Engine
@@ -88,8 +90,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+_BASELINE_NOTE = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-benchmark's own, which loads the run to compare with
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_GATES] = []
+    if config.getoption("benchmark_compare", None) is not True:  # no comparison, or a run named by the caller
+        return
+    storage = str(config.getoption("benchmark_storage"))
+    folder = Path(storage.removeprefix("file://"))
+    current = machine_class({**hardware_facts()})
+    found = matching_baseline(folder, current) if storage.startswith("file://") or "://" not in storage else None
+    if found is None:
+        config.option.benchmark_compare = []  # off: absolute times from another CPU compare nothing
+        config.option.benchmark_compare_fail = None
+        config.stash[_BASELINE_NOTE] = (
+            f"no baseline in {folder} was recorded on this machine class ({current}): the comparison with it is "
+            "skipped (the ratio gates still apply); `make bench-baseline` on an idle machine records one")
+        return
+    config.option.benchmark_compare = str(found.resolve())
+    config.stash[_BASELINE_NOTE] = f"compared with {found.name}, recorded on this machine class ({current})"
+    # the same class, another boot: the kernel release and clock readings in machine_info differ, which
+    # pytest-benchmark warns of (and warnings are errors here)
+    warnings.filterwarnings("ignore", message="Benchmark machine_info is different")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -106,6 +130,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     """One screen of gates at the end of the run: PASS / FAIL (required) / MISS (target) / N/A,
     with value and threshold, so a passing run shows its margins too (a gate that fails also fails
     its test, with the same message)."""
+    note = config.stash.get(_BASELINE_NOTE, "")
+    if note:
+        terminalreporter.section("edge-bus baseline")
+        terminalreporter.write_line(note)
     gates: list[Gate] = config.stash.get(_GATES, [])
     if not gates:
         return

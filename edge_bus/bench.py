@@ -47,6 +47,7 @@ from edge_bus.bench_gates import (
     file_fps_gate,
     glass_to_glass_gate,
     int8_speedup_gate,
+    issue_targets,
     pipeline_gate,
     realtime_gate,
     stage_gates,
@@ -169,7 +170,9 @@ def evaluate_gates(
                                            floor_p99_ms=bridge.infer_p99_ms))
     return (
         int8_speedup_gate(int8.median_ms if int8 else nan, fp32.median_ms if fp32 else nan, isa),
-        pipeline_gate(pipeline.fps, pipeline.engine_fps),
+        pipeline_gate(pipeline.fps, pipeline.engine_fps, isa),
+        *issue_targets(int8.median_ms if int8 else nan, fp32.median_ms if fp32 else nan, pipeline.fps,
+                       pipeline.engine_fps, isa),
         benchmark_app_gate(pipeline.fps, pipeline.app_fps),
         *stage_gates({name: t.median_ms for name, t in stages.items()}),
         *targets,

@@ -46,7 +46,7 @@ class EngineVariant:
 #: The shipped default (OpenVINO, the INT8 IR): it must load, and its timing is the pipeline's ``infer``.
 INFER_TIMING = "openvino-int8"
 
-#: name → what it runs. ``openvino-default`` lets OpenVINO choose (bf16 on AMX, f32 elsewhere).
+#: name → what it runs. ``openvino-default`` lets OpenVINO choose (bf16 on AMX or AVX512-BF16, f32 elsewhere).
 ENGINE_VARIANTS: Mapping[str, EngineVariant] = {
     INFER_TIMING: EngineVariant("openvino", "int8"),
     "openvino-fp32": EngineVariant("openvino", "fp32"),
@@ -98,6 +98,11 @@ def close_engines(engines: Mapping[str, Engine]) -> None:
         engine.close()
 
 
+#: the pause before each engine's block (see :func:`~edge_bus.bench_measure.sample_interleaved`):
+#: long enough for ONNX Runtime's spinning threads to stop (20 ms measured enough, 10 ms not)
+ENGINE_IDLE_S = 0.03
+
+
 def measure_engines(
     engines: Mapping[str, Engine],
     tensors: Sequence[np.ndarray],
@@ -108,7 +113,7 @@ def measure_engines(
     if not tensors:
         raise ValueError("measure_engines needs at least one tensor")
     samples = sample_interleaved({n: cycle(tensors, e.infer) for n, e in engines.items()}, seconds_each, burst=8,
-                                 settle=3)
+                                 settle=3, idle_s=ENGINE_IDLE_S)
     out = {name: summarize(name, samples[name], engines[name].precision) for name in engines}
     for name, err in (errors or {}).items():
         out[name] = Timing.failed(name, str(err))

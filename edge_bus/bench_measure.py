@@ -94,6 +94,7 @@ def sample_interleaved(
     settle: int = 3,
     min_count: int = 5,
     max_count: int = 100_000,
+    idle_s: float = 0.0,
 ) -> dict[str, list[float]]:
     """Time each call in ``calls`` in turn, a block at a time, until about ``seconds_each ×
     len(calls)`` seconds have passed and every call has ``min_count`` samples.
@@ -101,6 +102,10 @@ def sample_interleaved(
     A block is ``settle`` untimed calls then ``burst`` timed ones: the first calls after switching
     from one runtime to another run on cold caches and sleeping thread pools (measured: up to 2×
     slower on a 2-core EPYC), which a live stream — one engine, every frame — never sees.
+    ``idle_s``: a pause before each block (not counted in the time budget), so the thread pool of
+    the runtime measured before has gone to sleep: ONNX Runtime's threads spin for 10-20 ms after a
+    call, and on a 2-core AVX512-VNNI EPYC OpenVINO INT8 measured right after it read 2.7 ms against
+    1.4 ms after a 20 ms pause (ONNX Runtime itself read the same either way).
     Returns ``{name: [ms, ...]}``; every name gets the same number of samples.
     """
     if not calls:
@@ -110,6 +115,9 @@ def sample_interleaved(
     clock = time.perf_counter
     while True:
         for name, fn in calls.items():
+            if idle_s > 0:
+                time.sleep(idle_s)
+                deadline += idle_s
             for _ in range(max(0, settle)):
                 fn()
             out = samples[name]

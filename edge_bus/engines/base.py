@@ -4,7 +4,7 @@ An engine is created for a :class:`~edge_bus.zoo.Manifest` and a precision; ``in
 tensor synchronously; ``infer_async`` queues one (blocking while every request is busy) and the
 callback set with ``set_callback`` receives ``(user_data, ModelOutputs)`` from a runtime thread;
 ``wait`` blocks until every queued request has completed. ``precision`` reports what actually
-ran (e.g. OpenVINO on AMX silently runs an "FP32" model in bf16 unless told otherwise).
+ran (e.g. OpenVINO on AMX or AVX512-BF16 silently runs an "FP32" model in bf16 unless told otherwise).
 
 Inputs are checked against the manifest (``[1, C, H, W]`` float32) and a runtime's refusal comes
 back as :class:`~edge_bus.errors.EngineError`. An exception raised by the callback is kept and
@@ -34,7 +34,8 @@ Callback = Callable[[object, ModelOutputs], None]
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """``precision``: int8 | fp32 | default (the runtime's own choice, bf16 on AMX for OpenVINO).
+    """``precision``: int8 (the INT8 IR, its float parts in f32) | fp32 | default (the runtime's own
+    choice: bf16 on AMX or AVX512-BF16 for OpenVINO).
     ``hint``: LATENCY (live sources) or THROUGHPUT (files). ``requests``: async requests (0 = twice
     the runtime's optimal number for OpenVINO, see :mod:`edge_bus.engines.openvino`; 1 for ONNX Runtime).
     ``threads``: CPU threads (0 = runtime default). ``profile``: collect per-layer times (slower; for
