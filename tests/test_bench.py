@@ -122,13 +122,13 @@ def test_pipeline_gate_names_the_ratio() -> None:
 
 def test_pipeline_bound_is_lower_on_vnni_and_the_issue_number_is_then_reported() -> None:
     """On a VNNI/AMX CPU inference is fast enough that the fixed per-frame work can't fit in 30% of
-    it (0.63× measured with both cores busy): 0.55× is required there, and 0.7× reported (PASS/MISS)."""
+    it (0.61-0.64× measured with both cores busy): 0.5× is required there, and 0.7× reported (PASS/MISS)."""
     assert pipeline_threshold(AVX2)[0] == PIPELINE_MIN_RATIO
     assert pipeline_threshold(VNNI)[0] == pipeline_threshold(AMX)[0] == PIPELINE_MIN_RATIO_FAST < PIPELINE_MIN_RATIO
     fast = pipeline_gate(63.0, 100.0, VNNI)
     assert fast.passed and fast.required and fast.threshold == PIPELINE_MIN_RATIO_FAST
     assert not pipeline_gate(63.0, 100.0, AVX2).passed
-    assert not pipeline_gate(50.0, 100.0, VNNI).passed
+    assert not pipeline_gate(45.0, 100.0, VNNI).passed
     names = {g.name: g for g in issue_targets(1.8, 3.9, 63.0, 100.0, VNNI)}
     assert set(names) == {"int8_speedup_target", "pipeline_ratio_target"}
     assert all(not g.required for g in names.values())
