@@ -408,7 +408,9 @@ def _what_was_kept(p: Pipeline, processed: int) -> str:
                 "report.html"]
     if not out_dir.is_dir():
         return f"the output folder {out_dir} is gone"
-    missing = [name for name in expected if not (out_dir / name).is_file()]
+    video = p.files.video
+    broken = {"overlay.mp4"} if video is not None and not video.playable else set()  # written but unplayable
+    missing = [name for name in expected if name in broken or not (out_dir / name).is_file()]
     kept = [name for name in expected if name not in missing]
     if not missing:
         return f"outputs in {out_dir} cover the {processed} frames processed before it"

@@ -113,6 +113,20 @@ def test_a_folder_deleted_mid_run_is_an_error_that_says_so(tmp_path: Path) -> No
     assert "frames.jsonl is missing" in str(info.value)
 
 
+def test_a_folder_deleted_after_the_last_check_is_still_an_error(tmp_path: Path) -> None:
+    """The log checks every 30 lines; a folder removed after the last check (here: a 10-frame run,
+    no video) went unnoticed, and the run exited 0 with no outputs at all."""
+    out = tmp_path / "run"
+
+    def delete(i: int) -> None:
+        if i == 8:
+            shutil.rmtree(out)
+
+    with pytest.raises(OutputError, match="was deleted during the run") as info:
+        _run(out, Frames(10, delete))
+    assert "frames.jsonl is missing" in str(info.value)
+
+
 def test_the_error_says_which_reports_could_not_be_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import edge_bus.run_outputs as run_outputs
 
@@ -132,13 +146,27 @@ def test_the_error_says_which_reports_could_not_be_written(tmp_path: Path, monke
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
-@pytest.mark.parametrize("prefix", ["", "video:"])
+@pytest.mark.parametrize("prefix", ["", "video:", "replay:", "dicom:", "folder:"])
 def test_a_named_pipe_is_refused_before_it_is_opened(tmp_path: Path, prefix: str) -> None:
-    """Opening a pipe waits for a writer, in the kernel, where no SIGTERM ends the run."""
+    """Opening a pipe waits for a writer, in the kernel, where no SIGTERM ends the run (replay: said
+    "file is empty" instead)."""
     pipe = tmp_path / "clip.avi"
     os.mkfifo(pipe)
     with pytest.raises(SourceError, match="not a regular file"):
         open_source(prefix + str(pipe))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_named_pipe_inside_an_image_folder_is_passed_over(tmp_path: Path) -> None:
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((64, 64, 3), 90, np.uint8))
+    os.mkfifo(tmp_path / "b.png")
+    source = open_source(str(tmp_path))
+    try:
+        assert [f.file for f in source] == ["a.png"]
+    finally:
+        source.close()
 
 
 def test_a_run_that_ended_before_its_first_frame_misses_no_video(tmp_path: Path) -> None:
@@ -151,3 +179,17 @@ def test_a_run_that_ended_before_its_first_frame_misses_no_video(tmp_path: Path)
                    handle_signals=False, engine_factory=fake_engine_factory(FakeBehaviour()))
     assert str(info.value).endswith(f"— outputs in {tmp_path / 'run'} cover the 0 frames processed before it")
     assert not (tmp_path / "run" / "overlay.mp4").exists()
+
+
+def test_an_unplayable_overlay_is_not_counted_as_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The error line listed overlay.mp4 among the outputs that 'cover the frames' on its existence
+    alone; a file that does not play is now named as missing."""
+    from edge_bus.sinks import video as video_mod
+
+    monkeypatch.setattr(video_mod, "playable", lambda path: False)
+    out = tmp_path / "run"
+    with pytest.raises(OutputError, match="does not play") as info:
+        run_stream(StreamConfig(source="grabber", out=out), source=Frames(6), handle_signals=False,
+                   engine_factory=fake_engine_factory(FakeBehaviour()))
+    assert str(info.value).endswith(f"frames.jsonl, latency.json, report.html in {out} cover the 6 frames processed "
+                                    "before it; overlay.mp4 is missing")

@@ -131,9 +131,12 @@ class FrameLog:
         raise self._error from None
 
     def close(self) -> None:
-        fh, self._fh = self._fh, None
-        if fh is None:
+        if self._fh is None:
             return
+        # deleted after the last periodic check (a short run, or the last frames): the run must not
+        # report a log it no longer has
+        self._check_still_there()
+        fh, self._fh = self._fh, None
         try:
             os.fsync(fh.fileno())
             fh.close()

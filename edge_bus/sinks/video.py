@@ -59,6 +59,7 @@ class VideoSink:
         self.size = (width, height)
         self.fps = float(fps) if fps and math.isfinite(fps) and fps > 0 else 30.0
         self.frames = 0
+        self.playable = True  # False once close() found the finished file unplayable
         self._min_free = min_free_mb * 1e6  # MB: 10^6 bytes, as printed
         self._check_every = max(1, check_every)
         self._error: OutputError | None = None  # set: no more frames are encoded
@@ -172,6 +173,10 @@ class VideoSink:
             return
         if not self.path.exists() or self.path.stat().st_size == 0:
             raise OutputError(f"{self.path} was not written — check free space and the --out folder")
+        if not playable(self.path):
+            self.playable = False
+            raise OutputError(f"{self.path} was written but does not play (its index is missing: the disk may have "
+                              "filled between two free-space checks) — free space and run again")
 
     def __enter__(self) -> VideoSink:
         return self
@@ -181,6 +186,16 @@ class VideoSink:
 
     def __repr__(self) -> str:
         return f"VideoSink({str(self.path)!r}, fourcc={self.fourcc!r}, frames={self.frames}, closed={self._closed})"
+
+
+def playable(path: Path) -> bool:
+    """Whether OpenCV opens ``path`` and decodes its first frame (an mp4 whose index was never
+    written, e.g. on a full disk, does not open)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return bool(cap.isOpened() and cap.read()[0])
+    finally:
+        cap.release()
 
 
 def _shutdown(

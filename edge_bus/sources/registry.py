@@ -95,6 +95,8 @@ def _opener(
     if kind == "capture":
         return lambda: CaptureSource(target, size=capture_size, fps=capture_fps)
     if kind == "replay":  # the capture path, fed by the in-package fake grabber
+        if Path(target).exists() and not Path(target).is_dir():
+            _refuse_special(target)  # a pipe read "file is empty", or blocked
         return lambda: CaptureSource(f"replay:{target}", size=capture_size, fps=capture_fps,
                                      opener=lambda _name: ReplayCapture(target))
     if not Path(target).exists():

@@ -82,3 +82,25 @@ def test_a_video_without_frames_leaves_no_file(tmp_path: Path) -> None:
     sink = VideoSink(tmp_path / "overlay.mp4", 30.0, SIZE, background=True)
     sink.close()  # stopped before the first frame (Ctrl-C during warm-up): no unplayable stub
     assert not (tmp_path / "overlay.mp4").exists()
+
+
+def test_an_unplayable_finished_file_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenCV reports no write error: an mp4 whose index never reached the disk (filled by another
+    process between two free-space checks) was counted as kept. close() now opens it to check."""
+    from edge_bus.sinks import video as video_mod
+
+    good = VideoSink(tmp_path / "good.mp4", 30.0, (64, 48))
+    for i in range(5):
+        good.write(np.full((48, 64, 3), 20 * i, np.uint8))
+    good.close()
+    assert video_mod.playable(good.path) and good.playable
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(good.path.read_bytes()[: good.path.stat().st_size // 3])  # no index: what a full disk leaves
+    assert not video_mod.playable(cut)
+
+    monkeypatch.setattr(video_mod, "playable", lambda path: False)
+    sink = VideoSink(tmp_path / "overlay.mp4", 30.0, (64, 48))
+    sink.write(np.zeros((48, 64, 3), np.uint8))
+    with pytest.raises(OutputError, match="was written but does not play"):
+        sink.close()
+    assert not sink.playable
