@@ -99,31 +99,20 @@ def test_the_write_probe_is_removed_when_the_disk_refuses_it(tmp_path: Path, mon
     assert list(out.iterdir()) == []
 
 
-def test_a_folder_deleted_mid_run_is_an_error_that_says_so(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("frames", "deleted_before"), [(100, 5), (10, 8)], ids=["mid-run", "after-the-last-check"])
+def test_a_folder_deleted_during_the_run_is_an_error_that_says_so(tmp_path: Path, frames: int,
+                                                                  deleted_before: int) -> None:
     """Writes into a deleted file succeed: the run used to go on to the end, and its message said the
-    outputs covered every frame."""
+    outputs covered every frame. The log checks every 30 lines, and again at close: a folder removed
+    after the last periodic check (a short run, no video) went unnoticed, exit 0 with no outputs."""
     out = tmp_path / "run"
 
     def delete(i: int) -> None:
-        if i == 5:
+        if i == deleted_before:
             shutil.rmtree(out)
 
     with pytest.raises(OutputError, match="was deleted during the run") as info:
-        _run(out, Frames(100, delete))
-    assert "frames.jsonl is missing" in str(info.value)
-
-
-def test_a_folder_deleted_after_the_last_check_is_still_an_error(tmp_path: Path) -> None:
-    """The log checks every 30 lines; a folder removed after the last check (here: a 10-frame run,
-    no video) went unnoticed, and the run exited 0 with no outputs at all."""
-    out = tmp_path / "run"
-
-    def delete(i: int) -> None:
-        if i == 8:
-            shutil.rmtree(out)
-
-    with pytest.raises(OutputError, match="was deleted during the run") as info:
-        _run(out, Frames(10, delete))
+        _run(out, Frames(frames, delete))
     assert "frames.jsonl is missing" in str(info.value)
 
 
