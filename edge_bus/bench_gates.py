@@ -21,6 +21,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from edge_bus.telemetry.hardware import isa_class
+
 __all__ = [
     "FRAME_BUDGET_MS",
     "INFER_SHARE",
@@ -139,17 +141,6 @@ class Gate:
             "required": self.required,
             "applicable": self.applicable,
         }
-
-
-def isa_class(isa: Mapping[str, object]) -> str:
-    """``"amx"``, ``"vnni"`` or ``"avx2"``/``"unknown"`` from ``hardware_facts()["isa"]``."""
-    if any(isa.get(k) for k in ("amx_int8", "amx_tile", "amx_bf16")):
-        return "amx"
-    if isa.get("avx512_vnni") or isa.get("avx_vnni"):
-        return "vnni"
-    if isa.get("avx2"):
-        return "avx2"
-    return "unknown"
 
 
 def speedup_threshold(isa: Mapping[str, object]) -> tuple[float, str]:

@@ -87,6 +87,23 @@ class Manifest:
     def has(self, role: str) -> bool:
         return role in self.files
 
+    @property
+    def measured_on(self) -> dict[str, Any]:
+        """The CPU its thresholds and metrics were measured on (``cpu_model``, ``isa`` class,
+        ``openvino``); empty for a manifest that doesn't say."""
+        value = self.raw.get("measured_on")
+        return dict(value) if isinstance(value, dict) else {}
+
+    def cpu_class_note(self, isa_class_here: str) -> str | None:
+        """A sentence when this CPU runs another class of INT8 kernels than the one the thresholds
+        and metrics were measured with (their results differ by ~0.01 in P(malignant)), else None."""
+        there = self.measured_on.get("isa")
+        if not there or there == isa_class_here:
+            return None
+        return (f"{self.name}'s thresholds and metrics were measured with {there} INT8 kernels; this CPU runs "
+                f"{isa_class_here} ones, whose INT8 results differ slightly (models/README.md: 'The same INT8 IR "
+                f"on another CPU') — `edge-bus models calibrate {self.name} --data DIR` chooses thresholds here")
+
     def operating_point(self, name: str | None) -> OperatingPoint:
         key = name or self.default_operating_point
         try:

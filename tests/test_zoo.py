@@ -185,3 +185,28 @@ def test_models_info_and_list_read_the_typed_manifest(tmp_path: Path, monkeypatc
     assert "emt_net (efficientnet_lite0)" in info.output and "int8: Dice 0.61 AUC None" in info.output
     listing = CliRunner().invoke(app, ["models", "list"])
     assert listing.exit_code == 0 and "0.61" in listing.output
+
+
+def test_info_says_which_cpu_class_the_thresholds_came_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """INT8 results differ slightly between AVX2 and AVX512-VNNI kernels (the shipped thresholds moved
+    by up to 0.05 when chosen on the other class): `models info` and `eval` say so where they differ."""
+    from typer.testing import CliRunner
+
+    import edge_bus.cli.models as cli_models
+    from edge_bus.cli import app
+
+    folder = tiny_model_dir(tmp_path / "tiny")
+    assert load_manifest(folder).measured_on == {} and load_manifest(folder).cpu_class_note("vnni") is None
+    _edited_manifest(folder, lambda d: d.update(measured_on={"cpu_model": "AMD EPYC", "isa": "avx2",
+                                                             "openvino": "2026.4.1"}))
+    m = load_manifest(folder)
+    assert m.measured_on["isa"] == "avx2" and m.cpu_class_note("avx2") is None
+    note = m.cpu_class_note("vnni")
+    assert note is not None and "avx2 INT8 kernels; this CPU runs vnni" in note and "models calibrate tiny" in note
+    monkeypatch.setenv("EDGE_BUS_MODELS", str(tmp_path))
+    for isa, expect_note in (({"avx2": True}, False), ({"avx2": True, "avx512_vnni": True}, True)):
+        monkeypatch.setattr(cli_models, "hardware_facts", lambda isa=isa: {"isa": isa})
+        info = CliRunner().invoke(app, ["models", "info", "tiny"])
+        assert info.exit_code == 0, info.output
+        assert "measured on: AMD EPYC (avx2 INT8 kernels), OpenVINO 2026.4.1" in info.output
+        assert ("note: tiny's thresholds" in info.output) == expect_note

@@ -12,6 +12,8 @@ from rich.table import Table
 
 from edge_bus.cli.common import console, err_console, run_or_exit
 from edge_bus.evaluation import EvalReport, evaluate
+from edge_bus.telemetry.hardware import hardware_facts, isa_class
+from edge_bus.zoo import resolve_model
 
 
 def eval_cmd(
@@ -37,6 +39,10 @@ def eval_cmd(
         report = run_or_exit(evaluate, data, folds, fold, model, backend, precision, json_out, limit,
                              lambda i, n: progress.update(task, completed=i, total=n))
     print_report(report)
+    if backend == "openvino" and precision == "int8":  # ONNX Runtime's and the FP32 results don't depend on it
+        note = run_or_exit(resolve_model, model).cpu_class_note(isa_class(hardware_facts()["isa"]))
+        if note:
+            console.print(f"note: {note}", style="yellow", markup=False)
 
 
 def print_report(r: EvalReport) -> None:

@@ -12,6 +12,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from edge_bus.cli.common import console, err_console, run_or_exit
+from edge_bus.telemetry.hardware import hardware_facts, isa_class
 from edge_bus.zoo import checked_model, model_statuses
 
 app = typer.Typer(help="List, inspect, quantise and calibrate models. A model is a folder with a manifest.json.",
@@ -56,6 +57,13 @@ def info_cmd(
         console.print(f"test BUSI fold 0 {key}: Dice {metrics.dice} AUC {metrics.auc} "
                       f"normal flagged {metrics.normal_fp_rate} 3-class acc {metrics.accuracy_3class}")
     console.print("files: " + ", ".join(f"{f} (sha256 ok)" for f in m.files.values()))
+    where = m.measured_on
+    if where:
+        console.print(f"measured on: {where.get('cpu_model', '?')} ({where.get('isa', '?')} INT8 kernels), "
+                      f"OpenVINO {where.get('openvino', '?')}")
+    note = m.cpu_class_note(isa_class(hardware_facts()["isa"]))
+    if note:
+        console.print(f"note: {note}", style="yellow", markup=False)
 
 
 @app.command("quantize")

@@ -10,14 +10,29 @@ import functools
 import os
 import platform
 import shutil
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import TypedDict
 
-__all__ = ["ISA_FLAGS", "HardwareFacts", "cpu_flags", "free_disk_gb", "hardware_facts", "openvino_devices"]
+__all__ = [
+    "ISA_FLAGS", "HardwareFacts", "cpu_flags", "free_disk_gb", "hardware_facts", "isa_class", "openvino_devices",
+]
 
 # the /proc/cpuinfo flag names edge-bus cares about (INT8/BF16 speed depends on them)
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
+
+
+def isa_class(isa: Mapping[str, object]) -> str:
+    """``"amx"``, ``"vnni"`` or ``"avx2"``/``"unknown"`` from ``hardware_facts()["isa"]``: the class of
+    INT8 kernels OpenVINO runs (their speed, and their results to within ~0.01, differ by class)."""
+    if any(isa.get(k) for k in ("amx_int8", "amx_tile", "amx_bf16")):
+        return "amx"
+    if isa.get("avx512_vnni") or isa.get("avx_vnni"):
+        return "vnni"
+    if isa.get("avx2"):
+        return "avx2"
+    return "unknown"
 
 
 class HardwareFacts(TypedDict):
