@@ -100,6 +100,11 @@ def targets_table(m: dict[str, Any]) -> str:
             f"| INT8 within 0.5 pt of FP32 (Dice, AUC) | ≤ 0.005 | {f['dice'] - t['dice']:+.4f}, "
             f"{f['auc'] - t['auc']:+.4f} | "
             f"{'yes' if f['dice'] - t['dice'] <= 0.005 and f['auc'] - t['auc'] <= 0.005 else 'no'} |"]
+    where = m.get("measured_on") or {}
+    if where:
+        rows += ["", f"Measured on {where.get('cpu_model', '?')} with OpenVINO {where.get('openvino', '?')} and its "
+                     f"{where.get('isa', '?')} INT8 kernels (`measured_on` in the manifest; see \"The same INT8 IR "
+                     "on another CPU\")."]
     return "\n".join(rows)
 
 
