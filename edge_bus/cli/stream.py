@@ -37,8 +37,8 @@ def stream(
     device: Annotated[str | None, typer.Option(help="OpenVINO device: CPU, GPU, NPU or AUTO. (default: CPU)",
                                                   show_default=False)] = None,
     precision: Annotated[str | None, typer.Option(
-        help="int8 (the INT8 IR, its float layers in f32), fp32 (FP32 ONNX, f32 forced) or default (FP32 ONNX, the "
-        "runtime's choice: bf16 on AMX or AVX512-BF16). (default: int8)", show_default=False)] = None,
+        help="int8 (the INT8 IR; on the CPU its float layers in f32), fp32 (FP32 ONNX, f32 forced) or default "
+        "(FP32 ONNX, the runtime's choice: bf16 on AMX or AVX512-BF16). (default: int8)", show_default=False)] = None,
     operating_point: Annotated[str | None, typer.Option(
         "--operating-point", "-p", help="Malignancy threshold from the manifest: sensitive (SEN >= 0.94 on "
         "validation), balanced (max Youden J) or specific (SPE >= 0.94). (default: balanced)",
