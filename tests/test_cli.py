@@ -355,3 +355,13 @@ def test_every_command_help_is_reflowed_into_paragraphs() -> None:
     assert len(texts) >= 12 and all(texts)
     for text in texts:
         assert all("\n" not in paragraph for paragraph in text.split("\n\n")), text
+
+
+def test_a_user_error_is_exactly_one_line_on_a_piped_stderr(tmp_path: Path) -> None:
+    """Logs captured by a script or CI got a blank line from the (transient) progress bar beside the
+    error; the bar is now only drawn on a terminal."""
+    for args in (["stream", "--source", str(tmp_path / "missing.avi"), "--out", str(tmp_path / "run")],
+                 ["eval", "--data", str(tmp_path / "missing")]):
+        result = run_cli(*args)
+        assert result.returncode != 0
+        assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: "), result.stderr

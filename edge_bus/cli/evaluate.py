@@ -34,7 +34,7 @@ def eval_cmd(
                                                    show_default=False)] = None,
 ) -> None:
     """Dice/IoU, benign-vs-malignant AUC, SEN/SPE per operating point, normal-image false positives."""
-    with Progress(console=err_console, transient=True) as progress:
+    with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as progress:
         task = progress.add_task("evaluating", total=None)
         report = run_or_exit(evaluate, data, folds, fold, model, backend, precision, json_out, limit,
                              lambda i, n: progress.update(task, completed=i, total=n))

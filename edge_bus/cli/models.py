@@ -123,7 +123,7 @@ def calibrate_cmd(
     """
     from edge_bus.calibrate import calibrate
 
-    with Progress(console=err_console, transient=True) as progress:
+    with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as progress:
         task = progress.add_task("scoring", total=None)
         r = run_or_exit(calibrate, name, data, out, folds, fold, backend, precision, new_name,
                         lambda i, n: progress.update(task, completed=i, total=n))

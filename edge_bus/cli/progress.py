@@ -25,7 +25,7 @@ def stream_with_progress(cfg: StreamConfig, quiet: bool = False) -> RunResult:
         return run_stream(cfg)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[status]}"), TimeRemainingColumn(), console=err_console,
-                        transient=True)
+                        transient=True, disable=not err_console.is_terminal)  # piped: no bar (it left a blank line)
     task = progress.add_task("streaming", total=None, status="")
     watch = _Watch()
 
