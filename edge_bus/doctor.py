@@ -30,6 +30,7 @@ from edge_bus.doctor_checks import (
     capture_check,
     cpu_check,
     disk_check,
+    kernel_class_check,
     openvino_devices_check,
     package_check,
     python_check,
@@ -280,6 +281,9 @@ def run_doctor(options: DoctorOptions) -> DoctorReport:
     ]
     manifest, integrity = _model_checks(opts.model)
     checks.append(integrity)
+    kernels = kernel_class_check(manifest, hardware) if manifest is not None else None
+    if kernels is not None:
+        checks.append(kernels)
     e2e: tuple[float, ...] = ()
     if manifest is None or not integrity.passed:
         why = "the model files don't match their manifest" if manifest else "the model can't be found"

@@ -22,7 +22,8 @@ from pathlib import Path
 from edge_bus.config import VIRTUAL_DEVICES
 from edge_bus.errors import EdgeBusError
 from edge_bus.sources import list_capture_devices, open_source
-from edge_bus.telemetry.hardware import free_disk_gb, openvino_devices
+from edge_bus.telemetry.hardware import free_disk_gb, isa_class, openvino_devices
+from edge_bus.zoo import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,19 @@ def cpu_check(hardware: Mapping[str, object]) -> Check:
     cores = hardware.get("cores_available") or hardware.get("cores_logical")
     value = f"{hardware.get('cpu_model') or 'unknown CPU'}, {cores} cores; {' '.join(have) or 'no AVX2'}"
     return Check("cpu features", value, None, True, note, required=False)
+
+
+def kernel_class_check(manifest: Manifest, hardware: Mapping[str, object]) -> Check | None:
+    """Informational: whether this CPU runs the class of INT8 kernels the model's thresholds and
+    metrics were measured with (AVX2 and AVX512-VNNI results differ by ~0.01 in P(malignant)); None
+    when the manifest doesn't say."""
+    there = manifest.measured_on.get("isa")
+    if not there:
+        return None
+    isa = hardware.get("isa")
+    here = isa_class(isa if isinstance(isa, Mapping) else {})
+    return Check("INT8 kernel class", f"{here} here, {there} when the thresholds were chosen", None, True,
+                 manifest.cpu_class_note(here) or "", required=False)
 
 
 def disk_check(path: Path, min_gb: float = MIN_FREE_GB) -> Check:
