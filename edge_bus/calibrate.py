@@ -35,6 +35,7 @@ from edge_bus.errors import DataError, OutputError
 from edge_bus.evaluation import ImageResult, evaluate
 from edge_bus.metrics import choose_operating_points
 from edge_bus.quantize import write_manifest
+from edge_bus.telemetry.hardware import measured_on
 from edge_bus.zoo import Manifest, resolve_model
 
 __all__ = ["CalibrationResult", "ThresholdChange", "calibrate", "choose_thresholds"]
@@ -144,6 +145,10 @@ def _write_copy(manifest: Manifest, out: Path, thresholds: dict[str, Any], recor
                 name: str | None) -> Path:
     raw = json.loads(json.dumps(manifest.raw))  # a deep copy
     raw["thresholds"] = thresholds
+    # the thresholds were chosen on this CPU, with its class of INT8 kernels (the test metrics copied
+    # along keep the original's; the original's record moves under site_calibration)
+    record = {**record, "from_measured_on": raw.get("measured_on")}
+    raw["measured_on"] = measured_on()
     raw["site_calibration"] = record
     if name:
         raw["name"] = name

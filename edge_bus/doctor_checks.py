@@ -22,7 +22,7 @@ from pathlib import Path
 from edge_bus.config import VIRTUAL_DEVICES
 from edge_bus.errors import EdgeBusError
 from edge_bus.sources import list_capture_devices, open_source
-from edge_bus.telemetry.hardware import free_disk_gb, isa_class, openvino_devices
+from edge_bus.telemetry.hardware import free_disk_gb, kernel_class, openvino_devices
 from edge_bus.zoo import Manifest
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ def kernel_class_check(manifest: Manifest, hardware: Mapping[str, object]) -> Ch
     if not there:
         return None
     isa = hardware.get("isa")
-    here = isa_class(isa if isinstance(isa, Mapping) else {})
+    here = kernel_class(isa if isinstance(isa, Mapping) else {})
     return Check("INT8 kernel class", f"{here} here, {there} when the thresholds were chosen", None, True,
                  manifest.cpu_class_note(here) or "", required=False)
 

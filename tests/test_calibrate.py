@@ -92,6 +92,10 @@ def test_shipped_thresholds_are_reproduced_on_busi_fold_1(shared_data: Path, tmp
     record = read_json(out / "manifest.json")["site_calibration"]
     assert record["images"] == 156 and record["counts"] == {"normal": 27, "benign": 87, "malignant": 42}
     assert record["from_model"]["name"] == "emt_net" and record["precision"].startswith("int8")
+    # the copy's thresholds were chosen here, with the kernels of this (capped) class; the original's
+    # record is kept beside it
+    assert read_json(out / "manifest.json")["measured_on"]["isa"] == isa
+    assert record["from_measured_on"] == read_json(shipped.folder / "manifest.json")["measured_on"]
 
 
 def test_calibrate_cli_bad_data_folder_is_one_line(tmp_path: Path) -> None:
@@ -119,3 +123,19 @@ def test_the_changes_put_each_threshold_before_and_after_side_by_side() -> None:
         ThresholdChange("balanced", "P(malignant)", 0.5, 0.6, "0.8 / 0.9"),
         ThresholdChange("specific", "P(malignant)", None, 0.9, "0.5 / 1.0"),
     )
+
+
+def test_measured_on_names_the_kernel_class_that_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CPU whose kernels are capped (ONEDNN_MAX_CPU_ISA, which OpenVINO honours) computes as the
+    capped class: that is the class a site calibration records."""
+    from edge_bus.telemetry.hardware import isa_class, kernel_class, measured_on
+
+    vnni = {"avx2": True, "avx512f": True, "avx512_vnni": True}
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    assert kernel_class(vnni) == isa_class(vnni) == "vnni"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert kernel_class(vnni) == "avx2" and measured_on()["isa"] in ("avx2", "unknown")
+    assert kernel_class({"avx2": True}) == "avx2"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")  # a cap above the CPU changes nothing
+    assert kernel_class(vnni) == "vnni"

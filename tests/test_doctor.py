@@ -93,10 +93,10 @@ def test_doctor_passes_on_an_intact_model(zoo: Path, tmp_path: Path, monkeypatch
     assert "PASS" in page and "mask IoU" in page and "<script" not in page
     assert any(line.startswith("PASS — ") for line in output.splitlines())
     # informational, never failing: the INT8 kernel class here vs the one the thresholds came from
-    from edge_bus.telemetry.hardware import hardware_facts, isa_class
+    from edge_bus.telemetry.hardware import hardware_facts, kernel_class
 
     kernels = checks["INT8 kernel class"]
-    here = isa_class(hardware_facts()["isa"])
+    here = kernel_class(hardware_facts()["isa"])
     assert kernels["passed"] and not kernels["required"]
     assert kernels["value"] == f"{here} here, avx2 when the thresholds were chosen"
     assert ("models calibrate emt_net" in kernels["advice"]) == (here != "avx2")

@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import TypedDict
 
 __all__ = [
-    "ISA_FLAGS", "HardwareFacts", "cpu_flags", "free_disk_gb", "hardware_facts", "isa_class", "openvino_devices",
+    "ISA_FLAGS",
+    "HardwareFacts",
+    "cpu_flags",
+    "free_disk_gb",
+    "hardware_facts",
+    "isa_class",
+    "kernel_class",
+    "measured_on",
+    "openvino_devices",
 ]
 
 # the /proc/cpuinfo flag names edge-bus cares about (INT8/BF16 speed depends on them)
@@ -177,3 +185,27 @@ def free_disk_gb(path: str | os.PathLike[str]) -> float | None:
             except OSError:
                 return None
     return None
+
+
+def measured_on() -> dict[str, object]:
+    """This machine as a model manifest's ``measured_on`` records it: ``cpu_model``, the ``isa``
+    class of INT8 kernels (:func:`isa_class`) and the ``openvino`` version. INT8 outputs depend on
+    the kernel class (AVX2 and AVX512-VNNI differ by ~0.01 in P(malignant) on the same IR), so
+    thresholds chosen here are reproduced exactly only on a CPU of the same class."""
+    hw = hardware_facts()
+    return {"cpu_model": hw["cpu_model"], "isa": kernel_class(hw["isa"]), "openvino": hw["openvino"]}
+
+
+_CLASS_ORDER = ("unknown", "avx2", "vnni", "amx")
+_ONEDNN_CAPS = {"AVX2": "avx2", "AVX2_VNNI": "vnni", "AVX512_CORE": "avx2", "AVX512_CORE_VNNI": "vnni",
+                "AVX512_CORE_BF16": "vnni", "AVX512_CORE_AMX": "amx"}
+
+
+def kernel_class(isa: Mapping[str, object]) -> str:
+    """:func:`isa_class`, lowered to the cap oneDNN is given (``ONEDNN_MAX_CPU_ISA``, which OpenVINO's
+    CPU plugin honours): the class of INT8 kernels that actually run."""
+    here = isa_class(isa)
+    cap = _ONEDNN_CAPS.get((os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").upper())
+    if cap is not None and _CLASS_ORDER.index(cap) < _CLASS_ORDER.index(here):
+        return cap
+    return here

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from edge_bus.bench_gates import isa_class
 from edge_bus.calibrate import choose_thresholds
 from edge_bus.datasets import LabeledImage
 from edge_bus.engines import EngineConfig, create_engine
@@ -35,7 +34,7 @@ from edge_bus.quantize import (
     quantize_openvino,
     write_manifest,
 )
-from edge_bus.telemetry.hardware import hardware_facts
+from edge_bus.telemetry.hardware import measured_on
 from edge_bus.zoo import parse_manifest
 from models.training.data import protocol_splits
 from models.training.networks import OUTPUT_NAMES, create_model
@@ -96,14 +95,6 @@ def score(out: Path, items: list[LabeledImage], backend: str, precision: str) ->
         return run_images(manifest, engine, items)
     finally:
         engine.close()
-
-
-def measured_on() -> dict[str, Any]:
-    """The CPU the thresholds and metrics were measured on. INT8 outputs depend on its INT8
-    instructions (an AVX2 CPU and an AVX512-VNNI one differ by ~0.01 in P(malignant) on the same
-    IR), so thresholds chosen here are exactly reproduced only on a CPU of the same ISA class."""
-    hw = hardware_facts()
-    return {"cpu_model": hw["cpu_model"], "isa": isa_class(hw["isa"]), "openvino": hw["openvino"]}
 
 
 def seg_auc(results: list[ImageResult]) -> tuple[float, float]:
