@@ -100,7 +100,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     storage = str(config.getoption("benchmark_storage"))
     folder = Path(storage.removeprefix("file://"))
-    current = machine_class({**hardware_facts()})
+    current = machine_class(hardware_facts())
     found = matching_baseline(folder, current) if storage.startswith("file://") or "://" not in storage else None
     if found is None:
         config.option.benchmark_compare = []  # off: absolute times from another CPU compare nothing

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 __all__ = ["BASELINE_KEYS", "machine_class", "matching_baseline"]
 
@@ -20,12 +19,12 @@ __all__ = ["BASELINE_KEYS", "machine_class", "matching_baseline"]
 BASELINE_KEYS = ("cpu_model", "isa", "cores_available")
 
 
-def machine_class(edge_bus_info: Mapping[str, Any]) -> dict[str, Any]:
+def machine_class(edge_bus_info: Mapping[str, object]) -> dict[str, object]:
     """The part of ``hardware_facts()`` (a run's ``machine_info["edge_bus"]``) named by :data:`BASELINE_KEYS`."""
     return {k: edge_bus_info.get(k) for k in BASELINE_KEYS}
 
 
-def matching_baseline(storage: Path, current: Mapping[str, Any]) -> Path | None:
+def matching_baseline(storage: Path, current: Mapping[str, object]) -> Path | None:
     """The newest saved run (``<machine id>/NNNN_*.json``) under ``storage`` recorded on a machine of
     class ``current``, or None. Unreadable files are passed over."""
     best: Path | None = None

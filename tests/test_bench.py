@@ -30,9 +30,10 @@ from edge_bus.bench_gates import (
     file_fps_gate,
     glass_to_glass_gate,
     int8_speedup_gate,
+    int8_speedup_target_gate,
     isa_class,
-    issue_targets,
     pipeline_gate,
+    pipeline_target_gate,
     pipeline_threshold,
     realtime_gate,
     speedup_threshold,
@@ -129,15 +130,18 @@ def test_pipeline_bound_is_lower_on_vnni_and_the_issue_number_is_then_reported()
     assert fast.passed and fast.required and fast.threshold == PIPELINE_MIN_RATIO_FAST
     assert not pipeline_gate(63.0, 100.0, AVX2).passed
     assert not pipeline_gate(45.0, 100.0, VNNI).passed
-    names = {g.name: g for g in issue_targets(1.8, 3.9, 63.0, 100.0, VNNI)}
+    names = {g.name: g for g in (int8_speedup_target_gate(1.8, 3.9), pipeline_target_gate(63.0, 100.0, VNNI))
+             if g is not None}
     assert set(names) == {"int8_speedup_target", "pipeline_ratio_target"}
     assert all(not g.required for g in names.values())
     assert names["pipeline_ratio_target"].verdict == "MISS" and names["pipeline_ratio_target"].threshold == 0.7
     assert names["int8_speedup_target"].verdict == "MISS" and names["int8_speedup_target"].threshold == SPEEDUP_TARGET
     assert names["int8_speedup_target"].message.startswith("int8 speedup target: 2.17×")
     # without VNNI/AMX the pipeline gate is the issue's own 0.7×: no separate target
-    assert [g.name for g in issue_targets(1.0, 2.6, 70.0, 100.0, AVX2)] == ["int8_speedup_target"]
-    assert issue_targets(1.0, 2.6, 70.0, 100.0, AVX2)[0].verdict == "PASS"
+    assert pipeline_target_gate(70.0, 100.0, AVX2) is None
+    met = int8_speedup_target_gate(1.0, 2.6)
+    assert met is not None and met.name == "int8_speedup_target" and met.verdict == "PASS"
+    assert int8_speedup_target_gate(1.0, math.nan) is None  # not measured: nothing to report
 
 
 def test_benchmark_app_target_is_reported_not_required() -> None:
