@@ -8,6 +8,9 @@ latency — and, when asked, reads frames from ``--source`` and pings ``--bridge
 
 Pass criteria: class agreement with the golden ≥ 99 %, mean mask IoU ≥ 0.95, end-to-end p99 ≤
 the budget (one frame interval at 30 fps unless ``--budget-ms``), and every other required check.
+The golden compared with is the one made with this machine's INT8 kernel class
+(:func:`~edge_bus.golden.choose_golden`); where the model ships none for it, another class's at the
+cross-class bounds (≥ 90 %, ≥ 0.80), which still tell a wrong or broken model from a healthy one.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from edge_bus.doctor_checks import (
     source_check,
 )
 from edge_bus.errors import ConfigError, EdgeBusError, Interrupted, OutputError, interrupted_saying
-from edge_bus.golden import Golden, compare_golden, golden_path, model_fingerprint, run_demo
+from edge_bus.golden import GoldenChoice, choose_golden, compare_golden, model_fingerprint, reference_class, run_demo
 from edge_bus.pipeline import run_stream
 from edge_bus.telemetry.hardware import hardware_facts, openvino_devices
 from edge_bus.telemetry.series import FrameSeries
@@ -47,6 +50,8 @@ from edge_bus.zoo import Manifest, resolve_model
 
 __all__ = [
     "CLASS_AGREEMENT_MIN",
+    "CROSS_CLASS_AGREEMENT_MIN",
+    "CROSS_CLASS_MASK_IOU_MIN",
     "DEFAULT_BUDGET_MS",
     "LATENCY_FRAMES",
     "MASK_IOU_MIN",
@@ -58,6 +63,12 @@ __all__ = [
 
 CLASS_AGREEMENT_MIN = 0.99
 MASK_IOU_MIN = 0.95
+# Against a golden made with another INT8 kernel class. Measured on the demo clip with emt_net: AVX2
+# vs AVX512-VNNI kernels agree 96.3 % / IoU 0.879 (92.5 % / 0.891 over doctor --max-frames 120),
+# FP32 vs the VNNI golden 98.1 % / 0.912, and hgm_net's answers vs emt_net's 88.1 % / 0.757: a wrong
+# model fails, an INT8 model running in FP32 passes.
+CROSS_CLASS_AGREEMENT_MIN = 0.90
+CROSS_CLASS_MASK_IOU_MIN = 0.80
 DEFAULT_BUDGET_MS = 1000.0 / 30.0
 #: Frames of the paced latency run (the whole 9 s demo clip).
 LATENCY_FRAMES = 270
@@ -150,14 +161,14 @@ def _model_checks(spec: str | None) -> tuple[Manifest | None, Check]:
     )
 
 
-def _golden_check(manifest: Manifest) -> tuple[Golden | None, Check]:
-    path = golden_path(manifest)
+def _golden_check(manifest: Manifest, here: str) -> tuple[GoldenChoice | None, Check]:
     regen = ("the model's maker regenerates it on a reference machine (not on the machine under test): "
-             f"python -m edge_bus.golden --model {manifest.folder} --register")
+             f"python -m edge_bus.golden --model {manifest.folder} --register --every-class")
     try:
-        golden = Golden.load(path)
+        choice = choose_golden(manifest, here)
     except EdgeBusError as exc:
         return None, Check("golden reference", None, "present, made by this model", False, str(exc))
+    golden, path = choice.golden, choice.path
     made_for = golden.meta.get("model_sha256") or {}
     current = model_fingerprint(manifest)
     stale = sorted(name for name, sha in made_for.items() if current.get(name) != sha)
@@ -170,16 +181,28 @@ def _golden_check(manifest: Manifest) -> tuple[Golden | None, Check]:
             False,
             f"the golden was made for another build of the model ({why}) — {regen}",
         )
-    listed = "" if manifest.has("golden_demo") else " (not listed in the manifest, so not sha256-checked)"
-    return golden, Check(
-        "golden reference", f"{path.name}: {len(golden)} frames{listed}", "present, made by this model", True
+    listed = "" if path.name in manifest.files.values() else " (not listed in the manifest, so not sha256-checked)"
+    made_with = f", {choice.made_with} kernels" if choice.made_with else ""
+    note = "" if choice.matched else (
+        f"{manifest.name} ships no golden made with this machine's {here} arithmetic: compared with the "
+        f"{choice.made_with} one at the cross-class bounds ({CROSS_CLASS_AGREEMENT_MIN:.0%} class agreement, "
+        f"mask IoU {CROSS_CLASS_MASK_IOU_MIN}), which catch a wrong model but not every fault — the model's maker "
+        f"can add one on such a machine: python -m edge_bus.golden --model {manifest.name} --register"
+    )
+    return choice, Check(
+        "golden reference", f"{path.name}: {len(golden)} frames{made_with}{listed}", "present, made by this model",
+        True, note,
     )
 
 
-def _validation_checks(manifest: Manifest, golden: Golden | None, opts: DoctorOptions, tmp: Path) -> list[Check]:
+def _validation_checks(
+    manifest: Manifest, choice: GoldenChoice | None, opts: DoctorOptions, tmp: Path
+) -> list[Check]:
     names = ("class agreement", "mask IoU")
-    thresholds = (CLASS_AGREEMENT_MIN, MASK_IOU_MIN)
-    if golden is None:
+    strict = choice is None or choice.matched
+    thresholds = ((CLASS_AGREEMENT_MIN, MASK_IOU_MIN) if strict
+                  else (CROSS_CLASS_AGREEMENT_MIN, CROSS_CLASS_MASK_IOU_MIN))
+    if choice is None:
         return [
             _not_run(n, t, "no usable golden reference (see above)", FRACTION if i == 0 else "")
             for i, (n, t) in enumerate(zip(names, thresholds, strict=True))
@@ -188,7 +211,7 @@ def _validation_checks(manifest: Manifest, golden: Golden | None, opts: DoctorOp
         candidate, _ = run_demo(
             str(manifest.folder), tmp / "validation", max_frames=opts.max_frames, device=opts.device
         )
-        cmp = compare_golden(golden, candidate)
+        cmp = compare_golden(choice.golden, candidate)
     except Interrupted as exc:  # the user stopped doctor: not a failed check on this machine
         raise interrupted_saying(exc, _UNFINISHED) from None
     except EdgeBusError as exc:
@@ -196,18 +219,16 @@ def _validation_checks(manifest: Manifest, golden: Golden | None, opts: DoctorOp
             Check(n, None, t, False, f"validation run failed: {exc}", unit=u)
             for n, t, u in zip(names, thresholds, (FRACTION, ""), strict=True)
         ]
-    agree_ok = cmp.frames > 0 and cmp.class_agreement >= CLASS_AGREEMENT_MIN
-    iou_ok = cmp.frames > 0 and cmp.mean_iou >= MASK_IOU_MIN
+    agree_min, iou_min = thresholds
+    agree_ok = cmp.frames > 0 and cmp.class_agreement >= agree_min
+    iou_ok = cmp.frames > 0 and cmp.mean_iou >= iou_min
     advice = (
         "this machine computes different answers than the reference — check the openvino version, "
         "reinstall the model, then contact support with the doctor report"
     )
     return [
-        Check(
-            "class agreement", cmp.class_agreement, CLASS_AGREEMENT_MIN, agree_ok, "" if agree_ok else advice,
-            unit=FRACTION
-        ),
-        Check("mask IoU", cmp.mean_iou, MASK_IOU_MIN, iou_ok, "" if iou_ok else advice),
+        Check("class agreement", cmp.class_agreement, agree_min, agree_ok, "" if agree_ok else advice, unit=FRACTION),
+        Check("mask IoU", cmp.mean_iou, iou_min, iou_ok, "" if iou_ok else advice),
     ]
 
 
@@ -294,10 +315,11 @@ def run_doctor(options: DoctorOptions) -> DoctorReport:
             _not_run("latency p99", round(opts.budget_ms, 3), why, "ms"),
         ]
     else:
-        golden, gcheck = _golden_check(manifest)
+        isa = hardware.get("isa")
+        choice, gcheck = _golden_check(manifest, reference_class(opts.device, isa if isinstance(isa, Mapping) else {}))
         checks.append(gcheck)
         with tempfile.TemporaryDirectory(prefix="edge-bus-doctor-") as tmp:
-            checks += _validation_checks(manifest, golden, opts, Path(tmp))
+            checks += _validation_checks(manifest, choice, opts, Path(tmp))
             latency = _latency_checks(manifest, opts, Path(tmp))
         checks += latency.checks
         e2e = latency.e2e_ms

@@ -8,22 +8,27 @@ manifest under the role :data:`GOLDEN_ROLE` so its sha256 is checked). ``edge-bu
 the clip again and :func:`compare_golden` gives the per-frame class agreement and the mean mask
 IoU (over frames where either mask is non-empty).
 
-Regenerate it whenever the model files change::
+The same INT8 IR does not compute the same masks on every CPU: OpenVINO's INT8 kernels differ by
+instruction set (AVX2 against AVX512-VNNI: mask IoU 0.88 and 96% class agreement on this clip), so a
+model ships one reference per INT8 kernel class it was recorded on (``meta["kernel_class"]``):
+``golden_demo.npz`` (role :data:`GOLDEN_ROLE`) and ``golden_demo_<class>.npz`` (role
+``golden_demo_<class>``). :func:`choose_golden` picks the one made with this machine's class.
 
-    python -m edge_bus.golden --model emt_net --out models/emt_net/golden_demo.npz
+Regenerate them whenever the model files change (``--every-class`` adds, through
+``ONEDNN_MAX_CPU_ISA``, a reference for each class below this CPU's)::
+
+    python -m edge_bus.golden --model emt_net --register --every-class
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import io
 import json
 import os
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +36,10 @@ import numpy as np
 
 from edge_bus import __version__
 from edge_bus.config import StreamConfig, build_config
-from edge_bus.errors import EdgeBusError, ModelError
+from edge_bus.errors import ModelError
 from edge_bus.pipeline import Pipeline, RunResult, run_stream
 from edge_bus.sinks.files import atomic_write_bytes
+from edge_bus.telemetry.hardware import hardware_facts, kernel_class
 from edge_bus.types import Frame, Prediction
 from edge_bus.zoo import Manifest, resolve_model
 
@@ -41,12 +47,17 @@ __all__ = [
     "GOLDEN_FILE",
     "GOLDEN_ROLE",
     "Golden",
+    "GoldenChoice",
     "GoldenComparison",
+    "choose_golden",
     "compare_golden",
+    "default_golden_path",
     "golden_path",
+    "golden_paths",
     "make_golden",
     "model_fingerprint",
     "record_stream",
+    "reference_class",
     "register_golden",
     "run_demo",
 ]
@@ -71,6 +82,13 @@ class Golden:
 
     def __len__(self) -> int:
         return len(self.frames)
+
+    @property
+    def kernel_class(self) -> str | None:
+        """The arithmetic it was recorded with: the INT8 kernel class on a CPU (``avx2``, ``vnni``,
+        ``amx``), else the device (``GPU``); None in references made before edge-bus recorded it."""
+        value = self.meta.get("kernel_class")
+        return str(value) if value else None
 
     def mask(self, i: int) -> np.ndarray:
         """Bool mask (h, w) at position ``i``."""
@@ -208,18 +226,80 @@ def compare_golden(
 
 
 def model_fingerprint(manifest: Manifest) -> dict[str, str]:
-    """sha256 (from the manifest) of every model file except golden references."""
+    """sha256 (from the manifest) of every model file except golden references (of every class)."""
     golden_names = {manifest.files.get(GOLDEN_ROLE), GOLDEN_FILE}
     return {
         name: manifest.sha256.get(name, "")
         for role, name in sorted(manifest.files.items())
-        if role != GOLDEN_ROLE and name not in golden_names and not name.endswith(".npz")
+        if not role.startswith(GOLDEN_ROLE) and name not in golden_names and not name.endswith(".npz")
     }
 
 
 def golden_path(manifest: Manifest) -> Path:
-    """Where the model's golden reference is: its manifest entry, else ``<folder>/golden_demo.npz``."""
+    """Where the model's primary golden reference is: its manifest entry, else ``<folder>/golden_demo.npz``."""
     return manifest.folder / manifest.files.get(GOLDEN_ROLE, GOLDEN_FILE)
+
+
+def golden_paths(manifest: Manifest) -> list[Path]:
+    """Every golden reference of the model, the primary first (listed in the manifest or not)."""
+    extra = [manifest.folder / name for role, name in sorted(manifest.files.items())
+             if role.startswith(GOLDEN_ROLE + "_")]
+    return [golden_path(manifest), *extra]
+
+
+def reference_class(device: str = "CPU", isa: Mapping[str, object] | None = None) -> str:
+    """The class of arithmetic a run on ``device`` uses: on the CPU the INT8 kernel class (``avx2``,
+    ``vnni``, ``amx``; an ``ONEDNN_MAX_CPU_ISA`` cap honoured), elsewhere the device (``GPU``)."""
+    if device.upper() != "CPU":
+        return device.upper()
+    return kernel_class(isa if isa is not None else hardware_facts()["isa"])
+
+
+_NEAREST = {"amx": "vnni"}  # AMX and VNNI both add INT8 products exactly (AVX2's vpmaddubsw saturates)
+
+
+@dataclass(frozen=True)
+class GoldenChoice:
+    """The reference :func:`choose_golden` picked: ``made_with`` its class (None: not recorded),
+    ``matched`` whether that is this machine's class (or the nearest, for AMX), so a strict
+    comparison is fair."""
+
+    golden: Golden
+    path: Path
+    made_with: str | None
+    matched: bool
+
+
+def choose_golden(manifest: Manifest, here: str) -> GoldenChoice:
+    """The reference made with class ``here``, else (AMX) VNNI's, else the primary (``matched`` False).
+
+    A reference that records no class (made before edge-bus recorded it) is taken as made with the
+    class in the manifest's ``measured_on``; with neither, as this machine's. A missing or damaged
+    file is a :class:`ModelError`.
+    """
+    choices = []
+    for i, path in enumerate(golden_paths(manifest)):
+        golden = Golden.load(path)
+        made_with = golden.kernel_class or (manifest.measured_on.get("isa") if i == 0 else None)
+        choices.append(GoldenChoice(golden, path, made_with, made_with in (None, here)))
+    for wanted in (here, _NEAREST.get(here)):
+        for choice in choices:
+            if wanted is not None and choice.made_with == wanted:
+                return replace(choice, matched=True)
+    return choices[0]
+
+
+def default_golden_path(manifest: Manifest, here: str) -> Path:
+    """Where a reference made with class ``here`` goes: the primary ``golden_demo.npz`` when the
+    model has none yet or its primary was made with ``here``, else ``golden_demo_<here>.npz``."""
+    primary = golden_path(manifest)
+    if not primary.is_file():
+        return primary
+    try:
+        made_with = Golden.load(primary).kernel_class or manifest.measured_on.get("isa")
+    except ModelError:
+        return primary  # a damaged primary is replaced
+    return primary if made_with in (None, here) else manifest.folder / f"{GOLDEN_ROLE}_{here}.npz"
 
 
 def record_stream(config: StreamConfig) -> tuple[RunResult, list[tuple[int, Prediction]]]:
@@ -257,6 +337,7 @@ def run_demo(
         "precision": result.precision,
         "operating_point": result.latency.get("model", {}).get("operating_point"),
         "smoothing": cfg.smoothing,
+        "kernel_class": reference_class(device),
         "edge_bus": __version__,
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
@@ -274,12 +355,14 @@ def make_golden(model_spec: str | None, out_path: str | os.PathLike[str], *, max
 
 
 def register_golden(manifest: Manifest, path: Path) -> None:
-    """Record the golden file in the manifest (files + sha256) so ``verify()`` checks it too."""
+    """Record the golden file in the manifest (files + sha256) so ``verify()`` checks it too; a
+    ``golden_demo_<class>.npz`` under the role ``golden_demo_<class>``, any other name as the primary."""
     from edge_bus.quantize import write_manifest
 
     check_registrable(manifest, path)
     data = json.loads((manifest.folder / "manifest.json").read_text())
-    data["files"][GOLDEN_ROLE] = path.name
+    role = path.stem if path.stem.startswith(GOLDEN_ROLE + "_") else GOLDEN_ROLE
+    data["files"][role] = path.name
     write_manifest(manifest.folder, data)
 
 
@@ -290,29 +373,7 @@ def check_registrable(manifest: Manifest, path: Path) -> None:
                          f"(got --out {path}): leave --out out, or give a path in that folder")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edge_bus.golden", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=None, help="shipped model name, model folder or manifest.json")
-    parser.add_argument("--out", type=Path, default=None, help="output .npz [default: <model folder>/golden_demo.npz]")
-    parser.add_argument("--max-frames", type=int, default=0, help="only the first N demo frames (0: all)")
-    parser.add_argument("--register", action="store_true",
-                        help="add the file to the model's manifest (role golden_demo) with its sha256")
-    args = parser.parse_args(argv)
-    try:
-        manifest = resolve_model(args.model)
-        out = Path(args.out if args.out is not None else golden_path(manifest))
-        if args.register:
-            check_registrable(manifest, out)  # before minutes of streaming, not after
-        golden = make_golden(args.model, out, max_frames=args.max_frames)
-        if args.register:
-            register_golden(manifest, out)
-    except EdgeBusError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    lesions = int(golden.lesion.sum())
-    print(f"wrote {out}: {len(golden)} frames, {lesions} with a lesion, precision {golden.meta.get('precision')}")
-    return 0
+if __name__ == "__main__":  # python -m edge_bus.golden: the command line lives in edge_bus.golden_cli
+    from edge_bus.golden_cli import main
 
-
-if __name__ == "__main__":
     raise SystemExit(main())

@@ -10,7 +10,18 @@ import numpy as np
 import pytest
 
 from edge_bus.errors import ModelError
-from edge_bus.golden import GOLDEN_FILE, GOLDEN_ROLE, Golden, compare_golden, main, make_golden, model_fingerprint
+from edge_bus.golden import (
+    GOLDEN_FILE,
+    GOLDEN_ROLE,
+    Golden,
+    choose_golden,
+    compare_golden,
+    default_golden_path,
+    golden_paths,
+    make_golden,
+    model_fingerprint,
+)
+from edge_bus.golden_cli import main
 from edge_bus.types import Prediction
 from edge_bus.zoo import resolve_model
 
@@ -116,7 +127,9 @@ def test_fingerprint_excludes_the_golden_itself() -> None:
         manifest, files={**manifest.files, GOLDEN_ROLE: GOLDEN_FILE}, sha256={**manifest.sha256, GOLDEN_FILE: "0" * 64}
     )
     assert model_fingerprint(with_golden) == model_fingerprint(manifest)
-    assert set(model_fingerprint(manifest)) == set(manifest.files.values()) - {GOLDEN_FILE}
+    goldens = {p.name for p in golden_paths(manifest)}
+    assert goldens >= {GOLDEN_FILE, "golden_demo_vnni.npz"}
+    assert set(model_fingerprint(manifest)) == set(manifest.files.values()) - goldens
 
 
 def test_make_golden_from_the_demo_clip_is_reproducible(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -185,3 +198,90 @@ def test_the_runtime_still_gives_the_shipped_golden_answers(tmp_path: Path) -> N
     now = make_golden("emt_net", tmp_path / "now.npz", max_frames=30)
     cmp = compare_golden(shipped.folder / GOLDEN_FILE, now)
     assert cmp.frames == 30 and cmp.class_agreement >= 0.95 and cmp.mean_iou >= 0.9
+
+
+def _model_with_references(folder: Path, references: dict[str, str | None], measured_on: str | None = "avx2"):
+    """A manifest of the shipped model pointing at ``folder``, whose golden files (name → the kernel
+    class in their meta, None for one made before edge-bus recorded it) are tiny stand-ins."""
+    manifest = resolve_model(None)
+    files = {role: name for role, name in manifest.files.items() if not role.startswith(GOLDEN_ROLE)}
+    for name, cls in references.items():
+        meta = {"model": "test"} if cls is None else {"model": "test", "kernel_class": cls}
+        Golden.from_predictions([(0, _pred("benign", _box(2, 2, 4, 4)))], meta).save(folder / name)
+        files[GOLDEN_ROLE if name == GOLDEN_FILE else Path(name).stem] = name
+    raw = {**manifest.raw, "measured_on": {"isa": measured_on} if measured_on else None}
+    return replace(manifest, folder=folder, files=files, raw=raw)
+
+
+@pytest.mark.parametrize(
+    ("here", "picked", "matched"),
+    [("vnni", "golden_demo_vnni.npz", True), ("avx2", GOLDEN_FILE, True),
+     ("amx", "golden_demo_vnni.npz", True),  # AMX adds INT8 products exactly, as VNNI does
+     ("GPU", GOLDEN_FILE, False)],
+)
+def test_choose_golden_takes_the_reference_made_with_this_kernel_class(
+    tmp_path: Path, here: str, picked: str, matched: bool
+) -> None:
+    """doctor compared every CPU with the one golden made on AVX2, and failed healthy VNNI machines."""
+    manifest = _model_with_references(tmp_path, {GOLDEN_FILE: "avx2", "golden_demo_vnni.npz": "vnni"})
+    choice = choose_golden(manifest, here)
+    assert (choice.path.name, choice.matched) == (picked, matched)
+    assert choice.made_with == choice.golden.kernel_class == ("vnni" if "vnni" in picked else "avx2")
+
+
+def test_a_reference_that_records_no_class_is_taken_as_the_manifests(tmp_path: Path) -> None:
+    legacy = _model_with_references(tmp_path, {GOLDEN_FILE: None})
+    choice = choose_golden(legacy, "vnni")
+    assert (choice.made_with, choice.matched) == ("avx2", False)  # measured_on says avx2
+    unknown = choose_golden(_model_with_references(tmp_path, {GOLDEN_FILE: None}, measured_on=None), "vnni")
+    assert (unknown.made_with, unknown.matched) == (None, True)  # as before: the one reference, strictly
+
+
+def test_a_damaged_reference_is_a_model_error(tmp_path: Path) -> None:
+    manifest = _model_with_references(tmp_path, {GOLDEN_FILE: "avx2", "golden_demo_vnni.npz": "vnni"})
+    (tmp_path / "golden_demo_vnni.npz").write_bytes(b"not a zip file")
+    with pytest.raises(ModelError, match="golden_demo_vnni.npz is unreadable"):
+        choose_golden(manifest, "avx2")
+
+
+def test_a_new_reference_goes_beside_the_primary_when_made_with_another_class(tmp_path: Path) -> None:
+    empty = _model_with_references(tmp_path, {})
+    assert default_golden_path(empty, "vnni") == tmp_path / GOLDEN_FILE  # the first one is the primary
+    manifest = _model_with_references(tmp_path, {GOLDEN_FILE: "avx2"})
+    assert default_golden_path(manifest, "avx2") == tmp_path / GOLDEN_FILE  # remade in place
+    assert default_golden_path(manifest, "vnni") == tmp_path / "golden_demo_vnni.npz"
+
+
+def test_register_lists_a_class_reference_under_its_own_role(tmp_path: Path) -> None:
+    from edge_bus.golden import register_golden
+    from edge_bus.zoo import load_manifest
+
+    shipped = resolve_model(None)
+    for role, name in shipped.files.items():
+        if not role.startswith(GOLDEN_ROLE):
+            (tmp_path / name).symlink_to(shipped.folder / name)
+    (tmp_path / "manifest.json").write_text(json.dumps({**shipped.raw, "files": {
+        r: n for r, n in shipped.files.items() if not r.startswith(GOLDEN_ROLE)}}))
+    for name in (GOLDEN_FILE, "golden_demo_vnni.npz"):
+        _golden([(0, _pred("normal", np.zeros(SHAPE, dtype=bool)))]).save(tmp_path / name)
+        register_golden(load_manifest(tmp_path), tmp_path / name)
+    manifest = load_manifest(tmp_path)
+    assert manifest.files[GOLDEN_ROLE] == GOLDEN_FILE and manifest.files["golden_demo_vnni"] == "golden_demo_vnni.npz"
+    manifest.verify((GOLDEN_ROLE, "golden_demo_vnni"))
+    assert [p.name for p in golden_paths(manifest)] == [GOLDEN_FILE, "golden_demo_vnni.npz"]
+
+
+def test_every_shipped_reference_records_its_class_and_the_two_classes_differ() -> None:
+    """The shipped models carry an AVX2 and a VNNI reference; on this clip the two kernel classes
+    disagree by more than doctor's strict bounds allow, which is why one golden did not do."""
+    from edge_bus.doctor import CLASS_AGREEMENT_MIN, MASK_IOU_MIN
+    from edge_bus.zoo import list_models
+
+    for manifest in list_models():
+        refs = {Golden.load(p).kernel_class: Golden.load(p) for p in golden_paths(manifest)}
+        assert set(refs) == {"avx2", "vnni"}, manifest.name
+        assert choose_golden(manifest, "avx2").path.name == GOLDEN_FILE
+        assert choose_golden(manifest, "vnni").path.name == "golden_demo_vnni.npz"
+    emt = {Golden.load(p).kernel_class: Golden.load(p) for p in golden_paths(resolve_model("emt_net"))}
+    cmp = compare_golden(emt["avx2"], emt["vnni"])
+    assert cmp.class_agreement < CLASS_AGREEMENT_MIN and cmp.mean_iou < MASK_IOU_MIN

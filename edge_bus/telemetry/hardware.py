@@ -201,6 +201,17 @@ _ONEDNN_CAPS = {"AVX2": "avx2", "AVX2_VNNI": "vnni", "AVX512_CORE": "avx2", "AVX
                 "AVX512_CORE_BF16": "vnni", "AVX512_CORE_AMX": "amx"}
 
 
+CLASS_CAPS = {"avx2": "AVX2", "vnni": "AVX512_CORE_VNNI"}
+"""The ``ONEDNN_MAX_CPU_ISA`` value that makes a CPU of a higher class run each class's INT8 kernels."""
+
+
+def classes_below(here: str) -> list[str]:
+    """The INT8 kernel classes a CPU of class ``here`` can also run, capped (:data:`CLASS_CAPS`)."""
+    if here not in _CLASS_ORDER:
+        return []
+    return [c for c in CLASS_CAPS if _CLASS_ORDER.index(c) < _CLASS_ORDER.index(here)]
+
+
 def kernel_class(isa: Mapping[str, object]) -> str:
     """:func:`isa_class`, lowered to the cap oneDNN is given (``ONEDNN_MAX_CPU_ISA``, which OpenVINO's
     CPU plugin honours): the class of INT8 kernels that actually run."""

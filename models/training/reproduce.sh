@@ -98,9 +98,9 @@ step "export + quantise emt_net"
 step "export + quantise hgm_net"
 "$PY" -m models.training.export --data "$DATA" --checkpoint "$CK/hgm_net/best.pt" --name hgm_net \
     --out "$OUT/hgm_net" --int8-only --control-iterations 4 ${CALIB[@]+"${CALIB[@]}"}
-step "golden demo reference"
-"$PY" -m edge_bus.golden --model "$OUT/emt_net" --out "$OUT/emt_net/golden_demo.npz" --register
-"$PY" -m edge_bus.golden --model "$OUT/hgm_net" --out "$OUT/hgm_net/golden_demo.npz" --register
+step "golden demo references (one per INT8 kernel class this CPU can run)"
+"$PY" -m edge_bus.golden --model "$OUT/emt_net" --register --every-class
+"$PY" -m edge_bus.golden --model "$OUT/hgm_net" --register --every-class
 step "Wp sweep"
 "$PY" -m models.training.wp_sweep --data "$DATA" --checkpoint "$CK/emt_net_ft/best.pt" \
     --out "$RES/wp_sweep.json" ${WP[@]+"${WP[@]}"}
