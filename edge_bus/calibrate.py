@@ -11,8 +11,10 @@ through :func:`edge_bus.evaluation.evaluate` (what ``edge-bus eval`` runs) and c
   are present; otherwise the model's own is kept, and the manifest says so.
 
 It writes a copy of the model folder whose manifest carries the new thresholds, the SEN/SPE they
-gave on these images and a ``site_calibration`` record (data, images, backend). The images used are
-then calibration data: score the calibrated model on other images.
+gave on these images and a ``site_calibration`` record (data, images, backend), and golden
+references of its own for ``edge-bus doctor`` (the demo clip's labels under the new thresholds, one
+per INT8 kernel class this CPU can run). The images used are then calibration data: score the
+calibrated model on other images.
 
 The shipped models' thresholds were chosen by this same function (:func:`choose_thresholds`) on
 BUSI fold 1.
@@ -33,6 +35,8 @@ import numpy as np
 from edge_bus.checks import number_or_none
 from edge_bus.errors import DataError, OutputError
 from edge_bus.evaluation import ImageResult, evaluate
+from edge_bus.golden import GOLDEN_ROLE
+from edge_bus.golden_cli import record_references
 from edge_bus.metrics import choose_operating_points
 from edge_bus.quantize import write_manifest
 from edge_bus.telemetry.hardware import measured_on
@@ -152,10 +156,16 @@ def _write_copy(manifest: Manifest, out: Path, thresholds: dict[str, Any], recor
     raw["site_calibration"] = record
     if name:
         raw["name"] = name
+    # the golden references record labels under the old thresholds: the copy gets its own (below)
+    raw["files"] = {role: f for role, f in manifest.files.items() if not role.startswith(GOLDEN_ROLE)}
     try:
         out.mkdir(parents=True, exist_ok=True)
-        for fname in manifest.files.values():
+        for fname in raw["files"].values():
             shutil.copy2(manifest.folder / fname, out / fname)
-        return write_manifest(out, raw)
+        for stale in out.glob(f"{GOLDEN_ROLE}*.npz"):  # from an earlier copy in the same folder
+            stale.unlink()
+        path = write_manifest(out, raw)
     except OSError as exc:
         raise OutputError(f"cannot write the calibrated model to {out}: {exc.strerror or exc}") from None
+    record_references(str(out))
+    return path

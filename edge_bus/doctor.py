@@ -41,7 +41,15 @@ from edge_bus.doctor_checks import (
     source_check,
 )
 from edge_bus.errors import ConfigError, EdgeBusError, Interrupted, OutputError, interrupted_saying
-from edge_bus.golden import GoldenChoice, choose_golden, compare_golden, model_fingerprint, reference_class, run_demo
+from edge_bus.golden import (
+    GoldenChoice,
+    choose_golden,
+    compare_golden,
+    decision_settings,
+    model_fingerprint,
+    reference_class,
+    run_demo,
+)
 from edge_bus.pipeline import run_stream
 from edge_bus.telemetry.hardware import hardware_facts, openvino_devices
 from edge_bus.telemetry.series import FrameSeries
@@ -172,6 +180,9 @@ def _golden_check(manifest: Manifest, here: str) -> tuple[GoldenChoice | None, C
     made_for = golden.meta.get("model_sha256") or {}
     current = model_fingerprint(manifest)
     stale = sorted(name for name, sha in made_for.items() if current.get(name) != sha)
+    decided = golden.meta.get("decisions")  # None in references made before edge-bus recorded it
+    if decided is not None and decided != decision_settings(manifest):
+        stale.append("the manifest's thresholds")
     if stale or not made_for:
         why = f"{', '.join(stale)} changed since" if stale else "it records no model sha256"
         return None, Check(

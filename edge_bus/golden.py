@@ -51,6 +51,7 @@ __all__ = [
     "GoldenComparison",
     "choose_golden",
     "compare_golden",
+    "decision_settings",
     "default_golden_path",
     "golden_path",
     "golden_paths",
@@ -235,6 +236,14 @@ def model_fingerprint(manifest: Manifest) -> dict[str, str]:
     }
 
 
+def decision_settings(manifest: Manifest) -> dict[str, object]:
+    """What turns the model's outputs into a golden's labels and masks: the lesion and mask thresholds
+    and the default operating point's (``models calibrate`` changes them, and the labels with them)."""
+    op = manifest.operating_point(None)
+    return {"lesion": manifest.lesion_threshold, "mask": manifest.mask_threshold, "operating_point": op.name,
+            "malignancy": op.threshold}
+
+
 def golden_path(manifest: Manifest) -> Path:
     """Where the model's primary golden reference is: its manifest entry, else ``<folder>/golden_demo.npz``."""
     return manifest.folder / manifest.files.get(GOLDEN_ROLE, GOLDEN_FILE)
@@ -338,6 +347,7 @@ def run_demo(
         "operating_point": result.latency.get("model", {}).get("operating_point"),
         "smoothing": cfg.smoothing,
         "kernel_class": reference_class(device),
+        "decisions": decision_settings(manifest),
         "edge_bus": __version__,
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     }

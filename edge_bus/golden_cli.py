@@ -14,11 +14,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edge_bus.errors import EdgeBusError, ModelError
-from edge_bus.golden import check_registrable, default_golden_path, make_golden, reference_class, register_golden
+from edge_bus.golden import (
+    Golden,
+    check_registrable,
+    default_golden_path,
+    make_golden,
+    reference_class,
+    register_golden,
+)
 from edge_bus.telemetry.hardware import CLASS_CAPS, classes_below
 from edge_bus.zoo import resolve_model
 
-__all__ = ["main"]
+__all__ = ["main", "record_references"]
 
 _DESCRIPTION = ("Record what a model says about the bundled demo clip, frame by frame "
                 "(edge-bus doctor compares with it).")
@@ -34,6 +41,27 @@ def _record_capped(model: str, cls: str, max_frames: int) -> str:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
         raise ModelError(f"recording the {cls} reference failed: {last.removeprefix('error: ')}")
     return done.stdout.strip()
+
+
+def _summary(out: Path, golden: Golden, here: str) -> str:
+    lesions = int(golden.lesion.sum())
+    return (f"wrote {out}: {len(golden)} frames, {lesions} with a lesion, precision {golden.meta.get('precision')}, "
+            f"{here} kernels")
+
+
+def record_references(model: str | None, *, every_class: bool = True, max_frames: int = 0) -> list[str]:
+    """Record this machine's golden reference of ``model`` and register it in its manifest; with
+    ``every_class``, one for each INT8 kernel class below this CPU's too (in child processes capped
+    with ``ONEDNN_MAX_CPU_ISA``). Returns a line per reference written."""
+    manifest = resolve_model(model)
+    here = reference_class()
+    out = default_golden_path(manifest, here)
+    golden = make_golden(str(manifest.folder), out, max_frames=max_frames)
+    register_golden(manifest, out)
+    lines = [_summary(out, golden, here)]
+    if every_class:
+        lines += [_record_capped(str(manifest.folder), cls, max_frames) for cls in classes_below(here)]
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,20 +81,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.every_class and (not args.register or args.out is not None):
             raise ModelError("--every-class names its files itself: give it with --register and without --out")
+        if args.register and args.out is None:
+            for line in record_references(args.model, every_class=args.every_class, max_frames=args.max_frames):
+                print(line)
+            return 0
         manifest = resolve_model(args.model)
         here = reference_class()
-        out = Path(args.out if args.out is not None else default_golden_path(manifest, here))
+        out = Path(args.out) if args.out is not None else default_golden_path(manifest, here)
         if args.register:
             check_registrable(manifest, out)  # before minutes of streaming, not after
         golden = make_golden(args.model, out, max_frames=args.max_frames)
         if args.register:
             register_golden(manifest, out)
-        lesions = int(golden.lesion.sum())
-        print(f"wrote {out}: {len(golden)} frames, {lesions} with a lesion, precision {golden.meta.get('precision')}, "
-              f"{here} kernels")
-        if args.every_class:
-            for cls in classes_below(here):
-                print(_record_capped(str(manifest.folder), cls, args.max_frames))
+        print(_summary(out, golden, here))
     except EdgeBusError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

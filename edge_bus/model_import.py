@@ -37,8 +37,9 @@ def quantize_model(onnx: Path, calib: Path, out_dir: Path, name: str | None = No
                    head: str = "presence_malignancy", limit: int = 300, golden: bool = True) -> Path:
     """Turn a user's ONNX model into an edge-bus model folder; returns its ``manifest.json``.
 
-    ``golden``: also record the model's outputs on the bundled demo clip (``golden_demo.npz``), the
-    reference ``edge-bus doctor`` compares a machine against."""
+    ``golden``: also record the model's outputs on the bundled demo clip (``golden_demo.npz``, and
+    ``golden_demo_<class>.npz`` for each INT8 kernel class below this CPU's), the references
+    ``edge-bus doctor`` compares a machine against."""
     import onnxruntime as ort
 
     onnx, out_dir = Path(onnx), Path(out_dir)
@@ -129,12 +130,11 @@ def _move_into(staging: Path, out_dir: Path) -> Path:
 
 
 def _write_golden(folder: Path) -> None:
-    """The model's outputs on the demo clip, registered in its manifest (what ``doctor`` compares to)."""
-    from edge_bus.golden import GOLDEN_FILE, make_golden, register_golden
-    from edge_bus.zoo import load_manifest
+    """The model's outputs on the demo clip, registered in its manifest (what ``doctor`` compares to):
+    one reference per INT8 kernel class this CPU can run."""
+    from edge_bus.golden_cli import record_references
 
-    make_golden(str(folder), folder / GOLDEN_FILE)
-    register_golden(load_manifest(folder), folder / GOLDEN_FILE)
+    record_references(str(folder))
 
 
 def _quiet_nncf() -> None:

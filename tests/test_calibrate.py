@@ -16,6 +16,7 @@ from edge_bus.calibrate import calibrate, choose_thresholds
 from edge_bus.cli import app
 from edge_bus.errors import DataError, OutputError
 from edge_bus.evaluation import ImageResult
+from edge_bus.golden import GOLDEN_ROLE, Golden, decision_settings, golden_paths
 from edge_bus.zoo import load_manifest, resolve_model
 
 
@@ -85,7 +86,9 @@ def test_shipped_thresholds_are_reproduced_on_busi_fold_1(shared_data: Path, tmp
     shipped = resolve_model("emt_net")
     copy = load_manifest(out)
     copy.verify()  # every file copied, sha256 as recorded
-    assert copy.name == "emt_net_site" and copy.files == shipped.files
+    assert copy.name == "emt_net_site"
+    model_files = {r: f for r, f in shipped.files.items() if not r.startswith(GOLDEN_ROLE)}
+    assert {r: f for r, f in copy.files.items() if not r.startswith(GOLDEN_ROLE)} == model_files
     assert copy.lesion_threshold == pytest.approx(shipped.lesion_threshold, abs=1e-4)
     for name, op in shipped.operating_points.items():
         assert copy.operating_points[name].threshold == pytest.approx(op.threshold, abs=1e-4), name
@@ -96,6 +99,15 @@ def test_shipped_thresholds_are_reproduced_on_busi_fold_1(shared_data: Path, tmp
     # record is kept beside it
     assert read_json(out / "manifest.json")["measured_on"]["isa"] == isa
     assert record["from_measured_on"] == read_json(shipped.folder / "manifest.json")["measured_on"]
+    # its own golden references, made under its thresholds with this class's kernels: the shipped
+    # ones record the old thresholds' labels, and doctor failed the copy against them (94% agreement)
+    goldens = [Golden.load(p) for p in golden_paths(copy)]
+    assert [g.kernel_class for g in goldens] == [isa]  # the cap leaves no class below it
+    assert all(g.meta["decisions"] == decision_settings(copy) for g in goldens)
+    doctor = subprocess.run([sys.executable, "-m", "edge_bus", "doctor", "--model", str(out), "--no-report",
+                             "--max-frames", "120", "--budget-ms", "100000"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
 
 
 def test_calibrate_cli_bad_data_folder_is_one_line(tmp_path: Path) -> None:

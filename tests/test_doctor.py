@@ -318,3 +318,18 @@ def test_without_a_reference_for_this_class_doctor_compares_at_the_cross_class_b
     golden = checks["golden reference"]
     assert golden["passed"] and "ships no golden made with this machine's unknown arithmetic" in golden["advice"]
     assert "• golden reference: " in output  # a passing check's note is printed too
+
+
+def test_a_golden_made_under_other_thresholds_is_stale(zoo: Path, tmp_path: Path) -> None:
+    """A calibrated copy carried the original's golden, whose labels came from the old thresholds."""
+    from edge_bus.quantize import write_manifest
+
+    folder = tmp_path / "emt_net"
+    shutil.copytree(zoo / "emt_net", folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["thresholds"]["lesion"] = 0.5
+    write_manifest(folder, manifest)
+    code, report, output = _doctor(tmp_path, "--model", str(folder), "--budget-ms", "100000")
+    golden = _checks(report)["golden reference"]
+    assert code == 1 and not golden["passed"]
+    assert "the manifest's thresholds changed since" in golden["advice"] and "--every-class" in golden["advice"]
