@@ -78,9 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="with --register: also record a reference for each INT8 kernel class below this "
                              "CPU's (avx2 on a VNNI CPU; vnni and avx2 on an AMX one)")
     args = parser.parse_args(argv)
+    if args.every_class and (not args.register or args.out is not None):
+        parser.error("--every-class names its files itself: give it with --register and without --out")
     try:
-        if args.every_class and (not args.register or args.out is not None):
-            raise ModelError("--every-class names its files itself: give it with --register and without --out")
         if args.register and args.out is None:
             for line in record_references(args.model, every_class=args.every_class, max_frames=args.max_frames):
                 print(line)

@@ -17,6 +17,7 @@ from edge_bus.cli import app
 from edge_bus.errors import DataError, OutputError
 from edge_bus.evaluation import ImageResult
 from edge_bus.golden import GOLDEN_ROLE, Golden, decision_settings, golden_paths
+from edge_bus.telemetry.hardware import CLASS_CAPS
 from edge_bus.zoo import load_manifest, resolve_model
 
 
@@ -62,11 +63,6 @@ def test_calibrating_into_the_models_own_folder_is_refused(tmp_path: Path) -> No
         calibrate(str(folder), tmp_path, folder)
 
 
-#: oneDNN's name for each ISA class a manifest's ``measured_on`` can record (ONEDNN_MAX_CPU_ISA caps
-#: the kernels OpenVINO's CPU plugin picks, so a newer CPU computes as the one the thresholds came from)
-ONEDNN_ISA = {"avx2": "AVX2", "vnni": "AVX512_CORE_VNNI", "amx": "AVX512_CORE_AMX"}
-
-
 def test_shipped_thresholds_are_reproduced_on_busi_fold_1(shared_data: Path, tmp_path: Path) -> None:
     """The shipped manifest's thresholds were chosen on BUSI fold 1 (INT8 OpenVINO) on a CPU of the
     ISA class its ``measured_on`` names: calibrating there with the INT8 kernels of that class gives
@@ -76,7 +72,8 @@ def test_shipped_thresholds_are_reproduced_on_busi_fold_1(shared_data: Path, tmp
     busi = shared_data / "busi"
     out = tmp_path / "emt_net_busi"
     isa = read_json(resolve_model("emt_net").folder / "manifest.json")["measured_on"]["isa"]
-    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": ONEDNN_ISA[isa]}
+    # ONEDNN_MAX_CPU_ISA caps the kernels OpenVINO's CPU plugin picks: a newer CPU computes as that class
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": CLASS_CAPS[isa]}
     result = subprocess.run([sys.executable, "-m", "edge_bus", "models", "calibrate", "emt_net", "--data",
                              str(busi / "Dataset_BUSI_with_GT"), "--folds", str(busi / "folds.csv"), "--fold", "1",
                              "--out", str(out), "--name", "emt_net_site"],

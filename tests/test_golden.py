@@ -285,3 +285,11 @@ def test_every_shipped_reference_records_its_class_and_the_two_classes_differ() 
     emt = {Golden.load(p).kernel_class: Golden.load(p) for p in golden_paths(resolve_model("emt_net"))}
     cmp = compare_golden(emt["avx2"], emt["vnni"])
     assert cmp.class_agreement < CLASS_AGREEMENT_MIN and cmp.mean_iou < MASK_IOU_MIN
+
+
+def test_every_class_goes_with_register_and_without_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for args in (["--every-class"], ["--every-class", "--register", "--out", str(tmp_path / "g.npz")]):
+        with pytest.raises(SystemExit) as info:
+            main(args)
+        assert info.value.code == 2 and "--every-class names its files itself" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
