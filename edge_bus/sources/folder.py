@@ -65,12 +65,22 @@ def _has_images(folder: Path) -> bool:
         return False
 
 
+#: what a folder of clips holds instead (``--source`` takes one video file, not a folder of them)
+VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".mov", ".m4v", ".mkv", ".wmv", ".mpg", ".mpeg", ".webm"})
+
+
 def _no_images_message(folder: Path) -> str:
     subdirs = sorted((p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")), key=natural_key)
     with_images = [d for d in subdirs if _has_images(folder / d)]
     if with_images:
         shown = ", ".join(with_images[:5]) + (", ..." if len(with_images) > 5 else "")
         return f"image folder '{folder}' has no images, only sub-folders ({shown}) — point --source at one of them"
+    videos = sorted((p.name for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()),
+                    key=natural_key)
+    if videos:
+        shown = ", ".join(videos[:3]) + (", ..." if len(videos) > 3 else "")
+        return (f"'{folder}' holds {len(videos)} video file{'s' if len(videos) > 1 else ''} ({shown}), not images — "
+                f"give one as --source, e.g. --source {folder / videos[0]}")
     suffixes = " ".join(sorted(IMAGE_SUFFIXES | DICOM_SUFFIXES))
     return f"image folder '{folder}' has no images ({suffixes}; *_mask* files are skipped) — check the path"
 

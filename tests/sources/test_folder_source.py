@@ -101,6 +101,17 @@ def test_dataset_root_suggests_a_class_folder(tmp_path: Path, make_image: Callab
     assert "only sub-folders (benign, malignant, normal) — point --source at one of them" in str(err.value)
 
 
+def test_a_folder_of_clips_names_one_to_give(tmp_path: Path) -> None:
+    """--source ../shared/data/cine (18 .avi clips) said the folder had no images and to check the path."""
+    for name in ("Pid_2_VID_10.avi", "Pid_1_VID_5.avi", "Pid_1_VID_6.AVI", "Pid_3_VID_1.mp4", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    with pytest.raises(SourceError) as err:
+        FolderSource(tmp_path)
+    message = str(err.value)
+    assert "holds 4 video files (Pid_1_VID_5.avi, Pid_1_VID_6.AVI, Pid_2_VID_10.avi, ...), not images" in message
+    assert f"--source {tmp_path / 'Pid_1_VID_5.avi'}" in message and "\n" not in message
+
+
 def test_not_an_image_or_folder(tmp_path: Path) -> None:
     (tmp_path / "x.csv").write_text("a,b\n")
     with pytest.raises(SourceError, match="not a folder or an image file"):
