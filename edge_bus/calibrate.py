@@ -103,6 +103,7 @@ class CalibrationResult:
     counts: dict[str, int]
     thresholds: dict[str, Any]
     previous: dict[str, Any]
+    references: tuple[str, ...] = ()  # the golden references written for doctor, a line each
 
     @property
     def changes(self) -> tuple[ThresholdChange, ...]:
@@ -140,9 +141,11 @@ def calibrate(model: str | None, data: Path, out: Path, folds_csv: Path | None =
         "from_model": {"name": manifest.name, "version": manifest.version, "folder": str(manifest.folder)},
         "date": _dt.date.today().isoformat(),
     }, name)
+    # the labels of the original's golden references came from its thresholds: the copy gets its own
+    references = tuple(record_references(str(out)))
     return CalibrationResult(model=name or manifest.name, out_dir=out, data=report.data, n_images=report.n_images,
                              counts=report.counts, thresholds=thresholds,
-                             previous=dict(manifest.raw.get("thresholds", {})))
+                             previous=dict(manifest.raw.get("thresholds", {})), references=references)
 
 
 def _write_copy(manifest: Manifest, out: Path, thresholds: dict[str, Any], record: dict[str, Any],
@@ -156,7 +159,7 @@ def _write_copy(manifest: Manifest, out: Path, thresholds: dict[str, Any], recor
     raw["site_calibration"] = record
     if name:
         raw["name"] = name
-    # the golden references record labels under the old thresholds: the copy gets its own (below)
+    # the golden references record labels under the old thresholds: left behind (calibrate records new ones)
     raw["files"] = {role: f for role, f in manifest.files.items() if not role.startswith(GOLDEN_ROLE)}
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -164,8 +167,6 @@ def _write_copy(manifest: Manifest, out: Path, thresholds: dict[str, Any], recor
             shutil.copy2(manifest.folder / fname, out / fname)
         for stale in out.glob(f"{GOLDEN_ROLE}*.npz"):  # from an earlier copy in the same folder
             stale.unlink()
-        path = write_manifest(out, raw)
+        return write_manifest(out, raw)
     except OSError as exc:
         raise OutputError(f"cannot write the calibrated model to {out}: {exc.strerror or exc}") from None
-    record_references(str(out))
-    return path

@@ -80,6 +80,7 @@ def test_shipped_thresholds_are_reproduced_on_busi_fold_1(shared_data: Path, tmp
                             capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "156 images" in result.stdout and "sensitive" in result.stdout
+    assert f"wrote {out / 'golden_demo.npz'}: 270 frames" in result.stdout.replace("\n", "")
     shipped = resolve_model("emt_net")
     copy = load_manifest(out)
     copy.verify()  # every file copied, sha256 as recorded

@@ -132,6 +132,8 @@ def calibrate_cmd(
     for c in r.changes:
         table.add_row(f"{c.name} ({c.probability})", _num(c.before), _num(c.after), escape(c.evidence))
     console.print(table)
+    for line in r.references:  # the golden references edge-bus doctor compares with
+        console.print(escape(line))
     console.print(escape(f"wrote {r.out_dir / 'manifest.json'} — run it with: edge-bus stream --model {r.out_dir}"))
 
 
