@@ -183,6 +183,9 @@ def _golden_check(manifest: Manifest, here: str) -> tuple[GoldenChoice | None, C
     decided = golden.meta.get("decisions")  # None in references made before edge-bus recorded it
     if decided is not None and decided != decision_settings(manifest):
         stale.append("the manifest's thresholds")
+    if decided is not None and stale == ["the manifest's thresholds"]:
+        regen = ("`edge-bus models calibrate` records references under the thresholds it writes; after editing them "
+                 f"by hand: python -m edge_bus.golden --model {manifest.folder} --register --every-class")
     if stale or not made_for:
         why = f"{', '.join(stale)} changed since" if stale else "it records no model sha256"
         return None, Check(
@@ -198,7 +201,7 @@ def _golden_check(manifest: Manifest, here: str) -> tuple[GoldenChoice | None, C
         f"{manifest.name} ships no golden made with this machine's {here} arithmetic: compared with the "
         f"{choice.made_with} one at the cross-class bounds ({CROSS_CLASS_AGREEMENT_MIN:.0%} class agreement, "
         f"mask IoU {CROSS_CLASS_MASK_IOU_MIN}), which catch a wrong model but not every fault — the model's maker "
-        f"can add one on such a machine: python -m edge_bus.golden --model {manifest.name} --register"
+        f"can add one on such a machine: python -m edge_bus.golden --model {manifest.folder} --register"
     )
     return choice, Check(
         "golden reference", f"{path.name}: {len(golden)} frames{made_with}{listed}", "present, made by this model",

@@ -332,3 +332,4 @@ def test_a_golden_made_under_other_thresholds_is_stale(zoo: Path, tmp_path: Path
     golden = _checks(report)["golden reference"]
     assert code == 1 and not golden["passed"]
     assert "the manifest's thresholds changed since" in golden["advice"] and "--every-class" in golden["advice"]
+    assert "models calibrate` records references" in golden["advice"]
