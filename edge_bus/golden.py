@@ -39,7 +39,7 @@ from edge_bus.config import StreamConfig, build_config
 from edge_bus.errors import ModelError
 from edge_bus.pipeline import Pipeline, RunResult, run_stream
 from edge_bus.sinks.files import atomic_write_bytes
-from edge_bus.telemetry.hardware import hardware_facts, kernel_class
+from edge_bus.telemetry.hardware import hardware_facts, kernel_class, openvino_devices
 from edge_bus.types import Frame, Prediction
 from edge_bus.zoo import Manifest, resolve_model
 
@@ -258,9 +258,13 @@ def golden_paths(manifest: Manifest) -> list[Path]:
 
 def reference_class(device: str = "CPU", isa: Mapping[str, object] | None = None) -> str:
     """The class of arithmetic a run on ``device`` uses: on the CPU the INT8 kernel class (``avx2``,
-    ``vnni``, ``amx``; an ``ONEDNN_MAX_CPU_ISA`` cap honoured), elsewhere the device (``GPU``)."""
-    if device.upper() != "CPU":
-        return device.upper()
+    ``vnni``, ``amx``; an ``ONEDNN_MAX_CPU_ISA`` cap honoured), elsewhere the device (``GPU``).
+    ``AUTO`` where OpenVINO has only the CPU is the CPU."""
+    name = device.upper()
+    if name == "AUTO" and openvino_devices() == ["CPU"]:
+        name = "CPU"
+    if name != "CPU":
+        return name
     return kernel_class(isa if isa is not None else hardware_facts()["isa"])
 
 

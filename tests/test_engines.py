@@ -124,17 +124,45 @@ def test_int8_runs_its_float_layers_in_f32(shipped_model_dir: Path, monkeypatch:
 
     monkeypatch.setattr(ov_engine, "core", lambda: Recording())
     m = load_manifest(shipped_model_dir)
-    # a GPU or NPU (here AUTO) keeps its own default for the INT8 IR: f16 is what those run fast
-    for precision, device, hint in (("int8", "CPU", "f32"), ("fp32", "CPU", "f32"), ("default", "CPU", None),
-                                    ("int8", "AUTO", None)):
+    # a GPU or NPU keeps its own default for the INT8 IR (f16 is what those run fast); under AUTO the
+    # CPU, when it runs the model, gets f32 through DEVICE_PROPERTIES (AUTO ran it in bf16)
+    cpu_f32 = {"CPU": {"INFERENCE_PRECISION_HINT": "f32"}}
+    for precision, device, hint, per_device in (("int8", "CPU", "f32", None), ("fp32", "CPU", "f32", None),
+                                                ("default", "CPU", None, None), ("int8", "AUTO", None, cpu_f32),
+                                                ("int8", "AUTO:CPU", None, cpu_f32)):
         asked.clear()
         eng = create_engine(m, EngineConfig(backend="openvino", precision=precision, device=device))
         try:
             assert [a.get("INFERENCE_PRECISION_HINT") for a in asked] == [hint]
-            if hint == "f32":
-                assert eng.precision in ("int8+float32", "float32"), eng.precision
+            assert [a.get("DEVICE_PROPERTIES") for a in asked] == [per_device]
+            if hint == "f32" or per_device:
+                assert eng.precision in ("int8+float32", "float32", "int8+f32 on CPU"), eng.precision
         finally:
             eng.close()
+
+
+def test_auto_runs_the_int8_model_as_the_cpu_does(shipped_model_dir: Path) -> None:
+    """doctor --device AUTO failed on a CPU-only AVX512-BF16 machine: AUTO ran the CPU in bf16."""
+    m = load_manifest(shipped_model_dir)
+    x = np.random.default_rng(1).normal(size=(1, 1, m.input.height, m.input.width)).astype(np.float32)
+    outs = []
+    for device in ("CPU", "AUTO:CPU"):
+        eng = create_engine(m, EngineConfig(backend="openvino", precision="int8", device=device))
+        try:
+            outs.append(eng.infer(x))
+        finally:
+            eng.close()
+    np.testing.assert_array_equal(outs[0].mask_logits, outs[1].mask_logits)
+    np.testing.assert_array_equal(outs[0].class_logits, outs[1].class_logits)
+
+
+@pytest.mark.parametrize(("device", "cpu"), [("CPU", True), ("cpu.0", True), ("GPU", False), ("AUTO", True),
+                                             ("AUTO:GPU,CPU", True), ("AUTO:GPU", False), ("MULTI:GPU.0,CPU", True),
+                                             ("HETERO:NPU", False)])
+def test_which_devices_may_run_on_the_cpu(device: str, cpu: bool) -> None:
+    from edge_bus.engines.openvino import _may_run_on_cpu
+
+    assert _may_run_on_cpu(device) is cpu
 
 
 def test_shipped_int8_and_fp32_agree(shipped_model_dir: Path) -> None:

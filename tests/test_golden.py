@@ -293,3 +293,15 @@ def test_every_class_goes_with_register_and_without_out(tmp_path: Path, capsys: 
             main(args)
         assert info.value.code == 2 and "--every-class names its files itself" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_auto_on_a_machine_with_only_the_cpu_is_the_cpus_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    import edge_bus.golden as golden
+
+    vnni = {"avx2": True, "avx512f": True, "avx512_vnni": True}
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.setattr(golden, "openvino_devices", lambda: ["CPU"])
+    assert golden.reference_class("AUTO", vnni) == golden.reference_class("cpu", vnni) == "vnni"
+    assert golden.reference_class("GPU", vnni) == "GPU"
+    monkeypatch.setattr(golden, "openvino_devices", lambda: ["CPU", "GPU"])
+    assert golden.reference_class("AUTO", vnni) == "AUTO"  # it may run on either

@@ -54,13 +54,18 @@ class OpenVINOEngine(Engine):
             manifest.verify((role,))
         self._file = manifest.path(role)
         props: dict[str, object] = {"PERFORMANCE_HINT": config.hint.upper()}
-        if config.precision == "fp32" or (config.precision == "int8" and config.device.upper().split(".")[0] == "CPU"):
-            # int8 on the CPU: the IR's float parts (the layers kept out of INT8 for accuracy, the
-            # activations between INT8 layers) run in f32 as validated. Left to the runtime they ran in
-            # bf16 on an AVX512-BF16 CPU (Zen 5), which moved the presence threshold chosen on BUSI
-            # fold 1 from 0.983 to 0.971; f32 there cost no measurable time (1.39 vs 1.38 ms median).
-            # (A GPU or NPU keeps its own default: f16 is what those run fast, and an NPU may refuse f32.)
+        # int8 on the CPU: the IR's float parts (the layers kept out of INT8 for accuracy, the
+        # activations between INT8 layers) run in f32 as validated. Left to the runtime they ran in
+        # bf16 on an AVX512-BF16 CPU (Zen 5), which moved the presence threshold chosen on BUSI
+        # fold 1 from 0.983 to 0.971; f32 there cost no measurable time (1.39 vs 1.38 ms median).
+        # (A GPU or NPU keeps its own default: f16 is what those run fast, and an NPU may refuse f32.)
+        # Under AUTO / MULTI / HETERO the CPU gets the hint through DEVICE_PROPERTIES: without it AUTO
+        # ran the CPU in bf16, and doctor --device AUTO failed (98.5% class agreement, mask IoU 0.94).
+        self._cpu_f32 = config.precision == "int8" and _may_run_on_cpu(config.device)
+        if config.precision == "fp32" or (self._cpu_f32 and not _is_virtual(config.device)):
             props["INFERENCE_PRECISION_HINT"] = "f32"
+        elif self._cpu_f32:
+            props["DEVICE_PROPERTIES"] = {"CPU": {"INFERENCE_PRECISION_HINT": "f32"}}
         if config.requests:
             props["PERFORMANCE_HINT_NUM_REQUESTS"] = str(config.requests)
         if config.profile:
@@ -120,6 +125,9 @@ class OpenVINOEngine(Engine):
         else:
             kinds = set()
             for dev in devices:
+                if self._cpu_f32 and dev.split(".")[0] == "CPU":
+                    kinds.add("f32")  # asked through DEVICE_PROPERTIES
+                    continue
                 try:
                     kinds.add(_type_name(core().get_property(dev.split(".")[0], "INFERENCE_PRECISION_HINT")))
                 except RuntimeError:
@@ -222,3 +230,19 @@ def _type_name(value: object) -> str:
     """``<Type: 'float32'>`` / ``f32`` → ``float32`` / ``f32``."""
     text = str(value)
     return text.replace("<Type: '", "").replace("'>", "").split(":")[-1].strip() or text
+
+
+_VIRTUAL = ("AUTO", "MULTI", "HETERO")
+
+
+def _is_virtual(device: str) -> bool:
+    """AUTO, MULTI or HETERO (with or without their ``:A,B`` candidate list)."""
+    return device.upper().split(":")[0] in _VIRTUAL
+
+
+def _may_run_on_cpu(device: str) -> bool:
+    """``CPU``; or a virtual device whose candidates include it (AUTO without a list: any device)."""
+    name, _, candidates = device.upper().partition(":")
+    if name not in _VIRTUAL:
+        return name.split(".")[0] == "CPU"
+    return not candidates or "CPU" in (c.strip().split(".")[0] for c in candidates.split(","))
