@@ -171,7 +171,8 @@ _BENCHMARK_APP = ("from edge_bus.ov_privacy import disable_openvino_telemetry; d
 
 def benchmark_app_throughput(model_xml: str, seconds: float, device: str = "CPU") -> float:
     """OpenVINO's own ``benchmark_app`` on the IR (THROUGHPUT hint, its default request count,
-    random inputs), run as a subprocess for ``seconds``; its reported FPS, or NaN when it cannot
+    random inputs; on the CPU with f32 float layers, as edge-bus runs the INT8 IR), run as a
+    subprocess for ``seconds``; its reported FPS, or NaN when it cannot
     run (e.g. openvino without its tools). The reference the issue's 80% target is set against."""
     import re
     import subprocess
@@ -179,6 +180,8 @@ def benchmark_app_throughput(model_xml: str, seconds: float, device: str = "CPU"
 
     cmd = [sys.executable, "-c", _BENCHMARK_APP, "-m", str(model_xml), "-d", device, "-hint", "throughput",
            "-t", str(max(1, round(seconds)))]
+    if device.upper() == "CPU":  # the float layers in f32, as the pipeline runs them (bf16 by default on BF16 CPUs)
+        cmd += ["-infer_precision", "f32"]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120, check=False)
     except (OSError, subprocess.TimeoutExpired):

@@ -199,6 +199,22 @@ def test_benchmark_app_that_cannot_run_reads_nan(tmp_path: Path) -> None:
     assert math.isnan(benchmark_app_throughput(str(tmp_path / "missing.xml"), 1))
 
 
+def test_benchmark_app_runs_the_ir_as_the_pipeline_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On an AVX512-BF16 CPU benchmark_app ran the INT8 IR's float layers in bf16, the pipeline in f32."""
+    import subprocess
+
+    asked: list[list[str]] = []
+
+    def fake_run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+        asked.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, "[ INFO ] Throughput:   123.45 FPS\n", "")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    assert benchmark_app_throughput("m.xml", 1) == 123.45
+    assert benchmark_app_throughput("m.xml", 1, device="GPU") == 123.45
+    assert asked[0][-2:] == ["-infer_precision", "f32"] and "-infer_precision" not in asked[1]
+
+
 def test_stage_gates_compare_each_stage_with_its_share() -> None:
     assert math.isclose(sum(STAGE_SHARES.values()) + INFER_SHARE, 1.0)
     at_share = {stage: share * FRAME_BUDGET_MS for stage, share in STAGE_SHARES.items()}
