@@ -169,7 +169,7 @@ def _model_checks(spec: str | None) -> tuple[Manifest | None, Check]:
     )
 
 
-def _golden_check(manifest: Manifest, here: str) -> tuple[GoldenChoice | None, Check]:
+def _golden_check(manifest: Manifest, here: str, opts_device: str = "CPU") -> tuple[GoldenChoice | None, Check]:
     regen = ("the model's maker regenerates it on a reference machine (not on the machine under test): "
              f"python -m edge_bus.golden --model {manifest.folder} --register --every-class")
     try:
@@ -200,8 +200,9 @@ def _golden_check(manifest: Manifest, here: str) -> tuple[GoldenChoice | None, C
     note = "" if choice.matched else (
         f"{manifest.name} ships no golden made with this machine's {here} arithmetic: compared with the "
         f"{choice.made_with} one at the cross-class bounds ({CROSS_CLASS_AGREEMENT_MIN:.0%} class agreement, "
-        f"mask IoU {CROSS_CLASS_MASK_IOU_MIN}), which catch a wrong model but not every fault — the model's maker "
-        f"can add one on such a machine: python -m edge_bus.golden --model {manifest.folder} --register"
+        f"mask IoU {CROSS_CLASS_MASK_IOU_MIN:.2f}), which catch a wrong model but not every fault — the model's "
+        f"maker can add one on such a machine: python -m edge_bus.golden --model {manifest.folder} --register"
+        + ("" if opts_device.upper() == "CPU" else f" --device {opts_device}")
     )
     return choice, Check(
         "golden reference", f"{path.name}: {len(golden)} frames{made_with}{listed}", "present, made by this model",
@@ -330,7 +331,8 @@ def run_doctor(options: DoctorOptions) -> DoctorReport:
         ]
     else:
         isa = hardware.get("isa")
-        choice, gcheck = _golden_check(manifest, reference_class(opts.device, isa if isinstance(isa, Mapping) else {}))
+        here = reference_class(opts.device, isa if isinstance(isa, Mapping) else {})
+        choice, gcheck = _golden_check(manifest, here, opts.device)
         checks.append(gcheck)
         with tempfile.TemporaryDirectory(prefix="edge-bus-doctor-") as tmp:
             checks += _validation_checks(manifest, choice, opts, Path(tmp))

@@ -361,10 +361,11 @@ def run_demo(
     return Golden.from_predictions(items, meta), result
 
 
-def make_golden(model_spec: str | None, out_path: str | os.PathLike[str], *, max_frames: int = 0) -> Golden:
-    """Run the demo clip through ``model_spec`` and save the golden reference to ``out_path``."""
+def make_golden(model_spec: str | None, out_path: str | os.PathLike[str], *, max_frames: int = 0,
+                device: str = "CPU") -> Golden:
+    """Run the demo clip through ``model_spec`` on ``device`` and save the golden reference to ``out_path``."""
     with tempfile.TemporaryDirectory(prefix="edge-bus-golden-") as tmp:
-        golden, _ = run_demo(model_spec, Path(tmp), max_frames=max_frames)
+        golden, _ = run_demo(model_spec, Path(tmp), max_frames=max_frames, device=device)
     if not len(golden):
         raise ModelError("the demo clip produced no frames — cannot make a golden reference")
     golden.save(out_path)

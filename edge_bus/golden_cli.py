@@ -45,18 +45,21 @@ def _record_capped(model: str, cls: str, max_frames: int) -> str:
 
 def _summary(out: Path, golden: Golden, here: str) -> str:
     lesions = int(golden.lesion.sum())
+    made_with = f"{here} kernels" if here == here.lower() else f"on {here}"  # a CPU kernel class, or a device
     return (f"wrote {out}: {len(golden)} frames, {lesions} with a lesion, precision {golden.meta.get('precision')}, "
-            f"{here} kernels")
+            f"{made_with}")
 
 
-def record_references(model: str | None, *, every_class: bool = True, max_frames: int = 0) -> list[str]:
+def record_references(model: str | None, *, every_class: bool = True, max_frames: int = 0,
+                      device: str = "CPU") -> list[str]:
     """Record this machine's golden reference of ``model`` and register it in its manifest; with
     ``every_class``, one for each INT8 kernel class below this CPU's too (in child processes capped
-    with ``ONEDNN_MAX_CPU_ISA``). Returns a line per reference written."""
+    with ``ONEDNN_MAX_CPU_ISA``). ``device``: the OpenVINO device it runs on (a GPU's reference is
+    its own class). Returns a line per reference written."""
     manifest = resolve_model(model)
-    here = reference_class()
+    here = reference_class(device)
     out = default_golden_path(manifest, here)
-    golden = make_golden(str(manifest.folder), out, max_frames=max_frames)
+    golden = make_golden(str(manifest.folder), out, max_frames=max_frames, device=device)
     register_golden(manifest, out)
     lines = [_summary(out, golden, here)]
     if every_class:
@@ -71,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="output .npz [default: <model folder>/golden_demo.npz, or golden_demo_<class>.npz "
                              "when the primary reference was made with another INT8 kernel class]")
     parser.add_argument("--max-frames", type=int, default=0, help="only the first N demo frames (0: all)")
+    parser.add_argument("--device", default="CPU",
+                        help="OpenVINO device to record on [default: CPU]; a GPU or NPU gets a reference of its own")
     parser.add_argument("--register", action="store_true",
                         help="add the file to the model's manifest (role golden_demo or golden_demo_<class>) "
                              "with its sha256")
@@ -82,15 +87,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--every-class names its files itself: give it with --register and without --out")
     try:
         if args.register and args.out is None:
-            for line in record_references(args.model, every_class=args.every_class, max_frames=args.max_frames):
+            for line in record_references(args.model, every_class=args.every_class, max_frames=args.max_frames,
+                                          device=args.device):
                 print(line)
             return 0
         manifest = resolve_model(args.model)
-        here = reference_class()
+        here = reference_class(args.device)
         out = Path(args.out) if args.out is not None else default_golden_path(manifest, here)
         if args.register:
             check_registrable(manifest, out)  # before minutes of streaming, not after
-        golden = make_golden(args.model, out, max_frames=args.max_frames)
+        golden = make_golden(args.model, out, max_frames=args.max_frames, device=args.device)
         if args.register:
             register_golden(manifest, out)
         print(_summary(out, golden, here))

@@ -305,3 +305,20 @@ def test_auto_on_a_machine_with_only_the_cpu_is_the_cpus_class(monkeypatch: pyte
     assert golden.reference_class("GPU", vnni) == "GPU"
     monkeypatch.setattr(golden, "openvino_devices", lambda: ["CPU", "GPU"])
     assert golden.reference_class("AUTO", vnni) == "AUTO"  # it may run on either
+
+
+def test_golden_cli_records_on_the_device_it_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """doctor told a GPU user to record a reference of the GPU's own, with a command that ran the CPU."""
+    import edge_bus.golden as golden
+
+    devices: list[str] = []
+
+    def fake_demo(model: str | None, out_dir: Path, max_frames: int = 0, device: str = "CPU") -> tuple[Golden, None]:
+        devices.append(device)
+        return _golden([(0, _pred("normal", np.zeros(SHAPE, dtype=bool)))]), None
+
+    monkeypatch.setattr(golden, "run_demo", fake_demo)
+    assert main(["--out", str(tmp_path / "g.npz"), "--device", "GPU"]) == 0
+    assert devices == ["GPU"] and "frames, 0 with a lesion, precision None, on GPU" in capsys.readouterr().out
