@@ -169,6 +169,9 @@ def test_issue_targets_are_reported_with_their_numbers() -> None:
     assert "bare INT8" not in slow.message  # no floor measured: nothing claimed
     floored = realtime_gate(12.0, dropped=0, floor_p99_ms=11.0)
     assert not floored.passed and "bare INT8 inference at the same pace: p99 11.0 ms" in floored.message
+    assert "this machine's inference, not the pipeline, misses it" in floored.message  # 11.0 > 8 itself
+    pipeline_short = realtime_gate(9.0, dropped=0, floor_p99_ms=6.0)
+    assert "p99 6.0 ms" in pipeline_short.message and "not the pipeline" not in pipeline_short.message
 
 
 class _SleepEngine:
