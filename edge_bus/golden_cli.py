@@ -31,12 +31,18 @@ _DESCRIPTION = ("Record what a model says about the bundled demo clip, frame by 
                 "(edge-bus doctor compares with it).")
 
 
+_CHILD_TIMEOUT_S = 900
+
+
 def _record_capped(model: str, cls: str, max_frames: int) -> str:
     """Record and register the reference of class ``cls`` in a child process whose OpenVINO runs that
     class's INT8 kernels (``ONEDNN_MAX_CPU_ISA`` is read once, when the runtime loads)."""
     env = {**os.environ, "ONEDNN_MAX_CPU_ISA": CLASS_CAPS[cls]}
     cmd = [sys.executable, "-m", "edge_bus.golden", "--model", model, "--register", "--max-frames", str(max_frames)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    try:  # the demo clip takes seconds; a child that hangs must not hang calibrate or quantize with it
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=_CHILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise ModelError(f"recording the {cls} reference did not finish in {_CHILD_TIMEOUT_S} s") from None
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
         raise ModelError(f"recording the {cls} reference failed: {last.removeprefix('error: ')}")

@@ -322,3 +322,24 @@ def test_golden_cli_records_on_the_device_it_is_given(
     monkeypatch.setattr(golden, "run_demo", fake_demo)
     assert main(["--out", str(tmp_path / "g.npz"), "--device", "GPU"]) == 0
     assert devices == ["GPU"] and "frames, 0 with a lesion, precision None, on GPU" in capsys.readouterr().out
+
+
+def test_a_capped_child_that_fails_or_hangs_is_a_one_line_model_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    import edge_bus.golden_cli as cli
+
+    def failing(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+        assert kw["env"]["ONEDNN_MAX_CPU_ISA"] == "AVX2" and kw["timeout"] == cli._CHILD_TIMEOUT_S  # type: ignore[index]
+        return subprocess.CompletedProcess(cmd, 4, "", "some warning\nerror: no space left on device\n")
+
+    monkeypatch.setattr(subprocess, "run", failing)
+    with pytest.raises(ModelError, match=r"^recording the avx2 reference failed: no space left on device$"):
+        cli._record_capped("m", "avx2", 0)
+
+    def hanging(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+        raise subprocess.TimeoutExpired(cmd, 900)
+
+    monkeypatch.setattr(subprocess, "run", hanging)
+    with pytest.raises(ModelError, match="did not finish in 900 s"):
+        cli._record_capped("m", "avx2", 0)
