@@ -161,8 +161,8 @@ def evaluate_gates(
     """Every gate for one run's numbers (missing numbers make a gate fail, never crash). The issue
     targets (absolute FPS, live p99, glass to glass) are reported, not required."""
     nan = math.nan
-    int8 = engines.get(INFER_TIMING)
-    fp32 = engines.get("onnxruntime-fp32")
+    int8, fp32 = engines.get(INFER_TIMING), engines.get("onnxruntime-fp32")
+    int8_ms, fp32_ms = (int8.median_ms if int8 else nan), (fp32.median_ms if fp32 else nan)
     targets = [file_fps_gate(pipeline.fps, pipeline.source)]
     if realtime is not None:
         targets.append(realtime_gate(realtime.p99_ms, realtime.dropped, floor_p99_ms=realtime.infer_p99_ms))
@@ -170,9 +170,9 @@ def evaluate_gates(
         targets.append(glass_to_glass_gate(bridge.g2g_p99_ms, bridge.dropped, bridge.bridge or "?",
                                            floor_p99_ms=bridge.infer_p99_ms))
     return (
-        int8_speedup_gate(int8.median_ms if int8 else nan, fp32.median_ms if fp32 else nan, isa),
+        int8_speedup_gate(int8_ms, fp32_ms, isa),
         pipeline_gate(pipeline.fps, pipeline.engine_fps, isa),
-        *(g for g in (int8_speedup_target_gate(int8.median_ms if int8 else nan, fp32.median_ms if fp32 else nan),
+        *(g for g in (int8_speedup_target_gate(int8_ms, fp32_ms),
                       pipeline_target_gate(pipeline.fps, pipeline.engine_fps, isa)) if g is not None),
         benchmark_app_gate(pipeline.fps, pipeline.app_fps),
         *stage_gates({name: t.median_ms for name, t in stages.items()}),

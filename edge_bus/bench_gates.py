@@ -234,7 +234,7 @@ def _throughput_gate(name: str, title: str, pipeline_fps: float, ref_name: str, 
 def pipeline_gate(pipeline_fps: float, engine_fps: float, isa: Mapping[str, object] | None = None) -> Gate:
     """Whole-pipeline throughput vs the engine alone on the same frames (the bound:
     :func:`pipeline_threshold`; without ``isa``, :data:`PIPELINE_MIN_RATIO`)."""
-    min_ratio, basis = pipeline_threshold(isa or {"avx2": True})
+    min_ratio, basis = pipeline_threshold(isa or {})  # no flags: the no-VNNI bound
     return _throughput_gate("pipeline_ratio", "pipeline", pipeline_fps, "engine-only", engine_fps, min_ratio, basis)
 
 

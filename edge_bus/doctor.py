@@ -169,7 +169,7 @@ def _model_checks(spec: str | None) -> tuple[Manifest | None, Check]:
     )
 
 
-def _golden_check(manifest: Manifest, here: str, opts_device: str = "CPU") -> tuple[GoldenChoice | None, Check]:
+def _golden_check(manifest: Manifest, here: str, device: str = "CPU") -> tuple[GoldenChoice | None, Check]:
     regen = ("the model's maker regenerates it on a reference machine (not on the machine under test): "
              f"python -m edge_bus.golden --model {manifest.folder} --register --every-class")
     try:
@@ -202,7 +202,7 @@ def _golden_check(manifest: Manifest, here: str, opts_device: str = "CPU") -> tu
         f"{choice.made_with} one at the cross-class bounds ({CROSS_CLASS_AGREEMENT_MIN:.0%} class agreement, "
         f"mask IoU {CROSS_CLASS_MASK_IOU_MIN:.2f}), which catch a wrong model but not every fault — the model's "
         f"maker can add one on such a machine: python -m edge_bus.golden --model {manifest.folder} --register"
-        + ("" if opts_device.upper() == "CPU" else f" --device {opts_device}")
+        + ("" if device.upper() == "CPU" else f" --device {device}")
     )
     return choice, Check(
         "golden reference", f"{path.name}: {len(golden)} frames{made_with}{listed}", "present, made by this model",

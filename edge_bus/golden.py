@@ -39,7 +39,7 @@ from edge_bus.config import StreamConfig, build_config
 from edge_bus.errors import ModelError
 from edge_bus.pipeline import Pipeline, RunResult, run_stream
 from edge_bus.sinks.files import atomic_write_bytes
-from edge_bus.telemetry.hardware import hardware_facts, kernel_class, openvino_devices
+from edge_bus.telemetry.hardware import kernel_class, openvino_devices
 from edge_bus.types import Frame, Prediction
 from edge_bus.zoo import Manifest, resolve_model
 
@@ -265,7 +265,7 @@ def reference_class(device: str = "CPU", isa: Mapping[str, object] | None = None
         name = "CPU"
     if name != "CPU":
         return name
-    return kernel_class(isa if isa is not None else hardware_facts()["isa"])
+    return kernel_class(isa)
 
 
 # The reference nearest a class without one of its own. AMX, like VNNI, adds INT8 products exactly
@@ -285,6 +285,12 @@ class GoldenChoice:
     matched: bool
 
 
+def _made_with(golden: Golden, manifest: Manifest, primary: bool) -> str | None:
+    """The class a reference was made with; a primary that records none (made before edge-bus
+    recorded it) is taken as made with the class in the manifest's ``measured_on``."""
+    return golden.kernel_class or (manifest.measured_on.get("isa") if primary else None)
+
+
 def choose_golden(manifest: Manifest, here: str) -> GoldenChoice:
     """The reference made with class ``here``; else the nearest class's (VNNI's for AMX), else the
     primary, both with ``matched`` False.
@@ -296,7 +302,7 @@ def choose_golden(manifest: Manifest, here: str) -> GoldenChoice:
     choices = []
     for i, path in enumerate(golden_paths(manifest)):
         golden = Golden.load(path)
-        made_with = golden.kernel_class or (manifest.measured_on.get("isa") if i == 0 else None)
+        made_with = _made_with(golden, manifest, primary=i == 0)
         choices.append(GoldenChoice(golden, path, made_with, made_with in (None, here)))
     for wanted in (here, _NEAREST.get(here)):
         for choice in choices:
@@ -312,7 +318,7 @@ def default_golden_path(manifest: Manifest, here: str) -> Path:
     if not primary.is_file():
         return primary
     try:
-        made_with = Golden.load(primary).kernel_class or manifest.measured_on.get("isa")
+        made_with = _made_with(Golden.load(primary), manifest, primary=True)
     except ModelError:
         return primary  # a damaged primary is replaced
     return primary if made_with in (None, here) else manifest.folder / f"{GOLDEN_ROLE}_{here}.npz"

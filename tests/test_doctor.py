@@ -93,10 +93,10 @@ def test_doctor_passes_on_an_intact_model(zoo: Path, tmp_path: Path, monkeypatch
     assert "PASS" in page and "mask IoU" in page and "<script" not in page
     assert any(line.startswith("PASS — ") for line in output.splitlines())
     # informational, never failing: the INT8 kernel class here vs the one the thresholds came from
-    from edge_bus.telemetry.hardware import hardware_facts, kernel_class
+    from edge_bus.telemetry.hardware import kernel_class
 
     kernels = checks["INT8 kernel class"]
-    here = kernel_class(hardware_facts()["isa"])
+    here = kernel_class()
     assert kernels["passed"] and not kernels["required"]
     assert kernels["value"] == f"{here} here, avx2 when the thresholds were chosen"
     assert ("models calibrate emt_net" in kernels["advice"]) == (here != "avx2")
@@ -287,9 +287,9 @@ def test_shipped_model_passes_doctor_against_its_own_references(tmp_path: Path, 
     golden was made with AVX2 kernels. Each class now has its own, compared at the strict bounds;
     a CPU above AVX2 also checks the AVX2 reference, with OpenVINO's kernels capped there."""
     from edge_bus.doctor import CLASS_AGREEMENT_MIN, MASK_IOU_MIN
-    from edge_bus.telemetry.hardware import classes_below, hardware_facts, kernel_class
+    from edge_bus.telemetry.hardware import classes_below, kernel_class
 
-    here = kernel_class(hardware_facts()["isa"])
+    here = kernel_class()
     runs = {here: _shipped_doctor(tmp_path, model)}
     if "avx2" in classes_below(here):
         runs["avx2"] = _shipped_doctor(tmp_path, model, {"ONEDNN_MAX_CPU_ISA": "AVX2"})

@@ -194,6 +194,7 @@ def test_info_says_which_cpu_class_the_thresholds_came_from(tmp_path: Path, monk
 
     import edge_bus.cli.models as cli_models
     from edge_bus.cli import app
+    from edge_bus.telemetry.hardware import kernel_class
 
     folder = tiny_model_dir(tmp_path / "tiny")
     assert load_manifest(folder).measured_on == {} and load_manifest(folder).cpu_class_note("vnni") is None
@@ -205,7 +206,7 @@ def test_info_says_which_cpu_class_the_thresholds_came_from(tmp_path: Path, monk
     assert note is not None and "avx2 INT8 kernels; this CPU runs vnni" in note and "models calibrate tiny" in note
     monkeypatch.setenv("EDGE_BUS_MODELS", str(tmp_path))
     for isa, expect_note in (({"avx2": True}, False), ({"avx2": True, "avx512_vnni": True}, True)):
-        monkeypatch.setattr(cli_models, "hardware_facts", lambda isa=isa: {"isa": isa})
+        monkeypatch.setattr(cli_models, "kernel_class", lambda isa=isa: kernel_class(isa))  # this CPU, as if
         info = CliRunner().invoke(app, ["models", "info", "tiny"])
         assert info.exit_code == 0, info.output
         assert "measured on: AMD EPYC (avx2 INT8 kernels), OpenVINO 2026.4.1" in info.output

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from edge_bus.cli.common import console, err_console, run_or_exit
 from edge_bus.evaluation import EvalReport, evaluate
-from edge_bus.telemetry.hardware import hardware_facts, kernel_class
+from edge_bus.telemetry.hardware import kernel_class
 from edge_bus.zoo import resolve_model
 
 
@@ -40,7 +40,7 @@ def eval_cmd(
                              lambda i, n: progress.update(task, completed=i, total=n))
     print_report(report)
     if backend == "openvino" and precision == "int8":  # ONNX Runtime's and the FP32 results don't depend on it
-        note = run_or_exit(resolve_model, model).cpu_class_note(kernel_class(hardware_facts()["isa"]))
+        note = run_or_exit(resolve_model, model).cpu_class_note(kernel_class())
         if note:
             console.print(f"note: {note}", style="yellow", markup=False)
 

@@ -12,7 +12,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from edge_bus.cli.common import console, err_console, run_or_exit
-from edge_bus.telemetry.hardware import hardware_facts, kernel_class
+from edge_bus.telemetry.hardware import kernel_class
 from edge_bus.zoo import checked_model, model_statuses
 
 app = typer.Typer(help="List, inspect, quantise and calibrate models. A model is a folder with a manifest.json.",
@@ -61,7 +61,7 @@ def info_cmd(
     if where:
         console.print(f"measured on: {where.get('cpu_model', '?')} ({where.get('isa', '?')} INT8 kernels), "
                       f"OpenVINO {where.get('openvino', '?')}")
-    note = m.cpu_class_note(kernel_class(hardware_facts()["isa"]))
+    note = m.cpu_class_note(kernel_class())
     if note:
         console.print(f"note: {note}", style="yellow", markup=False)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_bus.config import VIRTUAL_DEVICES
 from edge_bus.engines.base import Engine, EngineConfig, LayerTime
 from edge_bus.errors import EngineError, ModelError
 from edge_bus.ov_privacy import import_openvino
@@ -232,7 +233,8 @@ def _type_name(value: object) -> str:
     return text.replace("<Type: '", "").replace("'>", "").split(":")[-1].strip() or text
 
 
-_VIRTUAL = ("AUTO", "MULTI", "HETERO")
+#: the virtual devices that pass DEVICE_PROPERTIES on to the CPU (BATCH refuses them: compiling fails)
+_VIRTUAL = tuple(d for d in VIRTUAL_DEVICES if d != "BATCH")
 
 
 def _is_virtual(device: str) -> bool:

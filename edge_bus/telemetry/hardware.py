@@ -212,10 +212,11 @@ def classes_below(here: str) -> list[str]:
     return [c for c in CLASS_CAPS if _CLASS_ORDER.index(c) < _CLASS_ORDER.index(here)]
 
 
-def kernel_class(isa: Mapping[str, object]) -> str:
-    """:func:`isa_class`, lowered to the cap oneDNN is given (``ONEDNN_MAX_CPU_ISA``, which OpenVINO's
-    CPU plugin honours): the class of INT8 kernels that actually run."""
-    here = isa_class(isa)
+def kernel_class(isa: Mapping[str, object] | None = None) -> str:
+    """:func:`isa_class` of ``isa`` (default: this machine's flags), lowered to the cap oneDNN is given
+    (``ONEDNN_MAX_CPU_ISA``, which OpenVINO's CPU plugin honours): the class of INT8 kernels that
+    actually run."""
+    here = isa_class(isa if isa is not None else hardware_facts()["isa"])
     cap = _ONEDNN_CAPS.get((os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").upper())
     if cap is not None and _CLASS_ORDER.index(cap) < _CLASS_ORDER.index(here):
         return cap
