@@ -122,9 +122,10 @@ class OutputStage:
     def _run(self) -> None:
         try:
             if self._warm_up_size is not None:  # on this thread: OpenCV's first draw costs ~30 ms per thread
+                self.post.warm_up(self._warm_up_size)
                 self.renderer.warm_up(self._warm_up_size)
         except Exception:  # best effort: a failed warm-up only leaves the first frame slower
-            log.debug("renderer warm-up failed", exc_info=True)
+            log.debug("postprocess or renderer warm-up failed", exc_info=True)
         finally:
             self._ready.set()
         while True:

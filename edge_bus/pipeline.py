@@ -201,6 +201,7 @@ def compose(config: StreamConfig, source: FrameSource | None = None,
         # independent stills (a folder, a single-frame DICOM) each get their own scan area; video keeps
         # the last one and re-detects every 30 frames
         pre = Preprocessor(manifest.input, roi=config.roi, redetect_every=1 if info.still else 30)
+        pre.warm_up((info.width, info.height))  # on this thread, which preprocesses every frame
         return Pipeline(config, source, manifest, engine, pre, outputs, files, metrics, bridge, live, display)
     except BaseException:
         close_all(list(reversed(parts)))

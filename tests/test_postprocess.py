@@ -14,6 +14,7 @@ from edge_bus.postprocess import (
     Postprocessor,
     keep_main_components,
     longest_axis_mm,
+    main_region,
     presence_malignancy,
 )
 from edge_bus.preprocess import InputSpec, Preprocessor, detect_scan_area
@@ -83,6 +84,25 @@ def test_smoothing_is_an_ema(manifest: Manifest) -> None:
     assert second.malignancy == pytest.approx(0.5 * hi + 0.5 * lo)
 
 
+def test_warm_ups_leave_the_stream_state_alone(manifest: Manifest) -> None:
+    """The warm-ups run the real calls at the source's size but change nothing a stream keeps: the
+    smoothing history, the scan area, the frame count (the first frame still detects its scan area)."""
+    meta = PreprocessMeta(frame_h=32, frame_w=32, roi=ROI(0, 0, 32, 32))
+    warm, cold = (Postprocessor(manifest, PostprocessConfig(smoothing=0.5)) for _ in range(2))
+    warm.warm_up((640, 480))
+    warm.warm_up((0, 0))  # a source that does not know its size: nothing to do
+    for z in (4.0, -4.0):
+        a, b = (post.postprocess(outputs(np.zeros((32, 32)), 5.0, z), meta) for post in (warm, cold))
+        assert (a.malignancy, a.probs, a.bbox) == (b.malignancy, b.probs, b.bbox) and np.array_equal(a.mask, b.mask)
+    frame = np.zeros((120, 160), np.uint8)
+    frame[10:110, 30:130] = 120  # a scan area with dark margins
+    warm_pre, cold_pre = (Preprocessor(InputSpec(32, 32, 0.5, 0.25)) for _ in range(2))
+    warm_pre.warm_up((160, 120))  # a blank frame: its "scan area" is the whole frame
+    warm_pre.warm_up((8, 8))  # too small to prepare: nothing to do
+    (t1, m1), (t2, m2) = warm_pre.preprocess(frame), cold_pre.preprocess(frame)
+    assert m1 == m2 and m1.roi == ROI(30, 10, 100, 100) and np.array_equal(t1, t2)
+
+
 def test_components_below_a_fraction_of_the_largest_are_dropped() -> None:
     mask = np.zeros((60, 80), bool)
     mask[5:25, 5:25] = True  # 400 px, the largest
@@ -98,6 +118,32 @@ def test_components_below_a_fraction_of_the_largest_are_dropped() -> None:
     one = np.zeros((10, 10), bool)
     one[2:5, 2:5] = True
     assert np.array_equal(keep_main_components(one, 0.2), one)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_main_region_keeps_the_pixels_labelling_the_whole_mask_keeps(seed: int) -> None:
+    """Labelling only inside the mask's bounding box (the fast path for large frames) keeps exactly the
+    pixels that labelling the whole mask keeps, and its box is theirs."""
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(20, 200)), int(rng.integers(20, 200))
+    mask = np.zeros((h, w), bool)
+    for _ in range(int(rng.integers(1, 6))):  # blobs of any size, some touching the edges, some merging
+        cy, cx = int(rng.integers(0, h)), int(rng.integers(0, w))
+        ry, rx = int(rng.integers(1, h // 3 + 2)), int(rng.integers(1, w // 3 + 2))
+        yy, xx = np.ogrid[:h, :w]
+        mask |= ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
+    mask |= rng.random((h, w)) > 0.995  # and specks
+    fraction = float(rng.choice([0.0, 0.2, 0.5, 1.0]))
+    expected = keep_main_components(mask, fraction)
+    region = main_region(mask, fraction)
+    assert region is not None
+    got = np.zeros_like(mask)
+    rh, rw = region.pixels.shape
+    got[region.y : region.y + rh, region.x : region.x + rw] = region.pixels
+    assert np.array_equal(got, expected)
+    ys, xs = np.nonzero(expected)
+    assert (region.x, region.y, rw, rh) == (xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+    assert main_region(np.zeros((h, w), bool), fraction) is None
 
 
 def test_longest_axis_uses_pixel_spacing() -> None:
