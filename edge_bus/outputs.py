@@ -23,7 +23,7 @@ from edge_bus.sinks.framelog import FrameLog
 from edge_bus.sinks.video import VideoSink
 from edge_bus.telemetry.series import SeriesBuilder
 from edge_bus.telemetry.stats import FpsMeter, StageMetrics
-from edge_bus.types import Frame, FrameRecord, ModelOutputs, Prediction, PreprocessMeta, StageTimes
+from edge_bus.types import ROI, Frame, FrameRecord, ModelOutputs, Prediction, PreprocessMeta, StageTimes
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ class OutputStage:
         self._heap: list[tuple[int, InFlight]] = []
         self._next = 0
         self._last: Prediction | None = None
+        self._scan_area: ROI | None = None  # the newest frame's, for the overlay's panels
         self._warm_up_size = warm_up_size
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="outputs", daemon=True)
@@ -183,11 +184,14 @@ class OutputStage:
         stages["postprocess"] = (t2 - t) * 1e3
         # the HUD's latencies are this frame's up to now (drawing can't include its own time); its FPS
         # waits for a few frames (the first ones, with the pipeline filling, read 0 to 900 FPS)
+        if item.meta is not None:
+            self._scan_area = item.meta.roi  # a frozen frame keeps the last one
         hud = HudInfo(fps=self.fps.recent_fps if self.fps.frames >= HUD_FPS_AFTER else None,
                       latency_ms=(t2 - frame.t_capture) * 1e3,
                       operating_point=self.operating_point, threshold=self.post.op.threshold,
                       frozen=pred.frozen, lesion_mm=pred.lesion_mm,
-                      glass_to_glass_ms=(t2 - frame.hw.t_acquired_host) * 1e3 if frame.hw is not None else None)
+                      glass_to_glass_ms=(t2 - frame.hw.t_acquired_host) * 1e3 if frame.hw is not None else None,
+                      scan_area=self._scan_area)
         overlay = self.renderer.render(frame, pred, hud)
         t3 = time.perf_counter()
         stages["render"] = (t3 - t2) * 1e3

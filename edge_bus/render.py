@@ -1,4 +1,6 @@
 """Draw one prediction over its frame: mask fill + contour, label, operating point, HUD, FROZEN.
+The panels go inside the scan area (``HudInfo.scan_area``), leaving the scanner's own text around it
+readable.
 
 Supervision-annotator style: an immutable :class:`OverlayStyle` is given once to
 :class:`OverlayRenderer`; :meth:`OverlayRenderer.render` only draws and returns a new BGR uint8
@@ -23,7 +25,7 @@ import numpy as np
 from edge_bus.checks import check_fields
 from edge_bus.errors import ConfigError
 from edge_bus.imaging import to_bgr
-from edge_bus.types import Frame, Prediction
+from edge_bus.types import ROI, Frame, Prediction
 
 __all__ = ["BGR", "HudInfo", "OverlayRenderer", "OverlayStyle", "label_lines", "mask_bbox"]
 
@@ -36,7 +38,8 @@ _FONT = cv2.FONT_HERSHEY_SIMPLEX
 class OverlayStyle:
     """How overlays look. Colours are BGR. ``mask_color``/``contour_color`` ``None`` → the label's colour.
 
-    ``font_scale`` is for a 480-pixel-high frame and scales with the frame height.
+    ``font_scale`` is for a 480-pixel-high area and scales with the height of the area the panels are
+    drawn in (the scan area, or the frame).
     ``contour_thickness`` 0 draws no contour; ``alpha`` 0 draws no fill.
     """
 
@@ -54,10 +57,13 @@ class OverlayStyle:
     frozen_color: BGR = (0, 0, 200)
     panel_darken: float = 0.35  # text panels keep this fraction of the image brightness
     show_hud: bool = True
+    # the label and HUD panels go inside the scan area (HudInfo.scan_area), so that the scanner's own
+    # text around it (patient, probe, MI / TI, depth) stays readable; False: the frame's corners
+    panels_in_scan_area: bool = True
 
     def __post_init__(self) -> None:
         check_fields(self, numbers=("alpha", "font_scale", "panel_darken"), integers=("contour_thickness",),
-                     flags=("show_hud",))
+                     flags=("show_hud", "panels_in_scan_area"))
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"OverlayStyle.alpha must be in [0, 1], got {self.alpha}")
         if not 0.0 <= self.panel_darken <= 1.0:
@@ -92,7 +98,8 @@ def _is_bgr(value: object) -> bool:
 class HudInfo:
     """What the HUD shows besides the prediction. ``latency_ms`` (and ``glass_to_glass_ms``) are this
     frame's up to the moment it is drawn (frames.jsonl's also hold the drawing); ``threshold``: the
-    operating point's malignancy threshold (shown beside its name)."""
+    operating point's malignancy threshold (shown beside its name); ``scan_area``: the part of the
+    frame the model read (the panels are drawn inside it; None: the whole frame)."""
 
     fps: float | None  # None: not known yet (the first frames)
     latency_ms: float
@@ -101,6 +108,7 @@ class HudInfo:
     frozen: bool = False
     glass_to_glass_ms: float | None = None
     lesion_mm: float | None = None
+    scan_area: ROI | None = None
 
 
 def label_lines(p: Prediction, hud: HudInfo) -> tuple[str, str]:
@@ -165,15 +173,18 @@ class OverlayRenderer:
         """A new BGR uint8 image at frame size with the overlay drawn on it."""
         canvas = to_bgr(frame.pixels, copy=True)
         h, w = canvas.shape[:2]
-        layout = self._layout_for(w, h)
+        area = hud.scan_area if self.style.panels_in_scan_area and hud.scan_area is not None else None
+        if area is None or not area.fits(w, h) or min(area.w, area.h) < 1:
+            area = ROI(0, 0, w, h)
+        layout = self._layout_for(area.w, area.h)
         color = self.style.label_color(prediction.label)
         if prediction.lesion:
             self._draw_mask(canvas, prediction, color)
-        right = self._draw_label(canvas, prediction, hud, color, layout)
+        right = self._draw_label(canvas, prediction, hud, color, layout, area)
         if self.style.show_hud:
-            self._draw_hud(canvas, hud, layout)
+            self._draw_hud(canvas, hud, layout, area)
         if hud.frozen or prediction.frozen:
-            self._draw_frozen(canvas, layout, right)
+            self._draw_frozen(canvas, layout, right, area)
         return canvas
 
     def warm_up(self, size: tuple[int, int]) -> None:
@@ -237,7 +248,9 @@ class OverlayRenderer:
     def _layout_for(self, w: int, h: int) -> _Layout:
         if self._layout is not None and self._layout[0] == (w, h):
             return self._layout[1]
-        scale = float(np.clip(self.style.font_scale * min(w, h) / 480.0, 0.4, 3.0))
+        # sized by the area in steps of 32 px: a scan area re-detected a few pixels larger or smaller
+        # does not make the text flicker between sizes
+        scale = float(np.clip(self.style.font_scale * (min(w, h) // 32 * 32) / 480.0, 0.4, 3.0))
         thickness = max(1, round(scale * 2))
         (_, th), base = cv2.getTextSize("Ag", _FONT, scale, thickness)
         pad = max(3, round(th * 0.4))
@@ -266,12 +279,13 @@ class OverlayRenderer:
         (tw, _), _ = cv2.getTextSize(text, _FONT, lay.scale * scale, lay.thickness)
         return int(tw) + 2 * lay.pad
 
-    def _draw_label(self, canvas: np.ndarray, p: Prediction, hud: HudInfo, color: BGR, lay: _Layout) -> int:
+    def _draw_label(self, canvas: np.ndarray, p: Prediction, hud: HudInfo, color: BGR, lay: _Layout,
+                    area: ROI) -> int:
         """Top-left: the label chip (label colour) over the operating point; returns the panel's right edge."""
         text, op = label_lines(p, hud)
         if not p.lesion:
             color = self.style.label_color("normal")
-        x, y = lay.margin, lay.margin
+        x, y = area.x + lay.margin, area.y + lay.margin
         w_chip, w_op = self._width(text, lay), self._width(op, lay)
         self._box(canvas, x, y, x + w_chip, y + lay.line_h, color)
         self._text(canvas, text, x, y, _ink_on(color), lay)
@@ -280,22 +294,22 @@ class OverlayRenderer:
         self._text(canvas, op, x, y, self.style.muted_text_color, lay)
         return x + max(w_chip, w_op)
 
-    def _draw_hud(self, canvas: np.ndarray, hud: HudInfo, lay: _Layout) -> None:
+    def _draw_hud(self, canvas: np.ndarray, hud: HudInfo, lay: _Layout, area: ROI) -> None:
         """Bottom-left: FPS, end-to-end latency and (when known) glass-to-glass latency."""
         fps = "--" if hud.fps is None else f"{hud.fps:.1f}"
         text = f"{fps} FPS  e2e {hud.latency_ms:.1f} ms"
         if hud.glass_to_glass_ms is not None:
             text += f"  g2g {hud.glass_to_glass_ms:.0f} ms"
-        x, y = lay.margin, canvas.shape[0] - lay.margin - lay.line_h
+        x, y = area.x + lay.margin, area.y + area.h - lay.margin - lay.line_h
         self._box(canvas, x, y, x + self._width(text, lay), y + lay.line_h, None)
         self._text(canvas, text, x, y, self.style.text_color, lay)
 
-    def _draw_frozen(self, canvas: np.ndarray, lay: _Layout, left_panel_right: int) -> None:
-        """Top-right "FROZEN" banner; below the label panel when the frame is too narrow for both."""
-        w = canvas.shape[1]
+    def _draw_frozen(self, canvas: np.ndarray, lay: _Layout, left_panel_right: int, area: ROI) -> None:
+        """Top-right "FROZEN" banner; below the label panel when the area is too narrow for both."""
         bw = self._width("FROZEN", lay)
-        x = w - lay.margin - bw
-        y = lay.margin if x > left_panel_right + lay.margin else lay.margin + 2 * lay.line_h + lay.pad
+        x = area.x + area.w - lay.margin - bw
+        top = area.y + lay.margin
+        y = top if x > left_panel_right + lay.margin else top + 2 * lay.line_h + lay.pad
         self._box(canvas, x, y, x + bw, y + lay.line_h, self.style.frozen_color)
         self._text(canvas, "FROZEN", x, y, self.style.text_color, lay)
 

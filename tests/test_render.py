@@ -10,7 +10,7 @@ import pytest
 
 from edge_bus.imaging import to_bgr
 from edge_bus.render import HudInfo, OverlayRenderer, OverlayStyle, label_lines, mask_bbox
-from edge_bus.types import Frame, Prediction
+from edge_bus.types import ROI, Frame, Prediction
 
 H, W = 240, 320
 
@@ -121,3 +121,29 @@ def test_label_shows_the_malignancy_against_the_operating_points_threshold() -> 
     assert label_lines(malignant, close)[0] == "MALIGNANT  malignancy 0.893"
     normal = _prediction(mask, "normal", lesion=False)
     assert label_lines(normal, dataclasses.replace(hud, threshold=None)) == ("no lesion", "op: balanced")
+
+
+def test_panels_stay_inside_the_scan_area_and_leave_the_scanners_text_alone() -> None:
+    """A capture card's frame: the scanner's own text (patient, MI / TI) in the margins around the scan
+    area. The label, HUD and FROZEN panels are drawn inside the scan area, so none of that text is
+    covered; with ``panels_in_scan_area=False`` they go to the frame's corners, over it."""
+    h, w = 480, 640
+    area = ROI(160, 60, 400, 360)
+    pixels = np.zeros((h, w, 3), np.uint8)
+    pixels[area.y : area.y + area.h, area.x : area.x + area.w] = 100
+    cv2.putText(pixels, "MI 1.1 TIS 0.4", (5, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2)
+    cv2.putText(pixels, "PATIENT 0042", (5, 470), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2)
+    mask = np.zeros((h, w), bool)
+    mask[200:260, 300:380] = True
+    hud = dataclasses.replace(HUD, scan_area=area, frozen=True)
+    inside = np.zeros((h, w), bool)
+    inside[area.y : area.y + area.h, area.x : area.x + area.w] = True
+    out = OverlayRenderer().render(_frame(pixels), _prediction(mask), hud)
+    assert (out[~inside] == pixels[~inside]).all(), "a panel covered the margins"
+    for rows in (slice(area.y, area.y + 40), slice(area.y + area.h - 40, area.y + area.h)):  # label, HUD
+        assert (out[rows, area.x : area.x + 120] != 100).any()
+    assert (out[area.y : area.y + 40, area.x + area.w - 120 : area.x + area.w, 2] > 150).any()  # FROZEN, red
+    corners = OverlayRenderer(OverlayStyle(panels_in_scan_area=False)).render(_frame(pixels), _prediction(mask), hud)
+    assert (corners[:40, :120] != pixels[:40, :120]).any()  # the frame's top-left corner, over the text
+    no_area = OverlayRenderer().render(_frame(pixels), _prediction(mask), dataclasses.replace(HUD, frozen=True))
+    assert np.array_equal(no_area, corners)  # without a scan area: the frame's corners
