@@ -21,7 +21,7 @@ from pathlib import Path
 
 from edge_bus.config import VIRTUAL_DEVICES
 from edge_bus.errors import EdgeBusError
-from edge_bus.sources import list_capture_devices, open_source
+from edge_bus.sources import SourceInfo, list_capture_devices, open_source
 from edge_bus.telemetry.hardware import free_disk_gb, kernel_class, openvino_devices
 from edge_bus.zoo import Manifest
 
@@ -38,6 +38,8 @@ __all__ = [
     "package_check",
     "python_check",
     "serial_check",
+    "SourceProbe",
+    "probe_source",
     "source_check",
     "version_tuple",
 ]
@@ -204,11 +206,25 @@ def serial_check() -> Check:
 
 def source_check(spec: str, frames: int = 10, timeout_s: float = 5.0) -> Check:
     """The ``--source`` opens and delivers ``frames`` frames within ``timeout_s``."""
+    return probe_source(spec, frames, timeout_s).check
+
+
+@dataclass(frozen=True)
+class SourceProbe:
+    """:func:`probe_source`'s answer: the check, and what the source said about itself (None when it
+    did not open or failed while read)."""
+
+    check: Check
+    info: SourceInfo | None = None
+
+
+def probe_source(spec: str, frames: int = 10, timeout_s: float = 5.0) -> SourceProbe:
+    """:func:`source_check`, keeping the source's :class:`~edge_bus.types.SourceInfo`."""
     t0 = time.perf_counter()
     try:
         src = open_source(spec, max_frames=frames)
     except EdgeBusError as exc:
-        return Check("source", None, f"{frames} frames", False, f"{exc}")
+        return SourceProbe(Check("source", None, f"{frames} frames", False, f"{exc}"))
     try:
         got, timed_out = 0, False
         for _ in src:
@@ -218,7 +234,7 @@ def source_check(spec: str, frames: int = 10, timeout_s: float = 5.0) -> Check:
                 break
         info = src.info
     except EdgeBusError as exc:
-        return Check("source", None, f"{frames} frames", False, f"{exc}")
+        return SourceProbe(Check("source", None, f"{frames} frames", False, f"{exc}"))
     finally:
         src.close()
     elapsed = time.perf_counter() - t0
@@ -232,7 +248,8 @@ def source_check(spec: str, frames: int = 10, timeout_s: float = 5.0) -> Check:
         advice = f"{spec} delivered only {got} of {frames} frames in {timeout_s:g} s — check the cable/signal"
     else:
         advice = f"{spec} delivered only {got} of {frames} frames in {timeout_s:g} s — check the file"
-    return Check("source", value, f"{frames} frames" if info.live else f"up to {frames} frames", ok, advice)
+    asked = f"{frames} frames" if info.live else f"up to {frames} frames"
+    return SourceProbe(Check("source", value, asked, ok, advice), info)
 
 
 def bridge_checks(url: str, budget_ms: float, pings: int = BRIDGE_PINGS) -> list[Check]:

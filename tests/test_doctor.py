@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -126,6 +127,40 @@ def test_impossible_budget_fails_only_the_latency_check(zoo: Path, tmp_path: Pat
     latency = _checks(report)["latency p99"]
     assert latency["threshold"] == 0.001 and latency["value"] > latency["threshold"] and latency["advice"]
     assert "latency p99:" in output
+
+
+def test_source_gets_its_own_latency_run_at_its_frame_size(zoo: Path, tmp_path: Path) -> None:
+    """--source is also streamed, paced at its fps, for a latency verdict at its real frame size (the
+    demo clip is 320x320); a folder of stills is not a stream, so that run is skipped with a note."""
+    from edge_bus.sources import DemoSource
+
+    demo = DemoSource()
+    clip = tmp_path / "hd.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (960, 540))
+    for i in range(FRAMES):
+        frame = np.zeros((540, 960, 3), np.uint8)  # a capture card's frame: the scan area in black margins
+        frame[70:470, 280:680] = cv2.resize(demo.render(i), (400, 400))
+        writer.write(frame)
+    writer.release()
+    model = str(zoo / "emt_net")
+    code, report, output = _doctor(tmp_path, "--model", model, "--budget-ms", "100000", "--source", str(clip))
+    assert code == 0, output
+    checks = _checks(report)
+    assert checks["source"]["passed"] and "960x540" in checks["source"]["value"]
+    source_p99 = checks["latency p99 (--source)"]
+    assert source_p99["required"] and source_p99["passed"] and 0 < source_p99["value"] <= 100000
+    assert checks["dropped frames (--source)"]["required"] is False
+    assert checks["latency p99"]["value"] != source_p99["value"]  # two runs, each measured
+    code, report, output = _doctor(tmp_path, "--model", model, "--budget-ms", "0.001", "--source", str(clip))
+    failed = {c["name"]: c for c in report["checks"] if not c["passed"]}
+    assert code == 1 and set(failed) == {"latency p99", "latency p99 (--source)"}
+    assert "at 960x540 exceeds 0.0 ms" in failed["latency p99 (--source)"]["advice"]
+    stills = tmp_path / "stills"
+    stills.mkdir()
+    cv2.imwrite(str(stills / "a.png"), demo.render(0))
+    code, report, output = _doctor(tmp_path, "--model", model, "--budget-ms", "100000", "--source", str(stills))
+    skipped = _checks(report)["latency p99 (--source)"]
+    assert code == 0 and skipped["passed"] and not skipped["required"] and "still images" in skipped["advice"]
 
 
 def test_missing_golden_fails_with_regenerate_advice(tmp_path: Path) -> None:

@@ -35,7 +35,9 @@ def doctor_cmd(
         typer.Option(
             "--source",
             "-s",
-            help="Also check this source delivers frames: a capture device (0, /dev/video2) or a file.",
+            help="Also check this source delivers frames, then measure the end-to-end latency on it against the "
+            "budget (a capture device as it delivers, a file paced at its fps): at its real frame size, which "
+            "the 320x320 demo clip does not show. A capture device (0, /dev/video2) or a file.",
             show_default=False,
         ),
     ] = None,
