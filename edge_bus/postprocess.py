@@ -86,6 +86,7 @@ def main_region(above: np.ndarray, min_fraction: float) -> MaskRegion | None:
     The same pixels as labelling the whole mask (a component lies inside the bounding box of all of
     them), at a fraction of the cost on large frames: a lesion is a small part of the scan area, and
     over a 1920×1080 one the labels, their areas and the kept-pixel lookup took 2–10 ms a frame."""
+    above = np.asarray(above, dtype=bool)  # a bool mask as it is; anything else: non-zero is above
     x, y, w, h = cv2.boundingRect(above.view(np.uint8))
     if w == 0 or h == 0:
         return None
@@ -124,10 +125,10 @@ class Postprocessor:
         OpenCV's first calls and fresh memory, and a live frame waits for it: at 1920×1080 the first
         postprocess of a ``--realtime`` run took 19 ms, against 2–4 ms after this warm-up (measured)."""
         w, h = size
-        spec = self.manifest.input
-        mh, mw = max(4, spec.height // 2), max(4, spec.width // 2)
         if w <= 0 or h <= 0:
             return
+        spec = self.manifest.input
+        mh, mw = max(4, spec.height // 2), max(4, spec.width // 2)
         yy, xx = np.ogrid[:mh, :mw]
         blobs = ((yy - mh / 3) ** 2 + (xx - mw / 3) ** 2 <= (mh / 6) ** 2) | (
             (yy - 2 * mh / 3) ** 2 + (xx - 2 * mw / 3) ** 2 <= (mh / 10) ** 2)
