@@ -11,6 +11,7 @@ A config file has one section per stage; every key is optional::
     capture_width = 0        # a capture device's requested size and fps (0: the device's default)
     capture_height = 0
     capture_fps = 0
+    capture_format = ""      # a capture device's pixel format, e.g. "MJPG" ("": the device's default)
 
     [engine]
     model = "emt_net"        # shipped name, model folder or manifest path
@@ -78,6 +79,7 @@ class StreamConfig:
     capture_width: int = 0
     capture_height: int = 0
     capture_fps: float = 0.0
+    capture_format: str = ""
     model: str | None = None
     backend: str = "openvino"
     device: str = "CPU"
@@ -137,6 +139,10 @@ class StreamConfig:
         if not self.capture_fps <= MAX_CAPTURE_FPS:  # also NaN and inf
             raise ConfigError(f"capture fps {self.capture_fps} is not a frame rate a capture device gives "
                               f"(0 to {MAX_CAPTURE_FPS:g}; 0: the device's default)")
+        if self.capture_format and not (len(self.capture_format) == 4 and self.capture_format.isascii()
+                                        and self.capture_format.strip().isprintable()):
+            raise ConfigError(f"capture format {self.capture_format!r} is not a four-character pixel format such as "
+                              "MJPG, YUYV or NV12 (\"\": the device's default)")
         device = check_device(self.device)
         return self if device == self.device else replace(self, device=device)
 
@@ -152,7 +158,7 @@ _KEYS = {
     ("source", "source"): "source", ("source", "loop"): "loop", ("source", "max_frames"): "max_frames",
     ("source", "realtime"): "realtime", ("source", "roi"): "roi",
     ("source", "capture_width"): "capture_width", ("source", "capture_height"): "capture_height",
-    ("source", "capture_fps"): "capture_fps",
+    ("source", "capture_fps"): "capture_fps", ("source", "capture_format"): "capture_format",
     ("engine", "model"): "model", ("engine", "backend"): "backend", ("engine", "device"): "device",
     ("engine", "precision"): "precision", ("engine", "requests"): "requests",
     ("postprocess", "operating_point"): "operating_point", ("postprocess", "smoothing"): "smoothing",

@@ -241,7 +241,8 @@ def probe_source(spec: str, frames: int = 10, timeout_s: float = 5.0) -> SourceP
     # a file (or a single still) that delivered every frame it has is fine even when it has fewer
     whole_file = not info.live and not timed_out and got > 0
     ok = got >= frames or whole_file
-    value = f"{info.kind} {info.width}x{info.height} @ {info.fps:g} fps: {got} frames in {elapsed:.1f} s"
+    fmt = f" {info.pixel_format}" if info.pixel_format else ""
+    value = f"{info.kind} {info.width}x{info.height}{fmt} @ {info.fps:g} fps: {got} frames in {elapsed:.1f} s"
     if ok:
         advice = ""
     elif info.live:

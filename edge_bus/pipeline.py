@@ -160,7 +160,8 @@ def compose(config: StreamConfig, source: FrameSource | None = None,
     if source is None:
         size = (config.capture_width, config.capture_height) if config.capture_width and config.capture_height else None
         source = open_source(config.source, loop=config.loop, max_frames=config.max_frames or None,
-                             capture_size=size, capture_fps=config.capture_fps or None)
+                             capture_size=size, capture_fps=config.capture_fps or None,
+                             capture_format=config.capture_format or None)
     parts: list[Any] = [source]
     files: RunFiles | None = None
     try:

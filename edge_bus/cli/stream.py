@@ -76,6 +76,10 @@ def stream(
     capture_size: Annotated[str | None, typer.Option(help="Capture device size WxH, e.g. 1280x720.",
                                                         show_default=False)] = None,
     capture_fps: Annotated[float | None, typer.Option(help="Capture device fps.", show_default=False)] = None,
+    capture_format: Annotated[str | None, typer.Option(
+        help="Capture device pixel format, e.g. MJPG: a USB 2 HDMI grabber gives 1920x1080 at full frame rate only in "
+        "MJPG (OpenCV picks uncompressed YUYV first: 5-10 fps there). Default: the device's. latency.json's source "
+        "says which one ran.", show_default=False)] = None,
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", help="A TOML file with a section per stage (\\[source], \\[engine], \\[postprocess], "
         "\\[output], \\[bridge]); flags override it.", show_default=False)] = None,
@@ -97,7 +101,7 @@ def stream(
         build_config, config, source=source, model=model, backend=backend, device=device, precision=precision,
         operating_point=operating_point, out=out, loop=loop, max_frames=max_frames, realtime=realtime,
         roi=_roi(roi), smoothing=smoothing, video=video, display=display, bridge=bridge, requests=requests,
-        capture_width=width, capture_height=height, capture_fps=capture_fps)
+        capture_width=width, capture_height=height, capture_fps=capture_fps, capture_format=capture_format)
     from edge_bus.cli.progress import stream_with_progress
 
     result = run_or_exit(stream_with_progress, cfg, quiet=quiet)

@@ -29,7 +29,8 @@ class SourceInfo:
     ``live`` (frames arrive in real time whether or not we keep up),
     ``still`` (independent still images: temporal smoothing is off) and
     ``stamped_before_decode`` (``t_capture`` is taken when the frame is grabbed, before it is decoded,
-    as a capture device does: decoding then counts in ``e2e_ms``; other sources stamp after)."""
+    as a capture device does: decoding then counts in ``e2e_ms``; other sources stamp after) and
+    ``pixel_format`` (what a capture device delivers, e.g. ``YUYV``, ``MJPG``; "" elsewhere)."""
 
     kind: str
     name: str
@@ -40,10 +41,14 @@ class SourceInfo:
     live: bool = False
     still: bool = False
     stamped_before_decode: bool = False
+    pixel_format: str = ""
 
     def to_json(self) -> dict[str, object]:
-        return {"kind": self.kind, "name": self.name, "width": self.width, "height": self.height,
-                "fps": self.fps, "frames": self.frame_count, "live": self.live}
+        out: dict[str, object] = {"kind": self.kind, "name": self.name, "width": self.width, "height": self.height,
+                                  "fps": self.fps, "frames": self.frame_count, "live": self.live}
+        if self.pixel_format:
+            out["pixel_format"] = self.pixel_format
+        return out
 
 
 class FrameSource(ABC):

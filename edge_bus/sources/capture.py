@@ -4,11 +4,18 @@ Frames are BGR uint8 HxWx3; ``t_source`` is seconds since the device was opened.
 frames arrive in real time whether or not the consumer keeps up. The driver queue is kept to one
 buffer (``CAP_PROP_BUFFERSIZE=1``) so a slow consumer sees the newest frame, not a backlog; the
 pipeline applies the drop policy.
+
+The pixel format: OpenCV's V4L2 backend picks uncompressed YUYV before MJPG when a device offers
+both, and a USB 2 frame grabber gives 1920×1080 in YUYV at only 5–10 fps (the bus can't carry
+more uncompressed), in MJPG at 30–60. ``pixel_format`` (``--capture-format MJPG``) asks for one;
+``info.pixel_format`` says what the device delivers, and a device slower than the fps asked for is
+logged with that hint.
 """
 
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import sys
 import time
@@ -24,7 +31,9 @@ from edge_bus.sources._common import make_frame, natural_key, open_or_none, quie
 from edge_bus.sources.base import FrameSource, SourceInfo
 from edge_bus.types import Frame
 
-__all__ = ["CaptureLike", "CaptureSource", "device_path", "list_capture_devices"]
+__all__ = ["CaptureLike", "CaptureSource", "device_path", "fourcc_text", "list_capture_devices"]
+
+log = logging.getLogger(__name__)
 
 _LINUX = sys.platform.startswith("linux")
 _LIST_HINT = "`v4l2-ctl --list-devices` lists them"
@@ -54,6 +63,21 @@ class CaptureLike(Protocol):
     def release(self) -> None: ...
 
 
+def fourcc_text(code: float) -> str:
+    """A pixel format code as ``CAP_PROP_FOURCC`` gives it (a float) → its characters, e.g. ``MJPG``;
+    "" when the backend does not say."""
+    n = int(code) if code == code and code > 0 else 0  # NaN and negatives: unknown
+    text = "".join(chr((n >> (8 * i)) & 0xFF) for i in range(4)).strip()
+    return text if n and text.isprintable() else ""
+
+
+def _check_format(pixel_format: str) -> str:
+    if len(pixel_format) != 4 or not pixel_format.isascii() or not pixel_format.strip().isprintable():
+        raise SourceError(f"capture format must be a four-character pixel format such as MJPG, YUYV or NV12, "
+                          f"got {pixel_format!r}")
+    return pixel_format
+
+
 def _open_capture(target: str | int) -> cv2.VideoCapture:
     """Open the device with V4L2 on Linux, OpenCV's default backend elsewhere."""
     with quiet_opencv():
@@ -65,6 +89,8 @@ def _open_capture(target: str | int) -> cv2.VideoCapture:
 class CaptureSource(FrameSource):
     """Read a capture device. ``size`` (width, height) and ``fps`` are requests: the device may
     pick the nearest mode it supports, and ``info`` reports what it actually delivers.
+    ``pixel_format``: the V4L2 pixel format to ask for (``MJPG``, ``YUYV``, ...); a device that
+    does not deliver it is a :class:`SourceError`.
 
     ``max_failures``: consecutive failed reads before the device counts as lost. ``opener``: what
     opens ``device`` instead of OpenCV (a :class:`~edge_bus.sources.replay_capture.ReplayCapture`,
@@ -77,6 +103,7 @@ class CaptureSource(FrameSource):
         *,
         size: tuple[int, int] | None = None,
         fps: float | None = None,
+        pixel_format: str | None = None,
         max_failures: int = 3,
         opener: Callable[[str | int], CaptureLike] | None = None,
     ) -> None:
@@ -86,6 +113,8 @@ class CaptureSource(FrameSource):
             raise SourceError(f"capture size must be two positive numbers WIDTHxHEIGHT, got {size} — e.g. 640x480")
         if fps is not None and fps <= 0:
             raise SourceError(f"capture fps must be > 0, got {fps} — e.g. 30")
+        if pixel_format:
+            _check_format(pixel_format)
         if isinstance(target, str) and opener is None:
             self._check_node(target)
         cap = open_or_none(lambda: (opener or _open_capture)(target))
@@ -94,6 +123,8 @@ class CaptureSource(FrameSource):
                 f"cannot open capture device {self._name} — is another program using it? close it and retry"
             )
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        if pixel_format:  # before the size: V4L2 sets the format and the size in one request
+            cap.set(cv2.CAP_PROP_FOURCC, float(cv2.VideoWriter.fourcc(*pixel_format)))
         if size is not None:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, float(size[0]))
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, float(size[1]))
@@ -103,6 +134,17 @@ class CaptureSource(FrameSource):
         actual_fps = float(cap.get(cv2.CAP_PROP_FPS))
         if width <= 0 or height <= 0:
             width, height = size if size is not None else (0, 0)
+        delivered = fourcc_text(cap.get(cv2.CAP_PROP_FOURCC))
+        if pixel_format and delivered and delivered != pixel_format.strip():
+            cap.release()
+            raise SourceError(f"capture device {self._name} does not deliver {pixel_format} (it gives {delivered}) — "
+                              f"`v4l2-ctl --list-formats-ext -d {self._name}` lists what it can; drop --capture-format "
+                              "for its default")
+        if fps and 0 < actual_fps < 0.9 * fps:
+            hint = (" — USB 2 grabbers give high resolutions at full frame rate only in MJPG: --capture-format MJPG"
+                    if delivered != "MJPG" else " — the device has no faster mode at this size; ask for a smaller one")
+            log.warning("capture device %s delivers %g fps at %dx%d%s, not the %g asked%s", self._name, actual_fps,
+                        width, height, f" in {delivered}" if delivered else "", fps, hint)
         self._cap: CaptureLike | None = cap
         self._max_failures = max(1, max_failures)
         self._index = 0
@@ -110,7 +152,7 @@ class CaptureSource(FrameSource):
         self._info = SourceInfo(
             kind="capture", name=self._name, width=width, height=height,
             fps=actual_fps if actual_fps > 0 else float(fps or 0.0), frame_count=None, live=True,
-            stamped_before_decode=True,
+            stamped_before_decode=True, pixel_format=delivered,
         )
 
     def _check_node(self, node: str) -> None:

@@ -82,7 +82,8 @@ def _refuse_special(target: str) -> None:
 
 
 def _opener(
-    kind: str, target: str, capture_size: tuple[int, int] | None, capture_fps: float | None
+    kind: str, target: str, capture_size: tuple[int, int] | None, capture_fps: float | None,
+    capture_format: str | None = None,
 ) -> Callable[[], FrameSource]:
     if kind == "demo":
         seed_text = "" if target.lower() == "demo" else target
@@ -93,12 +94,12 @@ def _opener(
     if not target:
         raise SourceError(f"'{kind}:' needs a path after the colon — e.g. {kind}:{_EXAMPLES[kind]}")
     if kind == "capture":
-        return lambda: CaptureSource(target, size=capture_size, fps=capture_fps)
+        return lambda: CaptureSource(target, size=capture_size, fps=capture_fps, pixel_format=capture_format)
     if kind == "replay":  # the capture path, fed by the in-package fake grabber
         if Path(target).exists() and not Path(target).is_dir():
             _refuse_special(target)  # a pipe read "file is empty", or blocked
         return lambda: CaptureSource(f"replay:{target}", size=capture_size, fps=capture_fps,
-                                     opener=lambda _name: ReplayCapture(target))
+                                     pixel_format=capture_format, opener=lambda _name: ReplayCapture(target))
     if not Path(target).exists():
         raise SourceError(f"cannot open {kind} source '{target}': no such file or folder — check the path")
     if not Path(target).is_dir():
@@ -119,11 +120,13 @@ def open_source(
     max_frames: int | None = None,
     capture_size: tuple[int, int] | None = None,
     capture_fps: float | None = None,
+    capture_format: str | None = None,
 ) -> FrameSource:
     """Open the source ``spec`` names (see the module doc), wrapped for ``loop`` / ``max_frames``.
 
-    ``capture_size`` (width, height) and ``capture_fps`` are requests to a capture device and
-    ignored by other kinds. Raises :class:`SourceError` with a one-line message on any problem.
+    ``capture_size`` (width, height), ``capture_fps`` and ``capture_format`` (a V4L2 pixel format,
+    e.g. ``MJPG``) are requests to a capture device and ignored by other kinds. Raises
+    :class:`SourceError` with a one-line message on any problem.
     """
     spec = os.fspath(spec).strip() if isinstance(spec, str | os.PathLike) else spec
     if not isinstance(spec, str):
@@ -135,7 +138,7 @@ def open_source(
     kind, target = _split(spec)
     if kind is None:
         kind = detect_kind(target)
-    open_one = _opener(kind, target, capture_size, capture_fps)
+    open_one = _opener(kind, target, capture_size, capture_fps, capture_format)
     source: FrameSource = open_one()
     if loop:
         source = LoopingSource(open_one, first=source)

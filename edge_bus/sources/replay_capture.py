@@ -12,6 +12,7 @@ next acquisition and hands over the newest one, and frames not grabbed in time a
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import cv2
@@ -19,6 +20,7 @@ import numpy as np
 
 from edge_bus.errors import SourceError
 from edge_bus.sources._common import check_readable_file, open_or_none, quiet_opencv
+from edge_bus.sources.capture import fourcc_text
 
 __all__ = ["ReplayCapture"]
 
@@ -28,9 +30,13 @@ class ReplayCapture:
 
     ``stop_after``: after this many frames handed over, every grab fails (an unplugged cable).
     A requested ``CAP_PROP_FRAME_WIDTH`` / ``HEIGHT`` resizes the frames, as a device's mode would.
+    ``formats``: the pixel formats it offers (``CAP_PROP_FOURCC``), each with the highest fps it gives
+    in it (None: any), the first being the one it starts in; by default YUYV and MJPG, unlimited.
+    ``{"YUYV": 5.0, "MJPG": 30.0}`` is a USB 2 grabber at 1920×1080.
     """
 
-    def __init__(self, path: str | Path, *, fps: float | None = None, stop_after: int | None = None) -> None:
+    def __init__(self, path: str | Path, *, fps: float | None = None, stop_after: int | None = None,
+                 formats: Mapping[str, float | None] | None = None) -> None:
         self.path = Path(path)
         check_readable_file(self.path, "video", "give a video file to replay as a capture device")
         file = open_or_none(lambda: _open_file(self.path))
@@ -41,6 +47,8 @@ class ReplayCapture:
         self._fps = fps or (file_fps if 0 < file_fps < 1000 else 30.0)
         self._size = (int(file.get(cv2.CAP_PROP_FRAME_WIDTH)), int(file.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         self._requested: dict[int, float] = {}
+        self._formats = dict(formats) if formats else {"YUYV": None, "MJPG": None}
+        self._format = next(iter(self._formats))
         self._stop_after = stop_after
         self._t0 = time.perf_counter()
         self._next = 0  # index of the next acquisition not yet handed over
@@ -53,14 +61,28 @@ class ReplayCapture:
         return self._file is not None
 
     def set(self, prop: int, value: float) -> bool:
+        if prop == cv2.CAP_PROP_FOURCC:  # a format it does not offer is refused, as V4L2 does
+            text = fourcc_text(value)
+            if text not in self._formats:
+                return False
+            self._format = text
+            return True
         self._requested[prop] = float(value)
         if prop == cv2.CAP_PROP_FPS and value > 0:
             self._fps = float(value)
         return True
 
+    @property
+    def fps(self) -> float:
+        """The rate it delivers at: the one asked for, or less where its pixel format can't give it."""
+        limit = self._formats[self._format]
+        return min(self._fps, limit) if limit else self._fps
+
     def get(self, prop: int) -> float:
         if prop == cv2.CAP_PROP_FPS:
-            return self._fps
+            return self.fps
+        if prop == cv2.CAP_PROP_FOURCC:
+            return float(cv2.VideoWriter.fourcc(*self._format.ljust(4)))
         if prop == cv2.CAP_PROP_FRAME_WIDTH:
             return self._requested.get(prop, float(self._size[0]))
         if prop == cv2.CAP_PROP_FRAME_HEIGHT:
@@ -72,9 +94,10 @@ class ReplayCapture:
         if self._file is None or (self._stop_after is not None and self.handed_over >= self._stop_after):
             return False
         now = time.perf_counter() - self._t0
-        due = int(now * self._fps)  # the newest acquisition so far
+        fps = self.fps
+        due = int(now * fps)  # the newest acquisition so far
         if due < self._next:  # none since the last grab: wait for the next one
-            time.sleep(max(0.0, self._next / self._fps - now))
+            time.sleep(max(0.0, self._next / fps - now))
             due = self._next
         self.missed += due - self._next
         while self._position <= due:  # skipped acquisitions are read past (still decoded, as a device would)

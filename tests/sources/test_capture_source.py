@@ -124,3 +124,17 @@ def test_device_that_will_not_open(fake_node: Path) -> None:
 def test_bad_requests(fake_node: Path, size: tuple[int, int], fps: float | None) -> None:
     with pytest.raises(SourceError, match="must be"):
         CaptureSource(str(fake_node), size=size, fps=fps)
+
+
+def test_the_pixel_format_is_asked_for_before_the_size(fake_node: Path) -> None:
+    """V4L2 sets the pixel format and the size in one request: a size set first would be negotiated in
+    the device's default format (YUYV, where a USB 2 grabber caps 1920x1080 at 5-10 fps)."""
+    fake = FakeCapture(frames=1)
+    order: list[int] = []
+    plain_set = fake.set
+    fake.set = lambda prop, value: order.append(prop) or plain_set(prop, value)  # type: ignore[method-assign]
+    src = CaptureSource(str(fake_node), size=(1920, 1080), fps=30.0, pixel_format="MJPG", opener=lambda target: fake)
+    assert order.index(cv2.CAP_PROP_FOURCC) < order.index(cv2.CAP_PROP_FRAME_WIDTH)
+    assert fake.props[cv2.CAP_PROP_FOURCC] == cv2.VideoWriter.fourcc(*"MJPG") and src.info.pixel_format == "MJPG"
+    src.close()
+    assert capture.fourcc_text(0.0) == "" and capture.fourcc_text(float("nan")) == ""  # the backend does not say

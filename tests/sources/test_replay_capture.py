@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from edge_bus.config import build_config
-from edge_bus.errors import SourceError
+from edge_bus.errors import ConfigError, SourceError
 from edge_bus.pipeline import run_stream
 from edge_bus.sources import open_source
 from edge_bus.sources.capture import CaptureSource
@@ -60,8 +61,49 @@ def test_replay_of_a_missing_file_is_one_line(tmp_path: Path) -> None:
 def test_stream_from_a_replayed_grabber_runs_live(tmp_path: Path, make_video: Callable[..., Path]) -> None:
     clip = make_video(tmp_path / "clip.avi", n=30, fps=30.0, size=(128, 96))
     out = tmp_path / "run"
-    result = run_stream(build_config(source=f"replay:{clip}", max_frames=20, out=out, video=False))
+    result = run_stream(build_config(source=f"replay:{clip}", max_frames=20, out=out, video=False,
+                                     capture_format="MJPG"))
     latency = json.loads((out / "latency.json").read_text())
     assert latency["mode"] == "live" and latency["source"]["kind"] == "capture"
+    assert latency["source"]["pixel_format"] == "MJPG"  # what the device delivered, as asked
     assert result.frames + result.dropped == 20
     assert len((out / "frames.jsonl").read_text().splitlines()) == result.frames
+
+
+def test_the_pixel_format_asked_for_is_delivered_or_refused(tmp_path: Path, make_video: Callable[..., Path]) -> None:
+    clip = make_video(tmp_path / "clip.avi", n=5, fps=30.0)
+    with CaptureSource("replay", opener=lambda _name: ReplayCapture(clip)) as default:
+        assert default.info.pixel_format == "YUYV"  # the device's first format
+    with CaptureSource("replay", pixel_format="MJPG", opener=lambda _name: ReplayCapture(clip)) as mjpg:
+        assert mjpg.info.pixel_format == "MJPG" and next(mjpg).pixels.shape == (64, 96, 3)
+    with pytest.raises(SourceError, match=r"capture device replay does not deliver NV12 \(it gives YUYV\) — "
+                                          r"`v4l2-ctl --list-formats-ext -d replay`"):
+        CaptureSource("replay", pixel_format="NV12", opener=lambda _name: ReplayCapture(clip))
+    with pytest.raises(SourceError, match="four-character pixel format such as MJPG"):
+        CaptureSource("replay", pixel_format="MJPEG", opener=lambda _name: ReplayCapture(clip))
+    with pytest.raises(ConfigError, match="'MJPEG' is not a four-character pixel format"):
+        build_config(source="0", capture_format="MJPEG")
+    toml = tmp_path / "grabber.toml"
+    toml.write_text('[source]\nsource = "0"\ncapture_format = "MJPG"\n')
+    assert build_config(toml).capture_format == "MJPG"
+
+
+def test_a_usb2_grabber_in_yuyv_is_slow_and_the_log_says_to_ask_for_mjpg(
+        tmp_path: Path, make_video: Callable[..., Path], caplog: pytest.LogCaptureFixture) -> None:
+    """A USB 2 HDMI grabber at 1920x1080: 5 fps in YUYV (which OpenCV picks first), 30 in MJPG."""
+    clip = make_video(tmp_path / "clip.avi", n=5, fps=30.0)
+    usb2 = {"YUYV": 5.0, "MJPG": 30.0}
+    with caplog.at_level(logging.WARNING, logger="edge_bus.sources.capture"):
+        with CaptureSource("grabber", fps=30, opener=lambda _name: ReplayCapture(clip, formats=usb2)) as slow:
+            assert (slow.info.fps, slow.info.pixel_format) == (5.0, "YUYV")
+        assert [r.getMessage() for r in caplog.records] == [
+            "capture device grabber delivers 5 fps at 96x64 in YUYV, not the 30 asked — USB 2 grabbers give high "
+            "resolutions at full frame rate only in MJPG: --capture-format MJPG"]
+        caplog.clear()
+        with CaptureSource("grabber", fps=30, pixel_format="MJPG",
+                           opener=lambda _name: ReplayCapture(clip, formats=usb2)) as fast:
+            assert (fast.info.fps, fast.info.pixel_format) == (30.0, "MJPG")
+            frames = [next(fast) for _ in range(4)]
+        assert not caplog.records
+    gaps = [b.t_capture - a.t_capture for a, b in zip(frames, frames[1:], strict=False)]
+    assert max(gaps) < 0.2  # paced at 30 fps, not 5 (0.2 s)
