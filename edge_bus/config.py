@@ -131,20 +131,25 @@ class StreamConfig:
             raise ConfigError("max-frames must be >= 0")
         if self.requests < 0:
             raise ConfigError(f"requests must be >= 0 (0: twice the runtime's optimum), got {self.requests}")
-        if min(self.capture_width, self.capture_height) < 0 or self.capture_fps < 0:
-            raise ConfigError("capture size and fps must be >= 0 (0: the device's default)")
-        if max(self.capture_width, self.capture_height) > MAX_CAPTURE_SIDE:
-            raise ConfigError(f"capture size {self.capture_width}x{self.capture_height} is larger than any "
-                              f"ultrasound video ({MAX_CAPTURE_SIDE} pixels a side at most)")
-        if not self.capture_fps <= MAX_CAPTURE_FPS:  # also NaN and inf
-            raise ConfigError(f"capture fps {self.capture_fps} is not a frame rate a capture device gives "
-                              f"(0 to {MAX_CAPTURE_FPS:g}; 0: the device's default)")
-        if self.capture_format and not (len(self.capture_format) == 4 and self.capture_format.isascii()
-                                        and self.capture_format.strip().isprintable()):
-            raise ConfigError(f"capture format {self.capture_format!r} is not a four-character pixel format such as "
-                              "MJPG, YUYV or NV12 (\"\": the device's default)")
+        check_capture(self.capture_width, self.capture_height, self.capture_fps, self.capture_format)
         device = check_device(self.device)
         return self if device == self.device else replace(self, device=device)
+
+
+def check_capture(width: int, height: int, fps: float, pixel_format: str) -> None:
+    """A capture device request (0 / "": the device's default) that a device could meet, else a
+    :class:`ConfigError` (``edge-bus stream`` and ``edge-bus doctor`` take the same)."""
+    if min(width, height) < 0 or fps < 0:
+        raise ConfigError("capture size and fps must be >= 0 (0: the device's default)")
+    if max(width, height) > MAX_CAPTURE_SIDE:
+        raise ConfigError(f"capture size {width}x{height} is larger than any ultrasound video "
+                          f"({MAX_CAPTURE_SIDE} pixels a side at most)")
+    if not fps <= MAX_CAPTURE_FPS:  # also NaN and inf
+        raise ConfigError(f"capture fps {fps} is not a frame rate a capture device gives "
+                          f"(0 to {MAX_CAPTURE_FPS:g}; 0: the device's default)")
+    if pixel_format and not (len(pixel_format) == 4 and pixel_format.isascii() and pixel_format.strip().isprintable()):
+        raise ConfigError(f"capture format {pixel_format!r} is not a four-character pixel format such as "
+                          "MJPG, YUYV or NV12 (\"\": the device's default)")
 
 
 MAX_CAPTURE_FPS = 1000.0

@@ -5,7 +5,7 @@ model's files match their manifest sha256, then runs the bundled validation clip
 twice — once as a file, compared frame by frame with the golden reference shipped with the model
 (:mod:`edge_bus.golden`), and once paced like a live probe (``--realtime``) for the end-to-end
 latency — and, when asked, reads frames from ``--source`` (then measures the paced latency on it
-too, at its real frame size) and pings ``--bridge``.
+too, at its real frame size, and checks a capture device's frame rate) and pings ``--bridge``.
 
 Pass criteria: class agreement with the golden ≥ 99 %, mean mask IoU ≥ 0.95, end-to-end p99 ≤
 the budget (one frame interval at 30 fps unless ``--budget-ms``), and every other required check.
@@ -26,12 +26,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from edge_bus.config import build_config, check_device
+from edge_bus.config import build_config, check_capture, check_device
 from edge_bus.doctor_checks import (
     FRACTION,
     Check,
     bridge_checks,
     capture_check,
+    capture_rate_check,
     cpu_check,
     disk_check,
     kernel_class_check,
@@ -86,11 +87,17 @@ LATENCY_FRAMES = 270
 
 @dataclass(frozen=True)
 class DoctorOptions:
-    """``max_frames`` limits both validation runs (0: the whole clip) — for quick checks and tests."""
+    """``max_frames`` limits both validation runs (0: the whole clip) — for quick checks and tests.
+    ``capture_*``: the requests to a capture device ``source``, as ``edge-bus stream`` takes them
+    (0 / "": the device's default)."""
 
     model: str | None = None
     source: str | None = None
     bridge: str | None = None
+    capture_width: int = 0
+    capture_height: int = 0
+    capture_fps: float = 0.0
+    capture_format: str = ""
     budget_ms: float = DEFAULT_BUDGET_MS
     device: str = "CPU"
     max_frames: int = 0
@@ -105,7 +112,12 @@ class DoctorOptions:
             raise ConfigError(f"--budget-ms must be > 0, got {self.budget_ms}")
         if self.max_frames < 0:
             raise ConfigError(f"--max-frames must be >= 0, got {self.max_frames}")
+        check_capture(self.capture_width, self.capture_height, self.capture_fps, self.capture_format)
         return replace(self, device=check_device(self.device))
+
+    @property
+    def capture_size(self) -> tuple[int, int] | None:
+        return (self.capture_width, self.capture_height) if self.capture_width and self.capture_height else None
 
 
 @dataclass(frozen=True)
@@ -274,6 +286,10 @@ def _latency_checks(manifest: Manifest, opts: DoctorOptions, tmp: Path,
             max_frames=frames,
             out=tmp / ("latency" if source is None else "latency-source"),
             device=opts.device,
+            capture_width=opts.capture_width,  # requests to a capture device: other sources ignore them
+            capture_height=opts.capture_height,
+            capture_fps=opts.capture_fps,
+            capture_format=opts.capture_format,
         )
         result = run_stream(cfg)
     except Interrupted as exc:
@@ -352,8 +368,11 @@ def run_doctor(options: DoctorOptions) -> DoctorReport:
         e2e = latency.e2e_ms
         hardware["precision"] = latency.precision
     if opts.source is not None:
-        probe = probe_source(opts.source)
+        probe = probe_source(opts.source, capture_size=opts.capture_size, capture_fps=opts.capture_fps or None,
+                             capture_format=opts.capture_format or None)
         checks.append(probe.check)
+        if probe.info is not None and probe.info.live:
+            checks.append(capture_rate_check(probe.info))
         if manifest is not None and integrity.passed and probe.check.passed and probe.info is not None:
             if probe.info.still:
                 checks.append(Check("latency p99 (--source)", None, round(opts.budget_ms, 3), True,

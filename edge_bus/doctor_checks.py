@@ -38,7 +38,9 @@ __all__ = [
     "package_check",
     "python_check",
     "serial_check",
+    "MIN_CAPTURE_FPS",
     "SourceProbe",
+    "capture_rate_check",
     "probe_source",
     "source_check",
     "version_tuple",
@@ -218,11 +220,14 @@ class SourceProbe:
     info: SourceInfo | None = None
 
 
-def probe_source(spec: str, frames: int = 10, timeout_s: float = 5.0) -> SourceProbe:
-    """:func:`source_check`, keeping the source's :class:`~edge_bus.types.SourceInfo`."""
+def probe_source(spec: str, frames: int = 10, timeout_s: float = 5.0, *, capture_size: tuple[int, int] | None = None,
+                 capture_fps: float | None = None, capture_format: str | None = None) -> SourceProbe:
+    """:func:`source_check`, keeping the source's :class:`~edge_bus.types.SourceInfo`; ``capture_*``:
+    the requests to a capture device, as :func:`~edge_bus.sources.open_source` takes them."""
     t0 = time.perf_counter()
     try:
-        src = open_source(spec, max_frames=frames)
+        src = open_source(spec, max_frames=frames, capture_size=capture_size, capture_fps=capture_fps,
+                          capture_format=capture_format)
     except EdgeBusError as exc:
         return SourceProbe(Check("source", None, f"{frames} frames", False, f"{exc}"))
     try:
@@ -251,6 +256,25 @@ def probe_source(spec: str, frames: int = 10, timeout_s: float = 5.0) -> SourceP
         advice = f"{spec} delivered only {got} of {frames} frames in {timeout_s:g} s — check the file"
     asked = f"{frames} frames" if info.live else f"up to {frames} frames"
     return SourceProbe(Check("source", value, asked, ok, advice), info)
+
+
+MIN_CAPTURE_FPS = 20.0
+"""The lowest frame rate a live source passes doctor with: scanners send 25–60 frames a second, and a
+USB 2 HDMI grabber left in YUYV gives 1920×1080 at 5–10."""
+
+
+def capture_rate_check(info: SourceInfo) -> Check:
+    """A live source's frame rate (as the device reports it) is one a probe can be followed at."""
+    fps = info.fps
+    if not fps > 0:
+        return Check("capture frame rate", None, f">= {MIN_CAPTURE_FPS:g} fps", True,
+                     "the device does not say its frame rate", required=False)
+    ok = fps >= MIN_CAPTURE_FPS
+    fmt = f" in {info.pixel_format}" if info.pixel_format else ""
+    hint = ("a USB 2 grabber gives this size at full rate only in MJPG: --capture-format MJPG"
+            if info.pixel_format != "MJPG" else "ask for a smaller --capture-size")
+    advice = "" if ok else f"{info.name} delivers {fps:g} fps at {info.width}x{info.height}{fmt} — {hint}"
+    return Check("capture frame rate", fps, MIN_CAPTURE_FPS, ok, advice, unit="fps")
 
 
 def bridge_checks(url: str, budget_ms: float, pings: int = BRIDGE_PINGS) -> list[Check]:

@@ -155,6 +155,18 @@ def test_source_gets_its_own_latency_run_at_its_frame_size(zoo: Path, tmp_path: 
     failed = {c["name"]: c for c in report["checks"] if not c["passed"]}
     assert code == 1 and set(failed) == {"latency p99", "latency p99 (--source)"}
     assert "at 960x540 exceeds 0.0 ms" in failed["latency p99 (--source)"]["advice"]
+    # the same clip through the capture path, with the requests stream would make; a format the device
+    # does not deliver fails the source check, and nothing is streamed from it
+    code, report, output = _doctor(tmp_path, "--model", model, "--budget-ms", "100000", "--source", f"replay:{clip}",
+                                   "--capture-size", "640x360", "--capture-fps", "30", "--capture-format", "MJPG")
+    checks = _checks(report)
+    assert code == 0, output
+    assert checks["source"]["value"].startswith("capture 640x360 MJPG @ 30 fps")
+    assert checks["capture frame rate"]["passed"] and checks["latency p99 (--source)"]["passed"]
+    code, report, output = _doctor(tmp_path, "--model", model, "--source", f"replay:{clip}", "--capture-format", "NV12")
+    failed = {c["name"]: c for c in report["checks"] if not c["passed"]}
+    assert code == 1 and list(failed) == ["source"] and "does not deliver NV12" in failed["source"]["advice"]
+    assert "latency p99 (--source)" not in _checks(report)
     stills = tmp_path / "stills"
     stills.mkdir()
     cv2.imwrite(str(stills / "a.png"), demo.render(0))
@@ -278,6 +290,23 @@ def test_source_check_passes_a_short_file_and_fails_a_silent_device(tmp_path: Pa
     assert short.passed and "1 frames" in str(short.value) and short.advice == ""
     missing = doctor_checks.source_check(str(tmp_path / "nothere.avi"), frames=10)
     assert not missing.passed and "nothere.avi" in missing.advice
+
+
+def test_a_capture_device_slower_than_a_scanner_fails_with_the_fix() -> None:
+    from edge_bus.doctor_checks import MIN_CAPTURE_FPS, capture_rate_check
+    from edge_bus.sources import SourceInfo
+
+    def grabber(fps: float, fmt: str) -> SourceInfo:
+        return SourceInfo("capture", "/dev/video2", 1920, 1080, fps, None, live=True, pixel_format=fmt)
+
+    slow = capture_rate_check(grabber(5.0, "YUYV"))
+    assert not slow.passed and slow.required and slow.threshold == MIN_CAPTURE_FPS
+    assert slow.advice == ("/dev/video2 delivers 5 fps at 1920x1080 in YUYV — a USB 2 grabber gives this size at "
+                           "full rate only in MJPG: --capture-format MJPG")
+    assert "smaller --capture-size" in capture_rate_check(grabber(10.0, "MJPG")).advice
+    assert capture_rate_check(grabber(30.0, "MJPG")).passed
+    unknown = capture_rate_check(grabber(0.0, ""))
+    assert unknown.passed and not unknown.required
 
 
 def test_bridge_check_advice_is_the_bridges_own_line() -> None:

@@ -36,6 +36,17 @@ def errors_said() -> int:
     return len(_errors_said)
 
 
+def parse_capture_size(text: str | None) -> tuple[int | None, int | None]:
+    """``--capture-size WxH`` → (width, height); (None, None) when not given; a usage error otherwise."""
+    if not text:
+        return None, None
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise fail(f"--capture-size must be WxH, e.g. 1280x720, got {text!r}", 2) from None
+    return width, height
+
+
 def run_or_exit(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
     """Call one library function; an :class:`EdgeBusError` becomes a one-line error and its
     exit code, Ctrl-C becomes exit 130. Anything else is a bug and keeps its traceback."""

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edge_bus.cli.common import console, err_console, fail, run_or_exit
+from edge_bus.cli.common import console, err_console, fail, parse_capture_size, run_or_exit
 from edge_bus.doctor import DEFAULT_BUDGET_MS, DoctorOptions, DoctorReport, run_doctor
 
 __all__ = ["doctor_cmd"]
@@ -63,6 +63,13 @@ def doctor_cmd(
     max_frames: Annotated[
         int, typer.Option(help="Only the first N frames of the validation clip (0: all 270) — a quicker check.")
     ] = 0,
+    capture_size: Annotated[str | None, typer.Option(help="With a capture device --source: its size WxH, as you "
+                                                        "will stream it, e.g. 1920x1080.", show_default=False)] = None,
+    capture_fps: Annotated[float | None, typer.Option(help="With a capture device --source: its fps.",
+                                                      show_default=False)] = None,
+    capture_format: Annotated[str | None, typer.Option(
+        help="With a capture device --source: its pixel format, e.g. MJPG (a USB 2 grabber's 1080p at full rate).",
+        show_default=False)] = None,
 ) -> None:
     """Check that this machine is ready, in one command: PASS or FAIL, and a report to attach to a ticket.
 
@@ -74,10 +81,15 @@ def doctor_cmd(
 
     Prints PASS or FAIL; exits 0 only when every check passes, and says what to do for each failure.
     """
+    width, height = parse_capture_size(capture_size)
     options = DoctorOptions(
         model=model,
         source=source,
         bridge=bridge,
+        capture_width=width or 0,
+        capture_height=height or 0,
+        capture_fps=capture_fps or 0.0,
+        capture_format=capture_format or "",
         budget_ms=budget_ms,
         device=device,
         max_frames=max_frames,

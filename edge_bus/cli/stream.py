@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from edge_bus.cli.common import console, fail, run_or_exit
+from edge_bus.cli.common import console, parse_capture_size, run_or_exit
 from edge_bus.config import build_config
 from edge_bus.types import ROI
 
@@ -91,12 +91,7 @@ def stream(
     and OUT/report.html, and prints a one-line summary. Exits non-zero with a one-line error on bad input,
     after flushing everything processed up to the last good frame.
     """
-    width = height = None
-    if capture_size:
-        try:
-            width, height = (int(v) for v in capture_size.lower().split("x"))
-        except ValueError:
-            raise fail(f"--capture-size must be WxH, e.g. 1280x720, got {capture_size!r}", 2) from None
+    width, height = parse_capture_size(capture_size)
     cfg = run_or_exit(
         build_config, config, source=source, model=model, backend=backend, device=device, precision=precision,
         operating_point=operating_point, out=out, loop=loop, max_frames=max_frames, realtime=realtime,
