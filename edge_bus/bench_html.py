@@ -204,6 +204,8 @@ def render_bench_html(result: BenchResult) -> str:
                     "ratio": p.ratio,
                     "benchmark_app FPS (same IR)": p.app_fps,
                     "ratio to benchmark_app": p.app_ratio,
+                    "pipeline FPS, no overlay video": p.fps_no_video,
+                    "ratio to benchmark_app, no overlay video": p.app_ratio_no_video,
                     "precision": p.precision,
                 }
             ),

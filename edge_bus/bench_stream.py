@@ -127,6 +127,7 @@ class PipelineBench:
     precision: str
     stages: dict[str, Any] = field(default_factory=dict)
     app_fps: float = math.nan  # OpenVINO's benchmark_app on the same IR (NaN: not run)
+    fps_no_video: float = math.nan  # the same pipeline with no overlay video written (NaN: not run)
 
     @property
     def ratio(self) -> float:
@@ -136,6 +137,10 @@ class PipelineBench:
     def app_ratio(self) -> float:
         return self.fps / self.app_fps if self.app_fps > 0 and math.isfinite(self.app_fps) else math.nan
 
+    @property
+    def app_ratio_no_video(self) -> float:
+        return self.fps_no_video / self.app_fps if self.app_fps > 0 and math.isfinite(self.app_fps) else math.nan
+
     def to_json(self) -> dict[str, object]:
         ratio, app_ratio = self.ratio, self.app_ratio
         return {
@@ -144,6 +149,9 @@ class PipelineBench:
             "ratio": round(ratio, 3) if math.isfinite(ratio) else None,
             "benchmark_app_fps": round(self.app_fps, 2) if math.isfinite(self.app_fps) else None,
             "benchmark_app_ratio": round(app_ratio, 3) if math.isfinite(app_ratio) else None,
+            "fps_no_video": round(self.fps_no_video, 2) if math.isfinite(self.fps_no_video) else None,
+            "benchmark_app_ratio_no_video": (round(self.app_ratio_no_video, 3)
+                                             if math.isfinite(self.app_ratio_no_video) else None),
             "frames": self.frames,
             "source": self.source,
             "precision": self.precision,
@@ -166,13 +174,15 @@ def _config(manifest: Manifest, source: str, frames: int, device: str, out: Path
 
 def measure_pipeline(
     manifest: Manifest, source: str, frames: int, out_dir: Path, device: str = "CPU", repeats: int = 1,
-    app_seconds: float = 0.0,
+    app_seconds: float = 0.0, no_video: bool = False,
 ) -> PipelineBench:
     """``run_stream`` over ``frames`` frames of ``source`` (video written, no display), alternating
     with engine-only runs (OpenVINO INT8, THROUGHPUT hint, async) over the same frames:
     E P E (``repeats`` = 1), E P E P E (2), ...; the medians of each are reported, so a load that
     comes and goes during the measurement moves both alike. With ``app_seconds`` > 0, OpenVINO's
-    ``benchmark_app`` runs on the same IR after each engine-only run (E A P E A ...)."""
+    ``benchmark_app`` runs on the same IR after each engine-only run (E A P E A ...). With
+    ``no_video``, each pipeline run is followed by one that writes no overlay video (E A P N E A P N
+    ...): what encoding the overlay costs the throughput."""
     tensors = preprocess_all(manifest, sample_frames(source, frames))
     engine = create_engine(
         manifest, EngineConfig(backend="openvino", device=device, precision="int8", hint="THROUGHPUT", requests=0)
@@ -180,6 +190,7 @@ def measure_pipeline(
     engine_fps: list[float] = []
     app_fps: list[float] = []
     runs: list[RunResult] = []
+    bare_fps: list[float] = []
     xml = str(manifest.path("openvino_int8_xml"))
 
     def reference() -> None:
@@ -191,6 +202,9 @@ def measure_pipeline(
         reference()
         for i in range(max(1, repeats)):
             runs.append(run_stream(_config(manifest, source, frames, device, out_dir / f"pipeline{i}")))
+            if no_video:
+                bare_fps.append(run_stream(_config(manifest, source, frames, device, out_dir / f"no-video{i}",
+                                                   video=False)).fps)
             reference()
     finally:
         engine.close()
@@ -203,6 +217,7 @@ def measure_pipeline(
         precision=mid.precision,
         stages=dict(mid.latency.get("stages", {})),
         app_fps=_median_finite(app_fps),
+        fps_no_video=_median_finite(bare_fps),
     )
 
 

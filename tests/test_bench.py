@@ -110,6 +110,13 @@ def test_a_ratio_one_rounding_step_from_its_threshold_shows_three_decimals() -> 
 
     assert "= 0.799× (< 0.8× target)" in benchmark_app_gate(131.8, 165.0).message  # read "0.80× < 0.8×" before
     assert "= 0.85×" in benchmark_app_gate(85.0, 100.0).message
+    from edge_bus.bench_gates import benchmark_app_no_video_gate
+
+    bare = benchmark_app_no_video_gate(90.0, 100.0)
+    assert (bare.name, bare.passed, bare.required) == ("benchmark_app_ratio_no_video", True, False)
+    assert bare.message == ("benchmark_app, no overlay video: pipeline 90.0 FPS vs benchmark_app 100.0 FPS = 0.90× "
+                            "(≥ 0.8× target)")
+    assert not benchmark_app_no_video_gate(float("nan"), 100.0).passed  # not run: not a pass
 
 
 def test_pipeline_gate_names_the_ratio() -> None:

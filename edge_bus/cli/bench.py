@@ -130,7 +130,8 @@ def print_bench(r: BenchResult) -> None:
     p, rt = r.pipeline, r.realtime
     console.print(
         f"[bold]Pipeline[/] ({p.frames} frames of {p.source}, THROUGHPUT hint): {p.fps:.1f} FPS vs engine "
-        f"alone {p.engine_fps:.1f} FPS = {p.ratio:.2f}×; benchmark_app {p.app_fps:.1f} FPS = {p.app_ratio:.2f}×"
+        f"alone {p.engine_fps:.1f} FPS = {p.ratio:.2f}×; benchmark_app {p.app_fps:.1f} FPS = {p.app_ratio:.2f}×; "
+        f"with no overlay video {p.fps_no_video:.1f} FPS = {p.app_ratio_no_video:.2f}× of benchmark_app"
     )
     console.print(
         f"[bold]Realtime[/] ({rt.frames} frames at the source's fps): e2e p50 {rt.p50_ms:.1f} ms, "
