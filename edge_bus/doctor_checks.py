@@ -267,8 +267,8 @@ def capture_rate_check(info: SourceInfo) -> Check:
     """A live source's frame rate (as the device reports it) is one a probe can be followed at."""
     fps = info.fps
     if not fps > 0:
-        return Check("capture frame rate", None, f">= {MIN_CAPTURE_FPS:g} fps", True,
-                     "the device does not say its frame rate", required=False)
+        return Check("capture frame rate", None, MIN_CAPTURE_FPS, True, "the device does not say its frame rate",
+                     required=False, unit="fps")
     ok = fps >= MIN_CAPTURE_FPS
     fmt = f" in {info.pixel_format}" if info.pixel_format else ""
     hint = ("a USB 2 grabber gives this size at full rate only in MJPG: --capture-format MJPG"
