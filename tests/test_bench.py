@@ -337,6 +337,11 @@ def test_bench_cli_writes_json_with_positive_ratios(tmp_path: Path) -> None:
     assert math.isclose(p["benchmark_app_ratio"], p["fps"] / p["benchmark_app_fps"], rel_tol=0.02)
     app_gate = next(g for g in data["gates"] if g["name"] == "benchmark_app_ratio")
     assert app_gate["required"] is False and app_gate["value"] > 0
+    assert p["fps_no_video"] > 0  # the same pipeline without the overlay video, alternated with it
+    assert math.isclose(p["benchmark_app_ratio_no_video"], p["fps_no_video"] / p["benchmark_app_fps"], rel_tol=0.02)
+    bare_gate = next(g for g in data["gates"] if g["name"] == "benchmark_app_ratio_no_video")
+    assert bare_gate["required"] is False and bare_gate["value"] == p["benchmark_app_ratio_no_video"]
+    assert "no overlay video" in html.read_text() and "with no overlay video" in res.output
     rt = data["realtime"]
     assert rt["frames"] > 0 and rt["p99_ms"] > 0
     assert rt["bare_infer_p99_ms"] >= rt["bare_infer_p50_ms"] > 0  # the floor, paced the same way
