@@ -137,9 +137,11 @@ class CaptureSource(FrameSource):
         delivered = fourcc_text(cap.get(cv2.CAP_PROP_FOURCC))
         if pixel_format and delivered and delivered != pixel_format.strip():
             cap.release()
-            raise SourceError(f"capture device {self._name} does not deliver {pixel_format} (it gives {delivered}) — "
-                              f"`v4l2-ctl --list-formats-ext -d {self._name}` lists what it can; drop --capture-format "
-                              "for its default")
+            case = (f"; formats are case-sensitive: {pixel_format.upper()}"
+                    if pixel_format != pixel_format.upper() else "")
+            raise SourceError(f"capture device {self._name} does not deliver {pixel_format} (it gives "
+                              f"{delivered}{case}) — `v4l2-ctl --list-formats-ext -d {self._name}` lists what it can; "
+                              "drop --capture-format for its default")
         if fps and 0 < actual_fps < 0.9 * fps:
             hint = (" — USB 2 grabbers give high resolutions at full frame rate only in MJPG: --capture-format MJPG"
                     if delivered != "MJPG" else " — the device has no faster mode at this size; ask for a smaller one")

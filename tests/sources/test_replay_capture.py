@@ -79,6 +79,8 @@ def test_the_pixel_format_asked_for_is_delivered_or_refused(tmp_path: Path, make
     with pytest.raises(SourceError, match=r"capture device replay does not deliver NV12 \(it gives YUYV\) — "
                                           r"`v4l2-ctl --list-formats-ext -d replay`"):
         CaptureSource("replay", pixel_format="NV12", opener=lambda _name: ReplayCapture(clip))
+    with pytest.raises(SourceError, match=r"does not deliver mjpg \(it gives YUYV; formats are case-sensitive: MJPG\)"):
+        CaptureSource("replay", pixel_format="mjpg", opener=lambda _name: ReplayCapture(clip))
     with pytest.raises(SourceError, match="four-character pixel format such as MJPG"):
         CaptureSource("replay", pixel_format="MJPEG", opener=lambda _name: ReplayCapture(clip))
     with pytest.raises(ConfigError, match="'MJPEG' is not a four-character pixel format"):
