@@ -46,6 +46,14 @@ def check_display(timeout: float = 20.0) -> None:
         raise ConfigError(f"--display: cannot open a window ({why}): {_NO_SCREEN}")
 
 
+def _quiet_qt() -> None:
+    """Before the first window: Qt's own warnings off unless the user set ``QT_LOGGING_RULES``. The
+    window lives on its own thread, so at exit Qt printed "QObject::killTimer: Timers cannot be
+    stopped from another thread" under the run's summary line, which a user can do nothing about."""
+    os.environ.setdefault("QT_LOGGING_RULES", "default.warning=false")
+    _use_system_fonts()
+
+
 def _use_system_fonts() -> None:
     """opencv-python points Qt at a font folder it doesn't ship (Qt then complains on every draw):
     point it at the system's fonts instead, when there are some."""
@@ -96,7 +104,7 @@ class DisplayWindow:
     def _run(self) -> None:
         import cv2
 
-        _use_system_fonts()
+        _quiet_qt()
 
         try:
             cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
