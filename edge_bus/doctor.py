@@ -385,8 +385,13 @@ def run_doctor(options: DoctorOptions) -> DoctorReport:
         checks += bridge_checks(opts.bridge, opts.budget_ms)
     hardware["openvino_devices"] = openvino_devices()
     model = {"name": manifest.name, "version": manifest.version, "folder": str(manifest.folder)} if manifest else {}
-    run_options = {"validation_frames": opts.max_frames or "all", "budget_ms": round(opts.budget_ms, 3),
-               "device": opts.device, "model": opts.model or "default", "source": opts.source, "bridge": opts.bridge}
+    run_options: dict[str, object] = {
+        "validation_frames": opts.max_frames or "all", "budget_ms": round(opts.budget_ms, 3), "device": opts.device,
+        "model": opts.model or "default", "source": opts.source, "bridge": opts.bridge}
+    if opts.source is not None:  # the capture requests the source was opened with (defaults: the device's)
+        size = opts.capture_size
+        run_options.update(capture_size=f"{size[0]}x{size[1]}" if size else "default",
+                           capture_fps=opts.capture_fps or "default", capture_format=opts.capture_format or "default")
     report = DoctorReport(tuple(checks), hardware, model, opts.budget_ms, e2e, time.perf_counter() - t0,
                           options=run_options)
     return _write_reports(report, opts)

@@ -162,6 +162,8 @@ def test_source_gets_its_own_latency_run_at_its_frame_size(zoo: Path, tmp_path: 
     checks = _checks(report)
     assert code == 0, output
     assert checks["source"]["value"].startswith("capture 640x360 MJPG @ 30 fps")
+    assert {k: report["options"][k] for k in ("capture_size", "capture_fps", "capture_format")} == {
+        "capture_size": "640x360", "capture_fps": 30.0, "capture_format": "MJPG"}  # how it was run, in the report
     assert checks["capture frame rate"]["passed"] and checks["latency p99 (--source)"]["passed"]
     code, report, output = _doctor(tmp_path, "--model", model, "--source", f"replay:{clip}", "--capture-format", "NV12")
     failed = {c["name"]: c for c in report["checks"] if not c["passed"]}
