@@ -146,10 +146,16 @@ class Gate:
         }
 
 
+def has_int8_dot(isa: Mapping[str, object]) -> bool:
+    """The CPU does an INT8 dot product in one instruction (VNNI or AMX): the class both the speedup and
+    the pipeline bounds are set by."""
+    return isa_class(isa) in ("amx", "vnni")
+
+
 def speedup_threshold(isa: Mapping[str, object]) -> tuple[float, str]:
     """The INT8-vs-FP32 speedup required on a CPU with these ISA flags, and why."""
     kind = isa_class(isa)
-    if kind in ("amx", "vnni"):
+    if has_int8_dot(isa):
         return SPEEDUP_VNNI, (
             f"{kind.upper()} present: INT8 dot products run in one instruction (4× the FP32 FMA peak), but "
             f"the depthwise and memory-bound layers gain less: healthy INT8 measured 1.55-2.44× on a "
@@ -165,7 +171,7 @@ def speedup_threshold(isa: Mapping[str, object]) -> tuple[float, str]:
 
 def pipeline_threshold(isa: Mapping[str, object]) -> tuple[float, str]:
     """The pipeline-vs-engine throughput ratio required on a CPU with these ISA flags, and why."""
-    if isa_class(isa) in ("amx", "vnni"):
+    if has_int8_dot(isa):
         return PIPELINE_MIN_RATIO_FAST, (
             f"VNNI/AMX: INT8 inference takes ~2.8 ms of 2-core time a frame, and decode, resize, overlay "
             f"encoding and logging (~1.6 core-ms a frame) cannot fit in 30% of it (measured 0.61-0.64× "
