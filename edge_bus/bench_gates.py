@@ -41,6 +41,7 @@ __all__ = [
     "benchmark_app_no_video_gate",
     "file_fps_gate",
     "glass_to_glass_gate",
+    "has_int8_dot",
     "int8_speedup_gate",
     "int8_speedup_target_gate",
     "isa_class",
