@@ -13,7 +13,7 @@ import numpy as np
 
 from edge_bus.errors import ConfigError
 
-__all__ = ["check_fields", "number_or_none"]
+__all__ = ["check_fields", "is_pixel_format", "number_or_none"]
 
 
 def check_fields(obj: Any, *, numbers: tuple[str, ...] = (), integers: tuple[str, ...] = (),
@@ -56,3 +56,8 @@ def _is_text(value: object) -> bool:
 
 def _is_flag(value: object) -> bool:
     return isinstance(value, bool | np.bool_)
+
+
+def is_pixel_format(text: str) -> bool:
+    """Four printable ASCII characters, as V4L2 names its pixel formats (``MJPG``, ``YUYV``, ``Y16 ``)."""
+    return len(text) == 4 and text.isascii() and text.strip().isprintable()

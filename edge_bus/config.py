@@ -47,6 +47,7 @@ from typing import Any, get_type_hints
 
 import numpy as np
 
+from edge_bus.checks import is_pixel_format
 from edge_bus.errors import ConfigError
 from edge_bus.types import ROI
 
@@ -147,7 +148,7 @@ def check_capture(width: int, height: int, fps: float, pixel_format: str) -> Non
     if not fps <= MAX_CAPTURE_FPS:  # also NaN and inf
         raise ConfigError(f"capture fps {fps} is not a frame rate a capture device gives "
                           f"(0 to {MAX_CAPTURE_FPS:g}; 0: the device's default)")
-    if pixel_format and not (len(pixel_format) == 4 and pixel_format.isascii() and pixel_format.strip().isprintable()):
+    if pixel_format and not is_pixel_format(pixel_format):
         raise ConfigError(f"capture format {pixel_format!r} is not a four-character pixel format such as "
                           "MJPG, YUYV or NV12 (\"\": the device's default)")
 

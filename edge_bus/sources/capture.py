@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import cv2
 
+from edge_bus.checks import is_pixel_format
 from edge_bus.errors import SourceError
 from edge_bus.imaging import to_bgr
 from edge_bus.sources._common import make_frame, natural_key, open_or_none, quiet_opencv
@@ -72,7 +73,7 @@ def fourcc_text(code: float) -> str:
 
 
 def _check_format(pixel_format: str) -> str:
-    if len(pixel_format) != 4 or not pixel_format.isascii() or not pixel_format.strip().isprintable():
+    if not is_pixel_format(pixel_format):
         raise SourceError(f"capture format must be a four-character pixel format such as MJPG, YUYV or NV12, "
                           f"got {pixel_format!r}")
     return pixel_format
