@@ -8,7 +8,9 @@ latency — and, when asked, reads frames from ``--source`` (then measures the p
 too, at its real frame size, and checks a capture device's frame rate) and pings ``--bridge``.
 
 Pass criteria: class agreement with the golden ≥ 99 %, mean mask IoU ≥ 0.95, end-to-end p99 ≤
-the budget (one frame interval at 30 fps unless ``--budget-ms``), and every other required check.
+the budget (one frame interval at 30 fps unless ``--budget-ms``; after the run's first
+:data:`START_FRAMES` frames, the pipeline's start, which a note reports where it mattered), and
+every other required check.
 The golden compared with is the one made with this machine's INT8 kernel class
 (:func:`~edge_bus.golden.choose_golden`); where the model ships none for it, another class's at the
 cross-class bounds (≥ 90 %, ≥ 0.80), which still tell a wrong or broken model from a healthy one.
@@ -21,10 +23,12 @@ import math
 import socket
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from edge_bus.config import build_config, check_capture, check_device
 from edge_bus.doctor_checks import (
@@ -56,7 +60,6 @@ from edge_bus.pipeline import run_stream
 from edge_bus.sources import SourceInfo
 from edge_bus.telemetry.hardware import hardware_facts, openvino_devices
 from edge_bus.telemetry.series import FrameSeries
-from edge_bus.telemetry.stats import END_TO_END
 from edge_bus.zoo import Manifest, resolve_model
 
 __all__ = [
@@ -83,6 +86,12 @@ CROSS_CLASS_MASK_IOU_MIN = 0.80
 DEFAULT_BUDGET_MS = 1000.0 / 30.0
 #: Frames of the paced latency run (the whole 9 s demo clip).
 LATENCY_FRAMES = 270
+#: Frames at the start of a paced latency run that the p99 verdict leaves out (the note says what
+#: they read): the pipeline's start — the video decoder's and encoder's first frames, OpenCV's and
+#: the allocator's first calls — happens once a session, and from a 1920×1080 capture its first 5
+#: frames took 17–43 ms against 8.5–9 ms after (measured), enough to fail a 90-frame quick check
+#: (p99 48.7 ms) that the full run passed (17–20 ms). Kept when the run is shorter than 3× this.
+START_FRAMES = 10
 
 
 @dataclass(frozen=True)
@@ -296,21 +305,22 @@ def _latency_checks(manifest: Manifest, opts: DoctorOptions, tmp: Path,
         raise interrupted_saying(exc, _UNFINISHED) from None
     except EdgeBusError as exc:
         return _Latency([Check(f"latency p99{suffix}", None, budget, False, f"latency run failed: {exc}", unit="ms")])
-    p99 = result.stages[END_TO_END].p99_ms
-    p99 = math.nan if p99 is None else p99
+    series = FrameSeries.from_jsonl(result.out_dir / "frames.jsonl")
+    answered = series.e2e_ms if series.frozen is None else series.e2e_ms[~series.frozen.astype(bool)]
+    p99, start_note = _steady_p99(answered)  # frozen frames are no end-to-end sample (as in latency.json)
     ok = math.isfinite(p99) and p99 <= opts.budget_ms
     info = result.latency.get("source", {})
     at = "" if source is None else f" at {info.get('width')}x{info.get('height')}"
     fps = float(info.get("fps") or 30.0)
     advice = (
-        ""
+        start_note
         if ok
         else (
             f"end-to-end p99 {p99:.1f} ms{at} exceeds {opts.budget_ms:.1f} ms — close other programs, "
             "use AC power and the performance power profile, or a faster machine"
+            + (f" ({start_note})" if start_note else "")
         )
     )
-    series = FrameSeries.from_jsonl(result.out_dir / "frames.jsonl")
     seen = result.frames + result.dropped
     dropped = Check(
         f"dropped frames{suffix}",
@@ -325,6 +335,25 @@ def _latency_checks(manifest: Manifest, opts: DoctorOptions, tmp: Path,
         tuple(float(v) for v in series.e2e_ms),
         result.precision,
     )
+
+
+def _steady_p99(e2e_ms: np.ndarray | Sequence[float]) -> tuple[float, str]:
+    """The p99 end-to-end latency without the run's first :data:`START_FRAMES` frames (all of them when
+    the run is too short to leave any out), and a note saying what was left out where it mattered:
+    where the p99 over every frame is at least 1 ms higher."""
+    values = np.asarray(e2e_ms, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return math.nan, ""
+    if values.size < 3 * START_FRAMES:
+        return round(float(np.percentile(values, 99.0)), 3), ""
+    steady = round(float(np.percentile(values[START_FRAMES:], 99.0)), 3)
+    start = float(values[:START_FRAMES].max())
+    everything = float(np.percentile(values, 99.0))
+    if everything - steady < 1.0:
+        return steady, ""
+    return steady, (f"p99 after the pipeline's first {START_FRAMES} frames (its start, up to {start:.1f} ms); "
+                    f"over all {values.size} frames {everything:.1f} ms")
 
 
 def run_doctor(options: DoctorOptions) -> DoctorReport:
