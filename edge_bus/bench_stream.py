@@ -190,7 +190,7 @@ def measure_pipeline(
     engine_fps: list[float] = []
     app_fps: list[float] = []
     runs: list[RunResult] = []
-    bare_fps: list[float] = []
+    no_video_fps: list[float] = []
     xml = str(manifest.path("openvino_int8_xml"))
 
     def reference() -> None:
@@ -203,7 +203,7 @@ def measure_pipeline(
         for i in range(max(1, repeats)):
             runs.append(run_stream(_config(manifest, source, frames, device, out_dir / f"pipeline{i}")))
             if no_video:
-                bare_fps.append(run_stream(_config(manifest, source, frames, device, out_dir / f"no-video{i}",
+                no_video_fps.append(run_stream(_config(manifest, source, frames, device, out_dir / f"no-video{i}",
                                                    video=False)).fps)
             reference()
     finally:
@@ -217,7 +217,7 @@ def measure_pipeline(
         precision=mid.precision,
         stages=dict(mid.latency.get("stages", {})),
         app_fps=_median_finite(app_fps),
-        fps_no_video=_median_finite(bare_fps),
+        fps_no_video=_median_finite(no_video_fps),
     )
 
 

@@ -137,6 +137,11 @@ class StreamConfig:
         return self if device == self.device else replace(self, device=device)
 
 
+def capture_size(width: int, height: int) -> tuple[int, int] | None:
+    """The size to ask a capture device for, as ``open_source`` takes it: None unless both are set."""
+    return (width, height) if width and height else None
+
+
 def check_capture(width: int, height: int, fps: float, pixel_format: str) -> None:
     """A capture device request (0 / "": the device's default) that a device could meet, else a
     :class:`ConfigError` (``edge-bus stream`` and ``edge-bus doctor`` take the same)."""

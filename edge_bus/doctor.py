@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_bus.config import build_config, check_capture, check_device
+from edge_bus.config import build_config, capture_size, check_capture, check_device
 from edge_bus.doctor_checks import (
     FRACTION,
     Check,
@@ -126,7 +126,7 @@ class DoctorOptions:
 
     @property
     def capture_size(self) -> tuple[int, int] | None:
-        return (self.capture_width, self.capture_height) if self.capture_width and self.capture_height else None
+        return capture_size(self.capture_width, self.capture_height)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge_bus.config import StreamConfig
+from edge_bus.config import StreamConfig, capture_size
 from edge_bus.engines import Engine, EngineConfig, create_engine
 from edge_bus.errors import ConfigError, EdgeBusError, Interrupted, OutputError, SourceError, Terminated
 from edge_bus.live import LatestFrameReader, StopFlag, hw_from_meta
@@ -158,7 +158,7 @@ def compose(config: StreamConfig, source: FrameSource | None = None,
             source.close()
         raise
     if source is None:
-        size = (config.capture_width, config.capture_height) if config.capture_width and config.capture_height else None
+        size = capture_size(config.capture_width, config.capture_height)
         source = open_source(config.source, loop=config.loop, max_frames=config.max_frames or None,
                              capture_size=size, capture_fps=config.capture_fps or None,
                              capture_format=config.capture_format or None)

@@ -72,11 +72,10 @@ def fourcc_text(code: float) -> str:
     return text if n and text.isprintable() else ""
 
 
-def _check_format(pixel_format: str) -> str:
+def _check_format(pixel_format: str) -> None:
     if not is_pixel_format(pixel_format):
         raise SourceError(f"capture format must be a four-character pixel format such as MJPG, YUYV or NV12, "
                           f"got {pixel_format!r}")
-    return pixel_format
 
 
 def _open_capture(target: str | int) -> cv2.VideoCapture:
