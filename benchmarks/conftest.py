@@ -139,7 +139,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     terminalreporter.section("edge-bus gates (required) and targets (reported)")
     for g in gates:
-        terminalreporter.write_line(f"{g.verdict:4}  {g.name:26} {g.shown(g.value):>9}  vs {g.shown(g.threshold):>9}"
+        terminalreporter.write_line(f"{g.verdict:4}  {g.name:30} {g.shown(g.value):>9}  vs {g.shown(g.threshold):>9}"
                                     f"  {g.message}")
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from edge_bus.bench_gates import (
     Gate,
+    benchmark_app_batched_gate,
     benchmark_app_gate,
     benchmark_app_no_video_gate,
     file_fps_gate,
@@ -125,5 +126,7 @@ def test_gate_pipeline_ratio(
         gate_log.append(target)
     gate_log.append(benchmark_app_gate(bench.fps, bench.app_fps))
     gate_log.append(benchmark_app_no_video_gate(bench.fps_no_video, bench.app_fps))
+    if bench.batch > 1:
+        gate_log.append(benchmark_app_batched_gate(bench.fps, bench.app_fps_batched, bench.batch))
     gate_log.append(file_fps_gate(bench.fps, Path(bench.source).name))
     assert gate.passed, gate.message

@@ -43,6 +43,7 @@ from edge_bus.bench_gates import (
     INFER_SHARE,
     STAGE_SHARES,
     Gate,
+    benchmark_app_batched_gate,
     benchmark_app_gate,
     benchmark_app_no_video_gate,
     file_fps_gate,
@@ -177,6 +178,8 @@ def evaluate_gates(
                       pipeline_target_gate(pipeline.fps, pipeline.engine_fps, isa)) if g is not None),
         benchmark_app_gate(pipeline.fps, pipeline.app_fps),
         benchmark_app_no_video_gate(pipeline.fps_no_video, pipeline.app_fps),
+        *([benchmark_app_batched_gate(pipeline.fps, pipeline.app_fps_batched, pipeline.batch)]
+          if pipeline.batch > 1 else []),
         *stage_gates({name: t.median_ms for name, t in stages.items()}),
         *targets,
     )

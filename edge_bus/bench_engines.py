@@ -169,17 +169,21 @@ _BENCHMARK_APP = ("from edge_bus.ov_privacy import disable_openvino_telemetry; d
                   "from openvino.tools.benchmark.main import main; main()")
 
 
-def benchmark_app_throughput(model_xml: str, seconds: float, device: str = "CPU") -> float:
+def benchmark_app_throughput(model_xml: str, seconds: float, device: str = "CPU",
+                             shape: Sequence[int] | None = None) -> float:
     """OpenVINO's own ``benchmark_app`` on the IR (THROUGHPUT hint, its default request count,
     random inputs; on the CPU with f32 float layers, as edge-bus runs the INT8 IR), run as a
-    subprocess for ``seconds``; its reported FPS, or NaN when it cannot
-    run (e.g. openvino without its tools). The reference the issue's 80% target is set against."""
+    subprocess for ``seconds``; its reported FPS (frames, not batches), or NaN when it cannot
+    run (e.g. openvino without its tools). The reference the issue's 80% target is set against.
+    ``shape``: the input shape to reshape the IR to (``[4, 1, 224, 224]``: batches of 4); None: the IR's own."""
     import re
     import subprocess
     import sys
 
     cmd = [sys.executable, "-c", _BENCHMARK_APP, "-m", str(model_xml), "-d", device, "-hint", "throughput",
            "-t", str(max(1, round(seconds)))]
+    if shape is not None:
+        cmd += ["-shape", f"[{','.join(str(int(d)) for d in shape)}]"]
     if device.upper() == "CPU":  # the float layers in f32, as the pipeline runs them (bf16 by default on BF16 CPUs)
         cmd += ["-infer_precision", "f32"]
     try:

@@ -26,7 +26,7 @@ from edge_bus.bench_engines import (
     sample_frames,
 )
 from edge_bus.bench_measure import Timing, cycle, sample_interleaved, summarize
-from edge_bus.config import StreamConfig, build_config
+from edge_bus.config import DEFAULT_BATCH, StreamConfig, build_config
 from edge_bus.engines import Engine, EngineConfig, create_engine
 from edge_bus.pipeline import RunResult, run_stream
 from edge_bus.postprocess import PostprocessConfig, Postprocessor
@@ -126,8 +126,10 @@ class PipelineBench:
     engine_fps: float
     precision: str
     stages: dict[str, Any] = field(default_factory=dict)
-    app_fps: float = math.nan  # OpenVINO's benchmark_app on the same IR (NaN: not run)
+    app_fps: float = math.nan  # OpenVINO's benchmark_app on the same IR as shipped, batch 1 (NaN: not run)
     fps_no_video: float = math.nan  # the same pipeline with no overlay video written (NaN: not run)
+    batch: int = 1  # frames per inference in the pipeline and its engine-only runs
+    app_fps_batched: float = math.nan  # benchmark_app at the pipeline's batch (NaN: not run, or batch 1)
 
     @property
     def ratio(self) -> float:
@@ -141,9 +143,15 @@ class PipelineBench:
     def app_ratio_no_video(self) -> float:
         return self.fps_no_video / self.app_fps if self.app_fps > 0 and math.isfinite(self.app_fps) else math.nan
 
+    @property
+    def app_ratio_batched(self) -> float:
+        ok = self.app_fps_batched > 0 and math.isfinite(self.app_fps_batched)
+        return self.fps / self.app_fps_batched if ok else math.nan
+
     def to_json(self) -> dict[str, object]:
-        ratio, app_ratio = self.ratio, self.app_ratio
+        ratio, app_ratio, batched = self.ratio, self.app_ratio, self.app_ratio_batched
         return {
+            "batch": self.batch,
             "fps": round(self.fps, 2),
             "engine_fps": round(self.engine_fps, 2),
             "ratio": round(ratio, 3) if math.isfinite(ratio) else None,
@@ -152,6 +160,9 @@ class PipelineBench:
             "fps_no_video": round(self.fps_no_video, 2) if math.isfinite(self.fps_no_video) else None,
             "benchmark_app_ratio_no_video": (round(self.app_ratio_no_video, 3)
                                              if math.isfinite(self.app_ratio_no_video) else None),
+            "benchmark_app_batched_fps": (round(self.app_fps_batched, 2) if math.isfinite(self.app_fps_batched)
+                                          else None),
+            "benchmark_app_batched_ratio": round(batched, 3) if math.isfinite(batched) else None,
             "frames": self.frames,
             "source": self.source,
             "precision": self.precision,
@@ -174,37 +185,46 @@ def _config(manifest: Manifest, source: str, frames: int, device: str, out: Path
 
 def measure_pipeline(
     manifest: Manifest, source: str, frames: int, out_dir: Path, device: str = "CPU", repeats: int = 1,
-    app_seconds: float = 0.0, no_video: bool = False,
+    app_seconds: float = 0.0, no_video: bool = False, batch: int = DEFAULT_BATCH,
 ) -> PipelineBench:
-    """``run_stream`` over ``frames`` frames of ``source`` (video written, no display), alternating
-    with engine-only runs (OpenVINO INT8, THROUGHPUT hint, async) over the same frames:
-    E P E (``repeats`` = 1), E P E P E (2), ...; the medians of each are reported, so a load that
-    comes and goes during the measurement moves both alike. With ``app_seconds`` > 0, OpenVINO's
-    ``benchmark_app`` runs on the same IR after each engine-only run (E A P E A ...). With
-    ``no_video``, each pipeline run is followed by one that writes no overlay video (E A P N E A P N
-    ...): what encoding the overlay costs the throughput."""
+    """``run_stream`` over ``frames`` frames of ``source`` (video written, no display, ``batch``
+    frames per inference), alternating with engine-only runs (OpenVINO INT8, THROUGHPUT hint, async,
+    the same batch) over the same frames: E P E (``repeats`` = 1), E P E P E (2), ...; the medians
+    of each are reported, so a load that comes and goes during the measurement moves both alike.
+    With ``app_seconds`` > 0, OpenVINO's ``benchmark_app`` runs on the same IR after each
+    engine-only run (E A P E A ...): as shipped (batch 1, the issue's reference) and, with
+    ``batch`` > 1, reshaped to the pipeline's batch too. With ``no_video``, each pipeline run is
+    followed by one that writes no overlay video (E A P N E A P N ...): what encoding the overlay
+    costs the throughput."""
     tensors = preprocess_all(manifest, sample_frames(source, frames))
-    engine = create_engine(
-        manifest, EngineConfig(backend="openvino", device=device, precision="int8", hint="THROUGHPUT", requests=0)
-    )
+    engine = create_engine(manifest, EngineConfig(backend="openvino", device=device, precision="int8",
+                                                  hint="THROUGHPUT", requests=0, batch=batch))
+    batch = engine.batch  # 1 for a model that can't be batched
     engine_fps: list[float] = []
     app_fps: list[float] = []
+    app_fps_batched: list[float] = []
     runs: list[RunResult] = []
     no_video_fps: list[float] = []
     xml = str(manifest.path("openvino_int8_xml"))
+    spec = manifest.input
+    batched_shape = (batch, spec.channels, spec.height, spec.width)
 
     def reference() -> None:
         engine_fps.append(engine_throughput(engine, tensors))
         if app_seconds > 0:
             app_fps.append(benchmark_app_throughput(xml, app_seconds, device))
+            if batch > 1:
+                app_fps_batched.append(benchmark_app_throughput(xml, app_seconds, device, shape=batched_shape))
+
+    def config(name: str, **extra: Any) -> StreamConfig:
+        return _config(manifest, source, frames, device, out_dir / name, batch=batch, **extra)
 
     try:
         reference()
         for i in range(max(1, repeats)):
-            runs.append(run_stream(_config(manifest, source, frames, device, out_dir / f"pipeline{i}")))
+            runs.append(run_stream(config(f"pipeline{i}")))
             if no_video:
-                no_video_fps.append(run_stream(_config(manifest, source, frames, device, out_dir / f"no-video{i}",
-                                                   video=False)).fps)
+                no_video_fps.append(run_stream(config(f"no-video{i}", video=False)).fps)
             reference()
     finally:
         engine.close()
@@ -218,6 +238,8 @@ def measure_pipeline(
         stages=dict(mid.latency.get("stages", {})),
         app_fps=_median_finite(app_fps),
         fps_no_video=_median_finite(no_video_fps),
+        batch=batch,
+        app_fps_batched=_median_finite(app_fps_batched),
     )
 
 

@@ -19,6 +19,7 @@ A config file has one section per stage; every key is optional::
     device = "CPU"           # CPU | GPU | NPU | AUTO (OpenVINO)
     precision = "int8"       # int8 | fp32 | default
     requests = 0             # async infer requests, 0: twice the runtime's optimum
+    batch = 4                # frames per inference for files (OpenVINO; live sources: 1)
 
     [postprocess]
     operating_point = "balanced"   # sensitive | balanced | specific
@@ -56,6 +57,11 @@ OPERATING_POINTS = ("sensitive", "balanced", "specific")
 #: OpenVINO devices that run on others (named after a colon: ``AUTO:GPU,CPU``, ``HETERO:CPU``)
 VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")
 DEVICE_KINDS = ("CPU", "GPU", "NPU", *VIRTUAL_DEVICES)
+DEFAULT_BATCH = 4
+"""Frames per inference for file sources on OpenVINO: on 2 cores (Zen 4, INT8) a batch of 4 ran
+OpenVINO's own throughput 10-20% above single frames, with the same answers; live sources run 1."""
+MAX_BATCH = 16
+"""The most frames one inference may take."""
 
 
 def check_device(name: str) -> str:
@@ -86,6 +92,7 @@ class StreamConfig:
     device: str = "CPU"
     precision: str = "int8"
     requests: int = 0
+    batch: int = DEFAULT_BATCH
     operating_point: str | None = None
     smoothing: float = 0.5
     out: Path | None = None
@@ -132,6 +139,8 @@ class StreamConfig:
             raise ConfigError("max-frames must be >= 0")
         if self.requests < 0:
             raise ConfigError(f"requests must be >= 0 (0: twice the runtime's optimum), got {self.requests}")
+        if not 1 <= self.batch <= MAX_BATCH:
+            raise ConfigError(f"batch must be 1 to {MAX_BATCH} frames, got {self.batch}")
         check_capture(self.capture_width, self.capture_height, self.capture_fps, self.capture_format)
         device = check_device(self.device)
         return self if device == self.device else replace(self, device=device)
@@ -171,7 +180,7 @@ _KEYS = {
     ("source", "capture_width"): "capture_width", ("source", "capture_height"): "capture_height",
     ("source", "capture_fps"): "capture_fps", ("source", "capture_format"): "capture_format",
     ("engine", "model"): "model", ("engine", "backend"): "backend", ("engine", "device"): "device",
-    ("engine", "precision"): "precision", ("engine", "requests"): "requests",
+    ("engine", "precision"): "precision", ("engine", "requests"): "requests", ("engine", "batch"): "batch",
     ("postprocess", "operating_point"): "operating_point", ("postprocess", "smoothing"): "smoothing",
     ("output", "out"): "out", ("output", "video"): "video", ("output", "display"): "display",
     ("bridge", "url"): "bridge",

@@ -178,7 +178,8 @@ def compose(config: StreamConfig, source: FrameSource | None = None,
         live = info.live or config.realtime or config.bridge is not None
         engine = (engine_factory or create_engine)(manifest, EngineConfig(
             backend=config.backend, device=config.device, precision=config.precision,
-            hint="LATENCY" if live else "THROUGHPUT", requests=1 if live else config.requests))
+            hint="LATENCY" if live else "THROUGHPUT", requests=1 if live else config.requests,
+            batch=config.batch if not live and config.backend == "openvino" else 1))
         parts.append(engine)
         _warm_up(engine, manifest)  # also checks the output shapes, before any output file is opened
         bridge = None

@@ -158,6 +158,7 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
                   # an IR's .xml is only the topology: the weights that ran are in its .bin
                   "files_sha256": {f: p.manifest.sha256.get(f) for f in _loaded_files(engine.model_file)},
                   "backend": engine.name, "precision": engine.precision, "requests": engine.requests,
+                  "batch": engine.batch,
                   "operating_point": op.name, "threshold": op.threshold},
         "source": {**info.to_json(), "roi": p.config.roi.as_list() if p.config.roi is not None else "auto"},
         "verdict": verdict.to_json(),

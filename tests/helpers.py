@@ -40,7 +40,7 @@ def tiny_onnx(path: Path, size: int = 32) -> Path:
     b = numpy_helper.from_array(np.array([-2.0], np.float32), "b")
     wc = numpy_helper.from_array(np.array([[4.0, 1.0]], np.float32), "wc")
     bc = numpy_helper.from_array(np.array([1.0, -0.5], np.float32), "bc")
-    shape = numpy_helper.from_array(np.array([1, 1], np.int64), "shape")
+    shape = numpy_helper.from_array(np.array([-1, 1], np.int64), "shape")  # any batch, as torch exports it
     nodes = [
         helper.make_node("Conv", ["image", "w", "b"], ["mask_logits"], pads=[1, 1, 1, 1]),
         helper.make_node("GlobalAveragePool", ["mask_logits"], ["pooled"]),

@@ -33,6 +33,8 @@ def test_toml_then_flags(tmp_path: Path) -> None:
     ("[source]\nsource = 7\n", r"source\.source = 7 must be a string"),
     ("[engine]\nmodel = 3\n", r"engine\.model = 3 must be a string"),
     ("[engine]\nrequests = -3\n", "requests must be >= 0"),
+    ("[engine]\nbatch = 0\n", "batch must be 1 to 16 frames, got 0"),
+    ("[engine]\nbatch = 4.0\n", r"engine\.batch = 4\.0 must be a whole number"),
     ("[source]\ncapture_fps = inf\n", "capture fps inf is not a frame rate"),
     ("[source]\ncapture_fps = nan\n", "capture fps nan is not a frame rate"),
     ("[source]\ncapture_fps = 1e300\n", "capture fps 1e\\+300 is not a frame rate"),

@@ -16,15 +16,18 @@ from edge_bus.errors import ConfigError, EngineError, ModelError
 from edge_bus.types import ModelOutputs
 from edge_bus.zoo import load_manifest
 
-CONFIGS = [("openvino", "fp32"), ("openvino", "default"), ("onnxruntime", "fp32")]
+CONFIGS = [("openvino", "fp32", 1), ("openvino", "default", 1), ("onnxruntime", "fp32", 1), ("openvino", "fp32", 3)]
 
 
-@pytest.mark.parametrize(("backend", "precision"), CONFIGS, ids=[f"{b}-{p}" for b, p in CONFIGS])
+@pytest.mark.parametrize(("backend", "precision", "batch"), CONFIGS,
+                         ids=[f"{b}-{p}" + (f"-batch{n}" if n > 1 else "") for b, p, n in CONFIGS])
 class TestEngineContract:
     @pytest.fixture
-    def engine(self, tmp_path: Path, backend: str, precision: str):  # type: ignore[no-untyped-def]
+    def engine(self, tmp_path: Path, backend: str, precision: str, batch: int):  # type: ignore[no-untyped-def]
         m = load_manifest(tiny_model_dir(tmp_path / "tiny"))
-        eng = create_engine(m, EngineConfig(backend=backend, precision=precision, hint="THROUGHPUT", requests=2))
+        eng = create_engine(m, EngineConfig(backend=backend, precision=precision, hint="THROUGHPUT", requests=2,
+                                            batch=batch))
+        assert eng.batch == batch
         yield eng
         eng.close()
 
@@ -339,3 +342,118 @@ def test_openvino_finds_outputs_by_any_of_their_names(tmp_path: Path) -> None:
         a, b = ov_engine.infer(tensor), ort_engine.infer(tensor)
     np.testing.assert_allclose(a.class_logits, b.class_logits, atol=1e-4)
     np.testing.assert_allclose(a.mask_logits, b.mask_logits, atol=1e-4)
+
+
+def _frames(n: int) -> list[np.ndarray]:
+    return [np.random.default_rng(i).normal(size=(1, 1, 224, 224)).astype(np.float32) for i in range(n)]
+
+
+def _answers(engine, frames: list[np.ndarray]) -> dict[int, ModelOutputs]:  # type: ignore[no-untyped-def]
+    got: dict[int, ModelOutputs] = {}
+    engine.set_callback(lambda tag, out: got.__setitem__(tag, out))
+    for i, x in enumerate(frames):
+        engine.infer_async(x, i)
+    engine.wait()
+    return got
+
+
+def test_a_batched_engine_answers_each_frame_as_it_does_alone(shipped_model_dir: Path) -> None:
+    """The INT8 IR in batches of 4 (two full and a partial one, which wait sends): every frame reaches
+    the callback once with its own user_data, and its answer is the one-frame engine's."""
+    m = load_manifest(shipped_model_dir)
+    frames = _frames(10)
+    with create_engine(m, EngineConfig(precision="int8", hint="THROUGHPUT")) as single, \
+            create_engine(m, EngineConfig(precision="int8", hint="THROUGHPUT", batch=4)) as batched:
+        assert (single.batch, batched.batch) == (1, 4)
+        alone, together = _answers(single, frames), _answers(batched, frames)
+        sync = batched.infer(frames[5])  # one frame through the batched model: the others are zeros
+    assert sorted(together) == list(range(10))
+    for i in range(10):
+        np.testing.assert_allclose(together[i].mask_logits, alone[i].mask_logits, atol=1e-4)
+        np.testing.assert_allclose(together[i].class_logits, alone[i].class_logits, atol=1e-4)
+    np.testing.assert_allclose(sync.class_logits, alone[5].class_logits, atol=1e-4)
+    assert together[0].mask_logits.shape == alone[0].mask_logits.shape
+
+
+def test_closing_a_batched_engine_answers_the_frames_it_gathered(shipped_model_dir: Path) -> None:
+    """Three frames of a batch of 4 given to infer_async, then close (an interrupted run): all three are
+    answered, as an engine without a batch answers every frame it took."""
+    got: list[object] = []
+    engine = create_engine(load_manifest(shipped_model_dir), EngineConfig(precision="int8", hint="THROUGHPUT",
+                                                                          batch=4))
+    engine.set_callback(lambda tag, _: got.append(tag))
+    for i, x in enumerate(_frames(3)):
+        engine.infer_async(x, i)
+    assert got == []  # still gathering
+    engine.close()
+    assert sorted(got) == [0, 1, 2]  # type: ignore[type-var]
+
+
+def test_a_model_with_a_fixed_batch_runs_one_frame_at_a_time(tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """A model whose graph mixes the frames of a batch (here a mean over the batch axis too, the same as
+    a global average pool for one frame) cannot take 4: its class output would not lead with the batch.
+    The engine says so in the log and runs one frame per inference, with the same answers. (A Reshape
+    to a fixed [1, 1] does not stop it: OpenVINO's reshape rewrites those.)"""
+    from helpers import save_contract_onnx
+    from onnx import helper, numpy_helper
+
+    from edge_bus.quantize import ONNX_FP32, write_manifest
+
+    folder = tiny_model_dir(tmp_path / "fixed")
+    inits = [numpy_helper.from_array(a, n) for n, a in (
+        ("w", np.ones((1, 1, 3, 3), np.float32)), ("b", np.array([-2.0], np.float32)),
+        ("wc", np.array([[4.0, 1.0]], np.float32)), ("bc", np.array([1.0, -0.5], np.float32)),
+        ("shape", np.array([1, 1], np.int64)))]
+    nodes = [helper.make_node("Conv", ["image", "w", "b"], ["mask_logits"], pads=[1, 1, 1, 1]),
+             helper.make_node("ReduceMean", ["mask_logits"], ["pooled"], axes=[0, 2, 3], keepdims=1),
+             helper.make_node("Reshape", ["pooled", "shape"], ["flat"]),
+             helper.make_node("MatMul", ["flat", "wc"], ["mm"]),
+             helper.make_node("Add", ["mm", "bc"], ["class_logits"])]
+    save_contract_onnx(folder / ONNX_FP32, nodes, inits)
+    write_manifest(folder, json.loads((folder / "manifest.json").read_text()))
+    m = load_manifest(folder)
+    xs = [np.full((1, 1, 32, 32), i / 10, np.float32) for i in range(5)]
+    with caplog.at_level("INFO", logger="edge_bus.engines.openvino"), \
+            create_engine(m, EngineConfig(precision="fp32", hint="THROUGHPUT", batch=4)) as engine:
+        assert engine.batch == 1
+        got = _answers(engine, xs)
+    assert "does not take a batch of 4 frames" in caplog.text and "one frame per inference" in caplog.text
+    with create_engine(m, EngineConfig(backend="onnxruntime", precision="fp32")) as reference:
+        for i, x in enumerate(xs):
+            np.testing.assert_allclose(got[i].class_logits, reference.infer(x).class_logits, atol=1e-4)
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"batch": 0}, "batch must be 1 to 16 frames, got 0"),
+    ({"batch": 17}, "batch must be 1 to 16 frames, got 17"),
+    ({"batch": 2, "backend": "onnxruntime", "precision": "fp32"}, "only the OpenVINO engine batches frames"),
+])
+def test_a_batch_the_engine_cannot_run_is_a_config_error(kw: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        EngineConfig(**kw)  # type: ignore[arg-type]
+
+
+def test_a_model_with_a_dynamic_batch_runs_in_batches(tmp_path: Path) -> None:
+    """An own model exported with a dynamic batch ([N, 1, H, W], which the contract allows) is fixed
+    to the batch asked for, and answers as the same model one frame at a time."""
+    import onnx
+
+    from edge_bus.quantize import ONNX_FP32, write_manifest
+
+    folder = tiny_model_dir(tmp_path / "dynamic")
+    model = onnx.load(str(folder / ONNX_FP32))
+    for value in (*model.graph.input, *model.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "N"
+    onnx.save(model, str(folder / ONNX_FP32))
+    write_manifest(folder, json.loads((folder / "manifest.json").read_text()))
+    m = load_manifest(folder)
+    xs = [np.full((1, 1, 32, 32), i / 10, np.float32) for i in range(6)]
+    with create_engine(m, EngineConfig(precision="fp32", hint="THROUGHPUT", batch=4)) as engine:
+        assert engine.batch == 4
+        got = _answers(engine, xs)
+    with create_engine(m, EngineConfig(backend="onnxruntime", precision="fp32")) as reference:
+        for i, x in enumerate(xs):
+            want = reference.infer(x)
+            np.testing.assert_allclose(got[i].class_logits, want.class_logits, atol=1e-4)
+            np.testing.assert_allclose(got[i].mask_logits, want.mask_logits, atol=1e-4)

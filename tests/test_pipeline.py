@@ -150,3 +150,26 @@ def test_ended_tells_the_frame_limit_from_the_end_of_the_source(tmp_path: Path) 
     writer.release()
     whole = run_stream(build_config(source=str(clip), max_frames=10, out=tmp_path / "b", video=False))
     assert whole.latency["ended"] == "end of source" and whole.frames == 5
+
+
+def test_a_file_runs_in_batches_and_a_live_source_one_frame_at_a_time(tmp_path: Path) -> None:
+    """A file source's frames go to OpenVINO 4 at a time (10 frames: two batches and a partial one,
+    none lost), with the answers of one frame at a time; --realtime and ONNX Runtime run 1.
+    latency.json says which batch ran."""
+    runs = {
+        "batch4": {},
+        "batch1": {"batch": 1},
+        "live": {"realtime": True},
+        "ort": {"backend": "onnxruntime", "precision": "fp32"},
+    }
+    lines, batches = {}, {}
+    for name, extra in runs.items():
+        out = tmp_path / name
+        run_stream(build_config(source="demo", out=out, max_frames=10, video=False, **extra))
+        lines[name] = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
+        batches[name] = json.loads((out / "latency.json").read_text())["model"]["batch"]
+    assert batches == {"batch4": 4, "batch1": 1, "live": 1, "ort": 1}
+    assert [r["frame"] for r in lines["batch4"]] == list(range(10))
+    for a, b in zip(lines["batch4"], lines["batch1"], strict=True):
+        assert a["label"] == b["label"] and a["bbox"] == b["bbox"]
+        np.testing.assert_allclose(list(a["probs"].values()), list(b["probs"].values()), atol=1e-4)

@@ -129,9 +129,11 @@ def print_bench(r: BenchResult) -> None:
     console.print(_timing_table(title, r.stage_timings, "stage", r.stage_shares()))
     p, rt = r.pipeline, r.realtime
     console.print(
-        f"[bold]Pipeline[/] ({p.frames} frames of {p.source}, THROUGHPUT hint): {p.fps:.1f} FPS vs engine "
-        f"alone {p.engine_fps:.1f} FPS = {p.ratio:.2f}×; benchmark_app {p.app_fps:.1f} FPS = {p.app_ratio:.2f}×; "
-        f"with no overlay video {p.fps_no_video:.1f} FPS = {p.app_ratio_no_video:.2f}× of benchmark_app"
+        f"[bold]Pipeline[/] ({p.frames} frames of {p.source}, THROUGHPUT hint, batch {p.batch}): {p.fps:.1f} FPS "
+        f"vs engine alone {p.engine_fps:.1f} FPS = {p.ratio:.2f}×; benchmark_app {p.app_fps:.1f} FPS = "
+        f"{p.app_ratio:.2f}×; with no overlay video {p.fps_no_video:.1f} FPS = {p.app_ratio_no_video:.2f}× of "
+        f"benchmark_app" + (f"; benchmark_app at batch {p.batch} {p.app_fps_batched:.1f} FPS = "
+                            f"{p.app_ratio_batched:.2f}×" if p.batch > 1 else "")
     )
     console.print(
         f"[bold]Realtime[/] ({rt.frames} frames at the source's fps): e2e p50 {rt.p50_ms:.1f} ms, "

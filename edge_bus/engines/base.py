@@ -3,7 +3,9 @@
 An engine is created for a :class:`~edge_bus.zoo.Manifest` and a precision; ``infer`` runs one
 tensor synchronously; ``infer_async`` queues one (blocking while every request is busy) and the
 callback set with ``set_callback`` receives ``(user_data, ModelOutputs)`` from a runtime thread;
-``wait`` blocks until every queued request has completed. ``precision`` reports what actually
+``wait`` blocks until every queued request has completed. An engine made with ``batch`` > 1
+gathers that many ``infer_async`` frames into one inference (``wait`` sends a partial batch); each
+frame still reaches the callback on its own, with its own ``user_data``. ``precision`` reports what actually
 ran (e.g. OpenVINO on AMX or AVX512-BF16 silently runs an "FP32" model in bf16 unless told otherwise).
 
 Inputs are checked against the manifest (``[1, C, H, W]`` float32) and a runtime's refusal comes
@@ -24,7 +26,7 @@ from types import TracebackType
 import numpy as np
 
 from edge_bus.checks import check_fields
-from edge_bus.config import PRECISIONS
+from edge_bus.config import MAX_BATCH, PRECISIONS
 from edge_bus.errors import ConfigError, EngineError, ModelError
 from edge_bus.types import ModelOutputs
 from edge_bus.zoo import HEADS, Manifest
@@ -39,7 +41,8 @@ class EngineConfig:
     ``hint``: LATENCY (live sources) or THROUGHPUT (files). ``requests``: async requests (0 = twice
     the runtime's optimal number for OpenVINO, see :mod:`edge_bus.engines.openvino`; 1 for ONNX Runtime).
     ``threads``: CPU threads (0 = runtime default). ``profile``: collect per-layer times (slower; for
-    ``edge-bus bench``'s layer profile, not for streaming)."""
+    ``edge-bus bench``'s layer profile, not for streaming). ``batch``: frames per inference for
+    ``infer_async`` (OpenVINO only; files, not live sources: a frame waits for the batch to fill)."""
 
     backend: str = "openvino"
     device: str = "CPU"
@@ -48,10 +51,16 @@ class EngineConfig:
     requests: int = 0
     threads: int = 0
     profile: bool = False
+    batch: int = 1
 
     def __post_init__(self) -> None:
-        check_fields(self, texts=("backend", "device", "precision", "hint"), integers=("requests", "threads"),
-                     flags=("profile",))
+        check_fields(self, texts=("backend", "device", "precision", "hint"),
+                     integers=("requests", "threads", "batch"), flags=("profile",))
+        if not 1 <= self.batch <= MAX_BATCH:
+            raise ConfigError(f"batch must be 1 to {MAX_BATCH} frames, got {self.batch}")
+        if self.batch > 1 and self.backend != "openvino":
+            raise ConfigError(f"batch {self.batch}: only the OpenVINO engine batches frames; {self.backend} "
+                              "runs them one at a time (batch 1)")
         if self.requests < 0 or self.threads < 0:
             raise ConfigError(f"requests and threads must be >= 0 (0: the runtime's choice), got {self.requests} "
                               f"and {self.threads}")
@@ -108,6 +117,11 @@ class Engine(ABC):
 
     @property
     def requests(self) -> int:
+        return 1
+
+    @property
+    def batch(self) -> int:
+        """Frames per inference that ``infer_async`` gathers (1: each frame alone)."""
         return 1
 
     @abstractmethod

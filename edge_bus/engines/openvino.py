@@ -75,6 +75,7 @@ class OpenVINOEngine(Engine):
             props["INFERENCE_NUM_THREADS"] = str(config.threads)
         try:
             model = core().read_model(str(self._file))
+            self._batch = _batched(model, config.batch, self._file.name)
             self._compiled = core().compile_model(model, config.device, props)
         except RuntimeError as exc:
             first = runtime_reason(exc)
@@ -101,6 +102,9 @@ class OpenVINOEngine(Engine):
         n = config.requests or 2 * int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         self._n_requests = max(1, n)
         self._queue = ov.AsyncInferQueue(self._compiled, self._n_requests)
+        # infer_async gathers a batch here; the queue copies it into a request's own input tensor
+        self._gather = np.zeros((self._batch, *self._input_shape[1:]), np.float32)
+        self._gathered: list[object] = []
         self._queue.set_callback(self._on_done)
         inner = self._float_precision()  # asked once: the compiled model is dropped at close()
         self._precision = f"int8+{inner}" if config.precision == "int8" else inner
@@ -143,13 +147,21 @@ class OpenVINOEngine(Engine):
     def requests(self) -> int:
         return self._n_requests
 
+    @property
+    def batch(self) -> int:
+        return self._batch
+
     def infer(self, tensor: np.ndarray) -> ModelOutputs:
+        """One frame, synchronously. A batched engine runs it in a batch of its own (the other
+        places zero): as slow as a whole batch, so synchronous use wants ``batch=1``."""
         self.check_input(tensor)
+        if self._batch > 1:
+            tensor = np.concatenate([tensor, np.zeros((self._batch - 1, *tensor.shape[1:]), tensor.dtype)])
         try:
             res = self._request.infer({0: tensor})
         except RuntimeError as exc:
             raise EngineError(f"OpenVINO inference failed: {runtime_reason(exc)}") from None
-        return self._outputs(res[self._mask_port], res[self._class_port])
+        return self._outputs(res[self._mask_port][:1], res[self._class_port][:1])
 
     def layer_times(self) -> list[LayerTime]:
         if not self.config.profile:
@@ -165,24 +177,44 @@ class OpenVINOEngine(Engine):
     def _on_done(self, request: Any, user_data: object) -> None:
         # an exception must not leave this function: OpenVINO's callback thread aborts the process
         try:
-            out = self._outputs(request.get_tensor(self._mask_port).data,
-                                request.get_tensor(self._class_port).data)
+            mask = request.get_tensor(self._mask_port).data
+            logits = request.get_tensor(self._class_port).data
+            if not isinstance(user_data, _Batch):
+                self._deliver(user_data, self._outputs(mask, logits))
+                return
+            for k, item in enumerate(user_data.items):  # the padding after them is not answered
+                self._deliver(item, self._outputs(mask[k:k + 1], logits[k:k + 1]))
         except BaseException as exc:  # noqa: BLE001 - raised again from wait()
             self._keep_error(exc)
-            return
-        self._deliver(user_data, out)
 
     def infer_async(self, tensor: np.ndarray, user_data: object) -> None:
         self.check_input(tensor)
         self._raise_callback_error()
+        if self._batch == 1:
+            self._start({0: tensor}, user_data)
+            return
+        self._gather[len(self._gathered)] = tensor[0]
+        self._gathered.append(user_data)
+        if len(self._gathered) == self._batch:
+            self._send_batch()
+
+    def _send_batch(self) -> None:
+        """Start the gathered frames as one inference (zeros after them in a partial batch)."""
+        items, self._gathered = self._gathered, []
+        self._gather[len(items):] = 0.0
+        self._start({0: self._gather}, _Batch(items))
+
+    def _start(self, inputs: dict[int, np.ndarray], user_data: object) -> None:
         try:
-            self._queue.start_async({0: tensor}, user_data)
+            self._queue.start_async(inputs, user_data)  # copies the inputs (share_inputs=False)
         except RuntimeError as exc:
             raise EngineError(f"OpenVINO inference failed: {runtime_reason(exc)}") from None
 
     def wait(self) -> None:
         if self._closed:
             return
+        if self._gathered:
+            self._send_batch()
         self._queue.wait_all()
         self._raise_callback_error()
 
@@ -193,12 +225,43 @@ class OpenVINOEngine(Engine):
             return
         self._closed = True
         try:
+            if self._gathered:  # frames given to infer_async are answered, as without a batch
+                self._send_batch()
             self._queue.wait_all()
         finally:
             self._queue = None
             self._request = None
             self._mask_port = self._class_port = None  # the ports hold the compiled model too
             self._compiled = None
+
+
+class _Batch:
+    """The ``user_data`` of one batched inference: each frame's own, in batch order."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[object]) -> None:
+        self.items = items
+
+
+def _batched(model: Any, batch: int, file_name: str) -> int:
+    """Reshape ``model`` (an ``ov.Model`` with one input) to take ``batch`` frames; the batch it
+    takes after: 1 when ``batch`` is 1 or the model can't be batched (a fixed-batch ``Reshape``
+    inside, say), which is logged; every output must then lead with that batch."""
+    if batch == 1:
+        return 1
+    shape = model.input(0).get_partial_shape()  # the batch may be dynamic (an own model's IR)
+    try:
+        model.reshape([batch, *(d.get_length() for d in list(shape)[1:])])
+        leads = [o.get_partial_shape()[0] for o in model.outputs]
+        if any(not d.is_static or d.get_length() != batch for d in leads):
+            raise RuntimeError(f"an output does not lead with the batch ({[str(d) for d in leads]})")
+    except RuntimeError as exc:
+        model.reshape(shape)
+        log.info("%s does not take a batch of %d frames (%s): one frame per inference", file_name, batch,
+                 runtime_reason(exc))
+        return 1
+    return batch
 
 
 def runtime_reason(exc: BaseException) -> str:
