@@ -41,6 +41,12 @@ from models.training.networks import OUTPUT_NAMES, create_model
 from models.training.script import run_script
 
 CI_STRIDE = 4
+#: the loss of the last training stage, by its ``--dice`` mode
+LOSS_TEXT = {
+    "batch": "1.5 * (WBCE(malignancy, Wp) + BCE(presence)) + Dice(mask)",
+    "image": "1.5 * (WBCE(malignancy, Wp) + BCE(presence)) + 0.5 * Dice(mask, over the batch) + 0.5 * mean Dice(mask, "
+             "each lesion image)",
+}
 #: Nodes kept in FP32 by NNCF: the stem convolution (1 grayscale channel → 32, 3×3, stride 2). Measured on
 #: validation (stage-A emt_net, NNCF MIXED preset, 300 training images): plain PTQ lost 1.25 pt of AUC
 #: and 0.35 pt of Dice; keeping stage 4 and the head in FP32 still lost 1.15 pt of AUC, stages 3-4
@@ -168,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         "test": "BUSI fold 0 (never used for training, selection or calibration)",
         "epochs": ckpt["epoch"], "epochs_total": ckpt.get("epochs_total", ckpt["epoch"]),
         "init": ckpt.get("init"), "train_wall_s": round(ckpt["train_wall_s"], 1), "size": size,
-        "pos_weight": ckpt["wp"], "loss": "1.5 * (WBCE(malignancy, Wp) + BCE(presence)) + Dice(mask)",
+        "pos_weight": ckpt["wp"], "loss": LOSS_TEXT[ckpt.get("dice") or "batch"],
         "val_at_selection": {k: round(float(v), 4) for k, v in ckpt["val"].items()},
     }
     manifest["measured_on"] = measured_on()

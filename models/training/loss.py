@@ -41,6 +41,22 @@ def dice_loss(mask_logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0)
     return 1.0 - (2.0 * inter + eps) / (p.sum() + t.sum() + eps)
 
 
+def per_image_dice_loss(mask_logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """Mean over the images with a lesion of 1 − their own soft Dice (0 when the batch has none): each
+    lesion weighs the same, as in the reported metric (mean Dice over lesion images), where the
+    batch-wide Dice weighs a lesion by its area."""
+    p = torch.sigmoid(mask_logits).flatten(1)
+    t = target.to(p.dtype).flatten(1)
+    has = t.sum(1) > 0
+    if not bool(has.any()):
+        return mask_logits.sum() * 0.0
+    p, t = p[has], t[has]
+    return torch.mean(1.0 - (2.0 * (p * t).sum(1) + eps) / (p.sum(1) + t.sum(1) + eps))
+
+
+DICE_MODES = ("batch", "image")
+
+
 def multitask_loss(
     mask_logits: torch.Tensor,
     class_logits: torch.Tensor,
@@ -51,9 +67,12 @@ def multitask_loss(
     clf_weight: float = 1.5,
     coarse_logits: torch.Tensor | None = None,
     pixel_bce: float = 0.0,
+    dice: str = "batch",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Wclf·(WBCE(malignancy | lesion) + BCE(presence)) + Dice(mask) [+ 0.5·Dice(coarse) for HGM-Net]
     [+ ``pixel_bce`` · per-pixel BCE of the mask, an option beside the paper's loss; 0 = off].
+    ``dice``: ``batch`` (the Dice over the whole batch) or ``image`` (half that, half
+    :func:`per_image_dice_loss`).
 
     Mask logits below input resolution are first upsampled bilinearly, as the runtime does.
 
@@ -64,7 +83,11 @@ def multitask_loss(
     has = presence > 0.5
     l_mal = weighted_bce_with_logits(class_logits[has, 1], malignant[has], pos_weight)
     l_pres = weighted_bce_with_logits(class_logits[:, 0], presence, 1.0)
+    if dice not in DICE_MODES:
+        raise ValueError(f"dice {dice!r} is not one of {', '.join(DICE_MODES)}")
     l_dice = dice_loss(mask_logits, mask)
+    if dice == "image":
+        l_dice = 0.5 * l_dice + 0.5 * per_image_dice_loss(mask_logits, mask)
     total = clf_weight * (l_mal + l_pres) + l_dice
     parts = {"mal": float(l_mal.detach()), "presence": float(l_pres.detach()), "dice": float(l_dice.detach())}
     if pixel_bce > 0:

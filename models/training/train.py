@@ -22,7 +22,7 @@ import torch
 from edge_bus.metrics import dice, roc_auc
 from models.training.data import CACHE_SIZE, CachedSplit, augment, lesion_free_crop, load_split, protocol_splits
 from models.training.encoders import ENCODERS
-from models.training.loss import multitask_loss
+from models.training.loss import DICE_MODES, multitask_loss
 from models.training.networks import MODELS, create_model, upsample_to
 from models.training.script import run_script
 
@@ -174,6 +174,10 @@ def train(args: argparse.Namespace) -> Path:
     best = -1.0
     history = out / "history.jsonl"
     history.write_text("")
+    if args.init and args.validate_init:  # the starting point, by the same code: epoch 0 of the history
+        rec = {"epoch": 0, **{k: round(v, 4) for k, v in validate(model, val, args.size).items()}}
+        print(json.dumps(rec), flush=True)
+        history.write_text(json.dumps(rec) + "\n")
     train_start = time.time()
     for epoch in range(args.epochs):
         model.train()
@@ -191,7 +195,8 @@ def train(args: argparse.Namespace) -> Path:
             mask_logits, class_logits = model(x)
             coarse = getattr(model, "last_coarse", None)
             loss, parts = multitask_loss(mask_logits, class_logits, mask, pres, mal, pos_weight=args.wp,
-                                         clf_weight=args.wclf, coarse_logits=coarse, pixel_bce=args.pixel_bce)
+                                         clf_weight=args.wclf, coarse_logits=coarse, pixel_bce=args.pixel_bce,
+                                         dice=args.dice)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -213,7 +218,7 @@ def train(args: argparse.Namespace) -> Path:
         ckpt = {"model": args.model, "encoder": args.encoder, "size": args.size, "wp": args.wp,
                 "mask_stride": args.mask_stride, "train_only": args.train_only or None,
                 "busi_weight": args.busi_weight, "cache_size": args.cache_size,
-                "ema": args.ema or None, "pixel_bce": args.pixel_bce or None,
+                "ema": args.ema or None, "pixel_bce": args.pixel_bce or None, "dice": args.dice,
                 "state_dict": kept.state_dict(), "epoch": epoch + 1, "val": metrics,
                 "epochs_total": prior_epochs + epoch + 1,
                 "train_wall_s": prior_wall_s + time.time() - train_start, "input_mean": INPUT_MEAN,
@@ -256,6 +261,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "the weights with this decay per step (0: off)")
     p.add_argument("--pixel-bce", type=float, default=0.0, help="add this weight times a per-pixel BCE of the mask "
                    "to the EMT-NET loss (0: the paper's loss)")
+    p.add_argument("--dice", default="batch", choices=DICE_MODES, help="the mask's Dice loss: over the whole batch "
+                   "(the paper's) or half that and half the mean of each lesion image's own")
+    p.add_argument("--validate-init", action="store_true", help="validate the --init weights first (epoch 0 of "
+                   "the history): the fine-tune's starting point, measured the same way")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", default=None, help="start from this checkpoint's weights (strict=False: an HGM-Net "

@@ -6,7 +6,13 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training tests need the train extra (torch)")
 
-from models.training.loss import dice_loss, multitask_loss, naive_weighted_bce, weighted_bce_with_logits  # noqa: E402
+from models.training.loss import (  # noqa: E402
+    dice_loss,
+    multitask_loss,
+    naive_weighted_bce,
+    per_image_dice_loss,
+    weighted_bce_with_logits,
+)
 
 
 @pytest.mark.parametrize("wp", [1.0, 2.0, 3.0, 5.0])
@@ -132,3 +138,28 @@ def test_multitask_loss_terms_by_hand() -> None:
     assert parts["mal"] == pytest.approx(l_mal, rel=1e-5) and parts["presence"] == pytest.approx(l_pres, rel=1e-5)
     assert parts["dice"] == pytest.approx(l_dice, rel=1e-5) and parts["coarse"] == pytest.approx(l_coarse, rel=1e-5)
     assert float(total) == pytest.approx(1.5 * (l_mal + l_pres) + l_dice + 0.5 * l_coarse, rel=1e-5)
+
+
+def test_per_image_dice_weighs_each_lesion_alike() -> None:
+    """A large lesion found and a small one missed: over the batch the miss hardly counts (the large
+    lesion's pixels dominate); per image it is half the loss. Lesion-free images are left out."""
+    mask = torch.zeros(3, 1, 32, 32)
+    mask[0, 0, 4:28, 4:28] = 1  # 576 pixels, found
+    mask[1, 0, 10:13, 10:13] = 1  # 9 pixels, missed
+    logits = torch.full_like(mask, -50.0)
+    logits[0, 0, 4:28, 4:28] = 50.0
+    assert float(dice_loss(logits, mask)) < 0.01
+    assert float(per_image_dice_loss(logits, mask)) == pytest.approx(0.5, abs=0.06)
+    assert float(per_image_dice_loss(logits[2:], mask[2:])) == 0.0  # no lesion in the batch
+
+
+def test_image_dice_mode_is_half_batch_half_per_image() -> None:
+    torch.manual_seed(3)
+    mask_logits, mask = torch.randn(4, 1, 16, 16), (torch.rand(4, 1, 16, 16) > 0.7).float()
+    mask[3] = 0  # a lesion-free image
+    logits, presence, malignant = torch.randn(4, 2), torch.tensor([1.0, 1.0, 1.0, 0.0]), torch.zeros(4)
+    _, parts = multitask_loss(mask_logits, logits, mask, presence, malignant, dice="image")
+    expected = 0.5 * float(dice_loss(mask_logits, mask)) + 0.5 * float(per_image_dice_loss(mask_logits, mask))
+    assert parts["dice"] == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="dice 'pixel' is not one of batch, image"):
+        multitask_loss(mask_logits, logits, mask, presence, malignant, dice="pixel")

@@ -27,6 +27,7 @@ if [ "$1" = -c ]; then
     exec {sys.executable} "$@"
 fi
 echo "$@" >> {tmp_path / "steps.log"}
+echo "${{ONEDNN_MAX_CPU_ISA:-none}}" >> {tmp_path / "kernels.log"}
 """)
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return path
@@ -60,12 +61,19 @@ def test_out_elsewhere_runs_every_step_into_it(fake_python: Path, data: Path, tm
     assert result.returncode == 0, result.stderr
     steps = (tmp_path / "steps.log").read_text().splitlines()
     modules = [line.split()[1] for line in steps]
-    assert modules == ["models.training.train"] * 3 + ["models.training.export"] * 2 + [
+    assert modules == ["models.training.train", "models.training.train", "models.training.folded",
+                       "models.training.train", "models.training.train"] + ["models.training.export"] * 2 + [
         "edge_bus.golden", "edge_bus.golden", "models.training.wp_sweep", "models.training.cine_check",
         "models.training.bootstrap",
         "models.training.mask_sweep", "models.training.model_card"]
     assert all(str(ROOT / "models") not in line for line in steps)  # the shipped folder is left alone
-    assert f"--out {tmp_path / 'run'}/emt_net" in steps[3] and f"--data {tmp_path / 'data'}" in steps[0]
+    assert f"--out {tmp_path / 'run'}/emt_net" in steps[5] and f"--data {tmp_path / 'data'}" in steps[0]
+    assert "--dice image" in steps[3] and "emt_net_dice/best.pt" in steps[5]
+    # what scores INT8 runs OpenVINO's AVX2 kernels on any CPU; the golden step makes every class itself
+    kernels = dict(zip(range(len(steps)), (tmp_path / "kernels.log").read_text().split(), strict=True))
+    capped = {modules[i] for i, k in kernels.items() if k == "AVX2"}
+    assert capped == {"models.training.export", "models.training.cine_check", "models.training.bootstrap",
+                      "models.training.mask_sweep"}
 
 
 def test_missing_data_and_unknown_options_are_one_line_errors(tmp_path: Path) -> None:
