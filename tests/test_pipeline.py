@@ -162,13 +162,17 @@ def test_a_file_runs_in_batches_and_a_live_source_one_frame_at_a_time(tmp_path: 
         "live": {"realtime": True},
         "ort": {"backend": "onnxruntime", "precision": "fp32"},
     }
-    lines, batches = {}, {}
+    lines, batches, reports = {}, {}, {}
     for name, extra in runs.items():
         out = tmp_path / name
         run_stream(build_config(source="demo", out=out, max_frames=10, video=False, **extra))
         lines[name] = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
         batches[name] = json.loads((out / "latency.json").read_text())["model"]["batch"]
+        reports[name] = (out / "report.html").read_text()
     assert batches == {"batch4": 4, "batch1": 1, "live": 1, "ort": 1}
+    # the report says what a file run's latency is (the queue and the batch included) and how it ran
+    assert "A file run reads ahead" in reports["batch4"] and "A file run reads ahead" not in reports["live"]
+    assert "requests of 4 frames" in reports["batch4"] and "newest frame first" in reports["live"]
     assert [r["frame"] for r in lines["batch4"]] == list(range(10))
     for a, b in zip(lines["batch4"], lines["batch1"], strict=True):
         assert a["label"] == b["label"] and a["bbox"] == b["bbox"]

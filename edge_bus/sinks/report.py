@@ -8,6 +8,7 @@ written atomically: a crash never leaves half a report.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +60,8 @@ class ReportData:
     #: the stages between capture and overlay-ready, which the timeline stacks under the end-to-end
     #: line (None: all). A file's decode comes before its capture stamp, every write after the overlay.
     e2e_stages: Sequence[str] | None = None
+    #: what the latency numbers mean for this run, shown above them ("": nothing to add)
+    latency_note: str = ""
 
 
 def write_report(path: str | os.PathLike[str], data: ReportData) -> Path:
@@ -140,8 +143,12 @@ def _ms(v: object) -> str:
 
 
 def _tiles(data: ReportData) -> str:
-    """The headline numbers: frames, end-to-end p50/p99 (and glass-to-glass p50 when measured)."""
+    """The headline numbers: frames, FPS (the summary's), end-to-end p50/p99 (and glass-to-glass p50
+    when measured)."""
     tiles = [("frames", f"{len(data.series):,}", "")]
+    fps = data.summary.get("fps")
+    if isinstance(fps, int | float) and not isinstance(fps, bool) and math.isfinite(fps):
+        tiles.append(("frames per second", fmt_num(float(fps)), ""))
     for key, name in (("end_to_end", "end-to-end"), ("glass_to_glass", "glass-to-glass")):
         s = data.latency.get(key) or {}
         for q in ("p50", "p99") if key == "end_to_end" else ("p50",):
@@ -199,7 +206,8 @@ def render_report(data: ReportData) -> str:
         parts.append(
             _section(
                 "Latency",
-                _figure(charts.latency_histogram(s.e2e_ms[s.answered]), "End-to-end latency per frame (all frames"
+                (f'<p class="note">{escape(data.latency_note)}</p>' if data.latency_note else "")
+                + _figure(charts.latency_histogram(s.e2e_ms[s.answered]), "End-to-end latency per frame (all frames"
                         + (" the model answered; frozen ones are left out, as in the table" if s.frozen is not None
                            and s.frozen.any() else "") + ").")
                 + _figure(charts.stage_bars(data.latency), "Mean milliseconds per stage.")

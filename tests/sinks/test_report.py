@@ -212,3 +212,12 @@ def test_the_histogram_leaves_frozen_frames_out_like_the_table() -> None:
     html = render_report(replace(report_data(n), series=series))
     assert "frozen ones are left out, as in the table" in html
     assert "p50 30 ms" in html and "p50 1 ms" not in html  # the histogram's own summary line
+
+
+def test_the_headline_tiles_show_the_runs_frames_per_second() -> None:
+    from dataclasses import replace
+
+    data = replace(report_data(30), summary={"fps": 257.4})
+    html = render_report(data)
+    assert "frames per second" in html and ">257<" in html.replace('<span class="u"></span>', "")
+    assert "frames per second" not in render_report(replace(report_data(30), summary={"fps": None}))
