@@ -39,7 +39,9 @@ class VideoSink:
     """Writes BGR frames of ``size`` = (width, height) to ``path`` at ``fps`` (<= 0 or NaN: 30).
 
     ``self.path`` is the file actually written (``.avi`` when only the MJPG fallback worked) and
-    ``self.fourcc`` the codec. Frames of another size are resized; gray frames are converted.
+    ``self.fourcc`` the codec. Frames of another size are resized; gray frames are converted. An odd
+    width or height gets one black column or row (``self.video_size``): OpenCV's writer silently
+    drops the last column and row of an odd-sized frame (321x241 came out 320x240).
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class VideoSink:
         if width <= 0 or height <= 0:
             raise ValueError(f"VideoSink size must be positive (width, height), got {size}")
         self.size = (width, height)
+        self.video_size = (width + width % 2, height + height % 2)  # what the file holds
         self.fps = float(fps) if fps and math.isfinite(fps) and fps > 0 else 30.0
         self.frames = 0
         self.playable = True  # False once close() found the finished file unplayable
@@ -86,7 +89,7 @@ class VideoSink:
                     pass
             except OSError as exc:
                 raise output_error(path, exc, "choose a writable --out folder or use --no-video") from None
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), self.fps, self.size, True)
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), self.fps, self.video_size, True)
             if writer.isOpened():
                 return path, fourcc, writer
             writer.release()
@@ -123,6 +126,9 @@ class VideoSink:
             img = to_bgr(img)
         if (img.shape[1], img.shape[0]) != self.size:
             img = cv2.resize(img, self.size, interpolation=cv2.INTER_AREA)
+        if self.video_size != self.size:
+            img = cv2.copyMakeBorder(img, 0, self.video_size[1] - self.size[1], 0, self.video_size[0] - self.size[0],
+                                     cv2.BORDER_CONSTANT, value=(0, 0, 0))
         self._writer.write(img)
         self.frames += 1
         if self.frames % self._check_every == 0:

@@ -53,6 +53,25 @@ def test_gray_and_other_sizes_are_converted(tmp_path: Path) -> None:
     assert count_frames(sink.path) == 2
 
 
+@pytest.mark.parametrize("size", [(321, 241), (320, 241), (321, 240)])
+def test_an_odd_sized_frame_keeps_its_last_column_and_row(tmp_path: Path, size: tuple[int, int]) -> None:
+    """OpenCV's writer dropped the last column and row of an odd-sized frame (321x241 came out 320x240):
+    the frame is now padded with a black column or row instead, so every pixel of it is in the video."""
+    w, h = size
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:, -1] = 255  # the last column and row, white: the ones OpenCV dropped
+    img[-1, :] = 255
+    with VideoSink(tmp_path / "odd.mp4", 30.0, size) as sink:
+        for _ in range(3):
+            sink.write(img)
+    assert sink.size == size and sink.video_size == (w + w % 2, h + h % 2)
+    cap = cv2.VideoCapture(str(sink.path))
+    ok, got = cap.read()
+    cap.release()
+    assert ok and (got.shape[1], got.shape[0]) == sink.video_size
+    assert got[: h - 8, w - 1].mean() > 150 and got[h - 1, : w - 8].mean() > 150  # kept (mp4v blurs edges a little)
+
+
 @pytest.mark.parametrize("background", [False, True])
 def test_disk_full_closes_a_playable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, background: bool) -> None:
     sink = VideoSink(tmp_path / "overlay.mp4", 30.0, SIZE, check_every=10, background=background)
