@@ -37,7 +37,7 @@ from edge_bus.quantize import (
 from edge_bus.telemetry.hardware import measured_on
 from edge_bus.zoo import parse_manifest
 from models.training.data import protocol_splits
-from models.training.networks import OUTPUT_NAMES, create_model
+from models.training.networks import DECODER_WIDTHS, OUTPUT_NAMES, create_model
 from models.training.script import run_script
 
 CI_STRIDE = 4
@@ -57,8 +57,10 @@ KEEP_FP32 = (r".*stages\.0/stem/.*",)
 
 def load_checkpoint(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    widths = ckpt.get("decoder_widths")  # only checkpoints whose decoder is not the default's need it
     model = create_model(ckpt["model"], encoder=ckpt["encoder"], pretrained=False,
-                         mask_stride=ckpt.get("mask_stride", 1))
+                         mask_stride=ckpt.get("mask_stride", 1),
+                         **({"decoder_widths": tuple(widths)} if widths and tuple(widths) != DECODER_WIDTHS else {}))
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), ckpt
 

@@ -175,10 +175,9 @@ def main(argv: list[str] | None = None) -> None:
                                    "train_wall_s": float(trained.get("train_wall_s", 0.0))}
     else:
         path = Path(args.checkpoint)
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        model = create_model(str(ckpt["model"]), encoder=ckpt.get("encoder", "efficientnet_lite0"),
-                             pretrained=False, mask_stride=ckpt.get("mask_stride", 1))
-        model.load_state_dict(ckpt["state_dict"])  # type: ignore[arg-type]
+        from models.training.export import load_checkpoint  # the network a checkpoint records
+
+        model, ckpt = load_checkpoint(path)
         reference = torch_reference(copy.deepcopy(model))
         fold_batch_norms(model.eval())
     worst = largest_difference(model, reference)

@@ -59,10 +59,14 @@ class LinkNetBlock(nn.Module):
         return self.expand(self.up(self.reduce(x)))
 
 
+#: the LinkNet decoder's widths at strides 16, 8, 4 and 2 (the shipped models')
+DECODER_WIDTHS = (128, 64, 48, 32)
+
+
 class LinkNetDecoder(nn.Module):
     """Decoder with additive skips; skips are projected (1x1) to the decoder widths."""
 
-    def __init__(self, enc_channels: tuple[int, ...], widths: tuple[int, ...] = (128, 64, 48, 32),
+    def __init__(self, enc_channels: tuple[int, ...], widths: tuple[int, ...] = DECODER_WIDTHS,
                  mask_stride: int = 2) -> None:
         super().__init__()
         c2, c4, c8, c16, c32 = enc_channels
@@ -108,10 +112,10 @@ class EMTNet(nn.Module):
     """Shared encoder + LinkNet decoder (mask) + bottleneck classifier (presence, malignancy)."""
 
     def __init__(self, encoder: str = "efficientnet_lite0", pretrained: bool | None = None,
-                 mask_stride: int = 2) -> None:
+                 mask_stride: int = 2, decoder_widths: tuple[int, ...] = DECODER_WIDTHS) -> None:
         super().__init__()
         self.encoder = create_encoder(encoder, pretrained=_default_pretrained(encoder, pretrained))
-        self.decoder = LinkNetDecoder(self.encoder.out_channels, mask_stride=mask_stride)
+        self.decoder = LinkNetDecoder(self.encoder.out_channels, tuple(decoder_widths), mask_stride=mask_stride)
         self.classifier = ClassifierHead(self.encoder.head_channels)
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:

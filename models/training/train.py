@@ -23,7 +23,7 @@ from edge_bus.metrics import dice, roc_auc
 from models.training.data import CACHE_SIZE, CachedSplit, augment, lesion_free_crop, load_split, protocol_splits
 from models.training.encoders import ENCODERS
 from models.training.loss import DICE_MODES, multitask_loss
-from models.training.networks import MODELS, create_model, upsample_to
+from models.training.networks import DECODER_WIDTHS, MODELS, create_model, upsample_to
 from models.training.script import run_script
 
 INPUT_MEAN = 0.449
@@ -133,7 +133,9 @@ def train(args: argparse.Namespace) -> Path:
           f"val={sum(len(v) for v in val.values())}", flush=True)
     out.mkdir(parents=True, exist_ok=True)
 
-    model = create_model(args.model, encoder=args.encoder, mask_stride=args.mask_stride)
+    widths = tuple(int(w) for w in args.decoder_widths.split(","))
+    model = create_model(args.model, encoder=args.encoder, mask_stride=args.mask_stride,
+                         **({"decoder_widths": widths} if widths != DECODER_WIDTHS else {}))
     model = model.to(memory_format=torch.channels_last)
     prior_wall_s, prior_epochs = 0.0, 0
     if args.init:
@@ -143,6 +145,11 @@ def train(args: argparse.Namespace) -> Path:
             state = {k: v for k, v in state.items() if not k.startswith(("decoder.final.", "decoder.mask_head."))}
             print(f"mask stride {init.get('mask_stride', 1)} → {args.mask_stride}: the mask head starts new",
                   flush=True)
+        own = model.state_dict()  # tensors of another shape (a decoder of other widths) start new
+        resized = [k for k, v in state.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
+        state = {k: v for k, v in state.items() if k not in resized}
+        if resized:
+            print(f"{len(resized)} tensors of another shape start new (e.g. {resized[0]})", flush=True)
         result = model.load_state_dict(state, strict=False)
         prior_wall_s = float(init.get("train_wall_s", 0.0))
         prior_epochs = int(init.get("epochs_total", init.get("epoch", 0)))
@@ -219,6 +226,7 @@ def train(args: argparse.Namespace) -> Path:
                 "mask_stride": args.mask_stride, "train_only": args.train_only or None,
                 "busi_weight": args.busi_weight, "cache_size": args.cache_size,
                 "ema": args.ema or None, "pixel_bce": args.pixel_bce or None, "dice": args.dice,
+                "decoder_widths": list(widths),
                 "state_dict": kept.state_dict(), "epoch": epoch + 1, "val": metrics,
                 "epochs_total": prior_epochs + epoch + 1,
                 "train_wall_s": prior_wall_s + time.time() - train_start, "input_mean": INPUT_MEAN,
@@ -261,6 +269,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "the weights with this decay per step (0: off)")
     p.add_argument("--pixel-bce", type=float, default=0.0, help="add this weight times a per-pixel BCE of the mask "
                    "to the EMT-NET loss (0: the paper's loss)")
+    p.add_argument("--decoder-widths", default=",".join(map(str, DECODER_WIDTHS)),
+                   help="the LinkNet decoder's widths at strides 16, 8, 4, 2 (emt_net)")
     p.add_argument("--dice", default="batch", choices=DICE_MODES, help="the mask's Dice loss: over the whole batch "
                    "(the paper's) or half that and half the mean of each lesion image's own")
     p.add_argument("--validate-init", action="store_true", help="validate the --init weights first (epoch 0 of "

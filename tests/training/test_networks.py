@@ -122,3 +122,23 @@ def test_stride2_upsampling_matches_the_runtime_resize() -> None:
 def test_mask_stride_is_validated() -> None:
     with pytest.raises(ValueError, match="mask_stride must be 1 or 2"):
         create_model("emt_net", pretrained=False, mask_stride=4)
+
+
+def test_decoder_widths_are_a_parameter_a_checkpoint_records(tmp_path: Path) -> None:
+    """emt_net's LinkNet decoder widths (a tried variant: 192, 96, 64, 48): same outputs, more decoder
+    parameters; export rebuilds the network from a checkpoint that records them."""
+    from models.training.export import load_checkpoint
+    from models.training.networks import DECODER_WIDTHS
+
+    wide = create_model("emt_net", pretrained=False, decoder_widths=(192, 96, 64, 48)).eval()
+    narrow = create_model("emt_net", pretrained=False).eval()
+    with torch.no_grad():
+        mask, logits = wide(torch.randn(1, 1, 64, 64))
+    assert mask.shape == (1, 1, 32, 32) and logits.shape == (1, 2)
+    count = lambda m: sum(p.numel() for p in m.decoder.parameters())  # noqa: E731
+    assert count(wide) > count(narrow) and DECODER_WIDTHS == (128, 64, 48, 32)
+    path = tmp_path / "wide.pt"
+    torch.save({"model": "emt_net", "encoder": "efficientnet_lite0", "mask_stride": 2,
+                "decoder_widths": [192, 96, 64, 48], "state_dict": wide.state_dict()}, path)
+    loaded, _ = load_checkpoint(path)
+    assert count(loaded) == count(wide)
