@@ -406,3 +406,31 @@ def test_sigterm_during_bench_is_one_line_and_removes_its_temporary_files(tmp_pa
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143 and "stopped by SIGTERM" in err and "Traceback" not in err
     assert not list(tmp_path.glob("edge-bus-bench-*"))  # the process used to die without unwinding
+
+
+def test_benchmark_app_at_the_pipelines_batch_and_its_ratio(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipeline runs 4 frames per inference: benchmark_app runs the IR as shipped (the issue's
+    reference) and reshaped to that batch, and both ratios are reported, neither required."""
+    import subprocess
+
+    from edge_bus.bench_gates import benchmark_app_batched_gate
+    from edge_bus.bench_stream import PipelineBench
+
+    asked: list[list[str]] = []
+
+    def fake_run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+        asked.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, "[ INFO ] Throughput:   350.0 FPS\n", "")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    assert benchmark_app_throughput("m.xml", 1, shape=(4, 1, 224, 224)) == 350.0
+    assert asked[0][asked[0].index("-shape") + 1] == "[4,1,224,224]"
+    bench = PipelineBench(source="clip.avi", frames=300, fps=280.0, engine_fps=360.0, precision="int8+f32",
+                          app_fps=320.0, batch=4, app_fps_batched=350.0)
+    out = bench.to_json()
+    assert (out["batch"], out["benchmark_app_ratio"], out["benchmark_app_batched_ratio"]) == (4, 0.875, 0.8)
+    gate = benchmark_app_batched_gate(bench.fps, bench.app_fps_batched, bench.batch)
+    assert (gate.name, gate.passed, gate.required) == ("benchmark_app_ratio_same_batch", True, False)
+    assert "benchmark_app at batch 4: pipeline 280.0 FPS vs benchmark_app -shape [4,...] 350.0 FPS" in gate.message
+    single = PipelineBench(source="clip.avi", frames=300, fps=280.0, engine_fps=360.0, precision="int8+f32")
+    assert single.to_json()["benchmark_app_batched_ratio"] is None  # not run at batch 1

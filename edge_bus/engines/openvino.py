@@ -246,8 +246,9 @@ class _Batch:
 
 def _batched(model: Any, batch: int, file_name: str) -> int:
     """Reshape ``model`` (an ``ov.Model`` with one input) to take ``batch`` frames; the batch it
-    takes after: 1 when ``batch`` is 1 or the model can't be batched (a fixed-batch ``Reshape``
-    inside, say), which is logged; every output must then lead with that batch."""
+    takes after: 1 when ``batch`` is 1 or the model can't be batched (a graph that mixes the frames
+    of a batch, say; OpenVINO's reshape itself rewrites a ``Reshape`` to a fixed ``[1, N]``), which
+    is logged; every output must then lead with that batch."""
     if batch == 1:
         return 1
     shape = model.input(0).get_partial_shape()  # the batch may be dynamic (an own model's IR)
