@@ -77,6 +77,8 @@ class RunResult:
         v = self.verdict
         link = f"; {self.bridge_note}" if self.bridge_note else ""
         e2e = f"e2e p99 {p99} ms" if p99 is not None else "no e2e (no frame was inferred)"
+        if p99 is not None and self.latency.get("mode") == "file":  # a file run's frames wait in the queue
+            e2e += " (read ahead: queue included)"
         return (f"{self.frames} frames, {self.dropped} dropped, {self.fps:.1f} FPS, {e2e}, "
                 f"{self.precision}; clip verdict: {v.label} ({v.evidence()}){link} → {self.out_dir}")
 

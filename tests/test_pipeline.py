@@ -57,6 +57,7 @@ def test_demo_end_to_end_matches_truth(tmp_path: Path) -> None:
     demo = DemoSource()
     lines, lat = check_outputs(out, len(demo))
     assert res.frames == len(demo) and res.dropped == 0 and lat["source"]["kind"] == "demo"
+    assert "(read ahead: queue included)" in res.one_line()  # a file run's e2e is not a live latency
     # the model must find the demo's lesions: detection agrees with the truth on most frames
     truth = [demo.truth(i).lesion for i in range(len(demo))]
     agree = np.mean([rec["lesion"] == t for rec, t in zip(lines, truth, strict=False)])
@@ -80,6 +81,7 @@ def test_realtime_pacing_drops_nothing_at_30fps(tmp_path: Path) -> None:
     out = tmp_path / "rt"
     res = run_stream(build_config(source="demo", out=out, realtime=True, max_frames=45, video=False))
     assert res.frames + res.dropped == 45
+    assert "e2e p99" in res.one_line() and "queue included" not in res.one_line()  # a live latency
     lat = json.loads((out / "latency.json").read_text())
     assert lat["mode"] == "live" and lat["frames"] == res.frames
     assert not (out / "overlay.mp4").exists()
