@@ -218,7 +218,7 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
 
 FILE_LATENCY_NOTE = (
     "A file run reads ahead to keep the engine busy: a frame's infer time runs from its submission to its "
-    "answer, so it includes the wait in OpenVINO's queue and for its batch, and end to end follows. What a "
+    "answer, so it includes the wait in the engine's queue (and for its batch), and end to end follows. What a "
     "file run measures is its throughput (FPS); a live probe's latency comes from --realtime or a capture device.")
 
 
