@@ -8,16 +8,13 @@ from pathlib import Path
 
 from edge_bus.bench_gates import (
     Gate,
-    benchmark_app_batched_gate,
-    benchmark_app_gate,
-    benchmark_app_no_video_gate,
     file_fps_gate,
     glass_to_glass_gate,
     pipeline_gate,
     pipeline_target_gate,
     realtime_gate,
 )
-from edge_bus.bench_stream import bracketed_by_floor, measure_pipeline, measure_realtime
+from edge_bus.bench_stream import benchmark_app_gates, bracketed_by_floor, measure_pipeline, measure_realtime
 from edge_bus.config import build_config
 from edge_bus.pipeline import RunResult, run_stream
 from edge_bus.zoo import Manifest
@@ -124,9 +121,6 @@ def test_gate_pipeline_ratio(
     target = pipeline_target_gate(bench.fps, bench.engine_fps, hardware["isa"])
     if target is not None:
         gate_log.append(target)
-    gate_log.append(benchmark_app_gate(bench.fps, bench.app_fps))
-    gate_log.append(benchmark_app_no_video_gate(bench.fps_no_video, bench.app_fps))
-    if bench.batch > 1:
-        gate_log.append(benchmark_app_batched_gate(bench.fps, bench.app_fps_batched, bench.batch))
+    gate_log.extend(benchmark_app_gates(bench))
     gate_log.append(file_fps_gate(bench.fps, Path(bench.source).name))
     assert gate.passed, gate.message

@@ -25,6 +25,7 @@ from edge_bus.bench_engines import (
     preprocess_all,
     sample_frames,
 )
+from edge_bus.bench_gates import Gate, benchmark_app_batched_gate, benchmark_app_gate, benchmark_app_no_video_gate
 from edge_bus.bench_measure import Timing, cycle, sample_interleaved, summarize
 from edge_bus.config import DEFAULT_BATCH, StreamConfig, build_config
 from edge_bus.engines import Engine, EngineConfig, create_engine
@@ -44,6 +45,7 @@ __all__ = [
     "RealtimeBench",
     "as_video",
     "bare_infer_floor",
+    "benchmark_app_gates",
     "bracketed_by_floor",
     "measure_pipeline",
     "measure_realtime",
@@ -168,6 +170,16 @@ class PipelineBench:
             "precision": self.precision,
             "stages": self.stages,
         }
+
+
+def benchmark_app_gates(p: PipelineBench) -> list[Gate]:
+    """Issue #3's 0.8× of benchmark_app for one pipeline measurement, all reported: against the IR as
+    shipped, the same without the overlay video, and (a batched pipeline) against benchmark_app at
+    the pipeline's batch."""
+    gates = [benchmark_app_gate(p.fps, p.app_fps), benchmark_app_no_video_gate(p.fps_no_video, p.app_fps)]
+    if p.batch > 1:
+        gates.append(benchmark_app_batched_gate(p.fps, p.app_fps_batched, p.batch))
+    return gates
 
 
 def _config(manifest: Manifest, source: str, frames: int, device: str, out: Path, **extra: Any) -> StreamConfig:

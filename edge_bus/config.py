@@ -139,11 +139,16 @@ class StreamConfig:
             raise ConfigError("max-frames must be >= 0")
         if self.requests < 0:
             raise ConfigError(f"requests must be >= 0 (0: twice the runtime's optimum), got {self.requests}")
-        if not 1 <= self.batch <= MAX_BATCH:
-            raise ConfigError(f"batch must be 1 to {MAX_BATCH} frames, got {self.batch}")
+        check_batch(self.batch)
         check_capture(self.capture_width, self.capture_height, self.capture_fps, self.capture_format)
         device = check_device(self.device)
         return self if device == self.device else replace(self, device=device)
+
+
+def check_batch(batch: int) -> None:
+    """:class:`ConfigError` unless ``batch`` (frames per inference) is 1 to :data:`MAX_BATCH`."""
+    if not 1 <= batch <= MAX_BATCH:
+        raise ConfigError(f"batch must be 1 to {MAX_BATCH} frames, got {batch}")
 
 
 def capture_size(width: int, height: int) -> tuple[int, int] | None:

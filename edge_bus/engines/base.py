@@ -26,7 +26,7 @@ from types import TracebackType
 import numpy as np
 
 from edge_bus.checks import check_fields
-from edge_bus.config import MAX_BATCH, PRECISIONS
+from edge_bus.config import PRECISIONS, check_batch
 from edge_bus.errors import ConfigError, EngineError, ModelError
 from edge_bus.types import ModelOutputs
 from edge_bus.zoo import HEADS, Manifest
@@ -56,8 +56,7 @@ class EngineConfig:
     def __post_init__(self) -> None:
         check_fields(self, texts=("backend", "device", "precision", "hint"),
                      integers=("requests", "threads", "batch"), flags=("profile",))
-        if not 1 <= self.batch <= MAX_BATCH:
-            raise ConfigError(f"batch must be 1 to {MAX_BATCH} frames, got {self.batch}")
+        check_batch(self.batch)
         if self.batch > 1 and self.backend != "openvino":
             raise ConfigError(f"batch {self.batch}: only the OpenVINO engine batches frames; {self.backend} "
                               "runs them one at a time (batch 1)")

@@ -179,9 +179,7 @@ class OpenVINOEngine(Engine):
         try:
             mask = request.get_tensor(self._mask_port).data
             logits = request.get_tensor(self._class_port).data
-            if not isinstance(user_data, _Batch):
-                self._deliver(user_data, self._outputs(mask, logits))
-                return
+            assert isinstance(user_data, _Batch)  # what _start queues
             for k, item in enumerate(user_data.items):  # the padding after them is not answered
                 self._deliver(item, self._outputs(mask[k:k + 1], logits[k:k + 1]))
         except BaseException as exc:  # noqa: BLE001 - raised again from wait()
@@ -190,8 +188,8 @@ class OpenVINOEngine(Engine):
     def infer_async(self, tensor: np.ndarray, user_data: object) -> None:
         self.check_input(tensor)
         self._raise_callback_error()
-        if self._batch == 1:
-            self._start({0: tensor}, user_data)
+        if self._batch == 1:  # no copy into the gathering buffer
+            self._start({0: tensor}, _Batch([user_data]))
             return
         self._gather[len(self._gathered)] = tensor[0]
         self._gathered.append(user_data)
@@ -204,9 +202,9 @@ class OpenVINOEngine(Engine):
         self._gather[len(items):] = 0.0
         self._start({0: self._gather}, _Batch(items))
 
-    def _start(self, inputs: dict[int, np.ndarray], user_data: object) -> None:
+    def _start(self, inputs: dict[int, np.ndarray], frames: _Batch) -> None:
         try:
-            self._queue.start_async(inputs, user_data)  # copies the inputs (share_inputs=False)
+            self._queue.start_async(inputs, frames)  # copies the inputs (share_inputs=False)
         except RuntimeError as exc:
             raise EngineError(f"OpenVINO inference failed: {runtime_reason(exc)}") from None
 
@@ -236,7 +234,7 @@ class OpenVINOEngine(Engine):
 
 
 class _Batch:
-    """The ``user_data`` of one batched inference: each frame's own, in batch order."""
+    """The ``user_data`` of one inference: each frame's own, in batch order (one without a batch)."""
 
     __slots__ = ("items",)
 

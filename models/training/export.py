@@ -57,10 +57,9 @@ KEEP_FP32 = (r".*stages\.0/stem/.*",)
 
 def load_checkpoint(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    widths = ckpt.get("decoder_widths")  # only checkpoints whose decoder is not the default's need it
     model = create_model(ckpt["model"], encoder=ckpt["encoder"], pretrained=False,
                          mask_stride=ckpt.get("mask_stride", 1),
-                         **({"decoder_widths": tuple(widths)} if widths and tuple(widths) != DECODER_WIDTHS else {}))
+                         decoder_widths=tuple(ckpt.get("decoder_widths", DECODER_WIDTHS)))  # recorded since session 14
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), ckpt
 

@@ -129,12 +129,10 @@ def largest_difference(model: nn.Module, reference: Callable[[np.ndarray], list[
     """The largest difference between ``model`` (eval mode) and ``reference`` on ``n`` random inputs,
     over both outputs."""
     worst = 0.0
-    model.eval()
+    run = torch_reference(model)
     for seed in range(n):
         x = np.random.default_rng(seed).normal(size=(1, 1, size, size)).astype(np.float32)
-        with torch.no_grad():
-            got = [t.numpy() for t in model(torch.from_numpy(x))]
-        worst = max(worst, *(float(np.abs(g - w).max()) for g, w in zip(got, reference(x), strict=True)))
+        worst = max(worst, *(float(np.abs(g - w).max()) for g, w in zip(run(x), reference(x), strict=True)))
     return worst
 
 
@@ -146,6 +144,7 @@ def onnx_reference(onnx_path: Path) -> Callable[[np.ndarray], list[np.ndarray]]:
 
 
 def torch_reference(model: nn.Module) -> Callable[[np.ndarray], list[np.ndarray]]:
+    """``model``'s outputs (eval mode) for a numpy input, as numpy arrays."""
     model.eval()
 
     def run(x: np.ndarray) -> list[np.ndarray]:

@@ -33,12 +33,15 @@ def naive_weighted_bce(z: torch.Tensor, y: torch.Tensor, pos_weight: float = 3.0
     return torch.mean(-(pos_weight * y * torch.log(p) + (1 - y) * torch.log(1 - p)))
 
 
+def _one_minus_soft_dice(p: torch.Tensor, t: torch.Tensor, eps: float) -> torch.Tensor:
+    """1 − soft Dice of probabilities ``p`` against targets ``t``, over their last axis."""
+    return 1.0 - (2.0 * (p * t).sum(-1) + eps) / (p.sum(-1) + t.sum(-1) + eps)
+
+
 def dice_loss(mask_logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
     """1 − soft Dice over the whole batch (so lesion-free images still count their false positives)."""
     p = torch.sigmoid(mask_logits).flatten()
-    t = target.to(p.dtype).flatten()
-    inter = (p * t).sum()
-    return 1.0 - (2.0 * inter + eps) / (p.sum() + t.sum() + eps)
+    return _one_minus_soft_dice(p, target.to(p.dtype).flatten(), eps)
 
 
 def per_image_dice_loss(mask_logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
@@ -50,8 +53,7 @@ def per_image_dice_loss(mask_logits: torch.Tensor, target: torch.Tensor, eps: fl
     has = t.sum(1) > 0
     if not bool(has.any()):
         return mask_logits.sum() * 0.0
-    p, t = p[has], t[has]
-    return torch.mean(1.0 - (2.0 * (p * t).sum(1) + eps) / (p.sum(1) + t.sum(1) + eps))
+    return torch.mean(_one_minus_soft_dice(p[has], t[has], eps))
 
 
 DICE_MODES = ("batch", "image")

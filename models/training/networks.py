@@ -174,12 +174,12 @@ class HGMNet(nn.Module):
     """Two-stage network: Stage 1 coarse map → hierarchical gating of Stage 2's encoder."""
 
     def __init__(self, encoder: str = "efficientnet_lite0", pretrained: bool | None = None,
-                 mask_stride: int = 2) -> None:
+                 mask_stride: int = 2, decoder_widths: tuple[int, ...] = DECODER_WIDTHS) -> None:
         super().__init__()
         self.stage1 = CoarseStage()
         self.encoder = create_encoder(encoder, pretrained=_default_pretrained(encoder, pretrained))
         self.gate = HierarchicalGate(self.encoder.out_channels)
-        self.decoder = LinkNetDecoder(self.encoder.out_channels, mask_stride=mask_stride)
+        self.decoder = LinkNetDecoder(self.encoder.out_channels, tuple(decoder_widths), mask_stride=mask_stride)
         self.classifier = ClassifierHead(self.encoder.head_channels)
         self.last_coarse: torch.Tensor | None = None  # for Stage 1's deep supervision in training
 

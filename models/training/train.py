@@ -134,8 +134,7 @@ def train(args: argparse.Namespace) -> Path:
     out.mkdir(parents=True, exist_ok=True)
 
     widths = tuple(int(w) for w in args.decoder_widths.split(","))
-    model = create_model(args.model, encoder=args.encoder, mask_stride=args.mask_stride,
-                         **({"decoder_widths": widths} if widths != DECODER_WIDTHS else {}))
+    model = create_model(args.model, encoder=args.encoder, mask_stride=args.mask_stride, decoder_widths=widths)
     model = model.to(memory_format=torch.channels_last)
     prior_wall_s, prior_epochs = 0.0, 0
     if args.init:
