@@ -99,7 +99,8 @@ class HudInfo:
     """What the HUD shows besides the prediction. ``latency_ms`` (and ``glass_to_glass_ms``) are this
     frame's up to the moment it is drawn (frames.jsonl's also hold the drawing); ``threshold``: the
     operating point's malignancy threshold (shown beside its name); ``scan_area``: the part of the
-    frame the model read (the panels are drawn inside it; None: the whole frame)."""
+    frame the model read (the panels are drawn inside it; None: the whole frame); ``latency_queued``:
+    a file run's latency, which includes the wait in the engine's queue (and for its batch), and says so."""
 
     fps: float | None  # None: not known yet (the first frames)
     latency_ms: float
@@ -109,6 +110,7 @@ class HudInfo:
     glass_to_glass_ms: float | None = None
     lesion_mm: float | None = None
     scan_area: ROI | None = None
+    latency_queued: bool = False
 
 
 def label_lines(p: Prediction, hud: HudInfo) -> tuple[str, str]:
@@ -298,6 +300,8 @@ class OverlayRenderer:
         """Bottom-left: FPS, end-to-end latency and (when known) glass-to-glass latency."""
         fps = "--" if hud.fps is None else f"{hud.fps:.1f}"
         text = f"{fps} FPS  e2e {hud.latency_ms:.1f} ms"
+        if hud.latency_queued:
+            text += " incl. queue"
         if hud.glass_to_glass_ms is not None:
             text += f"  g2g {hud.glass_to_glass_ms:.0f} ms"
         x, y = area.x + lay.margin, area.y + area.h - lay.margin - lay.line_h

@@ -93,6 +93,17 @@ def test_hud_and_frozen_banner_draw_pixels() -> None:
     assert (plain[:30, -100:] == 128).all() and not (full[:30, -100:] == 128).all(), "FROZEN top-right"
 
 
+def test_a_file_runs_hud_says_its_latency_includes_the_queue() -> None:
+    gray = np.full((H, W), 128, np.uint8)
+    pred = _prediction(np.zeros((H, W), bool), "normal", lesion=False)
+
+    def hud_right_edge(hud: HudInfo) -> int:  # the last column the HUD panel (bottom-left) draws on
+        bottom = OverlayRenderer().render(_frame(gray), pred, hud)[-30:]
+        return int(np.nonzero((bottom != 128).any(axis=(0, 2)))[0].max())
+
+    assert hud_right_edge(dataclasses.replace(HUD, latency_queued=True)) > hud_right_edge(HUD) + 40
+
+
 def test_style_validation_and_to_bgr_of_uint16() -> None:
     with pytest.raises(ValueError):
         OverlayStyle(alpha=1.5)

@@ -85,6 +85,21 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
             b_ema.copy_(b)
 
 
+def set_train_mode(model: torch.nn.Module, train_only: str = "", freeze_bn: bool = False) -> None:
+    """Train mode for what trains: with ``train_only``, the other top-level modules stay in eval (they
+    keep their batch-norm statistics and skip dropout); with ``freeze_bn``, every batch norm normalises
+    by its running statistics, as in eval (a folded network's are the identity plus a bias, exact only
+    so)."""
+    model.train()
+    for name, module in model.named_children():
+        if train_only and name != train_only:
+            module.eval()
+    if freeze_bn:
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.eval()
+
+
 def epoch_order(split: CachedSplit, busi_weight: float, rng: np.random.Generator) -> np.ndarray:
     """One epoch's image order: a permutation, or with ``busi_weight`` ≠ 1 as many draws with
     replacement, each BUSI image ``busi_weight`` times as likely as a BUS-BRA one (the test site is
@@ -186,11 +201,7 @@ def train(args: argparse.Namespace) -> Path:
         history.write_text(json.dumps(rec) + "\n")
     train_start = time.time()
     for epoch in range(args.epochs):
-        model.train()
-        if args.train_only:  # frozen parts keep their batch-norm statistics and skip dropout
-            for name, module in model.named_children():
-                if name != args.train_only:
-                    module.eval()
+        set_train_mode(model, args.train_only, args.freeze_bn)
         order = epoch_order(train_split, args.busi_weight, rng)
         n_neg = max(1, int(args.batch * args.neg_fraction))
         e0, losses = time.time(), []
@@ -225,7 +236,7 @@ def train(args: argparse.Namespace) -> Path:
                 "mask_stride": args.mask_stride, "train_only": args.train_only or None,
                 "busi_weight": args.busi_weight, "cache_size": args.cache_size,
                 "ema": args.ema or None, "pixel_bce": args.pixel_bce or None, "dice": args.dice,
-                "decoder_widths": list(widths),
+                "decoder_widths": list(widths), "freeze_bn": args.freeze_bn or None,
                 "state_dict": kept.state_dict(), "epoch": epoch + 1, "val": metrics,
                 "epochs_total": prior_epochs + epoch + 1,
                 "train_wall_s": prior_wall_s + time.time() - train_start, "input_mean": INPUT_MEAN,
@@ -272,6 +283,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="the LinkNet decoder's widths at strides 16, 8, 4, 2 (emt_net)")
     p.add_argument("--dice", default="batch", choices=DICE_MODES, help="the mask's Dice loss: over the whole batch "
                    "(the paper's) or half that and half the mean of each lesion image's own")
+    p.add_argument("--freeze-bn", action="store_true", help="keep every batch norm in eval mode while training "
+                   "(running statistics, learnt scale and shift): needed to train the encoder of a folded network "
+                   "(models.training.folded), whose batch norms are the identity plus a bias")
     p.add_argument("--validate-init", action="store_true", help="validate the --init weights first (epoch 0 of "
                    "the history): the fine-tune's starting point, measured the same way")
     p.add_argument("--threads", type=int, default=2)

@@ -11,8 +11,12 @@ import pytest
 
 pytest.importorskip("torch", reason="training tests need the train extra (torch)")
 
+import torch  # noqa: E402
+
 from models.training.data import CachedSplit  # noqa: E402
-from models.training.train import epoch_order, parse_args  # noqa: E402
+from models.training.folded import fold_batch_norms  # noqa: E402
+from models.training.networks import create_model  # noqa: E402
+from models.training.train import epoch_order, parse_args, set_train_mode  # noqa: E402
 
 
 def _split(n_busi: int, n_bra: int) -> CachedSplit:
@@ -88,3 +92,33 @@ def test_a_wrong_data_folder_or_model_name_is_one_line_and_makes_nothing(tmp_pat
         assert done.returncode == code, done.stderr
         assert expected in done.stderr and "Traceback" not in done.stderr
         assert not out.exists()
+
+
+def _folded_mask(freeze_bn: bool, train_only: str = "") -> tuple[torch.Tensor, torch.Tensor]:
+    """A folded emt_net's mask logits in eval mode and in the train mode :func:`set_train_mode` sets."""
+    torch.manual_seed(0)
+    model = create_model("emt_net", pretrained=False)
+    with torch.no_grad():
+        model.eval()
+        fold_batch_norms(model)
+        x = torch.randn(2, 1, 64, 64)
+        reference = model(x)[0]
+        set_train_mode(model, train_only, freeze_bn)
+        return reference, model(x)[0]
+
+
+def test_freeze_bn_trains_a_folded_network_as_the_function_it_is() -> None:
+    reference, trained = _folded_mask(freeze_bn=True)
+    torch.testing.assert_close(trained, reference)  # the mask path has no dropout: the same function
+    reference, plain = _folded_mask(freeze_bn=False)  # batch statistics renormalise the folded features
+    assert (plain - reference).abs().max() > 0.1
+
+
+def test_train_only_leaves_the_other_modules_in_eval() -> None:
+    model = create_model("emt_net", pretrained=False)
+    set_train_mode(model, "decoder", freeze_bn=False)
+    assert model.decoder.training
+    assert not model.encoder.training and not model.classifier.training
+    set_train_mode(model, "", freeze_bn=True)
+    assert model.classifier.drop.training  # dropout still trains
+    assert not any(m.training for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
