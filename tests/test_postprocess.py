@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from helpers import tiny_model_dir
@@ -282,3 +283,21 @@ def test_the_crop_is_the_roi_rows_then_columns() -> None:
     frame[5:25, 30:50] = 255
     tensor, _ = Preprocessor(InputSpec(16, 16, 0.5, 0.25), roi=ROI(30, 5, 20, 20)).preprocess(frame)
     assert float(tensor.min()) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_a_colour_frame_gives_the_tensor_of_its_gray_frame(channels: int) -> None:
+    """Only the scan area is made gray (the whole frame only on the frames that detect it): the tensors
+    of a colour clip are those of the same clip converted to gray first, frame by frame."""
+    rng = np.random.default_rng(1)
+    spec = InputSpec(64, 64, 0.5, 0.25)
+    colour_pre, gray_pre = Preprocessor(spec, redetect_every=2), Preprocessor(spec, redetect_every=2)
+    code = cv2.COLOR_BGR2GRAY if channels == 3 else cv2.COLOR_BGRA2GRAY
+    for shift in range(4):  # the scan area moves; frames 0 and 2 detect it, 1 and 3 reuse it
+        frame = np.zeros((240, 320, channels), np.uint8)
+        frame[30 + 4 * shift : 210, 40 : 280 - 4 * shift] = rng.integers(30, 220, (180 - 4 * shift, 240 - 4 * shift,
+                                                                                    channels))
+        tensor, meta = colour_pre.preprocess(frame)
+        expected, expected_meta = gray_pre.preprocess(cv2.cvtColor(frame, code))
+        np.testing.assert_array_equal(tensor, expected)
+        assert meta == expected_meta and (meta.frame_w, meta.frame_h) == (320, 240)
