@@ -117,11 +117,12 @@ def badge(passed: bool, text_: str | None = None) -> str:
     return f'<span class="badge {"pass" if passed else "fail"}">{escape(label)}</span>'
 
 
-def page(title: str, subtitle: str, verdict: str, body: str) -> str:
+def page(title: str, subtitle: str, verdict: str, body: str, css: str = "") -> str:
+    """A whole page: the shared style (plus ``css``), a header with ``verdict`` on its right, ``body``."""
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body><main>"
+        f"<title>{escape(title)}</title><style>{_CSS}{css}</style></head><body><main>"
         f'<header><div><h1>{escape(title)}</h1><p class="muted">{escape(subtitle)} · edge-bus '
         f"{escape(__version__)}</p></div>{verdict}</header>{body}</main></body></html>\n"
     )

@@ -25,10 +25,12 @@ import numpy as np
 from edge_bus.datasets import LabeledImage, read_dataset
 from edge_bus.engines import Engine, EngineConfig, create_engine
 from edge_bus.errors import ConfigError, DataError, SourceError
+from edge_bus.eval_report import case_picture, write_eval_html
 from edge_bus.metrics import BinaryRates, dice, iou, rates_at, roc_auc
 from edge_bus.postprocess import PostprocessConfig, Postprocessor
 from edge_bus.preprocess import Preprocessor
 from edge_bus.sinks.files import atomic_write_text, check_output_file
+from edge_bus.types import Prediction
 from edge_bus.zoo import Manifest, resolve_model
 
 T = TypeVar("T")
@@ -78,27 +80,92 @@ def _r(x: float | None) -> float | None:
     return None if x is None or np.isnan(x) else round(float(x), 4)
 
 
+@dataclass(frozen=True)
+class ScoredImage:
+    """One image through the runtime path: its result, and what it was scored from (for a picture)."""
+
+    result: ImageResult
+    gray: np.ndarray
+    truth: np.ndarray  # bool, at the image's size
+    prediction: Prediction
+
+
+def score_image(item: LabeledImage, engine: Engine, post: Postprocessor) -> ScoredImage:
+    """``item`` as a live frame would go (scan area, preprocess, engine, postprocess), scored at full
+    resolution."""
+    gray, truth = item.load()
+    pre = Preprocessor(post.manifest.input)  # still images: detect the scan area per image
+    try:
+        tensor, meta = pre.preprocess(gray)
+    except SourceError as exc:  # e.g. an image under MIN_FRAME_SIDE: say which one, as a data problem
+        raise DataError(f"{item.image}: {exc}") from None
+    pred = post.postprocess(engine.infer(tensor), meta)
+    lesion_img = item.label != "normal"
+    result = ImageResult(
+        name=item.image.name, label=item.label, lesion_prob=pred.probs["benign"] + pred.probs["malignant"],
+        malignancy=pred.malignancy, predicted=pred.label,
+        dice=dice(pred.mask, truth) if lesion_img else None, iou=iou(pred.mask, truth) if lesion_img else None,
+    )
+    return ScoredImage(result, gray, truth, pred)
+
+
+def scoring_postprocessor(manifest: Manifest) -> Postprocessor:
+    """The manifest's default operating point, its mask not gated by the presence answer (Dice scores
+    the segmentation alone)."""
+    return Postprocessor(manifest, PostprocessConfig(gate_mask=False))
+
+
 def run_images(manifest: Manifest, engine: Engine, items: Sequence[LabeledImage],
                progress: Callable[[int, int], None] | None = None) -> list[ImageResult]:
-    post = Postprocessor(manifest, PostprocessConfig(gate_mask=False))
+    post = scoring_postprocessor(manifest)
     results = []
     for i, item in enumerate(items):
-        gray, truth = item.load()
-        pre = Preprocessor(manifest.input)  # still images: detect the scan area per image
-        try:
-            tensor, meta = pre.preprocess(gray)
-        except SourceError as exc:  # e.g. an image under MIN_FRAME_SIDE: say which one, as a data problem
-            raise DataError(f"{item.image}: {exc}") from None
-        pred = post.postprocess(engine.infer(tensor), meta)
-        lesion_img = item.label != "normal"
-        results.append(ImageResult(
-            name=item.image.name, label=item.label, lesion_prob=pred.probs["benign"] + pred.probs["malignant"],
-            malignancy=pred.malignancy, predicted=pred.label,
-            dice=dice(pred.mask, truth) if lesion_img else None, iou=iou(pred.mask, truth) if lesion_img else None,
-        ))
+        results.append(score_image(item, engine, post).result)
         if progress:
             progress(i + 1, len(items))
     return results
+
+
+@dataclass(frozen=True)
+class Case:
+    """One image shown in the HTML report: its result and its picture."""
+
+    result: ImageResult
+    picture: bytes  # JPEG
+
+
+@dataclass(frozen=True)
+class EvalGallery:
+    """The images the HTML report shows: the lesion images with the lowest Dice, and the images whose
+    class is wrong, the most confident first (``n_wrong``: how many are wrong in all)."""
+
+    lowest_dice: list[Case]
+    wrong_class: list[Case]
+    n_wrong: int
+
+
+GALLERY_SIZE = 12
+"""Images per gallery of the HTML report."""
+
+
+def _confidence_in_call(r: ImageResult) -> float:
+    """The probability the model gave the class it called."""
+    return {"normal": 1.0 - r.lesion_prob, "benign": r.lesion_prob * (1.0 - r.malignancy),
+            "malignant": r.lesion_prob * r.malignancy}.get(r.predicted, 0.0)
+
+
+def pick_gallery(items: Sequence[LabeledImage], results: Sequence[ImageResult], engine: Engine, manifest: Manifest,
+                 size: int = GALLERY_SIZE) -> EvalGallery:
+    """The report's pictures: each chosen image is scored again, as before, to draw its masks."""
+    post = scoring_postprocessor(manifest)
+    lesion = sorted((i for i, r in enumerate(results) if r.dice is not None), key=lambda i: (results[i].dice, i))
+    wrong = [i for i, r in enumerate(results) if r.predicted != r.label]
+    wrong.sort(key=lambda i: -_confidence_in_call(results[i]))
+
+    def cases(indices: list[int]) -> list[Case]:
+        return [Case(results[i], case_picture(score_image(items[i], engine, post))) for i in indices[:size]]
+
+    return EvalGallery(lowest_dice=cases(lesion), wrong_class=cases(wrong), n_wrong=len(wrong))
 
 
 def summarize(manifest: Manifest, results: Sequence[ImageResult], backend: str, precision: str,
@@ -141,15 +208,18 @@ def spread(items: Sequence[T], n: int) -> list[T]:
 def evaluate(data: Path, folds_csv: Path | None = None, fold: int | None = None, model: str | None = None,
              backend: str = "openvino", precision: str = "int8", json_path: Path | None = None,
              limit: int | None = None, progress: Callable[[int, int], None] | None = None,
-             stride: int = 1) -> EvalReport:
+             stride: int = 1, html_path: Path | None = None) -> EvalReport:
     """Score ``model`` on a BUSI- or BUS-BRA-layout folder (optionally one fold; ``stride`` keeps every
-    n-th image; ``limit`` keeps n images spread evenly over the list, so every class is in it)."""
+    n-th image; ``limit`` keeps n images spread evenly over the list, so every class is in it).
+    ``json_path``: the metrics and per-image results; ``html_path``: a page with the ROC curve, the
+    Dice distribution and pictures of the worst images (:mod:`edge_bus.eval_report`)."""
     if fold is not None and folds_csv is None:
         raise ConfigError("--fold needs --folds (the folds CSV that says which images are in it)")
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}")
-    if json_path is not None:  # fail before minutes of scoring, as bench and doctor do (folder created)
-        check_output_file(json_path, hint="choose another --json path")
+    for path, flag in ((json_path, "--json"), (html_path, "--html")):  # fail before minutes of scoring, as
+        if path is not None:  # bench and doctor do (folder created)
+            check_output_file(path, hint=f"choose another {flag} path")
     engine_config = EngineConfig(backend=backend, precision=precision, hint="LATENCY")  # checked first
     manifest = resolve_model(model)
     items = read_dataset(Path(data), folds_csv, [fold] if fold is not None else None)[::stride]
@@ -159,6 +229,7 @@ def evaluate(data: Path, folds_csv: Path | None = None, fold: int | None = None,
     engine = create_engine(manifest, engine_config)
     try:
         results = run_images(manifest, engine, items, progress)
+        gallery = pick_gallery(items, results, engine, manifest) if html_path is not None else None
     finally:
         engine.close()
     desc = f"{data}" + (f" fold {fold}" if fold is not None else "")
@@ -166,4 +237,6 @@ def evaluate(data: Path, folds_csv: Path | None = None, fold: int | None = None,
     if json_path is not None:
         atomic_write_text(json_path, json.dumps(report.to_json(with_images=True), indent=2),
                           hint="choose another --json path")
+    if html_path is not None and gallery is not None:
+        write_eval_html(html_path, report, gallery)
     return report

@@ -40,6 +40,23 @@ def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+def roc_curve(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ROC curve's corners (false-positive rate, true-positive rate), from (0, 0) to (1, 1), one per
+    distinct score (``score >= threshold`` means positive; tied scores move together, so the area
+    under it by the trapezoid rule is :func:`roc_auc`); empty arrays if one class is absent."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return np.array([]), np.array([])
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last_of_tie = np.r_[s[1:] != s[:-1], True]
+    tpr = np.cumsum(y)[last_of_tie] / n_pos
+    fpr = np.cumsum(~y)[last_of_tie] / n_neg
+    return np.r_[0.0, fpr], np.r_[0.0, tpr]
+
+
 @dataclass(frozen=True)
 class BinaryRates:
     threshold: float

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_bus.metrics import choose_operating_points, dice, iou, rates_at, roc_auc
+from edge_bus.metrics import choose_operating_points, dice, iou, rates_at, roc_auc, roc_curve
 
 
 def test_dice_and_iou() -> None:
@@ -80,3 +80,18 @@ def test_operating_point_ties_and_the_call_nothing_threshold() -> None:
     assert bal["balanced"].threshold == pytest.approx(0.325)
     spec = choose_operating_points(np.array([0.2, 0.9]), np.array([True, False]))["specific"]
     assert spec.threshold > 1.0 and (spec.sensitivity, spec.specificity) == (0.0, 1.0)
+
+
+def test_roc_curve_runs_corner_to_corner_through_every_threshold_and_its_area_is_the_auc() -> None:
+    rng = np.random.default_rng(3)
+    scores = np.round(rng.random(200), 1)  # many ties
+    positive = rng.random(200) < scores
+    fpr, tpr = roc_curve(scores, positive)
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+    assert (np.diff(fpr) >= 0).all() and (np.diff(tpr) >= 0).all()
+    assert len(fpr) == len(np.unique(scores)) + 1
+    assert float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2)) == pytest.approx(roc_auc(scores, positive))
+    for t in np.unique(scores):  # each corner is rates_at one of the thresholds
+        r = rates_at(scores, positive, t)
+        assert any(np.isclose(fpr, 1 - r.specificity) & np.isclose(tpr, r.sensitivity))
+    assert [a.size for a in roc_curve(scores, np.zeros(200, bool))] == [0, 0]

@@ -32,15 +32,20 @@ def test_shipped_ir_reproduces_recorded_metrics_on_fixed_subset(shared_data: Pat
     assert set(written["operating_points"]["sensitive"]) == {"threshold", "accuracy", "sensitivity", "specificity"}
 
 
-def test_eval_cli_on_busbra_layout(shared_data: Path) -> None:
+def test_eval_cli_on_busbra_layout(shared_data: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from edge_bus.cli import app
 
+    html = tmp_path / "eval" / "report.html"
     result = CliRunner().invoke(app, ["eval", "--data", str(shared_data / "busbra"), "--folds",
-                                      str(shared_data / "busbra" / "5-fold-cv.csv"), "--fold", "1", "--limit", "12"])
+                                      str(shared_data / "busbra" / "5-fold-cv.csv"), "--fold", "1", "--limit", "12",
+                                      "--html", str(html)])
     assert result.exit_code == 0, result.output
-    assert "12 images" in result.output and "sensitive" in result.output
+    assert "12 images" in result.output and "sensitive" in result.output and f"report: {html}" in result.output
+    page = html.read_text()
+    assert "ROC curve, benign vs malignant" in page and "Lowest Dice (12 lesion images)" in page
+    assert page.count("<figure>") >= 12 and "bus_" in page  # pictures named by their image
     counts = result.output.split("12 images", 1)[1].split("}", 1)[0]
     assert "'benign'" in counts and "'malignant'" in counts  # spread over the list, not its first 12
 
@@ -63,13 +68,14 @@ def test_eval_refuses_a_fold_without_folds_before_scoring(tmp_path: Path) -> Non
     assert result.exit_code == 2 and "--fold needs --folds" in result.output
 
 
-def test_eval_refuses_an_unwritable_json_path_before_scoring(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flag", ["--json", "--html"])
+def test_eval_refuses_an_unwritable_report_path_before_scoring(tmp_path: Path, flag: str) -> None:
     from typer.testing import CliRunner
 
     from edge_bus.cli import app
 
-    (tmp_path / "taken").write_text("a file where --json needs a folder")
+    (tmp_path / "taken").write_text(f"a file where {flag} needs a folder")
     result = CliRunner().invoke(app, ["eval", "--data", str(tmp_path / "no-such-data"),
-                                      "--json", str(tmp_path / "taken" / "eval.json")])
+                                      flag, str(tmp_path / "taken" / "eval.out")])
     # the output is checked first: the missing dataset would otherwise be reported
     assert result.exit_code == 5 and "taken" in result.output and "Traceback" not in result.output

@@ -32,13 +32,19 @@ def eval_cmd(
         show_default=False)] = None,
     limit: Annotated[int | None, typer.Option(help="Only N images, spread over the data (every class).",
                                                    show_default=False)] = None,
+    html: Annotated[Path | None, typer.Option(
+        help="Write a page to look at: the ROC curve with the operating points, the Dice distribution, and "
+             "pictures of the lesion images with the lowest Dice and of the images given the wrong class.",
+        show_default=False)] = None,
 ) -> None:
     """Dice/IoU, benign-vs-malignant AUC, SEN/SPE per operating point, normal-image false positives."""
     with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as progress:
         task = progress.add_task("evaluating", total=None)
         report = run_or_exit(evaluate, data, folds, fold, model, backend, precision, json_out, limit,
-                             lambda i, n: progress.update(task, completed=i, total=n))
+                             lambda i, n: progress.update(task, completed=i, total=n), html_path=html)
     print_report(report)
+    if html is not None:
+        console.print(f"report: {html}", markup=False)
     if backend == "openvino" and precision == "int8":  # ONNX Runtime's and the FP32 results don't depend on it
         note = run_or_exit(resolve_model, model).cpu_class_note(kernel_class())
         if note:

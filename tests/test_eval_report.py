@@ -1,0 +1,62 @@
+"""``edge-bus eval --html``: the page (ROC curve with the operating points, Dice distribution, pictures
+of the worst images) from a real evaluation of a tiny model on a small BUSI-layout folder."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from helpers import tiny_model_dir
+
+from edge_bus.eval_report import THUMB_SIDE
+from edge_bus.evaluation import GALLERY_SIZE, evaluate
+
+
+def _busi_like(root: Path, per_class: int = 8) -> Path:
+    rng = np.random.default_rng(0)
+    for label in ("normal", "benign", "malignant"):
+        folder = root / label
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            img = rng.integers(0, 255, (96, 128), dtype=np.uint8)
+            mask = np.zeros((96, 128), np.uint8)
+            if label != "normal":
+                cv2.circle(mask, (40 + 4 * i, 48), 10 + i, 255, -1)
+            cv2.imwrite(str(folder / f"{label} ({i + 1}).png"), img)
+            cv2.imwrite(str(folder / f"{label} ({i + 1})_mask.png"), mask)
+    return root
+
+
+def test_the_page_shows_the_roc_the_dice_and_the_worst_images(tmp_path: Path) -> None:
+    html = tmp_path / "out" / "eval.html"  # its folder is made
+    report = evaluate(_busi_like(tmp_path / "data"), model=str(tiny_model_dir(tmp_path / "model")),
+                      backend="onnxruntime", precision="fp32", html_path=html)
+    page = html.read_text()
+    assert "ROC curve, benign vs malignant" in page and "Dice over the lesion images" in page
+    for name in report.operating_points:  # each operating point is marked on the curve
+        assert f"{name} (≥ {report.operating_points[name].threshold:.3f})" in page
+    assert f"Lowest Dice ({GALLERY_SIZE} lesion images)" in page
+    lowest = sorted((r.dice, r.name) for r in report.results if r.dice is not None)[0]
+    assert lowest[1] in page.split("Lowest Dice", 1)[1].split("</section>", 1)[0]  # in its own gallery
+    wrong = sum(r.predicted != r.label for r in report.results)
+    assert (f"Wrong class ({wrong} images)" in page) == (wrong > 0)
+    pictures = re.findall(r'src="data:image/jpeg;base64,([^"]+)"', page)
+    assert len(pictures) == GALLERY_SIZE + min(wrong, GALLERY_SIZE)
+    img = cv2.imdecode(np.frombuffer(base64.b64decode(pictures[0]), np.uint8), cv2.IMREAD_COLOR)
+    assert img is not None and max(img.shape[:2]) == THUMB_SIDE and img.shape[:2] == (165, THUMB_SIDE)  # 96×128
+
+
+def test_without_html_no_picture_is_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import edge_bus.evaluation as evaluation
+
+    def refuse(*_a: object, **_k: object) -> bytes:
+        raise AssertionError("a picture was drawn without --html")
+
+    monkeypatch.setattr(evaluation, "case_picture", refuse)
+    report = evaluate(_busi_like(tmp_path / "data", per_class=2), model=str(tiny_model_dir(tmp_path / "model")),
+                      backend="onnxruntime", precision="fp32")
+    assert report.n_images == 6 and not list(tmp_path.rglob("*.html"))
