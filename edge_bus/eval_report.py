@@ -24,7 +24,8 @@ from edge_bus.sinks.svg import INK, MUTED, Plot, fmt_num, line_path, svg_documen
 if TYPE_CHECKING:
     from edge_bus.evaluation import Case, EvalGallery, EvalReport, ScoredImage
 
-__all__ = ["THUMB_SIDE", "case_picture", "dice_histogram", "render_eval_html", "roc_chart", "write_eval_html"]
+__all__ = ["THUMB_SIDE", "case_picture", "dice_histogram", "metric_text", "render_eval_html", "roc_chart",
+           "write_eval_html"]
 
 THUMB_SIDE = 220
 """The longer side of a gallery picture, in pixels."""
@@ -33,6 +34,12 @@ TRUTH_BGR = (60, 180, 75)
 PREDICTION_BGR = (0, 170, 255)
 OP_COLORS = {"sensitive": "#e15759", "balanced": "#4e79a7", "specific": "#59a14f"}
 HINT = "choose another --html path"
+
+
+def metric_text(x: float | None) -> str:
+    """A metric as the eval table and page show it: 4 decimals, "-" when there is none (None or NaN,
+    e.g. an AUC without malignant images)."""
+    return "-" if x is None or x != x else f"{x:.4f}"
 
 
 def case_picture(scored: ScoredImage, side: int = THUMB_SIDE) -> bytes:
@@ -124,20 +131,16 @@ def _gallery(cases: Sequence[Case]) -> str:
     return f'<div class="gallery">{"".join(figures)}</div>'
 
 
-def _metric(x: float | None) -> str:
-    return "—" if x is None or x != x else f"{x:.4f}"
-
-
 def render_eval_html(report: EvalReport, gallery: EvalGallery) -> str:
     summary = {
         "model": report.model, "backend / precision": f"{report.backend} / {report.precision}", "data": report.data,
         "images": f"{report.n_images} ({', '.join(f'{n} {c}' for c, n in report.counts.items())})",
-        "Dice / IoU (mean over lesion images)": f"{_metric(report.dice)} / {_metric(report.iou)}",
-        "AUC, benign vs malignant": _metric(report.auc),
-        "normal images flagged as lesion": _metric(report.normal_fp_rate),
-        "3-class accuracy (normal / benign / malignant)": _metric(report.accuracy_3class),
+        "Dice / IoU (mean over lesion images)": f"{metric_text(report.dice)} / {metric_text(report.iou)}",
+        "AUC, benign vs malignant": metric_text(report.auc),
+        "normal images flagged as lesion": metric_text(report.normal_fp_rate),
+        "3-class accuracy (normal / benign / malignant)": metric_text(report.accuracy_3class),
     }
-    ops = [[escape(name), f"{o.threshold:.4f}", _metric(o.accuracy), _metric(o.sensitivity), _metric(o.specificity)]
+    ops = [[escape(name), f"{o.threshold:.4f}", *(metric_text(v) for v in (o.accuracy, o.sensitivity, o.specificity))]
            for name, o in report.operating_points.items()]
     key = ('<p class="muted">Green outline: the true lesion. Amber: the predicted mask (not gated by the '
            "presence answer, as Dice is scored). ✗: the class called at the model's default operating point "

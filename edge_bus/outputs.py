@@ -191,7 +191,7 @@ class OutputStage:
                       operating_point=self.operating_point, threshold=self.post.op.threshold,
                       frozen=pred.frozen, lesion_mm=pred.lesion_mm,
                       glass_to_glass_ms=(t2 - frame.hw.t_acquired_host) * 1e3 if frame.hw is not None else None,
-                      scan_area=self._scan_area, latency_queued=self.ordered)
+                      scan_area=self._scan_area, latency_queued=self.ordered)  # ordered: a file run
         overlay = self.renderer.render(frame, pred, hud)
         t3 = time.perf_counter()
         stages["render"] = (t3 - t2) * 1e3

@@ -11,6 +11,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from edge_bus.cli.common import console, err_console, run_or_exit
+from edge_bus.eval_report import metric_text
 from edge_bus.evaluation import EvalReport, evaluate
 from edge_bus.telemetry.hardware import kernel_class
 from edge_bus.zoo import resolve_model
@@ -52,9 +53,7 @@ def eval_cmd(
 
 
 def print_report(r: EvalReport) -> None:
-    def f(x: float | None) -> str:
-        return "-" if x is None or x != x else f"{x:.4f}"  # None or NaN (e.g. AUC without malignant images)
-
+    f = metric_text
     console.print(f"[bold]{r.model}[/] ({r.backend}, {r.precision}) on {escape(r.data)}: "
                   f"{r.n_images} images {r.counts}")
     t = Table("Dice", "IoU", "AUC (B vs M)", "normals flagged", "3-class acc")
