@@ -24,8 +24,8 @@ from edge_bus.sinks.svg import INK, MUTED, Plot, fmt_num, line_path, svg_documen
 if TYPE_CHECKING:
     from edge_bus.evaluation import Case, EvalGallery, EvalReport, ScoredImage
 
-__all__ = ["THUMB_SIDE", "case_picture", "dice_histogram", "metric_text", "render_eval_html", "roc_chart",
-           "write_eval_html"]
+__all__ = ["THUMB_SIDE", "case_picture", "confusion_table", "dice_histogram", "metric_text", "render_eval_html",
+           "roc_chart", "write_eval_html"]
 
 THUMB_SIDE = 220
 """The longer side of a gallery picture, in pixels."""
@@ -131,6 +131,27 @@ def _gallery(cases: Sequence[Case]) -> str:
     return f'<div class="gallery">{"".join(figures)}</div>'
 
 
+CLASSES = ("normal", "benign", "malignant")
+
+
+def confusion_table(report: EvalReport) -> str:
+    """Counts of each true class (rows) called as each class (columns) at the default operating point;
+    the diagonal is shaded. Empty when the data has no normal images (no 3-class call to score)."""
+    if not report.counts.get("normal"):
+        return ""
+    counts = {(t, c): 0 for t in CLASSES for c in CLASSES}
+    for r in report.results:
+        if (r.label, r.predicted) in counts:
+            counts[(r.label, r.predicted)] += 1
+    rows = []
+    for t in CLASSES:
+        n = sum(counts[(t, c)] for c in CLASSES)
+        cells = [f'<span class="{"hit" if c == t else "miss" if counts[(t, c)] else ""}">{counts[(t, c)]}</span>'
+                 for c in CLASSES]
+        rows.append([f"<b>{t}</b>", *cells, str(n)])
+    return table(["true \\ called", *CLASSES, "images"], rows)
+
+
 def render_eval_html(report: EvalReport, gallery: EvalGallery) -> str:
     summary = {
         "model": report.model, "backend / precision": f"{report.backend} / {report.precision}", "data": report.data,
@@ -152,6 +173,8 @@ def render_eval_html(report: EvalReport, gallery: EvalGallery) -> str:
         section("Summary", kv_table(summary)),
         section("Operating points (malignant vs benign, lesion images)",
                 table(["operating point", "threshold", "accuracy", "sensitivity", "specificity"], ops)),
+        section("Normal, benign or malignant (rows: truth; columns: the call at the default operating point)",
+                confusion_table(report)) if report.counts.get("normal") else "",
         section("ROC curve", f'<div class="roc">{roc}</div>') if roc else "",
         section("Dice over the lesion images", dice_histogram(report)),
         section(f"Lowest Dice ({len(gallery.lowest_dice)} lesion images)", key + _gallery(gallery.lowest_dice))
@@ -168,6 +191,7 @@ def write_eval_html(path: Path, report: EvalReport, gallery: EvalGallery) -> Pat
 
 
 _CSS = """.roc{max-width:520px}
+span.hit{font-weight:700;color:#1e6b3a}span.miss{color:#d64545}
 .gallery{display:flex;flex-wrap:wrap;gap:12px}
 .gallery figure{margin:0;width:220px;font-size:12px}
 .gallery img{display:block;max-width:220px;border-radius:4px;background:#000}

@@ -44,6 +44,11 @@ def test_the_page_shows_the_roc_the_dice_and_the_worst_images(tmp_path: Path) ->
     assert lowest[1] in page.split("Lowest Dice", 1)[1].split("</section>", 1)[0]  # in its own gallery
     wrong = sum(r.predicted != r.label for r in report.results)
     assert (f"Wrong class ({wrong} images)" in page) == (wrong > 0)
+    confusion = page.split("rows: truth; columns: the call", 1)[1].split("</table>", 1)[0]
+    hits = [int(n) for n in re.findall(r'<span class="hit">(\d+)</span>', confusion)]
+    assert sum(hits) == sum(r.predicted == r.label for r in report.results) and len(hits) == 3
+    counts = [int(n) for n in re.findall(r'<span class="[a-z]*">(\d+)</span>', confusion)]
+    assert len(counts) == 9 and sum(counts) == report.n_images == 24
     pictures = re.findall(r'src="data:image/jpeg;base64,([^"]+)"', page)
     assert len(pictures) == GALLERY_SIZE + min(wrong, GALLERY_SIZE)
     img = cv2.imdecode(np.frombuffer(base64.b64decode(pictures[0]), np.uint8), cv2.IMREAD_COLOR)
