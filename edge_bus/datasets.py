@@ -26,13 +26,15 @@ CLASSES: tuple[str, ...] = ("normal", "benign", "malignant")
 
 @dataclass(frozen=True)
 class LabeledImage:
-    """One image of a labelled dataset, with the mask files to union and its fold."""
+    """One image of a labelled dataset, with the mask files to union, its fold and (where the dataset
+    names it: BUS-BRA's ``Device`` column) the scanner that made it."""
 
     image: Path
     masks: tuple[Path, ...]
     label: str
     fold: int | None
     source: str
+    device: str | None = None
 
     def load(self) -> tuple[np.ndarray, np.ndarray]:
         """Return the grayscale image (uint8, HxW) and the union of its masks (bool, HxW)."""
@@ -176,7 +178,8 @@ def read_busbra(
                 img = root / "Images" / f"{ident}.png"
                 mask = root / "Masks" / f"mask_{ident[4:]}.png"
                 items.append(
-                    LabeledImage(img, (mask,) if mask.is_file() else (), label, fold_of.get(ident), "busbra")
+                    LabeledImage(img, (mask,) if mask.is_file() else (), label, fold_of.get(ident), "busbra",
+                                 (row.get("Device") or "").strip() or None)
                 )
     except OSError as exc:
         raise DataError(f"cannot read {table}: {exc.strerror or exc}") from None

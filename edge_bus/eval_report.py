@@ -175,6 +175,10 @@ def render_eval_html(report: EvalReport, gallery: EvalGallery) -> str:
                 table(["operating point", "threshold", "accuracy", "sensitivity", "specificity"], ops)),
         section("Normal, benign or malignant (rows: truth; columns: the call at the default operating point)",
                 confusion_table(report)) if report.counts.get("normal") else "",
+        section("By scanner", table(["scanner", "images", "lesion images", "Dice", "AUC, benign vs malignant"],
+                                    [[escape(name), str(g.n_images), str(g.n_lesion), metric_text(g.dice),
+                                      metric_text(g.auc)] for name, g in report.by_device.items()]))
+        if report.by_device else "",
         section("ROC curve", f'<div class="roc">{roc}</div>') if roc else "",
         section("Dice over the lesion images", dice_histogram(report)),
         section(f"Lowest Dice ({len(gallery.lowest_dice)} lesion images)", key + _gallery(gallery.lowest_dice))

@@ -45,6 +45,20 @@ class ImageResult:
     predicted: str
     dice: float | None
     iou: float | None
+    device: str | None = None  # the scanner, where the dataset names it
+
+
+@dataclass(frozen=True)
+class GroupScores:
+    """The scores of one group of images (one scanner): how many, Dice over its lesion images, AUC."""
+
+    n_images: int
+    n_lesion: int
+    dice: float | None
+    auc: float | None
+
+    def to_json(self) -> dict[str, object]:
+        return {"n_images": self.n_images, "n_lesion": self.n_lesion, "dice": _r(self.dice), "auc": _r(self.auc)}
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,7 @@ class EvalReport:
     accuracy_3class: float | None
     operating_points: dict[str, BinaryRates]
     results: list[ImageResult] = field(default_factory=list, repr=False)
+    by_device: dict[str, GroupScores] = field(default_factory=dict)  # where the images come from 2+ scanners
 
     def to_json(self, with_images: bool = False) -> dict[str, object]:
         out: dict[str, object] = {
@@ -70,6 +85,7 @@ class EvalReport:
             "dice": _r(self.dice), "iou": _r(self.iou), "auc": _r(self.auc),
             "normal_fp_rate": _r(self.normal_fp_rate), "accuracy_3class": _r(self.accuracy_3class),
             "operating_points": {k: v.to_json() for k, v in self.operating_points.items()},
+            "by_device": {k: v.to_json() for k, v in self.by_device.items()},
         }
         if with_images:
             out["images"] = [asdict(r) for r in self.results]
@@ -105,6 +121,7 @@ def score_image(item: LabeledImage, engine: Engine, post: Postprocessor) -> Scor
         name=item.image.name, label=item.label, lesion_prob=pred.probs["benign"] + pred.probs["malignant"],
         malignancy=pred.malignancy, predicted=pred.label,
         dice=dice(pred.mask, truth) if lesion_img else None, iou=iou(pred.mask, truth) if lesion_img else None,
+        device=item.device,
     )
     return ScoredImage(result, gray, truth, pred)
 
@@ -168,6 +185,30 @@ def pick_gallery(items: Sequence[LabeledImage], results: Sequence[ImageResult], 
     return EvalGallery(lowest_dice=cases(lesion), wrong_class=cases(wrong), n_wrong=len(wrong))
 
 
+UNNAMED_DEVICE = "(scanner not named)"
+
+
+def group_scores(results: Sequence[ImageResult]) -> GroupScores:
+    """Dice (mean over the lesion images) and benign/malignant AUC of ``results``."""
+    lesion = [r for r in results if r.label != "normal"]
+    return GroupScores(
+        n_images=len(results), n_lesion=len(lesion),
+        dice=float(np.mean([r.dice for r in lesion])) if lesion else None,
+        auc=roc_auc(np.array([r.malignancy for r in lesion]), np.array([r.label == "malignant" for r in lesion]))
+        if lesion else None)
+
+
+def by_device(results: Sequence[ImageResult]) -> dict[str, GroupScores]:
+    """Scores per scanner, the most images first, when the images come from more than one (else empty):
+    a model that holds on one scanner need not hold on another."""
+    groups: dict[str, list[ImageResult]] = {}
+    for r in results:
+        groups.setdefault(r.device or UNNAMED_DEVICE, []).append(r)
+    if len(groups) < 2:
+        return {}
+    return {name: group_scores(rs) for name, rs in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))}
+
+
 def summarize(manifest: Manifest, results: Sequence[ImageResult], backend: str, precision: str,
               data: str) -> EvalReport:
     lesion = [r for r in results if r.label != "normal"]
@@ -176,15 +217,14 @@ def summarize(manifest: Manifest, results: Sequence[ImageResult], backend: str, 
     positive = np.array([r.label == "malignant" for r in lesion])
     ops = {name: rates_at(scores, positive, op.threshold) for name, op in manifest.operating_points.items()}
     counts = {c: sum(r.label == c for r in results) for c in ("normal", "benign", "malignant")}
+    overall = group_scores(results)
     return EvalReport(
         model=manifest.name, backend=backend, precision=precision, data=data, n_images=len(results), counts=counts,
-        dice=float(np.mean([r.dice for r in lesion])) if lesion else None,
-        iou=float(np.mean([r.iou for r in lesion])) if lesion else None,
-        auc=roc_auc(scores, positive) if lesion else None,
+        dice=overall.dice, iou=float(np.mean([r.iou for r in lesion])) if lesion else None, auc=overall.auc,
         normal_fp_rate=(float(np.mean([r.lesion_prob >= manifest.lesion_threshold for r in normals]))
                         if normals else None),
         accuracy_3class=float(np.mean([r.predicted == r.label for r in results])) if normals else None,
-        operating_points=ops, results=list(results),
+        operating_points=ops, results=list(results), by_device=by_device(results),
     )
 
 

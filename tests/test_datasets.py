@@ -30,6 +30,14 @@ def test_a_busbra_table_is_read_with_or_without_a_byte_order_mark(tmp_path: Path
         assert (item.image.name, item.label, item.masks) == ("bus_0001-l.png", "malignant", ())
 
 
+
+def test_a_busbra_images_scanner_is_read_from_its_device_column(tmp_path: Path) -> None:
+    root = _busbra(tmp_path / "with", "ID,Pathology,Device\nbus_0001-l,benign, GE Logiq 7 @10-14MHz \n")
+    assert [i.device for i in read_busbra(root)] == ["GE Logiq 7 @10-14MHz"]
+    root = _busbra(tmp_path / "without", "ID,Pathology\nbus_0001-l,benign\n")  # no column: not named
+    assert [i.device for i in read_busbra(root)] == [None]
+
+
 @pytest.mark.parametrize(("table", "message"), [
     ("id,pathology\nbus_0001-l,benign\n", "has columns id, pathology; a BUS-BRA layout needs 'ID' and 'Pathology'"),
     ("ID,Pathology\nbus_0001-l\n", "unknown pathology '' for bus_0001-l .* line 2; valid: normal, benign, malignant"),

@@ -65,3 +65,19 @@ def test_without_html_no_picture_is_made(tmp_path: Path, monkeypatch: pytest.Mon
     report = evaluate(_busi_like(tmp_path / "data", per_class=2), model=str(tiny_model_dir(tmp_path / "model")),
                       backend="onnxruntime", precision="fp32")
     assert report.n_images == 6 and not list(tmp_path.rglob("*.html"))
+
+
+def test_scores_by_scanner_only_when_the_images_come_from_more_than_one() -> None:
+    from edge_bus.evaluation import UNNAMED_DEVICE, ImageResult, by_device
+
+    def result(i: int, label: str, malignancy: float, dice: float, device: str | None) -> ImageResult:
+        return ImageResult(f"{i}.png", label, 0.99, malignancy, label, dice, dice, device)
+
+    results = [result(0, "benign", 0.2, 0.8, "A"), result(1, "malignant", 0.9, 0.6, "A"),
+               result(2, "malignant", 0.1, 0.4, "A"), result(3, "benign", 0.5, 0.2, None)]
+    groups = by_device(results)
+    assert list(groups) == ["A", UNNAMED_DEVICE]  # the most images first
+    a = groups["A"]
+    assert (a.n_images, a.n_lesion) == (3, 3) and a.dice == pytest.approx(0.6) and a.auc == pytest.approx(0.5)
+    assert groups[UNNAMED_DEVICE].auc != groups[UNNAMED_DEVICE].auc  # NaN: no malignant image of its own
+    assert by_device(results[:3]) == {}  # one scanner: nothing to compare

@@ -63,3 +63,8 @@ def print_report(r: EvalReport) -> None:
     for name, o in r.operating_points.items():
         ops.add_row(name, f"{o.threshold:.4f}", f(o.accuracy), f(o.sensitivity), f(o.specificity))
     console.print(ops)
+    if r.by_device:
+        scanners = Table("scanner", "images", "lesion images", "Dice", "AUC (B vs M)")
+        for name, g in r.by_device.items():
+            scanners.add_row(escape(name), str(g.n_images), str(g.n_lesion), f(g.dice), f(g.auc))
+        console.print(scanners)
