@@ -1,6 +1,7 @@
 """``edge-bus eval --html``: the scores as one self-contained page (inline CSS, SVG and JPEG, no
-scripts) to look at rather than read: the ROC curve with the manifest's operating points on it, the
-distribution of Dice over the lesion images, and pictures of the images the model did worst on.
+scripts) to look at rather than read: the normal / benign / malignant confusion table, the scores per
+scanner, the ROC curve with the manifest's operating points on it, the distribution of Dice over the
+lesion images, and pictures of the images the model did worst on.
 
 Pictures: the image in gray, the true lesion outlined in green, the predicted mask filled in amber.
 """
@@ -17,6 +18,7 @@ import cv2
 import numpy as np
 
 from edge_bus.bench_html import kv_table, page, section, table
+from edge_bus.datasets import CLASSES
 from edge_bus.metrics import roc_curve
 from edge_bus.sinks.files import atomic_write_text
 from edge_bus.sinks.svg import INK, MUTED, Plot, fmt_num, line_path, svg_document, text
@@ -131,12 +133,10 @@ def _gallery(cases: Sequence[Case]) -> str:
     return f'<div class="gallery">{"".join(figures)}</div>'
 
 
-CLASSES = ("normal", "benign", "malignant")
-
-
 def confusion_table(report: EvalReport) -> str:
     """Counts of each true class (rows) called as each class (columns) at the default operating point;
-    the diagonal is shaded. Empty when the data has no normal images (no 3-class call to score)."""
+    the diagonal in green, the errors in red. Empty when the data has no normal images (no 3-class call
+    to score)."""
     if not report.counts.get("normal"):
         return ""
     counts = {(t, c): 0 for t in CLASSES for c in CLASSES}
@@ -174,7 +174,7 @@ def render_eval_html(report: EvalReport, gallery: EvalGallery) -> str:
         section("Operating points (malignant vs benign, lesion images)",
                 table(["operating point", "threshold", "accuracy", "sensitivity", "specificity"], ops)),
         section("Normal, benign or malignant (rows: truth; columns: the call at the default operating point)",
-                confusion_table(report)) if report.counts.get("normal") else "",
+                confusion_table(report)),
         section("By scanner", table(["scanner", "images", "lesion images", "Dice", "AUC, benign vs malignant"],
                                     [[escape(name), str(g.n_images), str(g.n_lesion), metric_text(g.dice),
                                       metric_text(g.auc)] for name, g in report.by_device.items()]))
