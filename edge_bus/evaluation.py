@@ -27,7 +27,7 @@ from edge_bus.engines import Engine, EngineConfig, create_engine
 from edge_bus.errors import ConfigError, DataError, SourceError
 from edge_bus.eval_report import case_picture, write_eval_html
 from edge_bus.metrics import BinaryRates, dice, iou, rates_at, roc_auc
-from edge_bus.postprocess import PostprocessConfig, Postprocessor
+from edge_bus.postprocess import PostprocessConfig, Postprocessor, class_probs
 from edge_bus.preprocess import Preprocessor
 from edge_bus.sinks.files import atomic_write_text, check_output_file
 from edge_bus.types import Prediction
@@ -167,8 +167,7 @@ GALLERY_SIZE = 12
 
 def _confidence_in_call(r: ImageResult) -> float:
     """The probability the model gave the class it called."""
-    return {"normal": 1.0 - r.lesion_prob, "benign": r.lesion_prob * (1.0 - r.malignancy),
-            "malignant": r.lesion_prob * r.malignancy}.get(r.predicted, 0.0)
+    return class_probs(r.lesion_prob, r.malignancy).get(r.predicted, 0.0)
 
 
 def pick_gallery(items: Sequence[LabeledImage], results: Sequence[ImageResult], engine: Engine, manifest: Manifest,

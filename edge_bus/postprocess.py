@@ -54,6 +54,11 @@ def presence_malignancy(manifest: Manifest, logits: np.ndarray) -> tuple[float, 
     return float(_sigmoid(z[0])), float(_sigmoid(z[1]))
 
 
+def class_probs(lesion_p: float, malignancy: float) -> dict[str, float]:
+    """The three class probabilities from P(lesion) and P(malignant | lesion)."""
+    return {"normal": 1.0 - lesion_p, "benign": lesion_p * (1.0 - malignancy), "malignant": lesion_p * malignancy}
+
+
 def keep_main_components(mask: np.ndarray, min_fraction: float) -> np.ndarray:
     """``mask`` with only its largest 8-connected component and those at least ``min_fraction`` of its area.
 
@@ -155,7 +160,7 @@ class Postprocessor:
             mask_map = outputs.mask_logits.astype(np.float32, copy=False)
             cut = float(np.log(m.mask_threshold / (1.0 - m.mask_threshold)))
         lesion = lesion_p >= m.lesion_threshold
-        probs = {"normal": 1.0 - lesion_p, "benign": lesion_p * (1.0 - malig), "malignant": lesion_p * malig}
+        probs = class_probs(lesion_p, malig)
         label = "normal" if not lesion else ("malignant" if malig >= self.op.threshold else "benign")
 
         frame_mask = np.zeros((meta.frame_h, meta.frame_w), dtype=bool)

@@ -34,8 +34,9 @@ def eval_cmd(
     limit: Annotated[int | None, typer.Option(help="Only N images, spread over the data (every class).",
                                                    show_default=False)] = None,
     html: Annotated[Path | None, typer.Option(
-        help="Write a page to look at: the ROC curve with the operating points, the Dice distribution, and "
-             "pictures of the lesion images with the lowest Dice and of the images given the wrong class.",
+        help="Write a page to look at: the ROC curve with the operating points, the normal/benign/malignant "
+             "confusion table, scores per scanner, the Dice distribution, and pictures of the lesion images with the "
+             "lowest Dice and of the images given the wrong class.",
         show_default=False)] = None,
 ) -> None:
     """Dice/IoU, benign-vs-malignant AUC, SEN/SPE per operating point, normal-image false positives."""

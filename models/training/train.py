@@ -280,7 +280,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pixel-bce", type=float, default=0.0, help="add this weight times a per-pixel BCE of the mask "
                    "to the EMT-NET loss (0: the paper's loss)")
     p.add_argument("--decoder-widths", default=",".join(map(str, DECODER_WIDTHS)),
-                   help="the LinkNet decoder's widths at strides 16, 8, 4, 2 (emt_net)")
+                   help="the LinkNet decoder's widths at strides 16, 8, 4, 2")
     p.add_argument("--dice", default="batch", choices=DICE_MODES, help="the mask's Dice loss: over the whole batch "
                    "(the paper's) or half that and half the mean of each lesion image's own")
     p.add_argument("--freeze-bn", action="store_true", help="keep every batch norm in eval mode while training "
