@@ -204,7 +204,7 @@ def upsample_to(mask_logits: torch.Tensor, size: tuple[int, int]) -> torch.Tenso
 
 
 def _default_pretrained(encoder: str, pretrained: bool | None) -> bool:
-    return encoder == "efficientnet_lite0" if pretrained is None else pretrained
+    return encoder.startswith("efficientnet_lite0") if pretrained is None else pretrained
 
 
 MODELS: dict[str, Callable[..., nn.Module]] = {"emt_net": EMTNet, "hgm_net": HGMNet}

@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch", reason="training tests need the train extra
 
 from models.training.encoders import (  # noqa: E402
     ENCODERS,
+    EfficientNetLite0CompactEncoder,
     EfficientNetLite0Encoder,
     create_encoder,
     efficientnet_lite0_weights_path,
@@ -80,7 +81,7 @@ class TestArchitectureContract:
 def test_registry_errors_list_valid_names() -> None:
     with pytest.raises(ValueError, match="valid models: emt_net, hgm_net"):
         create_model("unet3000")
-    with pytest.raises(ValueError, match="valid encoders: efficientnet_lite0, resnet101"):
+    with pytest.raises(ValueError, match="valid encoders: efficientnet_lite0, efficientnet_lite0_compact, resnet101"):
         create_model("emt_net", encoder="vgg")
     with pytest.raises(ValueError, match="valid encoders"):
         create_encoder("vgg")
@@ -101,6 +102,33 @@ def test_every_pretrained_efficientnet_lite0_tensor_loads() -> None:
         if key == "_conv_stem.weight":
             src = src.sum(dim=1, keepdim=True)  # RGB stem folded to grayscale
         assert torch.equal(dst, src.to(dst.dtype)), key
+
+
+def test_compact_lite0_is_the_full_encoder_cut_after_its_192_channel_stage() -> None:
+    """The compact encoder loads the same ImageNet file: every tensor it has equals the upstream one,
+    and exactly the 320-channel block, the head convolution and the ImageNet classifier are left out.
+    Its stages compute what the full encoder's do, up to the cut."""
+    state = torch.load(efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True)
+    compact = EfficientNetLite0CompactEncoder(pretrained=False)
+    unused = load_efficientnet_lite0(compact)
+    left_out = ("_fc.", "_blocks.15.", "_conv_head.", "_bn1.")
+    assert unused == sorted(k for k in state if k.startswith(left_out))
+    assert all(any(k.startswith(prefix) for k in unused) for prefix in left_out)
+    for key, dst in lite0_key_map(compact).items():
+        src = state[key].sum(dim=1, keepdim=True) if key == "_conv_stem.weight" else state[key]
+        assert torch.equal(dst, src.to(dst.dtype)), key
+    assert isinstance(compact.head, torch.nn.Identity) and compact.head_channels == compact.out_channels[4] == 192
+    full = EfficientNetLite0Encoder(pretrained=True).eval()
+    x = torch.randn(1, 1, 64, 64)
+    with torch.no_grad():
+        a, b = x, x
+        for i, (sf, sc) in enumerate(zip(full.stages, compact.eval().stages, strict=True)):
+            a, b = sf(a), sc(b)
+            if i < 4:
+                assert torch.allclose(a, b), i
+        assert b.shape[1] == 192 and a.shape[1] == 320
+    emt = lambda e: sum(p.numel() for p in create_model("emt_net", encoder=e, pretrained=False).parameters())  # noqa: E731
+    assert emt("efficientnet_lite0_compact") < 0.7 * emt("efficientnet_lite0")
 
 
 def test_resnet101_has_no_offline_weights() -> None:
