@@ -103,3 +103,28 @@ def multitask_loss(
         total = total + 0.5 * l_coarse
         parts["coarse"] = float(l_coarse.detach())
     return total, parts
+
+
+def distillation_loss(
+    mask_logits: torch.Tensor,
+    class_logits: torch.Tensor,
+    teacher_mask_logits: torch.Tensor,
+    teacher_class_logits: torch.Tensor,
+    presence: torch.Tensor,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Knowledge distillation from a trained network on the same batch: the BCE of the student's
+    logits against the teacher's probabilities, for presence (every image), malignancy (the lesion
+    images, as the malignancy loss) and every mask pixel (at the teacher's mask resolution; the
+    student's is resized to it). Minimal, with a zero gradient, where the student's logits equal
+    the teacher's."""
+    teacher_mask = torch.sigmoid(teacher_mask_logits)
+    mask_logits = upsample_to(mask_logits, tuple(teacher_mask.shape[-2:]))
+    l_mask = F.binary_cross_entropy_with_logits(mask_logits, teacher_mask)
+    teacher_p = torch.sigmoid(teacher_class_logits)
+    l_pres = F.binary_cross_entropy_with_logits(class_logits[:, 0], teacher_p[:, 0])
+    has = presence > 0.5
+    l_mal = (F.binary_cross_entropy_with_logits(class_logits[has, 1], teacher_p[has, 1]) if bool(has.any())
+             else class_logits.sum() * 0.0)
+    total = l_mask + l_pres + l_mal
+    return total, {"kd_mask": float(l_mask.detach()), "kd_presence": float(l_pres.detach()),
+                   "kd_mal": float(l_mal.detach())}

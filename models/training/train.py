@@ -22,7 +22,8 @@ import torch
 from edge_bus.metrics import dice, roc_auc
 from models.training.data import CACHE_SIZE, CachedSplit, augment, lesion_free_crop, load_split, protocol_splits
 from models.training.encoders import ENCODERS
-from models.training.loss import DICE_MODES, multitask_loss
+from models.training.export import load_checkpoint
+from models.training.loss import DICE_MODES, distillation_loss, multitask_loss
 from models.training.networks import DECODER_WIDTHS, MODELS, create_model, upsample_to
 from models.training.script import run_script
 
@@ -135,6 +136,17 @@ def make_batch(split: CachedSplit, idx: list[int], neg_src: list[int], rng: np.r
 CACHE_CROP = 256
 
 
+def load_teacher(path: str | None) -> torch.nn.Module:
+    """The network of a train.py checkpoint, in eval mode and without gradients, for ``--distill``."""
+    if not path:
+        raise SystemExit("--distill needs --teacher CHECKPOINT (a train.py or models.training.folded checkpoint)")
+    teacher, ckpt = load_checkpoint(Path(path))
+    for param in teacher.parameters():
+        param.requires_grad_(False)
+    print(f"distilling from {path} ({ckpt['model']}, {ckpt['encoder']})", flush=True)
+    return teacher.to(memory_format=torch.channels_last).eval()
+
+
 def train(args: argparse.Namespace) -> Path:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -190,6 +202,7 @@ def train(args: argparse.Namespace) -> Path:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
 
+    teacher = load_teacher(args.teacher) if args.distill > 0 else None
     lesion_idx = [i for i in range(len(train_split)) if train_split.labels[i] > 0]
     ema = copy.deepcopy(model) if args.ema > 0 else None
     best = -1.0
@@ -214,6 +227,12 @@ def train(args: argparse.Namespace) -> Path:
             loss, parts = multitask_loss(mask_logits, class_logits, mask, pres, mal, pos_weight=args.wp,
                                          clf_weight=args.wclf, coarse_logits=coarse, pixel_bce=args.pixel_bce,
                                          dice=args.dice)
+            if teacher is not None:
+                with torch.no_grad():
+                    t_mask, t_class = teacher(x)
+                l_kd, kd_parts = distillation_loss(mask_logits, class_logits, t_mask, t_class, pres)
+                loss = loss + args.distill * l_kd
+                parts.update(kd_parts)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -237,6 +256,7 @@ def train(args: argparse.Namespace) -> Path:
                 "busi_weight": args.busi_weight, "cache_size": args.cache_size,
                 "ema": args.ema or None, "pixel_bce": args.pixel_bce or None, "dice": args.dice,
                 "decoder_widths": list(widths), "freeze_bn": args.freeze_bn or None,
+                "teacher": args.teacher if teacher is not None else None, "distill": args.distill or None,
                 "state_dict": kept.state_dict(), "epoch": epoch + 1, "val": metrics,
                 "epochs_total": prior_epochs + epoch + 1,
                 "train_wall_s": prior_wall_s + time.time() - train_start, "input_mean": INPUT_MEAN,
@@ -283,6 +303,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="the LinkNet decoder's widths at strides 16, 8, 4, 2")
     p.add_argument("--dice", default="batch", choices=DICE_MODES, help="the mask's Dice loss: over the whole batch "
                    "(the paper's) or half that and half the mean of each lesion image's own")
+    p.add_argument("--distill", type=float, default=0.0, help="add this weight times a distillation loss from "
+                   "--teacher (BCE of presence, malignancy and mask logits against the teacher's probabilities "
+                   "on the same batch; 0: off)")
+    p.add_argument("--teacher", default=None, help="the checkpoint to distil from (--distill)")
     p.add_argument("--freeze-bn", action="store_true", help="keep every batch norm in eval mode while training "
                    "(running statistics, learnt scale and shift): needed to train the encoder of a folded network "
                    "(models.training.folded), whose batch norms are the identity plus a bias")

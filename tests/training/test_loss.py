@@ -8,6 +8,7 @@ torch = pytest.importorskip("torch", reason="training tests need the train extra
 
 from models.training.loss import (  # noqa: E402
     dice_loss,
+    distillation_loss,
     multitask_loss,
     naive_weighted_bce,
     per_image_dice_loss,
@@ -163,3 +164,24 @@ def test_image_dice_mode_is_half_batch_half_per_image() -> None:
     assert parts["dice"] == pytest.approx(expected, rel=1e-6)
     with pytest.raises(ValueError, match="dice 'pixel' is not one of batch, image"):
         multitask_loss(mask_logits, logits, mask, presence, malignant, dice="pixel")
+
+
+def test_distillation_is_lowest_and_flat_where_the_student_matches_the_teacher() -> None:
+    """The BCE against the teacher's probabilities: minimal (zero gradient) at the teacher's logits, by
+    hand for one image, malignancy only on lesion images, and the student's finer mask is resized to
+    the teacher's resolution."""
+    g = torch.Generator().manual_seed(0)
+    t_mask, t_class = torch.randn(2, 1, 4, 4, generator=g), torch.randn(2, 2, generator=g)
+    presence = torch.tensor([1.0, 0.0])
+    s_mask, s_class = t_mask.clone().requires_grad_(True), t_class.clone().requires_grad_(True)
+    at_teacher, parts = distillation_loss(s_mask, s_class, t_mask, t_class, presence)
+    at_teacher.backward()
+    assert float(s_mask.grad.abs().max()) < 1e-6 and float(s_class.grad.abs().max()) < 1e-6
+    off, _ = distillation_loss(t_mask + 1.0, t_class - 1.0, t_mask, t_class, presence)
+    assert float(off) > float(at_teacher.detach())
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    p = torch.sigmoid(t_class)
+    assert parts["kd_presence"] == pytest.approx(float(bce(t_class[:, 0], p[:, 0])), rel=1e-5)
+    assert parts["kd_mal"] == pytest.approx(float(bce(t_class[:1, 1], p[:1, 1])), rel=1e-5)  # lesion image only
+    fine, _ = distillation_loss(torch.zeros(2, 1, 8, 8), t_class, t_mask, t_class, torch.zeros(2))
+    assert torch.isfinite(fine)

@@ -122,3 +122,19 @@ def test_train_only_leaves_the_other_modules_in_eval() -> None:
     set_train_mode(model, "", freeze_bn=True)
     assert model.classifier.drop.training  # dropout still trains
     assert not any(m.training for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def test_distill_needs_a_teacher_and_a_teacher_is_frozen(tmp_path: Path) -> None:
+    """``--distill`` without ``--teacher`` stops with a message; a teacher is the checkpoint's network in
+    eval mode, with no parameter that trains."""
+    from models.training.train import load_teacher
+
+    with pytest.raises(SystemExit, match="--distill needs --teacher"):
+        load_teacher(None)
+    model = create_model("emt_net", encoder="efficientnet_lite0_compact", pretrained=False)
+    path = tmp_path / "t.pt"
+    torch.save({"model": "emt_net", "encoder": "efficientnet_lite0_compact", "mask_stride": 2,
+                "state_dict": model.state_dict()}, path)
+    teacher = load_teacher(str(path))
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    assert parse_args(["--out", "x"]).distill == 0.0
