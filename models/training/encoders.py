@@ -9,7 +9,7 @@ a single-channel (grayscale) input.
   :func:`load_efficientnet_lite0`); the RGB stem is summed to one grayscale channel.
 * ``efficientnet_lite0_compact``: the same network cut after its 192-channel stage (blocks 0–14):
   no 320-channel block and no 1280-channel head convolution, so the classifier pools the 192-channel
-  bottleneck. 2.6 M parameters with emt_net's decoder and classifier against 3.8 M, for the model
+  bottleneck. 2.48 M parameters with emt_net's decoder and classifier against 3.84 M, for the model
   size goal (FP32 ONNX + INT8 IR < 15 MB); its ImageNet weights are the same file's, those two
   parts left out.
 * ``resnet101``: the standard bottleneck ResNet-101 (no weights available offline here).

@@ -83,14 +83,16 @@ def fold_batch_norms(model: nn.Module) -> nn.Module:
     return model
 
 
-def recover(onnx_path: Path, name: str, mask_stride: int = 2, size: int = 224) -> nn.Module:
-    """A ``create_model(name)`` network holding the weights of ``onnx_path``, folded (eval mode)."""
+def recover(onnx_path: Path, name: str, mask_stride: int = 2, size: int = 224,
+            encoder: str = "efficientnet_lite0") -> nn.Module:
+    """A ``create_model(name, encoder=encoder)`` network holding the weights of ``onnx_path``, folded
+    (eval mode)."""
     import onnx
     from onnx import numpy_helper
 
     graph = onnx.load(str(onnx_path)).graph
     inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    model = create_model(name, pretrained=False, mask_stride=mask_stride).eval()
+    model = create_model(name, encoder=encoder, pretrained=False, mask_stride=mask_stride).eval()
     convs = _conv_call_order(model, size)
     nodes = [n for n in graph.node if n.op_type == "Conv"]
     if len(nodes) != len(convs):
@@ -165,11 +167,13 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.onnx:
         path = Path(args.onnx)
-        model = recover(path, args.model, args.mask_stride)
+        manifest_path = path.parent / "manifest.json"  # the encoder, and the training behind the weights
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+        encoder = str(manifest.get("encoder", "efficientnet_lite0"))
+        model = recover(path, args.model, args.mask_stride, encoder=encoder)
         reference = onnx_reference(path)
-        manifest = path.parent / "manifest.json"  # the training behind the weights, so a fine-tune counts it all
-        trained = json.loads(manifest.read_text()).get("training", {}) if manifest.is_file() else {}
-        ckpt: dict[str, object] = {"model": args.model, "mask_stride": args.mask_stride, "epoch": 0,
+        trained = manifest.get("training", {})  # so a fine-tune counts all the training behind it
+        ckpt: dict[str, object] = {"model": args.model, "encoder": encoder, "mask_stride": args.mask_stride, "epoch": 0,
                                    "epochs_total": int(trained.get("epochs_total", 0)),
                                    "train_wall_s": float(trained.get("train_wall_s", 0.0))}
     else:

@@ -4,6 +4,7 @@ batch norms folded the same way; both compute what they came from."""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,8 @@ def test_folding_keeps_what_the_network_computes() -> None:
 
 def test_the_shipped_onnx_comes_back_as_the_same_network() -> None:
     onnx_path = ROOT / "models" / "emt_net" / "model_fp32.onnx"
-    model = recover(onnx_path, "emt_net")
+    encoder = json.loads((onnx_path.parent / "manifest.json").read_text())["encoder"]
+    model = recover(onnx_path, "emt_net", encoder=encoder)
     assert largest_difference(model, onnx_reference(onnx_path), n=2) < 1e-3
 
 
