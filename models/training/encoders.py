@@ -60,6 +60,7 @@ class EfficientNetLite0Encoder(nn.Module):
     out_channels: tuple[int, ...] = (16, 24, 40, 112, 320)
     head_channels = 1280
     n_blocks = 16  # of Lite0's 16 blocks, how many this encoder keeps
+    conv_head = True  # Lite0's 320 → 1280 head convolution (otherwise the bottleneck feeds the classifier)
     #: the upstream state dict's tensors this encoder does not use (name prefixes)
     unused_upstream: tuple[str, ...] = ("_fc.",)
 
@@ -77,7 +78,7 @@ class EfficientNetLite0Encoder(nn.Module):
         stages = [nn.Sequential(*blocks[a:b]) for a, b in zip((0,) + ends[:-1], ends, strict=True)]
         stages[0] = nn.Sequential(self.stem, *stages[0])
         self.stages = nn.ModuleList(stages)
-        self.head: nn.Module = _conv_bn(320, 1280, 1) if self.head_channels == 1280 else nn.Identity()
+        self.head: nn.Module = _conv_bn(320, self.head_channels, 1) if self.conv_head else nn.Identity()
         self.blocks = blocks  # plain list (not registered twice) for weight mapping
         if pretrained:
             load_efficientnet_lite0(self)
@@ -89,6 +90,7 @@ class EfficientNetLite0CompactEncoder(EfficientNetLite0Encoder):
     out_channels = (16, 24, 40, 112, 192)
     head_channels = 192
     n_blocks = 15
+    conv_head = False
     unused_upstream = ("_fc.", "_blocks.15.", "_conv_head.", "_bn1.")
 
 
@@ -116,7 +118,7 @@ def lite0_key_map(enc: EfficientNetLite0Encoder) -> dict[str, torch.Tensor]:
             bn((f"{p}._expand_conv", f"{p}._bn0"), block.expand)
         bn((f"{p}._depthwise_conv", f"{p}._bn1"), block.depthwise)
         bn((f"{p}._project_conv", f"{p}._bn2"), block.project)
-    if not isinstance(enc.head, nn.Identity):
+    if enc.conv_head:
         bn(("_conv_head", "_bn1"), enc.head)
     return out
 

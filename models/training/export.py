@@ -37,7 +37,7 @@ from edge_bus.quantize import (
 from edge_bus.telemetry.hardware import measured_on
 from edge_bus.zoo import parse_manifest
 from models.training.data import protocol_splits
-from models.training.networks import DECODER_WIDTHS, OUTPUT_NAMES, create_model
+from models.training.networks import OUTPUT_NAMES, load_checkpoint
 from models.training.script import run_script
 
 CI_STRIDE = 4
@@ -53,15 +53,6 @@ LOSS_TEXT = {
 #: 1.12 pt, the first stage (stem + first block) 0.23 pt, the stem conv alone 0.18 pt AUC / 0.14 pt
 #: Dice. It is 288 weights on a one-channel input, so it costs almost nothing to keep.
 KEEP_FP32 = (r".*stages\.0/stem/.*",)
-
-
-def load_checkpoint(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    model = create_model(ckpt["model"], encoder=ckpt["encoder"], pretrained=False,
-                         mask_stride=ckpt.get("mask_stride", 1),
-                         decoder_widths=tuple(ckpt.get("decoder_widths", DECODER_WIDTHS)))  # recorded since session 14
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval(), ckpt
 
 
 def export_onnx(model: torch.nn.Module, path: Path, size: int) -> Path:

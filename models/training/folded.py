@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.training.networks import create_model
+from models.training.networks import create_model, load_checkpoint
 from models.training.script import run_script
 
 
@@ -178,8 +178,6 @@ def main(argv: list[str] | None = None) -> None:
                                    "train_wall_s": float(trained.get("train_wall_s", 0.0))}
     else:
         path = Path(args.checkpoint)
-        from models.training.export import load_checkpoint  # the network a checkpoint records
-
         model, ckpt = load_checkpoint(path)
         reference = torch_reference(copy.deepcopy(model))
         fold_batch_norms(model.eval())

@@ -28,6 +28,8 @@ Interpolate is slow in OpenVINO INT8 (21% of a U-Net's time in a probe).
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -218,3 +220,14 @@ def create_model(name: str, **kw: object) -> nn.Module:
         raise ValueError(f"unknown model {name!r}; valid models: {', '.join(sorted(MODELS))}") from None
     encoder_factory(str(kw.get("encoder", "efficientnet_lite0")))  # an unknown encoder fails before building
     return factory(**kw)
+
+
+def load_checkpoint(path: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The network a train.py (or models.training.folded) checkpoint records, with its weights, in
+    eval mode; and the checkpoint."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    model = create_model(ckpt["model"], encoder=ckpt["encoder"], pretrained=False,
+                         mask_stride=ckpt.get("mask_stride", 1),
+                         decoder_widths=tuple(ckpt.get("decoder_widths", DECODER_WIDTHS)))  # recorded since session 14
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval(), ckpt

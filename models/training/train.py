@@ -22,9 +22,8 @@ import torch
 from edge_bus.metrics import dice, roc_auc
 from models.training.data import CACHE_SIZE, CachedSplit, augment, lesion_free_crop, load_split, protocol_splits
 from models.training.encoders import ENCODERS
-from models.training.export import load_checkpoint
 from models.training.loss import DICE_MODES, distillation_loss, multitask_loss
-from models.training.networks import DECODER_WIDTHS, MODELS, create_model, upsample_to
+from models.training.networks import DECODER_WIDTHS, MODELS, create_model, load_checkpoint, upsample_to
 from models.training.script import run_script
 
 INPUT_MEAN = 0.449

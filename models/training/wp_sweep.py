@@ -27,8 +27,8 @@ from torch import nn
 
 from edge_bus.metrics import rates_at, roc_auc
 from models.training.data import CachedSplit, augment, load_split, protocol_splits
-from models.training.export import load_checkpoint
 from models.training.loss import weighted_bce_with_logits
+from models.training.networks import load_checkpoint
 from models.training.script import run_script
 from models.training.train import to_tensor
 

@@ -155,8 +155,7 @@ def test_mask_stride_is_validated() -> None:
 def test_decoder_widths_are_a_parameter_a_checkpoint_records(tmp_path: Path) -> None:
     """emt_net's LinkNet decoder widths (a tried variant: 192, 96, 64, 48): same outputs, more decoder
     parameters; export rebuilds the network from a checkpoint that records them."""
-    from models.training.export import load_checkpoint
-    from models.training.networks import DECODER_WIDTHS
+    from models.training.networks import DECODER_WIDTHS, load_checkpoint
 
     wide = create_model("emt_net", pretrained=False, decoder_widths=(192, 96, 64, 48)).eval()
     narrow = create_model("emt_net", pretrained=False).eval()
