@@ -30,7 +30,6 @@ def test_a_busbra_table_is_read_with_or_without_a_byte_order_mark(tmp_path: Path
         assert (item.image.name, item.label, item.masks) == ("bus_0001-l.png", "malignant", ())
 
 
-
 def test_a_busbra_images_scanner_is_read_from_its_device_column(tmp_path: Path) -> None:
     root = _busbra(tmp_path / "with", "ID,Pathology,Device\nbus_0001-l,benign, GE Logiq 7 @10-14MHz \n")
     assert [i.device for i in read_busbra(root)] == ["GE Logiq 7 @10-14MHz"]
