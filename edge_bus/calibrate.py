@@ -132,7 +132,8 @@ def calibrate(model: str | None, data: Path, out: Path, folds_csv: Path | None =
         raise OutputError(f"--out {out} is the model's own folder: calibrate into a new folder")
     if out.exists() and not out.is_dir():  # found before scoring every image, not after
         raise OutputError(f"cannot write the calibrated model to {out}: it is a file — pass a folder")
-    report = evaluate(Path(data), folds_csv, fold, str(manifest.folder), backend, precision, progress=progress)
+    report = evaluate(Path(data), folds_csv, fold, str(manifest.folder), backend, precision, progress=progress,
+                      crops=0)  # the lesion threshold is chosen on normal images, not on crops
     results = report.results
     thresholds = choose_thresholds(results, report.data, keep_lesion=manifest.lesion_threshold)
     _write_copy(manifest, out, thresholds, {

@@ -44,6 +44,11 @@ def metric_text(x: float | None) -> str:
     return "-" if x is None or x != x else f"{x:.4f}"
 
 
+def crops_text(rate: float | None, n: int) -> str:
+    """The share of lesion-free crops flagged, with how many were scored in brackets ("-" when none were)."""
+    return "-" if rate is None or n == 0 else f"{metric_text(rate)} ({n})"
+
+
 def case_picture(scored: ScoredImage, side: int = THUMB_SIDE) -> bytes:
     """A JPEG of ``scored``: gray image, predicted mask filled (amber), true lesion outlined (green); JPEG,
     as the speckle of ultrasound made PNGs of 60-90 KB each."""
@@ -159,6 +164,8 @@ def render_eval_html(report: EvalReport, gallery: EvalGallery) -> str:
         "Dice / IoU (mean over lesion images)": f"{metric_text(report.dice)} / {metric_text(report.iou)}",
         "AUC, benign vs malignant": metric_text(report.auc),
         "normal images flagged as lesion": metric_text(report.normal_fp_rate),
+        "lesion images where a lesion is found": metric_text(report.lesion_recall),
+        "lesion-free crops of lesion images flagged as lesion": crops_text(report.crop_fp_rate, report.n_crops),
         "3-class accuracy (normal / benign / malignant)": metric_text(report.accuracy_3class),
     }
     ops = [[escape(name), f"{o.threshold:.4f}", *(metric_text(v) for v in (o.accuracy, o.sensitivity, o.specificity))]
@@ -175,9 +182,11 @@ def render_eval_html(report: EvalReport, gallery: EvalGallery) -> str:
                 table(["operating point", "threshold", "accuracy", "sensitivity", "specificity"], ops)),
         section("Normal, benign or malignant (rows: truth; columns: the call at the default operating point)",
                 confusion_table(report)),
-        section("By scanner", table(["scanner", "images", "lesion images", "Dice", "AUC, benign vs malignant"],
+        section("By scanner", table(["scanner", "images", "lesion images", "Dice", "AUC, benign vs malignant",
+                                     "lesions found", "lesion-free crops flagged"],
                                     [[escape(name), str(g.n_images), str(g.n_lesion), metric_text(g.dice),
-                                      metric_text(g.auc)] for name, g in report.by_device.items()]))
+                                      metric_text(g.auc), metric_text(g.lesion_recall),
+                                      crops_text(g.crop_fp_rate, g.n_crops)] for name, g in report.by_device.items()]))
         if report.by_device else "",
         section("ROC curve", f'<div class="roc">{roc}</div>') if roc else "",
         section("Dice over the lesion images", dice_histogram(report)),

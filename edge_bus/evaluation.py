@@ -8,6 +8,10 @@ Metrics (lesion = benign or malignant image):
 * ``auc``: benign vs malignant ROC AUC of P(malignant | lesion), over lesion images;
 * ``operating_points``: accuracy / SEN / SPE of malignant vs benign at each manifest threshold;
 * ``normal_fp_rate``: share of normal images where a lesion is detected;
+* ``lesion_recall``: share of lesion images where a lesion is detected (the rest are called normal);
+* ``crop_fp_rate``: share of lesion-free crops of the lesion images (normal tissue from every
+  scanner in the data, :mod:`edge_bus.negatives`; ``crops`` per image, 0 = none) where a lesion is
+  detected: the "no lesion" answer checked on scanners that gave no normal images;
 * ``accuracy_3class``: normal / benign / malignant accuracy at the default operating point
   (only where normals are present).
 """
@@ -27,10 +31,11 @@ from edge_bus.engines import Engine, EngineConfig, create_engine
 from edge_bus.errors import ConfigError, DataError, SourceError
 from edge_bus.eval_report import case_picture, write_eval_html
 from edge_bus.metrics import BinaryRates, dice, iou, rates_at, roc_auc
+from edge_bus.negatives import CROP_MARGIN, crop_rng, lesion_free_square
 from edge_bus.postprocess import PostprocessConfig, Postprocessor, class_probs
-from edge_bus.preprocess import Preprocessor
+from edge_bus.preprocess import MIN_FRAME_SIDE, Preprocessor
 from edge_bus.sinks.files import atomic_write_text, check_output_file
-from edge_bus.types import Prediction
+from edge_bus.types import ROI, Prediction
 from edge_bus.zoo import Manifest, resolve_model
 
 T = TypeVar("T")
@@ -46,19 +51,26 @@ class ImageResult:
     dice: float | None
     iou: float | None
     device: str | None = None  # the scanner, where the dataset names it
+    crop_lesion_probs: tuple[float, ...] = ()  # P(lesion) of each lesion-free crop scored (lesion images)
 
 
 @dataclass(frozen=True)
 class GroupScores:
-    """The scores of one group of images (one scanner): how many, Dice over its lesion images, AUC."""
+    """The scores of one group of images (one scanner): how many, Dice over its lesion images, AUC, and
+    the presence answer on its lesion images and on their lesion-free crops."""
 
     n_images: int
     n_lesion: int
     dice: float | None
     auc: float | None
+    lesion_recall: float | None = None
+    n_crops: int = 0
+    crop_fp_rate: float | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {"n_images": self.n_images, "n_lesion": self.n_lesion, "dice": _r(self.dice), "auc": _r(self.auc)}
+        return {"n_images": self.n_images, "n_lesion": self.n_lesion, "dice": _r(self.dice), "auc": _r(self.auc),
+                "lesion_recall": _r(self.lesion_recall), "n_crops": self.n_crops,
+                "crop_fp_rate": _r(self.crop_fp_rate)}
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,9 @@ class EvalReport:
     normal_fp_rate: float | None
     accuracy_3class: float | None
     operating_points: dict[str, BinaryRates]
+    lesion_recall: float | None = None
+    n_crops: int = 0
+    crop_fp_rate: float | None = None
     results: list[ImageResult] = field(default_factory=list, repr=False)
     by_device: dict[str, GroupScores] = field(default_factory=dict)  # where the images come from 2+ scanners
 
@@ -84,6 +99,7 @@ class EvalReport:
             "n_images": self.n_images, "counts": self.counts,
             "dice": _r(self.dice), "iou": _r(self.iou), "auc": _r(self.auc),
             "normal_fp_rate": _r(self.normal_fp_rate), "accuracy_3class": _r(self.accuracy_3class),
+            "lesion_recall": _r(self.lesion_recall), "n_crops": self.n_crops, "crop_fp_rate": _r(self.crop_fp_rate),
             "operating_points": {k: v.to_json() for k, v in self.operating_points.items()},
             "by_device": {k: v.to_json() for k, v in self.by_device.items()},
         }
@@ -106,9 +122,9 @@ class ScoredImage:
     prediction: Prediction
 
 
-def score_image(item: LabeledImage, engine: Engine, post: Postprocessor) -> ScoredImage:
+def score_image(item: LabeledImage, engine: Engine, post: Postprocessor, crops: int = 0) -> ScoredImage:
     """``item`` as a live frame would go (scan area, preprocess, engine, postprocess), scored at full
-    resolution."""
+    resolution; a lesion image's ``crops`` lesion-free crops too (:func:`score_lesion_free_crops`)."""
     gray, truth = item.load()
     pre = Preprocessor(post.manifest.input)  # still images: detect the scan area per image
     try:
@@ -117,13 +133,36 @@ def score_image(item: LabeledImage, engine: Engine, post: Postprocessor) -> Scor
         raise DataError(f"{item.image}: {exc}") from None
     pred = post.postprocess(engine.infer(tensor), meta)
     lesion_img = item.label != "normal"
+    crop_probs = (score_lesion_free_crops(gray, truth, meta.roi, engine, post, crops, item.image.name)
+                  if lesion_img else ())
     result = ImageResult(
         name=item.image.name, label=item.label, lesion_prob=pred.probs["benign"] + pred.probs["malignant"],
         malignancy=pred.malignancy, predicted=pred.label,
         dice=dice(pred.mask, truth) if lesion_img else None, iou=iou(pred.mask, truth) if lesion_img else None,
-        device=item.device,
+        device=item.device, crop_lesion_probs=crop_probs,
     )
     return ScoredImage(result, gray, truth, pred)
+
+
+def score_lesion_free_crops(gray: np.ndarray, truth: np.ndarray, roi: ROI, engine: Engine, post: Postprocessor,
+                            n: int, name: str) -> tuple[float, ...]:
+    """P(lesion) of up to ``n`` squares of the image's scan area ``roi`` that miss its lesion
+    (:mod:`edge_bus.negatives`; drawn from ``name``, so the same squares every run), each prepared as
+    a live frame whose scan area is the whole square. Fewer when the lesion leaves no room."""
+    tissue = gray[roi.y : roi.y + roi.h, roi.x : roi.x + roi.w]
+    lesion = truth[roi.y : roi.y + roi.h, roi.x : roi.x + roi.w]
+    rng = crop_rng(name)
+    margin = max(1, round(CROP_MARGIN * min(tissue.shape)))
+    probs = []
+    for _ in range(n):
+        square = lesion_free_square(lesion, rng, margin)
+        if square is None or square.w < MIN_FRAME_SIDE:
+            break
+        crop = tissue[square.y : square.y + square.h, square.x : square.x + square.w]
+        tensor, meta = Preprocessor(post.manifest.input, roi=ROI(0, 0, square.w, square.h)).preprocess(crop)
+        pred = post.postprocess(engine.infer(tensor), meta)
+        probs.append(pred.probs["benign"] + pred.probs["malignant"])
+    return tuple(probs)
 
 
 def scoring_postprocessor(manifest: Manifest) -> Postprocessor:
@@ -133,11 +172,11 @@ def scoring_postprocessor(manifest: Manifest) -> Postprocessor:
 
 
 def run_images(manifest: Manifest, engine: Engine, items: Sequence[LabeledImage],
-               progress: Callable[[int, int], None] | None = None) -> list[ImageResult]:
+               progress: Callable[[int, int], None] | None = None, crops: int = 0) -> list[ImageResult]:
     post = scoring_postprocessor(manifest)
     results = []
     for i, item in enumerate(items):
-        results.append(score_image(item, engine, post).result)
+        results.append(score_image(item, engine, post, crops).result)
         if progress:
             progress(i + 1, len(items))
     return results
@@ -187,17 +226,21 @@ def pick_gallery(items: Sequence[LabeledImage], results: Sequence[ImageResult], 
 UNNAMED_DEVICE = "(scanner not named)"
 
 
-def group_scores(results: Sequence[ImageResult]) -> GroupScores:
-    """Dice (mean over the lesion images) and benign/malignant AUC of ``results``."""
+def group_scores(results: Sequence[ImageResult], lesion_threshold: float) -> GroupScores:
+    """Dice (mean over the lesion images), benign/malignant AUC, and the share of lesion images and of
+    lesion-free crops with P(lesion) >= ``lesion_threshold`` (a lesion detected), of ``results``."""
     lesion = [r for r in results if r.label != "normal"]
+    crops = [p for r in lesion for p in r.crop_lesion_probs]
     return GroupScores(
         n_images=len(results), n_lesion=len(lesion),
         dice=float(np.mean([r.dice for r in lesion])) if lesion else None,
         auc=roc_auc(np.array([r.malignancy for r in lesion]), np.array([r.label == "malignant" for r in lesion]))
-        if lesion else None)
+        if lesion else None,
+        lesion_recall=float(np.mean([r.lesion_prob >= lesion_threshold for r in lesion])) if lesion else None,
+        n_crops=len(crops), crop_fp_rate=float(np.mean(np.array(crops) >= lesion_threshold)) if crops else None)
 
 
-def by_device(results: Sequence[ImageResult]) -> dict[str, GroupScores]:
+def by_device(results: Sequence[ImageResult], lesion_threshold: float) -> dict[str, GroupScores]:
     """Scores per scanner, the most images first, when the images come from more than one (else empty):
     a model that holds on one scanner need not hold on another."""
     groups: dict[str, list[ImageResult]] = {}
@@ -205,7 +248,8 @@ def by_device(results: Sequence[ImageResult]) -> dict[str, GroupScores]:
         groups.setdefault(r.device or UNNAMED_DEVICE, []).append(r)
     if len(groups) < 2:
         return {}
-    return {name: group_scores(rs) for name, rs in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))}
+    return {name: group_scores(rs, lesion_threshold)
+            for name, rs in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))}
 
 
 def summarize(manifest: Manifest, results: Sequence[ImageResult], backend: str, precision: str,
@@ -216,14 +260,16 @@ def summarize(manifest: Manifest, results: Sequence[ImageResult], backend: str, 
     positive = np.array([r.label == "malignant" for r in lesion])
     ops = {name: rates_at(scores, positive, op.threshold) for name, op in manifest.operating_points.items()}
     counts = {c: sum(r.label == c for r in results) for c in ("normal", "benign", "malignant")}
-    overall = group_scores(results)
+    overall = group_scores(results, manifest.lesion_threshold)
     return EvalReport(
         model=manifest.name, backend=backend, precision=precision, data=data, n_images=len(results), counts=counts,
         dice=overall.dice, iou=float(np.mean([r.iou for r in lesion])) if lesion else None, auc=overall.auc,
         normal_fp_rate=(float(np.mean([r.lesion_prob >= manifest.lesion_threshold for r in normals]))
                         if normals else None),
         accuracy_3class=float(np.mean([r.predicted == r.label for r in results])) if normals else None,
-        operating_points=ops, results=list(results), by_device=by_device(results),
+        operating_points=ops, lesion_recall=overall.lesion_recall, n_crops=overall.n_crops,
+        crop_fp_rate=overall.crop_fp_rate, results=list(results),
+        by_device=by_device(results, manifest.lesion_threshold),
     )
 
 
@@ -237,6 +283,11 @@ def require_masks(items: Sequence[LabeledImage]) -> None:
                             "every lesion's mask — restore it, or move the image out of the folder")
 
 
+EVAL_CROPS = 2
+"""Lesion-free crops scored per lesion image by default (``edge-bus eval --crops``)."""
+MAX_EVAL_CROPS = 16
+
+
 def spread(items: Sequence[T], n: int) -> list[T]:
     """``n`` of ``items``, evenly spaced over the whole list. Datasets list class folders one after
     another: the first n were one class, and a whole-number stride then [:n] cut off the last class."""
@@ -247,15 +298,18 @@ def spread(items: Sequence[T], n: int) -> list[T]:
 def evaluate(data: Path, folds_csv: Path | None = None, fold: int | None = None, model: str | None = None,
              backend: str = "openvino", precision: str = "int8", json_path: Path | None = None,
              limit: int | None = None, progress: Callable[[int, int], None] | None = None,
-             stride: int = 1, html_path: Path | None = None) -> EvalReport:
+             stride: int = 1, html_path: Path | None = None, crops: int = EVAL_CROPS) -> EvalReport:
     """Score ``model`` on a BUSI- or BUS-BRA-layout folder (optionally one fold; ``stride`` keeps every
-    n-th image; ``limit`` keeps n images spread evenly over the list, so every class is in it).
+    n-th image; ``limit`` keeps n images spread evenly over the list, so every class is in it;
+    ``crops`` lesion-free crops of each lesion image, 0 for none).
     ``json_path``: the metrics and per-image results; ``html_path``: a page with the ROC curve, the
     Dice distribution and pictures of the worst images (:mod:`edge_bus.eval_report`)."""
     if fold is not None and folds_csv is None:
         raise ConfigError("--fold needs --folds (the folds CSV that says which images are in it)")
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}")
+    if not 0 <= crops <= MAX_EVAL_CROPS:
+        raise ConfigError(f"--crops must be 0 to {MAX_EVAL_CROPS} (lesion-free crops per lesion image), got {crops}")
     for path, flag in ((json_path, "--json"), (html_path, "--html")):  # fail before minutes of scoring, as
         if path is not None:  # bench and doctor do (folder created)
             check_output_file(path, hint=f"choose another {flag} path")
@@ -267,7 +321,7 @@ def evaluate(data: Path, folds_csv: Path | None = None, fold: int | None = None,
     require_masks(items)
     engine = create_engine(manifest, engine_config)
     try:
-        results = run_images(manifest, engine, items, progress)
+        results = run_images(manifest, engine, items, progress, crops)
         gallery = pick_gallery(items, results, engine, manifest) if html_path is not None else None
     finally:
         engine.close()

@@ -139,6 +139,8 @@ def test_bad_option_values(tmp_path: Path) -> None:
     (images / "benign").mkdir(parents=True)
     line = assert_one_line_error(invoke("eval", "--data", str(images), "--precision", "int4"), 2)
     assert "precision 'int4' is not one of int8, fp32, default" in line
+    line = assert_one_line_error(invoke("eval", "--data", str(images), "--crops", "-1"), 2)
+    assert "--crops must be 0 to 16" in line
     assert_one_line_error(invoke("models", "calibrate", "emt_net", "--data", str(images), "--out",
                                  str(tmp_path / "cal"), "--precision", "int4"), 2)
 

@@ -40,6 +40,8 @@ def test_the_page_shows_the_roc_the_dice_and_the_worst_images(tmp_path: Path) ->
     for name in report.operating_points:  # each operating point is marked on the curve
         assert f"{name} (≥ {report.operating_points[name].threshold:.3f})" in page
     assert f"Lowest Dice ({GALLERY_SIZE} lesion images)" in page
+    summary = page.split("Summary", 1)[1].split("</section>", 1)[0]
+    assert report.n_crops > 0 and f"({report.n_crops})" in summary  # 2 lesion-free crops a lesion image by default
     lowest = sorted((r.dice, r.name) for r in report.results if r.dice is not None)[0]
     assert lowest[1] in page.split("Lowest Dice", 1)[1].split("</section>", 1)[0]  # in its own gallery
     wrong = sum(r.predicted != r.label for r in report.results)
@@ -75,9 +77,9 @@ def test_scores_by_scanner_only_when_the_images_come_from_more_than_one() -> Non
 
     results = [result(0, "benign", 0.2, 0.8, "A"), result(1, "malignant", 0.9, 0.6, "A"),
                result(2, "malignant", 0.1, 0.4, "A"), result(3, "benign", 0.5, 0.2, None)]
-    groups = by_device(results)
+    groups = by_device(results, 0.5)
     assert list(groups) == ["A", UNNAMED_DEVICE]  # the most images first
     a = groups["A"]
     assert (a.n_images, a.n_lesion) == (3, 3) and a.dice == pytest.approx(0.6) and a.auc == pytest.approx(0.5)
     assert groups[UNNAMED_DEVICE].auc != groups[UNNAMED_DEVICE].auc  # NaN: no malignant image of its own
-    assert by_device(results[:3]) == {}  # one scanner: nothing to compare
+    assert by_device(results[:3], 0.5) == {}  # one scanner: nothing to compare

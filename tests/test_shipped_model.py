@@ -48,6 +48,8 @@ def test_eval_cli_on_busbra_layout(shared_data: Path, tmp_path: Path) -> None:
     assert page.count("<figure>") >= 12 and "bus_" in page  # pictures named by their image
     assert "rows: truth" not in page  # BUS-BRA has no normal images: no 3-class table
     assert "GE Logiq" in result.output and "By scanner" in page  # four scanners: scores for each
+    assert "lesion-free crops of the lesion images" in result.output  # BUS-BRA's normal tissue, no normal image
+    assert "lesion-free crops flagged" in page.split("By scanner", 1)[1]  # per scanner too
     counts = result.output.split("12 images", 1)[1].split("}", 1)[0]
     assert "'benign'" in counts and "'malignant'" in counts  # spread over the list, not its first 12
 

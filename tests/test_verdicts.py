@@ -113,3 +113,73 @@ def test_eval_reads_p_lesion_as_benign_plus_malignant_and_scores_the_ungated_mas
     assert r.dice is not None and r.dice > 0.8 and r.lesion_prob == pytest.approx(0.02, abs=1e-4)
     [r] = run_images(m, FakeEngine(m, EngineConfig(), FakeBehaviour(presence=0.6, malignancy=0.3)), [item])
     assert r.lesion_prob == pytest.approx(0.6, abs=1e-4) and r.malignancy == pytest.approx(0.3, abs=1e-4)
+
+
+def test_eval_summary_counts_lesions_found_and_lesion_free_crops_flagged(tmp_path: Path) -> None:
+    """Lesion images at P(lesion) 0.99, t (found: >=) and 0.0 → 2 of 3 found. Their crops: 0.99 for
+    the first, t and 0.0 for the second, none for the third → 2 of 3 flagged. By scanner: A has the
+    first two (both found; crops 2 of 3 flagged), B the third and a normal (none found, no crops)."""
+    m = load_manifest(tiny_model_dir(tmp_path / "tiny"))
+    t = m.lesion_threshold
+    results = [
+        ImageResult("b.png", "benign", 0.99, 0.2, "benign", 0.8, 0.7, "A", crop_lesion_probs=(0.99,)),
+        ImageResult("m.png", "malignant", t, 0.9, "malignant", 0.4, 0.3, "A", crop_lesion_probs=(t, 0.0)),
+        ImageResult("m2.png", "malignant", 0.0, 0.9, "normal", 0.0, 0.0, "B"),
+        ImageResult("n.png", "normal", 0.0, 0.1, "normal", None, None, "B"),
+    ]
+    r = summarize(m, results, "onnxruntime", "f32", "hand")
+    assert (r.lesion_recall, r.n_crops, r.crop_fp_rate) == (pytest.approx(2 / 3), 3, pytest.approx(2 / 3))
+    a, b = r.by_device["A"], r.by_device["B"]
+    assert (a.lesion_recall, a.n_crops, a.crop_fp_rate) == (1.0, 3, pytest.approx(2 / 3))
+    assert (b.lesion_recall, b.n_crops, b.crop_fp_rate) == (0.0, 0, None)
+    j = r.to_json()
+    assert (j["lesion_recall"], j["n_crops"], j["crop_fp_rate"]) == (0.6667, 3, 0.6667)
+
+
+def test_eval_scores_lesion_free_crops_of_the_scan_area_as_live_frames(tmp_path: Path) -> None:
+    """A 160×200 image: black margins around a gray (100) scan area with a bright (250) disk, the
+    lesion. An engine that says "lesion" exactly when it sees a pixel above 200: the image is found,
+    and none of its crops is flagged, so none of them holds a lesion pixel or a black margin pixel
+    (a margin would have made the scan area's detection part of what is checked). The crops
+    are the same in a second run (drawn from the image's name)."""
+    import cv2
+    import numpy as np
+
+    from edge_bus.datasets import LabeledImage
+    from edge_bus.engines import EngineConfig
+    from edge_bus.engines.fake import FakeEngine
+    from edge_bus.evaluation import run_images
+    from edge_bus.types import ModelOutputs
+
+    m = load_manifest(tiny_model_dir(tmp_path / "tiny"))
+    spec = m.input
+    bright, dark = (200 / 255 - spec.mean) / spec.std, (20 / 255 - spec.mean) / spec.std
+
+    class SeesBright(FakeEngine):
+        def __init__(self) -> None:
+            super().__init__(m, EngineConfig())
+            self.seen: list[tuple[float, float]] = []  # (max, min) of each tensor, in order
+
+        def _run_session(self, tensor: np.ndarray) -> ModelOutputs:
+            self.seen.append((float(tensor.max()), float(tensor.min())))
+            p = 0.99 if tensor.max() > bright else 0.01
+            return self._outputs(self._mask, np.array([[np.log(p / (1 - p)), 0.0]], np.float32))
+
+    image, mask = tmp_path / "benign (1).png", tmp_path / "benign (1)_mask.png"
+    img = np.zeros((160, 200), np.uint8)
+    img[20:140, 30:170] = 100  # the scan area
+    truth = np.zeros((160, 200), np.uint8)
+    cv2.circle(truth, (60, 50), 15, 255, -1)
+    img[truth > 0] = 250
+    cv2.imwrite(str(image), img)
+    cv2.imwrite(str(mask), truth)
+    item = LabeledImage(image, (mask,), "benign", None, "hand")
+    engine = SeesBright()
+    [r] = run_images(m, engine, [item], crops=4)
+    assert r.lesion_prob == pytest.approx(0.99, abs=1e-4) and len(r.crop_lesion_probs) == 4
+    assert all(p == pytest.approx(0.01, abs=1e-4) for p in r.crop_lesion_probs)
+    assert all(lo > dark for _, lo in engine.seen[1:])  # no crop reaches into the black margin
+    [again] = run_images(m, engine, [item], crops=4)
+    assert again.crop_lesion_probs == r.crop_lesion_probs and engine.seen[6:] == engine.seen[1:5]
+    [none] = run_images(m, engine, [item])  # crops=0 by default for callers that don't ask (export, bootstrap)
+    assert none.crop_lesion_probs == ()

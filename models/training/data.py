@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from edge_bus.datasets import CLASSES, LabeledImage, read_busbra, read_busi
+from edge_bus.negatives import lesion_free_square
 from edge_bus.preprocess import detect_scan_area
 
 CACHE_SIZE = 256
@@ -122,17 +123,11 @@ def load_split(name: str, items: list[LabeledImage], size: int = CACHE_SIZE) -> 
 def lesion_free_crop(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
                      out: int) -> np.ndarray | None:
     """A crop of a lesion image that leaves the lesion (dilated by 8 px) out: normal tissue."""
-    s = img.shape[0]
-    grown = cv2.dilate(mask, np.ones((17, 17), np.uint8))
-    integral = cv2.integral(grown)
-    for _ in range(20):
-        side = int(s * rng.uniform(0.35, 0.6))
-        x, y = rng.integers(0, s - side + 1, size=2)
-        inside = integral[y + side, x + side] - integral[y, x + side] - integral[y + side, x] + integral[y, x]
-        if inside == 0:
-            crop = img[y : y + side, x : x + side]
-            return cv2.resize(crop, (out, out), interpolation=cv2.INTER_LINEAR)
-    return None
+    square = lesion_free_square(mask, rng, margin_px=8)
+    if square is None:
+        return None
+    crop = img[square.y : square.y + square.h, square.x : square.x + square.w]
+    return cv2.resize(crop, (out, out), interpolation=cv2.INTER_LINEAR)
 
 
 def augment(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator, out: int) -> tuple[np.ndarray, np.ndarray]:
