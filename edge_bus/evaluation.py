@@ -31,7 +31,7 @@ from edge_bus.engines import Engine, EngineConfig, create_engine
 from edge_bus.errors import ConfigError, DataError, SourceError
 from edge_bus.eval_report import case_picture, write_eval_html
 from edge_bus.metrics import BinaryRates, dice, iou, rates_at, roc_auc
-from edge_bus.negatives import CROP_MARGIN, crop_rng, lesion_free_square
+from edge_bus.negatives import lesion_free_crops
 from edge_bus.postprocess import PostprocessConfig, Postprocessor, class_probs
 from edge_bus.preprocess import MIN_FRAME_SIDE, Preprocessor
 from edge_bus.sinks.files import atomic_write_text, check_output_file
@@ -151,15 +151,12 @@ def score_lesion_free_crops(gray: np.ndarray, truth: np.ndarray, roi: ROI, engin
     a live frame whose scan area is the whole square. Fewer when the lesion leaves no room."""
     tissue = gray[roi.y : roi.y + roi.h, roi.x : roi.x + roi.w]
     lesion = truth[roi.y : roi.y + roi.h, roi.x : roi.x + roi.w]
-    rng = crop_rng(name)
-    margin = max(1, round(CROP_MARGIN * min(tissue.shape)))
     probs = []
-    for _ in range(n):
-        square = lesion_free_square(lesion, rng, margin)
-        if square is None or square.w < MIN_FRAME_SIDE:
+    for crop in lesion_free_crops(tissue, lesion, name, n):
+        if min(crop.shape[:2]) < MIN_FRAME_SIDE:
             break
-        crop = tissue[square.y : square.y + square.h, square.x : square.x + square.w]
-        tensor, meta = Preprocessor(post.manifest.input, roi=ROI(0, 0, square.w, square.h)).preprocess(crop)
+        h, w = crop.shape[:2]
+        tensor, meta = Preprocessor(post.manifest.input, roi=ROI(0, 0, w, h)).preprocess(crop)
         pred = post.postprocess(engine.infer(tensor), meta)
         probs.append(pred.probs["benign"] + pred.probs["malignant"])
     return tuple(probs)

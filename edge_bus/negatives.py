@@ -4,7 +4,8 @@ BUSI is the only dataset here with normal images (133, from one hospital), so a 
 checked on them alone says nothing about another scanner. A square of a lesion image that stays
 clear of the lesion, with a margin, is normal tissue from that image's scanner: training uses such
 crops as negatives (``models/training``) and ``edge-bus eval`` scores them
-(:func:`edge_bus.evaluation.score_lesion_free_crops`), both through :func:`lesion_free_square`.
+(:func:`edge_bus.evaluation.score_lesion_free_crops`), both through :func:`lesion_free_square`;
+:func:`lesion_free_crops` cuts them from an image's full-resolution scan area.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from edge_bus.types import ROI
 
-__all__ = ["CROP_MARGIN", "CROP_SIDE", "crop_rng", "lesion_free_square"]
+__all__ = ["CROP_MARGIN", "CROP_SIDE", "crop_rng", "lesion_free_crops", "lesion_free_square"]
 
 CROP_SIDE = (0.35, 0.6)
 """A crop's side, as a fraction of the image's shorter side (drawn uniformly)."""
@@ -48,3 +49,18 @@ def crop_rng(name: str) -> np.random.Generator:
     """The crops' random draws for the image called ``name``: the same crops whatever order, subset
     or machine the images are scored in."""
     return np.random.default_rng(zlib.crc32(name.encode("utf-8")))
+
+
+def lesion_free_crops(tissue: np.ndarray, lesion: np.ndarray, name: str, n: int) -> list[np.ndarray]:
+    """Up to ``n`` lesion-free squares of ``tissue`` (an image's scan area, at full resolution) as views,
+    ``lesion`` its mask; drawn from ``name`` (:func:`crop_rng`), the lesion grown by :data:`CROP_MARGIN`.
+    Fewer when the lesion leaves no room."""
+    rng = crop_rng(name)
+    margin = max(1, round(CROP_MARGIN * min(tissue.shape[:2])))
+    crops = []
+    for _ in range(n):
+        square = lesion_free_square(lesion, rng, margin)
+        if square is None:
+            break
+        crops.append(tissue[square.y : square.y + square.h, square.x : square.x + square.w])
+    return crops

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from edge_bus.datasets import CLASSES, LabeledImage, read_busbra, read_busi
-from edge_bus.negatives import lesion_free_square
+from edge_bus.negatives import lesion_free_crops, lesion_free_square
 from edge_bus.preprocess import detect_scan_area
 
 CACHE_SIZE = 256
@@ -128,6 +128,25 @@ def lesion_free_crop(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator
         return None
     crop = img[square.y : square.y + square.h, square.x : square.x + square.w]
     return cv2.resize(crop, (out, out), interpolation=cv2.INTER_LINEAR)
+
+
+def full_resolution_crops(items: list[LabeledImage], per_image: int, out: int) -> np.ndarray:
+    """uint8 [N, out, out]: up to ``per_image`` lesion-free crops of each lesion image in ``items``, cut
+    from its full-resolution scan area as ``edge-bus eval --crops`` cuts them
+    (:func:`edge_bus.negatives.lesion_free_crops`, the same squares for the same image) and resized with
+    INTER_AREA, as a live frame is. :func:`lesion_free_crop` cuts its crops from the cached images
+    instead, 256 px for the whole scan area, and scales them up 1.7-2.8×: blurred as no live frame is,
+    which the shipped network learnt to call normal while it flags the same squares cut sharp."""
+    crops = []
+    for item in items:
+        if item.label == "normal":
+            continue
+        gray, truth = item.load()
+        roi = detect_scan_area(gray)
+        area = (slice(roi.y, roi.y + roi.h), slice(roi.x, roi.x + roi.w))
+        for crop in lesion_free_crops(gray[area], truth[area], item.image.name, per_image):
+            crops.append(cv2.resize(crop, (out, out), interpolation=cv2.INTER_AREA))
+    return np.stack(crops) if crops else np.zeros((0, out, out), np.uint8)
 
 
 def augment(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator, out: int) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,15 @@ import numpy as np
 import torch
 
 from edge_bus.metrics import dice, roc_auc
-from models.training.data import CACHE_SIZE, CachedSplit, augment, lesion_free_crop, load_split, protocol_splits
+from models.training.data import (
+    CACHE_SIZE,
+    CachedSplit,
+    augment,
+    full_resolution_crops,
+    lesion_free_crop,
+    load_split,
+    protocol_splits,
+)
 from models.training.encoders import ENCODERS
 from models.training.loss import DICE_MODES, distillation_loss, multitask_loss
 from models.training.networks import DECODER_WIDTHS, MODELS, create_model, load_checkpoint, upsample_to
@@ -48,11 +56,16 @@ def predict(model: torch.nn.Module, images: np.ndarray, size: int, batch: int = 
     return np.concatenate(masks), np.concatenate(logits)
 
 
-def validate(model: torch.nn.Module, splits: dict[str, CachedSplit], size: int) -> dict[str, float]:
+def validate(model: torch.nn.Module, splits: dict[str, CachedSplit], size: int,
+             crops: np.ndarray | None = None) -> dict[str, float]:
+    """Validation metrics; the pooled ``score`` selects. With ``crops`` (full-resolution lesion-free crops
+    of the validation images, :func:`full_resolution_crops`), also ``crops_flagged`` (the share with
+    P(lesion) > 0.5) and ``auc_presence_crops`` (the validation lesion images against them), logged only."""
     out: dict[str, float] = {}
-    dices, mal_s, mal_y, pres_s, pres_y = [], [], [], [], []
+    dices, mal_s, mal_y, pres_s, pres_y, lesion_presence = [], [], [], [], [], []
     for name, split in splits.items():
         mask_logits, logits = predict(model, split.images, size)
+        lesion_presence.append(logits[split.labels > 0, 0])
         start = len(dices)
         for j in range(len(split)):
             if split.labels[j] > 0:
@@ -73,6 +86,12 @@ def validate(model: torch.nn.Module, splits: dict[str, CachedSplit], size: int) 
     out["auc_malignant"] = roc_auc(np.array(mal_s), np.array(mal_y))
     out["auc_presence_busi"] = roc_auc(np.array(pres_s), np.array(pres_y))
     out["score"] = out["dice"] + out["auc_malignant"] + 0.5 * out["auc_presence_busi"]
+    if crops is not None and len(crops):
+        crop_presence = predict(model, crops, size)[1][:, 0]
+        found = np.concatenate(lesion_presence)
+        out["crops_flagged"] = float((crop_presence > 0).mean())
+        out["auc_presence_crops"] = roc_auc(np.concatenate([found, crop_presence]),
+                                            np.r_[np.ones(len(found)), np.zeros(len(crop_presence))])
     return out
 
 
@@ -111,7 +130,9 @@ def epoch_order(split: CachedSplit, busi_weight: float, rng: np.random.Generator
 
 
 def make_batch(split: CachedSplit, idx: list[int], neg_src: list[int], rng: np.random.Generator,
-               size: int) -> tuple[torch.Tensor, ...]:
+               size: int, crop_pool: np.ndarray | None = None) -> tuple[torch.Tensor, ...]:
+    """Augmented images of ``idx`` and, as negatives, a lesion-free crop for each of ``neg_src``: cut
+    from that cached image, or with ``crop_pool`` (``--crop-source full``) one drawn from the pool."""
     imgs, masks, pres, mal = [], [], [], []
     for i in idx:
         im, m = augment(split.images[i], split.masks[i], rng, size)
@@ -120,7 +141,8 @@ def make_batch(split: CachedSplit, idx: list[int], neg_src: list[int], rng: np.r
         pres.append(float(split.labels[i] > 0))
         mal.append(float(split.labels[i] == 2))
     for i in neg_src:
-        crop = lesion_free_crop(split.images[i], split.masks[i], rng, CACHE_CROP)
+        crop = (crop_pool[int(rng.integers(len(crop_pool)))] if crop_pool is not None and len(crop_pool)
+                else lesion_free_crop(split.images[i], split.masks[i], rng, CACHE_CROP))
         if crop is None:
             continue
         im, m = augment(crop, np.zeros_like(crop), rng, size)
@@ -155,8 +177,14 @@ def train(args: argparse.Namespace) -> Path:
     items = protocol_splits(Path(args.data))  # a wrong --data fails here, before --out is made
     train_split = load_split("train", items["train"], args.cache_size)
     val = {name: load_split(name, items[name], args.cache_size) for name in ("val_busi", "val_busbra")}
+    crop_pool = (full_resolution_crops(items["train"], args.crops_per_image, CACHE_CROP)
+                 if args.crop_source == "full" else None)
+    val_crops = (full_resolution_crops(items["val_busi"] + items["val_busbra"], args.val_crops, args.size)
+                 if args.val_crops else None)
     print(f"data ready in {time.time() - t0:.0f}s: train={len(train_split)} "
-          f"val={sum(len(v) for v in val.values())}", flush=True)
+          f"val={sum(len(v) for v in val.values())}"
+          + (f" crop pool={len(crop_pool)}" if crop_pool is not None else "")
+          + (f" val crops={len(val_crops)}" if val_crops is not None else ""), flush=True)
     out.mkdir(parents=True, exist_ok=True)
 
     widths = tuple(int(w) for w in args.decoder_widths.split(","))
@@ -208,7 +236,7 @@ def train(args: argparse.Namespace) -> Path:
     history = out / "history.jsonl"
     history.write_text("")
     if args.init and args.validate_init:  # the starting point, by the same code: epoch 0 of the history
-        rec = {"epoch": 0, **{k: round(v, 4) for k, v in validate(model, val, args.size).items()}}
+        rec = {"epoch": 0, **{k: round(v, 4) for k, v in validate(model, val, args.size, val_crops).items()}}
         print(json.dumps(rec), flush=True)
         history.write_text(json.dumps(rec) + "\n")
     train_start = time.time()
@@ -220,7 +248,7 @@ def train(args: argparse.Namespace) -> Path:
         for step in range(args.max_steps or steps_per_epoch):
             idx = [int(i) for i in order[step * args.batch : (step + 1) * args.batch]]
             negs = [int(i) for i in rng.choice(lesion_idx, n_neg)]
-            x, mask, pres, mal = make_batch(train_split, idx, negs, rng, args.size)
+            x, mask, pres, mal = make_batch(train_split, idx, negs, rng, args.size, crop_pool)
             mask_logits, class_logits = model(x)
             coarse = getattr(model, "last_coarse", None)
             loss, parts = multitask_loss(mask_logits, class_logits, mask, pres, mal, pos_weight=args.wp,
@@ -244,7 +272,7 @@ def train(args: argparse.Namespace) -> Path:
                 print(f"  epoch {epoch + 1} step {step}/{steps_per_epoch} loss {np.mean(losses[-20:]):.4f} "
                       f"{ {k: round(v, 3) for k, v in parts.items()} } {time.time() - e0:.0f}s", flush=True)
         kept = ema if ema is not None else model  # what is validated and saved
-        metrics = validate(kept, val, args.size)
+        metrics = validate(kept, val, args.size, val_crops)
         rec = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "epoch_s": round(time.time() - e0, 1),
                "wall_s": round(time.time() - train_start, 1), **{k: round(v, 4) for k, v in metrics.items()}}
         print(json.dumps(rec), flush=True)
@@ -255,6 +283,7 @@ def train(args: argparse.Namespace) -> Path:
                 "busi_weight": args.busi_weight, "cache_size": args.cache_size,
                 "ema": args.ema or None, "pixel_bce": args.pixel_bce or None, "dice": args.dice,
                 "decoder_widths": list(widths), "freeze_bn": args.freeze_bn or None,
+                "crop_source": args.crop_source,
                 "teacher": args.teacher if teacher is not None else None, "distill": args.distill or None,
                 "state_dict": kept.state_dict(), "epoch": epoch + 1, "val": metrics,
                 "epochs_total": prior_epochs + epoch + 1,
@@ -292,6 +321,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--wp", type=float, default=3.0, help="positive weight of the malignancy WBCE")
     p.add_argument("--wclf", type=float, default=1.5, help="weight of the classification loss")
     p.add_argument("--neg-fraction", type=float, default=0.2, help="lesion-free crops per batch, as a fraction")
+    p.add_argument("--crop-source", default="cache", choices=("cache", "full"), help="where the lesion-free crops "
+                   "come from: cut from the cached 256 px image and scaled up (blurred; the shipped models), or "
+                   "cut from the full-resolution scan area and scaled down as a live frame is (a pool made at the "
+                   "start, --crops-per-image of each training lesion image)")
+    p.add_argument("--crops-per-image", type=int, default=4, help="--crop-source full: crops cut from each "
+                   "training lesion image")
+    p.add_argument("--val-crops", type=int, default=2, help="full-resolution lesion-free crops of each validation "
+                   "lesion image, for the logged crops_flagged and auc_presence_crops (0: none)")
     p.add_argument("--busi-weight", type=float, default=1.0, help="sample each BUSI training image this many "
                    "times as often as a BUS-BRA one (1: a plain permutation)")
     p.add_argument("--ema", type=float, default=0.0, help="validate and save an exponential moving average of "
