@@ -144,6 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--wp", type=Path, default=Path("models/training/results/wp_sweep.json"))
     p.add_argument("--extra", type=Path, default=Path("models/training/results/extra.md"))
     p.add_argument("--bootstrap", type=Path, default=Path("models/training/results/bootstrap.json"))
+    p.add_argument("--presence", type=Path, default=Path("models/training/results/presence.md"),
+                   help="the presence section (python -m models.training.presence_check)")
     p.add_argument("--out", type=Path, default=Path("models/README.md"))
     args = p.parse_args(argv)
     manifests = {n: json.loads((args.root / n / "manifest.json").read_text()) for n in args.models
@@ -154,7 +156,8 @@ def main(argv: list[str] | None = None) -> None:
         targets=targets_table(first), metrics=metrics_table(manifests), accuracy=accuracy_table(manifests),
         training=training_table(manifests), wp=wp_table(wp),
         bootstrap=bootstrap_table(json.loads(args.bootstrap.read_text()) if args.bootstrap.is_file() else None),
-        extra=args.extra.read_text() if args.extra.is_file() else "")
+        extra=args.extra.read_text() if args.extra.is_file() else "",
+        presence=args.presence.read_text() if args.presence.is_file() else "")
     args.out.write_text(body)
     print(f"wrote {args.out}")
 

@@ -35,17 +35,19 @@ def _row(model: str, data: str, g: GroupScores | EvalReport, normals: str) -> st
     return f"| {model} | {data} | {normals} | {_rate(g.lesion_recall, n_lesion)} | {_rate(g.crop_fp_rate, g.n_crops)} |"
 
 
-def presence_section(data: Path, models: list[str], crops: int = EVAL_CROPS) -> str:
-    """The markdown section: one table for the test fold, one for validation by scanner."""
+def presence_section(data: Path, models: list[str], crops: int = EVAL_CROPS, limit: int | None = None) -> str:
+    """The markdown section: one table for the test fold, one for validation by scanner (``limit``: only
+    that many images of each, spread over it, for a quick look)."""
     busi = data / "busi"
     bra = data / "busbra"
     test_rows, val_rows = [], []
     for name in models:
         thr = resolve_model(name).lesion_threshold
         print(f"presence: {name} on BUSI fold 0, fold 1 and BUS-BRA kFold 1", file=sys.stderr, flush=True)
-        test = evaluate(busi / "Dataset_BUSI_with_GT", busi / "folds.csv", 0, model=name, crops=crops)
-        val_busi = evaluate(busi / "Dataset_BUSI_with_GT", busi / "folds.csv", 1, model=name, crops=crops)
-        val_bra = evaluate(bra, bra / "5-fold-cv.csv", 1, model=name, crops=crops)
+        test = evaluate(busi / "Dataset_BUSI_with_GT", busi / "folds.csv", 0, model=name, crops=crops, limit=limit)
+        val_busi = evaluate(busi / "Dataset_BUSI_with_GT", busi / "folds.csv", 1, model=name, crops=crops,
+                            limit=limit)
+        val_bra = evaluate(bra, bra / "5-fold-cv.csv", 1, model=name, crops=crops, limit=limit)
         test_rows.append(_row(f"{name} (lesion threshold {thr:.4f})", "BUSI fold 0",
                               test, _rate(test.normal_fp_rate, test.counts["normal"])))
         val_rows.append(_row(name, "BUSI fold 1", val_busi, _rate(val_busi.normal_fp_rate,

@@ -122,7 +122,9 @@ step "bootstrap intervals"
 "${AVX2[@]}" "$PY" -m models.training.bootstrap --data "$DATA" --model emt_net --out "$RES/bootstrap.json" ${REPS[@]+"${REPS[@]}"}
 step "mask post-processing sweep"
 "${AVX2[@]}" "$PY" -m models.training.mask_sweep --data "$DATA" --out "$RES/mask_sweep.md"
+step "the no-lesion answer on lesion-free crops, per scanner"
+"${AVX2[@]}" "$PY" -m models.training.presence_check --data "$DATA" --out "$RES/presence.md"
 step "model card"
 "$PY" -m models.training.model_card --root "$OUT" --wp "$RES/wp_sweep.json" --extra "$RES/extra.md" \
-    --bootstrap "$RES/bootstrap.json" --out "$CARD"
+    --bootstrap "$RES/bootstrap.json" --presence "$RES/presence.md" --out "$CARD"
 step "done: models in $EDGE_BUS_MODELS, card $CARD"

@@ -65,7 +65,7 @@ def test_out_elsewhere_runs_every_step_into_it(fake_python: Path, data: Path, tm
                        "models.training.train", "models.training.train"] + ["models.training.export"] * 2 + [
         "edge_bus.golden", "edge_bus.golden", "models.training.wp_sweep", "models.training.cine_check",
         "models.training.bootstrap",
-        "models.training.mask_sweep", "models.training.model_card"]
+        "models.training.mask_sweep", "models.training.presence_check", "models.training.model_card"]
     assert all(str(ROOT / "models") not in line for line in steps)  # the shipped folder is left alone
     assert f"--out {tmp_path / 'run'}/emt_net" in steps[5] and f"--data {tmp_path / 'data'}" in steps[0]
     assert "--dice image" in steps[3] and "emt_net_dice/best.pt" in steps[5]
@@ -73,7 +73,7 @@ def test_out_elsewhere_runs_every_step_into_it(fake_python: Path, data: Path, tm
     kernels = dict(zip(range(len(steps)), (tmp_path / "kernels.log").read_text().split(), strict=True))
     capped = {modules[i] for i, k in kernels.items() if k == "AVX2"}
     assert capped == {"models.training.export", "models.training.cine_check", "models.training.bootstrap",
-                      "models.training.mask_sweep"}
+                      "models.training.mask_sweep", "models.training.presence_check"}
 
 
 def test_missing_data_and_unknown_options_are_one_line_errors(tmp_path: Path) -> None:

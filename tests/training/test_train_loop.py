@@ -138,3 +138,48 @@ def test_distill_needs_a_teacher_and_a_teacher_is_frozen(tmp_path: Path) -> None
     teacher = load_teacher(str(path))
     assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
     assert parse_args(["--out", "x"]).distill == 0.0
+
+
+def test_full_resolution_crops_miss_the_lesion_and_are_scaled_down_not_up(tmp_path: Path) -> None:
+    """A 300×400 image, gray (100) with a fine checkerboard of 90/110 and a bright (250) lesion: each
+    crop is resized down to 64 px with INTER_AREA (a 100+ px square: no upsampling) and holds no lesion
+    pixel; normal images give none; the same image gives the same crops (drawn from its name)."""
+    import cv2
+
+    from edge_bus.datasets import LabeledImage
+    from models.training.data import full_resolution_crops
+
+    img = np.where((np.indices((300, 400)).sum(0) % 2) == 0, 90, 110).astype(np.uint8)
+    truth = np.zeros((300, 400), np.uint8)
+    cv2.circle(truth, (300, 80), 30, 255, -1)
+    img[truth > 0] = 250
+    cv2.imwrite(str(tmp_path / "a.png"), img)
+    cv2.imwrite(str(tmp_path / "a_mask.png"), truth)
+    lesion = LabeledImage(tmp_path / "a.png", (tmp_path / "a_mask.png",), "benign", 2, "hand")
+    normal = LabeledImage(tmp_path / "a.png", (), "normal", 2, "hand")
+    crops = full_resolution_crops([lesion, normal], per_image=4, out=64)
+    assert crops.shape == (4, 64, 64) and crops.dtype == np.uint8
+    assert crops.max() < 200  # no lesion pixel
+    assert np.abs(crops.astype(int) - 100).max() <= 2  # the checkerboard averaged by INTER_AREA, not kept
+    np.testing.assert_array_equal(full_resolution_crops([lesion], per_image=4, out=64), crops)
+
+
+def test_with_a_crop_pool_the_negatives_come_from_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--crop-source full``: each negative is a crop of the pool (here all 77), never one cut from
+    the cached image; without a pool they are cut from it as before."""
+    import models.training.train as train_mod
+
+    split = CachedSplit(images=np.full((3, 32, 32), 200, np.uint8), masks=np.zeros((3, 32, 32), np.uint8),
+                        labels=np.array([1, 2, 1]), sources=np.array(["busi"] * 3), names=np.array(["0", "1", "2"]))
+    pool = np.full((5, 32, 32), 77, np.uint8)
+
+    def refuse(*_a: object, **_k: object) -> np.ndarray:
+        raise AssertionError("a negative was cut from the cached image")
+
+    monkeypatch.setattr(train_mod, "lesion_free_crop", refuse)
+    x, mask, pres, mal = train_mod.make_batch(split, [0, 1], [0, 2], np.random.default_rng(0), 16, pool)
+    assert x.shape[0] == 4 and pres.tolist() == [1.0, 1.0, 0.0, 0.0] and mal.tolist() == [0.0, 1.0, 0.0, 0.0]
+    assert float(mask[2:].sum()) == 0.0
+    with pytest.raises(AssertionError, match="cut from the cached image"):
+        train_mod.make_batch(split, [0], [0], np.random.default_rng(0), 16)
+    assert parse_args(["--out", "x"]).crop_source == "cache"  # the shipped models' negatives by default
