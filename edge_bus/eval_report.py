@@ -24,10 +24,10 @@ from edge_bus.sinks.files import atomic_write_text
 from edge_bus.sinks.svg import INK, MUTED, Plot, fmt_num, line_path, svg_document, text
 
 if TYPE_CHECKING:
-    from edge_bus.evaluation import Case, EvalGallery, EvalReport, ScoredImage
+    from edge_bus.evaluation import Case, CropCase, EvalGallery, EvalReport, ScoredImage
 
-__all__ = ["THUMB_SIDE", "case_picture", "confusion_table", "dice_histogram", "metric_text", "render_eval_html",
-           "roc_chart", "write_eval_html"]
+__all__ = ["THUMB_SIDE", "case_picture", "confusion_table", "crop_picture", "crops_text", "dice_histogram",
+           "metric_text", "render_eval_html", "roc_chart", "write_eval_html"]
 
 THUMB_SIDE = 220
 """The longer side of a gallery picture, in pixels."""
@@ -64,6 +64,13 @@ def case_picture(scored: ScoredImage, side: int = THUMB_SIDE) -> bytes:
     for mask, color in ((pred, PREDICTION_BGR), (truth, TRUTH_BGR)):
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(img, contours, -1, color, 1, cv2.LINE_AA)
+    ok, jpeg = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 88])
+    return jpeg.tobytes() if ok else b""
+
+
+def crop_picture(crop: np.ndarray, side: int = THUMB_SIDE) -> bytes:
+    """A JPEG of a lesion-free crop, ``side`` pixels square."""
+    img = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)
     ok, jpeg = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 88])
     return jpeg.tobytes() if ok else b""
 
@@ -138,6 +145,16 @@ def _gallery(cases: Sequence[Case]) -> str:
     return f'<div class="gallery">{"".join(figures)}</div>'
 
 
+def _crop_gallery(cases: Sequence[CropCase]) -> str:
+    figures = []
+    for c in cases:
+        src = "data:image/jpeg;base64," + base64.b64encode(c.picture).decode("ascii")
+        caption = f"<b>{escape(c.image)}</b>, crop {c.index + 1}<br>P(lesion) {c.lesion_prob:.3f}"
+        figures.append(f'<figure><img src="{src}" alt="{escape(c.image)} crop {c.index + 1}">'
+                       f"<figcaption>{caption}</figcaption></figure>")
+    return f'<div class="gallery">{"".join(figures)}</div>'
+
+
 def confusion_table(report: EvalReport) -> str:
     """Counts of each true class (rows) called as each class (columns) at the default operating point;
     the diagonal in green, the errors in red. Empty when the data has no normal images (no 3-class call
@@ -194,6 +211,12 @@ def render_eval_html(report: EvalReport, gallery: EvalGallery) -> str:
         if gallery.lowest_dice else "",
         section(f"Wrong class ({gallery.n_wrong} images)", key + wrong_note + _gallery(gallery.wrong_class))
         if gallery.wrong_class else "",
+        section(f"Lesion-free crops called lesion ({gallery.n_flagged_crops} of {report.n_crops})",
+                f'<p class="muted">Squares of lesion images clear of the marked lesion, with P(lesion) at or above '
+                f"the lesion threshold ({len(gallery.flagged_crops)} shown, the most confident first). Look at "
+                "what is in them: burned-in text or calipers, the shadow behind a lesion, or a second lesion that "
+                "the mask leaves out are not normal tissue.</p>" + _crop_gallery(gallery.flagged_crops))
+        if gallery.flagged_crops else "",
     ]
     subtitle = f"{report.model} · {report.backend} {report.precision} · {report.data}"
     return page("edge-bus eval", subtitle, "", "".join(body), css=_CSS)

@@ -29,11 +29,11 @@ import numpy as np
 from edge_bus.datasets import LabeledImage, read_dataset
 from edge_bus.engines import Engine, EngineConfig, create_engine
 from edge_bus.errors import ConfigError, DataError, SourceError
-from edge_bus.eval_report import case_picture, write_eval_html
+from edge_bus.eval_report import case_picture, crop_picture, write_eval_html
 from edge_bus.metrics import BinaryRates, dice, iou, rates_at, roc_auc
 from edge_bus.negatives import lesion_free_crops
 from edge_bus.postprocess import PostprocessConfig, Postprocessor, class_probs
-from edge_bus.preprocess import MIN_FRAME_SIDE, Preprocessor
+from edge_bus.preprocess import MIN_FRAME_SIDE, Preprocessor, detect_scan_area
 from edge_bus.sinks.files import atomic_write_text, check_output_file
 from edge_bus.types import ROI, Prediction
 from edge_bus.zoo import Manifest, resolve_model
@@ -188,13 +188,27 @@ class Case:
 
 
 @dataclass(frozen=True)
+class CropCase:
+    """A lesion-free crop shown in the HTML report: the image it was cut from, which of its crops
+    (0-based), its P(lesion), and its picture (JPEG)."""
+
+    image: str
+    index: int
+    lesion_prob: float
+    picture: bytes
+
+
+@dataclass(frozen=True)
 class EvalGallery:
-    """The images the HTML report shows: the lesion images with the lowest Dice, and the images whose
-    class is wrong, the most confident first (``n_wrong``: how many are wrong in all)."""
+    """The images the HTML report shows: the lesion images with the lowest Dice, the images whose
+    class is wrong and the lesion-free crops called lesion, the most confident first (``n_wrong``,
+    ``n_flagged_crops``: how many in all)."""
 
     lowest_dice: list[Case]
     wrong_class: list[Case]
     n_wrong: int
+    flagged_crops: list[CropCase] = field(default_factory=list)
+    n_flagged_crops: int = 0
 
 
 GALLERY_SIZE = 12
@@ -217,7 +231,20 @@ def pick_gallery(items: Sequence[LabeledImage], results: Sequence[ImageResult], 
     def cases(indices: list[int]) -> list[Case]:
         return [Case(results[i], case_picture(score_image(items[i], engine, post))) for i in indices[:size]]
 
-    return EvalGallery(lowest_dice=cases(lesion), wrong_class=cases(wrong), n_wrong=len(wrong))
+    flagged = sorted(((-p, i, k) for i, r in enumerate(results) for k, p in enumerate(r.crop_lesion_probs)
+                      if p >= manifest.lesion_threshold))
+    crops = [CropCase(results[i].name, k, -neg_p, crop_picture(cut_crop(items[i], k)))
+             for neg_p, i, k in flagged[:size]]
+    return EvalGallery(lowest_dice=cases(lesion), wrong_class=cases(wrong), n_wrong=len(wrong),
+                       flagged_crops=crops, n_flagged_crops=len(flagged))
+
+
+def cut_crop(item: LabeledImage, index: int) -> np.ndarray:
+    """The ``index``-th lesion-free crop of ``item``, as :func:`score_lesion_free_crops` cut it."""
+    gray, truth = item.load()
+    roi = detect_scan_area(gray)  # the scan area score_image's Preprocessor found (its first frame)
+    area = (slice(roi.y, roi.y + roi.h), slice(roi.x, roi.x + roi.w))
+    return lesion_free_crops(gray[area], truth[area], item.image.name, index + 1)[index]
 
 
 UNNAMED_DEVICE = "(scanner not named)"

@@ -83,3 +83,47 @@ def test_scores_by_scanner_only_when_the_images_come_from_more_than_one() -> Non
     assert (a.n_images, a.n_lesion) == (3, 3) and a.dice == pytest.approx(0.6) and a.auc == pytest.approx(0.5)
     assert groups[UNNAMED_DEVICE].auc != groups[UNNAMED_DEVICE].auc  # NaN: no malignant image of its own
     assert by_device(results[:3], 0.5) == {}  # one scanner: nothing to compare
+
+
+def test_the_page_shows_the_lesion_free_crops_called_lesion(tmp_path: Path) -> None:
+    """An engine that calls every input a lesion (P 0.99): every crop is flagged, so the gallery shows
+    GALLERY_SIZE of them, each a square picture of a crop that misses the lesion, and the page says how
+    many of how many."""
+    from edge_bus.datasets import read_dataset
+    from edge_bus.engines import EngineConfig
+    from edge_bus.engines.fake import FakeBehaviour, FakeEngine
+    from edge_bus.eval_report import render_eval_html
+    from edge_bus.evaluation import cut_crop, pick_gallery, run_images, summarize
+    from edge_bus.zoo import load_manifest
+
+    m = load_manifest(tiny_model_dir(tmp_path / "model"))
+    items = read_dataset(_busi_like(tmp_path / "data"))
+    engine = FakeEngine(m, EngineConfig(), FakeBehaviour(presence=0.99))
+    results = run_images(m, engine, items, crops=2)
+    n_crops = sum(len(r.crop_lesion_probs) for r in results)
+    gallery = pick_gallery(items, results, engine, m)
+    assert gallery.n_flagged_crops == n_crops > GALLERY_SIZE and len(gallery.flagged_crops) == GALLERY_SIZE
+    first = gallery.flagged_crops[0]
+    item = next(it for it in items if it.image.name == first.image)
+    _, truth = item.load()
+    crop = cut_crop(item, first.index)
+    assert crop.shape[0] == crop.shape[1] and not _contains(truth, crop, item)
+    img = cv2.imdecode(np.frombuffer(first.picture, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert img.shape == (THUMB_SIDE, THUMB_SIDE)
+    page = render_eval_html(summarize(m, results, "fake", "fake", "hand"), gallery)
+    assert f"Lesion-free crops called lesion ({n_crops} of {n_crops})" in page
+    assert f"{first.image}</b>, crop {first.index + 1}" in page
+
+
+def _contains(truth: np.ndarray, crop: np.ndarray, item: object) -> bool:
+    """Whether the crop (a view of the image) overlaps the true lesion: found by where it sits in the image."""
+    from edge_bus.datasets import LabeledImage
+
+    assert isinstance(item, LabeledImage)
+    gray, _ = item.load()
+    h, w = crop.shape
+    for y in range(gray.shape[0] - h + 1):
+        for x in range(gray.shape[1] - w + 1):
+            if np.array_equal(gray[y : y + h, x : x + w], crop):
+                return bool(truth[y : y + h, x : x + w].any())
+    raise AssertionError("the crop is not a square of its image")
