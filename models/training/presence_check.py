@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 from edge_bus.evaluation import EVAL_CROPS, EvalReport, GroupScores, evaluate
@@ -58,14 +59,15 @@ def presence_section(data: Path, models: list[str], crops: int = EVAL_CROPS, lim
             "|---|---|---|---|---|"]
     return "\n".join([
         '## The "no lesion" answer on normal tissue from every scanner\n',
-        "Only BUSI has normal images, all from one hospital. Beside them, `edge-bus eval` scores "
+        textwrap.fill("Only BUSI has normal images, all from one hospital. Beside them, `edge-bus eval` scores "
         f"{crops} lesion-free crops of each lesion image (`--crops`): squares of the scan area, 35–60% of its "
         "shorter side, clear of the lesion grown by 3% of that side, drawn from the image's name so every run "
         "scores the same ones, each prepared as a live frame. They are normal tissue from the scanner of "
         "that image, including the four scanners of BUS-BRA, which gave no normal image. Flagged: P(lesion) at "
         "or above the model's lesion threshold (chosen on BUSI fold 1's normal and lesion images; crops are never "
         "used to choose it). Found: the same, on the lesion images; the rest are called normal. INT8 IR, "
-        f"OpenVINO, {kernel_class()} kernels (`python -m models.training.presence_check`).\n",
+        f"OpenVINO, {kernel_class()} kernels (`python -m models.training.presence_check`).",
+                      width=100, break_on_hyphens=False) + "\n",
         "Test (BUSI fold 0):\n", *head, *test_rows, "",
         "Validation, by scanner (these images select the model; the lesion threshold comes from BUSI fold 1):\n",
         *head, *val_rows, "",
