@@ -26,7 +26,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from edge_bus.datasets import LabeledImage, read_dataset
+from edge_bus.datasets import CLASSES, LabeledImage, read_dataset
 from edge_bus.engines import Engine, EngineConfig, create_engine
 from edge_bus.errors import ConfigError, DataError, SourceError
 from edge_bus.eval_report import case_picture, crop_picture, write_eval_html
@@ -283,7 +283,7 @@ def summarize(manifest: Manifest, results: Sequence[ImageResult], backend: str, 
     scores = np.array([r.malignancy for r in lesion])
     positive = np.array([r.label == "malignant" for r in lesion])
     ops = {name: rates_at(scores, positive, op.threshold) for name, op in manifest.operating_points.items()}
-    counts = {c: sum(r.label == c for r in results) for c in ("normal", "benign", "malignant")}
+    counts = {c: sum(r.label == c for r in results) for c in CLASSES}
     overall = group_scores(results, manifest.lesion_threshold)
     return EvalReport(
         model=manifest.name, backend=backend, precision=precision, data=data, n_images=len(results), counts=counts,
