@@ -149,10 +149,8 @@ def score_lesion_free_crops(gray: np.ndarray, truth: np.ndarray, roi: ROI, engin
     """P(lesion) of up to ``n`` squares of the image's scan area ``roi`` that miss its lesion
     (:mod:`edge_bus.negatives`; drawn from ``name``, so the same squares every run), each prepared as
     a live frame whose scan area is the whole square. Fewer when the lesion leaves no room."""
-    tissue = gray[roi.y : roi.y + roi.h, roi.x : roi.x + roi.w]
-    lesion = truth[roi.y : roi.y + roi.h, roi.x : roi.x + roi.w]
     probs = []
-    for crop in lesion_free_crops(tissue, lesion, name, n):
+    for crop in lesion_free_crops(gray, truth, roi, name, n):
         if min(crop.shape[:2]) < MIN_FRAME_SIDE:
             break
         h, w = crop.shape[:2]
@@ -243,8 +241,7 @@ def cut_crop(item: LabeledImage, index: int) -> np.ndarray:
     """The ``index``-th lesion-free crop of ``item``, as :func:`score_lesion_free_crops` cut it."""
     gray, truth = item.load()
     roi = detect_scan_area(gray)  # the scan area score_image's Preprocessor found (its first frame)
-    area = (slice(roi.y, roi.y + roi.h), slice(roi.x, roi.x + roi.w))
-    return lesion_free_crops(gray[area], truth[area], item.image.name, index + 1)[index]
+    return lesion_free_crops(gray, truth, roi, item.image.name, index + 1)[index]
 
 
 UNNAMED_DEVICE = "(scanner not named)"

@@ -51,10 +51,12 @@ def crop_rng(name: str) -> np.random.Generator:
     return np.random.default_rng(zlib.crc32(name.encode("utf-8")))
 
 
-def lesion_free_crops(tissue: np.ndarray, lesion: np.ndarray, name: str, n: int) -> list[np.ndarray]:
-    """Up to ``n`` lesion-free squares of ``tissue`` (an image's scan area, at full resolution) as views,
-    ``lesion`` its mask; drawn from ``name`` (:func:`crop_rng`), the lesion grown by :data:`CROP_MARGIN`.
-    Fewer when the lesion leaves no room."""
+def lesion_free_crops(image: np.ndarray, mask: np.ndarray, roi: ROI, name: str, n: int) -> list[np.ndarray]:
+    """Up to ``n`` lesion-free squares of ``image``'s scan area ``roi`` (at full resolution), as views;
+    ``mask`` is the image's lesion mask. Drawn from ``name`` (:func:`crop_rng`), the lesion grown by
+    :data:`CROP_MARGIN` of the scan area's shorter side. Fewer when the lesion leaves no room."""
+    tissue = image[roi.y : roi.y + roi.h, roi.x : roi.x + roi.w]
+    lesion = mask[roi.y : roi.y + roi.h, roi.x : roi.x + roi.w]
     rng = crop_rng(name)
     margin = max(1, round(CROP_MARGIN * min(tissue.shape[:2])))
     crops = []

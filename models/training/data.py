@@ -142,9 +142,7 @@ def full_resolution_crops(items: list[LabeledImage], per_image: int, out: int) -
         if item.label == "normal":
             continue
         gray, truth = item.load()
-        roi = detect_scan_area(gray)
-        area = (slice(roi.y, roi.y + roi.h), slice(roi.x, roi.x + roi.w))
-        for crop in lesion_free_crops(gray[area], truth[area], item.image.name, per_image):
+        for crop in lesion_free_crops(gray, truth, detect_scan_area(gray), item.image.name, per_image):
             crops.append(cv2.resize(crop, (out, out), interpolation=cv2.INTER_AREA))
     return np.stack(crops) if crops else np.zeros((0, out, out), np.uint8)
 

@@ -31,9 +31,12 @@ def _rate(x: float | None, n: int) -> str:
     return "–" if x is None or n == 0 else f"{x:.3f} ({n})"
 
 
-def _row(model: str, data: str, g: GroupScores | EvalReport, normals: str) -> str:
-    n_lesion = g.n_lesion if isinstance(g, GroupScores) else g.counts["benign"] + g.counts["malignant"]
+def _row(model: str, data: str, g: GroupScores | EvalReport, n_lesion: int, normals: str) -> str:
     return f"| {model} | {data} | {normals} | {_rate(g.lesion_recall, n_lesion)} | {_rate(g.crop_fp_rate, g.n_crops)} |"
+
+
+def _lesion_images(report: EvalReport) -> int:
+    return report.counts["benign"] + report.counts["malignant"]
 
 
 def presence_section(data: Path, models: list[str], crops: int = EVAL_CROPS, limit: int | None = None) -> str:
@@ -49,12 +52,12 @@ def presence_section(data: Path, models: list[str], crops: int = EVAL_CROPS, lim
         val_busi = evaluate(busi / "Dataset_BUSI_with_GT", busi / "folds.csv", 1, model=name, crops=crops,
                             limit=limit)
         val_bra = evaluate(bra, bra / "5-fold-cv.csv", 1, model=name, crops=crops, limit=limit)
-        test_rows.append(_row(f"{name} (lesion threshold {thr:.4f})", "BUSI fold 0",
-                              test, _rate(test.normal_fp_rate, test.counts["normal"])))
-        val_rows.append(_row(name, "BUSI fold 1", val_busi, _rate(val_busi.normal_fp_rate,
-                                                                   val_busi.counts["normal"])))
+        test_rows.append(_row(f"{name} (lesion threshold {thr:.4f})", "BUSI fold 0", test, _lesion_images(test),
+                              _rate(test.normal_fp_rate, test.counts["normal"])))
+        val_rows.append(_row(name, "BUSI fold 1", val_busi, _lesion_images(val_busi),
+                             _rate(val_busi.normal_fp_rate, val_busi.counts["normal"])))
         for scanner, g in val_bra.by_device.items():
-            val_rows.append(_row(name, f"BUS-BRA kFold 1, {scanner}", g, "–"))
+            val_rows.append(_row(name, f"BUS-BRA kFold 1, {scanner}", g, g.n_lesion, "–"))
     head = ["| model | data | normal images flagged (n) | lesion images found (n) | lesion-free crops flagged (n) |",
             "|---|---|---|---|---|"]
     return "\n".join([
