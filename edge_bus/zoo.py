@@ -41,6 +41,16 @@ class OperatingPoint:
 
 
 @dataclass(frozen=True)
+class LesionThresholdEvidence:
+    """What the lesion threshold gave on the images it was chosen on (``thresholds.lesion_val``): the
+    share of lesion images where a lesion is found and of normal images flagged; None where absent."""
+
+    data: str | None = None
+    lesion_recall: float | None = None
+    normal_flagged: float | None = None
+
+
+@dataclass(frozen=True)
 class RecordedMetrics:
     """A model's recorded metrics on the test fold (BUSI fold 0) for one precision; None where absent."""
 
@@ -72,6 +82,7 @@ class Manifest:
     architecture: str = "?"
     encoder: str = "?"
     test_metrics: dict[str, RecordedMetrics] = field(default_factory=dict)  # precision (fp32, int8, …) → metrics
+    lesion_evidence: LesionThresholdEvidence = field(default_factory=LesionThresholdEvidence)
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     def path(self, role: str) -> Path:
@@ -199,6 +210,7 @@ def parse_manifest(data: dict[str, Any], folder: Path) -> Manifest:
             architecture=str(data.get("architecture", "?")),
             encoder=str(data.get("encoder", "?")),
             test_metrics=_test_metrics(data.get("metrics")),
+            lesion_evidence=_lesion_evidence(thresholds),
             raw=data,
         )
     except ModelError:
@@ -234,6 +246,17 @@ def _unit(value: object, what: str, where: str) -> float:
     if not 0.0 <= number <= 1.0:
         raise ModelError(f"{where}: {what} must lie between 0 and 1, got {number:g}")
     return number
+
+
+def _lesion_evidence(thresholds: dict[str, Any]) -> LesionThresholdEvidence:
+    """``thresholds.lesion_val`` as far as the manifest has it (display only, like the test metrics)."""
+    val = thresholds.get("lesion_val")
+    if not isinstance(val, dict):
+        return LesionThresholdEvidence()
+    data = val.get("data")
+    return LesionThresholdEvidence(data=str(data) if data is not None else None,
+                                   lesion_recall=number_or_none(val.get("lesion_recall")),
+                                   normal_flagged=number_or_none(val.get("normal_flagged")))
 
 
 def _test_metrics(metrics: object) -> dict[str, RecordedMetrics]:

@@ -172,6 +172,20 @@ def test_a_metrics_section_of_another_shape_only_hides_the_metrics(tmp_path: Pat
     assert (row.test_dice, row.test_auc, row.problem) == (0.7, None, None)
 
 
+def test_the_lesion_thresholds_evidence_is_read_where_present_and_well_formed(tmp_path: Path) -> None:
+    from edge_bus.zoo import LesionThresholdEvidence
+
+    folder = tiny_model_dir(tmp_path / "tiny")
+    assert load_manifest(folder).lesion_evidence == LesionThresholdEvidence()  # none recorded
+    folder = _edited_manifest(folder, lambda d: d["thresholds"].update(
+        lesion_val={"lesion_recall": 0.8062, "normal_flagged": 0.0, "data": "BUSI fold 1"}))
+    assert load_manifest(folder).lesion_evidence == LesionThresholdEvidence("BUSI fold 1", 0.8062, 0.0)
+    folder = _edited_manifest(folder, lambda d: d["thresholds"].update(lesion_val={"lesion_recall": "most"}))
+    assert load_manifest(folder).lesion_evidence == LesionThresholdEvidence()  # display only: ignored, not an error
+    folder = _edited_manifest(folder, lambda d: d["thresholds"].update(lesion_val=[1]))
+    assert load_manifest(folder).lesion_evidence == LesionThresholdEvidence()
+
+
 def test_models_info_and_list_read_the_typed_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
