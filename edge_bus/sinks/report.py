@@ -54,6 +54,9 @@ class ReportData:
     malignancy_threshold: float | None = None
     #: P(lesion) at or above which a frame has a lesion (the manifest's); below it, the frame is normal
     lesion_threshold: float | None = None
+    #: the share of lesion images that threshold found where it was chosen, and on what data (the
+    #: manifest's ``lesion_evidence``): a frame called normal may still show a lesion
+    lesion_found: tuple[float, str] | None = None
     notes: Sequence[str] = ()
     generated_at: str = field(default_factory=lambda: _dt.datetime.now().astimezone().isoformat(timespec="seconds"))
     max_points: int = 1200
@@ -232,6 +235,10 @@ def render_report(data: ReportData) -> str:
                                         data.max_points)
         rule = (f"P(lesion) ≥ {data.lesion_threshold:.4f}" if data.lesion_threshold is not None
                 else "the model's presence score")
+        if data.lesion_found is not None:
+            share, where = data.lesion_found
+            rule += (f"; on {escape(where)} that found a lesion in {100 * share:.0f}% of the lesion images, so a "
+                     "frame called normal may still show one")
         parts.append(_section("Predictions over time", _figure(classes, (
             f"Predicted class per frame, and P(malignant | lesion) on the frames with a lesion ({rule}); a frame "
             f"with a lesion is malignant when that reaches the threshold line, else benign{down}."))))

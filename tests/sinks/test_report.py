@@ -175,6 +175,9 @@ def test_malignancy_is_plotted_only_where_there_is_a_lesion() -> None:
     data = replace(report_data(n), series=series, lesion_threshold=0.98324)
     html = render_report(data)
     assert "P(malignant | lesion)" in html and "(P(lesion) ≥ 0.9832)" in html and "threshold 0.4000" in html
+    found = render_report(replace(data, lesion_found=(0.8062, "BUSI fold 1")))
+    assert ("(P(lesion) ≥ 0.9832; on BUSI fold 1 that found a lesion in 81% of the lesion images, so a frame "
+            "called normal may still show one)") in found
     svg = html[html.index("Class timeline"):]
     drawn = re.search(r'<path d="(M[^"]*)" fill="none" stroke="[^"]+" stroke-width="1.4"', svg)
     assert drawn is not None
