@@ -25,7 +25,6 @@ from edge_bus.summary import Verdict, clip_verdict, write_latency_json
 from edge_bus.telemetry.hardware import hardware_facts
 from edge_bus.telemetry.series import FrameSeries
 from edge_bus.telemetry.stats import PIPELINE_STAGES, LatencySummary
-from edge_bus.zoo import Manifest
 
 if TYPE_CHECKING:
     from edge_bus.pipeline import Pipeline
@@ -211,7 +210,7 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
         verdict=VerdictBadge(verdict.label, None, verdict.evidence() + (
             f" (malignant at ≥ {op.threshold:.4f})" if verdict.mean_malignancy is not None else "")),
         malignancy_threshold=op.threshold, lesion_threshold=p.manifest.lesion_threshold,
-        lesion_found=lesion_found(p.manifest), notes=notes,
+        lesion_evidence=p.manifest.lesion_evidence, notes=notes,
         e2e_stages=e2e_stages(info), latency_note="" if p.live else FILE_LATENCY_NOTE))
     if close_errors:
         raise close_errors[0]
@@ -260,8 +259,3 @@ def _limit_reached(source: object) -> bool:
 
     return isinstance(source, LimitedSource) and source.limit_reached
 
-
-def lesion_found(manifest: Manifest) -> tuple[float, str] | None:
-    """The share of lesion images the model's lesion threshold found, and where, when its manifest says."""
-    ev = manifest.lesion_evidence
-    return (ev.lesion_recall, ev.data) if ev.lesion_recall is not None and ev.data else None

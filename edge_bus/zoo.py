@@ -49,6 +49,14 @@ class LesionThresholdEvidence:
     lesion_recall: float | None = None
     normal_flagged: float | None = None
 
+    def sentence(self) -> str | None:
+        """What the threshold did there, in words ("on BUSI fold 1 it found a lesion in 80.6% of the lesion
+        images and flagged 0.0% of the normal ones"); None when the manifest does not say."""
+        if self.lesion_recall is None or self.normal_flagged is None:
+            return None
+        return (f"on {self.data or 'its calibration images'} it found a lesion in {100 * self.lesion_recall:.1f}% of "
+                f"the lesion images and flagged {100 * self.normal_flagged:.1f}% of the normal ones")
+
 
 @dataclass(frozen=True)
 class RecordedMetrics:

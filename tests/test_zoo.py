@@ -177,6 +177,7 @@ def test_the_lesion_thresholds_evidence_is_read_where_present_and_well_formed(tm
 
     folder = tiny_model_dir(tmp_path / "tiny")
     assert load_manifest(folder).lesion_evidence == LesionThresholdEvidence()  # none recorded
+    assert LesionThresholdEvidence().sentence() is None and LesionThresholdEvidence(None, 0.5, None).sentence() is None
     folder = _edited_manifest(folder, lambda d: d["thresholds"].update(
         lesion_val={"lesion_recall": 0.8062, "normal_flagged": 0.0, "data": "BUSI fold 1"}))
     assert load_manifest(folder).lesion_evidence == LesionThresholdEvidence("BUSI fold 1", 0.8062, 0.0)

@@ -47,11 +47,9 @@ def info_cmd(
     console.print(f"input  {m.input_name} [1, {m.input.channels}, {m.input.height}, {m.input.width}] gray, "
                   f"(pixel/255 - {m.input.mean}) / {m.input.std}")
     console.print(f"output {m.mask_output}: mask logits; {m.class_output}: {m.head}")
-    ev = m.lesion_evidence
-    found = (f" (on {ev.data or 'its calibration images'}: found a lesion in {ev.lesion_recall:.3f} of the lesion "
-             f"images, flagged {ev.normal_flagged:.3f} of the normal ones)"
-             if ev.lesion_recall is not None and ev.normal_flagged is not None else "")
-    console.print(f"lesion threshold P(lesion) >= {m.lesion_threshold:.3f}{found}", markup=False)
+    evidence = m.lesion_evidence.sentence()
+    console.print(f"lesion threshold P(lesion) >= {m.lesion_threshold:.3f}" + (f" ({evidence})" if evidence else ""),
+                  markup=False)
     table = Table("operating point", "malignancy threshold", "val SEN", "val SPE")
     for op in m.operating_points.values():
         table.add_row(op.name + (" (default)" if op.name == m.default_operating_point else ""),

@@ -22,6 +22,7 @@ from edge_bus.sinks import charts
 from edge_bus.sinks.files import atomic_write_text
 from edge_bus.sinks.svg import fmt_num
 from edge_bus.telemetry.series import FrameSeries
+from edge_bus.zoo import LesionThresholdEvidence
 
 __all__ = ["ReportData", "VerdictBadge", "render_report", "write_report"]
 
@@ -54,9 +55,9 @@ class ReportData:
     malignancy_threshold: float | None = None
     #: P(lesion) at or above which a frame has a lesion (the manifest's); below it, the frame is normal
     lesion_threshold: float | None = None
-    #: the share of lesion images that threshold found where it was chosen, and on what data (the
-    #: manifest's ``lesion_evidence``): a frame called normal may still show a lesion
-    lesion_found: tuple[float, str] | None = None
+    #: what that threshold did on the images it was chosen on (the manifest's): a frame called normal
+    #: may still show a lesion
+    lesion_evidence: LesionThresholdEvidence | None = None
     notes: Sequence[str] = ()
     generated_at: str = field(default_factory=lambda: _dt.datetime.now().astimezone().isoformat(timespec="seconds"))
     max_points: int = 1200
@@ -235,10 +236,9 @@ def render_report(data: ReportData) -> str:
                                         data.max_points)
         rule = (f"P(lesion) ≥ {data.lesion_threshold:.4f}" if data.lesion_threshold is not None
                 else "the model's presence score")
-        if data.lesion_found is not None:
-            share, where = data.lesion_found
-            rule += (f"; on {escape(where)} that found a lesion in {100 * share:.0f}% of the lesion images, so a "
-                     "frame called normal may still show one")
+        evidence = data.lesion_evidence.sentence() if data.lesion_evidence is not None else None
+        if evidence:
+            rule += f"; {escape(evidence)}, so a frame called normal may still show one"
         parts.append(_section("Predictions over time", _figure(classes, (
             f"Predicted class per frame, and P(malignant | lesion) on the frames with a lesion ({rule}); a frame "
             f"with a lesion is malignant when that reaches the threshold line, else benign{down}."))))

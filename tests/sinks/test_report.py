@@ -175,9 +175,11 @@ def test_malignancy_is_plotted_only_where_there_is_a_lesion() -> None:
     data = replace(report_data(n), series=series, lesion_threshold=0.98324)
     html = render_report(data)
     assert "P(malignant | lesion)" in html and "(P(lesion) ≥ 0.9832)" in html and "threshold 0.4000" in html
-    found = render_report(replace(data, lesion_found=(0.8062, "BUSI fold 1")))
-    assert ("(P(lesion) ≥ 0.9832; on BUSI fold 1 that found a lesion in 81% of the lesion images, so a frame "
-            "called normal may still show one)") in found
+    from edge_bus.zoo import LesionThresholdEvidence
+
+    found = render_report(replace(data, lesion_evidence=LesionThresholdEvidence("BUSI fold 1", 0.8062, 0.0)))
+    assert ("(P(lesion) ≥ 0.9832; on BUSI fold 1 it found a lesion in 80.6% of the lesion images and flagged 0.0% "
+            "of the normal ones, so a frame called normal may still show one)") in found
     svg = html[html.index("Class timeline"):]
     drawn = re.search(r'<path d="(M[^"]*)" fill="none" stroke="[^"]+" stroke-width="1.4"', svg)
     assert drawn is not None
