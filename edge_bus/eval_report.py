@@ -136,23 +136,24 @@ def _gallery(cases: Sequence[Case]) -> str:
     figures = []
     for c in cases:
         r = c.result
-        src = "data:image/jpeg;base64," + base64.b64encode(c.picture).decode("ascii")
         called = r.predicted if r.predicted == r.label else f"{r.predicted} ✗"
         caption = (f"<b>{escape(r.name)}</b><br>{escape(r.label)} → {escape(called)}"
                    + (f" · Dice {r.dice:.2f}" if r.dice is not None else "")
                    + f"<br>P(lesion) {r.lesion_prob:.2f} · P(malignant | lesion) {r.malignancy:.2f}")
-        figures.append(f'<figure><img src="{src}" alt="{escape(r.name)}"><figcaption>{caption}</figcaption></figure>')
+        figures.append(_figure(c.picture, r.name, caption))
     return f'<div class="gallery">{"".join(figures)}</div>'
 
 
 def _crop_gallery(cases: Sequence[CropCase]) -> str:
-    figures = []
-    for c in cases:
-        src = "data:image/jpeg;base64," + base64.b64encode(c.picture).decode("ascii")
-        caption = f"<b>{escape(c.image)}</b>, crop {c.index + 1}<br>P(lesion) {c.lesion_prob:.3f}"
-        figures.append(f'<figure><img src="{src}" alt="{escape(c.image)} crop {c.index + 1}">'
-                       f"<figcaption>{caption}</figcaption></figure>")
+    figures = [_figure(c.picture, f"{c.image} crop {c.index + 1}",
+                       f"<b>{escape(c.image)}</b>, crop {c.index + 1}<br>P(lesion) {c.lesion_prob:.3f}") for c in cases]
     return f'<div class="gallery">{"".join(figures)}</div>'
+
+
+def _figure(picture: bytes, alt: str, caption_html: str) -> str:
+    """A gallery figure: the JPEG inline, ``alt`` (plain text) and the caption (HTML, escaped by the caller)."""
+    src = "data:image/jpeg;base64," + base64.b64encode(picture).decode("ascii")
+    return f'<figure><img src="{src}" alt="{escape(alt)}"><figcaption>{caption_html}</figcaption></figure>'
 
 
 def confusion_table(report: EvalReport) -> str:
