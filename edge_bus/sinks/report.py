@@ -57,7 +57,7 @@ class ReportData:
     lesion_threshold: float | None = None
     #: what that threshold did on the images it was chosen on (the manifest's): a frame called normal
     #: may still show a lesion
-    lesion_evidence: LesionThresholdEvidence | None = None
+    lesion_evidence: LesionThresholdEvidence = field(default_factory=LesionThresholdEvidence)
     notes: Sequence[str] = ()
     generated_at: str = field(default_factory=lambda: _dt.datetime.now().astimezone().isoformat(timespec="seconds"))
     max_points: int = 1200
@@ -236,7 +236,7 @@ def render_report(data: ReportData) -> str:
                                         data.max_points)
         rule = (f"P(lesion) ≥ {data.lesion_threshold:.4f}" if data.lesion_threshold is not None
                 else "the model's presence score")
-        evidence = data.lesion_evidence.sentence() if data.lesion_evidence is not None else None
+        evidence = data.lesion_evidence.sentence()
         if evidence:
             rule += f"; {escape(evidence)}, so a frame called normal may still show one"
         parts.append(_section("Predictions over time", _figure(classes, (
