@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from edge_bus.preprocess import InputSpec, Preprocessor, detect_scan_area
     from edge_bus.render import HudInfo, OverlayRenderer, OverlayStyle
     from edge_bus.sources import FrameSource, SourceInfo, make_frame, open_source
-    from edge_bus.summary import Verdict
+    from edge_bus.summary import LesionEpisode, Verdict
     from edge_bus.telemetry.stats import LatencySummary
     from edge_bus.types import ROI, Frame, HardwareMeta, ModelOutputs, Prediction, PreprocessMeta
     from edge_bus.zoo import Manifest, OperatingPoint, list_models, load_manifest, resolve_model
@@ -79,7 +79,7 @@ _LAZY = {
     "detect_scan_area": "edge_bus.preprocess",
     "HudInfo": "edge_bus.render", "OverlayRenderer": "edge_bus.render", "OverlayStyle": "edge_bus.render",
     "FrameSource": "edge_bus.sources", "SourceInfo": "edge_bus.sources", "make_frame": "edge_bus.sources",
-    "open_source": "edge_bus.sources", "Verdict": "edge_bus.summary",
+    "open_source": "edge_bus.sources", "LesionEpisode": "edge_bus.summary", "Verdict": "edge_bus.summary",
     "LatencySummary": "edge_bus.telemetry.stats",
     "ROI": "edge_bus.types", "Frame": "edge_bus.types", "HardwareMeta": "edge_bus.types",
     "ModelOutputs": "edge_bus.types", "Prediction": "edge_bus.types", "PreprocessMeta": "edge_bus.types",
@@ -104,6 +104,7 @@ __all__ = [
     "InputSpec",
     "Interrupted",
     "LatencySummary",
+    "LesionEpisode",
     "Manifest",
     "ModelError",
     "ModelOutputs",

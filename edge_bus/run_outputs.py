@@ -142,9 +142,10 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
     close_errors = p.files.close()
     series = p.outputs.series.build()
     op = p.outputs.post.op
-    verdict = clip_verdict(series, op.threshold)
-    stages = p.metrics.stats()
     info = p.source.info
+    fps = 0.0 if info.still else info.fps or 30.0  # independent stills have no episodes
+    verdict = clip_verdict(series, op.threshold, fps=fps)
+    stages = p.metrics.stats()
     engine = p.engine
     latency: dict[str, Any] = {
         "stages": {name: s.to_json() for name, s in stages.items()},
@@ -211,7 +212,8 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
             f" (malignant at ≥ {op.threshold:.4f})" if verdict.mean_malignancy is not None else "")),
         malignancy_threshold=op.threshold, lesion_threshold=p.manifest.lesion_threshold,
         lesion_evidence=p.manifest.lesion_evidence, notes=notes,
-        e2e_stages=e2e_stages(info), latency_note="" if p.live else FILE_LATENCY_NOTE))
+        e2e_stages=e2e_stages(info), latency_note="" if p.live else FILE_LATENCY_NOTE,
+        episodes=verdict.episodes, fps=fps))
     if close_errors:
         raise close_errors[0]
     return FinalReport(latency, verdict, stages, link_note)

@@ -40,7 +40,10 @@ def check_outputs(out: Path, frames: int) -> tuple[list[dict], dict]:
     if lat["model"]["file"].endswith(".xml"):  # an IR's topology and its weights
         assert set(lat["model"]["files_sha256"]) == {"model_int8.xml", "model_int8.bin"}
     assert all(len(h) == 64 for h in lat["model"]["files_sha256"].values())
-    assert {"label", "confidence"} <= set(lat["verdict"])
+    assert {"label", "confidence", "lesion_frames", "frames", "episodes"} <= set(lat["verdict"])
+    for episode in lat["verdict"]["episodes"]:  # each inside the run, with its own label
+        assert 0 <= episode["first_frame"] <= episode["last_frame"] and episode["label"] in ("benign", "malignant")
+        assert 0 < episode["lesion_frames"] <= lat["verdict"]["lesion_frames"]
     html = (out / "report.html").read_text()
     assert "<svg" in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
     cap = cv2.VideoCapture(str(out / "overlay.mp4"))

@@ -10,7 +10,7 @@ from helpers import tiny_model_dir
 
 from edge_bus.calibrate import choose_thresholds
 from edge_bus.evaluation import ImageResult, summarize
-from edge_bus.summary import clip_verdict
+from edge_bus.summary import clip_verdict, lesion_episodes
 from edge_bus.telemetry.series import FrameSeries, SeriesBuilder
 from edge_bus.zoo import load_manifest
 
@@ -43,6 +43,42 @@ def test_clip_verdict_normal_below_a_tenth_of_the_frames() -> None:
     one = _series([(i < 1, 0.9 if i < 1 else 0.0) for i in range(20)] + [(True, 0.9)] * 5, frozen=(20, 21, 22, 23, 24))
     v = clip_verdict(one, 0.5)
     assert (v.label, v.confidence, v.lesion_frames, v.frames) == ("normal", pytest.approx(0.95), 1, 20)
+
+
+def test_lesion_episodes_bridge_short_gaps_and_drop_flickers() -> None:
+    """Lesion frames 0-3 (malignancy 0.2), a gap of 2, frames 6-7 (0.2), a gap of 4, frame 12 alone,
+    a gap of 3, frames 16-19 (0.9). With max_gap 2 and min_frames 2: 0-7 is one episode (6 lesion
+    frames, mean 0.2, benign), frame 12 is a flicker (1 < 2, left out), 16-19 another (4 frames,
+    mean 0.9, malignant at 0.5). With max_gap 3, frame 12 joins 16-19 (gap 3): 5 frames, mean
+    (0.5 + 4 × 0.9) / 5 = 0.82."""
+    lesion = {0: 0.2, 1: 0.2, 2: 0.2, 3: 0.2, 6: 0.2, 7: 0.2, 12: 0.5, 16: 0.9, 17: 0.9, 18: 0.9, 19: 0.9}
+    s = _series([(i in lesion, lesion.get(i, 0.0)) for i in range(22)])
+    first, second = lesion_episodes(s, 0.5, max_gap=2, min_frames=2)
+    assert (first.first_frame, first.last_frame, first.lesion_frames, first.label) == (0, 7, 6, "benign")
+    assert first.mean_malignancy == pytest.approx(0.2)
+    assert (second.first_frame, second.last_frame, second.lesion_frames, second.label) == (16, 19, 4, "malignant")
+    wide = lesion_episodes(s, 0.5, max_gap=3, min_frames=2)
+    assert [(e.first_frame, e.last_frame, e.lesion_frames) for e in wide] == [(0, 7, 6), (12, 19, 5)]
+    assert wide[1].mean_malignancy == pytest.approx(0.82)
+
+
+def test_the_clip_verdict_lists_episodes_for_a_video_only() -> None:
+    """The same clip at 10 fps (gap 0.5 s → 5 frames, shortest 0.2 s → 2 frames): frames 0-19 are
+    one episode and the verdict's evidence says nothing more; two lesions 30 frames apart are two
+    episodes, named in the evidence. Independent stills (fps 0) get none. Frozen frames are left out,
+    so a 10-frame freeze inside a lesion splits it."""
+    one = _series([(True, 0.9 if i % 7 else 0.2) if i % 4 else (False, 0.0) for i in range(20)])
+    v = clip_verdict(one, 0.5, fps=10.0)
+    assert [(e.first_frame, e.last_frame) for e in v.episodes] == [(1, 19)] and "episodes" not in v.evidence()
+    two = _series([(True, 0.1)] * 10 + [(False, 0.0)] * 30 + [(True, 0.95)] * 10)
+    v = clip_verdict(two, 0.5, fps=10.0)
+    assert [(e.first_frame, e.last_frame, e.label) for e in v.episodes] == [(0, 9, "benign"), (40, 49, "malignant")]
+    assert v.evidence().endswith("; 2 lesion episodes, 1 malignant")
+    assert v.to_json()["episodes"][1] == {"first_frame": 40, "last_frame": 49, "lesion_frames": 10,
+                                          "mean_malignancy": 0.95, "label": "malignant"}
+    assert clip_verdict(two, 0.5).episodes == ()
+    frozen = _series([(True, 0.9)] * 30, frozen=tuple(range(10, 20)))
+    assert [(e.first_frame, e.last_frame) for e in clip_verdict(frozen, 0.5, fps=10.0).episodes] == [(0, 9), (20, 29)]
 
 
 def test_eval_summary_means_rates_and_three_class_accuracy(tmp_path: Path) -> None:

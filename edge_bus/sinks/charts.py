@@ -221,10 +221,12 @@ def class_timeline(
     malignancy: np.ndarray,
     threshold: float | None = None,
     max_points: int = 1200,
+    episodes: Sequence[tuple[int, int]] = (),
 ) -> str:
     """A coloured band of the predicted class per frame (class shares per bucket when downsampled)
     above the malignancy probability (mean line, min–max band; NaN, e.g. frames without a lesion,
-    leave gaps)."""
+    leave gaps). ``episodes``: (first, last) frame of each lesion episode, bracketed and numbered
+    from 1 under the band."""
     if len(frames) == 0:
         return ""
     b = make_buckets(frames, max_points)
@@ -236,7 +238,8 @@ def class_timeline(
     share = counts / counts.sum(axis=1, keepdims=True)
 
     width, band_top, band_h = 1000, 30, 34
-    plot = Plot(float(b.x_first[0]), float(max(b.x_last[-1], b.x_first[0] + 1)), 0.0, 1.0, height=250, top=82)
+    plot = Plot(float(b.x_first[0]), float(max(b.x_last[-1], b.x_first[0] + 1)), 0.0, 1.0, height=250,
+                top=94 if episodes else 82)  # room for the episodes' brackets under the band
     parts: list[str] = []
     # run-length merge identical rows so a steady class is one rectangle
     change = np.flatnonzero(np.any(np.diff(share, axis=0) != 0, axis=1)) + 1
@@ -257,6 +260,13 @@ def class_timeline(
             )
             y += h
     parts.append(text(plot.left - 6, band_top + band_h / 2 + 4, "class", anchor="end", size=11, fill=MUTED))
+    y_ep = band_top + band_h + 6
+    for number, (first, last) in enumerate(episodes, start=1):
+        xa = max(float(plot.left), float(plot.px(first - half)))
+        xb = min(float(plot.width - plot.right), float(plot.px(last + half)))
+        parts.append(f'<path d="M{xa:.1f},{y_ep - 3} V{y_ep} H{xb:.1f} V{y_ep - 3}" fill="none" stroke="{INK}" '
+                     f'stroke-width="1.6"/>')
+        parts.append(text((xa + xb) / 2, y_ep + 11, str(number), anchor="middle", size=10, halo=True))
     m_mean, m_lo, m_hi = bucket_stats(malignancy, b)
     parts.append(plot.axes("frame", "P(malignant | lesion)", y_ticks=[0, 0.25, 0.5, 0.75, 1.0]))
     if b.downsampled:

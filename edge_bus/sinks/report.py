@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from edge_bus.sinks.files import atomic_write_text
 from edge_bus.sinks.svg import fmt_num
 from edge_bus.telemetry.series import FrameSeries
 from edge_bus.zoo import LesionThresholdEvidence
+
+if TYPE_CHECKING:
+    from edge_bus.summary import LesionEpisode
 
 __all__ = ["ReportData", "VerdictBadge", "render_report", "write_report"]
 
@@ -66,6 +70,10 @@ class ReportData:
     e2e_stages: Sequence[str] | None = None
     #: what the latency numbers mean for this run, shown above them ("": nothing to add)
     latency_note: str = ""
+    #: the stretches with a lesion in view (the verdict's), bracketed on the class timeline and listed
+    episodes: Sequence[LesionEpisode] = ()
+    #: the source's frame rate, to give the episodes' times (0: frames only)
+    fps: float = 0.0
 
 
 def write_report(path: str | os.PathLike[str], data: ReportData) -> Path:
@@ -178,6 +186,27 @@ def _verdict(v: VerdictBadge | None) -> str:
     )
 
 
+def _episode_table(episodes: Sequence[LesionEpisode], fps: float) -> str:
+    """The lesion episodes, numbered as on the class timeline, each with its own label."""
+    if not episodes:
+        return ""
+    from edge_bus.summary import EPISODE_GAP_S, EPISODE_MIN_S  # here: edge_bus.summary imports the sinks
+
+    rows = []
+    for i, e in enumerate(episodes, start=1):
+        when = f"{e.first_frame / fps:.1f}–{e.last_frame / fps:.1f}" if fps > 0 else "—"
+        color = charts.CLASS_COLORS.get(e.label, charts.OTHER_COLOR)
+        rows.append(f"<tr><th>{i}</th><td>{e.first_frame:,}–{e.last_frame:,}</td><td>{when}</td>"
+                    f"<td>{e.lesion_frames:,}</td><td>{e.mean_malignancy:.2f}</td>"
+                    f'<td style="color:{color};font-weight:600">{escape(e.label)}</td></tr>')
+    head = ("<tr><th>episode</th><th>frames</th><th>seconds</th><th>lesion frames</th>"
+            "<th>mean P(malignant | lesion)</th><th>label</th></tr>")
+    return (f'<table class="num"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+            f'<p class="muted">A lesion episode: lesion frames at most {EPISODE_GAP_S:g} s apart, at least '
+            f"{EPISODE_MIN_S:g} s of them; each is labelled by its own mean malignancy, which the clip verdict "
+            "(over all lesion frames) blends.</p>")
+
+
 def _section(title: str, body: str, cls: str = "") -> str:
     return f'<section class="{cls}"><h2>{escape(title)}</h2>{body}</section>'
 
@@ -233,7 +262,7 @@ def render_report(data: ReportData) -> str:
         # frames far above the malignancy threshold
         lesion_malignancy = np.where(s.lesion, s.malignancy, np.nan)
         classes = charts.class_timeline(s.frame, s.label, lesion_malignancy, data.malignancy_threshold,
-                                        data.max_points)
+                                        data.max_points, [(e.first_frame, e.last_frame) for e in data.episodes])
         rule = (f"P(lesion) ≥ {data.lesion_threshold:.4f}" if data.lesion_threshold is not None
                 else "the model's presence score")
         evidence = data.lesion_evidence.sentence()
@@ -241,7 +270,9 @@ def render_report(data: ReportData) -> str:
             rule += f"; {escape(evidence)}, so a frame called normal may still show one"
         parts.append(_section("Predictions over time", _figure(classes, (
             f"Predicted class per frame, and P(malignant | lesion) on the frames with a lesion ({rule}); a frame "
-            f"with a lesion is malignant when that reaches the threshold line, else benign{down}."))))
+            f"with a lesion is malignant when that reaches the threshold line, else benign"
+            f"{'; the numbered brackets are the lesion episodes below' if data.episodes else ''}{down}."))
+            + _episode_table(data.episodes, data.fps)))
     parts.append(_section("Hardware", _kv_table(data.hardware)))
     return _PAGE.format(title=escape(data.title), css=_CSS, body="".join(parts))
 

@@ -187,6 +187,25 @@ def test_malignancy_is_plotted_only_where_there_is_a_lesion() -> None:
     assert len(xs) == 20  # the line stops where the lesion frames end
 
 
+def test_lesion_episodes_are_bracketed_on_the_class_timeline_and_listed() -> None:
+    """Two episodes at 30 fps: each gets a numbered bracket under the class band, spanning its
+    frames, and a row with its frames, seconds, lesion frames, mean malignancy and label."""
+    from dataclasses import replace
+
+    from edge_bus.summary import LesionEpisode
+
+    episodes = (LesionEpisode(30, 89, 55, 0.123, "benign"), LesionEpisode(300, 359, 60, 0.91, "malignant"))
+    html = render_report(replace(report_data(600), episodes=episodes, fps=30.0))
+    svg = html[html.index("Class timeline"):]
+    brackets = re.findall(r'<path d="M([\d.]+),\d+ V\d+ H([\d.]+) V\d+" fill="none" stroke="[^"]+" '
+                          r'stroke-width="1.6"/>', svg)
+    assert len(brackets) == 2 and float(brackets[0][1]) < float(brackets[1][0])  # in order, apart
+    table = html[html.index("<th>episode</th>"):]
+    assert "<td>30–89</td><td>1.0–3.0</td><td>55</td><td>0.12</td>" in table
+    assert "<td>300–359</td><td>10.0–12.0</td><td>60</td><td>0.91</td>" in table and ">malignant</td>" in table
+    assert "<th>episode</th>" not in render_report(report_data(600))  # none: no table
+
+
 def test_dropped_frames_are_marked_on_the_latency_timeline(tmp_path: Path) -> None:
     """Drops were only a number in the summary: a live run's 12 drops, all inside one latency spike,
     could not be seen against it."""
