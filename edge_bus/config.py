@@ -23,6 +23,7 @@ A config file has one section per stage; every key is optional::
 
     [postprocess]
     operating_point = "balanced"   # sensitive | balanced | specific
+    # lesion_threshold = 0.95      # P(lesion) that makes a frame a lesion frame (omit: the model's)
     smoothing = 0.5                # EMA weight of the past (0 = off); always off for still images
 
     [output]
@@ -94,6 +95,7 @@ class StreamConfig:
     requests: int = 0
     batch: int = DEFAULT_BATCH
     operating_point: str | None = None
+    lesion_threshold: float | None = None  # None: the manifest's
     smoothing: float = 0.5
     out: Path | None = None
     video: bool = True
@@ -135,6 +137,8 @@ class StreamConfig:
             raise ConfigError(f"operating point {self.operating_point!r} is not one of {', '.join(OPERATING_POINTS)}")
         if not 0.0 <= self.smoothing < 1.0:
             raise ConfigError(f"smoothing must be in [0, 1), got {self.smoothing}")
+        if self.lesion_threshold is not None and not 0.0 < self.lesion_threshold < 1.0:
+            raise ConfigError(f"lesion threshold must be between 0 and 1 (a P(lesion)), got {self.lesion_threshold}")
         if self.max_frames < 0:
             raise ConfigError("max-frames must be >= 0")
         if self.requests < 0:
@@ -187,6 +191,7 @@ _KEYS = {
     ("engine", "model"): "model", ("engine", "backend"): "backend", ("engine", "device"): "device",
     ("engine", "precision"): "precision", ("engine", "requests"): "requests", ("engine", "batch"): "batch",
     ("postprocess", "operating_point"): "operating_point", ("postprocess", "smoothing"): "smoothing",
+    ("postprocess", "lesion_threshold"): "lesion_threshold",
     ("output", "out"): "out", ("output", "video"): "video", ("output", "display"): "display",
     ("bridge", "url"): "bridge",
 }

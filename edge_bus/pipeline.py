@@ -194,7 +194,8 @@ def compose(config: StreamConfig, source: FrameSource | None = None,
             bridge.on_status(lambda text: log.warning("bridge %s: %s", url, text))
         files = open_run_files(config.out, video=config.video, fps=info.fps or 30.0, size=(info.width, info.height))
         smoothing = 0.0 if info.still else config.smoothing
-        post = Postprocessor(manifest, PostprocessConfig(operating_point=config.operating_point, smoothing=smoothing))
+        post = Postprocessor(manifest, PostprocessConfig(operating_point=config.operating_point, smoothing=smoothing,
+                                                         lesion_threshold=config.lesion_threshold))
         metrics = StageMetrics(PIPELINE_STAGES)
         op = post.op.name
         outputs = OutputStage(post, renderer or OverlayRenderer(), files.framelog, files.video, metrics, op,

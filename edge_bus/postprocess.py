@@ -2,7 +2,7 @@
 
 * Class probabilities come from the manifest's head type: ``presence_malignancy`` (two logits:
   P(lesion) = σ(z0), P(malignant | lesion) = σ(z1)) or ``softmax3`` (normal, benign, malignant).
-* ``lesion`` is P(lesion) ≥ the manifest's lesion threshold; the label is ``normal`` without a
+* ``lesion`` is P(lesion) ≥ the lesion threshold (the manifest's, or the config's); the label is ``normal`` without a
   lesion, else ``malignant`` when P(malignant | lesion) ≥ the operating point's threshold.
 * Temporal smoothing (exponential moving average of the probabilities and the low-resolution
   mask probabilities) is configurable and off for still images.
@@ -26,13 +26,16 @@ from edge_bus.zoo import Manifest
 @dataclass(frozen=True)
 class PostprocessConfig:
     operating_point: str | None = None  # None: the manifest's default
+    lesion_threshold: float | None = None  # P(lesion) for a lesion frame; None: the manifest's
     smoothing: float = 0.0  # EMA weight of the past, 0 = off, e.g. 0.6 for live video
     gate_mask: bool = True  # empty mask when no lesion is detected
     min_component: float = 0.2  # keep components ≥ this fraction of the largest
 
     def __post_init__(self) -> None:
-        check_fields(self, texts=("operating_point",), optional=("operating_point",),
-                     numbers=("smoothing", "min_component"), flags=("gate_mask",))
+        check_fields(self, texts=("operating_point",), optional=("operating_point", "lesion_threshold"),
+                     numbers=("smoothing", "min_component", "lesion_threshold"), flags=("gate_mask",))
+        if self.lesion_threshold is not None and not 0.0 < self.lesion_threshold < 1.0:
+            raise ConfigError(f"lesion_threshold must be between 0 and 1, got {self.lesion_threshold}")
         if not 0.0 <= self.smoothing < 1.0:
             raise ConfigError(f"smoothing must be in [0, 1), got {self.smoothing}")
         if not 0.0 <= self.min_component <= 1.0:
@@ -117,6 +120,9 @@ class Postprocessor:
         self.manifest = manifest
         self.config = config or PostprocessConfig()
         self.op = manifest.operating_point(self.config.operating_point)
+        #: P(lesion) at or above which a frame has a lesion: the config's, else the manifest's
+        self.lesion_threshold = (manifest.lesion_threshold if self.config.lesion_threshold is None
+                                 else self.config.lesion_threshold)
         self._prev_probs: tuple[float, float] | None = None
         self._prev_mask: np.ndarray | None = None
 
@@ -159,7 +165,7 @@ class Postprocessor:
         else:  # no smoothing: threshold the logits directly (sigmoid is monotonic)
             mask_map = outputs.mask_logits.astype(np.float32, copy=False)
             cut = float(np.log(m.mask_threshold / (1.0 - m.mask_threshold)))
-        lesion = lesion_p >= m.lesion_threshold
+        lesion = lesion_p >= self.lesion_threshold
         probs = class_probs(lesion_p, malig)
         label = "normal" if not lesion else ("malignant" if malig >= self.op.threshold else "benign")
 

@@ -25,6 +25,7 @@ from edge_bus.summary import Verdict, clip_verdict, write_latency_json
 from edge_bus.telemetry.hardware import hardware_facts
 from edge_bus.telemetry.series import FrameSeries
 from edge_bus.telemetry.stats import PIPELINE_STAGES, LatencySummary
+from edge_bus.zoo import LesionThresholdEvidence
 
 if TYPE_CHECKING:
     from edge_bus.pipeline import Pipeline
@@ -133,6 +134,13 @@ class FinalReport:
     bridge_note: str | None = None  # the link to the board was not up throughout: what happened
 
 
+def _lesion_rule(threshold: float, model_threshold: float) -> str:
+    """The report's summary row: the P(lesion) that made a frame a lesion frame, and whose it was."""
+    if threshold == model_threshold:
+        return f"P(lesion) >= {threshold:.4f} (the model's)"
+    return f"P(lesion) >= {threshold:.4f} (set for this run; the model's is {model_threshold:.4f})"
+
+
 def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False) -> FinalReport:
     """Close the sinks, then write latency.json and report.html for the frames processed.
 
@@ -160,7 +168,8 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
                   "files_sha256": {f: p.manifest.sha256.get(f) for f in _loaded_files(engine.model_file)},
                   "backend": engine.name, "precision": engine.precision, "requests": engine.requests,
                   "batch": engine.batch,
-                  "operating_point": op.name, "threshold": op.threshold},
+                  "operating_point": op.name, "threshold": op.threshold,
+                  "lesion_threshold": p.outputs.post.lesion_threshold},
         "source": {**info.to_json(), "roi": p.config.roi.as_list() if p.config.roi is not None else "auto"},
         "verdict": verdict.to_json(),
         "ended": ("interrupted" if isinstance(error, Interrupted) else "error") if error is not None
@@ -193,6 +202,7 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
         "frames": p.outputs.processed, "dropped": latency["dropped"], "fps": latency["fps"],
         # 4 decimals, as in the manifest: at 3, 0.8925 read ">= 0.892" here and ">= 0.893" on the overlay
         "operating point": f"{op.name} (malignancy >= {op.threshold:.4f})",
+        "lesion rule": _lesion_rule(p.outputs.post.lesion_threshold, p.manifest.lesion_threshold),
         "scan area": ("--roi " + ",".join(map(str, p.config.roi.as_list())) if p.config.roi is not None
                       else "detected automatically"),
     }
@@ -210,8 +220,10 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
         hardware=latency["hardware"], series=series,
         verdict=VerdictBadge(verdict.label, None, verdict.evidence() + (
             f" (malignant at ≥ {op.threshold:.4f})" if verdict.mean_malignancy is not None else "")),
-        malignancy_threshold=op.threshold, lesion_threshold=p.manifest.lesion_threshold,
-        lesion_evidence=p.manifest.lesion_evidence, notes=notes,
+        malignancy_threshold=op.threshold, lesion_threshold=p.outputs.post.lesion_threshold,
+        # what the model's threshold did on validation says nothing about another one set for this run
+        lesion_evidence=(p.manifest.lesion_evidence if p.outputs.post.lesion_threshold == p.manifest.lesion_threshold
+                         else LesionThresholdEvidence()), notes=notes,
         e2e_stages=e2e_stages(info), latency_note="" if p.live else FILE_LATENCY_NOTE,
         episodes=verdict.episodes, fps=fps))
     if close_errors:

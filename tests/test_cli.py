@@ -60,7 +60,7 @@ def test_help_explains_every_command() -> None:
         assert cmd in result.output
     result = invoke("stream", "--help")
     for opt in ("--source", "--model", "--backend", "--device", "--operating-point", "--realtime", "--roi",
-                "--loop", "--max-frames", "--bridge", "--config", "--no-video", "--display"):
+                "--loop", "--max-frames", "--bridge", "--config", "--no-video", "--display", "--lesion-threshold"):
         assert opt in result.output
 
 
@@ -69,6 +69,27 @@ def test_stream_demo_via_runner(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "30 frames" in result.output and "verdict" in result.output
     assert assert_valid_outputs(tmp_path / "o") == 30
+
+
+def test_stream_with_a_lesion_threshold_of_its_own(tmp_path: Path) -> None:
+    """--lesion-threshold replaces the model's for the run: every frame at or above it is a lesion
+    frame, latency.json records it, and the report says whose it was and drops the sentence on what
+    the model's own found on validation (it says nothing about another threshold)."""
+    import json
+
+    own, low = tmp_path / "own", tmp_path / "low"
+    for out, extra in ((own, ()), (low, ("--lesion-threshold", "0.01"))):
+        result = invoke("stream", "--source", "demo", "--max-frames", "20", "--out", str(out), "-q", *extra)
+        assert result.exit_code == 0, result.output
+    frames = [json.loads(line) for line in (low / "frames.jsonl").read_text().splitlines()]
+    assert all(f["lesion"] == (1.0 - f["probs"]["normal"] >= 0.01) for f in frames)
+    assert json.loads((low / "latency.json").read_text())["model"]["lesion_threshold"] == 0.01
+    report = (low / "report.html").read_text()
+    assert "set for this run; the model&#x27;s is 0.9832" in report and "on BUSI fold 1" not in report
+    assert "(the model&#x27;s)" in (own / "report.html").read_text()
+    assert "on BUSI fold 1 it found" in (own / "report.html").read_text()
+    bad = invoke("stream", "--source", "demo", "--lesion-threshold", "2", "--out", str(tmp_path / "bad"), "-q")
+    assert bad.exit_code == 2 and "lesion threshold must be between 0 and 1" in bad.output  # a usage error
 
 
 def test_models_list_and_info() -> None:

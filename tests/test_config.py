@@ -14,10 +14,11 @@ from edge_bus.types import ROI
 def test_toml_then_flags(tmp_path: Path) -> None:
     cfg_file = tmp_path / "c.toml"
     cfg_file.write_text('[source]\nsource = "clip.avi"\nroi = "1,2,30,40"\n[engine]\nprecision = "fp32"\n'
-                        '[postprocess]\nsmoothing = 0.2\n[output]\nvideo = false\n')
+                        '[postprocess]\nsmoothing = 0.2\nlesion_threshold = 0.9\n[output]\nvideo = false\n')
     cfg = build_config(cfg_file, precision=None, smoothing=0.7)
     assert cfg.source == "clip.avi" and cfg.roi == ROI(1, 2, 30, 40) and cfg.precision == "fp32"
-    assert cfg.smoothing == 0.7 and cfg.video is False
+    assert cfg.smoothing == 0.7 and cfg.video is False and cfg.lesion_threshold == 0.9
+    assert build_config(cfg_file, lesion_threshold=0.95).lesion_threshold == 0.95
 
 
 @pytest.mark.parametrize(("text", "match"), [
@@ -30,6 +31,8 @@ def test_toml_then_flags(tmp_path: Path) -> None:
     ("[source]\nmax_frames = '10'\n", r"source\.max_frames = '10' must be a whole number"),
     ("[source]\nmax_frames = 10.5\n", r"source\.max_frames = 10\.5 must be a whole number"),
     ("[postprocess]\nsmoothing = '0.5'\n", r"postprocess\.smoothing = '0\.5' must be a number"),
+    ("[postprocess]\nlesion_threshold = 1.0\n", "lesion threshold must be between 0 and 1"),
+    ("[postprocess]\nlesion_threshold = '0.9'\n", r"postprocess\.lesion_threshold = '0\.9' must be a number"),
     ("[source]\nsource = 7\n", r"source\.source = 7 must be a string"),
     ("[engine]\nmodel = 3\n", r"engine\.model = 3 must be a string"),
     ("[engine]\nrequests = -3\n", "requests must be >= 0"),
@@ -83,7 +86,8 @@ def test_the_documented_config_example_runs_as_written(tmp_path: Path) -> None:
     settings = load_toml(path)
     from dataclasses import fields
 
-    assert set(settings) | {"roi"} == {f.name for f in fields(StreamConfig)}  # every setting is shown
+    # every setting is shown; the two left to the data (the scan area, the model's lesion threshold) commented out
+    assert set(settings) | {"roi", "lesion_threshold"} == {f.name for f in fields(StreamConfig)}
     cfg = build_config(path)
     assert cfg.source == "demo" and cfg.bridge == "sim://"
     if cfg.roi is not None:

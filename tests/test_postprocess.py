@@ -224,6 +224,23 @@ def test_class_probabilities_from_presence_and_malignancy(manifest: Manifest) ->
                                         "malignant": p_lesion * 0.25})
 
 
+def test_a_lesion_threshold_set_for_the_run_replaces_the_models(manifest: Manifest) -> None:
+    """P(lesion) = σ(−1) = 0.269: under the tiny model's own lesion threshold (0.5) the frame is
+    normal with an empty mask; with 0.25 set in the config it is a lesion frame, its mask kept; an
+    out-of-range threshold is a config error."""
+    meta = PreprocessMeta(frame_h=32, frame_w=32, roi=ROI(0, 0, 32, 32))
+    out = outputs(np.full((32, 32), 4.0), -1.0, 0.0)
+    own = Postprocessor(manifest)
+    assert own.lesion_threshold == manifest.lesion_threshold == 0.5
+    assert own.postprocess(out, meta).label == "normal" and not own.postprocess(out, meta).mask.any()
+    set_here = Postprocessor(manifest, PostprocessConfig(lesion_threshold=0.25))
+    pred = set_here.postprocess(out, meta)
+    assert set_here.lesion_threshold == 0.25 and pred.lesion and pred.mask.all()
+    for bad in (0.0, 1.0, float("nan")):
+        with pytest.raises(ConfigError, match="lesion_threshold"):
+            PostprocessConfig(lesion_threshold=bad)
+
+
 def test_a_three_class_head_gives_malignancy_given_a_lesion(manifest: Manifest) -> None:
     """softmax of (0, 0, ln 3) = (0.2, 0.2, 0.6): P(lesion) 0.8, P(malignant | lesion) 0.6 / 0.8 = 0.75."""
     from dataclasses import replace

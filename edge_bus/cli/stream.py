@@ -43,6 +43,11 @@ def stream(
         "--operating-point", "-p", help="Malignancy threshold from the manifest: sensitive (SEN >= 0.94 on "
         "validation), balanced (max Youden J) or specific (SPE >= 0.94). (default: balanced)",
         show_default=False)] = None,
+    lesion_threshold: Annotated[float | None, typer.Option(
+        help="P(lesion) at or above which a frame shows a lesion (below it: normal, no mask). The model's own, "
+        "chosen on validation, is in edge-bus models info, with what it found there; lower it to miss fewer "
+        "lesions at the cost of more false alarms, or calibrate a site's own with edge-bus models calibrate. "
+        "(default: the model's)", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Output folder for frames.jsonl, overlay.mp4, latency.json, report.html. "
         "(default: runs/<timestamp>)", show_default=False)] = None,
@@ -98,8 +103,9 @@ def stream(
     width, height = parse_capture_size(capture_size)
     cfg = run_or_exit(
         build_config, config, source=source, model=model, backend=backend, device=device, precision=precision,
-        operating_point=operating_point, out=out, loop=loop, max_frames=max_frames, realtime=realtime,
-        roi=_roi(roi), smoothing=smoothing, video=video, display=display, bridge=bridge, requests=requests, batch=batch,
+        operating_point=operating_point, lesion_threshold=lesion_threshold, out=out, loop=loop,
+        max_frames=max_frames, realtime=realtime, roi=_roi(roi), smoothing=smoothing, video=video, display=display,
+        bridge=bridge, requests=requests, batch=batch,
         capture_width=width, capture_height=height, capture_fps=capture_fps, capture_format=capture_format)
     from edge_bus.cli.progress import stream_with_progress
 
