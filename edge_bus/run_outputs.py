@@ -198,7 +198,7 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
         "mode": ("live: newest frame first, one frame per inference" if p.live else
                  f"file: every frame, read ahead; {engine.requests} requests of {engine.batch} "
                  f"frame{'s' if engine.batch > 1 else ''}"),
-        "source": f"{info.kind}: {info.name} ({info.width}x{info.height} @ {info.fps:g} fps)",
+        "source": source_text(info),
         "frames": p.outputs.processed, "dropped": latency["dropped"], "fps": latency["fps"],
         # 4 decimals, as in the manifest: at 3, 0.8925 read ">= 0.892" here and ">= 0.893" on the overlay
         "operating point": f"{op.name} (malignancy >= {op.threshold:.4f})",
@@ -235,6 +235,11 @@ FILE_LATENCY_NOTE = (
     "A file run reads ahead to keep the engine busy: a frame's infer time runs from its submission to its "
     "answer, so it includes the wait in the engine's queue (and for its batch), and end to end follows. What a "
     "file run measures is its throughput (FPS); a live probe's latency comes from --realtime or a capture device.")
+
+
+def source_text(info: SourceInfo) -> str:
+    """The report's summary row for the source: "video: clip.avi (320x320 @ 30 fps)"."""
+    return f"{info.kind}: {info.name} ({info.width}x{info.height} @ {info.fps:g} fps)"
 
 
 def e2e_stages(info: SourceInfo) -> tuple[str, ...]:

@@ -56,7 +56,7 @@ def assert_valid_outputs(out: Path, at_least: int = 1) -> int:
 def test_help_explains_every_command() -> None:
     result = invoke("--help")
     assert result.exit_code == 0
-    for cmd in ("stream", "eval", "models", "device"):
+    for cmd in ("stream", "report", "eval", "models", "device", "bench", "doctor"):
         assert cmd in result.output
     result = invoke("stream", "--help")
     for opt in ("--source", "--model", "--backend", "--device", "--operating-point", "--realtime", "--roi",

@@ -11,6 +11,7 @@ from edge_bus.cli.device import app as device_app
 from edge_bus.cli.doctor import doctor_cmd
 from edge_bus.cli.evaluate import eval_cmd
 from edge_bus.cli.models import app as models_app
+from edge_bus.cli.report import report_cmd
 from edge_bus.cli.stream import stream
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ app.command("stream")(stream)
 app.command("eval")(eval_cmd)
 app.command("bench")(bench_cmd)
 app.command("doctor")(doctor_cmd)
+app.command("report")(report_cmd)
 app.add_typer(models_app, name="models")
 app.add_typer(device_app, name="device")
 reflow_help(app)
@@ -39,7 +41,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="Print the version and exit.")) -> None:
-    """edge-bus: stream, eval, models, device, bench, doctor."""
+    """edge-bus: stream, report, eval, models, device, bench, doctor."""
 
 
 def main() -> None:

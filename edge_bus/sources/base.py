@@ -13,7 +13,7 @@ the thing and says what to do; a file that breaks off mid-way raises
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -45,10 +45,27 @@ class SourceInfo:
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"kind": self.kind, "name": self.name, "width": self.width, "height": self.height,
-                                  "fps": self.fps, "frames": self.frame_count, "live": self.live}
+                                  "fps": self.fps, "frames": self.frame_count, "live": self.live, "still": self.still,
+                                  "stamped_before_decode": self.stamped_before_decode}
         if self.pixel_format:
             out["pixel_format"] = self.pixel_format
         return out
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, object]) -> SourceInfo:
+        """:meth:`to_json` read back (latency.json's ``source``); a key missing from an older file takes
+        its default, a wrong type too."""
+        def number(key: str) -> float:
+            v = obj.get(key)
+            return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else 0.0
+
+        frames = obj.get("frames")
+        return cls(kind=str(obj.get("kind", "")), name=str(obj.get("name", "")), width=int(number("width")),
+                   height=int(number("height")), fps=number("fps"),
+                   frame_count=frames if isinstance(frames, int) and not isinstance(frames, bool) else None,
+                   live=obj.get("live") is True, still=obj.get("still") is True,
+                   stamped_before_decode=obj.get("stamped_before_decode") is True,
+                   pixel_format=str(obj.get("pixel_format") or ""))
 
 
 class FrameSource(ABC):

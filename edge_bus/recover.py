@@ -1,0 +1,214 @@
+"""Rebuild a run's report from its frames.jsonl (``edge-bus report RUN_DIR``).
+
+frames.jsonl is written and flushed frame by frame, so it survives what no handler sees: SIGKILL,
+the kernel's OOM killer, a power cut. latency.json and report.html are written at the end of a run,
+so such a run leaves neither. :func:`rebuild_report` reads the complete lines of frames.jsonl (a line
+torn by the kill is skipped) and writes report.html for them, and latency.json too when the run left
+none (its ``ended`` says it was rebuilt; the hardware and source it ran on are not known then). A run
+that did finish keeps its latency.json; its report.html is drawn again by this version of edge-bus.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_bus import __version__
+from edge_bus.checks import number_or_none
+from edge_bus.errors import DataError, OutputError
+from edge_bus.run_outputs import FILE_LATENCY_NOTE, OutFolderLock, e2e_stages, source_text
+from edge_bus.sinks.files import output_error
+from edge_bus.sinks.report import ReportData, VerdictBadge, write_report
+from edge_bus.sources.base import SourceInfo
+from edge_bus.summary import Verdict, clip_verdict, write_latency_json
+from edge_bus.telemetry.series import FrameSeries, SeriesBuilder
+from edge_bus.telemetry.stats import END_TO_END, GLASS_TO_GLASS, StageMetrics
+
+__all__ = ["RebuiltRun", "rebuild_report"]
+
+REBUILT = "unknown: rebuilt from frames.jsonl (the run ended without writing latency.json)"
+"""latency.json's ``ended`` when this module wrote it."""
+
+
+@dataclass(frozen=True)
+class RebuiltRun:
+    """What :func:`rebuild_report` read and wrote."""
+
+    out_dir: Path
+    frames: int  # complete lines read from frames.jsonl
+    skipped: int  # lines that were not a complete frame (the one a kill tore, typically)
+    wrote_latency: bool  # latency.json was missing and was written
+    verdict: Verdict
+
+    def one_line(self) -> str:
+        wrote = "latency.json and report.html" if self.wrote_latency else "report.html (latency.json kept)"
+        torn = f" ({self.skipped} incomplete line{'s' if self.skipped != 1 else ''} skipped)" if self.skipped else ""
+        return (f"{self.frames} frames read from frames.jsonl{torn}; wrote {wrote}; clip verdict: "
+                f"{self.verdict.label} ({self.verdict.evidence()}) → {self.out_dir}")
+
+
+@dataclass(frozen=True)
+class _Log:
+    """frames.jsonl read back: the plotted numbers, and the times the report's rates come from."""
+
+    series: FrameSeries
+    skipped: int
+    t_capture: tuple[float, float]  # first frame's capture, last frame's overlay ready (wall clock, s)
+    t_source: tuple[float, float]  # first and last frame's position in the source (s)
+    stills: bool = False  # the frames are independent images (a folder's lines name their file)
+
+
+def rebuild_report(run_dir: str | Path, model: str | None = None, operating_point: str | None = None) -> RebuiltRun:
+    """Write ``run_dir``/report.html (and latency.json where missing) from ``run_dir``/frames.jsonl.
+
+    The clip verdict needs the malignancy threshold the run used: latency.json's, when the run wrote
+    one; else ``model``'s (a name, folder or manifest; default the shipped one) at ``operating_point``.
+    Raises :class:`DataError` when there is no frames.jsonl or no complete frame in it,
+    :class:`~edge_bus.errors.OutputError` when the files can't be written."""
+    out_dir = Path(run_dir)
+    log_path = out_dir / "frames.jsonl"
+    if not log_path.is_file():
+        raise DataError(f"{out_dir} holds no frames.jsonl — give the folder a stream wrote (its --out)")
+    try:
+        lock = OutFolderLock(out_dir)  # a run still writing there writes its own reports when it ends
+    except OutputError:
+        raise OutputError(f"a stream is still writing to {out_dir}: it writes latency.json and report.html when "
+                          "it ends — run edge-bus report after that") from None
+    try:
+        return _rebuild(out_dir, log_path, model, operating_point)
+    finally:
+        lock.release()
+
+
+def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: str | None) -> RebuiltRun:
+    log = _read_log(log_path)
+    if len(log.series) == 0:
+        raise DataError(f"{log_path} holds no complete frame: there is nothing to report")
+    latency = _read_latency(out_dir / "latency.json")
+    run_model = (latency or {}).get("model") or _model_facts(model, operating_point)
+    threshold = float(run_model["threshold"])
+    source_fps = _source_fps(log, latency)
+    verdict = clip_verdict(log.series, threshold, fps=source_fps)
+    stages = _stage_metrics(log.series)
+    span = log.t_capture[1] - log.t_capture[0]
+    fps = round(len(log.series) / span, 2) if span > 0 else 0.0
+    wrote_latency = latency is None
+    if latency is None:
+        dropped = int(log.series.dropped_before.sum()) if log.series.dropped_before is not None else 0
+        latency = {"stages": stages.summary(), "fps": fps, "frames": len(log.series), "dropped": dropped,
+                   "mode": None, "hardware": None, "model": run_model, "source": None,
+                   "verdict": verdict.to_json(), "ended": REBUILT, "error": None}
+        write_latency_json(out_dir / "latency.json", latency)
+    rebuilt = (f"report.html rebuilt from frames.jsonl by edge-bus {__version__} on "
+               f"{time.strftime('%Y-%m-%d %H:%M')}" + (f"; {log.skipped} incomplete line(s) skipped" if log.skipped
+                                                        else ""))
+    notes = [rebuilt] + ([] if not wrote_latency else [
+        "the run left no latency.json (it was killed, or lost power): the machine and source it ran on are not "
+        "known, and the model and thresholds are the ones given to edge-bus report"])
+    info = SourceInfo.from_json(latency["source"]) if isinstance(latency.get("source"), dict) else None
+    summary = {"model": f"{run_model.get('name')} {run_model.get('version') or ''}".strip(),
+               "backend": (f"{run_model['backend']} ({run_model.get('precision')})" if run_model.get("backend")
+                           else None),
+               "source": source_text(info) if info is not None else None,
+               "frames": len(log.series), "dropped": latency.get("dropped"), "fps": latency.get("fps", fps),
+               "operating point": f"{run_model.get('operating_point')} (malignancy >= {threshold:.4f})",
+               "ended": latency.get("ended")}
+    write_report(out_dir / "report.html", ReportData(
+        title=f"edge-bus stream — {out_dir.name} (rebuilt)", summary=summary, latency=stages.summary(),
+        hardware=latency.get("hardware") or {}, series=log.series,
+        verdict=VerdictBadge(verdict.label, None, verdict.evidence() + (
+            f" (malignant at ≥ {threshold:.4f})" if verdict.mean_malignancy is not None else "")),
+        malignancy_threshold=threshold, lesion_threshold=number_or_none(run_model.get("lesion_threshold")), notes=notes,
+        episodes=verdict.episodes, fps=source_fps, e2e_stages=e2e_stages(info) if info is not None else None,
+        latency_note=FILE_LATENCY_NOTE if latency.get("mode") == "file" else ""))
+    return RebuiltRun(out_dir, len(log.series), log.skipped, wrote_latency, verdict)
+
+
+def _read_log(path: Path) -> _Log:
+    builder = SeriesBuilder()
+    skipped = 0
+    first: dict[str, Any] | None = None
+    last: dict[str, Any] | None = None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError:
+                    skipped += 1
+                    continue
+                if not isinstance(obj, dict) or "frame" not in obj:
+                    skipped += 1
+                    continue
+                builder.add_json(obj)
+                first = first or obj
+                last = obj
+    except OSError as exc:
+        raise output_error(path, exc, "check the run folder") from None
+    if first is None or last is None:
+        return _Log(builder.build(), skipped, (0.0, 0.0), (0.0, 0.0))
+    end = _finite(last.get("t_capture")) + _finite(last.get("e2e_ms")) / 1e3
+    return _Log(builder.build(), skipped, (_finite(first.get("t_capture")), end),
+                (_finite(first.get("t_source")), _finite(last.get("t_source"))), stills="file" in first)
+
+
+def _read_latency(path: Path) -> dict[str, Any] | None:
+    """A finished run's latency.json; None when there is none, or it is not a complete one."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    model = data.get("model") if isinstance(data, dict) else None
+    if not isinstance(model, dict) or number_or_none(model.get("threshold")) is None:
+        return None
+    return data
+
+
+def _model_facts(model: str | None, operating_point: str | None) -> dict[str, Any]:
+    """latency.json's ``model`` for a run that left none: the given model at the given operating point."""
+    from edge_bus.zoo import resolve_model
+
+    manifest = resolve_model(model)
+    op = manifest.operating_point(operating_point)
+    return {"name": manifest.name, "version": manifest.version, "operating_point": op.name,
+            "threshold": op.threshold, "lesion_threshold": manifest.lesion_threshold,
+            "given_to": "edge-bus report (the run left no latency.json)"}
+
+
+def _source_fps(log: _Log, latency: dict[str, Any] | None) -> float:
+    """The source's frame rate, for the lesion episodes' gaps: latency.json's, else from the frames'
+    positions in the source; 0 for independent stills (no episodes)."""
+    source = (latency or {}).get("source")
+    if isinstance(source, dict):
+        info = SourceInfo.from_json(source)
+        return 0.0 if info.still else info.fps
+    if log.stills:
+        return 0.0
+    frames = log.series.frame
+    seconds = log.t_source[1] - log.t_source[0]
+    return float(frames[-1] - frames[0]) / seconds if seconds > 0 and len(frames) > 1 else 0.0
+
+
+def _stage_metrics(series: FrameSeries) -> StageMetrics:
+    """Each stage's latency over the frames that ran it, end to end over the frames the model answered."""
+    metrics = StageMetrics(list(series.stages_ms))
+    for name, values in series.stages_ms.items():
+        metrics[name].extend(values[np.isfinite(values)])
+    answered = series.e2e_ms[series.answered]
+    metrics[END_TO_END].extend(answered[np.isfinite(answered)])
+    if series.glass_to_glass_ms is not None:
+        g2g = series.glass_to_glass_ms
+        metrics[GLASS_TO_GLASS].extend(g2g[np.isfinite(g2g)])
+    return metrics
+
+
+def _finite(value: object) -> float:
+    """A finite JSON number as a float; 0.0 for anything else (a field missing from an old log)."""
+    number = number_or_none(value)
+    return number if number is not None and math.isfinite(number) else 0.0

@@ -1,0 +1,104 @@
+"""``edge-bus report``: a run's report again from its frames.jsonl, after a kill that no handler sees."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edge_bus.config import build_config
+from edge_bus.errors import DataError
+from edge_bus.pipeline import run_stream
+from edge_bus.recover import REBUILT, rebuild_report
+
+
+def _demo_run(out: Path, frames: int = 40) -> dict:
+    run_stream(build_config(source="demo", max_frames=frames, out=out, video=False))
+    return json.loads((out / "latency.json").read_text())
+
+
+def test_a_finished_run_keeps_its_latency_json_and_gets_the_same_report_numbers(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    latency = _demo_run(out)
+    before = (out / "latency.json").read_bytes()
+    (out / "report.html").unlink()
+    rebuilt = rebuild_report(out)
+    assert (out / "latency.json").read_bytes() == before and not rebuilt.wrote_latency
+    assert (rebuilt.frames, rebuilt.skipped) == (40, 0)
+    verdict = latency["verdict"]
+    assert (rebuilt.verdict.label, rebuilt.verdict.lesion_frames) == (verdict["label"], verdict["lesion_frames"])
+    assert [e.to_json() for e in rebuilt.verdict.episodes] == verdict["episodes"]
+    html = (out / "report.html").read_text()
+    assert "rebuilt from frames.jsonl" in html and "demo: demo" in html  # the source, from latency.json
+    assert f"{latency['stages']['end_to_end']['p50_ms']:.2f}" in html  # the same latency table
+
+
+def test_a_killed_run_gets_latency_json_and_report_from_its_complete_lines(tmp_path: Path) -> None:
+    """What a kill leaves: frames.jsonl with a torn last line, no latency.json, no report.html."""
+    out = tmp_path / "run"
+    latency = _demo_run(out)
+    (out / "latency.json").unlink()
+    (out / "report.html").unlink()
+    text = (out / "frames.jsonl").read_text()
+    (out / "frames.jsonl").write_text(text[: text.rindex("\n", 0, len(text) - 1) + 30])  # 39 lines + a torn one
+    rebuilt = rebuild_report(out)
+    assert (rebuilt.frames, rebuilt.skipped, rebuilt.wrote_latency) == (39, 1, True)
+    written = json.loads((out / "latency.json").read_text())
+    assert written["ended"] == REBUILT and written["frames"] == 39 and written["hardware"] is None
+    assert written["stages"]["end_to_end"]["count"] == 39
+    assert written["model"]["name"] == "emt_net" and written["model"]["threshold"] == latency["model"]["threshold"]
+    assert written["fps"] > 0 and written["verdict"]["frames"] == 39
+    assert "the run left no latency.json" in (out / "report.html").read_text()
+    assert "1 incomplete line skipped" in rebuilt.one_line()
+
+
+def test_no_log_or_no_complete_frame_is_a_data_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="holds no frames.jsonl"):
+        rebuild_report(tmp_path)
+    (tmp_path / "frames.jsonl").write_text('{"frame": 0, "lab')
+    with pytest.raises(DataError, match="holds no complete frame"):
+        rebuild_report(tmp_path)
+    assert not (tmp_path / "latency.json").exists() and not (tmp_path / "report.html").exists()
+
+
+def test_a_folder_a_stream_is_still_writing_to_is_refused(tmp_path: Path) -> None:
+    from edge_bus.errors import OutputError
+    from edge_bus.run_outputs import OutFolderLock
+
+    out = tmp_path / "run"
+    _demo_run(out, frames=5)
+    lock = OutFolderLock(out)  # as a running stream holds it
+    try:
+        with pytest.raises(OutputError, match="a stream is still writing to"):
+            rebuild_report(out)
+    finally:
+        lock.release()
+    assert rebuild_report(out).frames == 5  # once it has ended
+
+
+def test_sigkill_mid_run_then_edge_bus_report(tmp_path: Path) -> None:
+    """A real kill -9 of a paced stream: the run writes neither latency.json nor report.html;
+    ``edge-bus report`` writes both from the frames it logged, as one line, exit 0."""
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "edge_bus", "stream", "--source", "demo", "--loop", "--realtime",
+                             "--out", str(out), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = out / "frames.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not log.exists() or log.read_text().count("\n") < 15):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "latency.json").exists() and not (out / "report.html").exists()
+    done = subprocess.run([sys.executable, "-m", "edge_bus", "report", str(out)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("\n") == 1 and "wrote latency.json and report.html" in done.stdout
+    written = json.loads((out / "latency.json").read_text())
+    assert written["frames"] >= 15 and written["ended"] == REBUILT
+    assert "<svg" in (out / "report.html").read_text()
