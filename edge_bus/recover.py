@@ -22,9 +22,16 @@ import numpy as np
 from edge_bus import __version__
 from edge_bus.checks import number_or_none
 from edge_bus.errors import DataError, OutputError
-from edge_bus.run_outputs import FILE_LATENCY_NOTE, OutFolderLock, e2e_stages, source_text
+from edge_bus.run_outputs import (
+    FILE_LATENCY_NOTE,
+    OutFolderLock,
+    e2e_stages,
+    episode_fps,
+    source_text,
+    verdict_badge,
+)
 from edge_bus.sinks.files import output_error
-from edge_bus.sinks.report import ReportData, VerdictBadge, write_report
+from edge_bus.sinks.report import ReportData, write_report
 from edge_bus.sources.base import SourceInfo
 from edge_bus.summary import Verdict, clip_verdict, write_latency_json
 from edge_bus.telemetry.series import FrameSeries, SeriesBuilder
@@ -122,8 +129,7 @@ def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: 
     write_report(out_dir / "report.html", ReportData(
         title=f"edge-bus stream — {out_dir.name} (rebuilt)", summary=summary, latency=stages.summary(),
         hardware=latency.get("hardware") or {}, series=log.series,
-        verdict=VerdictBadge(verdict.label, None, verdict.evidence() + (
-            f" (malignant at ≥ {threshold:.4f})" if verdict.mean_malignancy is not None else "")),
+        verdict=verdict_badge(verdict, threshold),
         malignancy_threshold=threshold, lesion_threshold=number_or_none(run_model.get("lesion_threshold")), notes=notes,
         episodes=verdict.episodes, fps=source_fps, e2e_stages=e2e_stages(info) if info is not None else None,
         latency_note=FILE_LATENCY_NOTE if latency.get("mode") == "file" else ""))
@@ -186,8 +192,7 @@ def _source_fps(log: _Log, latency: dict[str, Any] | None) -> float:
     positions in the source; 0 for independent stills (no episodes)."""
     source = (latency or {}).get("source")
     if isinstance(source, dict):
-        info = SourceInfo.from_json(source)
-        return 0.0 if info.still else info.fps
+        return episode_fps(SourceInfo.from_json(source))
     if log.stills:
         return 0.0
     frames = log.series.frame

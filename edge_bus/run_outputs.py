@@ -151,7 +151,7 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
     series = p.outputs.series.build()
     op = p.outputs.post.op
     info = p.source.info
-    fps = 0.0 if info.still else info.fps or 30.0  # independent stills have no episodes
+    fps = episode_fps(info)
     verdict = clip_verdict(series, op.threshold, fps=fps)
     stages = p.metrics.stats()
     engine = p.engine
@@ -218,8 +218,7 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
     write_report(p.files.out_dir / "report.html", ReportData(
         title=f"edge-bus stream — {info.name}", summary=summary, latency=latency["stages"],
         hardware=latency["hardware"], series=series,
-        verdict=VerdictBadge(verdict.label, None, verdict.evidence() + (
-            f" (malignant at ≥ {op.threshold:.4f})" if verdict.mean_malignancy is not None else "")),
+        verdict=verdict_badge(verdict, op.threshold),
         malignancy_threshold=op.threshold, lesion_threshold=p.outputs.post.lesion_threshold,
         # what the model's threshold did on validation says nothing about another one set for this run
         lesion_evidence=(p.manifest.lesion_evidence if p.outputs.post.lesion_threshold == p.manifest.lesion_threshold
@@ -235,6 +234,17 @@ FILE_LATENCY_NOTE = (
     "A file run reads ahead to keep the engine busy: a frame's infer time runs from its submission to its "
     "answer, so it includes the wait in the engine's queue (and for its batch), and end to end follows. What a "
     "file run measures is its throughput (FPS); a live probe's latency comes from --realtime or a capture device.")
+
+
+def verdict_badge(verdict: Verdict, threshold: float) -> VerdictBadge:
+    """The report's badge: the clip's label, what it rests on, and the malignancy threshold it met."""
+    return VerdictBadge(verdict.label, None, verdict.evidence() + (
+        f" (malignant at ≥ {threshold:.4f})" if verdict.mean_malignancy is not None else ""))
+
+
+def episode_fps(info: SourceInfo) -> float:
+    """The frame rate the lesion episodes' gaps are measured at: 0 (no episodes) for independent stills."""
+    return 0.0 if info.still else info.fps or 30.0
 
 
 def source_text(info: SourceInfo) -> str:
