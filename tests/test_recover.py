@@ -102,3 +102,17 @@ def test_sigkill_mid_run_then_edge_bus_report(tmp_path: Path) -> None:
     written = json.loads((out / "latency.json").read_text())
     assert written["frames"] >= 15 and written["ended"] == REBUILT
     assert "<svg" in (out / "report.html").read_text()
+
+
+def test_source_info_reads_back_from_latency_json() -> None:
+    """latency.json's ``source`` read back gives the same SourceInfo (what the report's timeline and
+    the episodes need from it); a file from before ``still`` was written reads as not still."""
+    from edge_bus.sources.base import SourceInfo
+
+    grabbed = SourceInfo("capture", "/dev/video2", 1920, 1080, 30.0, None, live=True, stamped_before_decode=True,
+                         pixel_format="MJPG")
+    stills = SourceInfo("folder", "BUSI/benign", 0, 0, 0.0, 437, still=True)
+    for info in (grabbed, stills):
+        assert SourceInfo.from_json(json.loads(json.dumps(info.to_json()))) == info
+    old = {"kind": "video", "name": "clip.avi", "width": 320, "height": 320, "fps": 30.0, "frames": 120, "live": False}
+    assert SourceInfo.from_json(old) == SourceInfo("video", "clip.avi", 320, 320, 30.0, 120)

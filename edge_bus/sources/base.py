@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from edge_bus.checks import number_or_none
 from edge_bus.types import Frame
 
 _S = TypeVar("_S", bound="FrameSource")
@@ -56,8 +57,7 @@ class SourceInfo:
         """:meth:`to_json` read back (latency.json's ``source``); a key missing from an older file takes
         its default, a wrong type too."""
         def number(key: str) -> float:
-            v = obj.get(key)
-            return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else 0.0
+            return number_or_none(obj.get(key)) or 0.0
 
         frames = obj.get("frames")
         return cls(kind=str(obj.get("kind", "")), name=str(obj.get("name", "")), width=int(number("width")),
