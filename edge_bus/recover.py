@@ -32,6 +32,7 @@ from edge_bus.run_outputs import (
 )
 from edge_bus.sinks.files import output_error
 from edge_bus.sinks.report import ReportData, write_report
+from edge_bus.sinks.video import playable
 from edge_bus.sources.base import SourceInfo
 from edge_bus.summary import Verdict, clip_verdict, write_latency_json
 from edge_bus.telemetry.series import FrameSeries, SeriesBuilder
@@ -52,11 +53,13 @@ class RebuiltRun:
     skipped: int  # lines that were not a complete frame (the one a kill tore, typically)
     wrote_latency: bool  # latency.json was missing and was written
     verdict: Verdict
+    broken_video: bool = False  # an overlay.mp4 is there and does not play (never closed)
 
     def one_line(self) -> str:
         wrote = "latency.json and report.html" if self.wrote_latency else "report.html (latency.json kept)"
         torn = f" ({self.skipped} incomplete line{'s' if self.skipped != 1 else ''} skipped)" if self.skipped else ""
-        return (f"{self.frames} frames read from frames.jsonl{torn}; wrote {wrote}; clip verdict: "
+        video = "; overlay.mp4 does not play (never closed)" if self.broken_video else ""
+        return (f"{self.frames} frames read from frames.jsonl{torn}; wrote {wrote}{video}; clip verdict: "
                 f"{self.verdict.label} ({self.verdict.evidence()}) → {self.out_dir}")
 
 
@@ -118,6 +121,10 @@ def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: 
     notes = [rebuilt] + ([] if not wrote_latency else [
         "the run left no latency.json (it was killed, or lost power): the machine and source it ran on are not "
         "known, and the model and thresholds are the ones given to edge-bus report"])
+    video = out_dir / "overlay.mp4"
+    broken_video = video.is_file() and not playable(video)
+    if broken_video:  # an MP4 is indexed when it is closed, which a killed run never did
+        notes.append("overlay.mp4 is not playable: the run ended before it closed the video")
     info = SourceInfo.from_json(latency["source"]) if isinstance(latency.get("source"), dict) else None
     summary = {"model": f"{run_model.get('name')} {run_model.get('version') or ''}".strip(),
                "backend": (f"{run_model['backend']} ({run_model.get('precision')})" if run_model.get("backend")
@@ -133,7 +140,7 @@ def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: 
         malignancy_threshold=threshold, lesion_threshold=number_or_none(run_model.get("lesion_threshold")), notes=notes,
         episodes=verdict.episodes, fps=source_fps, e2e_stages=e2e_stages(info) if info is not None else None,
         latency_note=FILE_LATENCY_NOTE if latency.get("mode") == "file" else ""))
-    return RebuiltRun(out_dir, len(log.series), log.skipped, wrote_latency, verdict)
+    return RebuiltRun(out_dir, len(log.series), log.skipped, wrote_latency, verdict, broken_video)
 
 
 def _read_log(path: Path) -> _Log:

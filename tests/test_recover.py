@@ -28,7 +28,7 @@ def test_a_finished_run_keeps_its_latency_json_and_gets_the_same_report_numbers(
     before = (out / "latency.json").read_bytes()
     (out / "report.html").unlink()
     rebuilt = rebuild_report(out)
-    assert (out / "latency.json").read_bytes() == before and not rebuilt.wrote_latency
+    assert (out / "latency.json").read_bytes() == before and not rebuilt.wrote_latency and not rebuilt.broken_video
     assert (rebuilt.frames, rebuilt.skipped) == (40, 0)
     verdict = latency["verdict"]
     assert (rebuilt.verdict.label, rebuilt.verdict.lesion_frames) == (verdict["label"], verdict["lesion_frames"])
@@ -102,6 +102,8 @@ def test_sigkill_mid_run_then_edge_bus_report(tmp_path: Path) -> None:
     written = json.loads((out / "latency.json").read_text())
     assert written["frames"] >= 15 and written["ended"] == REBUILT
     assert "<svg" in (out / "report.html").read_text()
+    assert "overlay.mp4 does not play (never closed)" in done.stdout  # said, not hidden
+    assert "overlay.mp4 is not playable" in (out / "report.html").read_text()
 
 
 def test_source_info_reads_back_from_latency_json() -> None:
