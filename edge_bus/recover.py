@@ -30,12 +30,11 @@ from edge_bus.run_outputs import (
     source_text,
     verdict_badge,
 )
-from edge_bus.sinks.files import output_error
 from edge_bus.sinks.report import ReportData, write_report
 from edge_bus.sinks.video import playable
 from edge_bus.sources.base import SourceInfo
 from edge_bus.summary import Verdict, clip_verdict, write_latency_json
-from edge_bus.telemetry.series import FrameSeries, SeriesBuilder
+from edge_bus.telemetry.series import FrameSeries, SeriesBuilder, frame_lines
 from edge_bus.telemetry.stats import END_TO_END, GLASS_TO_GLASS, StageMetrics
 
 __all__ = ["RebuiltRun", "rebuild_report"]
@@ -148,22 +147,13 @@ def _read_log(path: Path) -> _Log:
     skipped = 0
     first: dict[str, Any] | None = None
     last: dict[str, Any] | None = None
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError:
-                    skipped += 1
-                    continue
-                if not isinstance(obj, dict) or "frame" not in obj:
-                    skipped += 1
-                    continue
-                builder.add_json(obj)
-                first = first or obj
-                last = obj
-    except OSError as exc:
-        raise output_error(path, exc, "check the run folder") from None
+    for obj in frame_lines(path):
+        if obj is None:
+            skipped += 1
+            continue
+        builder.add_json(obj)
+        first = first or obj
+        last = obj
     if first is None or last is None:
         return _Log(builder.build(), skipped, (0.0, 0.0), (0.0, 0.0))
     end = _finite(last.get("t_capture")) + _finite(last.get("e2e_ms")) / 1e3

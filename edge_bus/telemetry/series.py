@@ -10,14 +10,15 @@ import json
 import math
 import os
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from edge_bus.types import FrameRecord
 
-__all__ = ["FrameSeries", "SeriesBuilder"]
+__all__ = ["FrameSeries", "SeriesBuilder", "frame_lines"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,20 +77,28 @@ class FrameSeries:
     def from_jsonl(cls, path: str | os.PathLike[str]) -> FrameSeries:
         """Read a frames.jsonl; an incomplete or broken line (a crash mid-write) is skipped."""
         builder = SeriesBuilder()
-        try:
-            with open(path, encoding="utf-8") as fh:
-                for line in fh:
-                    try:
-                        obj = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue
-                    if isinstance(obj, dict):
-                        builder.add_json(obj)
-        except OSError as exc:
-            from edge_bus.sinks.files import output_error  # here: edge_bus.sinks imports this module
-
-            raise output_error(path, exc, "check the run folder") from None
+        for obj in frame_lines(path):
+            if obj is not None:
+                builder.add_json(obj)
         return builder.build()
+
+
+def frame_lines(path: str | os.PathLike[str]) -> Iterator[dict[str, Any] | None]:
+    """Each line of a frames.jsonl as its object, read as the file goes; None for a line that is not
+    one (the last line, torn when a run is killed mid-write). Raises OutputError when it can't be read."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError:
+                    yield None
+                    continue
+                yield obj if isinstance(obj, dict) else None
+    except OSError as exc:
+        from edge_bus.sinks.files import output_error  # here: edge_bus.sinks imports this module
+
+        raise output_error(path, exc, "check the run folder") from None
 
 
 class SeriesBuilder:
