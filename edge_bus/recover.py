@@ -114,16 +114,8 @@ def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: 
                    "mode": None, "hardware": None, "model": run_model, "source": None,
                    "verdict": verdict.to_json(), "ended": REBUILT, "error": None}
         write_latency_json(out_dir / "latency.json", latency)
-    rebuilt = (f"report.html rebuilt from frames.jsonl by edge-bus {__version__} on "
-               f"{time.strftime('%Y-%m-%d %H:%M')}" + (f"; {log.skipped} incomplete line(s) skipped" if log.skipped
-                                                        else ""))
-    notes = [rebuilt] + ([] if not wrote_latency else [
-        "the run left no latency.json (it was killed, or lost power): the machine and source it ran on are not "
-        "known, and the model and thresholds are the ones given to edge-bus report"])
     video = out_dir / "overlay.mp4"
-    broken_video = video.is_file() and not playable(video)
-    if broken_video:  # an MP4 is indexed when it is closed, which a killed run never did
-        notes.append("overlay.mp4 is not playable: the run ended before it closed the video")
+    broken_video = video.is_file() and not playable(video)  # an MP4 is indexed when it is closed
     info = SourceInfo.from_json(latency["source"]) if isinstance(latency.get("source"), dict) else None
     summary = {"model": f"{run_model.get('name')} {run_model.get('version') or ''}".strip(),
                "backend": (f"{run_model['backend']} ({run_model.get('precision')})" if run_model.get("backend")
@@ -132,6 +124,7 @@ def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: 
                "frames": len(log.series), "dropped": latency.get("dropped"), "fps": latency.get("fps", fps),
                "operating point": f"{run_model.get('operating_point')} (malignancy >= {threshold:.4f})",
                "ended": latency.get("ended")}
+    notes = _notes(log.skipped, wrote_latency, broken_video)
     write_report(out_dir / "report.html", ReportData(
         title=f"edge-bus stream — {out_dir.name} (rebuilt)", summary=summary, latency=stages.summary(),
         hardware=latency.get("hardware") or {}, series=log.series,
@@ -140,6 +133,18 @@ def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: 
         episodes=verdict.episodes, fps=source_fps, e2e_stages=e2e_stages(info) if info is not None else None,
         latency_note=FILE_LATENCY_NOTE if latency.get("mode") == "file" else ""))
     return RebuiltRun(out_dir, len(log.series), log.skipped, wrote_latency, verdict, broken_video)
+
+
+def _notes(skipped: int, wrote_latency: bool, broken_video: bool) -> list[str]:
+    """What the rebuilt report says above its numbers: that it was rebuilt, and what is not known."""
+    notes = [f"report.html rebuilt from frames.jsonl by edge-bus {__version__} on {time.strftime('%Y-%m-%d %H:%M')}"
+             + (f"; {skipped} incomplete line(s) skipped" if skipped else "")]
+    if wrote_latency:
+        notes.append("the run left no latency.json (it was killed, or lost power): the machine and source it ran on "
+                     "are not known, and the model and thresholds are the ones given to edge-bus report")
+    if broken_video:
+        notes.append("overlay.mp4 is not playable: the run ended before it closed the video")
+    return notes
 
 
 def _read_log(path: Path) -> _Log:
