@@ -21,7 +21,7 @@ import numpy as np
 
 from edge_bus import __version__
 from edge_bus.checks import number_or_none
-from edge_bus.errors import DataError, OutputError
+from edge_bus.errors import ConfigError, DataError, OutputError
 from edge_bus.run_outputs import (
     FILE_LATENCY_NOTE,
     OutFolderLock,
@@ -79,7 +79,8 @@ def rebuild_report(run_dir: str | Path, model: str | None = None, operating_poin
     The clip verdict needs the malignancy threshold the run used: latency.json's, when the run wrote
     one; else ``model``'s (a name, folder or manifest; default the shipped one) at ``operating_point``.
     Raises :class:`DataError` when there is no frames.jsonl or no complete frame in it,
-    :class:`~edge_bus.errors.OutputError` when the files can't be written."""
+    :class:`~edge_bus.errors.ConfigError` when ``model`` or ``operating_point`` is given for a run whose
+    latency.json names its own, :class:`~edge_bus.errors.OutputError` when the files can't be written."""
     out_dir = Path(run_dir)
     log_path = out_dir / "frames.jsonl"
     if not log_path.is_file():
@@ -100,6 +101,9 @@ def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: 
     if len(log.series) == 0:
         raise DataError(f"{log_path} holds no complete frame: there is nothing to report")
     latency = _read_latency(out_dir / "latency.json")
+    if latency is not None and (model is not None or operating_point is not None):
+        raise ConfigError(f"{out_dir}/latency.json names the model and operating point the run used: --model and "
+                          "--operating-point are for a run that left no latency.json")
     run_model = (latency or {}).get("model") or _model_facts(model, operating_point)
     threshold = float(run_model["threshold"])
     source_fps = _source_fps(log, latency)

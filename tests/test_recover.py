@@ -42,6 +42,10 @@ def test_a_finished_run_keeps_its_latency_json_and_gets_the_same_report_numbers(
     shown = [float(x) for x in re.findall(r"[\d.]+", row.group(2))]
     recorded = [latency["stages"]["end_to_end"][k] for k in ("mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms")]
     assert shown == pytest.approx(recorded, abs=0.011)
+    from edge_bus.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="names the model and operating point the run used"):
+        rebuild_report(out, operating_point="sensitive")  # the run's own are in its latency.json
 
 
 def test_a_killed_run_gets_latency_json_and_report_from_its_complete_lines(tmp_path: Path) -> None:
