@@ -306,8 +306,8 @@ def _latency_checks(manifest: Manifest, opts: DoctorOptions, tmp: Path,
     except EdgeBusError as exc:
         return _Latency([Check(f"latency p99{suffix}", None, budget, False, f"latency run failed: {exc}", unit="ms")])
     series = FrameSeries.from_jsonl(result.out_dir / "frames.jsonl")
-    answered = series.e2e_ms if series.frozen is None else series.e2e_ms[~series.frozen.astype(bool)]
-    p99, start_note = _steady_p99(answered)  # frozen frames are no end-to-end sample (as in latency.json)
+    # frozen frames are no end-to-end sample (as in latency.json)
+    p99, start_note = _steady_p99(series.e2e_ms[series.answered])
     ok = math.isfinite(p99) and p99 <= opts.budget_ms
     info = result.latency.get("source", {})
     at = "" if source is None else f" at {info.get('width')}x{info.get('height')}"

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edge_bus import __version__
 from edge_bus.checks import number_or_none
 from edge_bus.errors import ConfigError, DataError, OutputError
@@ -207,15 +205,14 @@ def _source_fps(log: _Log, latency: dict[str, Any] | None) -> float:
 
 
 def _stage_metrics(series: FrameSeries) -> StageMetrics:
-    """Each stage's latency over the frames that ran it, end to end over the frames the model answered."""
+    """Each stage's latency over the frames that ran it (a stage a frame did not run is NaN there, which
+    LatencyStats leaves out), end to end over the frames the model answered."""
     metrics = StageMetrics(list(series.stages_ms))
     for name, values in series.stages_ms.items():
-        metrics[name].extend(values[np.isfinite(values)])
-    answered = series.e2e_ms[series.answered]
-    metrics[END_TO_END].extend(answered[np.isfinite(answered)])
+        metrics[name].extend(values)
+    metrics[END_TO_END].extend(series.e2e_ms[series.answered])
     if series.glass_to_glass_ms is not None:
-        g2g = series.glass_to_glass_ms
-        metrics[GLASS_TO_GLASS].extend(g2g[np.isfinite(g2g)])
+        metrics[GLASS_TO_GLASS].extend(series.glass_to_glass_ms)
     return metrics
 
 

@@ -134,13 +134,6 @@ class FinalReport:
     bridge_note: str | None = None  # the link to the board was not up throughout: what happened
 
 
-def _lesion_rule(threshold: float, model_threshold: float) -> str:
-    """The report's summary row: the P(lesion) that made a frame a lesion frame, and whose it was."""
-    if threshold == model_threshold:
-        return f"P(lesion) >= {threshold:.4f} (the model's)"
-    return f"P(lesion) >= {threshold:.4f} (set for this run; the model's is {model_threshold:.4f})"
-
-
 def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False) -> FinalReport:
     """Close the sinks, then write latency.json and report.html for the frames processed.
 
@@ -153,6 +146,8 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
     info = p.source.info
     fps = episode_fps(info)
     verdict = clip_verdict(series, op.threshold, fps=fps)
+    lesion_threshold = p.outputs.post.lesion_threshold
+    models_own = lesion_threshold == p.manifest.lesion_threshold  # not one set with --lesion-threshold
     stages = p.metrics.stats()
     engine = p.engine
     latency: dict[str, Any] = {
@@ -168,8 +163,7 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
                   "files_sha256": {f: p.manifest.sha256.get(f) for f in _loaded_files(engine.model_file)},
                   "backend": engine.name, "precision": engine.precision, "requests": engine.requests,
                   "batch": engine.batch,
-                  "operating_point": op.name, "threshold": op.threshold,
-                  "lesion_threshold": p.outputs.post.lesion_threshold},
+                  "operating_point": op.name, "threshold": op.threshold, "lesion_threshold": lesion_threshold},
         "source": {**info.to_json(), "roi": p.config.roi.as_list() if p.config.roi is not None else "auto"},
         "verdict": verdict.to_json(),
         "ended": ("interrupted" if isinstance(error, Interrupted) else "error") if error is not None
@@ -202,7 +196,8 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
         "frames": p.outputs.processed, "dropped": latency["dropped"], "fps": latency["fps"],
         # 4 decimals, as in the manifest: at 3, 0.8925 read ">= 0.892" here and ">= 0.893" on the overlay
         "operating point": f"{op.name} (malignancy >= {op.threshold:.4f})",
-        "lesion rule": _lesion_rule(p.outputs.post.lesion_threshold, p.manifest.lesion_threshold),
+        "lesion rule": f"P(lesion) >= {lesion_threshold:.4f} " + (
+            "(the model's)" if models_own else f"(set for this run; the model's is {p.manifest.lesion_threshold:.4f})"),
         "scan area": ("--roi " + ",".join(map(str, p.config.roi.as_list())) if p.config.roi is not None
                       else "detected automatically"),
     }
@@ -219,10 +214,9 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
         title=f"edge-bus stream — {info.name}", summary=summary, latency=latency["stages"],
         hardware=latency["hardware"], series=series,
         verdict=verdict_badge(verdict, op.threshold),
-        malignancy_threshold=op.threshold, lesion_threshold=p.outputs.post.lesion_threshold,
+        malignancy_threshold=op.threshold, lesion_threshold=lesion_threshold,
         # what the model's threshold did on validation says nothing about another one set for this run
-        lesion_evidence=(p.manifest.lesion_evidence if p.outputs.post.lesion_threshold == p.manifest.lesion_threshold
-                         else LesionThresholdEvidence()), notes=notes,
+        lesion_evidence=p.manifest.lesion_evidence if models_own else LesionThresholdEvidence(), notes=notes,
         e2e_stages=e2e_stages(info), latency_note="" if p.live else FILE_LATENCY_NOTE,
         episodes=verdict.episodes, fps=fps))
     if close_errors:
@@ -287,4 +281,3 @@ def _limit_reached(source: object) -> bool:
     from edge_bus.sources.wrappers import LimitedSource
 
     return isinstance(source, LimitedSource) and source.limit_reached
-
