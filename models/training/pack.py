@@ -1,0 +1,87 @@
+"""A portable copy of the training cache, for training on a machine without ``../shared/data``.
+
+    python -m models.training.pack --data ../shared/data --out .gpu/pack
+
+Writes ``train_256.pack.npz``, ``val_busi_256.pack.npz`` and ``val_busbra_256.pack.npz``: the cached
+splits of :mod:`models.training.data` (the scan-area crops the training reads, not the raw images),
+each image WebP-lossless (checked bit for bit on writing), each mask bit-packed, with the cache key of
+the images it was built from. About 90 MB against 330 MB for the plain cache. ``train.py --pack DIR``
+trains from it; the lesion-free crops come from the cached images then (``--crop-source cache``), and
+the full-resolution validation crops (``--val-crops``) need the raw data, so they are off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from models.training.data import CACHE_SIZE, CachedSplit, load_split, protocol_splits
+from models.training.script import run_script
+
+PACKED_SPLITS = ("train", "val_busi", "val_busbra")
+
+
+def pack_path(folder: Path, name: str, size: int = CACHE_SIZE) -> Path:
+    return folder / f"{name}_{size}.pack.npz"
+
+
+def encode_split(split: CachedSplit) -> dict[str, np.ndarray]:
+    """The arrays of one packed split; raises if WebP does not give an image back bit for bit."""
+    blobs = []
+    for i, img in enumerate(split.images):
+        ok, buf = cv2.imencode(".webp", img, [cv2.IMWRITE_WEBP_QUALITY, 101])  # > 100: lossless
+        if not ok or not np.array_equal(cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE), img):
+            raise RuntimeError(f"image {i} ({split.names[i]}) does not survive WebP lossless")
+        blobs.append(buf.ravel())
+    offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
+    return {"webp": np.concatenate(blobs), "offsets": offsets, "shape": np.array(split.masks.shape),
+            "masks": np.packbits(split.masks.astype(bool), axis=None), "labels": split.labels,
+            "sources": split.sources, "names": split.names}
+
+
+def decode_split(z: np.lib.npyio.NpzFile) -> CachedSplit:
+    shape = tuple(int(s) for s in z["shape"])
+    webp, offsets = z["webp"], z["offsets"]
+    images = np.stack([cv2.imdecode(webp[offsets[i] : offsets[i + 1]], cv2.IMREAD_GRAYSCALE)
+                       for i in range(len(offsets) - 1)])
+    masks = np.unpackbits(z["masks"], count=int(np.prod(shape))).reshape(shape)
+    return CachedSplit(images, masks, z["labels"], z["sources"], z["names"])
+
+
+def read_pack(folder: Path, name: str, size: int = CACHE_SIZE) -> CachedSplit:
+    path = pack_path(folder, name, size)
+    if not path.is_file():
+        raise SystemExit(f"--pack {folder}: no {path.name} (make it with python -m models.training.pack)")
+    with np.load(path, allow_pickle=False) as z:
+        return decode_split(z)
+
+
+def write_pack(data_root: Path, out: Path, size: int = CACHE_SIZE) -> list[Path]:
+    items = protocol_splits(data_root)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in PACKED_SPLITS:
+        path = pack_path(out, name, size)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, **encode_split(load_split(name, items[name], size)))
+        os.replace(tmp, path)
+        print(f"{path}: {path.stat().st_size / 1e6:.1f} MB", flush=True)
+        written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="../shared/data")
+    p.add_argument("--out", required=True)
+    p.add_argument("--cache-size", type=int, default=CACHE_SIZE)
+    args = p.parse_args(argv)
+    write_pack(Path(args.data), Path(args.out), args.cache_size)
+
+
+if __name__ == "__main__":
+    run_script(main)
