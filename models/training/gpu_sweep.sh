@@ -1,28 +1,25 @@
 #!/usr/bin/env bash
-# The emt_net GPU sweep of plans/emt_net_gpu.plan.md: six one-stage runs of train.py side by side on one
-# GPU, from a portable cache (python -m models.training.pack), then the three best checkpoints by
-# pooled validation score, every history and every log into OUT.
+# An emt_net GPU sweep (plans/emt_net_gpu.plan.md, emt_net_gpu2.plan.md): the runs listed in a .runs file
+# (one per line: a name, then train.py options) side by side on one GPU, from a portable cache (python -m
+# models.training.pack), then the three best checkpoints by pooled validation score, every history and
+# every log into OUT.
 #
-#   bash models/training/gpu_sweep.sh PACK_DIR CHECKPOINT_DIR OUT EPOCHS
+#   bash models/training/gpu_sweep.sh RUNS_FILE PACK_DIR CHECKPOINT_DIR OUT EPOCHS [MAX_MINUTES]
 #
-# Environment: PY (default python3), EFFICIENTNET_LITE0_WEIGHTS where the package is not installed.
+# MAX_MINUTES (default 0: none) stops each run after the epoch that passes it, so a run on a slower
+# machine still ends with its best checkpoint. Environment: PY (default python3),
+# EFFICIENTNET_LITE0_WEIGHTS where the package is not installed.
 set -euo pipefail
-PACK=$1 CK=$2 OUT=$3 EPOCHS=$4
+RUNS_FILE=$1 PACK=$2 CK=$3 OUT=$4 EPOCHS=$5 MAX_MINUTES=${6:-0}
 PY=${PY:-python3}
-COMMON=(--model emt_net --mask-stride 2 --pack "$PACK" --val-crops 0 --device cuda --threads 2 --epochs "$EPOCHS")
-declare -A RUNS=(
-    [gpu_img_s0]="--dice image --seed 0"
-    [gpu_img_s1]="--dice image --seed 1"
-    [gpu_img_ema]="--dice image --ema 0.999 --seed 0"
-    [gpu_img_bw]="--dice image --busi-weight 2.5 --seed 0"
-    [gpu_img_lr2]="--dice image --lr 2e-3 --seed 0"
-    [gpu_batch_s0]="--dice batch --seed 0"
-)
+COMMON=(--model emt_net --mask-stride 2 --pack "$PACK" --val-crops 0 --device cuda --threads 2 --epochs "$EPOCHS"
+        --max-minutes "$MAX_MINUTES")
 mkdir -p "$CK" "$OUT"
-for name in "${!RUNS[@]}"; do
+while read -r name options; do
+    [ -n "$name" ] || continue
     # shellcheck disable=SC2086  # the options are words
-    "$PY" -m models.training.train "${COMMON[@]}" ${RUNS[$name]} --out "$CK/$name" >"$CK/$name.log" 2>&1 &
-done
+    "$PY" -m models.training.train "${COMMON[@]}" $options --out "$CK/$name" >"$CK/$name.log" 2>&1 &
+done <"$RUNS_FILE"
 wait
 "$PY" - "$CK" "$OUT" <<'PY'
 import json, shutil, sys
