@@ -85,19 +85,23 @@ def test_stream_with_a_lesion_threshold_of_its_own(tmp_path: Path) -> None:
     assert all(f["lesion"] == (1.0 - f["probs"]["normal"] >= 0.01) for f in frames)
     assert json.loads((low / "latency.json").read_text())["model"]["lesion_threshold"] == 0.01
     report = (low / "report.html").read_text()
-    assert "set for this run; the model&#x27;s is 0.9832" in report and "on BUSI fold 1" not in report
+    model_threshold = json.loads((own / "latency.json").read_text())["model"]["lesion_threshold"]
+    assert f"set for this run; the model&#x27;s is {model_threshold:.4f}" in report
+    assert "on BUSI fold 1" not in report
     assert "(the model&#x27;s)" in (own / "report.html").read_text()
     assert "on BUSI fold 1 it found" in (own / "report.html").read_text()
     bad = invoke("stream", "--source", "demo", "--lesion-threshold", "2", "--out", str(tmp_path / "bad"), "-q")
     assert bad.exit_code == 2 and "lesion threshold must be between 0 and 1" in bad.output  # a usage error
 
 
-def test_models_list_and_info() -> None:
+def test_models_list_and_info(shipped_model_dir: Path) -> None:
     result = invoke("models", "list")
     assert result.exit_code == 0 and "emt_net" in result.output
     result = invoke("models", "info", "emt_net")
     assert result.exit_code == 0 and "sensitive" in result.output and "sha256 ok" in result.output
-    assert "(on BUSI fold 1 it found a lesion in 80.6% of the lesion images and flagged 0.0% of the normal ones)" \
+    val = json.loads((shipped_model_dir / "manifest.json").read_text())["thresholds"]["lesion_val"]
+    assert (f"(on BUSI fold 1 it found a lesion in {100 * val['lesion_recall']:.1f}% of the lesion images and "
+            f"flagged {100 * val['normal_flagged']:.1f}% of the normal ones)") \
         in " ".join(result.output.split())  # what the lesion threshold costs, from its manifest
 
 

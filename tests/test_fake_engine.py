@@ -59,10 +59,10 @@ def test_a_device_failing_mid_stream_keeps_every_frame_before_it(tmp_path: Path)
     out = tmp_path / "run"
     with pytest.raises(EngineError, match="inference 26 failed"):
         run_stream(StreamConfig(source="demo", out=out, video=False), handle_signals=False,
-                   engine_factory=fake_engine_factory(FakeBehaviour(malignancy=0.9, fail_at=26)))
+                   engine_factory=fake_engine_factory(FakeBehaviour(malignancy=0.9, presence=0.9999, fail_at=26)))
     frames = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
     assert 0 < len(frames) <= 25 and [f["frame"] for f in frames] == list(range(len(frames)))
-    assert {f["label"] for f in frames} == {"malignant"}  # 0.9 is above every shipped threshold
+    assert {f["label"] for f in frames} == {"malignant"}  # 0.9999 and 0.9 clear every shipped threshold
     latency = json.loads((out / "latency.json").read_text())
     assert latency["ended"] == "error" and "inference 26 failed" in latency["error"]
     assert (latency["model"]["file"], latency["model"]["backend"], latency["model"]["precision"]) == (

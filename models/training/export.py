@@ -64,10 +64,10 @@ def export_onnx(model: torch.nn.Module, path: Path, size: int) -> Path:
     return path
 
 
-def base_manifest(name: str, ckpt: dict[str, Any], size: int) -> dict[str, Any]:
+def base_manifest(name: str, ckpt: dict[str, Any], size: int, version: str = "1.0.0") -> dict[str, Any]:
     stride = int(ckpt.get("mask_stride", 1))
     return {
-        "name": name, "version": "1.0.0", "architecture": ckpt["model"], "encoder": ckpt["encoder"],
+        "name": name, "version": version, "architecture": ckpt["model"], "encoder": ckpt["encoder"],
         "head": "presence_malignancy",
         "input": {"name": "image", "shape": [1, 1, size, size], "layout": "NCHW", "colour": "gray",
                   "normalisation": "(pixel / 255 - mean) / std, after cropping the scan area and resizing",
@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, type=Path)
     p.add_argument("--name", required=True)
+    p.add_argument("--version", default="1.0.0", help="the manifest's version of the model")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--data", default=Path("../shared/data"), type=Path)
     p.add_argument("--calib-images", type=int, default=300)
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     calib = [Preprocessor(spec).preprocess(it.load()[0])[0] for it in train_items[::step][: args.calib_images]]
     print(f"ONNX exported; {len(calib)} calibration tensors from training images", flush=True)
     quantize_openvino(out / ONNX_FP32, calib, out / INT8_XML, keep_fp32=KEEP_FP32)
-    manifest = base_manifest(args.name, ckpt, size)
+    manifest = base_manifest(args.name, ckpt, size, args.version)
     if args.qdq:
         quantize_onnx_qdq(out / ONNX_FP32, calib, out / ONNX_QDQ, keep_fp32=KEEP_FP32)
         manifest["files"]["onnx_int8_qdq"] = ONNX_QDQ
@@ -167,6 +168,7 @@ def main(argv: list[str] | None = None) -> None:
         "epochs": ckpt["epoch"], "epochs_total": ckpt.get("epochs_total", ckpt["epoch"]),
         "init": ckpt.get("init"), "train_wall_s": round(ckpt["train_wall_s"], 1), "size": size,
         "pos_weight": ckpt["wp"], "loss": LOSS_TEXT[ckpt.get("dice") or "batch"],
+        "busi_weight": ckpt.get("busi_weight") or 1.0, "device": ckpt.get("device", "cpu"),
         "val_at_selection": {k: round(float(v), 4) for k, v in ckpt["val"].items()},
     }
     manifest["measured_on"] = measured_on()

@@ -69,7 +69,8 @@ def training_table(manifests: dict[str, dict[str, Any]]) -> str:
         after = q.get("val_drop_after_control")
         if after:  # plain PTQ lost more than 0.5 pt: accuracy control took over
             shown = f"{after['dice']:+.4f} / {after['auc']:+.4f} (plain PTQ: {shown})"
-        rows.append(f"| {name} | {tr['epochs_total']} | {tr['train_wall_s'] / 60:.0f} min on 2 CPU cores | "
+        where = "a GPU" if str(tr.get("device", "cpu")).startswith("cuda") else "2 CPU cores"
+        rows.append(f"| {name} | {tr['epochs_total']} | {tr['train_wall_s'] / 60:.0f} min on {where} | "
                     f"{tr['pos_weight']} | {shown} | "
                     f"{m['thresholds']['lesion']:.4f} | {q.get('method', '?')} |")
     return "\n".join(rows)
@@ -106,6 +107,19 @@ def targets_table(m: dict[str, Any]) -> str:
                      f"{where.get('isa', '?')} INT8 kernels (`measured_on` in the manifest; see \"The same INT8 IR "
                      "on another CPU\")."]
     return "\n".join(rows)
+
+
+def comparison_text(manifests: dict[str, dict[str, Any]]) -> str:
+    """Our numbers in the papers' terms, one line per model, from the manifests' test metrics."""
+    lines = []
+    for name, m in manifests.items():
+        t = m["metrics"]["test_busi_fold0"]["int8"]
+        op = m["thresholds"].get("default_operating_point", "balanced")
+        r = t["operating_points"][op]
+        lines.append(f"* `{name}` (INT8, BUSI fold 0, {t['n_images']} images): Dice {_f(t['dice'])}; benign vs "
+                     f"malignant at `{op}` ACC {_f(r['accuracy'])}, SEN {_f(r['sensitivity'])}, SPE "
+                     f"{_f(r['specificity'])}; 3-class accuracy {_f(t['accuracy_3class'])}.")
+    return "\n".join(lines)
 
 
 _BOOT_ROWS = (("dice", "Dice on lesion images", 0.82, True), ("auc", "benign/malignant AUC", 0.93, True),
@@ -154,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     first = next(iter(manifests.values()))
     body = HEADER.read_text().format(
         targets=targets_table(first), metrics=metrics_table(manifests), accuracy=accuracy_table(manifests),
-        training=training_table(manifests), wp=wp_table(wp),
+        training=training_table(manifests), wp=wp_table(wp), comparison=comparison_text(manifests),
         bootstrap=bootstrap_table(json.loads(args.bootstrap.read_text()) if args.bootstrap.is_file() else None),
         extra=args.extra.read_text() if args.extra.is_file() else "",
         presence=args.presence.read_text() if args.presence.is_file() else "")

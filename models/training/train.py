@@ -174,7 +174,7 @@ def make_batch(split: CachedSplit, idx: list[int], neg_src: list[int], rng: np.r
 CACHE_CROP = 256
 
 
-def load_teacher(path: str | None, device: torch.device) -> torch.nn.Module:
+def load_teacher(path: str | None, device: torch.device | str = "cpu") -> torch.nn.Module:
     """The network of a train.py checkpoint, in eval mode and without gradients, for ``--distill``."""
     if not path:
         raise SystemExit("--distill needs --teacher CHECKPOINT (a train.py or models.training.folded checkpoint)")
