@@ -82,7 +82,7 @@ step "reproducing into $EDGE_BUS_MODELS (checkpoints $CK, results $RES)"
 # half per lesion image, each BUSI training image drawn 2.5 times as often as a BUS-BRA one. The shipped
 # weights were trained on a GPU (gpu_sweep.sh, run gpu_img_bw; 8 minutes beside five other runs), from
 # models.training.pack's bit-exact copy of this cache; a GPU run is not bit-reproducible.
-step "train emt_net (one stage, 30 epochs)"
+step "train emt_net (one stage)"
 "$PY" -m models.training.train --model emt_net --data "$DATA" --epochs "${EMT_EPOCHS:-30}" --mask-stride 2 \
     --dice image --busi-weight 2.5 --seed 0 --out "$CK/emt_net_long" ${FAST[@]+"${FAST[@]}"}
 # HGM-Net's Stage 2 starts from the former emt_net's first two stages. Stage A: ImageNet-initialised
