@@ -8,6 +8,10 @@ each image WebP-lossless (checked bit for bit on writing), each mask bit-packed,
 the images it was built from. About 90 MB against 330 MB for the plain cache. ``train.py --pack DIR``
 trains from it; the lesion-free crops come from the cached images then (``--crop-source cache``), and
 the full-resolution validation crops (``--val-crops``) need the raw data, so they are off.
+
+``--splits train val_busi val_busbra test`` adds the test fold (BUSI fold 0), for the cross-validation
+of :mod:`models.training.cv` only: no shipped model trains on it. Each packed split also keeps every
+image's fold (``folds``), which the cross-validation splits by.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ def pack_path(folder: Path, name: str, size: int = CACHE_SIZE) -> Path:
     return folder / f"{name}_{size}.pack.npz"
 
 
-def encode_split(split: CachedSplit) -> dict[str, np.ndarray]:
-    """The arrays of one packed split; raises if WebP does not give an image back bit for bit."""
+def encode_split(split: CachedSplit, folds: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The arrays of one packed split (with each image's fold, where given); raises if WebP does not
+    give an image back bit for bit."""
     blobs = []
     for i, img in enumerate(split.images):
         ok, buf = cv2.imencode(".webp", img, [cv2.IMWRITE_WEBP_QUALITY, 101])  # > 100: lossless
@@ -38,7 +43,8 @@ def encode_split(split: CachedSplit) -> dict[str, np.ndarray]:
             raise RuntimeError(f"image {i} ({split.names[i]}) does not survive WebP lossless")
         blobs.append(buf.ravel())
     offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
-    return {"webp": np.concatenate(blobs), "offsets": offsets, "shape": np.array(split.masks.shape),
+    extra = {} if folds is None else {"folds": np.asarray(folds, dtype=np.int64)}
+    return {**extra, "webp": np.concatenate(blobs), "offsets": offsets, "shape": np.array(split.masks.shape),
             "masks": np.packbits(split.masks.astype(bool), axis=None), "labels": split.labels,
             "sources": split.sources, "names": split.names}
 
@@ -60,14 +66,24 @@ def read_pack(folder: Path, name: str, size: int = CACHE_SIZE) -> CachedSplit:
         return decode_split(z)
 
 
-def write_pack(data_root: Path, out: Path, size: int = CACHE_SIZE) -> list[Path]:
+def read_pack_folds(folder: Path, name: str, size: int = CACHE_SIZE) -> np.ndarray:
+    """Each image's fold in a packed split (BUSI's folds.csv, BUS-BRA's kFold)."""
+    with np.load(pack_path(folder, name, size), allow_pickle=False) as z:
+        if "folds" not in z.files:
+            raise SystemExit(f"--pack {folder}: {name} has no folds (packed before they were kept): pack it again")
+        return np.asarray(z["folds"])
+
+
+def write_pack(data_root: Path, out: Path, size: int = CACHE_SIZE,
+               splits: tuple[str, ...] = PACKED_SPLITS) -> list[Path]:
     items = protocol_splits(data_root)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name in PACKED_SPLITS:
+    for name in splits:
         path = pack_path(out, name, size)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, **encode_split(load_split(name, items[name], size)))
+        folds = np.array([it.fold for it in items[name]])
+        np.savez(tmp, **encode_split(load_split(name, items[name], size), folds))
         os.replace(tmp, path)
         print(f"{path}: {path.stat().st_size / 1e6:.1f} MB", flush=True)
         written.append(path)
@@ -79,8 +95,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", default="../shared/data")
     p.add_argument("--out", required=True)
     p.add_argument("--cache-size", type=int, default=CACHE_SIZE)
+    p.add_argument("--splits", nargs="+", default=list(PACKED_SPLITS), choices=(*PACKED_SPLITS, "test"),
+                   help="the splits to pack; the test fold only for the cross-validation")
     args = p.parse_args(argv)
-    write_pack(Path(args.data), Path(args.out), args.cache_size)
+    write_pack(Path(args.data), Path(args.out), args.cache_size, tuple(args.splits))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import copy
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -185,20 +186,35 @@ def load_teacher(path: str | None, device: torch.device | str = "cpu") -> torch.
     return teacher.to(device, memory_format=torch.channels_last).eval()
 
 
+@dataclass
+class TrainingData:
+    """What one training run reads: the training split, the validation splits by name (``val_busi``
+    also scores presence), and optionally the full-resolution crop pool and validation crops."""
+
+    train: CachedSplit
+    val: dict[str, CachedSplit]
+    crop_pool: np.ndarray | None = None
+    val_crops: np.ndarray | None = None
+
+
 def train(args: argparse.Namespace) -> Path:
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    device = pick_device(args.device)
-    torch.backends.cudnn.benchmark = device.type == "cuda"
+    """Train on the protocol's splits (from ``--data`` or ``--pack``); the path of the best checkpoint."""
     t0 = time.time()
+    data = load_training_data(args)
+    print(f"data ready in {time.time() - t0:.0f}s: train={len(data.train)} "
+          f"val={sum(len(v) for v in data.val.values())}"
+          + (f" crop pool={len(data.crop_pool)}" if data.crop_pool is not None else "")
+          + (f" val crops={len(data.val_crops)}" if data.val_crops is not None else ""), flush=True)
+    return fit(args, data)
+
+
+def load_training_data(args: argparse.Namespace) -> TrainingData:
     if args.pack:  # no raw images: no full-resolution crops either
         if args.crop_source == "full" or args.val_crops:
             raise SystemExit("--pack holds the cached crops only: use --crop-source cache --val-crops 0")
         train_split = read_pack(Path(args.pack), "train", args.cache_size)
         val = {name: read_pack(Path(args.pack), name, args.cache_size) for name in ("val_busi", "val_busbra")}
-        crop_pool = val_crops = None
+        return TrainingData(train_split, val)
     else:
         items = protocol_splits(Path(args.data))  # a wrong --data fails here, before --out is made
         train_split = load_split("train", items["train"], args.cache_size)
@@ -207,10 +223,20 @@ def train(args: argparse.Namespace) -> Path:
                      if args.crop_source == "full" else None)
         val_crops = (full_resolution_crops(items["val_busi"] + items["val_busbra"], args.val_crops, args.size)
                      if args.val_crops else None)
-    print(f"data ready in {time.time() - t0:.0f}s on {device}: train={len(train_split)} "
-          f"val={sum(len(v) for v in val.values())}"
-          + (f" crop pool={len(crop_pool)}" if crop_pool is not None else "")
-          + (f" val crops={len(val_crops)}" if val_crops is not None else ""), flush=True)
+        return TrainingData(train_split, val, crop_pool, val_crops)
+
+
+def fit(args: argparse.Namespace, data: TrainingData) -> Path:
+    """Train on ``data`` with the options of ``args``; ``best.pt``, ``last.pt`` and ``history.jsonl`` in
+    ``args.out``. Returns the path of ``best.pt``."""
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    device = pick_device(args.device)
+    torch.backends.cudnn.benchmark = device.type == "cuda"
+    print(f"training on {device}", flush=True)
+    train_split, val, crop_pool, val_crops = data.train, data.val, data.crop_pool, data.val_crops
     out.mkdir(parents=True, exist_ok=True)
 
     widths = tuple(int(w) for w in args.decoder_widths.split(","))
