@@ -28,7 +28,7 @@ def test_it_answers_the_known_prediction_sync_and_async(manifest) -> None:  # ty
         assert out.mask_logits.shape == (16, 16) and out.class_logits.shape == (2,)
         lesion = out.mask_logits > 0
         assert lesion[8, 8] and not lesion[0, 0] and lesion.sum() == pytest.approx(np.pi * 4**2, rel=0.35)
-        assert 1 / (1 + np.exp(-out.class_logits[0])) == pytest.approx(0.99)
+        assert 1 / (1 + np.exp(-out.class_logits[0])) == pytest.approx(0.9999)
         assert 1 / (1 + np.exp(-out.class_logits[1])) == pytest.approx(0.8)
         got: list[int] = []
         engine.set_callback(lambda user, outputs: got.append(int(user)))  # type: ignore[call-overload]
@@ -59,10 +59,10 @@ def test_a_device_failing_mid_stream_keeps_every_frame_before_it(tmp_path: Path)
     out = tmp_path / "run"
     with pytest.raises(EngineError, match="inference 26 failed"):
         run_stream(StreamConfig(source="demo", out=out, video=False), handle_signals=False,
-                   engine_factory=fake_engine_factory(FakeBehaviour(malignancy=0.9, presence=0.9999, fail_at=26)))
+                   engine_factory=fake_engine_factory(FakeBehaviour(malignancy=0.9, fail_at=26)))
     frames = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
     assert 0 < len(frames) <= 25 and [f["frame"] for f in frames] == list(range(len(frames)))
-    assert {f["label"] for f in frames} == {"malignant"}  # 0.9999 and 0.9 clear every shipped threshold
+    assert {f["label"] for f in frames} == {"malignant"}  # P(lesion) 0.9999 and 0.9 clear every shipped threshold
     latency = json.loads((out / "latency.json").read_text())
     assert latency["ended"] == "error" and "inference 26 failed" in latency["error"]
     assert (latency["model"]["file"], latency["model"]["backend"], latency["model"]["precision"]) == (
