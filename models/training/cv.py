@@ -28,16 +28,6 @@ CV_SPLITS = ("train", "val_busi", "test")  # every BUSI image, and BUS-BRA's tra
 BUSI_FOLDS = (0, 1, 2, 3, 4)
 
 
-def subset(split: CachedSplit, keep: np.ndarray) -> CachedSplit:
-    return CachedSplit(split.images[keep], split.masks[keep], split.labels[keep], split.sources[keep],
-                       split.names[keep])
-
-
-def concat(splits: list[CachedSplit]) -> CachedSplit:
-    return CachedSplit(*(np.concatenate([getattr(s, f) for s in splits])
-                         for f in ("images", "masks", "labels", "sources", "names")))
-
-
 def cv_data(parts: dict[str, tuple[CachedSplit, np.ndarray]], fold: int) -> TrainingData:
     """BUSI fold ``fold`` held out (scored as ``val_busi``); everything else in ``parts`` trains."""
     if fold not in BUSI_FOLDS:
@@ -45,9 +35,9 @@ def cv_data(parts: dict[str, tuple[CachedSplit, np.ndarray]], fold: int) -> Trai
     train, held = [], []
     for split, folds in parts.values():
         out = (split.sources == "busi") & (folds == fold)
-        held.append(subset(split, out))
-        train.append(subset(split, ~out))
-    return TrainingData(concat(train), {"val_busi": concat(held)})
+        held.append(split.take(out))
+        train.append(split.take(~out))
+    return TrainingData(CachedSplit.concat(train), {"val_busi": CachedSplit.concat(held)})
 
 
 def main(argv: list[str] | None = None) -> None:

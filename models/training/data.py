@@ -56,6 +56,16 @@ class CachedSplit:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def take(self, keep: np.ndarray) -> CachedSplit:
+        """The images where ``keep`` (a bool mask or indices) selects, in order."""
+        return CachedSplit(self.images[keep], self.masks[keep], self.labels[keep], self.sources[keep],
+                           self.names[keep])
+
+    @staticmethod
+    def concat(splits: list[CachedSplit]) -> CachedSplit:
+        return CachedSplit(*(np.concatenate([getattr(s, f) for s in splits])
+                             for f in ("images", "masks", "labels", "sources", "names")))
+
 
 def prepare_item(item: LabeledImage, size: int = CACHE_SIZE) -> tuple[np.ndarray, np.ndarray]:
     gray, mask = item.load()

@@ -209,21 +209,21 @@ def train(args: argparse.Namespace) -> Path:
 
 
 def load_training_data(args: argparse.Namespace) -> TrainingData:
+    """The protocol's splits from ``--pack`` (the cached crops only) or from ``--data``."""
     if args.pack:  # no raw images: no full-resolution crops either
         if args.crop_source == "full" or args.val_crops:
             raise SystemExit("--pack holds the cached crops only: use --crop-source cache --val-crops 0")
         train_split = read_pack(Path(args.pack), "train", args.cache_size)
         val = {name: read_pack(Path(args.pack), name, args.cache_size) for name in ("val_busi", "val_busbra")}
         return TrainingData(train_split, val)
-    else:
-        items = protocol_splits(Path(args.data))  # a wrong --data fails here, before --out is made
-        train_split = load_split("train", items["train"], args.cache_size)
-        val = {name: load_split(name, items[name], args.cache_size) for name in ("val_busi", "val_busbra")}
-        crop_pool = (full_resolution_crops(items["train"], args.crops_per_image, CACHE_CROP)
-                     if args.crop_source == "full" else None)
-        val_crops = (full_resolution_crops(items["val_busi"] + items["val_busbra"], args.val_crops, args.size)
-                     if args.val_crops else None)
-        return TrainingData(train_split, val, crop_pool, val_crops)
+    items = protocol_splits(Path(args.data))  # a wrong --data fails here, before --out is made
+    train_split = load_split("train", items["train"], args.cache_size)
+    val = {name: load_split(name, items[name], args.cache_size) for name in ("val_busi", "val_busbra")}
+    crop_pool = (full_resolution_crops(items["train"], args.crops_per_image, CACHE_CROP)
+                 if args.crop_source == "full" else None)
+    val_crops = (full_resolution_crops(items["val_busi"] + items["val_busbra"], args.val_crops, args.size)
+                 if args.val_crops else None)
+    return TrainingData(train_split, val, crop_pool, val_crops)
 
 
 def fit(args: argparse.Namespace, data: TrainingData) -> Path:
