@@ -48,7 +48,7 @@ def info_cmd(
                   f"(pixel/255 - {m.input.mean}) / {m.input.std}")
     console.print(f"output {m.mask_output}: mask logits; {m.class_output}: {m.head}")
     evidence = m.lesion_evidence.sentence()
-    console.print(f"lesion threshold P(lesion) >= {m.lesion_threshold:.3f}" + (f" ({evidence})" if evidence else ""),
+    console.print(f"lesion threshold P(lesion) >= {m.lesion_threshold:.4f}" + (f" ({evidence})" if evidence else ""),
                   markup=False)
     table = Table("operating point", "malignancy threshold", "val SEN", "val SPE")
     for op in m.operating_points.values():
