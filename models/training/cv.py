@@ -8,7 +8,7 @@ score BUSI fold K with train.py's validation (224 px) after every epoch, and kee
 ``history.jsonl``. The number to report is the **last** epoch's: choosing an epoch on fold K would
 choose on the images it is scored on. These models are measurements, never shipped: four of the five
 train on the test fold (BUSI fold 0), which is why the pack must hold it (``python -m
-models.training.pack --splits train val_busi val_busbra test``).
+models.training.pack --splits train val_busi test``).
 """
 
 from __future__ import annotations

@@ -4,14 +4,14 @@
 
 Writes ``train_256.pack.npz``, ``val_busi_256.pack.npz`` and ``val_busbra_256.pack.npz``: the cached
 splits of :mod:`models.training.data` (the scan-area crops the training reads, not the raw images),
-each image WebP-lossless (checked bit for bit on writing), each mask bit-packed, with the cache key of
-the images it was built from. About 90 MB against 330 MB for the plain cache. ``train.py --pack DIR``
+each image WebP-lossless (checked bit for bit on writing), each mask bit-packed, each image's fold
+kept. 102 MB against 330 MB for the plain cache. ``train.py --pack DIR``
 trains from it; the lesion-free crops come from the cached images then (``--crop-source cache``), and
 the full-resolution validation crops (``--val-crops``) need the raw data, so they are off.
 
-``--splits train val_busi val_busbra test`` adds the test fold (BUSI fold 0), for the cross-validation
-of :mod:`models.training.cv` only: no shipped model trains on it. Each packed split also keeps every
-image's fold (``folds``), which the cross-validation splits by.
+``--splits train val_busi test`` packs what the cross-validation of :mod:`models.training.cv` reads:
+every BUSI image, the test fold (BUSI fold 0) included, which no shipped model trains on; it splits
+them by the kept folds (``folds``).
 """
 
 from __future__ import annotations
