@@ -169,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         "init": ckpt.get("init"), "train_wall_s": round(ckpt["train_wall_s"], 1), "size": size,
         "pos_weight": ckpt["wp"], "loss": LOSS_TEXT[ckpt.get("dice") or "batch"],
         "busi_weight": ckpt.get("busi_weight") or 1.0, "device": ckpt.get("device", "cpu"),
+        "train_wall_s_by_device": ckpt.get("wall_s_by_device"),
         "val_at_selection": {k: round(float(v), 4) for k, v in ckpt["val"].items()},
     }
     manifest["measured_on"] = measured_on()

@@ -59,6 +59,17 @@ def accuracy_table(manifests: dict[str, dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+WHERE = {"cuda": "a GPU", "cpu": "2 CPU cores"}
+
+
+def wall_time_text(training: dict[str, Any]) -> str:
+    """"8 min on a GPU + 5 min on 2 CPU cores": the training wall time per device kind (a fine-tune adds
+    its own to its start's), or all of it on the one device recorded."""
+    by_device = training.get("train_wall_s_by_device") or {
+        "cuda" if str(training.get("device", "cpu")).startswith("cuda") else "cpu": training["train_wall_s"]}
+    return " + ".join(f"{s / 60:.0f} min on {WHERE.get(kind, kind)}" for kind, s in by_device.items())
+
+
 def training_table(manifests: dict[str, dict[str, Any]]) -> str:
     rows = ["| model | epochs to the shipped weights | training wall time | Wp | INT8 val drop (Dice / AUC) | "
             "lesion threshold | quantisation |", "|---|---|---|---|---|---|---|"]
@@ -69,8 +80,7 @@ def training_table(manifests: dict[str, dict[str, Any]]) -> str:
         after = q.get("val_drop_after_control")
         if after:  # plain PTQ lost more than 0.5 pt: accuracy control took over
             shown = f"{after['dice']:+.4f} / {after['auc']:+.4f} (plain PTQ: {shown})"
-        where = "a GPU" if str(tr.get("device", "cpu")).startswith("cuda") else "2 CPU cores"
-        rows.append(f"| {name} | {tr['epochs_total']} | {tr['train_wall_s'] / 60:.0f} min on {where} | "
+        rows.append(f"| {name} | {tr['epochs_total']} | {wall_time_text(tr)} | "
                     f"{tr['pos_weight']} | {shown} | "
                     f"{m['thresholds']['lesion']:.4f} | {q.get('method', '?')} |")
     return "\n".join(rows)

@@ -3,7 +3,7 @@
 # quantisation (NNCF + ORT QDQ), thresholds, test metrics, golden demo reference, Wp sweep, cine
 # check, bootstrap intervals, mask sweep and the model card.
 #
-#   bash models/training/reproduce.sh --yes     the real run: ~4 h on 2 CPU cores (train.py uses a GPU
+#   bash models/training/reproduce.sh --yes     the real run: ~2.5 h on 2 CPU cores (train.py uses a GPU
 #                                               when torch sees one: minutes); replaces the shipped
 #                                               models/emt_net, models/hgm_net, models/training/results/
 #                                               and models/README.md (git checkout models/ restores them)
@@ -12,8 +12,7 @@
 #
 # Environment: PYTHON (default .venv/bin/python, made by `make test`), DATA (default ../shared/data),
 # OUT (where the models, checkpoints, results and card go; default models/, or a new /tmp folder with
-# --smoke), and the epoch counts EMT_EPOCHS (30), BASE_EPOCHS (10), BASE_FT_EPOCHS (4), HGM_EPOCHS
-# (2). Paths you set are relative to where you run the script; the defaults to the repository.
+# --smoke), and the epoch counts EMT_EPOCHS (30) and HGM_EPOCHS (2). Paths you set are relative to where you run the script; the defaults to the repository.
 # Disk: the training cache takes ~0.8 GB (always models/training/cache/), the checkpoints ~0.4 GB.
 set -euo pipefail
 CALLER=$PWD
@@ -40,7 +39,7 @@ command -v "$PY" >/dev/null 2>&1 || { echo "error: $PY not found — run 'make t
 
 if [ "$SMOKE" = 1 ]; then
     OUT=${OUT:-$(mktemp -d /tmp/edge-bus-reproduce-smoke.XXXXXX)}
-    EMT_EPOCHS=1 BASE_EPOCHS=1 BASE_FT_EPOCHS=1 HGM_EPOCHS=1
+    EMT_EPOCHS=1 HGM_EPOCHS=1
     FAST=(--max-steps 2 --threads 1)  # 2 training steps an epoch; validation still runs whole
     CALIB=(--calib-images 16)
     WP=(--views 0 --wp 1 3)
@@ -63,7 +62,7 @@ if [ "$OUT" = models ] && [ "$YES" != 1 ]; then
     cat >&2 <<MSG
 This replaces the shipped models (models/emt_net, models/hgm_net, their golden reference),
 models/training/results/ and models/README.md with what a new training run produces, and the
-checkpoints in $CK. It takes about 4 h on 2 CPU cores (minutes of it with a GPU). git checkout models/ restores the shipped files.
+checkpoints in $CK. It takes about 2.5 h on 2 CPU cores (minutes of it with a GPU). git checkout models/ restores the shipped files.
   --yes      go on
   --smoke    every step once with tiny settings (~10 min), into a scratch folder
   OUT=DIR    write everything (models, checkpoints, results, card) to DIR instead
@@ -85,21 +84,13 @@ step "reproducing into $EDGE_BUS_MODELS (checkpoints $CK, results $RES)"
 step "train emt_net (one stage)"
 "$PY" -m models.training.train --model emt_net --data "$DATA" --epochs "${EMT_EPOCHS:-30}" --mask-stride 2 \
     --dice image --busi-weight 2.5 --seed 0 --out "$CK/emt_net_long" ${FAST[@]+"${FAST[@]}"}
-# HGM-Net's Stage 2 starts from the former emt_net's first two stages. Stage A: ImageNet-initialised
-# encoder and LinkNet's full-resolution mask head, lr 1e-3 with a cosine schedule planned over 12 epochs;
-# the run stopped after epoch 10 (its 58-minute budget), which --stop-epoch reproduces.
-step "train hgm_net's base, stage A"
-"$PY" -m models.training.train --model emt_net --data "$DATA" --epochs 12 --stop-epoch "${BASE_EPOCHS:-10}" \
-    --mask-stride 1 --out "$CK/hgm_base" ${FAST[@]+"${FAST[@]}"}
-# Stage B: the stride-2 mask head (16% less INT8 inference time) replaces the full-resolution one; the
-# decoder alone trains 4 epochs (lr 1e-3, cosine) while the encoder and classifier stay frozen.
-step "train hgm_net's base, stage B (decoder)"
-"$PY" -m models.training.train --model emt_net --data "$DATA" --init "$CK/hgm_base/best.pt" --mask-stride 2 \
-    --train-only decoder --epochs "${BASE_FT_EPOCHS:-4}" --lr 1e-3 --out "$CK/hgm_base_ft" ${FAST[@]+"${FAST[@]}"}
-# HGM-Net: Stage 2 warm-started from that base (same encoder/decoder/heads); Stage 1 and gates new.
+# HGM-Net (1.1.0, session 20, plans/hgm_net_from_emt11.plan.md): Stage 2 starts from the emt_net just
+# trained (same encoder/decoder/heads); Stage 1 and the gates are new, the gates' gammas at zero, so it
+# starts as that emt_net exactly. The whole network trains 2 epochs (lr 3e-4) with emt_net's loss and
+# sampling (5 minutes on 2 CPU cores).
 step "train hgm_net"
-"$PY" -m models.training.train --model hgm_net --data "$DATA" --init "$CK/hgm_base_ft/best.pt" \
-    --epochs "${HGM_EPOCHS:-2}" --lr 3e-4 --out "$CK/hgm_net" ${FAST[@]+"${FAST[@]}"}
+"$PY" -m models.training.train --model hgm_net --data "$DATA" --init "$CK/emt_net_long/best.pt" \
+    --epochs "${HGM_EPOCHS:-2}" --lr 3e-4 --dice image --busi-weight 2.5 --out "$CK/hgm_net" ${FAST[@]+"${FAST[@]}"}
 
 # The thresholds and metrics are measured with OpenVINO's AVX2 INT8 kernels on any CPU (the class in
 # the shipped manifests' measured_on): INT8 outputs differ slightly between kernel classes, and a CPU
@@ -110,7 +101,7 @@ step "export + quantise emt_net"
     --version 1.1.0 --out "$OUT/emt_net" --qdq --control-iterations 0 ${CALIB[@]+"${CALIB[@]}"}
 step "export + quantise hgm_net"
 "${AVX2[@]}" "$PY" -m models.training.export --data "$DATA" --checkpoint "$CK/hgm_net/best.pt" --name hgm_net \
-    --out "$OUT/hgm_net" --int8-only --control-iterations 4 ${CALIB[@]+"${CALIB[@]}"}
+    --version 1.1.0 --out "$OUT/hgm_net" --int8-only --control-iterations 4 ${CALIB[@]+"${CALIB[@]}"}
 step "golden demo references (one per INT8 kernel class this CPU can run)"
 "$PY" -m edge_bus.golden --model "$OUT/emt_net" --register --every-class
 "$PY" -m edge_bus.golden --model "$OUT/hgm_net" --register --every-class

@@ -61,6 +61,18 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def device_kind(device: object) -> str:
+    """"cuda" for any GPU (cuda, cuda:1), "cpu" otherwise: what a training wall time is reported by."""
+    return "cuda" if str(device).startswith("cuda") else "cpu"
+
+
+def add_wall(by_device: dict[str, float], kind: str, seconds: float) -> dict[str, float]:
+    """``by_device`` with ``seconds`` more on ``kind`` (a new dict; rounded to 0.1 s)."""
+    out = dict(by_device)
+    out[kind] = round(out.get(kind, 0.0) + seconds, 1)
+    return out
+
+
 @torch.no_grad()
 def predict(model: torch.nn.Module, images: np.ndarray, size: int, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """Mask logits [N, size, size] and class logits [N, 2] for cached uint8 images."""
@@ -199,6 +211,7 @@ class TrainingData:
 
 def train(args: argparse.Namespace) -> Path:
     """Train on the protocol's splits (from ``--data`` or ``--pack``); the path of the best checkpoint."""
+    pick_device(args.device)  # --device cuda without a GPU: refused before minutes of data loading
     t0 = time.time()
     data = load_training_data(args)
     print(f"data ready in {time.time() - t0:.0f}s: train={len(data.train)} "
@@ -243,6 +256,7 @@ def fit(args: argparse.Namespace, data: TrainingData) -> Path:
     model = create_model(args.model, encoder=args.encoder, mask_stride=args.mask_stride, decoder_widths=widths)
     model = model.to(memory_format=torch.channels_last)
     prior_wall_s, prior_epochs = 0.0, 0
+    prior_by_device: dict[str, float] = {}  # the init's training time, per device kind (a GPU, then the CPU)
     if args.init:
         init = torch.load(args.init, map_location="cpu", weights_only=False)
         state = init["state_dict"]
@@ -258,6 +272,8 @@ def fit(args: argparse.Namespace, data: TrainingData) -> Path:
         result = model.load_state_dict(state, strict=False)
         prior_wall_s = float(init.get("train_wall_s", 0.0))
         prior_epochs = int(init.get("epochs_total", init.get("epoch", 0)))
+        prior_by_device = dict(init.get("wall_s_by_device") or ({device_kind(init.get("device", "cpu")): prior_wall_s}
+                                                               if prior_wall_s else {}))
         print(f"initialised from {args.init} (epoch {init.get('epoch')} of {init.get('model')}); "
               f"new tensors: {len(result.missing_keys)}, unused: {len(result.unexpected_keys)}", flush=True)
         if result.unexpected_keys:
@@ -341,7 +357,9 @@ def fit(args: argparse.Namespace, data: TrainingData) -> Path:
                 "teacher": args.teacher if teacher is not None else None, "distill": args.distill or None,
                 "state_dict": {k: v.cpu() for k, v in kept.state_dict().items()}, "epoch": epoch + 1, "val": metrics,
                 "epochs_total": prior_epochs + epoch + 1,
-                "train_wall_s": prior_wall_s + time.time() - train_start, "input_mean": INPUT_MEAN,
+                "train_wall_s": prior_wall_s + time.time() - train_start,
+                "wall_s_by_device": add_wall(prior_by_device, device_kind(device), time.time() - train_start),
+                "input_mean": INPUT_MEAN,
                 "input_std": INPUT_STD, "init": str(args.init) if args.init else None,
                 "history": [json.loads(line) for line in history.read_text().splitlines()]}
         torch.save(ckpt, out / "last.pt")

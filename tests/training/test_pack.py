@@ -91,3 +91,17 @@ def test_pick_device_auto_is_the_cpu_without_a_gpu(monkeypatch: pytest.MonkeyPat
     assert pick_device("auto") == torch.device("cpu")
     with pytest.raises(SystemExit, match="torch sees no GPU"):
         pick_device("cuda")
+
+
+def test_a_gpu_asked_for_on_a_machine_without_one_is_refused_before_the_data_loads(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``--device cuda`` was refused only in ``fit``, after minutes of loading the data."""
+    import models.training.train as train_module
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    loaded = []
+    monkeypatch.setattr(train_module, "load_training_data", lambda args: loaded.append(args))
+    args = parse_args(["--pack", str(tmp_path), "--out", str(tmp_path / "ck"), "--device", "cuda"])
+    with pytest.raises(SystemExit, match="torch sees no GPU"):
+        train(args)
+    assert loaded == []
