@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from models.training.script import run_script
+from models.training.walltime import wall_time_text
 
 HEADER = Path(__file__).with_name("model_card_header.md")
 TARGETS = {"dice": 0.82, "auc": 0.93, "sensitive_sen": 0.94, "sensitive_spe": 0.85, "normal_fp_rate": 0.10}
@@ -57,17 +58,6 @@ def accuracy_table(manifests: dict[str, dict[str, Any]]) -> str:
                             f"{_f(v['val_sensitivity'])} / {_f(v['val_specificity'])} | {_f(r['accuracy'])} | "
                             f"{_f(r['sensitivity'])} | {_f(r['specificity'])} |")
     return "\n".join(rows)
-
-
-WHERE = {"cuda": "a GPU", "cpu": "2 CPU cores"}
-
-
-def wall_time_text(training: dict[str, Any]) -> str:
-    """"8 min on a GPU + 5 min on 2 CPU cores": the training wall time per device kind (a fine-tune adds
-    its own to its start's), or all of it on the one device recorded."""
-    by_device = training.get("train_wall_s_by_device") or {
-        "cuda" if str(training.get("device", "cpu")).startswith("cuda") else "cpu": training["train_wall_s"]}
-    return " + ".join(f"{s / 60:.0f} min on {WHERE.get(kind, kind)}" for kind, s in by_device.items())
 
 
 def training_table(manifests: dict[str, dict[str, Any]]) -> str:

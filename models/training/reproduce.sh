@@ -12,7 +12,8 @@
 #
 # Environment: PYTHON (default .venv/bin/python, made by `make test`), DATA (default ../shared/data),
 # OUT (where the models, checkpoints, results and card go; default models/, or a new /tmp folder with
-# --smoke), and the epoch counts EMT_EPOCHS (30) and HGM_EPOCHS (2). Paths you set are relative to where you run the script; the defaults to the repository.
+# --smoke), and the epoch counts EMT_EPOCHS (30) and HGM_EPOCHS (2). Paths you set are relative to
+# where you run the script; the defaults to the repository.
 # Disk: the training cache takes ~0.8 GB (always models/training/cache/), the checkpoints ~0.4 GB.
 set -euo pipefail
 CALLER=$PWD
@@ -29,7 +30,7 @@ for arg in "$@"; do
     case "$arg" in
         --yes) YES=1 ;;
         --smoke) SMOKE=1 ;;
-        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "error: unknown option $arg (--yes, --smoke, --help)" >&2; exit 2 ;;
     esac
 done

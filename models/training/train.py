@@ -38,6 +38,7 @@ from models.training.loss import DICE_MODES, distillation_loss, multitask_loss
 from models.training.networks import DECODER_WIDTHS, MODELS, create_model, load_checkpoint, upsample_to
 from models.training.pack import read_pack
 from models.training.script import run_script
+from models.training.walltime import add_wall, device_kind
 
 INPUT_MEAN = 0.449
 INPUT_STD = 0.226
@@ -59,18 +60,6 @@ def pick_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit(f"--device {name}: torch sees no GPU here (--device cpu)")
     return torch.device(name)
-
-
-def device_kind(device: object) -> str:
-    """"cuda" for any GPU (cuda, cuda:1), "cpu" otherwise: what a training wall time is reported by."""
-    return "cuda" if str(device).startswith("cuda") else "cpu"
-
-
-def add_wall(by_device: dict[str, float], kind: str, seconds: float) -> dict[str, float]:
-    """``by_device`` with ``seconds`` more on ``kind`` (a new dict; rounded to 0.1 s)."""
-    out = dict(by_device)
-    out[kind] = round(out.get(kind, 0.0) + seconds, 1)
-    return out
 
 
 @torch.no_grad()

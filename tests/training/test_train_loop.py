@@ -184,13 +184,3 @@ def test_with_a_crop_pool_the_negatives_come_from_it(monkeypatch: pytest.MonkeyP
         train_mod.make_batch(split, [0], [0], np.random.default_rng(0), 16)
     assert parse_args(["--out", "x"]).crop_source == "cache"  # the shipped models' negatives by default
 
-
-def test_a_fine_tune_adds_its_wall_time_to_its_start_by_device() -> None:
-    """A CPU fine-tune of GPU-trained weights reads "8 min on a GPU + 5 min on 2 CPU cores", not 13
-    minutes on the CPU (hgm_net 1.1.0 starts from emt_net 1.1.0's GPU weights)."""
-    from models.training.train import add_wall, device_kind
-
-    assert [device_kind(d) for d in ("cuda", "cuda:1", torch.device("cpu"), "cpu")] == ["cuda", "cuda", "cpu", "cpu"]
-    start = {"cuda": 488.8}
-    assert add_wall(start, "cpu", 300.84) == {"cuda": 488.8, "cpu": 300.8}
-    assert add_wall(start, "cuda", 10.0) == {"cuda": 498.8} and start == {"cuda": 488.8}  # a new dict
