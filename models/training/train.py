@@ -337,6 +337,7 @@ def fit(args: argparse.Namespace, data: TrainingData) -> Path:
         print(json.dumps(rec), flush=True)
         with open(history, "a") as fh:
             fh.write(json.dumps(rec) + "\n")
+        trained_s = time.time() - train_start  # this run's own training time, in both records below
         ckpt = {"model": args.model, "encoder": args.encoder, "size": args.size, "wp": args.wp,
                 "mask_stride": args.mask_stride, "train_only": args.train_only or None,
                 "busi_weight": args.busi_weight, "cache_size": args.cache_size,
@@ -346,8 +347,8 @@ def fit(args: argparse.Namespace, data: TrainingData) -> Path:
                 "teacher": args.teacher if teacher is not None else None, "distill": args.distill or None,
                 "state_dict": {k: v.cpu() for k, v in kept.state_dict().items()}, "epoch": epoch + 1, "val": metrics,
                 "epochs_total": prior_epochs + epoch + 1,
-                "train_wall_s": prior_wall_s + time.time() - train_start,
-                "wall_s_by_device": add_wall(prior_by_device, device_kind(device), time.time() - train_start),
+                "train_wall_s": prior_wall_s + trained_s,
+                "wall_s_by_device": add_wall(prior_by_device, device_kind(device), trained_s),
                 "input_mean": INPUT_MEAN,
                 "input_std": INPUT_STD, "init": str(args.init) if args.init else None,
                 "history": [json.loads(line) for line in history.read_text().splitlines()]}

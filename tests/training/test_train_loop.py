@@ -183,4 +183,3 @@ def test_with_a_crop_pool_the_negatives_come_from_it(monkeypatch: pytest.MonkeyP
     with pytest.raises(AssertionError, match="cut from the cached image"):
         train_mod.make_batch(split, [0], [0], np.random.default_rng(0), 16)
     assert parse_args(["--out", "x"]).crop_source == "cache"  # the shipped models' negatives by default
-
