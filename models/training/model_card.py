@@ -76,14 +76,17 @@ def training_table(manifests: dict[str, dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
-def wp_table(wp: dict[str, Any] | None) -> str:
+def wp_table(wp: dict[str, Any] | None, how: str = "") -> str:
+    """A Wp sweep's table (``python -m models.training.wp_sweep``, either mode), with what it was run on."""
     if wp is None:
-        return "_The Wp sweep has not been run (`python -m models.training.wp_sweep`)._"
+        return f"_This Wp sweep has not been run (`python -m models.training.wp_sweep{how}`)._"
     rows = ["| Wp | SEN | SPE | ACC | AUC |", "|---|---|---|---|---|"]
     rows += [f"| {r['wp']:g} | {_f(r['sensitivity'])} | {_f(r['specificity'])} | {_f(r['accuracy'])} | "
              f"{_f(r['auc'])} |" for r in wp["rows"]]
+    source = (f"the whole network fine-tuned {wp['finetune_epochs']} epochs per Wp from "
+              if wp.get("mode") == "finetune" else "encoder features from ")
     return "\n".join(rows) + (f"\n\n{wp['n_val']} validation lesion images ({wp['validation']}); threshold 0.5; "
-                              f"encoder features from `{wp.get('checkpoint', '?')}`.")
+                              f"{source}`{wp.get('checkpoint', '?')}`; {wp['wall_s'] / 60:.0f} min.")
 
 
 def targets_table(m: dict[str, Any]) -> str:
@@ -156,6 +159,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--models", nargs="+", default=["emt_net", "hgm_net"])
     p.add_argument("--root", type=Path, default=Path("models"))
     p.add_argument("--wp", type=Path, default=Path("models/training/results/wp_sweep.json"))
+    p.add_argument("--wp-finetune", type=Path, default=Path("models/training/results/wp_finetune.json"),
+                   help="the sweep that fine-tunes the whole network per Wp (wp_sweep --finetune-epochs)")
     p.add_argument("--extra", type=Path, default=Path("models/training/results/extra.md"))
     p.add_argument("--bootstrap", type=Path, default=Path("models/training/results/bootstrap.json"))
     p.add_argument("--presence", type=Path, default=Path("models/training/results/presence.md"),
@@ -164,11 +169,12 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     manifests = {n: json.loads((args.root / n / "manifest.json").read_text()) for n in args.models
                  if (args.root / n / "manifest.json").is_file()}
-    wp = json.loads(args.wp.read_text()) if args.wp.is_file() else None
+    wp, wp_ft = (json.loads(f.read_text()) if f.is_file() else None for f in (args.wp, args.wp_finetune))
     first = next(iter(manifests.values()))
     body = HEADER.read_text().format(
         targets=targets_table(first), metrics=metrics_table(manifests), accuracy=accuracy_table(manifests),
-        training=training_table(manifests), wp=wp_table(wp), comparison=comparison_text(manifests),
+        training=training_table(manifests), wp=wp_table(wp), wp_finetune=wp_table(wp_ft, " --finetune-epochs 2"),
+        comparison=comparison_text(manifests),
         bootstrap=bootstrap_table(json.loads(args.bootstrap.read_text()) if args.bootstrap.is_file() else None),
         extra=args.extra.read_text() if args.extra.is_file() else "",
         presence=args.presence.read_text() if args.presence.is_file() else "")

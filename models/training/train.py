@@ -283,7 +283,7 @@ def fit(args: argparse.Namespace, data: TrainingData) -> Path:
     opt = torch.optim.AdamW(groups, weight_decay=1e-4)
     steps_per_epoch = math.ceil(len(train_split) / args.batch)
     total = steps_per_epoch * args.epochs
-    warm = steps_per_epoch // 2
+    warm = max(1, steps_per_epoch // 2)  # a split of fewer than two batches: no zero division
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
 

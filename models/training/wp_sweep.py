@@ -1,4 +1,4 @@
-"""The sensitivity/specificity knob: retrain the malignancy head with Wp ∈ {1, 2, 3, 5}.
+"""The sensitivity/specificity knob: Wp ∈ {1, 2, 3, 5}, two ways.
 
 A full multitask training per Wp costs about an hour on 2 CPU cores, so the sweep isolates the
 knob: the trained network's encoder is frozen, its bottleneck features (global-average-pooled
@@ -8,8 +8,14 @@ stable weighted BCE on those features. Every run uses the same seed, data and sc
 changes. SEN/SPE are reported on validation (BUSI fold 1 + BUS-BRA kFold 1, lesion images) at
 the natural threshold P(malignant) = 0.5, where Wp acts.
 
+With ``--finetune-epochs N`` the whole network trains instead, as in the paper, where Wp acts through
+the encoder too: per Wp, N epochs of train.py's EMT-NET loss and sampling (lr 3e-4, batch norms frozen)
+start from the same trained weights with the same seed; only Wp changes. The last epoch is scored.
+
     python -m models.training.wp_sweep --checkpoint models/training/checkpoints/emt_net/best.pt \
         --out models/training/results/wp_sweep.json
+    python -m models.training.wp_sweep --checkpoint models/training/checkpoints/emt_net/best.pt \
+        --finetune-epochs 2 --out models/training/results/wp_finetune.json
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from models.training.data import CachedSplit, augment, load_split, protocol_spli
 from models.training.loss import weighted_bce_with_logits
 from models.training.networks import load_checkpoint
 from models.training.script import run_script
-from models.training.train import to_tensor
+from models.training.train import fit, load_training_data, parse_args, predict, to_tensor
 
 
 @torch.no_grad()
@@ -76,16 +82,36 @@ def train_head(feats: torch.Tensor, y: torch.Tensor, wp: float, epochs: int = 60
     return head.eval()
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, type=Path)
-    p.add_argument("--data", default=Path("../shared/data"), type=Path)
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--views", type=int, default=2, help="augmented views per training image")
-    p.add_argument("--wp", type=float, nargs="+", default=[1.0, 2.0, 3.0, 5.0])
-    args = p.parse_args(argv)
-    t0 = time.time()
-    torch.set_num_threads(2)
+def finetune_rows(args: argparse.Namespace) -> tuple[list[dict], int, int]:
+    """Per Wp, the whole network fine-tuned ``--finetune-epochs`` from ``--checkpoint`` (train.py), then
+    its malignancy output scored on the validation lesion images. Rows, validation and training counts."""
+    base = ["--data", str(args.data), "--init", str(args.checkpoint), "--freeze-bn", "--lr", "3e-4",
+            "--epochs", str(args.finetune_epochs), "--dice", "image", "--busi-weight", "2.5", "--val-crops", "0",
+            "--seed", "0", *(["--max-steps", str(args.max_steps), "--threads", "1"] if args.max_steps else [])]
+    runs = args.out.parent / (args.out.stem + "_runs")
+    data = load_training_data(parse_args([*base, "--out", str(runs)]))
+    val_imgs = np.concatenate([s.images[s.labels > 0] for s in data.val.values()])
+    val_y = np.concatenate([s.labels[s.labels > 0] == 2 for s in data.val.values()])
+    rows = []
+    for wp in args.wp:
+        out = fit(parse_args([*base, "--wp", str(wp), "--out", str(runs / f"wp{wp:g}")]), data)
+        model, ckpt = load_checkpoint(out.with_name("last.pt"))  # the same epoch for every Wp: no selection
+        logit = predict(model, val_imgs, int(ckpt["size"]))[1][:, 1].astype(np.float64)
+        prob = 0.5 * (1.0 + np.tanh(0.5 * logit))  # the sigmoid, without overflow for large |logit|
+        rows.append(score_row(wp, prob, val_y))
+    return rows, len(val_y), len(data.train)
+
+
+def score_row(wp: float, prob: np.ndarray, positive: np.ndarray) -> dict:
+    r = rates_at(prob, positive, 0.5)
+    row = {"wp": wp, "sensitivity": round(r.sensitivity, 4), "specificity": round(r.specificity, 4),
+           "accuracy": round(r.accuracy, 4), "auc": round(roc_auc(prob, positive), 4)}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def head_rows(args: argparse.Namespace) -> tuple[list[dict], int, int]:
+    """Per Wp, a fresh head on the frozen network's cached features. Rows, validation and training counts."""
     model, ckpt = load_checkpoint(args.checkpoint)
     size = int(ckpt["size"])
     items = protocol_splits(args.data)
@@ -99,23 +125,39 @@ def main(argv: list[str] | None = None) -> None:
     val_labels = np.concatenate(val_y)
     f_train = pooled_features(model, train_imgs, size)
     f_val = pooled_features(model, val_imgs, size)
-    print(f"features: train {tuple(f_train.shape)} val {tuple(f_val.shape)} in {time.time() - t0:.0f}s", flush=True)
+    print(f"features: train {tuple(f_train.shape)} val {tuple(f_val.shape)}", flush=True)
     rows = []
     for wp in args.wp:
         head = train_head(f_train, torch.from_numpy(train_y.astype(np.float32)), wp)
         with torch.no_grad():
             prob = torch.sigmoid(head(f_val)[:, 0]).numpy()
-        r = rates_at(prob, val_labels, 0.5)
-        rows.append({"wp": wp, "sensitivity": round(r.sensitivity, 4), "specificity": round(r.specificity, 4),
-                     "accuracy": round(r.accuracy, 4), "auc": round(roc_auc(prob, val_labels), 4)})
-        print(json.dumps(rows[-1]), flush=True)
-    result = {"protocol": __doc__.split("\n\n")[1].replace("\n", " "), "checkpoint": str(args.checkpoint),
-              "validation": "BUSI fold 1 + BUS-BRA kFold 1, lesion images", "n_val": int(len(val_labels)),
-              "n_train_views": int(len(train_y)), "threshold": 0.5, "rows": rows,
-              "wall_s": round(time.time() - t0, 1)}
+        rows.append(score_row(wp, prob, val_labels))
+    return rows, len(val_labels), len(train_y)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--data", default=Path("../shared/data"), type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--views", type=int, default=2, help="augmented views per training image (frozen-head mode)")
+    p.add_argument("--wp", type=float, nargs="+", default=[1.0, 2.0, 3.0, 5.0])
+    p.add_argument("--finetune-epochs", type=int, default=0, help="fine-tune the whole network this many "
+                   "epochs per Wp instead of training a head on frozen features (0: the frozen head)")
+    p.add_argument("--max-steps", type=int, default=0, help="fine-tune: steps per epoch (0: all; smoke runs)")
+    args = p.parse_args(argv)
+    t0 = time.time()
+    torch.set_num_threads(2)
+    rows, n_val, n_train = finetune_rows(args) if args.finetune_epochs else head_rows(args)
+    paragraphs = __doc__.split("\n\n")
+    result = {"protocol": paragraphs[2 if args.finetune_epochs else 1].replace("\n", " "),
+              "mode": "finetune" if args.finetune_epochs else "head", "checkpoint": str(args.checkpoint),
+              "finetune_epochs": args.finetune_epochs or None,
+              "validation": "BUSI fold 1 + BUS-BRA kFold 1, lesion images", "n_val": int(n_val),
+              ("n_train_images" if args.finetune_epochs else "n_train_views"): int(n_train), "threshold": 0.5,
+              "rows": rows, "wall_s": round(time.time() - t0, 1)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-
 
 if __name__ == "__main__":
     run_script(main)

@@ -62,8 +62,8 @@ def test_out_elsewhere_runs_every_step_into_it(fake_python: Path, data: Path, tm
     steps = (tmp_path / "steps.log").read_text().splitlines()
     modules = [line.split()[1] for line in steps]
     assert modules == ["models.training.train"] * 2 + ["models.training.export"] * 2 + [
-        "edge_bus.golden", "edge_bus.golden", "models.training.wp_sweep", "models.training.cine_check",
-        "models.training.bootstrap",
+        "edge_bus.golden", "edge_bus.golden", "models.training.wp_sweep", "models.training.wp_sweep",
+        "models.training.cine_check", "models.training.bootstrap",
         "models.training.mask_sweep", "models.training.presence_check", "models.training.model_card"]
     assert all(str(ROOT / "models") not in line for line in steps)  # the shipped folder is left alone
     assert f"--out {tmp_path / 'run'}/emt_net" in steps[2] and f"--data {tmp_path / 'data'}" in steps[0]
@@ -73,6 +73,9 @@ def test_out_elsewhere_runs_every_step_into_it(fake_python: Path, data: Path, tm
     # hgm_net: Stage 2 from that emt_net, the same loss and sampling; exported as 1.1.0 from its checkpoint
     assert "--init" in steps[1] and "emt_net_long/best.pt" in steps[1] and "--dice image --busi-weight 2.5" in steps[1]
     assert "hgm_net/best.pt" in steps[3] and "--version 1.1.0" in steps[3]
+    # the two Wp sweeps: a head on frozen features, then the whole network fine-tuned per Wp; both on emt_net
+    assert "--finetune-epochs" not in steps[6] and "--finetune-epochs 2" in steps[7]
+    assert all("emt_net_long/best.pt" in steps[i] for i in (6, 7)) and "--wp-finetune" in steps[-1]
     # what scores INT8 runs OpenVINO's AVX2 kernels on any CPU; the golden step makes every class itself
     kernels = dict(zip(range(len(steps)), (tmp_path / "kernels.log").read_text().split(), strict=True))
     capped = {modules[i] for i, k in kernels.items() if k == "AVX2"}
