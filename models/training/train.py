@@ -248,6 +248,9 @@ def fit(args: argparse.Namespace, data: TrainingData) -> Path:
     prior_by_device: dict[str, float] = {}  # the init's training time, per device kind (a GPU, then the CPU)
     if args.init:
         init = torch.load(args.init, map_location="cpu", weights_only=False)
+        if init.get("encoder", args.encoder) != args.encoder:  # its tensors would be dropped as "new", silently
+            raise SystemExit(f"--init {args.init} has the {init['encoder']} encoder; this run builds "
+                             f"{args.encoder} (--encoder {init['encoder']})")
         state = init["state_dict"]
         if init.get("mask_stride", 1) != args.mask_stride:  # a new mask head: drop the old one's tensors
             state = {k: v for k, v in state.items() if not k.startswith(("decoder.final.", "decoder.mask_head."))}

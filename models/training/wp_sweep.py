@@ -85,7 +85,10 @@ def train_head(feats: torch.Tensor, y: torch.Tensor, wp: float, epochs: int = 60
 def finetune_rows(args: argparse.Namespace) -> tuple[list[dict], int, int]:
     """Per Wp, the whole network fine-tuned ``--finetune-epochs`` from ``--checkpoint`` (train.py), then
     its malignancy output scored on the validation lesion images. Rows, validation and training counts."""
-    base = ["--data", str(args.data), "--init", str(args.checkpoint), "--freeze-bn", "--lr", "3e-4",
+    init = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    arch = ["--model", init["model"], "--encoder", init["encoder"], "--mask-stride", str(init.get("mask_stride", 1)),
+            *(["--decoder-widths", ",".join(map(str, init["decoder_widths"]))] if "decoder_widths" in init else [])]
+    base = [*arch, "--data", str(args.data), "--init", str(args.checkpoint), "--freeze-bn", "--lr", "3e-4",
             "--epochs", str(args.finetune_epochs), "--dice", "image", "--busi-weight", "2.5", "--val-crops", "0",
             "--seed", "0", *(["--max-steps", str(args.max_steps), "--threads", "1"] if args.max_steps else [])]
     runs = args.out.parent / (args.out.stem + "_runs")

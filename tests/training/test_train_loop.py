@@ -183,3 +183,18 @@ def test_with_a_crop_pool_the_negatives_come_from_it(monkeypatch: pytest.MonkeyP
     with pytest.raises(AssertionError, match="cut from the cached image"):
         train_mod.make_batch(split, [0], [0], np.random.default_rng(0), 16)
     assert parse_args(["--out", "x"]).crop_source == "cache"  # the shipped models' negatives by default
+
+
+def test_init_from_another_encoder_is_refused_not_half_loaded(tmp_path: Path) -> None:
+    """A compact-encoder checkpoint given to a run that builds the full encoder had its encoder tensors
+    dropped as "new" without a word (the Wp sweep fine-tuned an ImageNet encoder so)."""
+    from models.training.train import TrainingData, fit
+
+    init = tmp_path / "compact.pt"
+    compact = create_model("emt_net", encoder="efficientnet_lite0_compact", pretrained=False)
+    torch.save({"model": "emt_net", "encoder": "efficientnet_lite0_compact", "state_dict": compact.state_dict()},
+               init)
+    args = parse_args(["--init", str(init), "--out", str(tmp_path / "run")])
+    with pytest.raises(SystemExit, match="has the efficientnet_lite0_compact encoder; this run builds "
+                                         "efficientnet_lite0"):
+        fit(args, TrainingData(_split(4, 4), {}))

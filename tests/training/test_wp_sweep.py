@@ -34,8 +34,9 @@ def test_finetune_mode_trains_one_network_per_wp_from_the_same_weights(
     data = TrainingData(_split(9, rng), {"val_busi": _split(6, rng), "val_busbra": _split(3, rng)})
     monkeypatch.setattr(wp_sweep, "load_training_data", lambda args: data)
     init = tmp_path / "init.pt"
-    torch.save({"model": "emt_net", "encoder": "efficientnet_lite0", "mask_stride": 2, "size": 224,
-                "state_dict": create_model("emt_net", pretrained=False, mask_stride=2).state_dict()}, init)
+    compact = create_model("emt_net", encoder="efficientnet_lite0_compact", pretrained=False, mask_stride=2)
+    torch.save({"model": "emt_net", "encoder": "efficientnet_lite0_compact", "mask_stride": 2, "size": 224,
+                "state_dict": compact.state_dict()}, init)
     out = tmp_path / "wp_finetune.json"
     wp_sweep.main(["--checkpoint", str(init), "--finetune-epochs", "1", "--max-steps", "1", "--wp", "1", "5",
                    "--out", str(out)])
@@ -48,6 +49,7 @@ def test_finetune_mode_trains_one_network_per_wp_from_the_same_weights(
     ckpts = [torch.load(runs / f"wp{w}" / "last.pt", weights_only=False) for w in ("1", "5")]
     assert [c["wp"] for c in ckpts] == [1.0, 5.0]
     assert all(c["init"] == str(init) and c["freeze_bn"] for c in ckpts)  # only Wp differs
+    assert all(c["encoder"] == "efficientnet_lite0_compact" for c in ckpts)  # the checkpoint's network, whole
 
 
 def test_the_card_says_what_each_sweep_was_run_on() -> None:
