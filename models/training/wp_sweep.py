@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -91,7 +93,7 @@ def finetune_rows(args: argparse.Namespace) -> tuple[list[dict], int, int]:
     base = [*arch, "--data", str(args.data), "--init", str(args.checkpoint), "--freeze-bn", "--lr", "3e-4",
             "--epochs", str(args.finetune_epochs), "--dice", "image", "--busi-weight", "2.5", "--val-crops", "0",
             "--seed", "0", *(["--max-steps", str(args.max_steps), "--threads", "1"] if args.max_steps else [])]
-    runs = args.out.parent / (args.out.stem + "_runs")
+    runs = Path(args.runs or tempfile.mkdtemp(prefix="wp_finetune_"))  # one train.py run per Wp
     data = load_training_data(parse_args([*base, "--out", str(runs)]))
     val_imgs = np.concatenate([s.images[s.labels > 0] for s in data.val.values()])
     val_y = np.concatenate([s.labels[s.labels > 0] == 2 for s in data.val.values()])
@@ -102,6 +104,8 @@ def finetune_rows(args: argparse.Namespace) -> tuple[list[dict], int, int]:
         logit = predict(model, val_imgs, int(ckpt["size"]))[1][:, 1].astype(np.float64)
         prob = 0.5 * (1.0 + np.tanh(0.5 * logit))  # the sigmoid, without overflow for large |logit|
         rows.append(score_row(wp, prob, val_y))
+    if not args.runs:  # their checkpoints were only the means to the rows
+        shutil.rmtree(runs)
     return rows, len(val_y), len(data.train)
 
 
@@ -148,6 +152,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--finetune-epochs", type=int, default=0, help="fine-tune the whole network this many "
                    "epochs per Wp instead of training a head on frozen features (0: the frozen head)")
     p.add_argument("--max-steps", type=int, default=0, help="fine-tune: steps per epoch (0: all; smoke runs)")
+    p.add_argument("--runs", type=Path, default=None, help="fine-tune: keep each Wp's train.py run in DIR/wpW "
+                   "(default: a temporary folder, removed at the end)")
     args = p.parse_args(argv)
     t0 = time.time()
     torch.set_num_threads(2)

@@ -61,21 +61,26 @@ def test_out_elsewhere_runs_every_step_into_it(fake_python: Path, data: Path, tm
     assert result.returncode == 0, result.stderr
     steps = (tmp_path / "steps.log").read_text().splitlines()
     modules = [line.split()[1] for line in steps]
-    assert modules == ["models.training.train"] * 2 + ["models.training.export"] * 2 + [
+    assert modules == ["models.training.train"] * 3 + ["models.training.export"] * 2 + [
         "edge_bus.golden", "edge_bus.golden", "models.training.wp_sweep", "models.training.wp_sweep",
         "models.training.cine_check", "models.training.bootstrap",
         "models.training.mask_sweep", "models.training.presence_check", "models.training.model_card"]
     assert all(str(ROOT / "models") not in line for line in steps)  # the shipped folder is left alone
-    assert f"--out {tmp_path / 'run'}/emt_net" in steps[2] and f"--data {tmp_path / 'data'}" in steps[0]
-    # the shipped emt_net: one stage, per-image Dice, BUSI drawn 2.5x; exported from that checkpoint
-    assert "--dice image --busi-weight 2.5" in steps[0] and "emt_net_long/best.pt" in steps[2]
-    assert "--init" not in steps[0] and "--version 1.1.0" in steps[2]
-    # hgm_net: Stage 2 from that emt_net, the same loss and sampling; exported as 1.1.0 from its checkpoint
-    assert "--init" in steps[1] and "emt_net_long/best.pt" in steps[1] and "--dice image --busi-weight 2.5" in steps[1]
-    assert "hgm_net/best.pt" in steps[3] and "--version 1.1.0" in steps[3]
+    train_full, train_compact, train_hgm, export_emt, export_hgm = steps[:5]
+    assert f"--out {tmp_path / 'run'}/emt_net" in export_emt and f"--data {tmp_path / 'data'}" in train_full
+    # the full network (the teacher): one stage, per-image Dice, BUSI drawn 2.5x
+    assert "--dice image --busi-weight 2.5" in train_full and "--init" not in train_full
+    # the shipped emt_net: the compact encoder, the same recipe, distilled from that network; exported as 1.2.0
+    assert "--encoder efficientnet_lite0_compact" in train_compact and "--dice image --busi-weight 2.5" in train_compact
+    assert "--distill 1.0 --teacher" in train_compact and "emt_net_long/best.pt" in train_compact
+    assert "emt_net_compact/best.pt" in export_emt and "--version 1.2.0" in export_emt
+    # hgm_net: Stage 2 from the full network, the same loss and sampling; exported as 1.1.0 from its checkpoint
+    assert "--init" in train_hgm and "emt_net_long/best.pt" in train_hgm
+    assert "--dice image --busi-weight 2.5" in train_hgm
+    assert "hgm_net/best.pt" in export_hgm and "--version 1.1.0" in export_hgm
     # the two Wp sweeps: a head on frozen features, then the whole network fine-tuned per Wp; both on emt_net
-    assert "--finetune-epochs" not in steps[6] and "--finetune-epochs 2" in steps[7]
-    assert all("emt_net_long/best.pt" in steps[i] for i in (6, 7)) and "--wp-finetune" in steps[-1]
+    assert "--finetune-epochs" not in steps[7] and "--finetune-epochs 2" in steps[8]
+    assert all("emt_net_compact/best.pt" in steps[i] for i in (7, 8)) and "--wp-finetune" in steps[-1]
     # what scores INT8 runs OpenVINO's AVX2 kernels on any CPU; the golden step makes every class itself
     kernels = dict(zip(range(len(steps)), (tmp_path / "kernels.log").read_text().split(), strict=True))
     capped = {modules[i] for i, k in kernels.items() if k == "AVX2"}

@@ -38,14 +38,14 @@ def test_finetune_mode_trains_one_network_per_wp_from_the_same_weights(
     torch.save({"model": "emt_net", "encoder": "efficientnet_lite0_compact", "mask_stride": 2, "size": 224,
                 "state_dict": compact.state_dict()}, init)
     out = tmp_path / "wp_finetune.json"
+    runs = tmp_path / "runs"
     wp_sweep.main(["--checkpoint", str(init), "--finetune-epochs", "1", "--max-steps", "1", "--wp", "1", "5",
-                   "--out", str(out)])
+                   "--out", str(out), "--runs", str(runs)])
     result = json.loads(out.read_text())
     assert result["mode"] == "finetune" and result["finetune_epochs"] == 1
     assert [r["wp"] for r in result["rows"]] == [1.0, 5.0] and result["n_val"] == 6  # the lesion images
     for row in result["rows"]:
         assert 0.0 <= row["sensitivity"] <= 1.0 and 0.0 <= row["specificity"] <= 1.0
-    runs = tmp_path / "wp_finetune_runs"
     ckpts = [torch.load(runs / f"wp{w}" / "last.pt", weights_only=False) for w in ("1", "5")]
     assert [c["wp"] for c in ckpts] == [1.0, 5.0]
     assert all(c["init"] == str(init) and c["freeze_bn"] for c in ckpts)  # only Wp differs
