@@ -9,8 +9,9 @@ changes. SEN/SPE are reported on validation (BUSI fold 1 + BUS-BRA kFold 1, lesi
 the natural threshold P(malignant) = 0.5, where Wp acts.
 
 With ``--finetune-epochs N`` the whole network trains instead, as in the paper, where Wp acts through
-the encoder too: per Wp, N epochs of train.py's EMT-NET loss and sampling (lr 3e-4, batch norms frozen)
-start from the same trained weights with the same seed; only Wp changes. The last epoch is scored.
+the encoder too: per Wp, N epochs of train.py's EMT-NET loss with the checkpoint's own Dice mode and
+sampling (lr 3e-4, batch norms frozen) start from the same trained weights with the same seed; only Wp
+changes. The last epoch is scored.
 
     python -m models.training.wp_sweep --checkpoint models/training/checkpoints/emt_net/best.pt \
         --out models/training/results/wp_sweep.json
@@ -88,11 +89,14 @@ def finetune_rows(args: argparse.Namespace) -> tuple[list[dict], int, int]:
     """Per Wp, the whole network fine-tuned ``--finetune-epochs`` from ``--checkpoint`` (train.py), then
     its malignancy output scored on the validation lesion images. Rows, validation and training counts."""
     init = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    # the checkpoint's own network and, where it recorded them, its loss and sampling (else train.py's defaults)
     arch = ["--model", init["model"], "--encoder", init["encoder"], "--mask-stride", str(init.get("mask_stride", 1)),
-            *(["--decoder-widths", ",".join(map(str, init["decoder_widths"]))] if "decoder_widths" in init else [])]
+            *(["--decoder-widths", ",".join(map(str, init["decoder_widths"]))] if "decoder_widths" in init else []),
+            *(["--dice", init["dice"]] if init.get("dice") else []),
+            *(["--busi-weight", str(init["busi_weight"])] if init.get("busi_weight") else [])]
     base = [*arch, "--data", str(args.data), "--init", str(args.checkpoint), "--freeze-bn", "--lr", "3e-4",
-            "--epochs", str(args.finetune_epochs), "--dice", "image", "--busi-weight", "2.5", "--val-crops", "0",
-            "--seed", "0", *(["--max-steps", str(args.max_steps), "--threads", "1"] if args.max_steps else [])]
+            "--epochs", str(args.finetune_epochs), "--val-crops", "0", "--seed", "0",
+            *(["--max-steps", str(args.max_steps), "--threads", "1"] if args.max_steps else [])]
     runs = Path(args.runs or tempfile.mkdtemp(prefix="wp_finetune_"))  # one train.py run per Wp
     data = load_training_data(parse_args([*base, "--out", str(runs)]))
     val_imgs = np.concatenate([s.images[s.labels > 0] for s in data.val.values()])

@@ -36,7 +36,7 @@ def test_finetune_mode_trains_one_network_per_wp_from_the_same_weights(
     init = tmp_path / "init.pt"
     compact = create_model("emt_net", encoder="efficientnet_lite0_compact", pretrained=False, mask_stride=2)
     torch.save({"model": "emt_net", "encoder": "efficientnet_lite0_compact", "mask_stride": 2, "size": 224,
-                "state_dict": compact.state_dict()}, init)
+                "dice": "image", "busi_weight": 2.5, "state_dict": compact.state_dict()}, init)
     out = tmp_path / "wp_finetune.json"
     runs = tmp_path / "runs"
     wp_sweep.main(["--checkpoint", str(init), "--finetune-epochs", "1", "--max-steps", "1", "--wp", "1", "5",
@@ -50,6 +50,7 @@ def test_finetune_mode_trains_one_network_per_wp_from_the_same_weights(
     assert [c["wp"] for c in ckpts] == [1.0, 5.0]
     assert all(c["init"] == str(init) and c["freeze_bn"] for c in ckpts)  # only Wp differs
     assert all(c["encoder"] == "efficientnet_lite0_compact" for c in ckpts)  # the checkpoint's network, whole
+    assert all(c["dice"] == "image" and c["busi_weight"] == 2.5 for c in ckpts)  # and its recipe
 
 
 def test_the_card_says_what_each_sweep_was_run_on() -> None:
