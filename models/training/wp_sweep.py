@@ -102,14 +102,15 @@ def finetune_rows(args: argparse.Namespace) -> tuple[list[dict], int, int]:
     val_imgs = np.concatenate([s.images[s.labels > 0] for s in data.val.values()])
     val_y = np.concatenate([s.labels[s.labels > 0] == 2 for s in data.val.values()])
     rows = []
-    for wp in args.wp:
-        out = fit(parse_args([*base, "--wp", str(wp), "--out", str(runs / f"wp{wp:g}")]), data)
-        model, ckpt = load_checkpoint(out.with_name("last.pt"))  # the same epoch for every Wp: no selection
-        logit = predict(model, val_imgs, int(ckpt["size"]))[1][:, 1].astype(np.float64)
-        prob = 0.5 * (1.0 + np.tanh(0.5 * logit))  # the sigmoid, without overflow for large |logit|
-        rows.append(score_row(wp, prob, val_y))
-    if not args.runs:  # their checkpoints were only the means to the rows
-        shutil.rmtree(runs)
+    try:
+        for wp in args.wp:
+            out = fit(parse_args([*base, "--wp", str(wp), "--out", str(runs / f"wp{wp:g}")]), data)
+            model, ckpt = load_checkpoint(out.with_name("last.pt"))  # the same epoch for every Wp: no selection
+            logit = predict(model, val_imgs, int(ckpt["size"]))[1][:, 1]
+            rows.append(score_row(wp, torch.sigmoid(torch.from_numpy(logit)).numpy(), val_y))
+    finally:
+        if not args.runs:  # their checkpoints were only the means to the rows
+            shutil.rmtree(runs, ignore_errors=True)
     return rows, len(val_y), len(data.train)
 
 
@@ -171,6 +172,7 @@ def main(argv: list[str] | None = None) -> None:
               "rows": rows, "wall_s": round(time.time() - t0, 1)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
+
 
 if __name__ == "__main__":
     run_script(main)
