@@ -70,6 +70,12 @@ def lesion_views(split: CachedSplit, views: int, rng: np.random.Generator, size:
     return imgs, np.array(labels)
 
 
+def validation_lesions(splits: list[CachedSplit]) -> tuple[list, np.ndarray]:
+    """The validation splits' lesion images, as they are, and whether each is malignant (both modes)."""
+    pairs = [lesion_views(split, 0, np.random.default_rng(0), 0) for split in splits]  # no views: no draws
+    return [im for imgs, _ in pairs for im in imgs], np.concatenate([y for _, y in pairs])
+
+
 def train_head(feats: torch.Tensor, y: torch.Tensor, wp: float, epochs: int = 60, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     head = nn.Sequential(nn.Linear(feats.shape[1], 256), nn.ReLU(), nn.Dropout(0.3), nn.Linear(256, 1))
@@ -99,14 +105,13 @@ def finetune_rows(args: argparse.Namespace) -> tuple[list[dict], int, int]:
             *(["--max-steps", str(args.max_steps), "--threads", "1"] if args.max_steps else [])]
     runs = Path(args.runs or tempfile.mkdtemp(prefix="wp_finetune_"))  # one train.py run per Wp
     data = load_training_data(parse_args([*base, "--out", str(runs)]))
-    val_imgs = np.concatenate([s.images[s.labels > 0] for s in data.val.values()])
-    val_y = np.concatenate([s.labels[s.labels > 0] == 2 for s in data.val.values()])
+    val_imgs, val_y = validation_lesions(list(data.val.values()))
     rows = []
     try:
         for wp in args.wp:
             out = fit(parse_args([*base, "--wp", str(wp), "--out", str(runs / f"wp{wp:g}")]), data)
             model, ckpt = load_checkpoint(out.with_name("last.pt"))  # the same epoch for every Wp: no selection
-            logit = predict(model, val_imgs, int(ckpt["size"]))[1][:, 1]
+            logit = predict(model, np.stack(val_imgs), int(ckpt["size"]))[1][:, 1]
             rows.append(score_row(wp, torch.sigmoid(torch.from_numpy(logit)).numpy(), val_y))
     finally:
         if not args.runs:  # their checkpoints were only the means to the rows
@@ -129,12 +134,7 @@ def head_rows(args: argparse.Namespace) -> tuple[list[dict], int, int]:
     items = protocol_splits(args.data)
     rng = np.random.default_rng(0)
     train_imgs, train_y = lesion_views(load_split("train", items["train"]), args.views, rng, size)
-    val_imgs, val_y = [], []
-    for name in ("val_busi", "val_busbra"):
-        imgs, y = lesion_views(load_split(name, items[name]), 0, rng, size)
-        val_imgs += imgs
-        val_y.append(y)
-    val_labels = np.concatenate(val_y)
+    val_imgs, val_labels = validation_lesions([load_split(name, items[name]) for name in ("val_busi", "val_busbra")])
     f_train = pooled_features(model, train_imgs, size)
     f_val = pooled_features(model, val_imgs, size)
     print(f"features: train {tuple(f_train.shape)} val {tuple(f_val.shape)}", flush=True)
