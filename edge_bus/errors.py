@@ -16,9 +16,12 @@ one line and exits non-zero (no traceback). Anything else is a bug.
     ├── BridgeError        serial link to the controller board failed (see firmware_bridge)
     └── Interrupted        Ctrl-C (exit 130); outputs were flushed
         └── Terminated     SIGTERM (exit 143); outputs were flushed
+            └── HungUp     SIGHUP, the terminal or SSH session closed (exit 129); outputs were flushed
 """
 
 from __future__ import annotations
+
+import signal
 
 
 class EdgeBusError(Exception):
@@ -76,17 +79,33 @@ class Interrupted(EdgeBusError):
     """The run was stopped by the user (Ctrl-C); outputs were flushed."""
 
     exit_code = 130
+    stopped_by = "interrupted (Ctrl-C)"  #: the start of its message
 
 
 class Terminated(Interrupted):
     """The run was stopped by SIGTERM (``timeout``, ``systemctl stop``, ``docker stop``); outputs were flushed."""
 
     exit_code = 143
+    stopped_by = "stopped by SIGTERM"
+
+
+class HungUp(Terminated):
+    """The run was stopped by SIGHUP: the terminal or SSH session it ran in closed; outputs were flushed."""
+
+    exit_code = 129
+    stopped_by = "stopped by SIGHUP (the terminal or SSH session closed; run it under nohup or tmux to keep it going)"
+
+
+def stop_signals() -> tuple[int, ...]:
+    """The signals that end a run cleanly (:class:`Interrupted` and its kinds): SIGINT, SIGTERM and, where
+    it exists, SIGHUP, less any that this process was started ignoring: ``nohup`` ignores SIGHUP so that
+    a run outlives its terminal, and a handler installed over that would undo it."""
+    wanted = (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else []))
+    return tuple(s for s in wanted if signal.getsignal(s) is not signal.SIG_IGN)
 
 
 def interrupted_saying(exc: Interrupted, what: str) -> Interrupted:
-    """The same kind of interruption (Ctrl-C or SIGTERM, same exit code), its message saying ``what``
-    became of the outputs: for a run whose folder was temporary, "outputs in /tmp/... cover the N
-    frames" would name a folder already deleted."""
-    base = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
-    return type(exc)(f"{base}: {what}")
+    """The same kind of interruption (Ctrl-C, SIGTERM or SIGHUP, same exit code), its message saying
+    ``what`` became of the outputs: for a run whose folder was temporary, "outputs in /tmp/... cover the
+    N frames" would name a folder already deleted."""
+    return type(exc)(f"{exc.stopped_by}: {what}")

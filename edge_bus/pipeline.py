@@ -30,7 +30,16 @@ import numpy as np
 
 from edge_bus.config import StreamConfig, capture_size
 from edge_bus.engines import Engine, EngineConfig, create_engine
-from edge_bus.errors import ConfigError, EdgeBusError, Interrupted, OutputError, SourceError, Terminated
+from edge_bus.errors import (
+    ConfigError,
+    EdgeBusError,
+    HungUp,
+    Interrupted,
+    OutputError,
+    SourceError,
+    Terminated,
+    stop_signals,
+)
 from edge_bus.live import LatestFrameReader, StopFlag, hw_from_meta
 from edge_bus.outputs import InFlight, OutputStage
 from edge_bus.postprocess import PostprocessConfig, Postprocessor
@@ -284,9 +293,10 @@ def _loop(p: Pipeline, progress: ProgressFn | None, stop: StopFlag) -> None:
 
 
 class _StopRequest:
-    """Set by Ctrl-C (SIGINT) or SIGTERM (``timeout``, ``systemctl stop``, ``docker stop``): the loop
-    ends between frames and every output is finalised. An exception raised asynchronously at an
-    arbitrary point could be lost in a runtime call; a second signal interrupts at once."""
+    """Set by Ctrl-C (SIGINT), SIGTERM (``timeout``, ``systemctl stop``, ``docker stop``) or SIGHUP (the
+    terminal closed; not under ``nohup``, which ignores it): the loop ends between frames and every
+    output is finalised. An exception raised asynchronously at an arbitrary point could be lost in a
+    runtime call; a second signal interrupts at once."""
 
     def __init__(self, user: threading.Event | None = None) -> None:
         self.event = threading.Event()  # set by a signal; the caller's own event is only ever read
@@ -303,7 +313,7 @@ class _StopRequest:
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return  # signal handlers can only be set from the main thread
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in stop_signals():
             self._previous[signum] = signal.signal(signum, self._on_signal)
 
     def restore(self) -> None:
@@ -322,9 +332,8 @@ class _StopRequest:
         self.event.set()
 
     def error(self) -> Interrupted:
-        if self.signum == signal.SIGTERM:
-            return Terminated("stopped by SIGTERM")
-        return Interrupted("interrupted (Ctrl-C)")
+        kind = {signal.SIGTERM: Terminated, getattr(signal, "SIGHUP", None): HungUp}.get(self.signum, Interrupted)
+        return kind(kind.stopped_by)
 
 
 def run_stream(config: StreamConfig, progress: ProgressFn | None = None,

@@ -17,6 +17,7 @@ from helpers import copy_model, signal_and_wait, tiny_model_dir
 from typer.testing import CliRunner
 
 from edge_bus.cli import app
+from edge_bus.errors import HungUp, Terminated
 
 runner = CliRunner()
 
@@ -239,7 +240,8 @@ def test_subprocess_stream_and_error() -> None:
 @pytest.mark.parametrize(("signum", "code", "said"), [
     (signal.SIGINT, 130, "interrupted"),
     (signal.SIGTERM, 143, "SIGTERM"),  # timeout, systemctl stop and docker stop send SIGTERM
-], ids=["ctrl-c", "sigterm"])
+    (signal.SIGHUP, 129, "SIGHUP"),  # the terminal or SSH session closed: it died silently, the mp4 unplayable
+], ids=["ctrl-c", "sigterm", "sighup"])
 def test_stop_signal_flushes_everything(tmp_path: Path, signum: int, code: int, said: str) -> None:
     out = tmp_path / "o"
     proc = subprocess.Popen([sys.executable, "-m", "edge_bus", "stream", "--source", "demo", "--loop", "--realtime",
@@ -256,16 +258,18 @@ def test_stop_signal_flushes_everything(tmp_path: Path, signum: int, code: int, 
     assert_valid_outputs(out, at_least=5)
 
 
-def test_sigterm_ends_every_command_in_one_line() -> None:
+@pytest.mark.parametrize(("signum", "error"), [(signal.SIGTERM, Terminated), (signal.SIGHUP, HungUp)],
+                         ids=["sigterm", "sighup"])
+def test_sigterm_ends_every_command_in_one_line(signum: int, error: type[Terminated]) -> None:
     """Only stream, bench, doctor and simulate handled SIGTERM: device monitor (and eval, ping,
-    models ...) died without a word, with exit -15."""
+    models ...) died without a word, with exit -15 (and -1 when its terminal closed)."""
     proc = subprocess.Popen([sys.executable, "-m", "edge_bus", "device", "monitor", "sim://?fps=5"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     connected = proc.stdout.readline().startswith("# connected")
-    err = signal_and_wait(proc, signal.SIGTERM)  # ends it whatever happened above
+    err = signal_and_wait(proc, signum)  # ends it whatever happened above
     assert connected, err
-    assert proc.returncode == 143 and err == "error: stopped by SIGTERM\n", err
+    assert proc.returncode == error.exit_code and err == f"error: {error.stopped_by}\n", err
 
 
 @pytest.mark.parametrize(("raised", "code", "said"), [

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from edge_bus.errors import EdgeBusError, Interrupted, Terminated
+from edge_bus.errors import EdgeBusError, HungUp, Interrupted, Terminated, stop_signals
 
 T = TypeVar("T")
 
@@ -61,29 +61,35 @@ def run_or_exit(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
 
 
 class _SigTerm(BaseException):
-    """Raised by the SIGTERM handler; a BaseException, so no ``except Exception`` on the way swallows
-    or re-labels it (it became "ONNX Runtime inference failed: stopped by SIGTERM")."""
+    """Raised by the SIGTERM (or SIGHUP) handler; a BaseException, so no ``except Exception`` on the way
+    swallows or re-labels it (it became "ONNX Runtime inference failed: stopped by SIGTERM")."""
+
+    def __init__(self, kind: type[Terminated]) -> None:
+        super().__init__(kind.stopped_by)
+        self.kind = kind
 
 
 @contextmanager
 def terminated_as_error() -> Iterator[None]:
-    """While inside, SIGTERM unwinds the stack (``finally`` blocks and temporary folders clean up)
-    and ends in one line and exit 143, instead of killing the process at once. (``stream``
-    handles signals itself, between frames.)"""
+    """While inside, SIGTERM (exit 143) and SIGHUP (the terminal closed, exit 129; not under ``nohup``)
+    unwind the stack (``finally`` blocks and temporary folders clean up) and end in one line, instead
+    of killing the process at once. (``stream`` handles signals itself, between frames.)"""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    kinds = {signal.SIGTERM: Terminated, getattr(signal, "SIGHUP", None): HungUp}
 
     def on_term(signum: int, frame: object) -> None:
-        raise _SigTerm
+        raise _SigTerm(kinds[signum])
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    previous = {s: signal.signal(s, on_term) for s in stop_signals() if s in kinds}
     try:
         yield
-    except _SigTerm:
-        raise fail("stopped by SIGTERM", Terminated.exit_code) from None
+    except _SigTerm as exc:
+        raise fail(exc.kind.stopped_by, exc.kind.exit_code) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def reflow_help(app: typer.Typer) -> typer.Typer:

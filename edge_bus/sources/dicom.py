@@ -24,6 +24,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_color_lut, apply_voi_lut, get_decoder, iter_pixels
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from edge_bus.errors import SourceEndedEarly, SourceError
 from edge_bus.imaging import to_bgr
@@ -142,11 +143,17 @@ def _to_bgr(arr: np.ndarray, ds: Dataset, photometric: str) -> np.ndarray:
     return to_bgr(arr)
 
 
+def _deflated(ds: Dataset) -> bool:
+    return getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None) == DeflatedExplicitVRLittleEndian
+
+
 def _open(path: Path) -> Dataset:
     try:
         with warnings.catch_warnings():  # damaged files warn, then fail below with our own message
             warnings.simplefilter("ignore", UserWarning)
-            return pydicom.dcmread(path, defer_size=1024)
+            ds = pydicom.dcmread(path, defer_size=1024)
+            # a deflated file is inflated in memory: its pixel data can't be read again from the file
+            return pydicom.dcmread(path) if _deflated(ds) else ds
     except InvalidDicomError:
         raise SourceError(
             f"cannot open DICOM file '{path}': not a DICOM file (no DICM header) — check the path"
@@ -160,8 +167,14 @@ def _open(path: Path) -> Dataset:
 
 def _check_decodable(path: Path, ds: Dataset) -> None:
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    if syntax is None or not syntax.is_compressed:
-        return
+    try:
+        if syntax is None or not syntax.is_compressed:
+            return
+    except ValueError:  # a UID that is no transfer syntax pydicom knows
+        raise SourceError(
+            f"cannot decode DICOM file '{path}': its transfer syntax {syntax} is not one DICOM defines "
+            "— export it again, uncompressed or as JPEG"
+        ) from None
     try:
         decoder: Any = get_decoder(syntax)
     except Exception:  # unknown or unsupported transfer syntax
@@ -229,7 +242,7 @@ class DicomSource(FrameSource):
             self.close()
             raise StopIteration
         if self._frames is None:
-            self._frames = iter_pixels(self._path)
+            self._frames = iter_pixels(self._ds if _deflated(self._ds) else self._path)  # else frame by frame
         try:
             with warnings.catch_warnings():  # pydicom's warnings about odd headers: we decode anyway
                 warnings.simplefilter("ignore", UserWarning)

@@ -168,3 +168,29 @@ def test_compressed_without_decoder(tmp_path: Path, make_dicom: MakeDicom) -> No
     ds.save_as(path, enforce_file_format=True)
     with pytest.raises(SourceError, match="no decoder is installed — pip install pylibjpeg"):
         DicomSource(path)
+
+
+def test_deflated_file_plays(tmp_path: Path, make_dicom: MakeDicom, cine_rgb: np.ndarray) -> None:
+    """Deflated Explicit VR Little Endian is inflated in memory, so its frames come from the dataset read,
+    not from the file again (which once gave "no pixel data")."""
+    from pydicom import dcmread
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    gray = cv2.cvtColor(cine_rgb[0], cv2.COLOR_RGB2GRAY)
+    path = make_dicom(tmp_path / "still.dcm", gray, multiframe=False)
+    ds = dcmread(path)
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds.save_as(path, enforce_file_format=True)
+    with DicomSource(path) as src:
+        frames = list(src)
+    assert len(frames) == 1 and np.array_equal(frames[0].pixels, cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
+
+
+def test_unknown_transfer_syntax_is_one_line(tmp_path: Path, make_dicom: MakeDicom) -> None:
+    """A transfer syntax UID that DICOM does not define: pydicom's ValueError became a traceback."""
+    path = make_dicom(tmp_path / "odd.dcm", np.zeros((1, 8, 8), np.uint8))
+    data = path.read_bytes()
+    assert data.count(b"1.2.840.10008.1.2.1\0") == 1
+    path.write_bytes(data.replace(b"1.2.840.10008.1.2.1\0", b"1.2.840.10008.9.9.9\0"))
+    with pytest.raises(SourceError, match=r"transfer syntax 1\.2\.840\.10008\.9\.9\.9 is not one DICOM defines"):
+        DicomSource(path)
