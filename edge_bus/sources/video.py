@@ -1,7 +1,11 @@
 """Video files: anything OpenCV's FFmpeg backend reads (AVI, MP4, MOV, MKV...).
 
 Frames are BGR uint8 HxWx3. ``t_source`` is the container's timestamp of the frame
-(``CAP_PROP_POS_MSEC``), or ``index / fps`` when the container has none.
+(``CAP_PROP_POS_MSEC``), or ``index / fps`` when the container has none. A file that declares no
+frame rate, or one outside :data:`PLAUSIBLE_FPS` (a broken header: 0.001 fps made ``--realtime``
+wait 1000 s for each frame, and OpenCV's video writer refuses under 1 fps), reports fps 0 (unknown),
+and its frames are ``index /`` :data:`UNKNOWN_FPS_RATE` seconds apart: its timestamps share the
+broken time base.
 
 A file that breaks off mid-way (truncated copy, corrupt frame) raises
 :class:`~edge_bus.errors.SourceEndedEarly` from ``__next__`` once every good frame has been
@@ -28,8 +32,13 @@ from edge_bus.sources._common import check_readable_file, make_frame, open_or_no
 from edge_bus.sources.base import FrameSource, SourceInfo
 from edge_bus.types import Frame
 
-__all__ = ["VideoSource", "frame_count_tolerance"]
+__all__ = ["PLAUSIBLE_FPS", "UNKNOWN_FPS_RATE", "VideoSource", "frame_count_tolerance"]
 
+
+PLAUSIBLE_FPS = (1.0, 1000.0)
+"""The frame rates a video file's header is believed within (from, up to but not including)."""
+UNKNOWN_FPS_RATE = 30.0
+"""The rate a video file's frames are timed at when it declares none (or an implausible one)."""
 
 #: containers whose header holds the exact frame count (AVI: dwTotalFrames/idx1, MP4/MOV: stsz)
 EXACT_COUNT_SUFFIXES = (".avi", ".mp4", ".mov", ".m4v")
@@ -70,7 +79,7 @@ class VideoSource(FrameSource):
         fps = float(cap.get(cv2.CAP_PROP_FPS))
         declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         self._cap: cv2.VideoCapture | None = cap
-        self._fps = fps if fps > 0 and fps < 1000 else 0.0
+        self._fps = fps if PLAUSIBLE_FPS[0] <= fps < PLAUSIBLE_FPS[1] else 0.0
         self._declared = declared if declared > 0 else None
         self._tolerance = frame_count_tolerance(declared, self._path.suffix) if tolerance is None else tolerance
         self._index = 0
@@ -98,10 +107,9 @@ class VideoSource(FrameSource):
             ok, img = False, None
         if not ok or img is None:
             self._end()
-        t = float(cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
+        t = float(cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0 if self._fps else -1.0
         if not t > self._last_t:  # no container timestamps (or not increasing): use the nominal rate
-            nominal = self._index / self._fps if self._fps else float(self._index)
-            t = max(nominal, self._last_t + 1e-6)
+            t = max(self._index / (self._fps or UNKNOWN_FPS_RATE), self._last_t + 1e-6)
         self._last_t = t
         frame = make_frame(self._index, to_bgr(img), t)
         self._index += 1

@@ -113,3 +113,22 @@ def test_missing_file_and_folder(tmp_path: Path) -> None:
         VideoSource(tmp_path / "x.avi")
     with pytest.raises(SourceError, match="it is a folder — use --source folder:"):
         VideoSource(tmp_path)
+
+
+@pytest.mark.parametrize(("rate", "scale"), [(1, 1000), (4_000_000_000, 1)], ids=["0.001fps", "4e9fps"])
+def test_an_implausible_header_rate_is_unknown(
+    tmp_path: Path, make_video: Callable[..., Path], rate: int, scale: int
+) -> None:
+    """A header declaring 0.001 fps made --realtime wait 1000 s a frame (its timestamps share the broken
+    time base) and OpenCV's writer refuse the overlay; 4e9 fps made frames 1 s apart. Both are unknown
+    now (fps 0), their frames timed at 30 fps."""
+    path = make_video(tmp_path / "clip.avi", n=5, size=(64, 48), fps=25.0, fourcc="MJPG")
+    data = bytearray(path.read_bytes())
+    strh = data.index(b"strh") + 8  # the stream header: fccType, fccHandler, flags, priority+language, ...
+    assert data[strh : strh + 4] == b"vids"
+    data[strh + 20 : strh + 28] = scale.to_bytes(4, "little") + rate.to_bytes(4, "little")  # dwScale, dwRate
+    path.write_bytes(bytes(data))
+    with VideoSource(path) as src:
+        assert src.info.fps == 0.0
+        frames = list(src)
+    assert [f.t_source for f in frames] == pytest.approx([i / 30.0 for i in range(5)], abs=1e-6)
