@@ -424,13 +424,16 @@ def _what_was_kept(p: Pipeline, processed: int) -> str:
     if not out_dir.is_dir():
         return f"the output folder {out_dir} is gone"
     video = p.files.video
-    broken = {"overlay.mp4"} if video is not None and not video.playable else set()  # written but unplayable
-    missing = [name for name in expected if name in broken or not (out_dir / name).is_file()]
-    kept = [name for name in expected if name not in missing]
-    if not missing:
+    missing = [name for name in expected if not (out_dir / name).is_file()]
+    # written but unplayable (FFmpeg stopped at a failed write, so the index is missing)
+    broken = ["overlay.mp4"] if "overlay.mp4" not in missing and video is not None and not video.playable else []
+    kept = [name for name in expected if name not in missing and name not in broken]
+    if not missing and not broken:
         return f"outputs in {out_dir} cover the {processed} frames processed before it"
-    if not kept:
-        return f"{', '.join(missing)} are missing from {out_dir}"
-    text = (f"{', '.join(kept)} in {out_dir} cover{'s' if len(kept) == 1 else ''} the {processed} frames processed "
-            f"before it; {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing")
-    return text
+    parts = [f"{', '.join(kept)} in {out_dir} cover{'s' if len(kept) == 1 else ''} the {processed} frames processed "
+             "before it"] if kept else [f"nothing usable is left in {out_dir}"]
+    if missing:
+        parts.append(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing")
+    if broken:
+        parts.append("overlay.mp4 was cut off and does not play")
+    return "; ".join(parts)

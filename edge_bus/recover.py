@@ -28,6 +28,7 @@ from edge_bus.run_outputs import (
     source_text,
     verdict_badge,
 )
+from edge_bus.sinks.files import SpaceReserve, discard_temp
 from edge_bus.sinks.report import ReportData, write_report
 from edge_bus.sinks.video import playable
 from edge_bus.sources.base import SourceInfo
@@ -89,6 +90,7 @@ def rebuild_report(run_dir: str | Path, model: str | None = None, operating_poin
         raise OutputError(f"a stream is still writing to {out_dir}: it writes latency.json and report.html when "
                           "it ends — run edge-bus report after that") from None
     try:
+        discard_temp(out_dir / SpaceReserve.NAME)  # held by a run that was killed: its space is not needed now
         return _rebuild(out_dir, log_path, model, operating_point)
     finally:
         lock.release()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_bus.errors import EdgeBusError, Interrupted, OutputError
-from edge_bus.sinks.files import output_error
+from edge_bus.sinks.files import SpaceReserve, output_error
 from edge_bus.sinks.framelog import FrameLog
 from edge_bus.sinks.report import ReportData, VerdictBadge, write_report
 from edge_bus.sinks.video import VideoSink
@@ -37,6 +37,7 @@ class RunFiles:
     framelog: FrameLog
     video: VideoSink | None
     lock: OutFolderLock | None = None
+    reserve: SpaceReserve | None = None  # given back when the sinks close, for the run's last writes
 
     def release(self) -> None:
         """Let another run write to this folder (after latency.json and report.html)."""
@@ -44,6 +45,9 @@ class RunFiles:
             self.lock.release()
 
     def close(self) -> list[OutputError]:
+        """Give back the reserved space, then close the frame log and the video (which writes its index)."""
+        if self.reserve is not None:
+            self.reserve.release()
         errors = []
         for sink in (self.framelog, self.video):
             if sink is None:
@@ -108,20 +112,24 @@ def open_run_files(out: Path | None, video: bool, fps: float, size: tuple[int, i
 
 
 def _open_sinks(out_dir: Path, video: bool, fps: float, size: tuple[int, int], lock: OutFolderLock) -> RunFiles:
-    for stale in ("latency.json", "report.html", "overlay.mp4"):  # a previous run's, in a reused --out
+    for stale in ("latency.json", "report.html", "overlay.mp4", SpaceReserve.NAME):  # a previous run's
         try:
             (out_dir / stale).unlink(missing_ok=True)
         except OSError as exc:
             raise output_error(out_dir / stale, exc, "choose another --out folder") from None
     # the video first: a disk too full for it refuses the run before an empty frames.jsonl is left
     sink = VideoSink(out_dir / "overlay.mp4", fps, size, background=True) if video else None
+    framelog: FrameLog | None = None
     try:
         framelog = FrameLog(out_dir / "frames.jsonl")
+        reserve = SpaceReserve(out_dir)
     except BaseException:
+        if framelog is not None:
+            framelog.close()
         if sink is not None:
             sink.close()  # no frames written: it leaves no file
         raise
-    return RunFiles(out_dir, framelog, sink, lock)
+    return RunFiles(out_dir, framelog, sink, lock, reserve)
 
 
 @dataclass(frozen=True)

@@ -172,7 +172,7 @@ def test_a_run_that_ended_before_its_first_frame_misses_no_video(tmp_path: Path)
 
 def test_an_unplayable_overlay_is_not_counted_as_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The error line listed overlay.mp4 among the outputs that 'cover the frames' on its existence
-    alone; a file that does not play is now named as missing."""
+    alone; a file that does not play is named as such (it was once called missing, though it is there)."""
     from edge_bus.sinks import video as video_mod
 
     monkeypatch.setattr(video_mod, "playable", lambda path: False)
@@ -181,4 +181,67 @@ def test_an_unplayable_overlay_is_not_counted_as_kept(tmp_path: Path, monkeypatc
         run_stream(StreamConfig(source="grabber", out=out), source=Frames(6), handle_signals=False,
                    engine_factory=fake_engine_factory(FakeBehaviour()))
     assert str(info.value).endswith(f"frames.jsonl, latency.json, report.html in {out} cover the 6 frames processed "
-                                    "before it; overlay.mp4 is missing")
+                                    "before it; overlay.mp4 was cut off and does not play")
+
+
+def test_the_run_holds_space_back_and_gives_it_back_before_its_last_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk filled at once by another program (the free-space checks only see a gradual fill) left no
+    latency.json, no report.html and an overlay.mp4 without its index: the run now holds 8 MB in --out and
+    deletes that file before it closes the video and writes the summaries."""
+    from edge_bus import run_outputs
+    from edge_bus.sinks import files as files_mod
+
+    out = tmp_path / "run"
+    reserve = out / files_mod.SpaceReserve.NAME
+    held: list[int] = []
+    order: list[str] = []
+    real_release, real_write = files_mod.SpaceReserve.release, run_outputs.write_latency_json
+
+    def release(self: files_mod.SpaceReserve) -> None:
+        order.append("reserve released")
+        real_release(self)
+
+    def write_latency(path: Path, doc: dict[str, object]) -> None:
+        order.append("latency.json")
+        real_write(path, doc)
+
+    monkeypatch.setattr(files_mod.SpaceReserve, "release", release)
+    monkeypatch.setattr(run_outputs, "write_latency_json", write_latency)
+    result = run_stream(StreamConfig(source="grabber", out=out), handle_signals=False,
+                        source=Frames(6, lambda i: held.append(reserve.stat().st_size) if i == 3 else None),
+                        engine_factory=fake_engine_factory(FakeBehaviour()))
+    assert result.frames == 6 and held == [8_000_000]
+    assert not reserve.exists() and order[:2] == ["reserve released", "latency.json"]
+    assert {p.name for p in out.iterdir()} == {"frames.jsonl", "overlay.mp4", "latency.json", "report.html"}
+
+
+def test_a_disk_without_room_for_the_reserve_refuses_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    def full(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.raises(OutputError, match=r"^disk full: edge-bus keeps 8 MB in .* for a run.s last files"):
+        _run(tmp_path / "run", Frames(3))
+    assert not (tmp_path / "run" / ".edge-bus-reserve").exists()
+
+
+def test_the_reserve_is_written_where_the_file_system_cannot_allocate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from edge_bus.sinks.files import SpaceReserve
+
+    def unsupported(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(os, "posix_fallocate", unsupported)
+    reserve = SpaceReserve(tmp_path, nbytes=3_000_000)
+    assert reserve.path.stat().st_size == 3_000_000
+    reserve.release()
+    reserve.release()  # idempotent
+    assert not reserve.path.exists()

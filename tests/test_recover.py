@@ -105,13 +105,14 @@ def test_sigkill_mid_run_then_edge_bus_report(tmp_path: Path) -> None:
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     assert not (out / "latency.json").exists() and not (out / "report.html").exists()
+    assert (out / ".edge-bus-reserve").exists()  # the space the run held for its last files: report frees it
     done = subprocess.run([sys.executable, "-m", "edge_bus", "report", str(out)], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("\n") == 1 and "wrote latency.json and report.html" in done.stdout
     written = json.loads((out / "latency.json").read_text())
     assert written["frames"] >= 15 and written["ended"] == REBUILT
-    assert "<svg" in (out / "report.html").read_text()
+    assert "<svg" in (out / "report.html").read_text() and not (out / ".edge-bus-reserve").exists()
     assert "overlay.mp4 does not play (never closed)" in done.stdout  # said, not hidden
     assert "overlay.mp4 is not playable" in (out / "report.html").read_text()
 

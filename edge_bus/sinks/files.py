@@ -1,4 +1,5 @@
-"""File helpers shared by the sinks: one-line :class:`OutputError` messages and atomic text writes."""
+"""File helpers shared by the sinks: one-line :class:`OutputError` messages, atomic text writes, and
+the space a run keeps back for its last writes (:class:`SpaceReserve`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from edge_bus.errors import OutputError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "discard_temp", "ensure_parent", "output_error"]
+__all__ = ["SpaceReserve", "atomic_write_bytes", "atomic_write_text", "discard_temp", "ensure_parent", "output_error"]
 
 _FULL = {errno.ENOSPC, errno.EDQUOT}
 _DENIED = {errno.EACCES, errno.EPERM}
@@ -119,3 +120,54 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, hint: str | No
         discard_temp(tmp)
         raise output_error(target, exc, hint) from None
     return target
+
+
+class SpaceReserve:
+    """A file of ``nbytes`` that a run holds in its ``--out`` folder and deletes before its last writes
+    (the overlay video's index, latency.json, report.html). The sinks' free-space checks stop a run
+    before a disk that fills gradually is full; this is for a disk filled at once by something else
+    (another program's download, a ``dd``), when every write of the run fails and only space the run
+    already holds can take those files. Allocated with ``posix_fallocate`` where the file system has it,
+    else written with zeros (a compressing file system may then not hold the space). A run killed with
+    SIGKILL leaves the file; the next run into the folder, or ``edge-bus report``, deletes it."""
+
+    NAME = ".edge-bus-reserve"
+
+    def __init__(self, folder: str | os.PathLike[str], nbytes: int = 8_000_000) -> None:
+        self.path = Path(folder) / self.NAME
+        self.nbytes = nbytes
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        except OSError as exc:
+            raise output_error(self.path, exc) from None
+        try:
+            _allocate(fd, nbytes)
+        except OSError as exc:
+            os.close(fd)
+            discard_temp(self.path)
+            if exc.errno in _FULL:
+                raise OutputError(f"disk full: edge-bus keeps {nbytes / 1e6:g} MB in {self.path.parent} for a run's "
+                                  "last files (latency.json, report.html, the video's index) and could not — free "
+                                  "space") from None
+            raise output_error(self.path, exc) from None
+        os.close(fd)
+
+    def release(self) -> None:
+        """Delete the file, giving its space back (idempotent)."""
+        discard_temp(self.path)
+
+
+def _allocate(fd: int, nbytes: int) -> None:
+    try:
+        os.posix_fallocate(fd, 0, nbytes)
+        return
+    except AttributeError:  # not on this platform
+        pass
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+    chunk = bytes(1 << 20)
+    left = nbytes
+    while left > 0:
+        left -= os.write(fd, chunk[: min(left, len(chunk))])
+    os.fsync(fd)

@@ -4,9 +4,10 @@
 playable. It also runs at interpreter exit (``weakref.finalize``) if the caller forgot. A process
 killed with SIGKILL leaves an mp4 without its index (OpenCV can't write fragmented mp4).
 
-OpenCV's writer does not report write errors, so free space is checked every ``check_every``
-frames; below ``min_free_mb`` the writer is closed (the file stays playable) and
-:class:`OutputError` is raised.
+OpenCV's writer does not report write errors, and FFmpeg's writes stop for good at the first one
+that fails (the index is then never written: the file does not play), so free space is checked
+before every frame (``check_every``; one ``statvfs``, a few µs); below ``min_free_mb`` the writer is
+closed (the file stays playable) and :class:`OutputError` is raised.
 
 ``background=True`` encodes on a worker thread (cv2 releases the GIL; mp4v costs a few ms per
 640x480 frame): ``write`` then only enqueues, blocking when ``queue_size`` frames are waiting.
@@ -51,7 +52,7 @@ class VideoSink:
         size: tuple[int, int],
         *,
         min_free_mb: float = 64.0,
-        check_every: int = 30,
+        check_every: int = 1,
         background: bool = False,
         queue_size: int = 16,
     ) -> None:
