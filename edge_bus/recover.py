@@ -19,7 +19,7 @@ from typing import Any
 
 from edge_bus import __version__
 from edge_bus.checks import number_or_none
-from edge_bus.errors import ConfigError, DataError, OutputError
+from edge_bus.errors import ConfigError, DataError, EdgeBusError, OutputError
 from edge_bus.run_outputs import (
     FILE_LATENCY_NOTE,
     OutFolderLock,
@@ -35,6 +35,7 @@ from edge_bus.sources.base import SourceInfo
 from edge_bus.summary import Verdict, clip_verdict, write_latency_json
 from edge_bus.telemetry.series import FrameSeries, SeriesBuilder, frame_lines
 from edge_bus.telemetry.stats import END_TO_END, GLASS_TO_GLASS, StageMetrics
+from edge_bus.zoo import LesionThresholdEvidence
 
 __all__ = ["RebuiltRun", "rebuild_report"]
 
@@ -72,14 +73,18 @@ class _Log:
     stills: bool = False  # the frames are independent images (a folder's lines name their file)
 
 
-def rebuild_report(run_dir: str | Path, model: str | None = None, operating_point: str | None = None) -> RebuiltRun:
+def rebuild_report(run_dir: str | Path, model: str | None = None, operating_point: str | None = None,
+                   lesion_threshold: float | None = None) -> RebuiltRun:
     """Write ``run_dir``/report.html (and latency.json where missing) from ``run_dir``/frames.jsonl.
 
     The clip verdict needs the malignancy threshold the run used: latency.json's, when the run wrote
     one; else ``model``'s (a name, folder or manifest; default the shipped one) at ``operating_point``.
-    Raises :class:`DataError` when there is no frames.jsonl or no complete frame in it,
-    :class:`~edge_bus.errors.ConfigError` when ``model`` or ``operating_point`` is given for a run whose
-    latency.json names its own, :class:`~edge_bus.errors.OutputError` when the files can't be written."""
+    ``lesion_threshold``: the one the run was given (``--lesion-threshold``), for a run that left no
+    latency.json (default: the model's); the frames' ``lesion`` flags were set with it, and the report
+    states it. Raises :class:`DataError` when there is no frames.jsonl or no complete frame in it,
+    :class:`~edge_bus.errors.ConfigError` when ``model``, ``operating_point`` or ``lesion_threshold`` is
+    given for a run whose latency.json names its own, :class:`~edge_bus.errors.OutputError` when the
+    files can't be written."""
     out_dir = Path(run_dir)
     log_path = out_dir / "frames.jsonl"
     if not log_path.is_file():
@@ -91,20 +96,21 @@ def rebuild_report(run_dir: str | Path, model: str | None = None, operating_poin
                           "it ends — run edge-bus report after that") from None
     try:
         discard_temp(out_dir / SpaceReserve.NAME)  # held by a run that was killed: its space is not needed now
-        return _rebuild(out_dir, log_path, model, operating_point)
+        return _rebuild(out_dir, log_path, model, operating_point, lesion_threshold)
     finally:
         lock.release()
 
 
-def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: str | None) -> RebuiltRun:
+def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: str | None,
+             lesion_threshold: float | None) -> RebuiltRun:
     log = _read_log(log_path)
     if len(log.series) == 0:
         raise DataError(f"{log_path} holds no complete frame: there is nothing to report")
     latency = _read_latency(out_dir / "latency.json")
-    if latency is not None and (model is not None or operating_point is not None):
-        raise ConfigError(f"{out_dir}/latency.json names the model and operating point the run used: --model and "
-                          "--operating-point are for a run that left no latency.json")
-    run_model = (latency or {}).get("model") or _model_facts(model, operating_point)
+    if latency is not None and (model is not None or operating_point is not None or lesion_threshold is not None):
+        raise ConfigError(f"{out_dir}/latency.json names the model and thresholds the run used: --model, "
+                          "--operating-point and --lesion-threshold are for a run that left no latency.json")
+    run_model = (latency or {}).get("model") or _model_facts(model, operating_point, lesion_threshold)
     threshold = float(run_model["threshold"])
     source_fps = _source_fps(log, latency)
     verdict = clip_verdict(log.series, threshold, fps=source_fps)
@@ -134,6 +140,7 @@ def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: 
         hardware=latency.get("hardware") or {}, series=log.series,
         verdict=verdict_badge(verdict, threshold),
         malignancy_threshold=threshold, lesion_threshold=number_or_none(run_model.get("lesion_threshold")), notes=notes,
+        lesion_evidence=_lesion_evidence(run_model),
         episodes=verdict.episodes, fps=source_fps, e2e_stages=e2e_stages(info) if info is not None else None,
         latency_note=FILE_LATENCY_NOTE if latency.get("mode") == "file" else ""))
     return RebuiltRun(out_dir, len(log.series), log.skipped, wrote_latency, verdict, broken_video)
@@ -182,15 +189,36 @@ def _read_latency(path: Path) -> dict[str, Any] | None:
     return data
 
 
-def _model_facts(model: str | None, operating_point: str | None) -> dict[str, Any]:
-    """latency.json's ``model`` for a run that left none: the given model at the given operating point."""
+def _model_facts(model: str | None, operating_point: str | None, lesion_threshold: float | None) -> dict[str, Any]:
+    """latency.json's ``model`` for a run that left none: the given model at the given operating point, with
+    the given lesion threshold (default the model's)."""
     from edge_bus.zoo import resolve_model
 
     manifest = resolve_model(model)
     op = manifest.operating_point(operating_point)
+    if lesion_threshold is not None and not 0.0 < lesion_threshold < 1.0:
+        raise ConfigError(f"--lesion-threshold must be between 0 and 1, got {lesion_threshold}")
     return {"name": manifest.name, "version": manifest.version, "operating_point": op.name,
-            "threshold": op.threshold, "lesion_threshold": manifest.lesion_threshold,
+            "threshold": op.threshold,
+            "lesion_threshold": manifest.lesion_threshold if lesion_threshold is None else lesion_threshold,
             "given_to": "edge-bus report (the run left no latency.json)"}
+
+
+def _lesion_evidence(run_model: dict[str, Any]) -> LesionThresholdEvidence:
+    """What the model's own lesion threshold did on validation, for the report's warning that a frame
+    called normal may still show a lesion, when the run used that threshold and the model is one
+    ``edge-bus`` finds by name; else nothing (it says nothing about another threshold)."""
+    from edge_bus.zoo import resolve_model
+
+    name, used = run_model.get("name"), number_or_none(run_model.get("lesion_threshold"))
+    if not isinstance(name, str) or used is None:
+        return LesionThresholdEvidence()
+    try:
+        manifest = resolve_model(name)
+    except EdgeBusError:  # a model of one's own, given by its folder: not found by name now
+        return LesionThresholdEvidence()
+    same = manifest.version == run_model.get("version") and abs(manifest.lesion_threshold - used) < 1e-9
+    return manifest.lesion_evidence if same else LesionThresholdEvidence()
 
 
 def _source_fps(log: _Log, latency: dict[str, Any] | None) -> float:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edge_bus.config import build_config
-from edge_bus.errors import DataError
+from edge_bus.errors import ConfigError, DataError
 from edge_bus.pipeline import run_stream
 from edge_bus.recover import REBUILT, rebuild_report
 
@@ -42,9 +42,7 @@ def test_a_finished_run_keeps_its_latency_json_and_gets_the_same_report_numbers(
     shown = [float(x) for x in re.findall(r"[\d.]+", row.group(2))]
     recorded = [latency["stages"]["end_to_end"][k] for k in ("mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms")]
     assert shown == pytest.approx(recorded, abs=0.011)
-    from edge_bus.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="names the model and operating point the run used"):
+    with pytest.raises(ConfigError, match="names the model and thresholds the run used"):
         rebuild_report(out, operating_point="sensitive")  # the run's own are in its latency.json
 
 
@@ -65,6 +63,38 @@ def test_a_killed_run_gets_latency_json_and_report_from_its_complete_lines(tmp_p
     assert written["fps"] > 0 and written["verdict"]["frames"] == 39
     assert "the run left no latency.json" in (out / "report.html").read_text()
     assert "1 incomplete line skipped" in rebuilt.one_line()
+
+
+def test_the_rebuilt_report_keeps_the_lesion_threshold_warning(tmp_path: Path) -> None:
+    """report.html says what the model's lesion threshold missed on validation ("a frame called normal
+    may still show one"); the report rebuilt by edge-bus report dropped it."""
+    out = tmp_path / "run"
+    _demo_run(out, frames=5)
+    warning = "so a frame called normal may still show one"
+    assert warning in (out / "report.html").read_text()
+    rebuild_report(out)
+    assert warning in (out / "report.html").read_text()
+    (out / "latency.json").unlink()  # killed: the model is the one given to report, with its own threshold
+    rebuild_report(out)
+    assert warning in (out / "report.html").read_text()
+
+
+def test_a_killed_run_given_its_lesion_threshold(tmp_path: Path) -> None:
+    """A killed run that was given --lesion-threshold: its rebuilt latency.json and report state that
+    threshold (they stated the model's, beside lesion counts made with another), with no warning drawn
+    from the model's own; a run with a latency.json refuses it."""
+    out = tmp_path / "run"
+    _demo_run(out, frames=5)
+    with pytest.raises(ConfigError, match="--lesion-threshold are for a run that left no latency.json"):
+        rebuild_report(out, lesion_threshold=0.5)
+    (out / "latency.json").unlink()
+    rebuild_report(out, lesion_threshold=0.5)
+    assert json.loads((out / "latency.json").read_text())["model"]["lesion_threshold"] == 0.5
+    html = (out / "report.html").read_text()
+    assert "0.5000" in html and "may still show one" not in html
+    (out / "latency.json").unlink()
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        rebuild_report(out, lesion_threshold=1.5)
 
 
 def test_no_log_or_no_complete_frame_is_a_data_error(tmp_path: Path) -> None:

@@ -22,6 +22,9 @@ def report_cmd(
     operating_point: Annotated[str | None, typer.Option(
         "--operating-point", "-p", help="For a run that left no latency.json: the operating point it ran. "
         "(default: the model's)", show_default=False)] = None,
+    lesion_threshold: Annotated[float | None, typer.Option(
+        help="For a run that left no latency.json and was given --lesion-threshold: that threshold, so the report "
+        "states the one its frames' lesion flags were set with. (default: the model's)", show_default=False)] = None,
 ) -> None:
     """Write a run's report.html (and latency.json, if it has none) again from its frames.jsonl.
 
@@ -29,5 +32,6 @@ def report_cmd(
     frame but never wrote latency.json or report.html; a torn last line is skipped. A finished run keeps its
     latency.json and gets its report drawn by this version (lesion episodes included).
     """
-    result = run_or_exit(rebuild_report, run_dir, model=model, operating_point=operating_point)
+    result = run_or_exit(rebuild_report, run_dir, model=model, operating_point=operating_point,
+                         lesion_threshold=lesion_threshold)
     console.print(escape(result.one_line()))
