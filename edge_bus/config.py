@@ -113,7 +113,7 @@ class StreamConfig:
             elif isinstance(value, np.bool_):
                 value = bool(value)
             if f.name == "out" and isinstance(value, str | os.PathLike):
-                value = Path(value)
+                value = Path(_non_empty_out(value) if isinstance(value, str) else value)
             elif f.name == "roi" and isinstance(value, str):
                 value = ROI.parse(value)
             elif kind in (str, str | None) and isinstance(value, os.PathLike):
@@ -141,8 +141,15 @@ class StreamConfig:
             raise ConfigError(f"lesion threshold must be between 0 and 1 (a P(lesion)), got {self.lesion_threshold}")
         if self.max_frames < 0:
             raise ConfigError("max-frames must be >= 0")
-        if self.requests < 0:
-            raise ConfigError(f"requests must be >= 0 (0: twice the runtime's optimum), got {self.requests}")
+        if not 0 <= self.requests <= MAX_REQUESTS:
+            raise ConfigError(f"requests must be 0 to {MAX_REQUESTS} (0: twice the runtime's optimum), "
+                              f"got {self.requests}")
+        if self.model is not None and not self.model.strip():
+            raise ConfigError("model is empty: give a model name (edge-bus models list) or a model folder, or leave "
+                              "it out for the default")
+        if self.roi is not None and min(self.roi.w, self.roi.h) < MIN_ROI_SIDE:
+            raise ConfigError(f"ROI (--roi or source.roi) {self.roi.w}x{self.roi.h} is too small to read a lesion in "
+                              f"(at least {MIN_ROI_SIDE}x{MIN_ROI_SIDE} pixels); omit it to detect the scan area")
         check_batch(self.batch)
         check_capture(self.capture_width, self.capture_height, self.capture_fps, self.capture_format)
         device = check_device(self.device)
@@ -176,6 +183,10 @@ def check_capture(width: int, height: int, fps: float, pixel_format: str) -> Non
                           "MJPG, YUYV or NV12 (\"\": the device's default)")
 
 
+MAX_REQUESTS = 64
+"""The most inference requests (--requests) accepted; the runtime's own choice on a 2-core CPU is 2-4."""
+MIN_ROI_SIDE = 16
+"""The smallest --roi side accepted (frames under 16 px a side are refused too)."""
 MAX_CAPTURE_FPS = 1000.0
 """The highest --capture-fps accepted (grabbers give 25-120)."""
 MAX_CAPTURE_SIDE = 16384
@@ -234,7 +245,16 @@ def _coerce(name: str, value: Any) -> Any:
     if name == "roi" and isinstance(value, str):
         return ROI.parse(value)
     if name == "out" and isinstance(value, str):
-        return Path(value)
+        return Path(_non_empty_out(value))
+    return value
+
+
+def _non_empty_out(value: str) -> str:
+    """``value``, unless it is empty: ``Path("")`` is the current folder, where a run would silently
+    replace another's files."""
+    if not value.strip():
+        raise ConfigError("out is empty: give a folder for the run's files (. for the current one), or leave it out "
+                          "for runs/<time>")
     return value
 
 

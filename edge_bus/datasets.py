@@ -78,7 +78,8 @@ def read_dataset(
     """Read either layout; ``folds`` keeps only those folds (needs a folds CSV)."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"dataset folder {root} does not exist")
+        raise DataError(f"dataset folder {root} " + ("is a file: give the folder that holds the images" if root.exists()
+                                                     else "does not exist"))
     layout = detect_layout(root)
     if layout == "busbra":
         return read_busbra(root, folds_csv, folds)

@@ -35,7 +35,11 @@ def test_toml_then_flags(tmp_path: Path) -> None:
     ("[postprocess]\nlesion_threshold = '0.9'\n", r"postprocess\.lesion_threshold = '0\.9' must be a number"),
     ("[source]\nsource = 7\n", r"source\.source = 7 must be a string"),
     ("[engine]\nmodel = 3\n", r"engine\.model = 3 must be a string"),
-    ("[engine]\nrequests = -3\n", "requests must be >= 0"),
+    ("[engine]\nrequests = -3\n", "requests must be 0 to 64"),
+    ("[engine]\nrequests = 9223372036854775807\n", "requests must be 0 to 64"),  # was OpenVINO's error, on the model
+    ("[engine]\nmodel = ''\n", "model is empty"),  # ran the default without a word
+    ("[output]\nout = ''\n", "out is empty"),  # wrote into the current folder
+    ("[source]\nroi = '0,0,1,1'\n", "ROI .* 1x1 is too small"),  # the model read one pixel
     ("[engine]\nbatch = 0\n", "batch must be 1 to 16 frames, got 0"),
     ("[engine]\nbatch = 4.0\n", r"engine\.batch = 4\.0 must be a whole number"),
     ("[source]\ncapture_fps = inf\n", "capture fps inf is not a frame rate"),

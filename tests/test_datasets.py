@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_bus.datasets import read_busbra, read_folds
+from edge_bus.datasets import read_busbra, read_dataset, read_folds
 from edge_bus.errors import ConfigError, DataError
 
 
@@ -105,3 +105,13 @@ def test_a_lesion_image_without_its_mask_is_named_not_scored_as_dice_zero(tmp_pa
         evaluate(tmp_path / "data", model=model, backend="onnxruntime", precision="fp32")
     cv2.imwrite(str(tmp_path / "data" / "benign" / "benign (1)_mask.png"), np.zeros((64, 64), np.uint8))
     assert evaluate(tmp_path / "data", model=model, backend="onnxruntime", precision="fp32").n_images == 2
+
+
+def test_a_file_given_as_the_dataset_folder_is_named_as_a_file(tmp_path: Path) -> None:
+    """``eval --data clip.avi`` said the folder "does not exist" though the path was there."""
+    clip = tmp_path / "clip.avi"
+    clip.write_bytes(b"x")
+    with pytest.raises(DataError, match="clip.avi is a file: give the folder that holds the images"):
+        read_dataset(clip)
+    with pytest.raises(DataError, match="does not exist"):
+        read_dataset(tmp_path / "nowhere")

@@ -48,7 +48,7 @@ def stream(
         "chosen on validation, is in edge-bus models info, with what it found there; lower it to miss fewer "
         "lesions at the cost of more false alarms, or calibrate a site's own with edge-bus models calibrate. "
         "(default: the model's)", show_default=False)] = None,
-    out: Annotated[Path | None, typer.Option(
+    out: Annotated[str | None, typer.Option(
         "--out", "-o", help="Output folder for frames.jsonl, overlay.mp4, latency.json, report.html. "
         "(default: runs/<timestamp>)", show_default=False)] = None,
     loop: Annotated[bool | None, typer.Option(
