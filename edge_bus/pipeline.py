@@ -243,7 +243,10 @@ def _submit(p: Pipeline, seq: int, frame: Frame, decode_ms: float) -> None:
             p.outputs.put(InFlight(seq, frame, None, {"decode": decode_ms}, frozen=True))
             return
     t = time.perf_counter()
-    tensor, meta_pre = p.pre.preprocess(frame.pixels)
+    try:
+        tensor, meta_pre = p.pre.preprocess(frame.pixels)
+    except SourceError as exc:  # a frame the model can't take: say which (a folder's stills differ in size)
+        raise type(exc)(f"{exc} ({f'file {frame.file}, ' if frame.file else ''}frame {frame.index})") from None
     t2 = time.perf_counter()
     item = InFlight(seq, frame, meta_pre, {"decode": decode_ms, "preprocess": (t2 - t) * 1e3}, t_submit=t2)
     if p.live:

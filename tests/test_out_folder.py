@@ -245,3 +245,16 @@ def test_the_reserve_is_written_where_the_file_system_cannot_allocate(
     reserve.release()
     reserve.release()  # idempotent
     assert not reserve.path.exists()
+
+
+def test_a_frame_the_model_cannot_take_is_named(tmp_path: Path) -> None:
+    """A folder whose fourth image is 10x10: the error said "a frame ... is too small" without saying which."""
+    import cv2
+
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    for name, side in (("a.png", 64), ("b.png", 64), ("c.png", 10)):
+        cv2.imwrite(str(folder / name), np.full((side, side), 90, np.uint8))
+    with pytest.raises(SourceError, match=r"too small .*\(file c\.png, frame 2\)"):
+        run_stream(StreamConfig(source=str(folder), out=tmp_path / "run", video=False), handle_signals=False,
+                   engine_factory=fake_engine_factory(FakeBehaviour()))
