@@ -117,15 +117,16 @@ def _open_sinks(out_dir: Path, video: bool, fps: float, size: tuple[int, int], l
             (out_dir / stale).unlink(missing_ok=True)
         except OSError as exc:
             raise output_error(out_dir / stale, exc, "choose another --out folder") from None
-    # the video first: a disk too full for it refuses the run before an empty frames.jsonl is left
+    # the video and the reserve first: a disk too full for them refuses the run before an empty
+    # frames.jsonl is left
     sink = VideoSink(out_dir / "overlay.mp4", fps, size, background=True) if video else None
-    framelog: FrameLog | None = None
+    reserve: SpaceReserve | None = None
     try:
-        framelog = FrameLog(out_dir / "frames.jsonl")
         reserve = SpaceReserve(out_dir)
+        framelog = FrameLog(out_dir / "frames.jsonl")
     except BaseException:
-        if framelog is not None:
-            framelog.close()
+        if reserve is not None:
+            reserve.release()
         if sink is not None:
             sink.close()  # no frames written: it leaves no file
         raise
