@@ -104,6 +104,16 @@ def stop_signals() -> tuple[int, ...]:
     return tuple(s for s in wanted if signal.getsignal(s) is not signal.SIG_IGN)
 
 
+def error_for_signal(signum: int | None) -> type[Interrupted]:
+    """The error a run stopped by ``signum`` ends in: :class:`Terminated` for SIGTERM, :class:`HungUp`
+    for SIGHUP, else :class:`Interrupted` (Ctrl-C)."""
+    if signum == signal.SIGTERM:
+        return Terminated
+    if signum is not None and signum == getattr(signal, "SIGHUP", None):
+        return HungUp
+    return Interrupted
+
+
 def interrupted_saying(exc: Interrupted, what: str) -> Interrupted:
     """The same kind of interruption (Ctrl-C, SIGTERM or SIGHUP, same exit code), its message saying
     ``what`` became of the outputs: for a run whose folder was temporary, "outputs in /tmp/... cover the

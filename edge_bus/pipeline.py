@@ -33,11 +33,10 @@ from edge_bus.engines import Engine, EngineConfig, create_engine
 from edge_bus.errors import (
     ConfigError,
     EdgeBusError,
-    HungUp,
     Interrupted,
     OutputError,
     SourceError,
-    Terminated,
+    error_for_signal,
     stop_signals,
 )
 from edge_bus.live import LatestFrameReader, StopFlag, hw_from_meta
@@ -335,7 +334,7 @@ class _StopRequest:
         self.event.set()
 
     def error(self) -> Interrupted:
-        kind = {signal.SIGTERM: Terminated, getattr(signal, "SIGHUP", None): HungUp}.get(self.signum, Interrupted)
+        kind = error_for_signal(self.signum)
         return kind(kind.stopped_by)
 
 

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from edge_bus.errors import EdgeBusError, HungUp, Interrupted, Terminated, stop_signals
+from edge_bus.errors import EdgeBusError, Interrupted, Terminated, error_for_signal, stop_signals
 
 T = TypeVar("T")
 
@@ -77,12 +77,11 @@ def terminated_as_error() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    kinds = {signal.SIGTERM: Terminated, getattr(signal, "SIGHUP", None): HungUp}
-
     def on_term(signum: int, frame: object) -> None:
-        raise _SigTerm(kinds[signum])
+        kind = error_for_signal(signum)
+        raise _SigTerm(kind if issubclass(kind, Terminated) else Terminated)
 
-    previous = {s: signal.signal(s, on_term) for s in stop_signals() if s in kinds}
+    previous = {s: signal.signal(s, on_term) for s in stop_signals() if s != signal.SIGINT}
     try:
         yield
     except _SigTerm as exc:
