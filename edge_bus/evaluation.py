@@ -31,6 +31,7 @@ from edge_bus.engines import Engine, EngineConfig, create_engine
 from edge_bus.errors import ConfigError, DataError, SourceError
 from edge_bus.eval_report import case_picture, crop_picture, write_eval_html
 from edge_bus.metrics import BinaryRates, dice, iou, rates_at, roc_auc
+from edge_bus.metrics import round_or_none as _r  # NaN → null
 from edge_bus.negatives import lesion_free_crops
 from edge_bus.postprocess import PostprocessConfig, Postprocessor, class_probs
 from edge_bus.preprocess import MIN_FRAME_SIDE, Preprocessor, detect_scan_area
@@ -106,10 +107,6 @@ class EvalReport:
         if with_images:
             out["images"] = [asdict(r) for r in self.results]
         return out
-
-
-def _r(x: float | None) -> float | None:
-    return None if x is None or np.isnan(x) else round(float(x), 4)
 
 
 @dataclass(frozen=True)

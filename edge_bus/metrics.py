@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,7 @@ def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     s = np.asarray(scores, dtype=np.float64)
     y = np.asarray(positive, dtype=bool)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
+    if n_pos == 0 or n_neg == 0 or np.isnan(s).any():  # a NaN score has no rank (argsort put it above all)
         return float("nan")
     order = np.argsort(s, kind="mergesort")
     ranks = np.empty(len(s), dtype=np.float64)
@@ -64,13 +65,19 @@ class BinaryRates:
     sensitivity: float
     specificity: float
 
-    def to_json(self) -> dict[str, float]:
+    def to_json(self) -> dict[str, float | None]:
+        """Rounded; a rate with no image to measure it on (NaN) is null: a bare NaN is not JSON."""
         return {
             "threshold": round(self.threshold, 6),
-            "accuracy": round(self.accuracy, 4),
-            "sensitivity": round(self.sensitivity, 4),
-            "specificity": round(self.specificity, 4),
+            "accuracy": round_or_none(self.accuracy, 4),
+            "sensitivity": round_or_none(self.sensitivity, 4),
+            "specificity": round_or_none(self.specificity, 4),
         }
+
+
+def round_or_none(x: float | None, digits: int = 4) -> float | None:
+    """``x`` rounded, or None for None and NaN (JSON's null)."""
+    return None if x is None or math.isnan(x) else round(float(x), digits)
 
 
 def rates_at(scores: np.ndarray, positive: np.ndarray, threshold: float) -> BinaryRates:
@@ -81,7 +88,7 @@ def rates_at(scores: np.ndarray, positive: np.ndarray, threshold: float) -> Bina
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     return BinaryRates(
         threshold=float(threshold),
-        accuracy=(tp + tn) / max(1, len(y)),
+        accuracy=(tp + tn) / len(y) if len(y) else float("nan"),
         sensitivity=tp / n_pos if n_pos else float("nan"),
         specificity=tn / n_neg if n_neg else float("nan"),
     )

@@ -95,3 +95,20 @@ def test_roc_curve_runs_corner_to_corner_through_every_threshold_and_its_area_is
         r = rates_at(scores, positive, t)
         assert any(np.isclose(fpr, 1 - r.specificity) & np.isclose(tpr, r.sensitivity))
     assert [a.size for a in roc_curve(scores, np.zeros(200, bool))] == [0, 0]
+
+
+def test_rates_without_images_of_a_class_are_null_in_json() -> None:
+    """eval on a folder with no malignant image wrote ``"sensitivity": NaN``, which no strict JSON parser
+    reads; with no lesion image at all the accuracy read 0.0 instead of unknown."""
+    import json
+
+    benign_only = rates_at(np.array([0.2, 0.9]), np.array([False, False]), 0.5)
+    doc = json.dumps(benign_only.to_json(), allow_nan=False)  # raises on a NaN
+    assert json.loads(doc) == {"threshold": 0.5, "accuracy": 0.5, "sensitivity": None, "specificity": 0.5}
+    nothing = rates_at(np.array([]), np.array([], dtype=bool), 0.5)
+    assert json.loads(json.dumps(nothing.to_json(), allow_nan=False))["accuracy"] is None
+
+
+def test_a_nan_score_makes_the_auc_unknown() -> None:
+    """argsort ranked NaN above every score: AUC 1.0 for [0.1, 0.9, NaN] with the NaN positive."""
+    assert np.isnan(roc_auc(np.array([0.1, 0.9, np.nan]), np.array([False, True, True])))
