@@ -128,7 +128,7 @@ def test_an_edge_bus_error_keeps_its_class_and_attributes(tmp_path: Path) -> Non
     (dict(roi=(10, 10, 100, 100)), "must be an ROI"),
     (dict(source=None), "source = None must be a string"),
     (dict(backend="tensorrt"), "backend 'tensorrt' is not one of openvino, onnxruntime"),
-    (dict(requests=-1), "requests must be >= 0"),
+    (dict(requests=-1), "requests must be 0 to 64"),
 ])
 def test_run_stream_checks_a_config_built_in_python(tmp_path: Path, config: dict[str, object], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
