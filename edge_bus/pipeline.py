@@ -37,6 +37,7 @@ from edge_bus.errors import (
     OutputError,
     SourceError,
     error_for_signal,
+    interrupted_saying,
     stop_signals,
 )
 from edge_bus.live import LatestFrameReader, StopFlag, hw_from_meta
@@ -304,6 +305,10 @@ class _StopRequest:
         self.event = threading.Event()  # set by a signal; the caller's own event is only ever read
         self.user = user
         self.signum: int | None = None
+        # while the pipeline is composed (model, engine warm-up, the board's handshake), a signal also
+        # raises KeyboardInterrupt at once: nothing is written yet, and compose closes what it opened (a
+        # board that never answered held a Ctrl-C for its whole handshake, then exited 6, not 130)
+        self.setting_up = False
         # once the run's outputs are being finalised, a repeated signal calls this instead of raising
         self.on_repeat: Callable[[], None] | None = None
         self._previous: dict[int, Any] = {}
@@ -332,6 +337,8 @@ class _StopRequest:
             raise KeyboardInterrupt
         self.signum = signum
         self.event.set()
+        if self.setting_up:
+            raise KeyboardInterrupt
 
     def error(self) -> Interrupted:
         kind = error_for_signal(self.signum)
@@ -354,11 +361,20 @@ def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
     request = _StopRequest(stop)
     if handle_signals:
         request.install()  # before compose: a signal during the model's warm-up still ends the run cleanly
+    request.setting_up = True
+    p: Pipeline | None = None
     try:
         p = compose(config, source=source, renderer=renderer, engine_factory=engine_factory)
-    except BaseException:
-        request.restore()
-        raise
+        request.setting_up = False
+    except BaseException as exc:
+        request.setting_up = False
+        if p is None:  # else the signal came just after compose returned: the loop ends the run at once
+            request.restore()
+            if request.signum is None:
+                raise
+            # the signal's own KeyboardInterrupt, or what it cut short (a handshake that gave up meanwhile)
+            raise interrupted_saying(request.error(), "before the first frame; no frame was processed") from (
+                None if isinstance(exc, KeyboardInterrupt) else exc)
     error: BaseException | None = None
     try:
         if on_start is not None:

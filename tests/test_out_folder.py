@@ -258,3 +258,24 @@ def test_a_frame_the_model_cannot_take_is_named(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match=r"too small .*\(file c\.png, frame 2\)"):
         run_stream(StreamConfig(source=str(folder), out=tmp_path / "run", video=False), handle_signals=False,
                    engine_factory=fake_engine_factory(FakeBehaviour()))
+
+
+def test_a_signal_while_the_pipeline_is_composed_ends_the_run_at_once(tmp_path: Path) -> None:
+    """Ctrl-C while the board's handshake waited (a board that never answers) was held until the
+    handshake gave up, and the run then exited as a bridge error (6), not as interrupted (130)."""
+    import signal
+    import time
+
+    from edge_bus import Interrupted
+
+    def slow_engine(manifest, config):  # type: ignore[no-untyped-def]
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, then a set-up step that would take 30 s
+        time.sleep(30)
+        raise AssertionError("not reached")
+
+    t = time.perf_counter()
+    with pytest.raises(Interrupted, match=r"^interrupted \(Ctrl-C\): before the first frame") as info:
+        run_stream(StreamConfig(source="grabber", out=tmp_path / "run"), source=Frames(5), engine_factory=slow_engine)
+    assert time.perf_counter() - t < 10 and info.value.exit_code == 130
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are given back
+    assert not (tmp_path / "run").exists()  # nothing was opened there yet
