@@ -144,6 +144,9 @@ class StreamConfig:
         if not 0 <= self.requests <= MAX_REQUESTS:
             raise ConfigError(f"requests must be 0 to {MAX_REQUESTS} (0: twice the runtime's optimum), "
                               f"got {self.requests}")
+        if self.bridge is not None and not self.bridge.strip():  # it made the run live, with no board
+            raise ConfigError("bridge is empty: give the controller board's port (e.g. /dev/ttyACM0 or sim://), or "
+                              "leave it out")
         if self.model is not None and not self.model.strip():
             raise ConfigError("model is empty: give a model name (edge-bus models list) or a model folder, or leave "
                               "it out for the default")
@@ -175,9 +178,9 @@ def check_capture(width: int, height: int, fps: float, pixel_format: str) -> Non
     if max(width, height) > MAX_CAPTURE_SIDE:
         raise ConfigError(f"capture size {width}x{height} is larger than any ultrasound video "
                           f"({MAX_CAPTURE_SIDE} pixels a side at most)")
-    if not fps <= MAX_CAPTURE_FPS:  # also NaN and inf
+    if not (fps == 0 or 1 <= fps <= MAX_CAPTURE_FPS):  # also NaN and inf
         raise ConfigError(f"capture fps {fps} is not a frame rate a capture device gives "
-                          f"(0 to {MAX_CAPTURE_FPS:g}; 0: the device's default)")
+                          f"(1 to {MAX_CAPTURE_FPS:g}; 0: the device's default)")
     if pixel_format and not is_pixel_format(pixel_format):
         raise ConfigError(f"capture format {pixel_format!r} is not a four-character pixel format such as "
                           "MJPG, YUYV or NV12 (\"\": the device's default)")

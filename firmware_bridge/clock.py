@@ -77,6 +77,10 @@ class ClockEstimate:
         return self.ref_host_s + x / _US
 
 
+MAX_DRIFT_PPM = 1000.0
+"""The largest oscillator error the clock fit follows (a board's crystal is off by 10-100 ppm); a
+larger fitted drift is clamped, so the simulator refuses to run beyond it."""
+
 class ClockEstimator:
     """Minimum-RTT filtered offset and linear drift over a sliding window of :class:`SyncSample`.
 
@@ -92,7 +96,7 @@ class ClockEstimator:
         keep: float = 0.15,
         min_keep: int = 3,
         min_span_s: float = 2.0,
-        max_drift_ppm: float = 1000.0,
+        max_drift_ppm: float = MAX_DRIFT_PPM,
         segments: int = 4,
     ) -> None:
         if window < 1 or not 0.0 < keep <= 1.0:

@@ -35,7 +35,7 @@ from firmware_bridge.errors import (
 )
 from firmware_bridge.framing import FLAG_ACK_REQUESTED, Frame, Packetizer
 from firmware_bridge.link_types import LinkConfig, LinkCounters, Received
-from firmware_bridge.messages import Ack, Heartbeat, Message, MsgType, Nack, NackReason, encode, parse
+from firmware_bridge.messages import NEVER_ACKED, Ack, Heartbeat, Message, MsgType, Nack, NackReason, encode, parse
 from firmware_bridge.reader import PORT_ERRORS as _PORT_ERRORS
 from firmware_bridge.reader import Chunk, PortDown, ReaderThread
 from firmware_bridge.urlhandler.protocol_sim import SimOptionError
@@ -373,6 +373,8 @@ class Link:
                 self._n["seq_gaps"] += 1
                 self._n["frames_lost"] += gap
         self._expect_seq = (header.seq + 1) & 0xFFFF
+        # ACK and NACK are never answered, not even a malformed one (PROTOCOL.md section 4)
+        answer = header.ack_requested and header.msg_type not in NEVER_ACKED
         try:
             message = parse(frame)
         except ProtocolVersionError as exc:
@@ -382,15 +384,15 @@ class Link:
             return
         except UnknownMessageType:
             self._n["unknown_types"] += 1
-            if header.ack_requested:
+            if answer:
                 self.send(Nack(header.seq, header.msg_type, NackReason.UNKNOWN_TYPE))
             return
         except MalformedMessage:
             self._n["bad_messages"] += 1
-            if header.ack_requested:
+            if answer:
                 self.send(Nack(header.seq, header.msg_type, NackReason.MALFORMED))
             return
-        if header.ack_requested and not isinstance(message, Ack | Nack):
+        if answer:
             self.send(Ack(header.seq, header.msg_type))
         received = Received(header, message, t_rx)
         if self._on_message is not None:

@@ -28,6 +28,7 @@ __all__ = [
     "HelloAck",
     "Message",
     "MsgType",
+    "NEVER_ACKED",
     "Nack",
     "NackReason",
     "ProbeState",
@@ -53,6 +54,11 @@ class MsgType(IntEnum):
     ACK = 0x40
     NACK = 0x41
     ERROR = 0x42
+
+
+NEVER_ACKED = frozenset((int(MsgType.ACK), int(MsgType.NACK)))
+"""Message types never answered with ACK or NACK, whatever their flags (PROTOCOL.md section 4): an answer
+to an answer could loop."""
 
 
 class NackReason(IntEnum):

@@ -8,10 +8,19 @@ import time
 from dataclasses import dataclass, fields
 from urllib.parse import parse_qsl
 
+from firmware_bridge.clock import MAX_DRIFT_PPM
 from firmware_bridge.errors import SimulatorError
 from firmware_bridge.framing import PROTOCOL_MAJOR, PROTOCOL_MINOR
 
 __all__ = ["QUERY_KEYS", "DeviceClock", "SimConfig"]
+
+
+_U32 = 0xFFFFFFFF
+_F32_MAX = 3.4028234663852886e38
+
+
+def _finite_f32(x: float) -> bool:
+    return math.isfinite(x) and abs(x) <= _F32_MAX
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +51,18 @@ class SimConfig:
     def __post_init__(self) -> None:
         checks = (
             (self.fps >= 0 and math.isfinite(self.fps), "fps must be >= 0"),
-            (abs(self.drift_ppm) <= 10_000, "drift_ppm must be within ±10000"),
+            (abs(self.drift_ppm) <= MAX_DRIFT_PPM, f"drift_ppm must be within ±{MAX_DRIFT_PPM:g} (what the host's "
+             "clock fit follows)"),
             (self.jitter_ms >= 0, "jitter_ms must be >= 0"),
             (0.0 <= self.corrupt <= 1.0, "corrupt must be a probability in [0, 1]"),
             (0 <= self.proto_major <= 255 and 0 <= self.proto_minor <= 255, "proto_major/minor must be 0..255"),
-            (self.clock_hz > 0, "clock_hz must be > 0"),
+            (0 < self.clock_hz <= _U32, "clock_hz must be 1..4294967295 (HELLO_ACK's u32)"),
+            (0 <= self.device_id <= _U32, "device_id must be 0..4294967295 (HELLO_ACK's u32)"),
+            (len(self.fw_version) == 3 and 0 <= self.fw_version[0] <= 255 and 0 <= self.fw_version[1] <= 255
+             and 0 <= self.fw_version[2] <= 0xFFFF, "fw must be MAJOR.MINOR.PATCH within 255.255.65535"),
+            (0 <= self.probe_id <= 0xFFFF, "probe must be 0..65535 (FRAME_META's u16)"),
+            (_finite_f32(self.depth_mm) and _finite_f32(self.gain_db), "depth and gain must be finite numbers "
+             "a float32 holds"),
             (self.heartbeat_s > 0, "heartbeat must be > 0"),
             (self.alert_frames >= 1, "alert_frames must be >= 1"),
             (self.freeze_every_s >= 0 and self.freeze_for_s >= 0, "freeze_every/freeze_for must be >= 0"),

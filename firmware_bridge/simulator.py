@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from firmware_bridge.errors import MessageError
 from firmware_bridge.framing import Frame, Packetizer, encode_frame
 from firmware_bridge.messages import (
+    NEVER_ACKED,
     Ack,
     Alert,
     AlertCode,
@@ -50,7 +51,6 @@ __all__ = ["BoardStats", "DeviceClock", "SimConfig", "VirtualBoard"]
 
 UNKNOWN_TYPE = 0x7E  # what a "future" board sends that protocol 1.0 does not know
 _KNOWN_TYPES = frozenset(int(t) for t in MsgType)
-_NEVER_ACKED = frozenset((int(MsgType.ACK), int(MsgType.NACK)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +236,7 @@ class VirtualBoard:
         header = frame.header
         self._n["rx_frames"] += 1
         # PROTOCOL.md section 4: ACK and NACK themselves are never acknowledged, whatever their flags
-        wants_ack = header.ack_requested and header.msg_type not in _NEVER_ACKED
+        wants_ack = header.ack_requested and header.msg_type not in NEVER_ACKED
         if header.version_major != self.config.proto_major:  # PROTOCOL.md section 3, foreign major
             if header.msg_type == MsgType.HELLO:  # HELLO/HELLO_ACK layouts never change: say who we are
                 self._emit(self._hello_ack(), now)

@@ -88,8 +88,10 @@ class MonitorSummary:
 
 
 def ping_device(url: str, *, count: int = 10, timeout: float = 2.0, interval_s: float = 0.0) -> PingReport:
-    """Open ``url`` and time ``count`` TIME_SYNC round trips; lost ones are counted, all lost is an error."""
-    with HostBridge.open(url, timeout=timeout, sync_burst=1) as bridge:
+    """Open ``url`` and time ``count`` TIME_SYNC round trips; lost ones are counted, all lost is an error.
+    (The handshake's own burst of TIME_SYNCs is the default one: with a burst of 1, a single lost answer
+    failed the whole command on a noisy link, blaming the firmware.)"""
+    with HostBridge.open(url, timeout=timeout) as bridge:
         rtts: list[float] = []
         lost = 0
         for _ in range(count):

@@ -39,6 +39,8 @@ def test_toml_then_flags(tmp_path: Path) -> None:
     ("[engine]\nrequests = 9223372036854775807\n", "requests must be 0 to 64"),  # was OpenVINO's error, on the model
     ("[engine]\nmodel = ''\n", "model is empty"),  # ran the default without a word
     ("[output]\nout = ''\n", "out is empty"),  # wrote into the current folder
+    ("[bridge]\nurl = ''\n", "bridge is empty"),  # made the run live (frames dropped) with no board
+    ("[source]\ncapture_fps = 1e-9\n", "capture fps 1e-09 is not a frame rate"),  # a replay waited 1e9 s a frame
     ("[source]\nroi = '0,0,1,1'\n", "ROI .* 1x1 is too small"),  # the model read one pixel
     ("[engine]\nbatch = 0\n", "batch must be 1 to 16 frames, got 0"),
     ("[engine]\nbatch = 4.0\n", r"engine\.batch = 4\.0 must be a whole number"),

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.markup import escape
 
 from edge_bus.cli.common import console, err_console, fail, run_or_exit, terminated_as_error
+from firmware_bridge.errors import SimulatorError
 from firmware_bridge.tools import device_report, monitor_device, ping_device, run_simulator
+
+T = TypeVar("T")
 
 __all__ = ["app"]
 
@@ -125,7 +129,7 @@ def simulate_cmd(
 
     with terminated_as_error():  # SIGTERM unwinds too, so --link is removed (else it names a reused /dev/pts/N)
         summary = run_or_exit(
-            run_simulator,
+            _options_checked(run_simulator),
             fps=fps,
             drift_ppm=drift_ppm,
             jitter_ms=jitter_ms,
@@ -142,3 +146,14 @@ def simulate_cmd(
         f"stopped after {summary.seconds:.1f} s: {stats.frames_sent} frames, {stats.syncs_answered} time syncs, "
         f"{stats.results_received} results, {stats.alerts_sent} alerts"
     )
+
+
+def _options_checked(run: Callable[..., T]) -> Callable[..., T]:
+    """``run``, with an invalid simulator option (a value out of range) a usage error: exit 2, not 6."""
+    def checked(**kwargs: Any) -> T:
+        try:
+            return run(**kwargs)
+        except SimulatorError as exc:
+            raise fail(str(exc), 2) from None
+
+    return checked

@@ -64,6 +64,21 @@ def test_loop_ack_requested_is_acknowledged(fast_link: LinkConfig) -> None:
     assert second.message == Ack(first.header.seq, MsgType.RESULT)
 
 
+def test_a_malformed_ack_or_nack_is_never_answered(fast_link: LinkConfig) -> None:
+    """PROTOCOL.md section 4: ACK and NACK are never acknowledged. A short ACK or NACK with ACK_REQUESTED
+    got a NACK MALFORMED back (the simulator already kept the rule; the host did not)."""
+    got = Collector()
+    with Link("loop://", fast_link, on_message=got) as link:
+        link.open()
+        link.write_raw(encode_frame(MsgType.ACK, b"\x00\x00", seq=0, flags=1))  # too short, ACK requested
+        link.write_raw(encode_frame(MsgType.NACK, b"\x00", seq=1, flags=1))
+        assert link.send(Heartbeat(7, 7))  # a marker: everything before it has been handled when it loops back
+        items = got.wait_for(1)
+        counters = link.counters()
+    assert [r.message for r in items] == [Heartbeat(7, 7)]  # no NACK went out (it would have looped back)
+    assert counters.bad_messages == 2
+
+
 def test_loop_garbage_corruption_and_unknown_types_are_counted_and_skipped(fast_link: LinkConfig) -> None:
     got = Collector()
     with Link("loop://", fast_link, on_message=got) as link:
