@@ -242,7 +242,7 @@ FILE_LATENCY_NOTE = (
 def verdict_badge(verdict: Verdict, threshold: float) -> VerdictBadge:
     """The report's badge: the clip's label, what it rests on, and the malignancy threshold it met."""
     return VerdictBadge(verdict.label, None, verdict.evidence() + (
-        f" (malignant at ≥ {threshold:.4f})" if verdict.mean_malignancy is not None else ""))
+        f" (malignant at ≥ {threshold:.4f})" if verdict.label in ("benign", "malignant") else ""))
 
 
 def episode_fps(info: SourceInfo) -> float:

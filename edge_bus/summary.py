@@ -63,7 +63,8 @@ class Verdict:
     out). ``label`` is normal when a lesion was seen in fewer than ``min_lesion_fraction`` of them;
     otherwise benign/malignant by the mean malignancy of the lesion frames against the operating
     point. ``confidence`` is that mean (malignant), one minus it (benign), or the share of
-    lesion-free frames (normal)."""
+    lesion-free frames (normal). ``mean_malignancy`` is that mean whenever a frame had a lesion, also
+    in a clip called normal (None without lesion frames)."""
 
     label: str
     confidence: float
@@ -73,11 +74,15 @@ class Verdict:
     #: the stretches with a lesion in view, each with its own label (:func:`lesion_episodes`): one clip
     #: may sweep over two lesions, which the clip's mean would blend
     episodes: tuple[LesionEpisode, ...] = ()
+    min_lesion_fraction: float = 0.1  #: the share of lesion frames under which the clip is normal
 
     def evidence(self) -> str:
         """What the label rests on, in words: the lesion frames and their mean malignancy (the
-        ``confidence`` number alone read badly: "benign 0.39" for a mean malignancy of 0.61)."""
+        ``confidence`` number alone read badly: "benign 0.39" for a mean malignancy of 0.61), and for a
+        clip called normal with a few lesion frames, the rule that made it normal."""
         text = f"lesion in {self.lesion_frames} of {self.frames} frames"
+        if self.label == "normal" and self.lesion_frames:
+            text += f" (under {100 * self.min_lesion_fraction:g}% of them: called normal)"
         if self.mean_malignancy is not None:
             text += f", mean P(malignant | lesion) {self.mean_malignancy:.2f}"
         if len(self.episodes) > 1:  # one episode says nothing the clip's numbers don't
@@ -105,12 +110,13 @@ def clip_verdict(series: FrameSeries, threshold: float, min_lesion_fraction: flo
     episodes = lesion_episodes(series, threshold, max_gap=round(EPISODE_GAP_S * fps),
                                min_frames=max(1, round(EPISODE_MIN_S * fps))) if fps > 0 else ()
     if n == 0:
-        return Verdict("none", 0.0, 0, 0, None)
-    if n_lesion < max(1.0, min_lesion_fraction * n):
-        return Verdict("normal", 1.0 - n_lesion / n, n_lesion, n, None, episodes)
-    mean_m = float(np.mean(series.malignancy[lesion]))
+        return Verdict("none", 0.0, 0, 0, None, min_lesion_fraction=min_lesion_fraction)
+    mean_m = float(np.mean(series.malignancy[lesion])) if n_lesion else None
+    if mean_m is None or n_lesion < max(1.0, min_lesion_fraction * n):
+        return Verdict("normal", 1.0 - n_lesion / n, n_lesion, n, mean_m, episodes, min_lesion_fraction)
     label = "malignant" if mean_m >= threshold else "benign"
-    return Verdict(label, mean_m if label == "malignant" else 1.0 - mean_m, n_lesion, n, mean_m, episodes)
+    return Verdict(label, mean_m if label == "malignant" else 1.0 - mean_m, n_lesion, n, mean_m, episodes,
+                   min_lesion_fraction)
 
 
 def write_latency_json(path: Path, data: dict[str, Any]) -> None:

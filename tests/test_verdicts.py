@@ -43,6 +43,9 @@ def test_clip_verdict_normal_below_a_tenth_of_the_frames() -> None:
     one = _series([(i < 1, 0.9 if i < 1 else 0.0) for i in range(20)] + [(True, 0.9)] * 5, frozen=(20, 21, 22, 23, 24))
     v = clip_verdict(one, 0.5)
     assert (v.label, v.confidence, v.lesion_frames, v.frames) == ("normal", pytest.approx(0.95), 1, 20)
+    # the report says why a clip with a lesion frame is normal, and what that frame read (was null)
+    assert v.mean_malignancy == pytest.approx(0.9)
+    assert v.evidence().startswith("lesion in 1 of 20 frames (under 10% of them: called normal)")
 
 
 def test_lesion_episodes_bridge_short_gaps_and_drop_flickers() -> None:
