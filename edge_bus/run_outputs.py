@@ -251,8 +251,14 @@ def episode_fps(info: SourceInfo) -> float:
 
 
 def source_text(info: SourceInfo) -> str:
-    """The report's summary row for the source: "video: clip.avi (320x320 @ 30 fps)"."""
-    return f"{info.kind}: {info.name} ({info.width}x{info.height} @ {info.fps:g} fps)"
+    """The report's summary row for the source: "video: clip.avi (320x320 @ 30 fps)"; for independent
+    stills "folder: benign (still images; the first 512x429)" (they differ in size and have no rate)."""
+    if info.still:
+        size = f"{info.width}x{info.height}"
+        what = f"still images; the first {size}" if info.kind == "folder" else f"a still image, {size}"
+        return f"{info.kind}: {info.name} ({what})"
+    rate = f"{info.fps:g} fps" if info.fps > 0 else "frame rate unknown"
+    return f"{info.kind}: {info.name} ({info.width}x{info.height} @ {rate})"
 
 
 def e2e_stages(info: SourceInfo) -> tuple[str, ...]:

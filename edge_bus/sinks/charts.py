@@ -109,9 +109,13 @@ def latency_histogram(e2e: np.ndarray) -> str:
         return ""
     p50, p90, p99, p999 = (float(x) for x in np.percentile(v, [50, 90, 99, 99.9]))
     vmin, vmax = float(v.min()), float(v.max())
-    hi = min(vmax, p999 + 0.1 * (p999 - vmin)) if vmax > vmin else vmin + 1.0
-    step = nice_step((hi - vmin) / 40.0) if hi > vmin else 1.0
-    lo = math.floor(vmin / step) * step
+    if vmax > vmin:
+        lo_v, hi = vmin, min(vmax, p999 + 0.1 * (p999 - vmin))
+    else:  # one value (a run of one frame): centred in a range whose tick labels differ (was 218 218 219)
+        half = max(1.0, 0.05 * abs(vmin))
+        lo_v, hi = max(0.0, vmin - half), vmin + half
+    step = nice_step((hi - lo_v) / 40.0)
+    lo = math.floor(lo_v / step) * step
     edges = np.arange(lo, hi + step, step)
     if len(edges) < 2:
         edges = np.array([lo, lo + step])
@@ -148,9 +152,11 @@ def latency_histogram(e2e: np.ndarray) -> str:
     return svg_document(plot.width, plot.height, "".join(parts), "End-to-end latency histogram")
 
 
-def _int_ticks(top: float) -> list[float]:
-    ticks = [t for t in nice_ticks(0.0, top, 4) if abs(t - round(t)) < 1e-9]
-    return ticks or [0.0]
+def _int_ticks(top: float, bottom: float = 0.0, target: int = 4) -> list[float]:
+    """Whole-number ticks over [bottom, top] (frame numbers and counts: a few frames were labelled 0, 0.2,
+    0.4, ...)."""
+    ticks = [t for t in nice_ticks(bottom, top, target) if abs(t - round(t)) < 1e-9]
+    return ticks or [float(round(bottom))]
 
 
 # --------------------------------------------------------------------------- latency timeline
@@ -184,7 +190,7 @@ def latency_timeline(
     top = cap if clipped else (float(peak) if np.isfinite(peak) and peak > 0 else 1.0)
     x0, x1 = float(b.x_first[0]), float(max(b.x_last[-1], b.x_first[0] + 1))
     plot = Plot(x0, x1, 0.0, top * 1.08, height=270, top=30)
-    parts = [plot.axes("frame", "latency (ms)")]
+    parts = [plot.axes("frame", "latency (ms)", x_ticks=_int_ticks(x1, x0, 8))]
     for i, (name, lo, hi) in enumerate(stacked):
         parts.append(area_path(plot, b.x, lo, hi, color_for_stage(name, i), 0.85))
     if b.downsampled:
@@ -268,7 +274,8 @@ def class_timeline(
                      f'stroke-width="1.6"/>')
         parts.append(text((xa + xb) / 2, y_ep + 11, str(number), anchor="middle", size=10, halo=True))
     m_mean, m_lo, m_hi = bucket_stats(malignancy, b)
-    parts.append(plot.axes("frame", "P(malignant | lesion)", y_ticks=[0, 0.25, 0.5, 0.75, 1.0]))
+    parts.append(plot.axes("frame", "P(malignant | lesion)", x_ticks=_int_ticks(plot.x1, plot.x0, 8),
+                           y_ticks=[0, 0.25, 0.5, 0.75, 1.0]))
     if b.downsampled:
         parts.append(area_path(plot, b.x, m_lo, m_hi, CLASS_COLORS["malignant"], 0.18))
     parts.append(line_path(plot, b.x, m_mean, CLASS_COLORS["malignant"], 1.4))

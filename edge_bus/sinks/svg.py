@@ -138,7 +138,8 @@ def _points(xs: np.ndarray, ys: np.ndarray) -> str:
 
 
 def line_path(plot: Plot, x: np.ndarray, y: np.ndarray, color: str, width: float = 1.5, dash: str = "") -> str:
-    """A polyline; NaN values break it into segments."""
+    """A polyline; NaN values break it into segments. A segment of one point (a run of one frame, a
+    value between two gaps) is drawn as a dot: a zero-length line with round caps."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     ok = np.isfinite(y)
@@ -147,11 +148,12 @@ def line_path(plot: Plot, x: np.ndarray, y: np.ndarray, color: str, width: float
     px, py = plot.px(x), plot.py(np.where(ok, y, 0.0))
     # split at NaNs: each finite run becomes its own "M...L..." subpath
     edges = np.flatnonzero(np.diff(np.concatenate(([0], ok.astype(np.int8), [0]))))
-    parts = [f"M{_points(px[a:b], py[a:b])}" for a, b in zip(edges[::2], edges[1::2], strict=True)]
+    parts = [f"M{_points(px[a:b], py[a:b])}" + ("l0,0" if b - a == 1 else "")
+             for a, b in zip(edges[::2], edges[1::2], strict=True)]
     dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
     return (
         f'<path d="{"".join(parts)}" fill="none" stroke="{color}" stroke-width="{width}" '
-        f'stroke-linejoin="round"{dash_attr}/>'
+        f'stroke-linejoin="round" stroke-linecap="round"{dash_attr}/>'
     )
 
 
