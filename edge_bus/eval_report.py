@@ -185,7 +185,11 @@ def render_eval_html(report: EvalReport, gallery: EvalGallery) -> str:
         "lesion images where a lesion is found": metric_text(report.lesion_recall),
         "lesion-free crops of lesion images flagged as lesion": crops_text(report.crop_fp_rate, report.n_crops),
         "3-class accuracy (normal / benign / malignant)": metric_text(report.accuracy_3class),
+        "lesion threshold (a lesion is found at P(lesion) ≥ it)": (f"{report.lesion_threshold:.4f}"
+                                                                   if report.lesion_threshold is not None else "-"),
     }
+    if report.kernel_note:
+        summary["note"] = report.kernel_note
     ops = [[escape(name), f"{o.threshold:.4f}", *(metric_text(v) for v in (o.accuracy, o.sensitivity, o.specificity))]
            for name, o in report.operating_points.items()]
     key = ('<p class="muted">Green outline: the true lesion. Amber: the predicted mask (not gated by the '

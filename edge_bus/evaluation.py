@@ -19,6 +19,7 @@ Metrics (lesion = benign or malignant image):
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from edge_bus import __version__
 from edge_bus.datasets import CLASSES, LabeledImage, read_dataset
 from edge_bus.engines import Engine, EngineConfig, create_engine
 from edge_bus.errors import ConfigError, DataError, SourceError
@@ -36,6 +38,7 @@ from edge_bus.negatives import lesion_free_crops
 from edge_bus.postprocess import PostprocessConfig, Postprocessor, class_probs
 from edge_bus.preprocess import MIN_FRAME_SIDE, Preprocessor, detect_scan_area
 from edge_bus.sinks.files import atomic_write_text, check_output_file
+from edge_bus.telemetry.hardware import kernel_class
 from edge_bus.types import ROI, Prediction
 from edge_bus.zoo import Manifest, resolve_model
 
@@ -93,6 +96,10 @@ class EvalReport:
     crop_fp_rate: float | None = None
     results: list[ImageResult] = field(default_factory=list, repr=False)
     by_device: dict[str, GroupScores] = field(default_factory=dict)  # where the images come from 2+ scanners
+    lesion_threshold: float | None = None  # P(lesion) for "a lesion is found": normals flagged, lesions found
+    #: where OpenVINO's INT8 kernels here are not the class the thresholds were chosen with (their
+    #: numbers differ a little): what the manifest says about it; None elsewhere
+    kernel_note: str | None = None
 
     def to_json(self, with_images: bool = False) -> dict[str, object]:
         out: dict[str, object] = {
@@ -103,6 +110,8 @@ class EvalReport:
             "lesion_recall": _r(self.lesion_recall), "n_crops": self.n_crops, "crop_fp_rate": _r(self.crop_fp_rate),
             "operating_points": {k: v.to_json() for k, v in self.operating_points.items()},
             "by_device": {k: v.to_json() for k, v in self.by_device.items()},
+            "lesion_threshold": self.lesion_threshold, "kernel_note": self.kernel_note,
+            "edge_bus_version": __version__, "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         if with_images:
             out["images"] = [asdict(r) for r in self.results]
@@ -287,7 +296,8 @@ def summarize(manifest: Manifest, results: Sequence[ImageResult], backend: str, 
         accuracy_3class=float(np.mean([r.predicted == r.label for r in results])) if normals else None,
         operating_points=ops, lesion_recall=overall.lesion_recall, n_crops=overall.n_crops,
         crop_fp_rate=overall.crop_fp_rate, results=list(results),
-        by_device=by_device(results, manifest.lesion_threshold),
+        by_device=by_device(results, manifest.lesion_threshold), lesion_threshold=manifest.lesion_threshold,
+        kernel_note=manifest.cpu_class_note(kernel_class()) if backend == "openvino" and "int8" in precision else None,
     )
 
 

@@ -173,6 +173,8 @@ def test_eval_summary_counts_lesions_found_and_lesion_free_crops_flagged(tmp_pat
     assert (b.lesion_recall, b.n_crops, b.crop_fp_rate) == (0.0, 0, None)
     j = r.to_json()
     assert (j["lesion_recall"], j["n_crops"], j["crop_fp_rate"]) == (0.6667, 3, 0.6667)
+    # what those numbers were counted at, and no kernel note for ONNX Runtime (the JSON left both out)
+    assert (j["lesion_threshold"], j["kernel_note"]) == (t, None) and j["edge_bus_version"]
 
 
 def test_eval_scores_lesion_free_crops_of_the_scan_area_as_live_frames(tmp_path: Path) -> None:

@@ -13,8 +13,6 @@ from rich.table import Table
 from edge_bus.cli.common import console, err_console, run_or_exit
 from edge_bus.eval_report import crops_text, metric_text
 from edge_bus.evaluation import EVAL_CROPS, EvalReport, evaluate
-from edge_bus.telemetry.hardware import kernel_class
-from edge_bus.zoo import resolve_model
 
 
 def eval_cmd(
@@ -52,16 +50,14 @@ def eval_cmd(
     print_report(report)
     if html is not None:
         console.print(f"report: {html}", markup=False)
-    if backend == "openvino" and precision == "int8":  # ONNX Runtime's and the FP32 results don't depend on it
-        note = run_or_exit(resolve_model, model).cpu_class_note(kernel_class())
-        if note:
-            console.print(f"note: {note}", style="yellow", markup=False)
+    if report.kernel_note:  # OpenVINO INT8 only: ONNX Runtime's and the FP32 results don't depend on it
+        console.print(f"note: {report.kernel_note}", style="yellow", markup=False)
 
 
 def print_report(r: EvalReport) -> None:
     f = metric_text
     console.print(f"[bold]{r.model}[/] ({r.backend}, {r.precision}) on {escape(r.data)}: "
-                  f"{r.n_images} images {r.counts}")
+                  f"{r.n_images} images ({', '.join(f'{n} {c}' for c, n in r.counts.items())})")
     t = Table("Dice", "IoU", "AUC (B vs M)", "normals flagged", "lesions found", "crops flagged", "3-class acc")
     t.add_row(f(r.dice), f(r.iou), f(r.auc), f(r.normal_fp_rate), f(r.lesion_recall),
               crops_text(r.crop_fp_rate, r.n_crops), f(r.accuracy_3class))
