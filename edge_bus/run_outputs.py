@@ -215,9 +215,15 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
         notes.append(f"stopped by the application after {p.outputs.processed} frames (before the source ended)")
     if link_note:
         notes.append(link_note)
+    if p.bridge is not None:
+        hw = p.outputs.processed - latency["bridge"]["frames_without_hw"]
+        summary["bridge"] = (f"{p.config.bridge}: {hw} of {p.outputs.processed} frames with the board's timestamps; "
+                             f"link {'up' if p.bridge.connected else 'down'} at the end")
     if events is not None and (events.alerts or events.errors):
-        notes.append(f"the controller board sent {events.alerts} ALERT(s) and {events.errors} ERROR(s); "
-                     "latency.json bridge.device_events lists the last ones")
+        alerts = [f"ALERT {a['code']} at board frame {a['device_frame']}" for a in _events(events, "last_alerts")]
+        shown = "; ".join(alerts + [f"ERROR {e['code']}: {e['text']}" for e in _events(events, "last_errors")])
+        notes.append(f"the controller board sent {events.alerts} ALERT(s) and {events.errors} ERROR(s)"
+                     + (f" (the last: {shown})" if shown else ""))
     notes += [str(e) for e in close_errors]
     write_report(p.files.out_dir / "report.html", ReportData(
         title=f"edge-bus stream — {info.name}", summary=summary, latency=latency["stages"],
@@ -296,3 +302,9 @@ def _limit_reached(source: object) -> bool:
     from edge_bus.sources.wrappers import LimitedSource
 
     return isinstance(source, LimitedSource) and source.limit_reached
+
+
+def _events(events: Any, key: str) -> list[dict[str, Any]]:
+    """The board's last ALERTs or ERRORs (``key``), as latency.json records them (codes by name)."""
+    items = events.to_json().get(key)
+    return [dict(item) for item in items] if isinstance(items, list) else []
