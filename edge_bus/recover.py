@@ -39,6 +39,7 @@ from edge_bus.zoo import LesionThresholdEvidence
 
 __all__ = ["RebuiltRun", "rebuild_report"]
 
+_HINT = "make the run folder writable, or copy it somewhere writable and run edge-bus report on the copy"
 REBUILT = "unknown: rebuilt from frames.jsonl (the run ended without writing latency.json)"
 """latency.json's ``ended`` when this module wrote it."""
 
@@ -123,7 +124,7 @@ def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: 
         latency = {"stages": stages.summary(), "fps": fps, "frames": len(log.series), "dropped": dropped,
                    "mode": None, "hardware": None, "model": run_model, "source": None,
                    "verdict": verdict.to_json(), "ended": REBUILT, "error": None}
-        write_latency_json(out_dir / "latency.json", latency)
+        write_latency_json(out_dir / "latency.json", latency, hint=_HINT)
     video = out_dir / "overlay.mp4"
     broken_video = video.is_file() and not playable(video)  # an MP4 is indexed when it is closed
     info = SourceInfo.from_json(latency["source"]) if isinstance(latency.get("source"), dict) else None
@@ -142,7 +143,7 @@ def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: 
         malignancy_threshold=threshold, lesion_threshold=number_or_none(run_model.get("lesion_threshold")), notes=notes,
         lesion_evidence=_lesion_evidence(run_model),
         episodes=verdict.episodes, fps=source_fps, e2e_stages=e2e_stages(info) if info is not None else None,
-        latency_note=FILE_LATENCY_NOTE if latency.get("mode") == "file" else ""))
+        latency_note=FILE_LATENCY_NOTE if latency.get("mode") == "file" else ""), hint=_HINT)
     return RebuiltRun(out_dir, len(log.series), log.skipped, wrote_latency, verdict, broken_video)
 
 

@@ -119,5 +119,5 @@ def clip_verdict(series: FrameSeries, threshold: float, min_lesion_fraction: flo
                    min_lesion_fraction)
 
 
-def write_latency_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+def write_latency_json(path: Path, data: dict[str, Any], hint: str | None = None) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n", hint=hint)

@@ -76,9 +76,10 @@ class ReportData:
     fps: float = 0.0
 
 
-def write_report(path: str | os.PathLike[str], data: ReportData) -> Path:
-    """Render ``data`` and write it atomically to ``path``; returns the path. Raises OutputError."""
-    return atomic_write_text(path, render_report(data))
+def write_report(path: str | os.PathLike[str], data: ReportData, hint: str | None = None) -> Path:
+    """Render ``data`` and write it atomically to ``path``; returns the path. Raises OutputError (with
+    ``hint``, what to do; default: about ``--out``)."""
+    return atomic_write_text(path, render_report(data), hint=hint)
 
 
 # --------------------------------------------------------------------------- HTML
