@@ -117,14 +117,21 @@ class Pipeline:
 
     def close(self) -> None:
         """Close every part, each on its own: one that fails to close (logged) leaves none of the
-        others open, and does not undo a run whose outputs are already written."""
+        others open, and does not undo a run whose outputs are already written. Also for a pipeline
+        that was composed and never run: its outputs thread ends, and the run's files are closed (the
+        space reserve given back) and their folder released (it once kept two threads, two open files and
+        the 8 MB reserve)."""
         if self.source_busy:
             log.warning("the source is still inside a read: left open (released when the process exits)")
             parts: list[Any] = []
         else:
             parts = [self.source]
-        parts += [self.engine, self.bridge, self.display]
-        close_all(parts)
+        close_all([*parts, self.engine])  # no more frames, and no more answers for the outputs thread
+        self.outputs.abandon()  # after a run it has ended already; else what was pending is dropped
+        self.outputs.finish(timeout=10.0)
+        for error in self.files.close():  # after a run: already closed, nothing to do
+            log.warning("closing the run's files: %s", error)
+        close_all([self.bridge, self.display])
         self.files.release()
 
 

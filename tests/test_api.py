@@ -95,14 +95,42 @@ def test_own_source_own_style_and_a_stop_event(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("realtime", [False, True], ids=["file", "realtime"])
 def test_a_foreign_source_error_ends_the_run_with_that_error(tmp_path: Path, realtime: bool) -> None:
-    """In live/realtime mode the reader thread ate the exception and the run 'ended' normally."""
+    """In live/realtime mode the reader thread ate the exception and the run 'ended' normally. The SDK's
+    RuntimeError then came out of run_stream as it was; it is a SourceError now (every error run_stream
+    raises is an EdgeBusError), with the outputs named and the original as its cause."""
     source = GrabberSource(50, fail_after=4)
-    with pytest.raises(RuntimeError, match="grabber SDK crashed"):
+    with pytest.raises(SourceError, match=r"GrabberSource.__next__ failed: RuntimeError: grabber SDK crashed .*"
+                                          r"outputs in .* cover the 4 frames") as info:
         run_stream(StreamConfig(source="grabber", out=tmp_path / "run", video=False, realtime=realtime),
                    source=source, handle_signals=False)
+    assert isinstance(info.value.__cause__, RuntimeError)
     assert len((tmp_path / "run" / "frames.jsonl").read_text().splitlines()) == 4
     latency = json.loads((tmp_path / "run" / "latency.json").read_text())
-    assert latency["ended"] == "error" and latency["error"] == "RuntimeError: grabber SDK crashed"
+    assert latency["ended"] == "error" and "RuntimeError: grabber SDK crashed" in latency["error"]
+
+
+def test_a_source_used_up_before_is_refused_not_run_as_zero_frames(tmp_path: Path) -> None:
+    """The pipeline owns (and closes) the source it is given: passed to a second run, it gave a "successful"
+    run of 0 frames ending at "end of source"."""
+    source = GrabberSource(3)
+    assert run_stream(StreamConfig(source="grabber", out=tmp_path / "a", video=False), source=source,
+                      handle_signals=False).frames == 3
+    with pytest.raises(SourceError, match="GrabberSource ended before its first frame .* closed, or run before"):
+        run_stream(StreamConfig(source="grabber", out=tmp_path / "b", video=False), source=source,
+                   handle_signals=False)
+
+
+def test_a_pipeline_composed_and_closed_without_a_run_leaves_nothing_running(tmp_path: Path) -> None:
+    """Pipeline.close() left the outputs and video threads, two open files and the 8 MB space reserve."""
+    from edge_bus.engines.fake import fake_engine_factory
+
+    before = set(threading.enumerate())
+    p = edge_bus.compose(StreamConfig(source="grabber", out=tmp_path / "run"), source=GrabberSource(3),
+                         engine_factory=fake_engine_factory())
+    p.close()
+    assert [t for t in threading.enumerate() if t not in before and t.is_alive()] == []
+    assert sorted(f.name for f in (tmp_path / "run").iterdir()) == ["frames.jsonl"]  # empty; no video, no reserve
+    assert p.files.framelog.closed
 
 
 class GrabberFault(SourceError):

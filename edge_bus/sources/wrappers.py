@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from edge_bus.errors import SourceError
+from edge_bus.errors import EdgeBusError, SourceError
 from edge_bus.sources.base import FrameSource, SourceInfo
 from edge_bus.types import Frame
 
@@ -135,26 +135,49 @@ class LimitedSource(FrameSource):
 
 
 class CheckedSource(FrameSource):
-    """An application's own source, its frames checked: anything but a :class:`Frame` is a
-    :class:`SourceError` (it was an AttributeError deep in the pipeline)."""
+    """An application's own source, checked: anything but a :class:`Frame` is a :class:`SourceError` (it
+    was an AttributeError deep in the pipeline), and so is any other exception it raises (an SDK's
+    RuntimeError or OSError came out of ``run_stream`` as it was; the original is its ``__cause__``) and
+    an end before the first frame (a source closed or run before gave a "successful" run of 0 frames)."""
 
     def __init__(self, inner: FrameSource) -> None:
         self._inner = inner
+        self._frames = 0
 
     @property
     def info(self) -> SourceInfo:
-        return self._inner.info
+        try:
+            return self._inner.info
+        except EdgeBusError:
+            raise
+        except Exception as exc:
+            raise self._failed("info", exc) from exc
 
     @property
     def inner(self) -> FrameSource:
         return self._inner
 
     def __next__(self) -> Frame:
-        frame = next(self._inner)
+        try:
+            frame = next(self._inner)
+        except StopIteration:
+            if self._frames == 0:
+                raise SourceError(f"{type(self._inner).__name__} ended before its first frame — a FrameSource gives "
+                                  "its frames once: was it closed, or run before?") from None
+            raise
+        except EdgeBusError:
+            raise
+        except Exception as exc:
+            raise self._failed("__next__", exc) from exc
         if not isinstance(frame, Frame):
             raise SourceError(f"{type(self._inner).__name__} gave a {type(frame).__name__}, not a frame — build "
                               "frames with edge_bus.make_frame(index, pixels, t_source)")
+        self._frames += 1
         return frame
+
+    def _failed(self, where: str, exc: Exception) -> SourceError:
+        return SourceError(f"{type(self._inner).__name__}.{where} failed: {type(exc).__name__}: {exc} — check the "
+                           "frame source")
 
     def close(self) -> None:
         self._inner.close()
