@@ -332,8 +332,13 @@ def evaluate(data: Path, folds_csv: Path | None = None, fold: int | None = None,
     ``crops`` lesion-free crops of each lesion image, 0 for none).
     ``json_path``: the metrics and per-image results; ``html_path``: a page with the ROC curve, the
     Dice distribution and pictures of the worst images (:mod:`edge_bus.eval_report`)."""
+    for name, value in (("fold", fold), ("limit", limit), ("stride", stride), ("crops", crops)):
+        if value is not None and (not isinstance(value, int | np.integer) or isinstance(value, bool)):
+            raise ConfigError(f"{name} must be a whole number, got {value!r}")  # fold "0" read as no images
     if fold is not None and folds_csv is None:
         raise ConfigError("--fold needs --folds (the folds CSV that says which images are in it)")
+    if stride < 1:
+        raise ConfigError(f"stride must be at least 1 (every n-th image), got {stride}")
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}")
     if not 0 <= crops <= MAX_EVAL_CROPS:

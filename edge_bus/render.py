@@ -74,9 +74,13 @@ class OverlayStyle:
             raise ConfigError(f"OverlayStyle.font_scale must be > 0, got {self.font_scale}")
         for f in fields(self):
             value = getattr(self, f.name)
-            if "color" in f.name and value is not None and not _is_bgr(value):
-                raise ConfigError(f"OverlayStyle.{f.name} must be a BGR triple of numbers 0-255, e.g. (0, 0, 255) "
-                                  f"for red, got {value!r}")
+            if "color" in f.name and value is not None:
+                if not _is_bgr(value):
+                    raise ConfigError(f"OverlayStyle.{f.name} must be a BGR triple of numbers 0-255, e.g. (0, 0, "
+                                      f"255) for red, got {value!r}")
+                # a list or an array is kept as a tuple of floats: a list crashed (unhashable) and an array
+                # ("truth value is ambiguous") at the first lesion frame, not here
+                object.__setattr__(self, f.name, tuple(float(c) for c in value))
 
     def label_color(self, label: str) -> BGR:
         return {

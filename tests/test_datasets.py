@@ -115,3 +115,15 @@ def test_a_file_given_as_the_dataset_folder_is_named_as_a_file(tmp_path: Path) -
         read_dataset(clip)
     with pytest.raises(DataError, match="does not exist"):
         read_dataset(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"fold": "0"}, "fold must be a whole number, got '0'"),  # read as "fold 0 has no images"
+    ({"stride": 0}, "stride must be at least 1"),  # a bare ValueError from the slice
+    ({"limit": "3"}, "limit must be a whole number"),
+])
+def test_evaluate_refuses_arguments_of_the_wrong_kind(tmp_path: Path, kwargs: dict[str, object], message: str) -> None:
+    from edge_bus.evaluation import evaluate
+
+    with pytest.raises(ConfigError, match=message):
+        evaluate(tmp_path, tmp_path / "folds.csv", **kwargs)  # type: ignore[arg-type]

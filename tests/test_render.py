@@ -111,6 +111,18 @@ def test_style_validation_and_to_bgr_of_uint16() -> None:
     assert img.dtype == np.uint8 and img[1, 1].tolist() == [255, 255, 255] and img[0, 0].tolist() == [0, 0, 0]
 
 
+@pytest.mark.parametrize("red", [[0, 0, 255], np.array([0, 0, 255])], ids=["list", "array"])
+def test_a_colour_given_as_a_list_or_an_array_draws(red: object) -> None:
+    """The style check accepted them, then the first lesion frame crashed (a list is unhashable, an
+    array has no truth value): they are kept as tuples."""
+    style = OverlayStyle(mask_color=red, contour_color=red, alpha=1.0, show_hud=False)  # type: ignore[arg-type]
+    assert style.mask_color == (0.0, 0.0, 255.0)
+    mask = np.zeros((240, 320), bool)
+    mask[150:220, 220:300] = True  # bottom right: away from the label panel (top left)
+    out = OverlayRenderer(style).render(_frame(np.full((240, 320), 128, np.uint8)), _prediction(mask), HUD)
+    assert out[185, 260].tolist() == [0, 0, 255]
+
+
 def test_warm_up_draws_at_the_given_size_and_ignores_an_unknown_one() -> None:
     r = OverlayRenderer()
     r.warm_up((0, 0))  # a capture device that did not report its size: nothing to warm
