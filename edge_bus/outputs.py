@@ -111,6 +111,11 @@ class OutputStage:
                    and not (stop is not None and stop())):
                 self._pending_cond.wait(timeout)
 
+    @property
+    def running(self) -> bool:
+        """Its thread is still alive: :meth:`finish` has not ended it yet."""
+        return self._thread.is_alive()
+
     def abandon(self) -> None:
         """Write no more frames: what is pending is dropped (not logged, not counted as processed), so
         :meth:`finish` returns at once. A second Ctrl-C while the backlog drains calls this."""

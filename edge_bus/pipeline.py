@@ -127,8 +127,9 @@ class Pipeline:
         else:
             parts = [self.source]
         close_all([*parts, self.engine])  # no more frames, and no more answers for the outputs thread
-        self.outputs.abandon()  # after a run it has ended already; else what was pending is dropped
-        self.outputs.finish(timeout=10.0)
+        if self.outputs.running:  # composed and never run (a run has finished it)
+            self.outputs.abandon()  # what was pending is dropped
+            self.outputs.finish(timeout=10.0)
         for error in self.files.close():  # after a run: already closed, nothing to do
             log.warning("closing the run's files: %s", error)
         close_all([self.bridge, self.display])
