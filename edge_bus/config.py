@@ -51,6 +51,7 @@ import numpy as np
 
 from edge_bus.checks import is_pixel_format
 from edge_bus.errors import ConfigError
+from edge_bus.preprocess import MIN_FRAME_SIDE  # an --roi is refused below what a frame is
 from edge_bus.types import ROI
 
 PRECISIONS = ("int8", "fp32", "default")
@@ -150,9 +151,9 @@ class StreamConfig:
         if self.model is not None and not self.model.strip():
             raise ConfigError("model is empty: give a model name (edge-bus models list) or a model folder, or leave "
                               "it out for the default")
-        if self.roi is not None and min(self.roi.w, self.roi.h) < MIN_ROI_SIDE:
+        if self.roi is not None and min(self.roi.w, self.roi.h) < MIN_FRAME_SIDE:
             raise ConfigError(f"ROI (--roi or source.roi) {self.roi.w}x{self.roi.h} is too small to read a lesion in "
-                              f"(at least {MIN_ROI_SIDE}x{MIN_ROI_SIDE} pixels); omit it to detect the scan area")
+                              f"(at least {MIN_FRAME_SIDE}x{MIN_FRAME_SIDE} pixels); omit it to detect the scan area")
         check_batch(self.batch)
         check_capture(self.capture_width, self.capture_height, self.capture_fps, self.capture_format)
         device = check_device(self.device)
@@ -188,8 +189,6 @@ def check_capture(width: int, height: int, fps: float, pixel_format: str) -> Non
 
 MAX_REQUESTS = 64
 """The most inference requests (--requests) accepted; the runtime's own choice on a 2-core CPU is 2-4."""
-MIN_ROI_SIDE = 16
-"""The smallest --roi side accepted (frames under 16 px a side are refused too)."""
 MAX_CAPTURE_FPS = 1000.0
 """The highest --capture-fps accepted (grabbers give 25-120)."""
 MAX_CAPTURE_SIDE = 16384
