@@ -220,10 +220,7 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
         summary["bridge"] = (f"{p.config.bridge}: {hw} of {p.outputs.processed} frames with the board's timestamps; "
                              f"link {'up' if p.bridge.connected else 'down'} at the end")
     if events is not None and (events.alerts or events.errors):
-        alerts = [f"ALERT {a['code']} at board frame {a['device_frame']}" for a in _events(events, "last_alerts")]
-        shown = "; ".join(alerts + [f"ERROR {e['code']}: {e['text']}" for e in _events(events, "last_errors")])
-        notes.append(f"the controller board sent {events.alerts} ALERT(s) and {events.errors} ERROR(s)"
-                     + (f" (the last: {shown})" if shown else ""))
+        notes.append(board_events_note(events.to_json()))
     notes += [str(e) for e in close_errors]
     write_report(p.files.out_dir / "report.html", ReportData(
         title=f"edge-bus stream — {info.name}", summary=summary, latency=latency["stages"],
@@ -304,7 +301,10 @@ def _limit_reached(source: object) -> bool:
     return isinstance(source, LimitedSource) and source.limit_reached
 
 
-def _events(events: Any, key: str) -> list[dict[str, Any]]:
-    """The board's last ALERTs or ERRORs (``key``), as latency.json records them (codes by name)."""
-    items = events.to_json().get(key)
-    return [dict(item) for item in items] if isinstance(items, list) else []
+def board_events_note(events: dict[str, Any]) -> str:
+    """The report's note on what the board sent besides frames, from latency.json's
+    ``bridge.device_events``: the counts, and the last ALERTs and ERRORs by name."""
+    shown = [f"ALERT {a['code']} at board frame {a['device_frame']}" for a in events.get("last_alerts") or []]
+    shown += [f"ERROR {e['code']}: {e['text']}" for e in events.get("last_errors") or []]
+    return (f"the controller board sent {events.get('alerts', 0)} ALERT(s) and {events.get('errors', 0)} ERROR(s)"
+            + (f" (the last: {'; '.join(shown)})" if shown else ""))

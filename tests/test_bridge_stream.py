@@ -115,7 +115,10 @@ def test_device_alerts_are_logged_counted_and_reported(tmp_path: Path, caplog: p
     assert events["alerts"] >= 1 and events["errors"] == 0
     assert events["alerts"] == len(events["last_alerts"]) and events["last_alerts"][0]["code"] == "MALIGNANT_PERSISTENT"
     assert any("ALERT from the device: MALIGNANT_PERSISTENT" in m for m in caplog.messages)
-    assert "ALERT(s)" in (out / "report.html").read_text()
+    page = (out / "report.html").read_text()
+    first = events["last_alerts"][0]["device_frame"]  # the report lists them (it pointed at latency.json)
+    assert "ALERT(s)" in page and f"ALERT MALIGNANT_PERSISTENT at board frame {first}" in page
+    assert "sim://?seed=4&amp;alert_frames=3: " in page  # the summary names the board's port
 
 
 def test_a_result_sink_added_at_start_keeps_the_boards_result_sender(tmp_path: Path) -> None:
