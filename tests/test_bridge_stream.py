@@ -131,3 +131,29 @@ def test_a_result_sink_added_at_start_keeps_the_boards_result_sender(tmp_path: P
     result, items = record_stream(config)
     assert len(items) == result.frames > 0
     assert result.latency["bridge"]["device_events"]["alerts"] >= 1
+
+
+def test_one_board_frame_gets_one_result() -> None:
+    """A replayed file faster than the board paired two video frames with one FRAME_META, and both were
+    answered: two RESULTs for one frame_counter counted twice in the board's run of malignant results."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from edge_bus.sinks.bridge import BridgeResultSink
+    from edge_bus.sources._common import make_frame
+    from edge_bus.types import HardwareMeta, Prediction
+
+    sent: list[int] = []
+
+    class Board:
+        def send_result(self, device_frame: int, *args: object) -> None:
+            sent.append(device_frame)
+
+    sink = BridgeResultSink(Board())  # type: ignore[arg-type]
+    pred = Prediction(mask=np.zeros((8, 8), bool), probs={"normal": 0.1, "benign": 0.1, "malignant": 0.8},
+                      malignancy=0.9, lesion=True, label="malignant", bbox=None, mask_area=0.0)
+    base = make_frame(0, np.zeros((8, 8, 3), np.uint8), 0.0)
+    for i, device_frame in enumerate([44, 44, 45, 46, 46, 47]):
+        sink(replace(base, index=i, hw=HardwareMeta(device_frame, float(i))), pred)
+    assert sent == [44, 45, 46, 47] and sink.repeats == 2
