@@ -66,7 +66,7 @@ from edge_bus.bench_stream import (
 from edge_bus.config import check_device
 from edge_bus.engines import Engine
 from edge_bus.errors import ConfigError, Interrupted, interrupted_saying
-from edge_bus.sinks.files import atomic_write_text, check_output_file
+from edge_bus.sinks.files import atomic_write_text, check_report_paths
 from edge_bus.telemetry.hardware import hardware_facts
 from edge_bus.zoo import resolve_model
 
@@ -208,9 +208,7 @@ def run_bench(options: BenchOptions, progress: Progress | None = None,
 def _measure(options: BenchOptions, progress: Progress | None) -> BenchResult:
     opts = options.validate()
     say = progress or (lambda _msg: None)
-    for path in (opts.json_path, opts.html_path):  # a bad report path fails now, not after minutes
-        if path is not None:
-            check_output_file(path, hint="choose another --json / --html path")
+    check_report_paths(opts.json_path, opts.html_path, "choose another --json / --html path")  # not after minutes
     manifest = resolve_model(opts.model)
     if opts.bridge:  # an unplugged or wrong board fails now, not after minutes of measuring
         from firmware_bridge import HostBridge

@@ -57,7 +57,7 @@ from edge_bus.golden import (
     run_demo,
 )
 from edge_bus.pipeline import run_stream
-from edge_bus.sinks.files import check_output_file
+from edge_bus.sinks.files import check_report_paths
 from edge_bus.sources import SourceInfo
 from edge_bus.telemetry.hardware import hardware_facts, openvino_devices
 from edge_bus.telemetry.series import FrameSeries
@@ -360,9 +360,7 @@ def _steady_p99(e2e_ms: np.ndarray | Sequence[float]) -> tuple[float, str]:
 def run_doctor(options: DoctorOptions) -> DoctorReport:
     """Run every check (see the module doc) and write the requested report files."""
     opts = options.validate()
-    for path in (opts.json_path, opts.html_path):  # a bad report path fails now, not after the checks
-        if path is not None:
-            check_output_file(path, hint="choose another --json / --html path")
+    check_report_paths(opts.json_path, opts.html_path, "choose another --json / --html path")  # not after the checks
     t0 = time.perf_counter()
     hardware = {"hostname": socket.gethostname(), **hardware_facts(device=opts.device)}
     checks = [

@@ -37,7 +37,7 @@ from edge_bus.metrics import round_or_none as _r  # NaN → null
 from edge_bus.negatives import lesion_free_crops
 from edge_bus.postprocess import PostprocessConfig, Postprocessor, class_probs
 from edge_bus.preprocess import MIN_FRAME_SIDE, Preprocessor, detect_scan_area
-from edge_bus.sinks.files import atomic_write_text, check_output_file
+from edge_bus.sinks.files import atomic_write_text, check_report_paths
 from edge_bus.telemetry.hardware import kernel_class
 from edge_bus.types import ROI, Prediction
 from edge_bus.zoo import Manifest, resolve_model
@@ -343,9 +343,7 @@ def evaluate(data: Path, folds_csv: Path | None = None, fold: int | None = None,
         raise ConfigError(f"--limit must be at least 1, got {limit}")
     if not 0 <= crops <= MAX_EVAL_CROPS:
         raise ConfigError(f"--crops must be 0 to {MAX_EVAL_CROPS} (lesion-free crops per lesion image), got {crops}")
-    for path, flag in ((json_path, "--json"), (html_path, "--html")):  # fail before minutes of scoring, as
-        if path is not None:  # bench and doctor do (folder created)
-            check_output_file(path, hint=f"choose another {flag} path")
+    check_report_paths(json_path, html_path)  # fail before minutes of scoring, as bench and doctor do
     engine_config = EngineConfig(backend=backend, precision=precision, hint="LATENCY")  # checked first
     manifest = resolve_model(model)
     items = read_dataset(Path(data), folds_csv, [fold] if fold is not None else None)[::stride]

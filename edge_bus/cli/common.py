@@ -77,6 +77,7 @@ def terminated_as_error() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+
     def on_term(signum: int, frame: object) -> None:
         kind = error_for_signal(signum)
         raise _SigTerm(kind if issubclass(kind, Terminated) else Terminated)

@@ -12,7 +12,16 @@ from pathlib import Path
 
 from edge_bus.errors import OutputError
 
-__all__ = ["SpaceReserve", "atomic_write_bytes", "atomic_write_text", "discard_temp", "ensure_parent", "output_error"]
+__all__ = [
+    "SpaceReserve",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "check_output_file",
+    "check_report_paths",
+    "discard_temp",
+    "ensure_parent",
+    "output_error",
+]
 
 _FULL = {errno.ENOSPC, errno.EDQUOT}
 _DENIED = {errno.EACCES, errno.EPERM}
@@ -76,6 +85,15 @@ def check_output_file(path: str | os.PathLike[str], hint: str | None = None) -> 
         why = "it is on a read-only file system" if _read_only(target.parent) else "no permission to write in it"
         raise OutputError(f"can't write {target}: {why} ({target.parent}) — {hint or 'choose another folder'}")
     return target
+
+
+def check_report_paths(json_path: str | os.PathLike[str] | None, html_path: str | os.PathLike[str] | None,
+                       hint: str | None = None) -> None:
+    """:func:`check_output_file` for a command's ``--json`` and ``--html`` paths (either may be None), before
+    its minutes of work; ``hint`` (default: "choose another --json path" or "... --html path")."""
+    for path, flag in ((json_path, "--json"), (html_path, "--html")):
+        if path is not None:
+            check_output_file(path, hint=hint or f"choose another {flag} path")
 
 
 def _read_only(folder: Path) -> bool:

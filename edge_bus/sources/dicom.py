@@ -143,8 +143,13 @@ def _to_bgr(arr: np.ndarray, ds: Dataset, photometric: str) -> np.ndarray:
     return to_bgr(arr)
 
 
+def _transfer_syntax(ds: Dataset) -> Any:
+    """The file's TransferSyntaxUID, or None when its meta has none."""
+    return getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+
+
 def _deflated(ds: Dataset) -> bool:
-    return getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None) == DeflatedExplicitVRLittleEndian
+    return bool(_transfer_syntax(ds) == DeflatedExplicitVRLittleEndian)
 
 
 def _open(path: Path) -> Dataset:
@@ -166,7 +171,7 @@ def _open(path: Path) -> Dataset:
 
 
 def _check_decodable(path: Path, ds: Dataset) -> None:
-    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    syntax = _transfer_syntax(ds)
     try:
         if syntax is None or not syntax.is_compressed:
             return
