@@ -274,7 +274,8 @@ class HostBridge:
             return
         with self._cond:
             for frames in (self._queue, self._history):
-                fixed = [replace(m, t_acquired_host=estimate.device_to_host(m.t_device_us)) for m in frames]
+                fixed = [replace(m, t_acquired_host=min(estimate.device_to_host(m.t_device_us), m.t_received_host))
+                         for m in frames]
                 frames.clear()
                 frames.extend(fixed)
 
@@ -322,8 +323,9 @@ class HostBridge:
 
     def _on_frame_meta(self, m: FrameMeta, t_rx: float) -> None:
         estimate = self._clock.estimate
-        t_host = estimate.device_to_host(m.t_acq_us) if estimate is not None else t_rx
-        meta = HostFrameMeta(m.frame_counter, m.t_acq_us, t_host, m.probe_id, m.depth_mm, m.gain_db, m.frozen)
+        # acquired before its FRAME_META arrived, whatever the clock estimate's error says
+        t_host = min(estimate.device_to_host(m.t_acq_us), t_rx) if estimate is not None else t_rx
+        meta = HostFrameMeta(m.frame_counter, m.t_acq_us, t_host, m.probe_id, m.depth_mm, m.gain_db, m.frozen, t_rx)
         self._frozen = m.frozen
         with self._cond:
             self._history.append(meta)

@@ -4,6 +4,7 @@ metadata on the host clock (:class:`HostFrameMeta`), and what the board reported
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from firmware_bridge.messages import Alert, AlertCode, ErrorCode, ErrorMsg, HelloAck
@@ -30,7 +31,11 @@ class HelloInfo:
 
 @dataclass(frozen=True, slots=True)
 class HostFrameMeta:
-    """A FRAME_META with its acquisition time mapped onto the host clock (``time.perf_counter()``)."""
+    """A FRAME_META with its acquisition time mapped onto the host clock (``time.perf_counter()``).
+
+    ``t_received_host`` is when its bytes arrived; ``t_acquired_host`` is never later than that (the
+    clock estimate's error, tens of microseconds, could otherwise place an acquisition after its own
+    FRAME_META arrived, and glass to glass below end to end)."""
 
     device_frame: int
     t_device_us: int
@@ -39,6 +44,7 @@ class HostFrameMeta:
     depth_mm: float
     gain_db: float
     frozen: bool
+    t_received_host: float = math.inf
 
 
 @dataclass(frozen=True)
