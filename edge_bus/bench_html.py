@@ -20,7 +20,7 @@ from edge_bus.bench_gates import FRAME_BUDGET_MS, INFER_SHARE, Gate
 from edge_bus.bench_measure import Timing
 from edge_bus.sinks import charts
 from edge_bus.sinks.files import atomic_write_text
-from edge_bus.sinks.report import BASE_CSS, html_value
+from edge_bus.sinks.report import BASE_CSS, kv_table
 from edge_bus.sinks.svg import MUTED, Plot, fmt_num, nice_ticks, svg_document, text
 
 if TYPE_CHECKING:
@@ -91,11 +91,6 @@ def _verdict(g: Gate) -> str:
     if g.required:
         return badge(g.passed)
     return f'<span class="muted">target {"met" if g.passed else "missed"}</span>'
-
-
-def kv_table(rows: Mapping[str, object]) -> str:
-    body = "".join(f"<tr><th>{escape(str(k))}</th><td>{html_value(v)}</td></tr>" for k, v in rows.items())
-    return f'<table class="kv">{body}</table>'
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[str]], classes: Sequence[str] = ()) -> str:
@@ -223,9 +218,9 @@ def render_bench_html(result: BenchResult) -> str:
                     "frames": rt.frames,
                     "dropped": rt.dropped,
                     "FPS": rt.fps,
-                    "e2e p50 ms": rt.p50_ms,
-                    "e2e p99 ms": rt.p99_ms,
-                    "e2e max ms": rt.max_ms,
+                    "end-to-end p50 ms": rt.p50_ms,
+                    "end-to-end p99 ms": rt.p99_ms,
+                    "end-to-end max ms": rt.max_ms,
                     "bare INT8 inference p50 ms": rt.infer_p50_ms,
                     "bare INT8 inference p99 ms": rt.infer_p99_ms,
                 }
@@ -256,7 +251,7 @@ def _bridge_section(b: RealtimeBench) -> str:
                 "dropped": b.dropped,
                 "glass-to-glass p50 ms": b.g2g_p50_ms,
                 "glass-to-glass p99 ms": b.g2g_p99_ms,
-                "e2e p99 ms": b.p99_ms,
+                "end-to-end p99 ms": b.p99_ms,
                 "bare INT8 inference p99 ms": b.infer_p99_ms,
             }
         )

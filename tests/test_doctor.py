@@ -92,6 +92,9 @@ def test_doctor_passes_on_an_intact_model(zoo: Path, tmp_path: Path, monkeypatch
     assert all({"name", "value", "threshold", "passed", "advice"} <= set(c) for c in report["checks"])
     page = html.read_text()
     assert "PASS" in page and "mask IoU" in page and "<script" not in page
+    # a ticket's reader sees names, not the JSON's keys
+    assert all(f"<th>{name}</th>" in page for name in ("CPU model", "Latency budget (ms)", "Validation frames"))
+    assert "cpu_model" not in page and "budget_ms" not in page
     assert any(line.startswith("PASS — ") for line in output.splitlines())
     # informational, never failing: the INT8 kernel class here vs the one the thresholds came from
     from edge_bus.telemetry.hardware import kernel_class

@@ -28,7 +28,7 @@ from edge_bus.zoo import LesionThresholdEvidence
 if TYPE_CHECKING:
     from edge_bus.summary import LesionEpisode
 
-__all__ = ["ReportData", "VerdictBadge", "render_report", "write_report"]
+__all__ = ["ReportData", "VerdictBadge", "display_name", "kv_table", "render_report", "write_report"]
 
 
 @dataclass(frozen=True)
@@ -122,19 +122,27 @@ _NAMES = {
     "openvino": "OpenVINO",
     "onnxruntime": "ONNX Runtime",
     "openvino_devices": "OpenVINO devices",
+    "hostname": "Host name",
+    "budget_ms": "Latency budget (ms)",
+    "capture_fps": "Capture FPS",
 }
 
 
-def _name(key: str) -> str:
-    """Display name of a summary/hardware key: known ones spelled properly, else "snake_case" → "Snake case"."""
+def display_name(key: str) -> str:
+    """How a table shows a key: known ones spelled properly, other identifiers "snake_case" → "Snake
+    case"; a key with a space in it is already written for people and only gets its capital (unless it
+    starts with a name such as benchmark_app)."""
     if key in _NAMES:
         return _NAMES[key]
-    text = key.replace("_", " ").strip()
+    if " " in key and "_" in key.split(" ", 1)[0]:
+        return key
+    text = key if " " in key else key.replace("_", " ").strip()
     return text[:1].upper() + text[1:]
 
 
-def _kv_table(rows: Mapping[str, object]) -> str:
-    body = "".join(f"<tr><th>{escape(_name(str(k)))}</th><td>{html_value(v)}</td></tr>" for k, v in rows.items())
+def kv_table(rows: Mapping[str, object]) -> str:
+    """A two-column table of a mapping, its keys through :func:`display_name`."""
+    body = "".join(f"<tr><th>{escape(display_name(str(k)))}</th><td>{html_value(v)}</td></tr>" for k, v in rows.items())
     return f'<table class="kv">{body}</table>' if body else '<p class="muted">none</p>'
 
 
@@ -228,7 +236,7 @@ def render_report(data: ReportData) -> str:
         f"· edge-bus {escape(__version__)} · {n:,} frames</p></div>{_verdict(data.verdict)}</header>",
         notes,
         _tiles(data),
-        _section("Summary", _kv_table(data.summary)),
+        _section("Summary", kv_table(data.summary)),
     ]
     if n == 0:
         parts.append(_section("Frames", '<p class="empty">no frames processed</p>'))
@@ -274,7 +282,7 @@ def render_report(data: ReportData) -> str:
             f"with a lesion is malignant when that reaches the threshold line, else benign"
             f"{'; the numbered brackets are the lesion episodes below' if data.episodes else ''}{down}."))
             + _episode_table(data.episodes, data.fps)))
-    parts.append(_section("Hardware", _kv_table(data.hardware)))
+    parts.append(_section("Hardware", kv_table(data.hardware)))
     return _PAGE.format(title=escape(data.title), css=_CSS, body="".join(parts))
 
 

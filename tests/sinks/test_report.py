@@ -245,3 +245,14 @@ def test_the_headline_tiles_show_the_runs_frames_per_second() -> None:
     html = render_report(data)
     assert "frames per second" in html and ">257<" in html.replace('<span class="u"></span>', "")
     assert "frames per second" not in render_report(replace(report_data(30), summary={"fps": None}))
+
+
+def test_tables_name_keys_for_people_and_leave_written_names_alone() -> None:
+    from edge_bus.sinks.report import display_name, kv_table
+
+    assert display_name("cpu_model") == "CPU model" and display_name("ram_gb") == "RAM (GB)"
+    assert display_name("validation_frames") == "Validation frames"
+    assert display_name("benchmark_app FPS (same IR, batch 1)") == "benchmark_app FPS (same IR, batch 1)"
+    assert display_name("pipeline FPS") == "Pipeline FPS"
+    assert kv_table({}) == '<p class="muted">none</p>'
+    assert "<th>OpenVINO</th><td>2026.4.1</td>" in kv_table({"openvino": "2026.4.1"})
