@@ -65,7 +65,7 @@ from edge_bus.bench_stream import (
 )
 from edge_bus.config import check_device
 from edge_bus.engines import Engine
-from edge_bus.errors import ConfigError, Interrupted, interrupted_saying
+from edge_bus.errors import ConfigError, Interrupted, OutputError, interrupted_saying
 from edge_bus.sinks.files import atomic_write_text, check_report_paths
 from edge_bus.telemetry.hardware import hardware_facts
 from edge_bus.zoo import resolve_model
@@ -90,13 +90,20 @@ class BenchOptions:
     bridge: str | None = "sim://"  # the glass-to-glass run's controller board; None skips it
 
     def validate(self) -> BenchOptions:
-        if not (math.isfinite(self.seconds) and self.seconds > 0):
-            raise ConfigError(f"--seconds must be > 0, got {self.seconds}")
+        if not (math.isfinite(self.seconds) and 0 < self.seconds <= MAX_SECONDS):
+            raise ConfigError(f"--seconds must be > 0 and at most {MAX_SECONDS:g} (per engine), got {self.seconds}")
         return replace(self, device=check_device(self.device))
 
 
+REPORT_HINT = "choose another --json / --html path"
+MAX_SECONDS = 600.0
+"""The longest --seconds accepted (the measuring time per engine)."""
+MIN_FRAMES, MAX_FRAMES = 30, 600
+"""The pipeline and live runs' frames, whatever --seconds gives."""
+
+
 def bench_frames(seconds: float, per_second: float) -> int:
-    return int(min(600, max(30, round(per_second * seconds))))
+    return int(min(MAX_FRAMES, max(MIN_FRAMES, round(per_second * seconds))))
 
 
 @dataclass(frozen=True)
@@ -208,7 +215,7 @@ def run_bench(options: BenchOptions, progress: Progress | None = None,
 def _measure(options: BenchOptions, progress: Progress | None) -> BenchResult:
     opts = options.validate()
     say = progress or (lambda _msg: None)
-    check_report_paths(opts.json_path, opts.html_path, "choose another --json / --html path")  # not after minutes
+    check_report_paths(opts.json_path, opts.html_path, REPORT_HINT)  # not after minutes
     manifest = resolve_model(opts.model)
     if opts.bridge:  # an unplugged or wrong board fails now, not after minutes of measuring
         from firmware_bridge import HostBridge
@@ -270,16 +277,24 @@ def _measure(options: BenchOptions, progress: Progress | None) -> BenchResult:
 
 
 def write_bench_outputs(options: BenchOptions, result: BenchResult) -> list[Path]:
-    """Write the JSON and HTML reports ``options`` asks for; returns the paths written."""
-    written = []
-    if options.json_path is not None:
-        written.append(write_bench_json(options.json_path, result))
-    if options.html_path is not None:
-        from edge_bus.bench_html import write_bench_html
+    """Write the JSON and HTML reports ``options`` asks for; returns the paths written. One that can't be
+    written (its disk filled during the run) does not stop the other: the error names what was kept."""
+    from edge_bus.bench_html import write_bench_html
 
-        written.append(write_bench_html(options.html_path, result))
+    written: list[Path] = []
+    failed: OutputError | None = None
+    for path, write in ((options.json_path, write_bench_json), (options.html_path, write_bench_html)):
+        if path is None:
+            continue
+        try:
+            written.append(write(path, result))
+        except OutputError as exc:
+            failed = failed or exc
+    if failed is not None:
+        kept = f" ({', '.join(map(str, written))} was written)" if written else ""
+        raise OutputError(f"{failed}{kept}") from None
     return written
 
 
 def write_bench_json(path: Path, result: BenchResult) -> Path:
-    return atomic_write_text(path, json.dumps(result.to_json(), indent=2) + "\n")
+    return atomic_write_text(path, json.dumps(result.to_json(), indent=2) + "\n", hint=REPORT_HINT)

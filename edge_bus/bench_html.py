@@ -288,7 +288,9 @@ def _layers_section(lp: LayerProfile) -> str:
 
 
 def write_bench_html(path: Path, result: BenchResult) -> Path:
-    return atomic_write_text(path, render_bench_html(result))
+    from edge_bus.bench import REPORT_HINT
+
+    return atomic_write_text(path, render_bench_html(result), hint=REPORT_HINT)
 
 
 _CSS = BASE_CSS + """table{border-collapse:collapse;width:100%}

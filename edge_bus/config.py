@@ -1,38 +1,8 @@
 """Settings for ``edge-bus stream``: one dataclass, filled from defaults ← TOML file ← CLI flags.
 
-A config file has one section per stage; every key is optional::
-
-    [source]
-    source = "demo"          # video file, image folder, DICOM, capture device (0, /dev/video2) or demo
-    loop = false
-    max_frames = 0           # 0: no limit
-    realtime = false         # pace a file at its native fps, like a live probe
-    # roi = "40,60,560,420"  # x,y,w,h inside the frame; omit to detect the scan area automatically
-    capture_width = 0        # a capture device's requested size and fps (0: the device's default)
-    capture_height = 0
-    capture_fps = 0
-    capture_format = ""      # a capture device's pixel format, e.g. "MJPG" ("": the device's default)
-
-    [engine]
-    model = "emt_net"        # shipped name, model folder or manifest path
-    backend = "openvino"     # openvino | onnxruntime
-    device = "CPU"           # CPU | GPU | NPU | AUTO (OpenVINO)
-    precision = "int8"       # int8 | fp32 | default
-    requests = 0             # async infer requests, 0: twice the runtime's optimum
-    batch = 4                # frames per inference for files (OpenVINO; live sources: 1)
-
-    [postprocess]
-    operating_point = "balanced"   # sensitive | balanced | specific
-    # lesion_threshold = 0.95      # P(lesion) that makes a frame a lesion frame (omit: the model's)
-    smoothing = 0.5                # EMA weight of the past (0 = off); always off for still images
-
-    [output]
-    out = "runs/today"
-    video = true
-    display = false
-
-    [bridge]
-    url = "sim://"           # sim://, /dev/ttyACM0, socket://host:port
+A config file has one section per stage; every key is optional. ``examples/stream.toml`` holds every
+key with its default and meaning (a test loads it). Paths in it are read from the current folder, as
+on the command line, with ``~`` expanded; ``--bridge none`` turns off a file's ``[bridge] url``.
 """
 
 from __future__ import annotations
@@ -195,6 +165,11 @@ MAX_CAPTURE_SIDE = 16384
 """The widest or highest --capture-size accepted."""
 
 
+MAX_CONFIG_BYTES = 1024 * 1024
+"""The largest config file read (a real one is under 1 KB)."""
+_PATH_KEYS = ("source", "model", "out")
+
+
 # TOML section.key → StreamConfig field
 _KEYS = {
     ("source", "source"): "source", ("source", "loop"): "loop", ("source", "max_frames"): "max_frames",
@@ -246,6 +221,8 @@ def _coerce(name: str, value: Any) -> Any:
     """ROI and Path settings given as strings (CLI flags, TOML) → ROI / Path; the rest as given."""
     if name == "roi" and isinstance(value, str):
         return ROI.parse(value)
+    if name == "bridge" and isinstance(value, str) and value.strip().lower() == "none":
+        return None  # --bridge none: no board, over a config file's [bridge] url
     if name == "out" and isinstance(value, str):
         return Path(_non_empty_out(value))
     return value
@@ -257,14 +234,21 @@ def _non_empty_out(value: str) -> str:
     if not value.strip():
         raise ConfigError("out is empty: give a folder for the run's files (. for the current one), or leave it out "
                           "for runs/<time>")
+    if "\0" in value:
+        raise ConfigError(f"out {value!r} has a NUL character in it: give a folder name without one")
     return value
 
 
 def load_toml(path: Path) -> dict[str, Any]:
     """Read a config file into ``{field: value}``; unknown sections or keys are errors."""
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder: give a .toml file")
     try:
         with open(path, "rb") as fh:  # TOML is UTF-8 whatever the locale says
-            data = tomllib.load(fh)
+            raw = fh.read(MAX_CONFIG_BYTES + 1)  # /dev/zero, or a video given by mistake, is not read to the end
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {path} is over {MAX_CONFIG_BYTES // 1024} KB: it is not a config file")
+        data = tomllib.loads(raw.decode("utf-8-sig"))  # -sig: a byte-order mark, as Windows Notepad saves
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -279,14 +263,36 @@ def load_toml(path: Path) -> dict[str, Any]:
                 valid = ", ".join(f"{s}.{k}" for s, k in _KEYS)
                 raise ConfigError(f"{path}: unknown setting {section}.{key}; valid settings: {valid}")
             _check_type(f"{path}: {section}.{key}", name, value)
-            out[name] = value
+            # a path in the file is read as on the command line (from the current folder), but the shell
+            # that expands ~ there does not here
+            out[name] = os.path.expanduser(value) if name in _PATH_KEYS and isinstance(value, str) else value
     return out
 
 
 def build_config(config_file: Path | None = None, **overrides: Any) -> StreamConfig:
-    """Defaults ← config file ← overrides (``None`` overrides mean "not given on the command line")."""
-    values: dict[str, Any] = load_toml(config_file) if config_file is not None else {}
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    """Defaults ← config file ← overrides (``None`` overrides mean "not given on the command line").
+    An error caused by a setting from the file names the file."""
+    from_file: dict[str, Any] = load_toml(config_file) if config_file is not None else {}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return _build({**from_file, **given})
+    except ConfigError as exc:
+        kept = {k: v for k, v in from_file.items() if k not in given}
+        if config_file is not None and kept and _error_of(kept) == str(exc):
+            raise ConfigError(f"{config_file}: {exc}") from None
+        raise
+
+
+def _error_of(values: dict[str, Any]) -> str | None:
+    """The error these settings alone (over the defaults) give, if any."""
+    try:
+        _build(values)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+def _build(values: dict[str, Any]) -> StreamConfig:
     names = {f.name for f in fields(StreamConfig)}
     unknown = set(values) - names
     if unknown:

@@ -57,7 +57,8 @@ class RebuiltRun:
 
     def one_line(self) -> str:
         wrote = "latency.json and report.html" if self.wrote_latency else "report.html (latency.json kept)"
-        torn = f" ({self.skipped} incomplete line{'s' if self.skipped != 1 else ''} skipped)" if self.skipped else ""
+        plural = "s" if self.skipped != 1 else ""
+        torn = f" ({self.skipped} incomplete or invalid line{plural} skipped)" if self.skipped else ""
         video = "; overlay.mp4 does not play (never closed)" if self.broken_video else ""
         return (f"{self.frames} frames read from frames.jsonl{torn}; wrote {wrote}{video}; clip verdict: "
                 f"{self.verdict.label} ({self.verdict.evidence()}) → {self.out_dir}")
@@ -84,11 +85,20 @@ def rebuild_report(run_dir: str | Path, model: str | None = None, operating_poin
     latency.json (default: the model's); the frames' ``lesion`` flags were set with it, and the report
     states it. Raises :class:`DataError` when there is no frames.jsonl or no complete frame in it,
     :class:`~edge_bus.errors.ConfigError` when ``model``, ``operating_point`` or ``lesion_threshold`` is
-    given for a run whose latency.json names its own, :class:`~edge_bus.errors.OutputError` when the
+    given for a run whose own latency.json names them (one that edge-bus report wrote is written again with
+    the ones given), :class:`~edge_bus.errors.OutputError` when the
     files can't be written."""
     out_dir = Path(run_dir)
     log_path = out_dir / "frames.jsonl"
-    if not log_path.is_file():
+    try:
+        if not out_dir.is_dir():
+            what = "is a file" if out_dir.exists() else "does not exist"
+            raise DataError(f"{out_dir} {what}: give the folder a stream wrote (its --out)")
+        found = log_path.is_file()
+    except OSError as exc:  # a name too long for the file system, a loop of links
+        raise DataError(f"can't read {out_dir}: {exc.strerror or exc} — give the folder a stream wrote "
+                        "(its --out)") from None
+    if not found:
         raise DataError(f"{out_dir} holds no frames.jsonl — give the folder a stream wrote (its --out)")
     try:
         lock = OutFolderLock(out_dir)  # a run still writing there writes its own reports when it ends
@@ -108,7 +118,13 @@ def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: 
     if len(log.series) == 0:
         raise DataError(f"{log_path} holds no complete frame: there is nothing to report")
     latency = _read_latency(out_dir / "latency.json")
-    if latency is not None and (model is not None or operating_point is not None or lesion_threshold is not None):
+    given = model is not None or operating_point is not None or lesion_threshold is not None
+    # a latency.json that edge-bus report wrote holds what it was given (or the defaults), not what the
+    # run used: it can be written again with other ones, and its report keeps saying they were given
+    guessed = latency is not None and latency.get("ended") == REBUILT
+    if guessed and given:
+        latency = None
+    if latency is not None and given:
         raise ConfigError(f"{out_dir}/latency.json names the model and thresholds the run used: --model, "
                           "--operating-point and --lesion-threshold are for a run that left no latency.json")
     run_model = (latency or {}).get("model") or _model_facts(model, operating_point, lesion_threshold)
@@ -135,9 +151,9 @@ def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: 
                "frames": len(log.series), "dropped": latency.get("dropped"), "fps": latency.get("fps", fps),
                "operating point": f"{run_model.get('operating_point')} (malignancy >= {threshold:.4f})",
                "ended": latency.get("ended")}
-    notes = _notes(log.skipped, wrote_latency, broken_video)
+    notes = _notes(log.skipped, wrote_latency or guessed, broken_video)
     write_report(out_dir / "report.html", ReportData(
-        title=f"edge-bus stream — {out_dir.name} (rebuilt)", summary=summary, latency=stages.summary(),
+        title=f"edge-bus stream — {out_dir.resolve().name} (rebuilt)", summary=summary, latency=stages.summary(),
         hardware=latency.get("hardware") or {}, series=log.series,
         verdict=verdict_badge(verdict, threshold),
         malignancy_threshold=threshold, lesion_threshold=number_or_none(run_model.get("lesion_threshold")), notes=notes,
@@ -147,11 +163,11 @@ def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: 
     return RebuiltRun(out_dir, len(log.series), log.skipped, wrote_latency, verdict, broken_video)
 
 
-def _notes(skipped: int, wrote_latency: bool, broken_video: bool) -> list[str]:
+def _notes(skipped: int, model_given: bool, broken_video: bool) -> list[str]:
     """What the rebuilt report says above its numbers: that it was rebuilt, and what is not known."""
     notes = [f"report.html rebuilt from frames.jsonl by edge-bus {__version__} on {time.strftime('%Y-%m-%d %H:%M')}"
-             + (f"; {skipped} incomplete line(s) skipped" if skipped else "")]
-    if wrote_latency:
+             + (f"; {skipped} incomplete or invalid line(s) skipped" if skipped else "")]
+    if model_given:
         notes.append("the run left no latency.json (it was killed, or lost power): the machine and source it ran on "
                      "are not known, and the model and thresholds are the ones given to edge-bus report")
     if broken_video:

@@ -77,24 +77,59 @@ def test_device_names_take_openvinos_spelling_and_unknown_ones_are_config_errors
     assert err.value.exit_code == 2
 
 
-def test_the_documented_config_example_runs_as_written(tmp_path: Path) -> None:
-    """The example in edge_bus/config.py (README points to it) set a ROI that does not fit the demo
-    clip it also set, so it failed as written; and it left out the capture_* keys."""
-    import textwrap
-
-    import edge_bus.config as config_module
-    from edge_bus.preprocess import check_roi_fits
-
-    doc = config_module.__doc__ or ""
-    example = textwrap.dedent(doc[doc.index("    [source]"):])
-    path = tmp_path / "edge-bus.toml"
-    path.write_text(example)
-    settings = load_toml(path)
+def test_the_documented_config_example_runs_as_written() -> None:
+    """examples/stream.toml (README and --config's help point to it) holds every setting. The example
+    once set a ROI that did not fit the demo clip it also set, so it failed as written; and it left
+    out the capture_* keys."""
     from dataclasses import fields
 
-    # every setting is shown; the two left to the data (the scan area, the model's lesion threshold) commented out
-    assert set(settings) | {"roi", "lesion_threshold"} == {f.name for f in fields(StreamConfig)}
+    from edge_bus.preprocess import check_roi_fits
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "stream.toml"
+    settings = load_toml(path)
+    # every setting is shown; the scan area, the model's lesion threshold and the board commented out
+    assert set(settings) | {"roi", "lesion_threshold", "bridge"} == {f.name for f in fields(StreamConfig)}
+    text = path.read_text()
+    assert all(f"# {key} = " in text for key in ("roi", "lesion_threshold", "url"))
     cfg = build_config(path)
-    assert cfg.source == "demo" and cfg.bridge == "sim://"
-    if cfg.roi is not None:
-        check_roi_fits(cfg.roi, 320, 320)  # the demo clip's frame
+    assert cfg.source == "demo" and cfg.bridge is None and cfg.out == Path("runs/example")
+    roi = ROI.parse(text.split('# roi = "')[1].split('"')[0])
+    check_roi_fits(roi, 320, 320)  # the demo clip's frame
+
+
+def test_config_files_that_are_not_config_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a folder: give a .toml file"):
+        load_toml(tmp_path)
+    big = tmp_path / "big.toml"
+    big.write_bytes(b"#" * (2 * 1024 * 1024))
+    with pytest.raises(ConfigError, match="is over 1024 KB: it is not a config file"):
+        load_toml(big)  # /dev/zero was read until memory ran out
+    bom = tmp_path / "notepad.toml"
+    bom.write_bytes("\ufeff[source]\nmax_frames = 5\n".encode())
+    assert load_toml(bom) == {"max_frames": 5}
+    nul = tmp_path / "nul.toml"
+    nul.write_text('[output]\nout = "a\\u0000b"\n')
+    with pytest.raises(ConfigError, match="NUL character"):
+        build_config(nul)  # was a ValueError traceback when the run made the folder
+
+
+def test_paths_in_a_config_expand_home_and_bridge_none_turns_off_the_files_board(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = tmp_path / "c.toml"
+    path.write_text('[output]\nout = "~/runs/x"\n[bridge]\nurl = "sim://"\n')
+    cfg = build_config(path)
+    assert cfg.out == tmp_path / "runs" / "x" and cfg.bridge == "sim://"  # not a folder named "~"
+    assert build_config(path, bridge="none").bridge is None and build_config(path, bridge="None").bridge is None
+
+
+def test_an_error_from_a_files_setting_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[source]\nmax_frames = -1\n")
+    with pytest.raises(ConfigError, match=r"c\.toml: max-frames must be >= 0"):
+        build_config(path)
+    assert build_config(path, max_frames=10).max_frames == 10  # the flag overrides it: no error
+    with pytest.raises(ConfigError, match=r"^requests must be 0 to 64") as err:
+        build_config(path, max_frames=10, requests=99)  # the flag's own error does not blame the file
+    assert "c.toml" not in str(err.value)
+

@@ -62,7 +62,52 @@ def test_a_killed_run_gets_latency_json_and_report_from_its_complete_lines(tmp_p
     assert written["model"]["name"] == "emt_net" and written["model"]["threshold"] == latency["model"]["threshold"]
     assert written["fps"] > 0 and written["verdict"]["frames"] == 39
     assert "the run left no latency.json" in (out / "report.html").read_text()
-    assert "1 incomplete line skipped" in rebuilt.one_line()
+    assert "1 incomplete or invalid line skipped" in rebuilt.one_line()
+
+
+def test_lines_that_are_not_frame_records_are_skipped_not_a_traceback_or_an_infinite_verdict(tmp_path: Path) -> None:
+    """Edited or damaged lines: ``{}``, an index of 1e300 or NaN, a malignancy of Infinity. Before, the
+    first gave "frames read" for lines with no frame, the next two tracebacks, the last a verdict of
+    "mean P(malignant | lesion) inf" and a latency.json with ``Infinity`` in it."""
+    out = tmp_path / "run"
+    _demo_run(out, frames=10)
+    (out / "latency.json").unlink()
+    lines = (out / "frames.jsonl").read_text().splitlines()
+    good = json.loads(lines[3])
+    bad = ["{}", "", json.dumps({**good, "frame": 1e300}), lines[4].replace('"frame":4', '"frame":NaN'),
+           json.dumps({**good, "malignancy": float("inf"), "lesion": True}),
+           json.dumps({**good, "e2e_ms": -float("inf")}),
+           json.dumps({**good, "dropped_before": 1e30}), json.dumps({**good, "stages_ms": {"infer": "fast"}}), "[1, 2]"]
+    (out / "frames.jsonl").write_text("\n".join(lines + bad) + "\n")
+    rebuilt = rebuild_report(out)
+    assert (rebuilt.frames, rebuilt.skipped) == (10, len(bad) - 1)  # the blank line is passed over, not counted
+    written = (out / "latency.json").read_text()
+    assert "Infinity" not in written and "NaN" not in written
+    assert json.loads(written)["frames"] == 10
+
+
+def test_a_latency_json_that_report_wrote_can_be_written_again_with_the_runs_model(tmp_path: Path) -> None:
+    """A first ``edge-bus report`` on a killed run guesses the model (the default); it used to lock that
+    guess in: --model / --operating-point were then refused, and the second report dropped the note
+    that the thresholds were the ones given."""
+    out = tmp_path / "run"
+    _demo_run(out, frames=10)
+    (out / "latency.json").unlink()
+    rebuild_report(out)
+    rebuild_report(out)  # again, as it is
+    assert "the model and thresholds are the ones given to edge-bus report" in (out / "report.html").read_text()
+    rebuilt = rebuild_report(out, operating_point="sensitive")
+    written = json.loads((out / "latency.json").read_text())
+    assert rebuilt.wrote_latency and written["ended"] == REBUILT and written["model"]["operating_point"] == "sensitive"
+    assert "the model and thresholds are the ones given to edge-bus report" in (out / "report.html").read_text()
+
+
+def test_what_is_not_a_run_folder_says_what_it_is(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    for path, what in ((tmp_path / "f", "is a file"), (tmp_path / "nope", "does not exist"),
+                       (tmp_path / ("x" * 300), "File name too long")):
+        with pytest.raises(DataError, match=what):
+            rebuild_report(path)
 
 
 def test_the_rebuilt_report_keeps_the_lesion_threshold_warning(tmp_path: Path) -> None:

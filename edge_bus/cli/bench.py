@@ -32,8 +32,8 @@ def bench_cmd(
     seconds: Annotated[
         float,
         typer.Option(
-            help="Measuring time per engine (stages get half; the pipeline runs 100×S frames, the "
-            "realtime run 45×S frames)."
+            help="Measuring time per engine, up to 600 (stages get half; the pipeline runs 100×S frames, the "
+            "realtime run 45×S frames, each at least 30 and at most 600)."
         ),
     ] = 2.0,
     device: Annotated[str, typer.Option(help="OpenVINO device: CPU, GPU, NPU or AUTO.")] = "CPU",

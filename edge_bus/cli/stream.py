@@ -74,7 +74,8 @@ def stream(
     bridge: Annotated[str | None, typer.Option(
         help="Controller board link: sim:// (the built-in simulator), /dev/ttyACM0, COM3 or socket://host:port. "
         "Frames then carry hardware timestamps and a RESULT goes back per frame. The run is then live: a video file "
-        "is read at the pace of the board's frames, newest frame first, like a probe (drops counted).",
+        "is read at the pace of the board's frames, newest frame first, like a probe (drops counted). 'none': no board "
+        "(over a config file's).",
         show_default=False)] = None,
     requests: Annotated[int | None, typer.Option(
         help="Async infer requests for files (0: twice the runtime's optimum).", show_default=False)] = None,
@@ -91,7 +92,8 @@ def stream(
         "says which one ran.", show_default=False)] = None,
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", help="A TOML file with a section per stage (\\[source], \\[engine], \\[postprocess], "
-        "\\[output], \\[bridge]); flags override it.", show_default=False)] = None,
+        "\\[output], \\[bridge]; every key in examples/stream.toml); flags override it. Paths in it are read from "
+        "the current folder, as on the command line.", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Stream frames through the lesion model: overlay video, per-frame log, latency report.

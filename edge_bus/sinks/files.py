@@ -71,7 +71,11 @@ def ensure_parent(path: str | os.PathLike[str], hint: str | None = None) -> Path
 
 def _refuse_non_file(target: Path, hint: str | None) -> Path:
     """``target``, unless a folder or a device is in its place (os.replace would swap it for a file)."""
-    if target.exists() and not target.is_file():
+    try:
+        in_the_way = target.exists() and not target.is_file()
+    except OSError as exc:  # a name too long for the file system, a loop of links
+        raise output_error(target, exc, hint) from None
+    if in_the_way:
         kind = "a folder" if target.is_dir() else "not a regular file"
         raise OutputError(f"can't write {target}: it is {kind} — {hint or 'choose another file name'}")
     return target
@@ -90,10 +94,13 @@ def check_output_file(path: str | os.PathLike[str], hint: str | None = None) -> 
 def check_report_paths(json_path: str | os.PathLike[str] | None, html_path: str | os.PathLike[str] | None,
                        hint: str | None = None) -> None:
     """:func:`check_output_file` for a command's ``--json`` and ``--html`` paths (either may be None), before
-    its minutes of work; ``hint`` (default: "choose another --json path" or "... --html path")."""
-    for path, flag in ((json_path, "--json"), (html_path, "--html")):
-        if path is not None:
-            check_output_file(path, hint=hint or f"choose another {flag} path")
+    its minutes of work; ``hint`` (default: "choose another --json path" or "... --html path"). The same
+    file for both is refused: the HTML would overwrite the JSON."""
+    checked = [check_output_file(path, hint=hint or f"choose another {flag} path")
+               for path, flag in ((json_path, "--json"), (html_path, "--html")) if path is not None]
+    if len(checked) == 2 and os.path.realpath(checked[0]) == os.path.realpath(checked[1]):
+        raise OutputError(f"--json and --html are the same file ({checked[0]}): the HTML would overwrite the JSON — "
+                          "give each its own name")
 
 
 def _read_only(folder: Path) -> bool:

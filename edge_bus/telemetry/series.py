@@ -83,18 +83,51 @@ class FrameSeries:
         return builder.build()
 
 
+_MAX_INDEX = 2**53  # frame and drop counts: whole numbers a float (and a JSON reader) holds exactly
+
+
+def _count(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < _MAX_INDEX
+
+
+def _finite_number(v: object, lo: float = -math.inf, hi: float = math.inf) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and lo <= v <= hi
+
+
+def is_frame_record(obj: object) -> bool:
+    """``obj`` is a frames.jsonl line as edge-bus writes it, in the fields the report reads: a frame
+    index, a label, a malignancy in [0, 1], finite times. A line edited or damaged into something
+    else (``{}``, ``"frame": 1e300``, ``"malignancy": Infinity``) would otherwise end in a traceback
+    or in a verdict of "mean P(malignant) inf"."""
+    if not isinstance(obj, dict) or not _count(obj.get("frame")) or not isinstance(obj.get("label"), str):
+        return False
+    if not _finite_number(obj.get("malignancy"), 0.0, 1.0) or not _count(obj.get("dropped_before", 0)):
+        return False
+    times = [obj.get("e2e_ms"), obj.get("t_source", 0.0), obj.get("t_capture", 0.0)]
+    stages = obj.get("stages_ms", {})
+    if not isinstance(stages, dict):
+        return False
+    times += list(stages.values())
+    if obj.get("glass_to_glass_ms") is not None:
+        times.append(obj["glass_to_glass_ms"])
+    return all(_finite_number(t) for t in times)
+
+
 def frame_lines(path: str | os.PathLike[str]) -> Iterator[dict[str, Any] | None]:
     """Each line of a frames.jsonl as its object, read as the file goes; None for a line that is not
-    one (the last line, torn when a run is killed mid-write). Raises OutputError when it can't be read."""
+    one (the last line, torn when a run is killed mid-write, or a line that is not a frame record:
+    :func:`is_frame_record`). Blank lines are passed over. Raises OutputError when it can't be read."""
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
             for line in fh:
+                if not line.strip():
+                    continue
                 try:
                     obj = json.loads(line)
-                except json.JSONDecodeError:
+                except (json.JSONDecodeError, RecursionError):
                     yield None
                     continue
-                yield obj if isinstance(obj, dict) else None
+                yield obj if is_frame_record(obj) else None
     except OSError as exc:
         from edge_bus.sinks.files import output_error  # here: edge_bus.sinks imports this module
 

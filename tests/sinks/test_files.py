@@ -73,3 +73,20 @@ def test_a_read_only_file_system_is_an_output_error_not_a_traceback(tmp_path: Pa
     monkeypatch.setattr(Path, "unlink", unlink)
     with pytest.raises(OutputError, match=r"can't write .*r\.html: read-only file system — choose another"):
         atomic_write_text(tmp_path / "r.html", "x", hint="choose another --html path")
+
+
+def test_a_report_path_too_long_for_the_file_system_is_an_output_error(tmp_path: Path) -> None:
+    """``bench --json <300 characters>`` ended in an OSError traceback from Path.exists."""
+    from edge_bus.sinks.files import check_report_paths
+
+    with pytest.raises(OutputError, match="File name too long"):
+        check_report_paths(tmp_path / ("x" * 300 + ".json"), None)
+
+
+def test_the_same_file_for_json_and_html_is_refused(tmp_path: Path) -> None:
+    """``bench --json r --html r`` printed "wrote r" twice, and r held only the HTML."""
+    from edge_bus.sinks.files import check_report_paths
+
+    with pytest.raises(OutputError, match="--json and --html are the same file"):
+        check_report_paths(tmp_path / "r", tmp_path / "sub" / ".." / "r")
+    check_report_paths(tmp_path / "r.json", tmp_path / "r.html")
