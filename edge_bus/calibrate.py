@@ -38,6 +38,7 @@ from edge_bus.evaluation import ImageResult, evaluate
 from edge_bus.golden import GOLDEN_ROLE
 from edge_bus.golden_cli import record_references
 from edge_bus.metrics import choose_operating_points
+from edge_bus.model_folder import check_model_out, staged_model_folder
 from edge_bus.quantize import write_manifest
 from edge_bus.telemetry.hardware import measured_on
 from edge_bus.zoo import Manifest, resolve_model
@@ -122,28 +123,29 @@ class CalibrationResult:
 
 def calibrate(model: str | None, data: Path, out: Path, folds_csv: Path | None = None, fold: int | None = None,
               backend: str = "openvino", precision: str = "int8", name: str | None = None,
-              progress: Callable[[int, int], None] | None = None) -> CalibrationResult:
+              progress: Callable[[int, int], None] | None = None, overwrite: bool = False) -> CalibrationResult:
     """Choose ``model``'s thresholds on the labelled images in ``data`` (optionally one fold) and
-    write the calibrated copy of the model to ``out`` (see the module doc)."""
+    write the calibrated copy of the model to ``out`` (see the module doc): a new or empty folder, or
+    one holding a model with ``overwrite``, replaced whole only when the copy is complete."""
     manifest = resolve_model(model)
     manifest.verify()
     out = Path(out)
     if out.resolve() == manifest.folder.resolve():
         raise OutputError(f"--out {out} is the model's own folder: calibrate into a new folder")
-    if out.exists() and not out.is_dir():  # found before scoring every image, not after
-        raise OutputError(f"cannot write the calibrated model to {out}: it is a file — pass a folder")
+    check_model_out(out, overwrite)  # found before scoring every image, not after
     report = evaluate(Path(data), folds_csv, fold, str(manifest.folder), backend, precision, progress=progress,
                       crops=0)  # the lesion threshold is chosen on normal images, not on crops
     results = report.results
     thresholds = choose_thresholds(results, report.data, keep_lesion=manifest.lesion_threshold)
-    _write_copy(manifest, out, thresholds, {
-        "data": report.data, "images": report.n_images, "counts": report.counts, "backend": backend,
-        "precision": report.precision,
-        "from_model": {"name": manifest.name, "version": manifest.version, "folder": str(manifest.folder)},
-        "date": _dt.date.today().isoformat(),
-    }, name)
-    # the labels of the original's golden references came from its thresholds: the copy gets its own
-    references = tuple(record_references(str(out)))
+    with staged_model_folder(out) as staging:
+        _write_copy(manifest, staging, thresholds, {
+            "data": report.data, "images": report.n_images, "counts": report.counts, "backend": backend,
+            "precision": report.precision,
+            "from_model": {"name": manifest.name, "version": manifest.version, "folder": str(manifest.folder)},
+            "date": _dt.date.today().isoformat(),
+        }, name)
+        # the labels of the original's golden references came from its thresholds: the copy gets its own
+        references = tuple(line.replace(str(staging), str(out)) for line in record_references(str(staging)))
     return CalibrationResult(model=name or manifest.name, out_dir=out, data=report.data, n_images=report.n_images,
                              counts=report.counts, thresholds=thresholds,
                              previous=dict(manifest.raw.get("thresholds", {})), references=references)
@@ -163,11 +165,8 @@ def _write_copy(manifest: Manifest, out: Path, thresholds: dict[str, Any], recor
     # the golden references record labels under the old thresholds: left behind (calibrate records new ones)
     raw["files"] = {role: f for role, f in manifest.files.items() if not role.startswith(GOLDEN_ROLE)}
     try:
-        out.mkdir(parents=True, exist_ok=True)
         for fname in raw["files"].values():
             shutil.copy2(manifest.folder / fname, out / fname)
-        for stale in out.glob(f"{GOLDEN_ROLE}*.npz"):  # from an earlier copy in the same folder
-            stale.unlink()
         return write_manifest(out, raw)
     except OSError as exc:
         raise OutputError(f"cannot write the calibrated model to {out}: {exc.strerror or exc}") from None

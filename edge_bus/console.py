@@ -5,6 +5,7 @@ without a word. Here both end in one ``error:`` line and exit 130 / 143, before 
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -24,6 +25,10 @@ def main() -> None:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_term)
+    # OpenCV's own log printed "[ERROR:0@1.9] global grfmt_png.cpp:297 readHeader ..." above the command's
+    # one-line error for a corrupt image; the command says what went wrong itself. Set before OpenCV
+    # loads; a value already set (to debug) is kept.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "FATAL")
     try:
         from edge_bus.cli import main as cli_main
         from edge_bus.cli.common import terminated_as_error

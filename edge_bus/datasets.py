@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from edge_bus.errors import DataError
+from edge_bus.imaging import to_uint8
 
 CLASSES: tuple[str, ...] = ("normal", "benign", "malignant")
 
@@ -52,10 +53,10 @@ class LabeledImage:
 
 def read_gray(path: Path) -> np.ndarray:
     """Read an image file as 8-bit grayscale, raising :class:`DataError` if it can't be read."""
-    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
     if img is None:
         raise DataError(f"cannot read image {path}: missing or not an image")
-    return img
+    return to_uint8(img)
 
 
 def detect_layout(root: Path) -> str:

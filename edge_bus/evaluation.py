@@ -305,6 +305,9 @@ def require_masks(items: Sequence[LabeledImage]) -> None:
     """A :class:`DataError` naming the first lesion image without a mask file: scored against an empty
     mask it read as Dice 0 and pulled the mean down, with no word said."""
     for item in items:
+        if not item.image.is_file():  # listed in bus_data.csv, missing from Images/: not a mask problem
+            raise DataError(f"{item.image} does not exist (it is listed in the dataset's index) — restore it, or "
+                            "remove its row")
         if item.label != "normal" and not item.masks:
             raise DataError(f"{item.image} is a {item.label} image without a mask file "
                             f"({item.image.stem}_mask.png beside it, or Masks/mask_*.png for BUS-BRA): Dice needs "
@@ -337,6 +340,8 @@ def evaluate(data: Path, folds_csv: Path | None = None, fold: int | None = None,
             raise ConfigError(f"{name} must be a whole number, got {value!r}")  # fold "0" read as no images
     if fold is not None and folds_csv is None:
         raise ConfigError("--fold needs --folds (the folds CSV that says which images are in it)")
+    if folds_csv is not None and fold is None:  # it was read, then every image scored: the CSV silently did nothing
+        raise ConfigError("--folds needs --fold (which fold of it to score); leave both out for every image")
     if stride < 1:
         raise ConfigError(f"stride must be at least 1 (every n-th image), got {stride}")
     if limit is not None and limit < 1:

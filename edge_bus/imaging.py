@@ -8,14 +8,20 @@ import numpy as np
 __all__ = ["to_bgr"]
 
 
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """``pixels`` as uint8: itself when it is, else scaled min–max to 0–255 (a 16-bit PNG holding 10- or
+    12-bit data, read as 8 bits by OpenCV, came out nearly black and was called normal)."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    return cv2.normalize(pixels, np.empty(pixels.shape, np.uint8), 0, 255, cv2.NORM_MINMAX, cv2.CV_8U)
+
+
 def to_bgr(pixels: np.ndarray, *, copy: bool = False) -> np.ndarray:
     """Gray (HxW, HxWx1), BGR or BGRA pixels → contiguous BGR uint8 HxWx3.
 
     Other dtypes than uint8 are scaled min–max to 0–255. ``copy``: never return ``pixels`` itself
     (the renderer draws on the result; a frame's own pixels must stay as they were)."""
-    img = pixels
-    if img.dtype != np.uint8:
-        img = cv2.normalize(img, np.empty(img.shape, np.uint8), 0, 255, cv2.NORM_MINMAX, cv2.CV_8U)
+    img = to_uint8(pixels)
     if img.ndim == 2:
         return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     if img.ndim == 3 and img.shape[2] == 1:

@@ -2,20 +2,20 @@
 manifest + golden reference), which ``stream``, ``eval``, ``bench`` and ``doctor`` run.
 
 The model is checked against :mod:`edge_bus.onnx_contract` first. Everything is built in a staging
-folder beside ``--out`` and moved in only when all of it is written: a failure or Ctrl-C leaves an
-existing ``--out`` (and the ``--onnx`` input, wherever it lies) exactly as it was.
+folder beside ``--out`` that replaces it only when all of it is written (:mod:`edge_bus.model_folder`):
+a failure, Ctrl-C or a kill leaves an existing ``--out`` (and the ``--onnx`` input, wherever it lies)
+exactly as it was.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from edge_bus.engines.openvino import runtime_reason
 from edge_bus.errors import ConfigError, ModelError, OutputError
+from edge_bus.model_folder import check_model_out, staged_model_folder
 from edge_bus.onnx_contract import check_outputs, inspect_onnx, output_producer
 from edge_bus.ov_privacy import disable_openvino_telemetry
 from edge_bus.preprocess import InputSpec
@@ -34,8 +34,12 @@ __all__ = ["quantize_model"]
 
 def quantize_model(onnx: Path, calib: Path, out_dir: Path, name: str | None = None, mean: float = 0.449,
                    std: float = 0.226, mask_output: str | None = None, class_output: str | None = None,
-                   head: str = "presence_malignancy", limit: int = 300, golden: bool = True) -> Path:
+                   head: str = "presence_malignancy", limit: int = 300, golden: bool = True,
+                   overwrite: bool = False) -> Path:
     """Turn a user's ONNX model into an edge-bus model folder; returns its ``manifest.json``.
+
+    ``out_dir`` must be new or empty, or hold a model and ``overwrite`` be given; it is replaced whole
+    only when the new model is complete (:mod:`edge_bus.model_folder`).
 
     ``golden``: also record the model's outputs on the bundled demo clip (``golden_demo.npz``, and
     ``golden_demo_<class>.npz`` for each INT8 kernel class below this CPU's), the references
@@ -52,8 +56,7 @@ def quantize_model(onnx: Path, calib: Path, out_dir: Path, name: str | None = No
         raise ConfigError(f"--std must be > 0, got {std} (use the value the model was trained with)")
     if not math.isfinite(mean):
         raise ConfigError(f"--mean must be a finite number, got {mean} (use the value the model was trained with)")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"cannot write the model to {out_dir}: it is a file — pass a folder")
+    check_model_out(out_dir, overwrite)
     try:
         session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT's own exception types
@@ -65,8 +68,7 @@ def quantize_model(onnx: Path, calib: Path, out_dir: Path, name: str | None = No
     contract = check_outputs(contract, session, tensors[:: max(1, len(tensors) // 8)][:8], onnx.name,
                              mask_producer=output_producer(onnx, contract.mask_output),
                              class_producer=output_producer(onnx, contract.class_output))
-    staging = _staging_dir(out_dir)
-    try:
+    with staged_model_folder(out_dir) as staging:
         try:
             _copy_onnx(onnx, staging / ONNX_FP32)
         except OSError as exc:
@@ -102,31 +104,7 @@ def quantize_model(onnx: Path, calib: Path, out_dir: Path, name: str | None = No
                 from None
         if golden:
             _write_golden(staging)
-        return _move_into(staging, out_dir) / MANIFEST
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _staging_dir(out_dir: Path) -> Path:
-    """A new folder beside ``out_dir`` (same file system, so the final moves are renames)."""
-    parent = out_dir.parent if str(out_dir.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=parent))
-    except OSError as exc:
-        raise OutputError(f"cannot write to {parent}: {exc.strerror or exc}") from None
-
-
-def _move_into(staging: Path, out_dir: Path) -> Path:
-    """Move every file of ``staging`` into ``out_dir`` (created if needed), the manifest last."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        files = sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST)
-        for path in files:
-            os.replace(path, out_dir / path.name)
-    except OSError as exc:
-        raise OutputError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
-    return out_dir
+    return out_dir / MANIFEST
 
 
 def _write_golden(folder: Path) -> None:

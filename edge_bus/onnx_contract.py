@@ -152,6 +152,9 @@ def check_outputs(contract: OnnxContract, session: Any, tensors: Sequence[np.nda
                              "needs [1, 1, h, w] lesion logits (one channel: for background/lesion logits export "
                              "their difference, lesion - background)")
         want = HEADS[contract.head]
+        if logits.ndim != 2 or logits.shape[0] != 1:  # a [2] passed here, then the runtime read it as 1 value
+            raise ModelError(f"class output {contract.class_output} of {name} has shape {list(logits.shape)}; "
+                             f"edge-bus needs [1, {want}] logits for head {contract.head} (the batch first)")
         if logits.size != want:
             other = [h for h, n in HEADS.items() if n == logits.size]
             hint = f" — pass --head {other[0]}" if other else ""

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from edge_bus.datasets import read_gray
-from edge_bus.errors import ConfigError, DataError
+from edge_bus.errors import ConfigError, DataError, SourceError
 from edge_bus.ov_privacy import disable_openvino_telemetry
 from edge_bus.preprocess import InputSpec, Preprocessor
 from edge_bus.sinks.files import atomic_write_text
@@ -46,7 +46,14 @@ def calibration_tensors(folder: Path, spec: InputSpec, limit: int = 300) -> list
         raise DataError(f"no images (.png/.jpg/.bmp) in calibration folder {folder} (masks are skipped: *_mask*, "
                         "mask_*, Masks/)")
     step = max(1, len(paths) // limit)
-    return [Preprocessor(spec).preprocess(read_gray(p))[0] for p in paths[::step][:limit]]
+    pre = Preprocessor(spec)
+    tensors = []
+    for path in paths[::step][:limit]:
+        try:
+            tensors.append(pre.preprocess(read_gray(path))[0])
+        except SourceError as exc:  # too small to be a frame: say which file, not "check the source"
+            raise DataError(f"calibration image {path}: {str(exc).split(' — ')[0]} — remove it from {folder}") from None
+    return tensors
 
 
 def quantize_openvino(onnx_path: Path, tensors: Sequence[np.ndarray], out_xml: Path,

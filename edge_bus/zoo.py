@@ -192,6 +192,9 @@ def parse_manifest(data: dict[str, Any], folder: Path) -> Manifest:
         height, width, channels = int(shape[2]), int(shape[3]), int(shape[1])
         if min(height, width, channels) < 1:
             raise ModelError(f"{where}: input shape {shape} has a dimension below 1")
+        if max(height, width) > MAX_INPUT_SIDE or channels > 4:  # 10^400 passed, then stream crashed in numpy
+            raise ModelError(f"{where}: input shape {shape} is not an image a model takes (at most "
+                             f"{MAX_INPUT_SIDE} pixels a side and 4 channels)")
         std = _finite(inp.get("std", 1.0), "input std", where)
         if std <= 0:
             raise ModelError(f"{where}: input std must be > 0, got {std:g}")
@@ -278,6 +281,10 @@ def _test_metrics(metrics: object) -> dict[str, RecordedMetrics]:
             for key, values in fold0.items() if isinstance(values, dict)}
 
 
+MAX_INPUT_SIDE = 8192
+"""The largest input height or width a manifest may state."""
+
+
 def load_manifest(path: Path) -> Manifest:
     path = Path(path)
     folder = path.parent if path.is_file() else path
@@ -289,7 +296,7 @@ def load_manifest(path: Path) -> Manifest:
         raise ModelError(f"no {MANIFEST} in {folder} — a model folder needs its manifest")
     try:
         data = json.loads(mfile.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # Recursion: nested 10^5 deep
         raise ModelError(f"cannot read {mfile} as a model manifest: {exc}") from None
     if not isinstance(data, dict):
         raise ModelError(f"cannot read {mfile} as a model manifest: it holds a JSON {type(data).__name__}")
@@ -300,6 +307,12 @@ def zoo_dir() -> Path:
     import os
 
     return Path(os.environ.get("EDGE_BUS_MODELS", ZOO_DIR))
+
+
+def model_manifests(root: Path) -> list[Path]:
+    """The manifest.json of each model folder under ``root``, sorted; hidden folders are not models
+    (``models quantize`` / ``calibrate`` build theirs in ``.NAME.partial-*`` and a kill can leave one)."""
+    return sorted(p for p in root.glob(f"*/{MANIFEST}") if not p.parent.name.startswith("."))
 
 
 def list_models(root: Path | None = None) -> list[Manifest]:
@@ -328,7 +341,7 @@ def scan_models(root: Path | None = None) -> ModelScan:
     manifest must not hide the others."""
     good: list[Manifest] = []
     broken: list[UnreadableModel] = []
-    for p in sorted((root or zoo_dir()).glob(f"*/{MANIFEST}")):
+    for p in model_manifests(root or zoo_dir()):
         try:
             good.append(load_manifest(p.parent))
         except ModelError as exc:
@@ -380,12 +393,15 @@ def checked_model(spec: str | None) -> Manifest:
 
 def resolve_model(spec: str | None) -> Manifest:
     """A shipped model name, a model folder, or a manifest path → its :class:`Manifest`."""
+    if spec is not None and not spec.strip():
+        raise ModelError("the model name is empty: give a shipped name (edge-bus models list) or a model folder, or "
+                         "leave it out for the default")
     spec = spec or DEFAULT_MODEL
     path = Path(spec)
     looks_like_path = path.suffix == ".json" or "/" in spec or "\\" in spec or spec.startswith(".")
     if looks_like_path or path.exists():
         if not path.exists():
-            shipped = ", ".join(sorted(p.parent.name for p in zoo_dir().glob(f"*/{MANIFEST}")))
+            shipped = ", ".join(p.parent.name for p in model_manifests(zoo_dir()))
             raise ModelError(f"model path {path} does not exist — give a model folder, its manifest.json, "
                              f"or a shipped name ({shipped})")
         return load_manifest(path)
@@ -396,5 +412,5 @@ def resolve_model(spec: str | None) -> Manifest:
     by_name = [m for m in list_models(root) if m.name == spec]  # the name models list shows
     if len(by_name) == 1:
         return by_name[0]
-    names = sorted(p.parent.name for p in root.glob(f"*/{MANIFEST}"))
+    names = [p.parent.name for p in model_manifests(root)]
     raise ModelError(f"unknown model {spec!r}; shipped models: {', '.join(names) or 'none'} (or give a model folder)")

@@ -63,6 +63,19 @@ def test_calibrating_into_the_models_own_folder_is_refused(tmp_path: Path) -> No
         calibrate(str(folder), tmp_path, folder)
 
 
+def test_calibrating_over_a_model_needs_overwrite_and_never_replaces_other_files(tmp_path: Path) -> None:
+    """Both refused before any image is scored (the data folder here does not even exist)."""
+    folder = tiny_model_dir(tmp_path / "tiny")
+    other = tiny_model_dir(tmp_path / "other")
+    with pytest.raises(OutputError, match="already holds a model: pass --overwrite"):
+        calibrate(str(folder), tmp_path / "no-data", other)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.txt").write_text("x")
+    with pytest.raises(OutputError, match="not empty and holds no model"):
+        calibrate(str(folder), tmp_path / "no-data", notes, overwrite=True)
+
+
 def test_shipped_thresholds_are_reproduced_on_busi_fold_1(shared_data: Path, tmp_path: Path) -> None:
     """The shipped manifest's thresholds were chosen on BUSI fold 1 (INT8 OpenVINO) on a CPU of the
     ISA class its ``measured_on`` names: calibrating there with the INT8 kernels of that class gives

@@ -126,4 +126,14 @@ def test_evaluate_refuses_arguments_of_the_wrong_kind(tmp_path: Path, kwargs: di
     from edge_bus.evaluation import evaluate
 
     with pytest.raises(ConfigError, match=message):
-        evaluate(tmp_path, tmp_path / "folds.csv", **kwargs)  # type: ignore[arg-type]
+        evaluate(tmp_path, tmp_path / "folds.csv", **{"fold": 0, **kwargs})  # type: ignore[arg-type]
+
+
+def test_an_indexed_image_that_is_missing_is_named_as_missing_not_as_maskless(tmp_path: Path) -> None:
+    """A bus_data.csv row whose image is not in Images/ read "... is a malignant image without a mask file"."""
+    from edge_bus.datasets import LabeledImage
+    from edge_bus.evaluation import require_masks
+
+    gone = LabeledImage(tmp_path / "Images" / "bus_0006-s.png", (), "malignant", 1, "busbra")
+    with pytest.raises(DataError, match=r"bus_0006-s.png does not exist \(it is listed in the dataset's index\)"):
+        require_masks([gone])

@@ -181,9 +181,74 @@ def test_quantize_writes_a_golden_and_a_failure_leaves_the_old_model_alone(
     monkeypatch.setattr(mi, "quantize_openvino", interrupted)
     for source in (tmp_path / "m.onnx", out / "model_fp32.onnx"):  # another model, and in place
         with pytest.raises(KeyboardInterrupt):
-            quantize_model(source, calib, out)
+            quantize_model(source, calib, out, overwrite=True)
         assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left
+
+
+def test_quantize_replaces_a_model_only_when_asked_and_never_a_folder_of_other_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--out models/emt_net`` replaced the shipped model without a word (and left its other files
+    beside the new ones); a failure while moving the files in left a mix that no longer matched the
+    manifest; a kill left a hidden folder that ``models list`` showed as a model."""
+    from edge_bus.errors import OutputError
+    from edge_bus.zoo import list_models, load_manifest
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(calib / f"{i}.png"), np.full((40, 40), 60 * i, np.uint8))
+    out = tmp_path / "model"
+    quantize_model(user_onnx(tmp_path / "m.onnx"), calib, out, name="first", golden=False)
+    (out / "extra.txt").write_text("left by an older model")
+    with pytest.raises(OutputError, match="already holds a model: pass --overwrite"):
+        quantize_model(tmp_path / "m.onnx", calib, out, name="second", golden=False)
+    assert load_manifest(out).name == "first"
+    quantize_model(tmp_path / "m.onnx", calib, out, name="second", golden=False, overwrite=True)
+    second = load_manifest(out)
+    second.verify()
+    assert second.name == "second" and not (out / "extra.txt").exists()  # replaced whole
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "mine.txt").write_text("x")
+    with pytest.raises(OutputError, match="not empty and holds no model"):
+        quantize_model(tmp_path / "m.onnx", calib, other, overwrite=True)
+    # the final rename fails: the model there is as it was
+    import edge_bus.model_folder as mf
+
+    real_replace = mf.os.replace
+
+    def refuse_the_new(src: object, dst: object) -> None:
+        if str(dst) == str(out) and ".partial-" in str(src):  # the staging folder becoming --out
+            raise PermissionError(1, "Operation not permitted")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(mf.os, "replace", refuse_the_new)
+    with pytest.raises(OutputError, match="it is as it was"):
+        quantize_model(tmp_path / "m.onnx", calib, out, name="third", golden=False, overwrite=True)
+    monkeypatch.undo()
+    assert load_manifest(out).name == "second"
+    load_manifest(out).verify()
+    # what a kill leaves (a staging folder with a complete manifest) is not a model
+    (tmp_path / ".model.partial-0000").mkdir()
+    for f in out.iterdir():
+        (tmp_path / ".model.partial-0000" / f.name).write_bytes(f.read_bytes())
+    assert [m.name for m in list_models(tmp_path)] == ["second"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [".model.partial-0000"]
+
+
+def test_a_class_output_without_its_batch_dimension_is_refused_as_such() -> None:
+    """A [2] class output passed the check, then failed in the runtime with "has 1 values ... needs 2"."""
+    from edge_bus.onnx_contract import OnnxContract
+
+    class Session:
+        def run(self, names: object, feeds: object) -> list[np.ndarray]:
+            return [np.zeros((1, 1, 8, 8), np.float32), np.zeros((2,), np.float32)]
+
+    contract = OnnxContract("image", 32, 32, "mask_logits", "class_logits", "presence_malignancy")
+    with pytest.raises(ModelError, match=r"has shape \[2\]; edge-bus needs \[1, 2\] logits"):
+        check_outputs(contract, Session(), [np.zeros((1, 1, 32, 32), np.float32)], "cls1d.onnx")
 
 
 def _graph_onnx(path: Path, nodes: list[object], inputs: list[object], outputs: list[object],

@@ -71,6 +71,10 @@ def test_eval_refuses_a_fold_without_folds_before_scoring(tmp_path: Path) -> Non
 
     result = CliRunner().invoke(app, ["eval", "--data", str(tmp_path), "--fold", "1"])
     assert result.exit_code == 2 and "--fold needs --folds" in result.output
+    # and the other way round: the CSV was read, then every image scored, the CSV doing nothing
+    (tmp_path / "folds.csv").write_text("image,fold\n")
+    result = CliRunner().invoke(app, ["eval", "--data", str(tmp_path), "--folds", str(tmp_path / "folds.csv")])
+    assert result.exit_code == 2 and "--folds needs --fold" in result.output
 
 
 @pytest.mark.parametrize("flag", ["--json", "--html"])

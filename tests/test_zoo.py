@@ -148,6 +148,7 @@ def _set(section: str, key: str, value: object) -> Callable[[dict[str, Any]], No
     (lambda d: d["thresholds"]["operating_points"]["balanced"].update(threshold=-0.1),
      "operating point 'balanced' must lie between 0 and 1"),
     (lambda d: d["input"].update(shape=[1, 1, 0, 32]), r"input shape \[1, 1, 0, 32\] has a dimension below 1"),
+    (lambda d: d["input"].update(shape=[1, 1, 10**400, 32]), "is not an image a model takes"),
 ])
 def test_a_manifest_the_runtime_cannot_use_is_one_model_error(
     tmp_path: Path, edit: Callable[[dict[str, Any]], None], message: str
@@ -226,3 +227,14 @@ def test_info_says_which_cpu_class_the_thresholds_came_from(tmp_path: Path, monk
         assert info.exit_code == 0, info.output
         assert "measured on: AMD EPYC (avx2 INT8 kernels), OpenVINO 2026.4.1" in info.output
         assert ("note: tiny's thresholds" in info.output) == expect_note
+
+
+def test_a_manifest_nested_too_deep_and_an_empty_name_are_model_errors(tmp_path: Path) -> None:
+    """A manifest 100,000 brackets deep was a RecursionError traceback; ``models info ""`` showed emt_net."""
+    folder = tmp_path / "deep"
+    folder.mkdir()
+    (folder / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ModelError, match="cannot read .* as a model manifest"):
+        load_manifest(folder)
+    with pytest.raises(ModelError, match="the model name is empty"):
+        resolve_model(" ")

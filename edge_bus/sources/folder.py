@@ -52,7 +52,8 @@ def list_images(folder: Path) -> list[Path]:
 
 def _read(path: Path) -> np.ndarray | None:
     try:
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        # any depth: a 16-bit image is scaled by its own range (to_bgr), not cut to its top 8 bits
+        img = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
     except cv2.error:
         return None
     return None if img is None else to_bgr(img)

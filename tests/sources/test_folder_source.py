@@ -170,3 +170,18 @@ def test_dicom_files_without_instance_numbers_keep_natural_order(
     make_dicom(tmp_path / "IM10.dcm", gray, multiframe=False, InstanceNumber=1)
     make_dicom(tmp_path / "IM2.dcm", gray, multiframe=False)  # no InstanceNumber: names decide for all
     assert [f.file for f in FolderSource(tmp_path)] == ["IM2.dcm", "IM10.dcm"]
+
+
+def test_a_16_bit_image_is_scaled_by_its_own_range_not_cut_to_its_top_8_bits(tmp_path: Path) -> None:
+    """10-bit data in a 16-bit PNG read as 0-3 (OpenCV keeps the top 8 bits): a black frame, called normal."""
+    import cv2
+
+    ramp = (np.arange(64, dtype=np.uint16)[None, :].repeat(32, axis=0) * 16)  # 0..1008: 10-bit data
+    cv2.imwrite(str(tmp_path / "a.png"), ramp)
+    with FolderSource(tmp_path) as src:
+        (frame,) = list(src)
+    assert frame.pixels.dtype == np.uint8 and frame.pixels.min() == 0 and frame.pixels.max() == 255
+
+    from edge_bus.datasets import read_gray
+
+    assert read_gray(tmp_path / "a.png").max() == 255  # eval and calibration read it the same way

@@ -1,0 +1,78 @@
+"""Writing a model folder (``models quantize``, ``models calibrate``) so that nothing ever reads half of one.
+
+The files are built in a hidden staging folder beside ``--out`` (hidden: the zoo skips folders whose
+name starts with "."), and put in place by renaming the folder: a failure, Ctrl-C or a kill leaves
+the model that was there as it was, or the new one whole. Files were once moved in one by one, so a
+failure half-way left a mix of old and new files that no longer matched the manifest.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from edge_bus.errors import Interrupted, OutputError, interrupted_saying
+from edge_bus.zoo import MANIFEST
+
+__all__ = ["check_model_out", "staged_model_folder"]
+
+
+def check_model_out(out_dir: Path, overwrite: bool) -> None:
+    """Before minutes of work: ``out_dir`` can take a model. It is new, empty, or (with ``overwrite``)
+    a model folder; a folder of other files is never replaced."""
+    try:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise OutputError(f"cannot write the model to {out_dir}: it is a file — pass a folder")
+        if not out_dir.is_dir() or not any(out_dir.iterdir()):
+            return
+        if not (out_dir / MANIFEST).is_file():
+            raise OutputError(f"{out_dir} is not empty and holds no model: give a new or empty folder for the model "
+                              "(it would be replaced as a whole)")
+    except OSError as exc:
+        raise OutputError(f"cannot write the model to {out_dir}: {exc.strerror or exc}") from None
+    if not overwrite:
+        raise OutputError(f"{out_dir} already holds a model: pass --overwrite to replace it, or give a new folder")
+
+
+@contextmanager
+def staged_model_folder(out_dir: Path) -> Iterator[Path]:
+    """A new hidden folder beside ``out_dir`` to build the model in; when the block ends without an
+    error it becomes ``out_dir`` (replacing the model there). Removed in every case."""
+    parent = out_dir.parent if str(out_dir.parent) else Path(".")
+    staging = parent / f".{out_dir.name}.partial-{secrets.token_hex(4)}"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging.mkdir()  # not mkdtemp: its 0700 would become the model folder's mode
+    except OSError as exc:
+        raise OutputError(f"cannot write to {parent}: {exc.strerror or exc}") from None
+    try:
+        yield staging
+        _replace_folder(staging, out_dir)
+    except Interrupted as exc:
+        raise interrupted_saying(exc, f"nothing was written; {out_dir} is as it was") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _replace_folder(staging: Path, out_dir: Path) -> None:
+    """``staging`` renamed to ``out_dir``; a folder already there is renamed aside first, put back if
+    the second rename fails, and removed after it succeeds."""
+    aside = out_dir.parent / f".{out_dir.name}.old-{secrets.token_hex(4)}"
+    try:
+        if out_dir.is_dir() and any(out_dir.iterdir()):
+            os.replace(out_dir, aside)
+        elif out_dir.is_dir():
+            out_dir.rmdir()
+    except OSError as exc:
+        raise OutputError(f"cannot replace {out_dir}: {exc.strerror or exc}; it is as it was") from None
+    try:
+        os.replace(staging, out_dir)
+    except OSError as exc:
+        if aside.exists():
+            os.replace(aside, out_dir)
+        raise OutputError(f"cannot write to {out_dir}: {exc.strerror or exc}; it is as it was") from None
+    shutil.rmtree(aside, ignore_errors=True)  # a file that can't be deleted stays in a hidden folder
