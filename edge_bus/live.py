@@ -25,6 +25,13 @@ CLOSE_WAIT_S = 12.0
 """How long closing waits for a source blocked inside a read (longer than V4L2's 10 s select)."""
 
 
+class _Late:
+    """What :meth:`LatestFrameReader._next_frame` returns for a paced frame that came too late (dropped)."""
+
+
+LATE = _Late()
+
+
 class StopFlag(Protocol):
     """Anything that says whether to stop (a ``threading.Event``, or several combined)."""
 
@@ -92,7 +99,7 @@ class LatestFrameReader:
         if delay > 0:
             time.sleep(delay)
 
-    def _next_frame(self, t0: float) -> Frame | None:
+    def _next_frame(self, t0: float) -> Frame | _Late | None:
         # decode before the FRAME_META wait: a replayed file's decode stands in for the frame
         # grabber's transfer, which happens while the board acquires, so it must not sit between
         # FRAME_META and capture
@@ -136,6 +143,13 @@ class LatestFrameReader:
             due = self._next_due  # already waited for past it: goes now, on the board's cadence
         elif self._pace:
             due = t0 + frame.t_source
+            if time.perf_counter() - due > period:
+                # decoding alone fell more than a frame behind the file's clock (a 4000x3000 clip ended
+                # 4.7 s late): a probe's frame would be gone by now, so this one is dropped and counted
+                with self._cond:
+                    self._pending_drops += 1
+                    self.dropped += 1
+                return LATE
         else:
             return frame
         delay = due - time.perf_counter()
@@ -175,6 +189,8 @@ class LatestFrameReader:
                 frame = self._next_frame(t0)
                 if frame is None:
                     break
+                if isinstance(frame, _Late):
+                    continue
                 with self._cond:
                     if self._latest is not None:
                         self._pending_drops += 1

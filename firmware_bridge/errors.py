@@ -9,6 +9,7 @@ one-line message and exit code 6. ``str(err)`` names the thing that failed and s
     └── BridgeError                 base of everything raised by firmware_bridge
         ├── PortUnavailable         the serial port / URL can't be opened
         ├── LinkTimeout             the device did not answer in time
+        │   └── LinkDown            the link is down: the message was not even sent
         ├── LinkClosed              the link was used after close()
         ├── ProtocolVersionError    the peer speaks a different MAJOR protocol version
         ├── FrameError              one frame on the wire is unusable (counted, never user-facing)
@@ -32,6 +33,7 @@ __all__ = [
     "FrameError",
     "LinkClosed",
     "LinkConfigError",
+    "LinkDown",
     "LinkTimeout",
     "MalformedFrame",
     "MalformedMessage",
@@ -54,6 +56,11 @@ class PortUnavailable(BridgeError):
 
 class LinkTimeout(BridgeError):
     """The device did not answer within the timeout."""
+
+
+class LinkDown(LinkTimeout):
+    """The link is down (unplugged, the board reset), so the message was not sent; the link reconnects by
+    itself. A :class:`LinkTimeout`, so code that treats both alike still does."""
 
 
 class LinkClosed(BridgeError):

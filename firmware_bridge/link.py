@@ -26,6 +26,7 @@ from firmware_bridge.errors import (
     BridgeError,
     LinkClosed,
     LinkConfigError,
+    LinkDown,
     LinkTimeout,
     MalformedMessage,
     PortUnavailable,
@@ -177,7 +178,7 @@ class Link:
             if self.send_stamped(make) is None:
                 if self._closed:
                     raise LinkClosed(f"link to {self._url} was closed: open a new one")
-                raise LinkTimeout(f"link to {self._url} is down: check the cable; it reconnects by itself")
+                raise LinkDown(f"link to {self._url} is down: check the cable; it reconnects by itself")
             if not waiter.done.wait(timeout):
                 raise LinkTimeout(
                     f"no answer to {name} from {self._url} within {timeout:g} s: "
@@ -233,6 +234,7 @@ class Link:
     # -- connection management -------------------------------------------------------------------
 
     def _connect_port(self) -> None:
+        _check_socket_url(self._url)
         try:
             if self._port is None:
                 self._port = serial.serial_for_url(
@@ -241,6 +243,10 @@ class Link:
                     baudrate=self._cfg.baudrate,
                     timeout=self._cfg.read_poll_s,
                     write_timeout=self._cfg.write_timeout_s,
+                    # a second program on the same port (a ping beside a stream) split the board's bytes
+                    # between the two: CRC errors and a lost link in the first, a wrong "no TIME_SYNC"
+                    # in the second. POSIX serial ports take a lock; URL handlers ignore it.
+                    exclusive=True,
                 )
             self._port.open()
         except _PORT_ERRORS as exc:
@@ -250,6 +256,10 @@ class Link:
                 raise LinkConfigError(
                     f"can't open {self._url}: {exc} — give a port (/dev/ttyACM0, COM3) or a URL socket://host:port, "
                     "loop:// or sim://") from None
+            if "exclusively lock" in str(exc):
+                raise PortUnavailable(
+                    f"{self._url} is in use by another program (an edge-bus stream or device command, a serial "
+                    "terminal): stop it first — two programs on one port corrupt each other's messages") from None
             raise PortUnavailable(
                 f"can't open {self._url} ({exc}): check the cable and the port name "
                 "(e.g. /dev/ttyACM0, COM3, socket://host:port) and that no other program holds it"
@@ -410,3 +420,20 @@ class Link:
                 if not waiter.done.is_set():
                     waiter.error = error
                     waiter.done.set()
+
+
+def _check_socket_url(url: str) -> None:
+    """A ``socket://`` URL names a host and a port 1-65535; pyserial's own errors for one that does not
+    read "'<=' not supported between instances of 'int' and 'NoneType'" or "'debug|info|warning|error'"."""
+    if not url.lower().startswith("socket://"):
+        return
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.hostname or port is None or not 0 < port < 65536:
+        raise LinkConfigError(f"can't open {url}: a socket URL is socket://host:port with a port 1-65535 "
+                              "(e.g. socket://192.168.1.20:7000)")

@@ -23,6 +23,10 @@ def _finite_f32(x: float) -> bool:
     return math.isfinite(x) and abs(x) <= _F32_MAX
 
 
+MAX_SIM_FPS = 1000.0
+"""The fastest simulated board (FRAME_META per second)."""
+
+
 @dataclass(frozen=True, slots=True)
 class SimConfig:
     """How the virtual controller board behaves. Times in seconds unless the name says otherwise."""
@@ -50,7 +54,8 @@ class SimConfig:
 
     def __post_init__(self) -> None:
         checks = (
-            (self.fps >= 0 and math.isfinite(self.fps), "fps must be >= 0"),
+            (0 <= self.fps <= MAX_SIM_FPS, f"fps must be 0 to {MAX_SIM_FPS:g} (a scanner's 15-120; 1e7 flooded the "
+             "link so that no answer got through)"),
             (abs(self.drift_ppm) <= MAX_DRIFT_PPM, f"drift_ppm must be within ±{MAX_DRIFT_PPM:g} (what the host's "
              "clock fit follows)"),
             (self.jitter_ms >= 0, "jitter_ms must be >= 0"),

@@ -207,9 +207,18 @@ def simulate_pty(config: SimConfig, seconds: float | None, on_ready: Callable[[s
 
 
 def _point_link(link: Path, target: str) -> Path:
-    """Make ``link`` a symbolic link to ``target``, replacing a link left there (not a file)."""
+    """Make ``link`` a symbolic link to ``target``, replacing a link a simulator left there: one to a
+    pseudo-terminal that is gone. A link to a pseudo-terminal still open (a simulator still running,
+    which took it back when the newer one ended) or to anything else (the user's own) is refused."""
     try:
         if link.is_symlink():
+            old = os.readlink(link)
+            if not old.startswith("/dev/pts/"):
+                raise SimulatorError(f"--link {link}: it is a link to {old}, not one a simulator made — give a new "
+                                     "path")
+            if os.path.exists(old):
+                raise SimulatorError(f"--link {link}: it points to {old}, which is still open (another simulator "
+                                     "serves it) — stop that one, give another path, or remove the link")
             link.unlink()
         elif link.exists():
             raise SimulatorError(f"--link {link}: something that is not a link is there — give a new path")

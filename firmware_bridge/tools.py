@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from firmware_bridge.clock import ClockEstimate
-from firmware_bridge.errors import LinkTimeout
+from firmware_bridge.errors import LinkDown, LinkTimeout
 from firmware_bridge.host import HostBridge
 from firmware_bridge.host_types import HelloInfo
 from firmware_bridge.link_types import LinkCounters, Received
@@ -90,13 +90,25 @@ class MonitorSummary:
 def ping_device(url: str, *, count: int = 10, timeout: float = 2.0, interval_s: float = 0.0) -> PingReport:
     """Open ``url`` and time ``count`` TIME_SYNC round trips; lost ones are counted, all lost is an error.
     (The handshake's own burst of TIME_SYNCs is the default one: with a burst of 1, a single lost answer
-    failed the whole command on a noisy link, blaming the firmware.)"""
+    failed the whole command on a noisy link, blaming the firmware.) A link that goes down and is not
+    back within ``timeout`` is a :class:`LinkDown`: unplugged mid-run, every ping failed at once and the
+    command reported 26,324 "lost" and exit 0. Pings not sent while it was down are not counted."""
     with HostBridge.open(url, timeout=timeout) as bridge:
         rtts: list[float] = []
         lost = 0
-        for _ in range(count):
+        down_since: float | None = None  # the link has been down (pings not even sent) since then
+        while len(rtts) + lost < count:
             try:
                 rtts.append(bridge.ping())
+                down_since = None
+            except LinkDown:  # not sent, so not a lost ping: wait for the link to come back
+                now = time.perf_counter()
+                down_since = down_since or now
+                if now - down_since >= timeout:
+                    raise LinkDown(f"the link to {url} went down after {len(rtts)} round trips and was not back "
+                                   f"within {timeout:g} s: check the cable and the board") from None
+                time.sleep(0.01)
+                continue
             except LinkTimeout:
                 lost += 1
             if interval_s:

@@ -98,6 +98,37 @@ def test_a_paced_file_decodes_just_before_each_frame_is_due() -> None:
         reader.close()
 
 
+class _SlowFrames(_Frames):
+    """Each read takes ``read_s`` (a decoder slower than the frame period)."""
+
+    def __init__(self, n: int, read_s: float) -> None:
+        super().__init__(n)
+        self.read_s = read_s
+
+    def __next__(self) -> Frame:
+        time.sleep(self.read_s)
+        return super().__next__()
+
+
+def test_a_paced_file_that_decodes_slower_than_its_fps_drops_frames_to_stay_on_its_clock() -> None:
+    """A 4000x3000 clip decoded at ~60 ms a frame at 30 fps ended 4.7 s behind its own clock: every frame
+    was shown, later and later. Like a live probe, frames more than a period late are dropped and counted."""
+    frames = _SlowFrames(30, read_s=0.06)
+    reader = LatestFrameReader(frames, pace=True)
+    t0 = time.perf_counter()
+    try:
+        taken = []
+        while (frame := reader.get(timeout=1.0)) is not None:
+            taken.append((time.perf_counter() - t0, frame))
+    finally:
+        reader.close()
+    assert reader.dropped >= 10  # about every other frame
+    assert len(taken) + reader.dropped + reader.unreported_drops() >= 29
+    # delivered frames stay within a couple of periods of their place on the clip's clock
+    assert all(at - f.t_source < 0.2 for at, f in taken), [(round(at, 3), f.t_source) for at, f in taken]
+    assert sum(f.dropped_before for _, f in taken) + reader.unreported_drops() == reader.dropped
+
+
 class _BurstClock(_QueuedClock):
     """A FRAME_META every 1/30 s, except that a burst of ``burst`` stale ones arrives before frame 2."""
 

@@ -103,8 +103,7 @@ class ReplayCapture:
         while self._position <= due:  # skipped acquisitions are read past (still decoded, as a device would)
             ok, img = self._file.read()
             if not ok:  # the end of the file: replay from the start
-                self._file.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                ok, img = self._file.read()
+                ok, img = self._rewind()
                 if not ok:
                     return False
             self._position += 1
@@ -112,6 +111,23 @@ class ReplayCapture:
         self._next = due + 1
         self.handed_over += 1
         return True
+
+    def _rewind(self) -> tuple[bool, np.ndarray]:
+        """The file's first frame again. OpenCV can't seek back in a one-frame file, so it is opened
+        anew when seeking fails; a file with no frame at all is a SourceError (it read as a capture
+        device that "stopped delivering frames after 0 frames — check its cable")."""
+        assert self._file is not None
+        self._file.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        ok, img = self._file.read()
+        if not ok:
+            self._file.release()
+            self._file = open_or_none(lambda: _open_file(self.path))
+            if self._file is not None:
+                ok, img = self._file.read()
+        if not ok and self._position == 0:
+            raise SourceError(f"cannot replay '{self.path}': it holds no frame that can be decoded — give another "
+                              "video file")
+        return ok, np.asarray(img)
 
     def retrieve(self) -> tuple[bool, np.ndarray | None]:
         img = self._grabbed

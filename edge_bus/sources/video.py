@@ -119,6 +119,9 @@ class VideoSource(FrameSource):
         """Release the file; raise SourceEndedEarly if it ended well short of its declared length."""
         read = self._index
         self.close()
+        if read == 0:  # a "successful" run of 0 frames, exit 0, said nothing useful
+            raise SourceError(f"video '{self._path.name}' holds no frame that can be decoded — check the file, or "
+                              "export it again")
         declared = self._declared
         if declared is not None and read < declared - self._tolerance:
             raise SourceEndedEarly(

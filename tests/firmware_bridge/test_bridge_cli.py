@@ -23,6 +23,22 @@ def test_ping_reports_percentiles() -> None:
     assert re.search(r"sim://\?fps=30: 5 round trips, p50 [\d.]+ ms, p99 [\d.]+ ms, max [\d.]+ ms", result.stdout)
 
 
+def test_ping_fails_when_the_board_is_unplugged_and_rides_through_a_glitch() -> None:
+    """Unplugged mid-run, every ping failed at once: "3676 round trips, 26324 lost" and exit 0."""
+    unplugged = runner.invoke(app, ["ping", "sim://?fps=0&disconnect_every=0.3&disconnect_for=30", "--count",
+                                    "100000", "--timeout", "0.5"])
+    assert unplugged.exit_code == 6, unplugged.output
+    assert re.search(r"the link to sim://\S+ went down after \d+ round trips and was not back within 0\.5 s",
+                     unplugged.output)
+    # down for about 0.7 s (the link's own reconnect), back within the timeout: pings not sent meanwhile are
+    # not "lost" (it read "5372 round trips, 2628 lost")
+    glitch = runner.invoke(app, ["ping", "sim://?fps=0&disconnect_every=0.3&disconnect_for=0.1", "--count", "8000",
+                                 "--timeout", "2"])
+    assert glitch.exit_code == 0, glitch.output
+    found = re.search(r"(\d+) round trips(?:, (\d+) lost)?", glitch.stdout)
+    assert found is not None and int(found.group(1)) >= 7990 and int(found.group(2) or 0) <= 10
+
+
 def test_info_shows_device_identity() -> None:
     result = runner.invoke(app, ["info", "sim://?device_id=0x1234abcd&fw=2.3.4&clock_hz=48000000"])
     assert result.exit_code == 0, result.output
@@ -109,3 +125,24 @@ def test_simulate_removes_its_link_on_sigterm(tmp_path: Path) -> None:
     assert linked, err
     assert proc.returncode == 143 and "stopped by SIGTERM" in err
     assert not link.is_symlink()
+
+
+def test_a_second_program_on_the_same_port_is_refused_and_the_first_keeps_its_link() -> None:
+    """A ping beside a running stream split the board's bytes between the two: the stream logged CRC
+    errors and a lost link, and the ping blamed the firmware ("answered HELLO but no TIME_SYNC")."""
+    from firmware_bridge import HostBridge, PortUnavailable, SimConfig
+    from firmware_bridge.sim_runtime import PtyDevice
+
+    with PtyDevice(SimConfig(fps=30)) as board, HostBridge.open(board.path, timeout=2.0) as first:
+        result = runner.invoke(app, ["ping", board.path, "--count", "3"])
+        assert result.exit_code == PortUnavailable.exit_code
+        assert "is in use by another program" in result.output and "Traceback" not in result.output
+        assert first.ping() > 0 and first.connected and first.counters().crc_errors == 0
+
+
+def test_a_socket_url_without_a_usable_port_says_how_one_is_written() -> None:
+    """pyserial's own errors read "'<=' not supported between instances of 'int' and 'NoneType'"."""
+    for url in ("socket://127.0.0.1", "socket://127.0.0.1:99999", "socket://:80"):
+        result = runner.invoke(app, ["ping", url, "--count", "1", "--timeout", "0.5"])
+        assert result.exit_code == 6 and "socket://host:port with a port 1-65535" in result.output, url
+        assert "NoneType" not in result.output

@@ -249,6 +249,16 @@ def test_a_restarted_simulator_is_found_again_through_its_link(tmp_path: Path, f
     (tmp_path / "file").write_text("not a link")
     with pytest.raises(SimulatorError, match="--link .*file: something that is not a link is there"):
         simulate_pty(SimConfig(fps=60), 0.1, on_ready=lambda _: None, link=tmp_path / "file")
+    # a simulator still running keeps its link: a second one took it over, then deleted it on exit
+    first = board(3.0)
+    with pytest.raises(SimulatorError, match="which is still open \\(another simulator serves it\\)"):
+        simulate_pty(SimConfig(fps=60), 0.1, on_ready=lambda _: None, link=link)
+    assert link.is_symlink()
+    first.join(5.0)
+    (tmp_path / "mine").symlink_to(tmp_path / "file")  # the user's own link is not replaced, nor deleted
+    with pytest.raises(SimulatorError, match="it is a link to .*file, not one a simulator made"):
+        simulate_pty(SimConfig(fps=60), 0.1, on_ready=lambda _: None, link=tmp_path / "mine")
+    assert (tmp_path / "mine").is_symlink()
 
 
 def test_threads_are_joined_after_close(sim_device: SimulatedDevice, fast_link: LinkConfig) -> None:
@@ -373,3 +383,12 @@ def test_one_failing_status_callback_does_not_silence_the_others(
         bridge.on_status(statuses.append)
         sim_device.board.unplug(0.3)
         assert wait_until(lambda: any("link lost" in s for s in statuses), timeout=3.0)
+
+
+def test_a_board_faster_than_any_scanner_is_refused() -> None:
+    """``sim://?fps=1e7`` hung ``device ping`` past its --timeout, and stream blamed the firmware."""
+    from firmware_bridge import SimulatorError
+
+    with pytest.raises(SimulatorError, match="fps must be 0 to 1000"):
+        SimConfig(fps=1e7)
+    assert SimConfig(fps=1000).fps == 1000

@@ -109,3 +109,22 @@ def test_a_usb2_grabber_in_yuyv_is_slow_and_the_log_says_to_ask_for_mjpg(
         assert not caplog.records
     gaps = [b.t_capture - a.t_capture for a, b in zip(frames, frames[1:], strict=False)]
     assert max(gaps) < 0.2  # paced at 30 fps, not 5 (0.2 s)
+
+
+def test_a_one_frame_file_replays_and_an_empty_one_says_so(tmp_path: Path) -> None:
+    """OpenCV can't seek back in a one-frame file: it read as a device that "stopped delivering frames
+    after 0 frames — check its cable"; so did a file with no frame at all."""
+    import cv2
+    import numpy as np
+
+    from edge_bus.sources.replay_capture import ReplayCapture
+
+    one, zero = tmp_path / "one.avi", tmp_path / "zero.avi"
+    writer = cv2.VideoWriter(str(one), cv2.VideoWriter.fourcc(*"MJPG"), 200, (64, 48))
+    writer.write(np.full((48, 64, 3), 90, np.uint8))
+    writer.release()
+    cv2.VideoWriter(str(zero), cv2.VideoWriter.fourcc(*"MJPG"), 200, (64, 48)).release()
+    cap = ReplayCapture(one)
+    assert all(cap.grab() for _ in range(5)) and cap.retrieve()[0]
+    with pytest.raises(SourceError, match="holds no frame that can be decoded"):
+        ReplayCapture(zero).grab()

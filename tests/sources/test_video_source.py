@@ -132,3 +132,14 @@ def test_an_implausible_header_rate_is_unknown(
         assert src.info.fps == 0.0
         frames = list(src)
     assert [f.t_source for f in frames] == pytest.approx([i / 30.0 for i in range(5)], abs=1e-6)
+
+
+def test_a_video_with_no_frames_is_a_source_error(tmp_path: Path) -> None:
+    """A container closed with no frame in it ran as "0 frames ... clip verdict: none", exit 0."""
+    import cv2
+
+    path = tmp_path / "zero.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 30, (320, 240))
+    writer.release()
+    with VideoSource(path) as src, pytest.raises(SourceError, match="holds no frame that can be decoded"):
+        next(src)
