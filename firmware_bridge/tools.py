@@ -133,13 +133,15 @@ def monitor_device(
     timeout: float = 2.0,
 ) -> MonitorSummary:
     """Print (via ``on_line``) every valid message from the device after the handshake, until
-    ``count`` messages or ``seconds`` pass. The handshake itself (HELLO_ACK, the TIME_SYNC burst) is
-    summarised in one ``#`` line; frames the link drops (bad CRC or COBS, unknown type, short
+    ``count`` messages or ``seconds`` (after the handshake) pass. The handshake itself (HELLO_ACK, the
+    TIME_SYNC burst) is summarised in one ``#`` line; frames the link drops (bad CRC or COBS, unknown type, short
     payload) are not messages: they are counted in the summary's counters."""
     lines: queue.SimpleQueue[str] = queue.SimpleQueue()
-    start = time.perf_counter()
     shown = 0
     with HostBridge.open(url, timeout=timeout) as bridge:
+        # ``seconds`` and the times shown count from here: a handshake that took 3 s on a noisy link
+        # left a --seconds 3 monitor nothing, and it said "0 messages in 3.0 s"
+        start = time.perf_counter()
         info = bridge.device_info
         major, minor = info.protocol_version
         on_line(f"# connected: device 0x{info.device_id:08x}, firmware {info.firmware_version}, protocol "

@@ -31,7 +31,14 @@ Port = Annotated[
         "or sim://?fps=30&drift_ppm=50 (in-process simulator)."
     ),
 ]
-Timeout = Annotated[float, typer.Option("--timeout", min=0.01, help="Seconds to wait for each answer from the board.")]
+def _finite_timeout(value: float) -> float:
+    if not math.isfinite(value):  # inf passed min=0.01, then failed in the bridge as a link error (exit 6)
+        raise typer.BadParameter(f"{value} is not a number of seconds")
+    return value
+
+
+Timeout = Annotated[float, typer.Option("--timeout", min=0.01, callback=_finite_timeout,
+                                        help="Seconds to wait for each answer from the board.")]
 
 
 @app.command("ping")

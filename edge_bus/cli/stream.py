@@ -19,7 +19,7 @@ def _roi(value: str | None) -> ROI | None:
     try:
         return ROI.parse(value)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        raise typer.BadParameter(str(exc), param_hint="'--roi'") from None
 
 
 def stream(

@@ -63,6 +63,16 @@ def test_monitor_stops_after_seconds() -> None:
     assert re.search(r"\d+ messages in 0\.\d s", result.stderr)
 
 
+def test_monitor_seconds_count_from_the_end_of_the_handshake() -> None:
+    """On a noisy link the handshake took ~3 s: a --seconds 1 monitor showed "0 messages in 1.0 s"."""
+    t0 = time.perf_counter()
+    result = runner.invoke(app, ["monitor", "sim://?corrupt=1&seed=1&fps=100", "--seconds", "1", "--timeout", "5"])
+    took = time.perf_counter() - t0
+    assert result.exit_code == 0, result.output
+    found = re.search(r"(\d+) messages in 1\.0 s", result.stderr)
+    assert found is not None and int(found.group(1)) > 0 and took > 1.5, (result.stderr, took)
+
+
 def test_simulate_pty_prints_path_and_stops() -> None:
     result = runner.invoke(app, ["simulate", "--pty", "--fps", "50", "--seconds", "0.3"])
     assert result.exit_code == 0, result.output
