@@ -78,6 +78,7 @@ class LatestFrameReader:
         self._waited = False  # a FRAME_META has been waited for (after the first, until it is due)
         self._paired = False  # the previous frame was paired with a FRAME_META (the link was up)
         self._decode_s: float | None = None  # smoothed decode time of a file (None: none decoded yet)
+        self._pace_t0: float | None = None  # --realtime: when t_source 0 is due (set by the first frame)
         self.dropped = 0
         self._done = False
         self._stop = False
@@ -99,7 +100,7 @@ class LatestFrameReader:
         if delay > 0:
             time.sleep(delay)
 
-    def _next_frame(self, t0: float) -> Frame | _Late | None:
+    def _next_frame(self) -> Frame | _Late | None:
         # decode before the FRAME_META wait: a replayed file's decode stands in for the frame
         # grabber's transfer, which happens while the board acquires, so it must not sit between
         # FRAME_META and capture
@@ -142,7 +143,9 @@ class LatestFrameReader:
         if self._clock is not None:
             due = self._next_due  # already waited for past it: goes now, on the board's cadence
         elif self._pace:
-            due = t0 + frame.t_source
+            if self._pace_t0 is None:  # the file's clock starts with its first frame, however long opening took
+                self._pace_t0 = time.perf_counter() - frame.t_source
+            due = self._pace_t0 + frame.t_source
             if time.perf_counter() - due > period:
                 # decoding alone fell more than a frame behind the file's clock (a 4000x3000 clip ended
                 # 4.7 s late): a probe's frame would be gone by now, so this one is dropped and counted
@@ -177,7 +180,6 @@ class LatestFrameReader:
         return newer
 
     def _run(self) -> None:
-        t0 = time.perf_counter()
         try:
             if self._clock is not None:
                 # FRAME_META queued while the stream was being set up (engine compile, warm-up) belong
@@ -186,7 +188,7 @@ class LatestFrameReader:
                 while self._clock.next_meta(0.0) is not None:
                     pass
             while not self._stop:
-                frame = self._next_frame(t0)
+                frame = self._next_frame()
                 if frame is None:
                     break
                 if isinstance(frame, _Late):
