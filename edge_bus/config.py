@@ -241,9 +241,9 @@ def _non_empty_out(value: str) -> str:
 
 def load_toml(path: Path) -> dict[str, Any]:
     """Read a config file into ``{field: value}``; unknown sections or keys are errors."""
-    if path.is_dir():
-        raise ConfigError(f"config file {path} is a folder: give a .toml file")
     try:
+        if path.is_dir():  # inside the try: a name too long for the file system raises here
+            raise ConfigError(f"config file {path} is a folder: give a .toml file")
         with open(path, "rb") as fh:  # TOML is UTF-8 whatever the locale says
             raw = fh.read(MAX_CONFIG_BYTES + 1)  # /dev/zero, or a video given by mistake, is not read to the end
         if len(raw) > MAX_CONFIG_BYTES:

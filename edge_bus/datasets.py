@@ -42,7 +42,7 @@ class LabeledImage:
         gray = read_gray(self.image)
         mask = np.zeros(gray.shape, dtype=bool)
         for path in self.masks:
-            m = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            m = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)  # a 16-bit 0/255 mask read as 0
             if m is None:
                 raise DataError(f"cannot read mask {path}")
             if m.shape != gray.shape:

@@ -25,11 +25,8 @@ CLOSE_WAIT_S = 12.0
 """How long closing waits for a source blocked inside a read (longer than V4L2's 10 s select)."""
 
 
-class _Late:
-    """What :meth:`LatestFrameReader._next_frame` returns for a paced frame that came too late (dropped)."""
-
-
-LATE = _Late()
+BEHIND_WARN_PERIODS = 10
+"""A paced file this many frame periods behind its clock gets the warning that decoding is too slow."""
 
 
 class StopFlag(Protocol):
@@ -79,6 +76,7 @@ class LatestFrameReader:
         self._paired = False  # the previous frame was paired with a FRAME_META (the link was up)
         self._decode_s: float | None = None  # smoothed decode time of a file (None: none decoded yet)
         self._pace_t0: float | None = None  # --realtime: when t_source 0 is due (set by the first frame)
+        self._said_behind = False  # the warning that decoding keeps a paced file behind its clock was given
         self.dropped = 0
         self._done = False
         self._stop = False
@@ -100,7 +98,7 @@ class LatestFrameReader:
         if delay > 0:
             time.sleep(delay)
 
-    def _next_frame(self) -> Frame | _Late | None:
+    def _next_frame(self) -> Frame | None:
         # decode before the FRAME_META wait: a replayed file's decode stands in for the frame
         # grabber's transfer, which happens while the board acquires, so it must not sit between
         # FRAME_META and capture
@@ -146,13 +144,7 @@ class LatestFrameReader:
             if self._pace_t0 is None:  # the file's clock starts with its first frame, however long opening took
                 self._pace_t0 = time.perf_counter() - frame.t_source
             due = self._pace_t0 + frame.t_source
-            if time.perf_counter() - due > period:
-                # decoding alone fell more than a frame behind the file's clock (a 4000x3000 clip ended
-                # 4.7 s late): a probe's frame would be gone by now, so this one is dropped and counted
-                with self._cond:
-                    self._pending_drops += 1
-                    self.dropped += 1
-                return LATE
+            self._note_if_behind(time.perf_counter() - due, period)
         else:
             return frame
         delay = due - time.perf_counter()
@@ -162,6 +154,17 @@ class LatestFrameReader:
         # the next is due one period after this one was; a run that fell behind restarts from now
         self._next_due = max(due, self._last_t - period) + period
         return replace(frame, t_capture=self._last_t, wall_time=time.time())
+
+    def _note_if_behind(self, late_s: float, period: float) -> None:
+        """Say once when decoding alone keeps a paced file behind its clock: a 4000x3000 clip ended 4.7 s
+        late without a word. Its frames are not dropped: each still has to be decoded to reach the next
+        (a probe would skip them), so dropping them would not bring the run back to the clock."""
+        if late_s > BEHIND_WARN_PERIODS * period and not self._said_behind:
+            self._said_behind = True
+            decode_ms = (self._decode_s or 0.0) * 1e3
+            log.warning("--realtime: decoding %s takes %.0f ms a frame, more than its %.0f ms frame period: the run "
+                        "falls behind the file's clock (every frame is still processed, later and later)",
+                        self._source.info.name, decode_ms, period * 1e3)
 
     def _fresh_meta(self, meta: HostFrameMeta, period: float) -> HostFrameMeta:
         """The first FRAME_META after a link gap arrived while this reader paced on its own cadence,
@@ -191,8 +194,6 @@ class LatestFrameReader:
                 frame = self._next_frame()
                 if frame is None:
                     break
-                if isinstance(frame, _Late):
-                    continue
                 with self._cond:
                     if self._latest is not None:
                         self._pending_drops += 1

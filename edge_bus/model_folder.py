@@ -2,12 +2,15 @@
 
 The files are built in a hidden staging folder beside ``--out`` (hidden: the zoo skips folders whose
 name starts with "."), and put in place by renaming the folder: a failure, Ctrl-C or a kill leaves
-the model that was there as it was, or the new one whole. Files were once moved in one by one, so a
+the model that was there as it was, or the new one whole (a kill in the microseconds between the
+two renames leaves the old one in a hidden ``.NAME.old-*`` beside it). A folder is replaced only when
+it holds nothing but a model's own files. Files were once moved in one by one, so a
 failure half-way left a mix of old and new files that no longer matched the manifest.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -23,7 +26,7 @@ __all__ = ["check_model_out", "staged_model_folder"]
 
 def check_model_out(out_dir: Path, overwrite: bool) -> None:
     """Before minutes of work: ``out_dir`` can take a model. It is new, empty, or (with ``overwrite``)
-    a model folder; a folder of other files is never replaced."""
+    a model folder holding nothing but its model's files; anything else there is never deleted."""
     try:
         if out_dir.exists() and not out_dir.is_dir():
             raise OutputError(f"cannot write the model to {out_dir}: it is a file — pass a folder")
@@ -32,10 +35,25 @@ def check_model_out(out_dir: Path, overwrite: bool) -> None:
         if not (out_dir / MANIFEST).is_file():
             raise OutputError(f"{out_dir} is not empty and holds no model: give a new or empty folder for the model "
                               "(it would be replaced as a whole)")
+        others = sorted(p.name for p in out_dir.iterdir() if p.name not in _model_files(out_dir))
     except OSError as exc:
         raise OutputError(f"cannot write the model to {out_dir}: {exc.strerror or exc}") from None
     if not overwrite:
         raise OutputError(f"{out_dir} already holds a model: pass --overwrite to replace it, or give a new folder")
+    if others:  # replaced as a whole, they would be deleted with it
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise OutputError(f"{out_dir} holds files that are not its model's ({shown}): move them out first, or give "
+                          "a new folder — the folder is replaced as a whole")
+
+
+def _model_files(folder: Path) -> set[str]:
+    """The names a model folder's manifest lists, with the manifest itself (an unreadable one lists none)."""
+    try:
+        files = json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("files", {})
+    except (OSError, ValueError, AttributeError, RecursionError):
+        files = {}
+    names = {str(f) for f in files.values()} if isinstance(files, dict) else set()
+    return names | {MANIFEST}
 
 
 @contextmanager
@@ -60,19 +78,25 @@ def staged_model_folder(out_dir: Path) -> Iterator[Path]:
 
 def _replace_folder(staging: Path, out_dir: Path) -> None:
     """``staging`` renamed to ``out_dir``; a folder already there is renamed aside first, put back if
-    the second rename fails, and removed after it succeeds."""
+    the second rename fails or is interrupted (Ctrl-C), and removed after it succeeds. Only a kill
+    between the two renames (microseconds) leaves the old model in the hidden ``.NAME.old-*``."""
     aside = out_dir.parent / f".{out_dir.name}.old-{secrets.token_hex(4)}"
+    moved = emptied = False
     try:
         if out_dir.is_dir() and any(out_dir.iterdir()):
             os.replace(out_dir, aside)
+            moved = True
         elif out_dir.is_dir():
             out_dir.rmdir()
-    except OSError as exc:
-        raise OutputError(f"cannot replace {out_dir}: {exc.strerror or exc}; it is as it was") from None
-    try:
+            emptied = True
         os.replace(staging, out_dir)
-    except OSError as exc:
-        if aside.exists():
-            os.replace(aside, out_dir)
-        raise OutputError(f"cannot write to {out_dir}: {exc.strerror or exc}; it is as it was") from None
+    except BaseException as exc:
+        if not out_dir.exists():
+            if moved:
+                os.replace(aside, out_dir)
+            elif emptied:
+                out_dir.mkdir()
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write to {out_dir}: {exc.strerror or exc}; it is as it was") from None
+        raise
     shutil.rmtree(aside, ignore_errors=True)  # a file that can't be deleted stays in a hidden folder

@@ -226,7 +226,7 @@ def parse_manifest(data: dict[str, Any], folder: Path) -> Manifest:
         )
     except ModelError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:  # Overflow: 1e400
         raise ModelError(f"{where} is invalid: missing or bad field {exc}") from None
 
 

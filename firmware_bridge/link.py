@@ -431,9 +431,9 @@ def _check_socket_url(url: str) -> None:
 
     try:
         parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        port = None
-    if not parts.hostname or port is None or not 0 < port < 65536:
+        host, port = parts.hostname, parts.port
+    except ValueError:  # "socket://[::1": urlsplit itself; a port out of range: .port
+        host, port = None, None
+    if not host or port is None or not 0 < port < 65536:
         raise LinkConfigError(f"can't open {url}: a socket URL is socket://host:port with a port 1-65535 "
                               "(e.g. socket://192.168.1.20:7000)")

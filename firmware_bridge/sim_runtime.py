@@ -213,12 +213,13 @@ def _point_link(link: Path, target: str) -> Path:
     try:
         if link.is_symlink():
             old = os.readlink(link)
-            if not old.startswith("/dev/pts/"):
+            if not old.startswith(("/dev/pts/", "/dev/ttys")):  # Linux, macOS pseudo-terminals
                 raise SimulatorError(f"--link {link}: it is a link to {old}, not one a simulator made — give a new "
                                      "path")
             if os.path.exists(old):
                 raise SimulatorError(f"--link {link}: it points to {old}, which is still open (another simulator "
-                                     "serves it) — stop that one, give another path, or remove the link")
+                                     "serves it, or a terminal took its number) — stop that simulator, give another "
+                                     "path, or remove the link")
             link.unlink()
         elif link.exists():
             raise SimulatorError(f"--link {link}: something that is not a link is there — give a new path")

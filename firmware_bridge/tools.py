@@ -109,8 +109,9 @@ def ping_device(url: str, *, count: int = 10, timeout: float = 2.0, interval_s: 
                                    f"within {timeout:g} s: check the cable and the board") from None
                 time.sleep(0.01)
                 continue
-            except LinkTimeout:
+            except LinkTimeout:  # sent, not answered: the link was up, so an outage after it is a new one
                 lost += 1
+                down_since = None
             if interval_s:
                 time.sleep(interval_s)
         if not rtts:

@@ -100,6 +100,8 @@ def test_the_documented_config_example_runs_as_written() -> None:
 def test_config_files_that_are_not_config_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is a folder: give a .toml file"):
         load_toml(tmp_path)
+    with pytest.raises(ConfigError, match="File name too long"):
+        load_toml(tmp_path / ("a" * 300 + ".toml"))
     big = tmp_path / "big.toml"
     big.write_bytes(b"#" * (2 * 1024 * 1024))
     with pytest.raises(ConfigError, match="is over 1024 KB: it is not a config file"):

@@ -137,3 +137,15 @@ def test_an_indexed_image_that_is_missing_is_named_as_missing_not_as_maskless(tm
     gone = LabeledImage(tmp_path / "Images" / "bus_0006-s.png", (), "malignant", 1, "busbra")
     with pytest.raises(DataError, match=r"bus_0006-s.png does not exist \(it is listed in the dataset's index\)"):
         require_masks([gone])
+
+
+def test_a_16_bit_mask_is_read_as_its_values_not_its_top_8_bits(tmp_path: Path) -> None:
+    """A 0/255 mask saved as 16 bits read as all zero: every lesion scored Dice 0."""
+    from edge_bus.datasets import LabeledImage
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((20, 30), 100, np.uint8))
+    mask = np.zeros((20, 30), np.uint16)
+    mask[5:10, 5:15] = 255
+    cv2.imwrite(str(tmp_path / "a_mask.png"), mask)
+    _, read = LabeledImage(tmp_path / "a.png", (tmp_path / "a_mask.png",), "benign", None, "busi").load()
+    assert int(read.sum()) == 50

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 
 import numpy as np
+import pytest
 
 from edge_bus.live import LatestFrameReader
 from edge_bus.sources.base import FrameSource, SourceInfo
@@ -110,23 +112,26 @@ class _SlowFrames(_Frames):
         return super().__next__()
 
 
-def test_a_paced_file_that_decodes_slower_than_its_fps_drops_frames_to_stay_on_its_clock() -> None:
-    """A 4000x3000 clip decoded at ~60 ms a frame at 30 fps ended 4.7 s behind its own clock: every frame
-    was shown, later and later. Like a live probe, frames more than a period late are dropped and counted."""
-    frames = _SlowFrames(30, read_s=0.06)
-    reader = LatestFrameReader(frames, pace=True)
-    t0 = time.perf_counter()
+def test_a_paced_file_that_decodes_slower_than_its_fps_says_so_once(caplog: pytest.LogCaptureFixture) -> None:
+    """A 4000x3000 clip decoded at ~60 ms a frame at 30 fps ended 4.7 s behind its own clock without a word.
+    Its frames are not dropped (each must be decoded to reach the next, so dropping would not catch up):
+    the run says once that decoding is slower than the file's frame rate."""
+    frames = _SlowFrames(20, read_s=0.06)
+    with caplog.at_level(logging.WARNING, logger="edge_bus"):
+        reader = LatestFrameReader(frames, pace=True)
+        try:
+            taken = [f for f in iter(lambda: reader.get(timeout=1.0), None)]
+        finally:
+            reader.close()
+    assert len(taken) + reader.dropped + reader.unreported_drops() == 20
+    said = [r.getMessage() for r in caplog.records if "falls behind the file's clock" in r.getMessage()]
+    assert len(said) == 1 and "decoding fake takes" in said[0] and "33 ms frame period" in said[0]
+    on_time = LatestFrameReader(_Frames(6), pace=True)
     try:
-        taken = []
-        while (frame := reader.get(timeout=1.0)) is not None:
-            taken.append((time.perf_counter() - t0, frame))
+        assert len([f for f in iter(lambda: on_time.get(timeout=1.0), None)]) == 6
     finally:
-        reader.close()
-    assert reader.dropped >= 10  # about every other frame
-    assert len(taken) + reader.dropped + reader.unreported_drops() >= 29
-    # delivered frames stay within a couple of periods of their place on the clip's clock
-    assert all(at - f.t_source < 0.2 for at, f in taken), [(round(at, 3), f.t_source) for at, f in taken]
-    assert sum(f.dropped_before for _, f in taken) + reader.unreported_drops() == reader.dropped
+        on_time.close()
+    assert len([r for r in caplog.records if "falls behind" in r.getMessage()]) == 1  # not for a file on time
 
 
 class _BurstClock(_QueuedClock):

@@ -205,10 +205,14 @@ def test_quantize_replaces_a_model_only_when_asked_and_never_a_folder_of_other_f
     with pytest.raises(OutputError, match="already holds a model: pass --overwrite"):
         quantize_model(tmp_path / "m.onnx", calib, out, name="second", golden=False)
     assert load_manifest(out).name == "first"
+    with pytest.raises(OutputError, match=r"holds files that are not its model's \(extra.txt\)"):
+        quantize_model(tmp_path / "m.onnx", calib, out, name="second", golden=False, overwrite=True)
+    assert (out / "extra.txt").exists()  # replaced as a whole, the folder would have taken it along
+    (out / "extra.txt").unlink()
     quantize_model(tmp_path / "m.onnx", calib, out, name="second", golden=False, overwrite=True)
     second = load_manifest(out)
     second.verify()
-    assert second.name == "second" and not (out / "extra.txt").exists()  # replaced whole
+    assert second.name == "second"
     other = tmp_path / "notes"
     other.mkdir()
     (other / "mine.txt").write_text("x")
@@ -230,6 +234,17 @@ def test_quantize_replaces_a_model_only_when_asked_and_never_a_folder_of_other_f
     monkeypatch.undo()
     assert load_manifest(out).name == "second"
     load_manifest(out).verify()
+
+    def ctrl_c_between(src: object, dst: object) -> None:  # the old one moved aside, then Ctrl-C
+        if str(dst) == str(out) and ".partial-" in str(src):
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(mf.os, "replace", ctrl_c_between)
+    with pytest.raises(KeyboardInterrupt):
+        quantize_model(tmp_path / "m.onnx", calib, out, name="fourth", golden=False, overwrite=True)
+    monkeypatch.undo()
+    assert load_manifest(out).name == "second"  # put back, not left in a hidden folder
     # what a kill leaves (a staging folder with a complete manifest) is not a model
     (tmp_path / ".model.partial-0000").mkdir()
     for f in out.iterdir():

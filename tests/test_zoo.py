@@ -149,6 +149,7 @@ def _set(section: str, key: str, value: object) -> Callable[[dict[str, Any]], No
      "operating point 'balanced' must lie between 0 and 1"),
     (lambda d: d["input"].update(shape=[1, 1, 0, 32]), r"input shape \[1, 1, 0, 32\] has a dimension below 1"),
     (lambda d: d["input"].update(shape=[1, 1, 10**400, 32]), "is not an image a model takes"),
+    (lambda d: d["input"].update(shape=[1, 1, float("inf"), 32]), "manifest"),  # JSON 1e400: an OverflowError
 ])
 def test_a_manifest_the_runtime_cannot_use_is_one_model_error(
     tmp_path: Path, edit: Callable[[dict[str, Any]], None], message: str

@@ -18,7 +18,7 @@ import numpy as np
 
 from edge_bus.types import FrameRecord
 
-__all__ = ["FrameSeries", "SeriesBuilder", "frame_lines"]
+__all__ = ["FrameSeries", "SeriesBuilder", "frame_lines", "is_frame_record"]
 
 
 @dataclass(frozen=True, eq=False)

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from helpers import signal_and_wait
 from typer.testing import CliRunner
 
@@ -37,6 +38,42 @@ def test_ping_fails_when_the_board_is_unplugged_and_rides_through_a_glitch() -> 
     assert glitch.exit_code == 0, glitch.output
     found = re.search(r"(\d+) round trips(?:, (\d+) lost)?", glitch.stdout)
     assert found is not None and int(found.group(1)) >= 7990 and int(found.group(2) or 0) <= 10
+
+
+def test_a_second_outage_gets_its_own_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Down 0.15 s, back for one lost ping, down again: the first outage's start was kept, and ping
+    gave up 0.05 s into the second one instead of after its timeout."""
+    import contextlib
+
+    import firmware_bridge.tools as tools
+    from firmware_bridge.errors import LinkDown, LinkTimeout
+
+    class Flapping:
+        device_info = None
+
+        def __init__(self) -> None:
+            self.t0 = time.perf_counter()
+
+        def ping(self) -> float:
+            t = time.perf_counter() - self.t0
+            if t < 0.15:
+                return 0.001
+            if t < 0.30:
+                raise LinkDown("down")
+            if t < 0.35:
+                time.sleep(0.05)
+                raise LinkTimeout("lost")
+            raise LinkDown("down")
+
+    @contextlib.contextmanager
+    def fake_open(url: str, timeout: float) -> object:
+        yield Flapping()
+
+    monkeypatch.setattr(tools.HostBridge, "open", staticmethod(fake_open))
+    t0 = time.perf_counter()
+    with pytest.raises(LinkDown, match="not back within 0.25 s"):
+        tools.ping_device("x", count=10**7, timeout=0.25)
+    assert time.perf_counter() - t0 >= 0.35 + 0.25 - 0.02  # the second outage's own 0.25 s
 
 
 def test_info_shows_device_identity() -> None:
@@ -91,8 +128,9 @@ def test_simulate_serves_a_pty_by_default_and_nothing_else() -> None:
 
 
 def test_domain_errors_are_one_line_with_exit_code_6() -> None:
+    inf = runner.invoke(app, ["ping", "sim://", "--timeout", "inf"])  # a usage error, like simulate --seconds inf
+    assert inf.exit_code == 2 and "Invalid value for '--timeout': inf is not a number of seconds" in inf.output
     for args, expected in (
-        (["ping", "sim://", "--timeout", "inf"], "error: timeout must be a finite number of seconds > 0, got inf"),
         (["ping", "/dev/ttyDOESNOTEXIST"], "error: can't open /dev/ttyDOESNOTEXIST"),
         (["info", "sim://?proto_major=3"], "error: controller speaks firmware-bridge protocol 3.0"),
         (["ping", "bogus://x"], "error: can't open bogus://x: invalid URL, protocol 'bogus' not known — give a "
@@ -152,7 +190,7 @@ def test_a_second_program_on_the_same_port_is_refused_and_the_first_keeps_its_li
 
 def test_a_socket_url_without_a_usable_port_says_how_one_is_written() -> None:
     """pyserial's own errors read "'<=' not supported between instances of 'int' and 'NoneType'"."""
-    for url in ("socket://127.0.0.1", "socket://127.0.0.1:99999", "socket://:80"):
+    for url in ("socket://127.0.0.1", "socket://127.0.0.1:99999", "socket://:80", "socket://[::1"):
         result = runner.invoke(app, ["ping", url, "--count", "1", "--timeout", "0.5"])
         assert result.exit_code == 6 and "socket://host:port with a port 1-65535" in result.output, url
         assert "NoneType" not in result.output
