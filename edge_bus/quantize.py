@@ -7,6 +7,7 @@ The primitives under the training export and ``edge-bus models quantize`` (a use
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,8 @@ def quantize_openvino(onnx_path: Path, tensors: Sequence[np.ndarray], out_xml: P
     try:
         import nncf
     except ImportError:
-        raise ConfigError("INT8 quantisation needs NNCF: pip install 'edge-bus[quantize]'") from None
+        raise ConfigError("INT8 quantisation needs NNCF, in the quantize extra: from the checkout, "
+                          f"{sys.executable} -m pip install -e '.[quantize]' (make test installs it too)") from None
     import openvino as ov
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
