@@ -132,7 +132,19 @@ def _convert(field_name: str, key: str, raw: str) -> object:
             raise ValueError(raw)
         return value
     except ValueError:
-        raise SimulatorError(f"sim:// option {key}={raw!r} is not a valid {kind}: fix the URL") from None
+        wanted = _described(field_name, kind)
+        raise SimulatorError(f"sim:// option {key}={raw!r} is not {wanted}: fix the URL") from None
+
+
+def _described(field_name: str, kind: str) -> str:
+    """What a sim:// option takes, in words (not "tuple[int, int, int]" or "int | None")."""
+    if field_name == "fw_version":
+        return "a firmware version MAJOR.MINOR.PATCH such as 1.2.3"
+    if kind == "bool":
+        return "true or false"
+    if "int" in kind and "float" not in kind:
+        return "a whole number"
+    return "a number"
 
 
 @dataclass(frozen=True, slots=True)

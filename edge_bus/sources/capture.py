@@ -162,6 +162,9 @@ class CaptureSource(FrameSource):
             found = list_capture_devices()
             have = f" (found: {', '.join(found)})" if found else ""
             raise SourceError(f"no capture device {node}{have} — is it plugged in? {_LIST_HINT}")
+        if Path(node).is_file():  # "is another program using it?" misled for a file given as capture:
+            raise SourceError(f"{node} is a file, not a capture device — give it as --source {node}, or as "
+                              f"replay:{node} to run it through the capture path")
         if not os.access(node, os.R_OK | os.W_OK):
             raise SourceError(
                 f"capture device {node}: permission denied — add yourself to the 'video' group "

@@ -41,7 +41,7 @@ def _is_image(path: Path) -> bool:
         path.suffix.lower() in IMAGE_SUFFIXES | DICOM_SUFFIXES
         and not name.startswith(".")
         and not fnmatch.fnmatch(name.lower(), "*_mask*")
-        and path.is_file()
+        and (path.is_file() or path.is_symlink())  # a broken link is an image that can't be read, not skipped
     )
 
 
@@ -171,7 +171,8 @@ class FolderSource(FrameSource):
                 self.close()
                 raise SourceEndedEarly(
                     f"cannot read image '{path.name}' ({k + 1} of {len(self._files)}) in '{self._path}': "
-                    f"corrupt or not an image (the {self._index} frames before it were read) — remove or replace it"
+                    f"{'a link to nothing' if path.is_symlink() and not path.exists() else 'corrupt or not an image'} "
+                    f"(the {self._index} frames before it were read) — remove or replace it"
                 )
             return img, None, path.name
 

@@ -50,7 +50,8 @@ def _split(spec: str) -> tuple[str | None, str]:
     kind, rest = match.group(1).lower(), match.group(2)
     if kind not in SOURCE_KINDS:
         raise SourceError(f"unknown source kind '{kind}:' in '{spec}' — valid kinds: {', '.join(SOURCE_KINDS)}")
-    return kind, rest
+    # the shell expands ~ only at the start of a word: folder:~/scans reached here as it was typed
+    return kind, (os.path.expanduser(rest) if rest.startswith("~") else rest)
 
 
 def detect_kind(target: str) -> str:

@@ -128,6 +128,9 @@ def test_simulate_serves_a_pty_by_default_and_nothing_else() -> None:
 
 
 def test_domain_errors_are_one_line_with_exit_code_6() -> None:
+    for url, wanted in (("sim://?fw=", "a firmware version MAJOR.MINOR.PATCH"), ("sim://?seed=abc", "a whole number")):
+        result = runner.invoke(app, ["ping", url])  # Python's type names ("tuple[int, int, int]") are not for users
+        assert result.exit_code == 6 and f"is not {wanted}" in result.stderr, result.output
     inf = runner.invoke(app, ["ping", "sim://", "--timeout", "inf"])  # a usage error, like simulate --seconds inf
     assert inf.exit_code == 2 and "Invalid value for '--timeout': inf is not a number of seconds" in inf.output
     for args, expected in (
@@ -136,7 +139,7 @@ def test_domain_errors_are_one_line_with_exit_code_6() -> None:
         (["ping", "bogus://x"], "error: can't open bogus://x: invalid URL, protocol 'bogus' not known — give a "
                                 "port"),  # a typo in the URL, not a cable
         (["ping", "sim://?fps=abc"], "error: can't start the simulated board sim://?fps=abc: sim:// option fps='abc' "
-                                     "is not a valid float: fix the URL\n"),  # no cable advice for a URL typo
+                                     "is not a number: fix the URL\n"),  # no cable advice for a URL typo
     ):
         result = runner.invoke(app, args)
         assert result.exit_code == 6, result.output

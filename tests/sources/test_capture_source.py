@@ -138,3 +138,11 @@ def test_the_pixel_format_is_asked_for_before_the_size(fake_node: Path) -> None:
     assert fake.props[cv2.CAP_PROP_FOURCC] == cv2.VideoWriter.fourcc(*"MJPG") and src.info.pixel_format == "MJPG"
     src.close()
     assert capture.fourcc_text(0.0) == "" and capture.fourcc_text(float("nan")) == ""  # the backend does not say
+
+
+def test_a_file_given_as_a_capture_device_says_what_to_give_instead(tmp_path: Path) -> None:
+    """``--source capture:clip.avi`` asked "is another program using it?"."""
+    clip = tmp_path / "clip.avi"
+    clip.write_bytes(b"not a device")
+    with pytest.raises(SourceError, match=r"clip.avi is a file, not a capture device — give it as --source .*replay:"):
+        CaptureSource(str(clip))

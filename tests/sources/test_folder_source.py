@@ -185,3 +185,17 @@ def test_a_16_bit_image_is_scaled_by_its_own_range_not_cut_to_its_top_8_bits(tmp
     from edge_bus.datasets import read_gray
 
     assert read_gray(tmp_path / "a.png").max() == 255  # eval and calibration read it the same way
+
+
+def test_a_broken_link_is_an_image_that_cannot_be_read_not_a_frame_skipped(tmp_path: Path) -> None:
+    """A corrupt .png stopped the run, but a link to a deleted .png was skipped without a word."""
+    import cv2
+
+    for name in ("a.png", "c.png"):
+        cv2.imwrite(str(tmp_path / name), np.full((32, 32), 80, np.uint8))
+    (tmp_path / "b.png").symlink_to(tmp_path / "gone.png")
+    with FolderSource(tmp_path) as src:
+        assert [p.name for p in src.files] == ["a.png", "b.png", "c.png"]
+        next(src)
+        with pytest.raises(SourceError, match=r"cannot read image 'b.png' \(2 of 3\) .*: a link to nothing"):
+            next(src)

@@ -55,6 +55,13 @@ def test_prefix_forces_the_kind(files: dict[str, Path], prefix: str, kind: str) 
         assert src.info.kind == kind
 
 
+def test_a_prefixed_path_expands_home(files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shell leaves ``folder:~/scans`` as typed: it read as a folder named "~"."""
+    monkeypatch.setenv("HOME", str(files["folder"].parent))
+    with open_source("folder:~/imgs") as src:
+        assert src.info.kind == "folder" and next(src).index == 0
+
+
 def test_prefix_that_does_not_fit_the_file(files: dict[str, Path]) -> None:
     with pytest.raises(SourceError, match="not a DICOM file"):
         open_source(f"dicom:{files['video']}")
