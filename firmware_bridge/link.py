@@ -110,6 +110,7 @@ class Link:
         """Open the port and start reading; raises :class:`PortUnavailable`. No handshake here."""
         if self._closed:
             raise LinkClosed(f"link to {self._url} was closed: open a new one")
+        _check_socket_url(self._url)  # once: the URL is the same at every reconnect
         self._connect_port()
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="bridge-dispatch", daemon=True)
         self._dispatcher.start()
@@ -234,7 +235,6 @@ class Link:
     # -- connection management -------------------------------------------------------------------
 
     def _connect_port(self) -> None:
-        _check_socket_url(self._url)
         try:
             if self._port is None:
                 self._port = serial.serial_for_url(

@@ -115,36 +115,39 @@ QUERY_KEYS: dict[str, str] = {
 _TYPES = {f.name: f.type for f in fields(SimConfig)}
 
 
-def _convert(field_name: str, key: str, raw: str) -> object:
+#: what each kind of sim:// option takes, in words (not "tuple[int, int, int]" or "int | None")
+_WANTED = {"fw": "a firmware version MAJOR.MINOR.PATCH such as 1.2.3", "bool": "true or false",
+           "int": "a whole number", "float": "a number"}
+
+
+def _kind_of(field_name: str) -> str:
+    """The kind of value a SimConfig field takes from a URL: a key of :data:`_WANTED`."""
     kind = str(_TYPES[field_name])
+    if field_name == "fw_version":
+        return "fw"
+    if kind == "bool":
+        return "bool"
+    return "int" if "int" in kind and "float" not in kind else "float"
+
+
+def _convert(field_name: str, key: str, raw: str) -> object:
+    kind = _kind_of(field_name)
     try:
-        if field_name == "fw_version":
+        if kind == "fw":
             major, minor, patch = (int(part) for part in raw.split("."))
             return (major, minor, patch)
         if kind == "bool":
             if raw.lower() not in ("1", "0", "true", "false", "yes", "no", ""):
                 raise ValueError(raw)
             return raw.lower() in ("1", "true", "yes", "")
-        if "int" in kind and "float" not in kind:
+        if kind == "int":
             return int(raw, 0)
         value = float(raw)
         if not math.isfinite(value):
             raise ValueError(raw)
         return value
     except ValueError:
-        wanted = _described(field_name, kind)
-        raise SimulatorError(f"sim:// option {key}={raw!r} is not {wanted}: fix the URL") from None
-
-
-def _described(field_name: str, kind: str) -> str:
-    """What a sim:// option takes, in words (not "tuple[int, int, int]" or "int | None")."""
-    if field_name == "fw_version":
-        return "a firmware version MAJOR.MINOR.PATCH such as 1.2.3"
-    if kind == "bool":
-        return "true or false"
-    if "int" in kind and "float" not in kind:
-        return "a whole number"
-    return "a number"
+        raise SimulatorError(f"sim:// option {key}={raw!r} is not {_WANTED[kind]}: fix the URL") from None
 
 
 @dataclass(frozen=True, slots=True)
