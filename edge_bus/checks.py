@@ -7,6 +7,7 @@ or a ``cv2.error`` on a worker thread minutes later."""
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 import numpy as np
@@ -19,16 +20,22 @@ __all__ = ["check_fields", "is_pixel_format", "number_or_none"]
 def check_fields(obj: Any, *, numbers: tuple[str, ...] = (), integers: tuple[str, ...] = (),
                  texts: tuple[str, ...] = (), flags: tuple[str, ...] = (), optional: tuple[str, ...] = ()) -> None:
     """Check the type of each named field of ``obj``: finite real ``numbers`` (numpy scalars too),
-    ``integers``, ``texts`` (str), ``flags`` (bool). A field named in ``optional`` may be None."""
+    ``integers``, ``texts`` (str), ``flags`` (bool). A field named in ``optional`` may be None.
+
+    An accepted value is stored back as the plain Python type (``float``, ``int``, ``bool``; also on a
+    frozen dataclass): a numpy scalar kept as it was failed later, far from where it was given
+    (``json.dumps`` of an ``np.int64``, OpenVINO's reshape to an ``np.int64`` batch)."""
     owner = type(obj).__name__
-    for names, accept, what in ((numbers, _is_number, "a finite number"), (integers, _is_integer, "an integer"),
-                                (texts, _is_text, "a string"), (flags, _is_flag, "True or False")):
+    for names, accept, what, plain in ((numbers, _is_number, "a finite number", float),
+                                       (integers, _is_integer, "an integer", operator.index),
+                                       (texts, _is_text, "a string", str), (flags, _is_flag, "True or False", bool)):
         for name in names:
             value = getattr(obj, name)
             if value is None and name in optional:
                 continue
             if not accept(value):
                 raise ConfigError(f"{owner}.{name} must be {what}, got {value!r} ({type(value).__name__})")
+            object.__setattr__(obj, name, plain(value))
 
 
 def number_or_none(value: object) -> float | None:

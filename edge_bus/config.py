@@ -84,7 +84,8 @@ class StreamConfig:
             elif isinstance(value, np.bool_):
                 value = bool(value)
             if f.name == "out" and isinstance(value, str | os.PathLike):
-                value = Path(_non_empty_out(value) if isinstance(value, str) else value)
+                text = os.fspath(value)  # a Path too: one with a NUL in it failed only when the run opened it
+                value = Path(_non_empty_out(text)) if isinstance(text, str) else value
             elif f.name == "roi" and isinstance(value, str):
                 value = ROI.parse(value)
             elif kind in (str, str | None) and isinstance(value, os.PathLike):
@@ -269,10 +270,10 @@ def load_toml(path: Path) -> dict[str, Any]:
     return out
 
 
-def build_config(config_file: Path | None = None, **overrides: Any) -> StreamConfig:
+def build_config(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> StreamConfig:
     """Defaults ← config file ← overrides (``None`` overrides mean "not given on the command line").
     An error caused by a setting from the file names the file."""
-    from_file: dict[str, Any] = load_toml(config_file) if config_file is not None else {}
+    from_file: dict[str, Any] = load_toml(Path(config_file)) if config_file is not None else {}
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
         return _build({**from_file, **given})

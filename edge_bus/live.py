@@ -200,9 +200,10 @@ class LatestFrameReader:
                         self.dropped += 1
                     self._latest = frame
                     self._cond.notify()
-        except Exception as exc:  # noqa: BLE001 - raised again on the consuming thread by the pipeline
+        except BaseException as exc:  # noqa: BLE001 - raised again on the consuming thread by the pipeline
             # anything, not only edge-bus errors: a capture SDK's own exception ended the thread and
-            # the run read it as the end of the source, with no error
+            # the run read it as the end of the source, with no error (a KeyboardInterrupt or SystemExit
+            # from the source too: the run then ended as a success, where a file run said interrupted)
             self.error = exc
         finally:
             with self._cond:

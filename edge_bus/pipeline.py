@@ -162,6 +162,9 @@ def compose(config: StreamConfig, source: FrameSource | None = None,
     engine instead of :func:`~edge_bus.engines.create_engine` (``config.backend``), e.g.
     :func:`edge_bus.engines.fake.fake_engine_factory` to rehearse a slow or failing device."""
     try:
+        if not isinstance(config, StreamConfig):
+            raise ConfigError(f"config must be a StreamConfig (edge_bus.StreamConfig or build_config), got "
+                              f"{type(config).__name__}")
         config = config.validate()  # also the device name in OpenVINO's spelling
         if renderer is not None and not isinstance(renderer, OverlayRenderer):
             raise ConfigError(f"renderer must be an OverlayRenderer (e.g. OverlayRenderer(OverlayStyle(...))), got "
@@ -199,6 +202,9 @@ def compose(config: StreamConfig, source: FrameSource | None = None,
             backend=config.backend, device=config.device, precision=config.precision,
             hint="LATENCY" if live else "THROUGHPUT", requests=1 if live else config.requests,
             batch=config.batch if not live and config.backend == "openvino" else 1))
+        if not isinstance(engine, Engine):
+            raise ConfigError(f"engine_factory must return an Engine (edge_bus.engines.base.Engine), got "
+                              f"{type(engine).__name__}")
         parts.append(engine)
         _warm_up(engine, manifest)  # also checks the output shapes, before any output file is opened
         bridge = None
@@ -365,7 +371,9 @@ def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
     the result has ``stopped=True``. ``handle_signals``: while the run lasts, Ctrl-C (SIGINT) and
     SIGTERM end it cleanly with :class:`Interrupted` / :class:`Terminated` (the process's own
     handlers are restored after; only possible on the main thread). Pass False to keep yours.
-    Errors: :class:`EdgeBusError` subclasses, their message extended with where the outputs are."""
+    Errors: :class:`EdgeBusError` subclasses, their message extended with where the outputs are. An
+    exception raised by your own ``progress``, ``on_start``, ``engine_factory`` or renderer is raised
+    as it is, after the outputs are finalised (your source's comes back as a :class:`SourceError`)."""
     request = _StopRequest(stop)
     if handle_signals:
         request.install()  # before compose: a signal during the model's warm-up still ends the run cleanly

@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 
 from edge_bus.checks import check_fields
-from edge_bus.errors import ConfigError
+from edge_bus.errors import ConfigError, ModelError
 from edge_bus.types import ROI, ModelOutputs, Prediction, PreprocessMeta
-from edge_bus.zoo import Manifest
+from edge_bus.zoo import HEADS, Manifest
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,7 @@ class Postprocessor:
     def postprocess(self, outputs: ModelOutputs, meta: PreprocessMeta,
                     spacing_mm: tuple[float, float] | None = None, frozen: bool = False) -> Prediction:
         m = self.manifest
+        self._check(outputs, meta)
         lesion_p, malig = presence_malignancy(m, outputs.class_logits)
         a = self.config.smoothing
         if a > 0:  # smooth probabilities: the mask needs its sigmoid
@@ -187,3 +188,23 @@ class Postprocessor:
                     lesion_mm = longest_axis_mm(region.pixels, spacing_mm)
         return Prediction(mask=frame_mask, probs=probs, malignancy=malig, lesion=lesion, label=label,
                           bbox=bbox, mask_area=area, lesion_mm=lesion_mm, frozen=frozen)
+
+    def _check(self, outputs: ModelOutputs, meta: PreprocessMeta) -> None:
+        """What an engine of one's own (or a direct call) may hand over wrongly, as one-line errors: a
+        [1, 1, H, W] mask gave a cv2.error, one class logit too few an IndexError, a NaN logit a
+        ValueError in the renderer (and a frame called normal), a scan area past the frame a
+        broadcasting ValueError."""
+        mask, logits = outputs.mask_logits, outputs.class_logits
+        name = self.manifest.name
+        if not isinstance(mask, np.ndarray) or mask.ndim != 2 or min(mask.shape) < 2:
+            raise ModelError(f"model {name}: mask_logits must be a 2-D [H, W] array (at least 2x2), got "
+                             f"{list(getattr(mask, 'shape', []))} — squeeze the model's [1, 1, H, W] output")
+        want = HEADS[self.manifest.head]
+        if not isinstance(logits, np.ndarray) or logits.size != want:
+            raise ModelError(f"model {name}: class_logits must hold {want} values for its {self.manifest.head} "
+                             f"head, got {list(getattr(logits, 'shape', []))}")
+        if not np.isfinite(logits).all():
+            raise ModelError(f"model {name} gave class logits {logits.tolist()} for a frame: not finite — check the "
+                             "model and the device it runs on")
+        if not meta.roi.fits(meta.frame_w, meta.frame_h):
+            raise ConfigError(f"scan area {meta.roi.as_list()} reaches past the {meta.frame_w}x{meta.frame_h} frame")

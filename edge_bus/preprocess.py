@@ -43,12 +43,18 @@ MIN_FRAME_SIDE = 16
 
 
 def detect_scan_area(gray: np.ndarray, threshold: int = 12, min_fraction: float = 0.25) -> ROI:
-    """Find the ultrasound scan area in a frame with scanner UI margins around it.
+    """Find the ultrasound scan area in a uint8 frame (gray, or BGR / BGRA) with scanner UI margins
+    around it.
 
     Dark margins, burned-in text and small colour marks are excluded: the scan area is the
     bounding box of the largest bright connected region after a morphological opening that
     erases thin text strokes. Falls back to the whole frame if nothing big enough is found.
     """
+    if (not isinstance(gray, np.ndarray) or gray.dtype != np.uint8 or gray.ndim not in (2, 3) or gray.size == 0
+            or (gray.ndim == 3 and gray.shape[2] not in (1, 3, 4))):
+        raise SourceError(f"detect_scan_area takes a uint8 frame, gray or BGR, got {type(gray).__name__} "
+                          f"{list(getattr(gray, 'shape', []))} {getattr(gray, 'dtype', '')}".rstrip())
+    gray = to_gray(gray)
     h, w = gray.shape[:2]
     small_scale = 4 if min(h, w) >= 256 else 2
     if min(h, w) < 4 * small_scale:  # too small to find margins in
@@ -126,6 +132,7 @@ class Preprocessor:
         self.spec = spec
         self._fixed_roi = roi
         self._roi: ROI | None = roi
+        self._roi_size: tuple[int, int] | None = None  # (w, h) of the frame self._roi was detected on
         self._redetect_every = max(1, redetect_every)
         self._count = 0
 
@@ -135,8 +142,11 @@ class Preprocessor:
         h, w = pixels.shape[:2]
         if self._fixed_roi is not None:
             return check_roi_fits(self._fixed_roi, w, h)
-        if self._roi is None or self._count % self._redetect_every == 0 or not self._roi.fits(w, h):
+        # a new frame size (a grabber switched mode) is a new picture: the old area may fit it and
+        # still be the wrong place (a smaller one kept on a larger frame reads its black corner)
+        if self._roi is None or self._count % self._redetect_every == 0 or self._roi_size != (w, h):
             self._roi = detect_scan_area(to_gray(pixels))
+            self._roi_size = (w, h)
         return self._roi
 
     def warm_up(self, size: tuple[int, int]) -> None:

@@ -32,6 +32,7 @@ __all__ = ["BGR", "HudInfo", "OverlayRenderer", "OverlayStyle", "label_lines", "
 BGR = tuple[int, int, int]
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
+_MAX_THICKNESS = 32767  # OpenCV's MAX_THICKNESS: more is a cv2.error at the first lesion drawn
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,9 @@ class OverlayStyle:
             raise ConfigError(f"OverlayStyle.alpha must be in [0, 1], got {self.alpha}")
         if not 0.0 <= self.panel_darken <= 1.0:
             raise ConfigError(f"OverlayStyle.panel_darken must be in [0, 1], got {self.panel_darken}")
-        if self.contour_thickness < 0:
-            raise ConfigError(f"OverlayStyle.contour_thickness must be >= 0, got {self.contour_thickness}")
+        if not 0 <= self.contour_thickness <= _MAX_THICKNESS:
+            raise ConfigError(f"OverlayStyle.contour_thickness must be 0-{_MAX_THICKNESS} pixels (OpenCV's limit), got "
+                              f"{self.contour_thickness}")
         if self.font_scale <= 0:
             raise ConfigError(f"OverlayStyle.font_scale must be > 0, got {self.font_scale}")
         for f in fields(self):

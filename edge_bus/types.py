@@ -22,6 +22,8 @@ class ROI:
         values = (self.x, self.y, self.w, self.h)
         if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values):
             raise ConfigError(f"ROI needs whole pixel numbers x, y, w, h, got {values!r}")
+        for name, v in zip(("x", "y", "w", "h"), values, strict=True):  # numpy integers: plain ints, for
+            object.__setattr__(self, name, int(v))  # the bbox in frames.jsonl (json can't write an np.int64)
         if self.x < 0 or self.y < 0 or self.w <= 0 or self.h <= 0:
             raise ConfigError(f"ROI needs x,y >= 0 and w,h > 0, got {self.x},{self.y},{self.w},{self.h}")
 

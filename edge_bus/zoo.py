@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -315,7 +316,7 @@ def model_manifests(root: Path) -> list[Path]:
     return sorted(p for p in root.glob(f"*/{MANIFEST}") if not p.parent.name.startswith("."))
 
 
-def list_models(root: Path | None = None) -> list[Manifest]:
+def list_models(root: str | os.PathLike[str] | None = None) -> list[Manifest]:
     """Every readable model under ``root``; :func:`scan_models` also gives the unreadable ones."""
     return scan_models(root).models
 
@@ -336,12 +337,12 @@ class ModelScan:
     unreadable: list[UnreadableModel]
 
 
-def scan_models(root: Path | None = None) -> ModelScan:
+def scan_models(root: str | os.PathLike[str] | None = None) -> ModelScan:
     """The models under ``root`` (default: the zoo), each manifest read once: one half-written
     manifest must not hide the others."""
     good: list[Manifest] = []
     broken: list[UnreadableModel] = []
-    for p in model_manifests(root or zoo_dir()):
+    for p in model_manifests(Path(root) if root is not None else zoo_dir()):
         try:
             good.append(load_manifest(p.parent))
         except ModelError as exc:
@@ -391,8 +392,12 @@ def checked_model(spec: str | None) -> Manifest:
     return m
 
 
-def resolve_model(spec: str | None) -> Manifest:
+def resolve_model(spec: str | os.PathLike[str] | None) -> Manifest:
     """A shipped model name, a model folder, or a manifest path → its :class:`Manifest`."""
+    if isinstance(spec, os.PathLike):
+        spec = os.fspath(spec)
+    if spec is not None and not isinstance(spec, str):
+        raise ModelError(f"a model is given by its name or its folder (a str or a path), got {type(spec).__name__}")
     if spec is not None and not spec.strip():
         raise ModelError("the model name is empty: give a shipped name (edge-bus models list) or a model folder, or "
                          "leave it out for the default")

@@ -277,6 +277,7 @@ def test_stage_settings_and_paths_raise_config_errors(tmp_path: Path) -> None:
     (lambda: EngineConfig(backend="onnxruntime", precision="default"), "ONNX Runtime runs int8 or fp32"),
     (lambda: InputSpec(32, 32, 0.5, 0), r"InputSpec.std must be > 0"),
     (lambda: InputSpec(32.0, 32, 0.5, 0.25), "InputSpec.height must be an integer, got 32.0"),
+    (lambda: OverlayStyle(contour_thickness=40000), r"contour_thickness must be 0-32767 pixels \(OpenCV's limit\)"),
 ])
 def test_settings_of_the_wrong_type_are_config_errors_when_made(make: Callable[[], object], message: str) -> None:
     """These raised TypeError/AttributeError from a comparison, or (contour_thickness 1.5) a cv2.error
@@ -291,6 +292,68 @@ def test_numpy_numbers_are_accepted_where_python_numbers_are() -> None:
     assert OverlayStyle(alpha=np.float32(0.25), contour_thickness=np.int64(3)).contour_thickness == 3
     assert EngineConfig(requests=np.int32(2)).requests == 2
     assert PostprocessConfig(smoothing=np.float64(0.5), gate_mask=np.bool_(False)).smoothing == 0.5
+    # ...and kept as Python's own: an np.int64 batch reached OpenVINO's reshape ("Incorrect type"), an
+    # np.int64 ROI the bbox in frames.jsonl (json can't write one)
+    assert type(EngineConfig(batch=np.int64(4)).batch) is int
+    assert type(OverlayStyle(alpha=np.float32(0.25)).alpha) is float
+    assert [type(v) for v in ROI(*np.array([1, 2, 3, 4])).as_list()] == [int] * 4
+    assert make_frame(0, np.zeros((20, 20), np.uint8), 0.0, file=Path("scan.png")).file == "scan.png"
+
+
+def test_a_run_with_numpy_settings_writes_its_frames(tmp_path: Path) -> None:
+    """A numpy ROI ended the run at the first lesion frame with a TypeError, frames.jsonl empty."""
+    from edge_bus.engines.fake import fake_engine_factory
+
+    result = run_stream(StreamConfig(source="demo", out=tmp_path / "run", max_frames=3, video=False,
+                                     roi=ROI(*np.array([20, 20, 280, 280]))), engine_factory=fake_engine_factory())
+    rows = [json.loads(line) for line in (tmp_path / "run" / "frames.jsonl").read_text().splitlines()]
+    assert result.frames == len(rows) == 3 and all(r["bbox"] is not None for r in rows)
+
+
+@pytest.mark.parametrize(("call", "error", "message"), [
+    (lambda: edge_bus.resolve_model(3), "ModelError", "a model is given by its name or its folder"),
+    (lambda: edge_bus.open_source("demo", max_frames="3"), "SourceError", "must be a whole number of frames, got '3'"),
+    (lambda: edge_bus.open_source("demo", max_frames=1.5), "SourceError", "must be a whole number of frames, got 1.5"),
+    (lambda: edge_bus.detect_scan_area(np.zeros((0, 0), np.uint8)), "SourceError", "takes a uint8 frame"),
+    (lambda: StreamConfig(out=Path("/tmp/a\0b")), "ConfigError", "has a NUL character in it"),
+    (lambda: run_stream(None), "ConfigError", "config must be a StreamConfig"),  # type: ignore[arg-type]
+])
+def test_bad_arguments_to_public_functions_are_edge_bus_errors(call: Callable[[], object], error: str,
+                                                               message: str) -> None:
+    """Each of these was an AttributeError, TypeError, cv2.error or ValueError from inside; a Path
+    for a model, config file or model root was an AttributeError and now works."""
+    with pytest.raises(EdgeBusError, match=message) as info:
+        call()
+    assert type(info.value).__name__ == error
+    root = Path(edge_bus.__file__).parent.parent
+    assert edge_bus.resolve_model(root / "models" / "emt_net").name == "emt_net"
+    assert {m.name for m in edge_bus.list_models(str(root / "models"))} >= {"emt_net"}
+    assert build_config(str(root / "examples" / "stream.toml")).source == "demo"
+    assert edge_bus.detect_scan_area(np.zeros((40, 40, 3), np.uint8)) == ROI(0, 0, 40, 40)  # BGR is made gray
+
+
+def test_an_engine_factory_that_returns_no_engine_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="engine_factory must return an Engine .* got NoneType"):
+        run_stream(StreamConfig(source="demo", out=tmp_path / "run", max_frames=2),
+                   engine_factory=lambda manifest, config: None)  # type: ignore[arg-type,return-value]
+
+
+def test_postprocess_refuses_outputs_it_cannot_read() -> None:
+    """A [1, 1, H, W] mask was a cv2.error, one class logit an IndexError, a NaN logit a ValueError in
+    the renderer (the frame called normal), a scan area past the frame a broadcasting ValueError."""
+    from edge_bus import ModelError, ModelOutputs, Postprocessor, PreprocessMeta, resolve_model
+
+    post = Postprocessor(resolve_model("emt_net"))
+    meta = PreprocessMeta(frame_h=100, frame_w=100, roi=ROI(0, 0, 100, 100))
+    mask, logits = np.zeros((112, 112), np.float32), np.zeros(2, np.float32)
+    for outputs, message in ((ModelOutputs(mask[None, None], logits), r"must be a 2-D \[H, W\] array"),
+                             (ModelOutputs(mask, logits[:1]), "class_logits must hold 2 values"),
+                             (ModelOutputs(mask, np.array([5.0, np.nan], np.float32)), "not finite")):
+        with pytest.raises(ModelError, match=message):
+            post.postprocess(outputs, meta)
+    with pytest.raises(ConfigError, match=r"scan area \[0, 0, 100, 100\] reaches past the 50x50 frame"):
+        post.postprocess(ModelOutputs(mask, logits), PreprocessMeta(frame_h=50, frame_w=50, roi=ROI(0, 0, 100, 100)))
+    assert post.postprocess(ModelOutputs(mask, logits), meta).label == "normal"
 
 
 def test_an_applications_mistakes_are_edge_bus_errors(tmp_path: Path) -> None:
@@ -332,3 +395,8 @@ def test_an_applications_mistakes_are_edge_bus_errors(tmp_path: Path) -> None:
     once = Arrays(frames=True)
     result = run_stream(StreamConfig(out=tmp_path / "c", video=False, max_frames=3), source=once)
     assert result.frames == 3 and once.closed == 1  # the limit closed it; the pipeline did not close it again
+    twice = Arrays(frames=True)
+    pipeline = edge_bus.compose(StreamConfig(out=tmp_path / "d", video=False), source=twice)
+    pipeline.close()
+    pipeline.close()
+    assert twice.closed == 1  # an SDK's release may not be safe to call twice

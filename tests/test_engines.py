@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -55,6 +56,39 @@ class TestEngineContract:
             np.testing.assert_allclose(got[i].mask_logits, engine.infer(x).mask_logits, atol=1e-2)
 
 
+    def test_threads_each_get_their_own_answers(self, engine) -> None:  # type: ignore[no-untyped-def]
+        """Two threads feeding a batched OpenVINO engine shared slots of its gathering buffer (37 of 64
+        frames answered with another frame's logits), and its synchronous request refused a second
+        thread ("Infer Request is busy"), where ONNX Runtime and the fake engine took both."""
+        xs = [np.full((1, 1, 32, 32), i / 16, np.float32) for i in range(32)]
+        expected = [engine.infer(x).class_logits for x in xs]
+        got: dict[int, np.ndarray] = {}
+        engine.set_callback(lambda tag, out: got.__setitem__(tag, out.class_logits))
+        sync_errors: list[BaseException] = []
+
+        def feed(first: int) -> None:
+            for i in range(first, len(xs), 2):
+                engine.infer_async(xs[i], i)
+
+        def infer_sync() -> None:
+            try:
+                for i in range(8):
+                    np.testing.assert_allclose(engine.infer(xs[i]).class_logits, expected[i], atol=1e-3)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                sync_errors.append(exc)
+
+        threads = [threading.Thread(target=feed, args=(k,)) for k in (0, 1)]
+        threads += [threading.Thread(target=infer_sync) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        engine.wait()
+        assert not sync_errors, sync_errors
+        assert sorted(got) == list(range(len(xs)))
+        for i in range(len(xs)):
+            np.testing.assert_allclose(got[i], expected[i], atol=1e-3)
+
     def test_a_wrong_tensor_is_an_engine_error(self, engine) -> None:  # type: ignore[no-untyped-def]
         for bad in (np.zeros((1, 3, 32, 32), np.float32), np.zeros((1, 1, 32, 32), np.float64),
                     np.zeros((32, 32), np.uint8)):
@@ -88,6 +122,9 @@ class TestEngineContract:
             engine.infer(x)
         with pytest.raises(EngineError, match="is closed"):
             engine.infer_async(x, 0)
+        with pytest.raises(EngineError, match="is closed"):
+            engine.layer_times()
+        engine.wait()  # nothing queued: returns
         engine.close()  # twice is fine
         assert engine.precision and engine.requests >= 1
 

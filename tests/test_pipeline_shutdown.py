@@ -244,3 +244,31 @@ def test_a_signal_while_the_reports_are_written_is_still_a_signal(tmp_path: Path
         run_stream(StreamConfig(source="demo", out=tmp_path / "run", video=False, max_frames=10),
                    engine_factory=_engine())
     assert (tmp_path / "run" / "report.html").exists()
+
+
+class _InterruptedGrabber(FrameSource):
+    """Raises KeyboardInterrupt at its fourth frame, as a capture SDK may when its own Ctrl-C handler runs."""
+
+    def __init__(self, live: bool) -> None:
+        self.count, self.live = 0, live
+
+    @property
+    def info(self) -> SourceInfo:
+        return SourceInfo(kind="sdk", name="grabber", width=64, height=64, fps=30.0, frame_count=None, live=self.live)
+
+    def __next__(self) -> Frame:
+        if self.count == 3:
+            raise KeyboardInterrupt
+        self.count += 1
+        return make_frame(self.count - 1, np.full((64, 64, 3), 100, np.uint8), self.count / 30)
+
+
+@pytest.mark.parametrize("live", [False, True], ids=["file", "live"])
+def test_a_source_interrupted_inside_its_read_ends_the_run_interrupted(tmp_path: Path, live: bool) -> None:
+    """Live sources are read on their own thread, which kept only Exceptions: the KeyboardInterrupt
+    ended that thread and the run returned as a success ("end of source"); a file run said interrupted."""
+    with pytest.raises(Interrupted):
+        run_stream(StreamConfig(source="grabber", out=tmp_path / "run", video=False),
+                   source=_InterruptedGrabber(live), engine_factory=fake_engine_factory(), handle_signals=False)
+    latency = json.loads((tmp_path / "run" / "latency.json").read_text())
+    assert latency["ended"] == "interrupted" and 1 <= latency["frames"] <= 3

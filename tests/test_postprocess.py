@@ -163,6 +163,19 @@ def test_scan_area_detection_crops_margins() -> None:
     tensor, meta = Preprocessor(InputSpec(64, 64, 0.5, 0.25)).preprocess(np.dstack([frame] * 3))
     assert tensor.shape == (1, 1, 64, 64) and tensor.dtype == np.float32 and meta.roi == roi
 
+def test_a_new_frame_size_is_detected_again_at_once() -> None:
+    """A grabber that switched from 320x240 to a larger mode kept the small frame's scan area (it
+    still fit) for up to 29 frames: the model read the large frame's black corner and said normal."""
+    def frame(h: int, w: int, x: int, y: int, bw: int, bh: int) -> np.ndarray:
+        img = np.zeros((h, w), np.uint8)
+        img[y : y + bh, x : x + bw] = 120
+        return img
+
+    pre = Preprocessor(InputSpec(64, 64, 0.5, 0.25))
+    small, big = frame(240, 320, 40, 20, 240, 200), frame(480, 640, 200, 100, 400, 360)
+    rois = [pre.preprocess(img)[1].roi for img in (small, big, big, small)]
+    assert rois == [ROI(40, 20, 240, 200), ROI(200, 100, 400, 360), ROI(200, 100, 400, 360), ROI(40, 20, 240, 200)]
+
 
 def test_fixed_roi_outside_the_frame_is_a_config_error() -> None:
     """Clipping it (to 1x1 px at worst) gave confident answers about the wrong pixels; now it is refused."""

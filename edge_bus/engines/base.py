@@ -11,7 +11,10 @@ ran (e.g. OpenVINO on AMX or AVX512-BF16 silently runs an "FP32" model in bf16 u
 Inputs are checked against the manifest (``[1, C, H, W]`` float32) and a runtime's refusal comes
 back as :class:`~edge_bus.errors.EngineError`. An exception raised by the callback is kept and
 raised again by the next ``wait`` or ``infer_async`` (it never reaches the runtime's thread).
-After ``close`` (or leaving a ``with`` block) every call raises :class:`EngineError`.
+After ``close`` (or leaving a ``with`` block) ``infer``, ``infer_async`` and ``layer_times`` raise
+:class:`EngineError`; ``wait`` and ``close`` return at once (nothing is queued). An engine may be
+called from several threads: OpenVINO's synchronous request is taken by one ``infer`` at a time,
+and ``close`` waits for the one running.
 An engine created with ``profile=True`` reports the per-layer times of its last synchronous
 ``infer`` (``layer_times``): which kernel ran each layer, and in which precision.
 """
@@ -138,14 +141,18 @@ class Engine(ABC):
     def check_input(self, tensor: np.ndarray) -> None:
         """:class:`EngineError` unless ``tensor`` is the manifest's ``[1, C, H, W]`` float32 input
         (what :class:`~edge_bus.preprocess.Preprocessor` makes), or when the engine is closed."""
-        if self._closed:
-            raise EngineError(f"the {self.name} engine for {self.manifest.name} is closed — create a new one")
+        self.check_open()
         shape = getattr(tensor, "shape", None)
         if shape != self._input_shape or getattr(tensor, "dtype", None) != np.float32:
             got = f"{type(tensor).__name__} {tuple(shape) if shape is not None else ''} {getattr(tensor, 'dtype', '')}"
             raise EngineError(
                 f"model {self.manifest.name} takes a float32 tensor of shape {list(self._input_shape)}, got "
                 f"{' '.join(got.split())} — prepare frames with edge_bus.Preprocessor")
+
+    def check_open(self) -> None:
+        """:class:`EngineError` when the engine is closed."""
+        if self._closed:
+            raise EngineError(f"the {self.name} engine for {self.manifest.name} is closed — create a new one")
 
     def _deliver(self, user_data: object, outputs: ModelOutputs) -> None:
         """Run the callback on a runtime thread; keep its exception for the next ``wait``."""
@@ -174,6 +181,7 @@ class Engine(ABC):
     def layer_times(self) -> list[LayerTime]:
         """Per-layer times of the last synchronous ``infer`` (the engine must be created with
         ``profile=True``)."""
+        self.check_open()
         raise EngineError(f"the {self.name} engine does not report per-layer times")
 
     def close(self) -> None:  # noqa: B027 - optional hook

@@ -105,6 +105,10 @@ class OpenVINOEngine(Engine):
         # infer_async gathers a batch here; the queue copies it into a request's own input tensor
         self._gather = np.zeros((self._batch, *self._input_shape[1:]), np.float32)
         self._gathered: list[object] = []
+        # one lock for the synchronous request, the gathering buffer and close(): an engine may be
+        # called from several threads (the ONNX Runtime and fake engines may be, and the pipeline's
+        # engine is closed by another thread than the one that submits)
+        self._lock = threading.Lock()
         self._queue.set_callback(self._on_done)
         inner = self._float_precision()  # asked once: the compiled model is dropped at close()
         self._precision = f"int8+{inner}" if config.precision == "int8" else inner
@@ -154,20 +158,24 @@ class OpenVINOEngine(Engine):
     def infer(self, tensor: np.ndarray) -> ModelOutputs:
         """One frame, synchronously. A batched engine runs it in a batch of its own (the other
         places zero): as slow as a whole batch, so synchronous use wants ``batch=1``."""
-        self.check_input(tensor)
         if self._batch > 1:
             tensor = np.concatenate([tensor, np.zeros((self._batch - 1, *tensor.shape[1:]), tensor.dtype)])
-        try:
-            res = self._request.infer({0: tensor})
-        except RuntimeError as exc:
-            raise EngineError(f"OpenVINO inference failed: {runtime_reason(exc)}") from None
-        return self._outputs(res[self._mask_port][:1], res[self._class_port][:1])
+        with self._lock:  # one synchronous request: a second thread waits for it, not "Infer Request is busy"
+            self.check_input(tensor[:1])
+            try:
+                res = self._request.infer({0: tensor})
+            except RuntimeError as exc:
+                raise EngineError(f"OpenVINO inference failed: {runtime_reason(exc)}") from None
+            return self._outputs(res[self._mask_port][:1], res[self._class_port][:1])
 
     def layer_times(self) -> list[LayerTime]:
         if not self.config.profile:
             return super().layer_times()
         out = []
-        for info in self._request.profiling_info:
+        with self._lock:
+            self.check_open()
+            infos = self._request.profiling_info
+        for info in infos:
             ms = info.real_time.total_seconds() * 1e3
             if ms > 0 and str(info.status).endswith("EXECUTED"):  # Status.EXECUTED, not NOT_RUN / OPTIMIZED_OUT
                 out.append(LayerTime(name=info.node_name, op=info.node_type, kernel=info.exec_type,
@@ -188,16 +196,19 @@ class OpenVINOEngine(Engine):
     def infer_async(self, tensor: np.ndarray, user_data: object) -> None:
         self.check_input(tensor)
         self._raise_callback_error()
-        if self._batch == 1:  # no copy into the gathering buffer
-            self._start({0: tensor}, _Batch([user_data]))
-            return
-        self._gather[len(self._gathered)] = tensor[0]
-        self._gathered.append(user_data)
-        if len(self._gathered) == self._batch:
-            self._send_batch()
+        with self._lock:  # two threads' frames must not share a slot of the gathering buffer
+            self.check_input(tensor)  # closed meanwhile
+            if self._batch == 1:  # no copy into the gathering buffer
+                self._start({0: tensor}, _Batch([user_data]))
+                return
+            self._gather[len(self._gathered)] = tensor[0]
+            self._gathered.append(user_data)
+            if len(self._gathered) == self._batch:
+                self._send_batch()
 
     def _send_batch(self) -> None:
-        """Start the gathered frames as one inference (zeros after them in a partial batch)."""
+        """Start the gathered frames as one inference (zeros after them in a partial batch); the
+        caller holds the lock."""
         items, self._gathered = self._gathered, []
         self._gather[len(items):] = 0.0
         self._start({0: self._gather}, _Batch(items))
@@ -209,28 +220,31 @@ class OpenVINOEngine(Engine):
             raise EngineError(f"OpenVINO inference failed: {runtime_reason(exc)}") from None
 
     def wait(self) -> None:
-        if self._closed:
-            return
-        if self._gathered:
-            self._send_batch()
-        self._queue.wait_all()
+        with self._lock:
+            if self._closed:
+                return
+            if self._gathered:
+                self._send_batch()
+            queue = self._queue
+        queue.wait_all()
         self._raise_callback_error()
 
     def close(self) -> None:
         """Wait for the queued requests, then drop the compiled model (its memory and the open
         weights file): the queue's callback holds this engine, a cycle the GC does not break."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            if self._gathered:  # frames given to infer_async are answered, as without a batch
-                self._send_batch()
-            self._queue.wait_all()
-        finally:
-            self._queue = None
-            self._request = None
-            self._mask_port = self._class_port = None  # the ports hold the compiled model too
-            self._compiled = None
+        with self._lock:  # an infer() running on another thread finishes first; later calls are refused
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                if self._gathered:  # frames given to infer_async are answered, as without a batch
+                    self._send_batch()
+                self._queue.wait_all()
+            finally:
+                self._queue = None
+                self._request = None
+                self._mask_port = self._class_port = None  # the ports hold the compiled model too
+                self._compiled = None
 
 
 class _Batch:

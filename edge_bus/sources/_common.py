@@ -50,10 +50,10 @@ def make_frame(
     dropped_before: int = 0,
     t_capture: float | None = None,
     decode_ms: float = 0.0,
-    file: str | None = None,
+    file: str | os.PathLike[str] | None = None,
 ) -> Frame:
     """A :class:`Frame` stamped now (``t_capture`` from ``perf_counter`` unless given, ``wall_time``
-    from ``time``)."""
+    from ``time``). ``file``: the image it came from (a path is kept as its text, as frames.jsonl writes it)."""
     return Frame(
         index=index,
         pixels=pixels,
@@ -63,7 +63,7 @@ def make_frame(
         dropped_before=dropped_before,
         pixel_spacing_mm=pixel_spacing_mm,
         decode_ms=decode_ms,
-        file=file,
+        file=os.fspath(file) if file is not None else None,
     )
 
 

@@ -30,7 +30,7 @@ from edge_bus.sources.dicom import DICOM_SUFFIXES, DicomSource, is_dicom_file
 from edge_bus.sources.folder import IMAGE_SUFFIXES, FolderSource
 from edge_bus.sources.replay_capture import ReplayCapture
 from edge_bus.sources.video import VideoSource
-from edge_bus.sources.wrappers import CheckedSource, LimitedSource, LoopingSource
+from edge_bus.sources.wrappers import CheckedSource, LimitedSource, LoopingSource, check_max_frames
 
 __all__ = ["SOURCE_KINDS", "detect_kind", "open_source", "wrap_source"]
 
@@ -134,8 +134,8 @@ def open_source(
         raise SourceError(f"--source must be a string or a path, got {type(spec).__name__} — {_SPEC_HINT}")
     if not spec:
         raise SourceError(f"--source is empty — {_SPEC_HINT}")
-    if max_frames is not None and max_frames < 1:
-        raise SourceError(f"--max-frames must be at least 1, got {max_frames} — pass a positive number")
+    if max_frames is not None:
+        max_frames = check_max_frames(max_frames)  # before a capture device is opened
     kind, target = _split(spec)
     if kind is None:
         kind = detect_kind(target)
@@ -156,7 +156,7 @@ def wrap_source(source: FrameSource, *, loop: bool = False, max_frames: int | No
     if loop:
         raise SourceError("loop needs a source edge-bus opens itself (a --source string); "
                           "loop inside your own FrameSource instead")
-    if max_frames is not None and max_frames < 1:
-        raise SourceError(f"--max-frames must be at least 1, got {max_frames} — pass a positive number")
+    if max_frames is not None:
+        max_frames = check_max_frames(max_frames)
     checked = CheckedSource(source)
     return LimitedSource(checked, max_frames) if max_frames is not None else checked

@@ -9,6 +9,7 @@ to reach :meth:`DemoSource.truth` — for a looped source, truth of frame ``i`` 
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Callable
 
 from edge_bus.errors import EdgeBusError, SourceError
@@ -95,13 +96,26 @@ class LoopingSource(FrameSource):
             self._inner.close()
 
 
+def check_max_frames(value: object) -> int:
+    """``value`` as a frame limit: a whole number of at least 1 (a numpy integer too), else a
+    :class:`SourceError` (``"3"`` failed in a comparison, and 1.5 was taken)."""
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise SourceError(f"--max-frames must be a whole number of frames, got {value!r} ({type(value).__name__})")
+    count = operator.index(value)
+    if count < 1:
+        raise SourceError(f"--max-frames must be at least 1, got {count} — pass a positive number")
+    return count
+
+
 class LimitedSource(FrameSource):
     """Stop after ``max_frames`` frames (``--max-frames N``)."""
 
     def __init__(self, inner: FrameSource, max_frames: int) -> None:
-        if max_frames < 1:
+        try:
+            max_frames = check_max_frames(max_frames)
+        except SourceError:
             inner.close()
-            raise SourceError(f"--max-frames must be at least 1, got {max_frames} — pass a positive number")
+            raise
         self._inner = inner
         self._max = max_frames
         count = inner.info.frame_count
@@ -143,6 +157,7 @@ class CheckedSource(FrameSource):
     def __init__(self, inner: FrameSource) -> None:
         self._inner = inner
         self._frames = 0
+        self._closed = False
 
     @property
     def info(self) -> SourceInfo:
@@ -180,4 +195,6 @@ class CheckedSource(FrameSource):
                            "frame source")
 
     def close(self) -> None:
-        self._inner.close()
+        if not self._closed:  # once: an SDK's release may not be safe to call twice (Pipeline.close again)
+            self._closed = True
+            self._inner.close()
