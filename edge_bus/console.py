@@ -30,6 +30,12 @@ def main() -> None:
     # loads; a value already set (to debug) is kept.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "FATAL")
     try:
+        os.getcwd()
+    except FileNotFoundError:  # every relative path (runs/, the report) failed later, in a traceback
+        print("error: the current folder no longer exists (it was deleted or moved while this shell was in it) — "
+              "cd to an existing folder", file=sys.stderr)
+        raise SystemExit(2) from None
+    try:
         from edge_bus.cli import main as cli_main
         from edge_bus.cli.common import terminated_as_error
 

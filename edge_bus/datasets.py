@@ -12,6 +12,7 @@ Nothing here imports torch or a runtime: training and ``edge-bus eval`` share th
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,21 +43,31 @@ class LabeledImage:
         gray = read_gray(self.image)
         mask = np.zeros(gray.shape, dtype=bool)
         for path in self.masks:
-            m = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)  # a 16-bit 0/255 mask read as 0
-            if m is None:
-                raise DataError(f"cannot read mask {path}")
+            m = _imread(path, "mask")  # at its own depth: a 16-bit 0/255 mask read as 0
             if m.shape != gray.shape:
                 m = cv2.resize(m, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_NEAREST)
-            mask |= m > 127
+            # lesion where above half the mask's own maximum: 0/255 (BUSI, BUS-BRA: every mask is 0 or
+            # 0/255) as before, and a 0/1 mask saved from numpy too, which a cut at 127 read as empty
+            mask |= m > float(m.max()) / 2.0
         return gray, mask
 
 
 def read_gray(path: Path) -> np.ndarray:
     """Read an image file as 8-bit grayscale, raising :class:`DataError` if it can't be read."""
-    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
+    return to_uint8(_imread(path, "image"))
+
+
+def _imread(path: Path, what: str) -> np.ndarray:
+    """``path`` in grayscale at its own depth, or a :class:`DataError` naming it (OpenCV returns None for
+    most bad files, and raises for some: a PNG header claiming 50000x50000 pixels)."""
+    try:
+        img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
+    except cv2.error as exc:
+        reason = str(exc).strip().splitlines()[-1]
+        raise DataError(f"cannot read {what} {path}: {reason}") from None
     if img is None:
-        raise DataError(f"cannot read image {path}: missing or not an image")
-    return to_uint8(img)
+        raise DataError(f"cannot read {what} {path}: missing or not an image")
+    return img
 
 
 def detect_layout(root: Path) -> str:
@@ -79,14 +90,15 @@ def read_dataset(
     """Read either layout; ``folds`` keeps only those folds (needs a folds CSV)."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"dataset folder {root} " + ("is a file: give the folder that holds the images" if root.exists()
-                                                     else "does not exist"))
+        raise DataError(f"dataset folder {root} " + (
+            "is a file: give the folder that holds the images" if root.exists()
+            else "is a link to nothing (a broken link, or a loop of links)" if root.is_symlink() else "does not exist"))
     layout = detect_layout(root)
     if layout == "busbra":
         return read_busbra(root, folds_csv, folds)
     if (root / "Dataset_BUSI_with_GT").is_dir():
-        if folds_csv is None and (root / "folds.csv").is_file():
-            folds_csv = root / "folds.csv"
+        if folds_csv is None and folds is not None and (root / "folds.csv").is_file():
+            folds_csv = root / "folds.csv"  # a fold asked for: the folds.csv beside the images (as BUS-BRA's)
         root = root / "Dataset_BUSI_with_GT"
     return read_busi(root, folds_csv, folds)
 
@@ -114,7 +126,12 @@ def read_folds(path: Path, key: str, fold: str) -> dict[str, int]:
                 raise DataError(f"folds CSV {path} has columns {', '.join(columns) or 'none'}; this layout needs "
                                 f"{key!r} and {fold!r} (BUSI: folds.csv with image,fold; BUS-BRA: 5-fold-cv.csv "
                                 "with ID,kFold)")
-            return {row[key]: int(row[fold]) for row in reader}
+            out: dict[str, int] = {}
+            for line, row in enumerate(reader, start=2):
+                if row[key] in out:  # the last row won, silently: which fold is the image in?
+                    raise DataError(f"folds CSV {path} line {line}: {row[key]!r} is listed twice — keep one row")
+                out[row[key]] = int(row[fold])
+            return out
     except OSError as exc:
         raise DataError(f"cannot read folds CSV {path}: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -135,19 +152,31 @@ def read_busi(
     elif folds is not None:
         raise DataError("--fold needs --folds CSV for a BUSI layout")
     items: list[LabeledImage] = []
+    unlisted: list[str] = []
     for label in CLASSES:
         folder = root / label
         if not folder.is_dir():
             continue
-        for img in sorted(folder.glob("*.png")):
-            if "_mask" in img.stem:
-                continue
-            masks = tuple(sorted(folder.glob(f"{_glob_escape(img.stem)}_mask*.png")))
+        files = sorted(f for f in folder.iterdir() if f.suffix.lower() == ".png" and not f.name.startswith("."))
+        masks_of: dict[str, list[Path]] = {}  # image stem -> its X_mask.png, X_mask_1.png, ...
+        images: list[Path] = []
+        for f in files:  # dot-files (macOS ._X.png metadata) are not images; .PNG is
+            stem = _MASK_SUFFIX.sub("", f.stem)
+            if stem != f.stem:
+                masks_of.setdefault(stem, []).append(f)
+            else:
+                images.append(f)
+        for img in images:
             key = f"{label}/{img.name}"
             if fold_of and key not in fold_of:
+                unlisted.append(key)
                 continue
-            items.append(LabeledImage(img, masks, label, fold_of.get(key), "busi"))
+            items.append(LabeledImage(img, tuple(masks_of.get(img.stem, ())), label, fold_of.get(key), "busi"))
     if not items:
+        if unlisted and folds_csv is not None:
+            raise DataError(f"none of the {len(unlisted)} images under {root} is listed in {folds_csv} (it lists e.g. "
+                            f"{next(iter(fold_of))!r}; an image here is {unlisted[0]!r}) — give the folds CSV "
+                            "made for this folder")
         raise DataError(f"no BUSI images found under {root}")
     return _fold_filter(items, folds)
 
@@ -162,6 +191,7 @@ def read_busbra(
     if folds_csv is not None:
         fold_of = read_folds(folds_csv, "ID", "kFold")
     items: list[LabeledImage] = []
+    seen: set[str] = set()
     table = root / "bus_data.csv"
     try:
         with open(table, newline="", encoding="utf-8-sig") as fh:
@@ -177,6 +207,9 @@ def read_busbra(
                 if label not in CLASSES:
                     raise DataError(f"unknown pathology {label!r} for {ident} in {table} line {line}; "
                                     f"valid: {', '.join(CLASSES)}")
+                if ident in seen:  # it was scored twice
+                    raise DataError(f"{table} line {line}: {ident} is listed twice — keep one row")
+                seen.add(ident)
                 img = root / "Images" / f"{ident}.png"
                 mask = root / "Masks" / f"mask_{ident[4:]}.png"
                 items.append(
@@ -187,8 +220,11 @@ def read_busbra(
         raise DataError(f"cannot read {table}: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"cannot read {table} as a CSV table: {exc}") from None
+    if not items:
+        raise DataError(f"{table} lists no images — a BUS-BRA layout lists one row (ID, Pathology) per image")
     return _fold_filter(items, folds)
 
 
-def _glob_escape(stem: str) -> str:
-    return stem.replace("[", "[[]").replace("*", "[*]").replace("?", "[?]")
+_MASK_SUFFIX = re.compile(r"_mask(_\d+)?$")
+"""A BUSI mask's name: the image's, then ``_mask`` or ``_mask_N`` (an image named ``case_mask_review``
+is an image)."""

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_bus import __version__
 from edge_bus.config import build_config, capture_size, check_capture, check_device
 from edge_bus.doctor_checks import (
     FRACTION,
@@ -41,6 +42,7 @@ from edge_bus.doctor_checks import (
     disk_check,
     kernel_class_check,
     openvino_devices_check,
+    output_check,
     package_check,
     probe_source,
     python_check,
@@ -123,6 +125,10 @@ class DoctorOptions:
         if self.max_frames < 0:
             raise ConfigError(f"--max-frames must be >= 0, got {self.max_frames}")
         check_capture(self.capture_width, self.capture_height, self.capture_fps, self.capture_format)
+        if self.source is None and (self.capture_width or self.capture_height or self.capture_fps
+                                    or self.capture_format):  # else ignored, and the report said nothing of it
+            raise ConfigError("--capture-size, --capture-fps and --capture-format are requests to a capture device: "
+                              "give it with --source (e.g. --source /dev/video2)")
         return replace(self, device=check_device(self.device))
 
     @property
@@ -155,6 +161,7 @@ class DoctorReport:
     def to_json(self) -> dict[str, Any]:
         return {
             "passed": self.passed,
+            "edge_bus_version": __version__,
             "checks": [c.to_json() for c in self.checks],
             "hardware": dict(self.hardware),
             "model": dict(self.model),
@@ -185,7 +192,7 @@ def _model_checks(spec: str | None) -> tuple[Manifest | None, Check]:
             f"{manifest.name} {manifest.version}: mismatch",
             "match manifest sha256",
             False,
-            f"{exc} — reinstall the model folder",
+            str(exc) if "reinstall" in str(exc) else f"{exc} — reinstall the model folder",  # said once
         )
     n = len(manifest.files)
     return manifest, Check(
@@ -370,6 +377,7 @@ def run_doctor(options: DoctorOptions) -> DoctorReport:
         openvino_devices_check(opts.device),
         cpu_check(hardware),
         disk_check(opts.disk_path),
+        output_check(opts.disk_path / "runs"),
         capture_check(),
         serial_check(),
     ]
@@ -415,7 +423,11 @@ def run_doctor(options: DoctorOptions) -> DoctorReport:
     if opts.bridge is not None:
         checks += bridge_checks(opts.bridge, opts.budget_ms)
     hardware["openvino_devices"] = openvino_devices()
-    model = {"name": manifest.name, "version": manifest.version, "folder": str(manifest.folder)} if manifest else {}
+    model: dict[str, object] = {}
+    if manifest is not None:  # which files were checked, for a ticket that outlives the folder
+        ir = manifest.files.get("openvino_int8_xml")
+        model = {"name": manifest.name, "version": manifest.version, "folder": str(manifest.folder),
+                 "sha256": manifest.sha256.get(ir) if ir else None, "files_sha256": dict(manifest.sha256)}
     run_options: dict[str, object] = {
         "validation_frames": opts.max_frames or "all", "budget_ms": round(opts.budget_ms, 3), "device": opts.device,
         "model": opts.model or "default", "source": opts.source, "bridge": opts.bridge}

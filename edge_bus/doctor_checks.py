@@ -13,6 +13,7 @@ import platform
 import re
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ __all__ = [
     "cpu_check",
     "disk_check",
     "openvino_devices_check",
+    "output_check",
     "package_check",
     "python_check",
     "serial_check",
@@ -184,6 +186,27 @@ def disk_check(path: Path, min_gb: float = MIN_FREE_GB) -> Check:
     ok = gb is not None and gb >= min_gb
     advice = "" if ok else f"free at least {min_gb:g} GB on the disk holding {path.absolute()} (run outputs and video)"
     return Check("free disk", gb if gb is not None else None, min_gb, ok, advice, unit="GB")
+
+
+def output_check(folder: Path) -> Check:
+    """``folder`` (``runs/``, where ``stream`` writes a run by default, and this report) can be written:
+    with free space alone, a read-only working folder passed and the next ``stream`` failed at once. A
+    file is created and removed in it, or in the folder it would be made in (nothing is left behind)."""
+    target = folder
+    while not target.exists() and target.parent != target:
+        target = target.parent
+    shown = f"{folder}/"
+    if not target.is_dir():
+        return Check("output folder", f"{target} is a file", "writable", False,
+                     f"{target} is in the way of {shown}: move it, or run from another folder")
+    try:
+        with tempfile.TemporaryFile(dir=target, prefix=".edge-bus-doctor-"):
+            pass
+    except OSError as exc:
+        return Check("output folder", f"not writable: {exc.strerror or exc}", "writable", False,
+                     f"edge-bus stream writes its runs to {shown} here: run from a writable folder, or give "
+                     "stream --out a writable one")
+    return Check("output folder", "writable", "writable", True, "")
 
 
 def capture_check() -> Check:

@@ -132,6 +132,10 @@ def score_image(item: LabeledImage, engine: Engine, post: Postprocessor, crops: 
     """``item`` as a live frame would go (scan area, preprocess, engine, postprocess), scored at full
     resolution; a lesion image's ``crops`` lesion-free crops too (:func:`score_lesion_free_crops`)."""
     gray, truth = item.load()
+    if item.label != "normal" and not truth.any():  # scored as Dice 0, and its crops cut through the lesion
+        raise DataError(f"{item.image} is a {item.label} image whose mask is empty "
+                        f"({', '.join(m.name for m in item.masks)} marks no lesion pixel): Dice needs every "
+                        "lesion's mask — fix the mask, or move the image out of the folder")
     pre = Preprocessor(post.manifest.input)  # still images: detect the scan area per image
     try:
         tensor, meta = pre.preprocess(gray)
@@ -305,9 +309,10 @@ def require_masks(items: Sequence[LabeledImage]) -> None:
     """A :class:`DataError` naming the first lesion image without a mask file: scored against an empty
     mask it read as Dice 0 and pulled the mean down, with no word said."""
     for item in items:
-        if not item.image.is_file():  # listed in bus_data.csv, missing from Images/: not a mask problem
-            raise DataError(f"{item.image} does not exist (it is listed in the dataset's index) — restore it, or "
-                            "remove its row")
+        if not item.image.is_file():  # listed in bus_data.csv, missing from Images/; or a broken link
+            raise DataError(f"{item.image} does not exist " + (
+                "(it is listed in the dataset's index) — restore it, or remove its row" if item.source == "busbra"
+                else "(a broken link?) — restore it, or remove it from the folder"))
         if item.label != "normal" and not item.masks:
             raise DataError(f"{item.image} is a {item.label} image without a mask file "
                             f"({item.image.stem}_mask.png beside it, or Masks/mask_*.png for BUS-BRA): Dice needs "

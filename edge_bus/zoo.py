@@ -291,8 +291,13 @@ def load_manifest(path: Path) -> Manifest:
     folder = path.parent if path.is_file() else path
     mfile = path if path.is_file() else path / MANIFEST
     if path.is_file() and path.suffix.lower() in (".onnx", ".xml", ".bin"):
-        raise ModelError(f"{path} is a model file, not a model folder: edge-bus loads a folder with a {MANIFEST}; "
-                         f"for your own ONNX model: edge-bus models quantize --onnx {path} --calib IMAGES --out DIR")
+        folder_hint = (f"give its folder ({folder})" if (folder / MANIFEST).is_file() else
+                       f"for your own ONNX model: edge-bus models quantize --onnx {path} --calib IMAGES --out DIR"
+                       if path.suffix.lower() == ".onnx" else
+                       "an OpenVINO IR needs the ONNX model it came from: edge-bus models quantize --onnx MODEL.onnx "
+                       "--calib IMAGES --out DIR")
+        raise ModelError(f"{path} is a model file, not a model folder: edge-bus loads a folder with a {MANIFEST} — "
+                         f"{folder_hint}")
     if not mfile.is_file():
         raise ModelError(f"no {MANIFEST} in {folder} — a model folder needs its manifest")
     try:

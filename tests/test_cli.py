@@ -401,3 +401,14 @@ def test_a_user_error_is_exactly_one_line_on_a_piped_stderr(tmp_path: Path) -> N
         result = run_cli(*args)
         assert result.returncode != 0
         assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: "), result.stderr
+
+
+def test_a_deleted_current_folder_is_one_line(tmp_path: Path) -> None:
+    """doctor from a folder deleted under the shell ended in a FileNotFoundError traceback (Path.absolute)."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    script = f'cd "{gone}" && rmdir "{gone}" && exec "{sys.executable}" -m edge_bus doctor --no-report'
+    res = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip() == ("error: the current folder no longer exists (it was deleted or moved while this "
+                                  "shell was in it) — cd to an existing folder")

@@ -83,7 +83,7 @@ def test_an_image_too_small_to_score_names_the_file(tmp_path: Path) -> None:
 
     (tmp_path / "data" / "benign").mkdir(parents=True)
     cv2.imwrite(str(tmp_path / "data" / "benign" / "tiny (1).png"), np.full((8, 8), 90, np.uint8))
-    cv2.imwrite(str(tmp_path / "data" / "benign" / "tiny (1)_mask.png"), np.zeros((8, 8), np.uint8))
+    cv2.imwrite(str(tmp_path / "data" / "benign" / "tiny (1)_mask.png"), np.full((8, 8), 255, np.uint8))
     with pytest.raises(DataError, match=r"tiny \(1\)\.png: .*16"):
         evaluate(tmp_path / "data", model=str(tiny_model_dir(tmp_path / "model")), backend="onnxruntime",
                  precision="fp32")
@@ -103,8 +103,75 @@ def test_a_lesion_image_without_its_mask_is_named_not_scored_as_dice_zero(tmp_pa
     model = str(tiny_model_dir(tmp_path / "model"))
     with pytest.raises(DataError, match=r"benign \(1\)\.png is a benign image without a mask file"):
         evaluate(tmp_path / "data", model=model, backend="onnxruntime", precision="fp32")
-    cv2.imwrite(str(tmp_path / "data" / "benign" / "benign (1)_mask.png"), np.zeros((64, 64), np.uint8))
+    empty = np.zeros((64, 64), np.uint8)
+    cv2.imwrite(str(tmp_path / "data" / "benign" / "benign (1)_mask.png"), empty)
+    with pytest.raises(DataError, match=r"benign \(1\)\.png is a benign image whose mask is empty"):
+        evaluate(tmp_path / "data", model=model, backend="onnxruntime", precision="fp32")
+    empty[20:40, 20:40] = 1  # a 0/1 mask, as numpy saves one: read as a lesion (a cut at 127 read it empty)
+    cv2.imwrite(str(tmp_path / "data" / "benign" / "benign (1)_mask.png"), empty)
     assert evaluate(tmp_path / "data", model=model, backend="onnxruntime", precision="fp32").n_images == 2
+
+
+def test_a_png_whose_header_claims_too_many_pixels_is_a_data_error(tmp_path: Path) -> None:
+    """OpenCV raises (not returns None) for a 50000x50000 header: a cv2.error traceback from eval."""
+    import struct
+    import zlib
+
+    from edge_bus.datasets import LabeledImage
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 50000, 50000, 8, 0, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
+    (tmp_path / "x.png").write_bytes(png)
+    with pytest.raises(DataError, match=r"cannot read image .*x\.png: .*"):
+        LabeledImage(tmp_path / "x.png", (), "normal", None, "busi").load()
+
+
+def test_busi_folders_read_png_in_any_case_and_pass_over_dot_files(tmp_path: Path) -> None:
+    """A.PNG was dropped without a word, an image named case_mask_review.png taken for a mask, and a
+    macOS ._X.png metadata file stopped the run as "an image without a mask file"."""
+    folder = tmp_path / "benign"
+    folder.mkdir()
+    for name in ("A.PNG", "A_mask.png", "case_mask_review.png", "case_mask_review_mask.png", "b.png", "b_mask.png",
+                 "b_mask_1.png"):
+        cv2.imwrite(str(folder / name), np.full((20, 20), 90, np.uint8))
+    (folder / "._b.png").write_bytes(b"\0\5\26\7Mac OS X")
+    items = read_dataset(tmp_path)
+    assert {i.image.name: [m.name for m in i.masks] for i in items} == {
+        "A.PNG": ["A_mask.png"], "b.png": ["b_mask.png", "b_mask_1.png"],
+        "case_mask_review.png": ["case_mask_review_mask.png"]}
+
+
+def test_a_folds_csv_is_applied_only_when_asked_for(tmp_path: Path) -> None:
+    """A folds.csv beside Dataset_BUSI_with_GT was applied without --folds, and the images it did not
+    list were dropped without a word (1 image scored of 2)."""
+    folder = tmp_path / "Dataset_BUSI_with_GT" / "benign"
+    folder.mkdir(parents=True)
+    for name in ("benign (1).png", "benign (2).png"):
+        cv2.imwrite(str(folder / name), np.full((20, 20), 90, np.uint8))
+    (tmp_path / "folds.csv").write_text("image,fold\nbenign/benign (1).png,0\n")
+    assert len(read_dataset(tmp_path)) == 2
+    assert [i.image.name for i in read_dataset(tmp_path, folds=[0])] == ["benign (1).png"]
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("image,fold\nbenign (1).png,0\n")  # keys without the class folder
+    with pytest.raises(DataError, match=r"none of the 2 images under .* is listed in .*wrong.csv \(it lists e.g. "
+                                        r"'benign \(1\).png'; an image here is 'benign/benign \(1\).png'\)"):
+        read_dataset(tmp_path, wrong, [0])
+
+
+def test_an_image_listed_twice_is_a_data_error(tmp_path: Path) -> None:
+    """A bus_data.csv row given twice scored that image twice; a folds CSV row given twice kept the last."""
+    root = _busbra(tmp_path / "bb", "ID,Pathology\nbus_0001-l,benign\nbus_0001-l,benign\n")
+    with pytest.raises(DataError, match="line 3: bus_0001-l is listed twice"):
+        read_busbra(root)
+    folds = tmp_path / "folds.csv"
+    folds.write_text("image,fold\na.png,0\na.png,1\n")
+    with pytest.raises(DataError, match="line 3: 'a.png' is listed twice"):
+        read_folds(folds, "image", "fold")
+    with pytest.raises(DataError, match="bus_data.csv lists no images"):
+        read_busbra(_busbra(tmp_path / "empty", "ID,Pathology\n"))
 
 
 def test_a_file_given_as_the_dataset_folder_is_named_as_a_file(tmp_path: Path) -> None:
@@ -115,6 +182,9 @@ def test_a_file_given_as_the_dataset_folder_is_named_as_a_file(tmp_path: Path) -
         read_dataset(clip)
     with pytest.raises(DataError, match="does not exist"):
         read_dataset(tmp_path / "nowhere")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(DataError, match="is a link to nothing"):
+        read_dataset(tmp_path / "loop")
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

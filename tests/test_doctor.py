@@ -227,6 +227,11 @@ def test_default_report_lands_in_runs_for_the_ticket(
     assert [p.suffix for p in written] == [".html", ".json"] and written[0].stem == written[1].stem
     saved = json.loads(written[1].read_text())
     assert saved["passed"] is True and saved["hardware"]["hostname"]  # which machine, for the ticket
+    from edge_bus import __version__  # ...which edge-bus, and which model files (the HTML said; the JSON did not)
+
+    assert saved["edge_bus_version"] == __version__
+    ir = json.loads((zoo / "emt_net" / "manifest.json").read_text())["files"]["openvino_int8_xml"]
+    assert saved["model"]["sha256"] == sha256_file(zoo / "emt_net" / ir) == saved["model"]["files_sha256"][ir]
     assert saved["hardware"]["hostname"] in written[0].read_text()
     assert f"report: {Path('runs') / written[0].name}" in res.output
     again = CliRunner().invoke(_app(), [*args, "--no-report"])
@@ -241,8 +246,11 @@ def test_default_report_that_cannot_be_written_keeps_the_verdict(
     (tmp_path / "runs").write_text("a file where the folder would go")
     args = ["doctor", "--max-frames", str(FRAMES), "--model", str(zoo / "emt_net"), "--budget-ms", "100000"]
     res = CliRunner().invoke(_app(), args)
-    assert res.exit_code == 0, res.output  # the machine passed; the missing file is a warning
-    assert "PASS — " in res.output and "report not written" in res.output and "Traceback" not in res.output
+    # the checks still all run and print; stream's runs/ can't be made there, so the output folder fails
+    # (free space alone passed, and the next `stream` failed at once), and the report is a warning after them
+    assert res.exit_code == 1, res.output
+    assert "output folder" in res.output and "runs is in the way of runs/" in res.output
+    assert "FAIL — " in res.output and "report not written" in res.output and "Traceback" not in res.output
     # a path asked for must be written: refused at once, before the checks (as bench does), not after them
     named = CliRunner().invoke(_app(), [*args, "--html", "runs/x.html"])
     assert named.exit_code == 5 and "runs" in named.output and "Traceback" not in named.output
@@ -421,3 +429,27 @@ def test_a_golden_made_under_other_thresholds_is_stale(zoo: Path, tmp_path: Path
     assert code == 1 and not golden["passed"]
     assert "the manifest's thresholds changed since" in golden["advice"] and "--every-class" in golden["advice"]
     assert "models calibrate` records references" in golden["advice"]
+
+
+def test_the_output_folder_must_be_writable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Free space alone passed in a read-only working folder, where the next `stream` failed at once."""
+    import errno
+    import tempfile
+
+    from edge_bus.doctor_checks import output_check
+
+    assert output_check(tmp_path / "runs").passed and not (tmp_path / "runs").exists()  # nothing left behind
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    check = output_check(tmp_path / "runs")
+    assert not check.passed and check.required and check.value == "not writable: Read-only file system"
+    assert "run from a writable folder, or give stream --out a writable one" in check.advice
+
+
+def test_capture_requests_without_a_source_are_refused(tmp_path: Path) -> None:
+    """They were ignored without a word, and the report said nothing of them: 1080p looked checked."""
+    res = CliRunner().invoke(_app(), ["doctor", "--capture-size", "1920x1080", "--no-report"])
+    assert res.exit_code == 2 and "give it with --source" in res.output and "Traceback" not in res.output

@@ -78,8 +78,15 @@ def test_shipped_model_manifest_is_complete(shipped_model_dir: Path) -> None:
 def test_a_model_file_instead_of_its_folder_says_what_to_do(tmp_path: Path) -> None:
     """--model my.onnx (the natural mistake) ended in a UnicodeDecodeError traceback."""
     onnx = tiny_model_dir(tmp_path / "tiny") / "model_fp32.onnx"
-    with pytest.raises(ModelError, match="is a model file, not a model folder: .* edge-bus models quantize --onnx"):
+    with pytest.raises(ModelError, match=r"is a model file, not a model folder: .* — give its folder \(.*tiny\)"):
         resolve_model(str(onnx))
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    for name, advice in (("mine.onnx", "for your own ONNX model: edge-bus models quantize --onnx .*mine.onnx"),
+                         ("mine.xml", "an OpenVINO IR needs the ONNX model it came from")):  # not --onnx mine.xml
+        (alone / name).write_bytes(onnx.read_bytes())
+        with pytest.raises(ModelError, match=f"is a model file, not a model folder: .* — {advice}"):
+            resolve_model(str(alone / name))
     binary = tmp_path / "weights.json"
     binary.write_bytes(b"\x97\xff\x00binary")
     with pytest.raises(ModelError, match="cannot read .* as a model manifest"):

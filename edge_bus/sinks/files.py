@@ -95,12 +95,20 @@ def check_report_paths(json_path: str | os.PathLike[str] | None, html_path: str 
                        hint: str | None = None) -> None:
     """:func:`check_output_file` for a command's ``--json`` and ``--html`` paths (either may be None), before
     its minutes of work; ``hint`` (default: "choose another --json path" or "... --html path"). The same
-    file for both is refused: the HTML would overwrite the JSON."""
-    checked = [check_output_file(path, hint=hint or f"choose another {flag} path")
-               for path, flag in ((json_path, "--json"), (html_path, "--html")) if path is not None]
-    if len(checked) == 2 and os.path.realpath(checked[0]) == os.path.realpath(checked[1]):
-        raise OutputError(f"--json and --html are the same file ({checked[0]}): the HTML would overwrite the JSON — "
-                          "give each its own name")
+    file for both is refused: the HTML would overwrite the JSON; so is one inside the other (the folder
+    made for one was in the way of the other, found only after the run). Both are refused before
+    any folder is made."""
+    if json_path is not None and html_path is not None:
+        real_json, real_html = Path(os.path.realpath(json_path)), Path(os.path.realpath(html_path))
+        if real_json == real_html:
+            raise OutputError(f"--json and --html are the same file ({json_path}): the HTML would overwrite the JSON "
+                              "— give each its own name")
+        if real_json in real_html.parents or real_html in real_json.parents:
+            raise OutputError(f"--json {json_path} and --html {html_path}: one is inside the other, and a file can't "
+                              "be a folder too — give each its own name")
+    for path, flag in ((json_path, "--json"), (html_path, "--html")):
+        if path is not None:
+            check_output_file(path, hint=hint or f"choose another {flag} path")
 
 
 def _read_only(folder: Path) -> bool:

@@ -90,3 +90,15 @@ def test_the_same_file_for_json_and_html_is_refused(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="--json and --html are the same file"):
         check_report_paths(tmp_path / "r", tmp_path / "sub" / ".." / "r")
     check_report_paths(tmp_path / "r.json", tmp_path / "r.html")
+
+
+def test_a_report_path_inside_the_other_is_refused_before_any_folder_is_made(tmp_path: Path) -> None:
+    """``--json r/a.json --html r/a.json/b.html`` made the folder a.json/ for the HTML, then failed to
+    write the JSON there, after every check had run."""
+    from edge_bus.sinks.files import check_report_paths
+
+    for json_path, html_path in ((tmp_path / "r" / "a.json", tmp_path / "r" / "a.json" / "b.html"),
+                                 (tmp_path / "r" / "x" / "a.json", tmp_path / "r" / "x")):
+        with pytest.raises(OutputError, match="one is inside the other"):
+            check_report_paths(json_path, html_path)
+    assert not (tmp_path / "r").exists()
