@@ -125,6 +125,13 @@ class ClockEstimator:
         with self._lock:
             self._samples.clear()
 
+    def forget(self) -> None:
+        """Forget the samples and the estimate: the device's clock restarted, so the old mapping is wrong
+        (by the device's former uptime) and no mapping is better until the next sample."""
+        with self._lock:
+            self._samples.clear()
+            self._estimate = None
+
     def add(self, sample: SyncSample) -> ClockEstimate:
         """Add one exchange and return the updated estimate."""
         if sample.t4_host_s < sample.t1_host_s:

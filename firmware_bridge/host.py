@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from firmware_bridge.clock import ClockEstimate, ClockEstimator, SyncSample
-from firmware_bridge.errors import LinkClosed, LinkConfigError, LinkTimeout, MalformedMessage
+from firmware_bridge.errors import BridgeError, LinkClosed, LinkConfigError, LinkTimeout, MalformedMessage
 from firmware_bridge.framing import PROTOCOL_MAJOR
 from firmware_bridge.host_types import EVENT_HISTORY, DeviceEvents, HelloInfo, HostFrameMeta, code_name
 from firmware_bridge.link import Link
@@ -45,7 +45,10 @@ __all__ = ["HostBridge"]
 
 _HOST_ID = 0xEDB05001
 _sync_ids = itertools.count(1)
-_RETRY_S = 0.25  # HELLO repeat period; per-exchange timeout of the TIME_SYNC burst
+_RETRY_S = 0.25  # HELLO repeat period; the TIME_SYNC burst's pace (an answer may come later)
+RESTART_BACKWARDS_US = 1_000_000
+"""A device time this far (1 s) behind the latest one seen means the board restarted: its clock began
+again at 0 (a watchdog reset on a UART link, which the host never sees go down)."""
 
 
 class HostBridge:
@@ -78,6 +81,8 @@ class HostBridge:
         self._status_callbacks: list[Callable[[str], None]] = []
         self._message_callbacks: list[Callable[[Received], None]] = []
         self._last_sync = 0.0
+        self._latest_device_us = -1  # the latest device time seen (TIME_SYNC t3, FRAME_META): a restart goes back
+        self._restarted = threading.Event()  # seen on the dispatcher thread; the handshake runs on the next tick
         self._closed = False
         self._events = DeviceEvents()
         self._events_lock = threading.Lock()
@@ -252,14 +257,18 @@ class HostBridge:
             raise version_mismatch(ack.proto_major, ack.proto_minor)
         self._info = HelloInfo.from_ack(ack)
         self._clock.reset()
-        answered = 0
+        self._latest_device_us = -1
         for _ in range(self._sync_burst):
             try:
                 self._ping(min(self._timeout, _RETRY_S))
-                answered += 1
             except LinkTimeout:
-                continue  # a lost or corrupted answer: the others will do
-        if answered == 0:
+                continue  # a lost or corrupted answer: the others will do; a late one is still a sample
+        # an answer later than its exchange's 0.25 s still reached the clock: a link with a 300 ms round trip
+        # failed here as "no TIME_SYNC" though every answer came; wait for one up to --timeout
+        deadline = time.perf_counter() + self._timeout
+        while self._clock.sample_count == 0 and time.perf_counter() < deadline and not self._closed:
+            time.sleep(0.01)
+        if self._clock.sample_count == 0:
             raise LinkTimeout(
                 f"{self._url} answered HELLO but no TIME_SYNC: check that the firmware implements protocol "
                 f"{PROTOCOL_MAJOR}.x TIME_SYNC"
@@ -299,6 +308,15 @@ class HostBridge:
             return received.message
 
     def _tick(self) -> None:
+        if self._restarted.is_set():  # the board restarted under a link that stayed up: greet it again
+            self._restarted.clear()
+            try:
+                self._handshake()
+            except BridgeError as exc:
+                self._on_link_status(f"the board restarted and did not answer the handshake again: {exc}")
+            else:
+                self._on_link_status("the board restarted (its clock began again): handshake and clock sync redone")
+            return
         now = time.perf_counter()
         if now - self._last_sync >= self._sync_interval:
             self._last_sync = now
@@ -311,8 +329,10 @@ class HostBridge:
             self._on_frame_meta(message, received.t_rx)
         elif isinstance(message, TimeSyncResponse):
             t1 = message.t1_us / 1e6
+            self._note_device_time(message.t2_us)
             if received.t_rx >= t1:
                 self._clock.add(SyncSample(t1, message.t2_us, message.t3_us, received.t_rx))
+            self._note_device_time(message.t3_us)
         elif isinstance(message, ProbeState):
             self._frozen = message.frozen
         elif isinstance(message, Alert | ErrorMsg):
@@ -321,7 +341,17 @@ class HostBridge:
             self._link._call_safely(functools.partial(callback, received), f"on_message callback {_name_of(callback)}",
                                     key=id(callback))
 
+    def _note_device_time(self, t_device_us: int) -> None:
+        """Follow the device's clock; one that went back by :data:`RESTART_BACKWARDS_US` restarted: the
+        clock fit is dropped at once (it mapped the new times about the board's former uptime off,
+        for about a minute) and the handshake is redone on the supervisor's next tick."""
+        if t_device_us + RESTART_BACKWARDS_US < self._latest_device_us:
+            self._clock.forget()
+            self._restarted.set()
+        self._latest_device_us = t_device_us if self._restarted.is_set() else max(self._latest_device_us, t_device_us)
+
     def _on_frame_meta(self, m: FrameMeta, t_rx: float) -> None:
+        self._note_device_time(m.t_acq_us)
         estimate = self._clock.estimate
         # acquired before its FRAME_META arrived, whatever the clock estimate's error says
         t_host = min(estimate.device_to_host(m.t_acq_us), t_rx) if estimate is not None else t_rx

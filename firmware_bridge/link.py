@@ -34,7 +34,7 @@ from firmware_bridge.errors import (
     SimulatorError,
     UnknownMessageType,
 )
-from firmware_bridge.framing import FLAG_ACK_REQUESTED, Frame, Packetizer
+from firmware_bridge.framing import FLAG_ACK_REQUESTED, PROTOCOL_MAJOR, Frame, Packetizer
 from firmware_bridge.link_types import LinkConfig, LinkCounters, Received
 from firmware_bridge.messages import NEVER_ACKED, Ack, Heartbeat, Message, MsgType, Nack, NackReason, encode, parse
 from firmware_bridge.reader import PORT_ERRORS as _PORT_ERRORS
@@ -91,6 +91,7 @@ class Link:
         self._closed = False
         self._failures: dict[tuple[str, object], float] = {}  # (callback, key) → last traceback logged
         self._tx_seq = 0
+        self._version_said = ""  # the last foreign protocol version reported (said once, not per frame)
         self._expect_seq: int | None = None
         self._last_rx = time.perf_counter()
         self._n = {name: 0 for name in LinkCounters.__dataclass_fields__}
@@ -137,9 +138,9 @@ class Link:
                 self._n["tx_dropped"] += 1
                 return None
             seq = self._tx_seq
-            self._tx_seq = (seq + 1) & 0xFFFF
             t = time.perf_counter()
             data = encode(make(t), seq=seq, flags=FLAG_ACK_REQUESTED if ack else 0, extra=extra)
+            self._tx_seq = (seq + 1) & 0xFFFF  # after encoding: a refused message takes no number (a "lost" frame)
             try:
                 port.write(data)
             except _PORT_ERRORS as exc:
@@ -256,6 +257,9 @@ class Link:
                 raise LinkConfigError(
                     f"can't open {self._url}: {exc} — give a port (/dev/ttyACM0, COM3) or a URL socket://host:port, "
                     "loop:// or sim://") from None
+            if isinstance(exc, serial.SerialException) and "Inappropriate ioctl" in str(exc):  # ENOTTY
+                raise PortUnavailable(f"can't open {self._url}: it is not a serial port — give the board's port "
+                                      "(e.g. /dev/ttyACM0, /dev/ttyUSB0, COM3) or socket://host:port") from None
             if "exclusively lock" in str(exc):
                 raise PortUnavailable(
                     f"{self._url} is in use by another program (an edge-bus stream or device command, a serial "
@@ -322,6 +326,8 @@ class Link:
                     on_reconnect()
             except BridgeError as exc:
                 _log.info("reconnect to %s failed: %s", self._url, exc)
+                if isinstance(exc, ProtocolVersionError):  # retried for ever: the user must hear why, once
+                    self._say_version(exc)
                 self._disconnect()
                 backoff = min(backoff * 2, cfg.backoff_max_s)
                 continue
@@ -331,8 +337,14 @@ class Link:
             backoff = cfg.backoff_initial_s
             connected = True
             self._up = True
+            self._version_said = ""
             self._n["reconnects"] += 1
             self._status("link restored")
+
+    def _say_version(self, exc: ProtocolVersionError) -> None:
+        if str(exc) != self._version_said:
+            self._version_said = str(exc)
+            self._status(f"{exc} (its messages are ignored until it speaks {PROTOCOL_MAJOR}.x again)")
 
     def _status(self, text: str) -> None:
         callback = self._on_status
@@ -391,6 +403,8 @@ class Link:
             self._n["version_mismatches"] += 1
             if header.msg_type == MsgType.HELLO_ACK:
                 self._fail_waiters(exc)
+            elif self._up:  # reflashed under a live session: every frame is ignored, so say why, once
+                self._say_version(exc)
             return
         except UnknownMessageType:
             self._n["unknown_types"] += 1
@@ -437,3 +451,12 @@ def _check_socket_url(url: str) -> None:
     if not host or port is None or not 0 < port < 65536:
         raise LinkConfigError(f"can't open {url}: a socket URL is socket://host:port with a port 1-65535 "
                               "(e.g. socket://192.168.1.20:7000)")
+    from urllib.parse import parse_qsl
+
+    options = parse_qsl(parts.query, keep_blank_values=True)
+    if any(key != "logging" or value not in _SOCKET_LOGGING for key, value in options):
+        raise LinkConfigError(f"can't open {url}: the only option of a socket URL is logging="
+                              f"{'|'.join(_SOCKET_LOGGING)} (pyserial's)")
+
+
+_SOCKET_LOGGING = ("debug", "info", "warning", "error")

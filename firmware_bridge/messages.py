@@ -92,7 +92,7 @@ def _fields(layout: struct.Struct, payload: bytes, name: str) -> tuple[Any, ...]
 def _pack(layout: struct.Struct, name: str, *values: object) -> bytes:
     try:
         return layout.pack(*values)
-    except struct.error as exc:
+    except (struct.error, OverflowError) as exc:  # OverflowError: a float beyond f32 (1e39)
         raise MalformedMessage(f"{name} field out of range ({exc}): fix the value before sending") from None
 
 
@@ -328,7 +328,8 @@ class ErrorMsg:
     text: str = ""
 
     def pack(self) -> bytes:
-        text = self.text.encode("utf-8")[:255]
+        # cut at 255 bytes, then back to a whole character: a cut inside one was invalid UTF-8 on the wire
+        text = self.text.encode("utf-8")[:255].decode("utf-8", errors="ignore").encode("utf-8")
         return _pack(self.LAYOUT, "ERROR", self.code, len(text)) + text
 
     @classmethod
@@ -337,7 +338,14 @@ class ErrorMsg:
         end = cls.LAYOUT.size + length
         if len(payload) < end:
             raise MalformedMessage(f"ERROR text needs {length} bytes, payload has {len(payload)}: message dropped")
-        return cls(code, payload[cls.LAYOUT.size : end].decode("utf-8", errors="replace"))
+        return cls(code, one_line(payload[cls.LAYOUT.size : end].decode("utf-8", errors="replace")))
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters written as escapes (``\\x1b``, ``\\n``): a device's text is
+    printed in the terminal and the logs, where an escape sequence cleared the screen and a newline
+    forged an ``error:`` line of its own."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 Message = (
@@ -383,10 +391,12 @@ def version_mismatch(peer_major: int, peer_minor: int) -> ProtocolVersionError:
     )
 
 
-def parse(frame: Frame) -> Message:
-    """The typed message in ``frame``; raises ProtocolVersionError, UnknownMessageType or MalformedMessage."""
+def parse(frame: Frame, *, major: int = PROTOCOL_MAJOR) -> Message:
+    """The typed message in ``frame``; raises ProtocolVersionError, UnknownMessageType or MalformedMessage.
+    ``major``: the protocol major the reader speaks (a simulated board of another major reads its own
+    frames with these layouts)."""
     header = frame.header
-    if header.version_major != PROTOCOL_MAJOR:
+    if header.version_major != major:
         raise version_mismatch(header.version_major, header.version_minor)
     decoder = _DECODERS.get(header.msg_type)
     if decoder is None:

@@ -35,7 +35,9 @@ def lookup_device(name: str) -> SimulatedDevice:
     with _registry_lock:
         device = _registry.get(name)
     if device is None:
-        raise SimulatorError(f"no simulated device named {name!r}: start one with SimulatedDevice() first")
+        raise SimulatorError(f"no simulated board named {name!r} runs in this program (a named sim://NAME is a "
+                             "SimulatedDevice started in Python) — use sim:// for a board of its own, e.g. "
+                             "sim://?fps=30, or edge-bus device simulate for one on a pseudo-terminal")
     return device
 
 

@@ -224,7 +224,8 @@ class VirtualBoard:
                 self._n["frames_skipped"] += missed
                 continue
             t_acq = round(self._next_frame_us)
-            meta = FrameMeta(self._frame, t_acq, cfg.probe_id, cfg.depth_mm, cfg.gain_db, self._frozen)
+            # the counter wraps at 2^32 (PROTOCOL.md): unwrapped, the board's thread died on packing it
+            meta = FrameMeta(self._frame & 0xFFFFFFFF, t_acq, cfg.probe_id, cfg.depth_mm, cfg.gain_db, self._frozen)
             if self._emit(meta, now):
                 self._n["frames_sent"] += 1
             if cfg.future and self._frame % 10 == 0:
@@ -244,7 +245,7 @@ class VirtualBoard:
                 self._emit(Nack(header.seq, header.msg_type, NackReason.INCOMPATIBLE_VERSION), now)
             return
         try:
-            message = parse(frame)
+            message = parse(frame, major=self.config.proto_major)
         except MessageError:
             self._n["rx_bad"] += 1
             if wants_ack:

@@ -78,6 +78,9 @@ class Serial(SerialBase):
             raise SerialException(f"expected a sim:// URL, got {url!r}")
         try:
             if parts.netloc:
+                if parts.query:  # a running board has its settings: the options were silently ignored
+                    raise SimOptionError(f"options are for a board of its own (sim://?{parts.query}); "
+                                         f"the running board {parts.netloc} keeps its settings")
                 self._device = lookup_device(parts.netloc)
             else:
                 self._device = SimulatedDevice(SimConfig.from_query(parts.query), register=False)

@@ -207,3 +207,35 @@ def test_host_bridge_over_socket_url(tcp_board: tuple[str, VirtualBoard], fast_l
     frames = [m.device_frame for m in metas if m is not None]
     assert frames == list(range(frames[0], frames[0] + 10))
     assert bridge.device_info.device_id == board.config.device_id
+
+
+def test_a_refused_message_takes_no_sequence_number(fast_link: LinkConfig) -> None:
+    """A RESULT refused as malformed still used up a sequence number: the board counted a frame lost
+    that was never sent."""
+    from firmware_bridge.errors import MalformedMessage
+
+    got: list[int] = []
+    with Link("loop://", fast_link, on_message=lambda r: got.append(r.header.seq)) as link:
+        link.open()
+        assert link.send(Heartbeat(1))
+        with pytest.raises(MalformedMessage):
+            link.send(Result(2, 2, 0.9, 1.0, (-1, 0, 0, 0)))
+        assert link.send(Heartbeat(2))
+        deadline = time.monotonic() + 2.0
+        while len(got) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert got == [0, 1]
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("socket://localhost:7000?foo=1", "the only option of a socket URL is logging=debug|info|warning|error"),
+    ("/etc/passwd", "it is not a serial port"),
+    ("sim://dev9999", "no simulated board named 'dev9999' runs in this program"),
+])
+def test_urls_that_name_no_board_say_what_is_wrong(url: str, message: str) -> None:
+    """pyserial's own words ("'debug|info|warning|error'", "Inappropriate ioctl for device") or advice a
+    command-line user can't follow ("start one with SimulatedDevice() first") were shown."""
+    from firmware_bridge.errors import BridgeError
+
+    with pytest.raises(BridgeError, match=message):
+        HostBridge.open(url, timeout=0.5)

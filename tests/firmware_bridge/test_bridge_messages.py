@@ -154,3 +154,23 @@ def test_probe_state_alert_hello_ack_nack_offsets_match_protocol_tables() -> Non
     assert (len(n), _at(n, 0, "H"), _at(n, 2, "B"), _at(n, 3, "B")) == (4, 0x1234, 0x20, 2)
     assert Nack.unpack(bytes([0x34, 0x12, 0x20, 0x02])) == Nack(seq=0x1234, msg_type=0x20, reason=2)
     assert ProbeState.unpack(bytes(8) + bytes([1, 0, 0b10, 0]) + bytes(8)).probe_connected is True
+
+
+def test_device_text_is_one_line_and_cut_at_a_whole_character() -> None:
+    """An ERROR's text cleared the terminal (ESC [2J) and forged an "error:" line of its own; a text cut
+    at 255 bytes inside a character was invalid UTF-8 on the wire."""
+    from firmware_bridge.messages import ErrorMsg
+
+    shown = ErrorMsg.unpack(ErrorMsg(3, "INTERNAL: \x1b[2Jprobe OK\nerror: forged").pack()).text
+    assert shown == "INTERNAL: \\x1b[2Jprobe OK\\nerror: forged"
+    wire = ErrorMsg(3, "é" * 200).pack()
+    assert len(wire) == 4 + 254 and wire[4:].decode("utf-8") == "é" * 127
+
+
+def test_a_value_beyond_f32_is_a_malformed_message() -> None:
+    """1e39 for an f32 field raised OverflowError, which is not a BridgeError."""
+    from firmware_bridge.errors import MalformedMessage
+    from firmware_bridge.messages import Result
+
+    with pytest.raises(MalformedMessage, match="field out of range"):
+        Result(1, 1, 0.5, 1e39).pack()

@@ -302,7 +302,7 @@ def test_a_closed_bridge_says_closed_and_bad_values_are_refused(fast_link: LinkC
         bridge.send_result(1, 1, 0.5, 0.0, None)  # was silently dropped
     with pytest.raises(SimulatorError, match="can't start the simulated board .* unknown sim:// option 'bogus'"):
         HostBridge.open("sim://?bogus=1", link_config=fast_link)
-    with pytest.raises(SimulatorError, match="no simulated device named"):
+    with pytest.raises(SimulatorError, match="no simulated board named .nobody-here. runs in this program"):
         HostBridge.open("sim://nobody-here", link_config=fast_link)
     for bad in (-1, float("nan"), float("inf")):  # inf was an OverflowError traceback from Event.wait
         with pytest.raises(LinkConfigError, match="timeout must be a finite number of seconds > 0"):
@@ -392,3 +392,107 @@ def test_a_board_faster_than_any_scanner_is_refused() -> None:
     with pytest.raises(SimulatorError, match="fps must be 0 to 1000"):
         SimConfig(fps=1e7)
     assert SimConfig(fps=1000).fps == 1000
+
+
+def test_a_board_that_restarts_under_a_live_link_is_synced_again(fast_link: LinkConfig) -> None:
+    """A watchdog reset on a UART link (the port never drops) left the clock mapping off by the board's
+    former uptime (about 1000 s here) for about a minute: no frame matched, no RESULT went back."""
+
+    from firmware_bridge.sim_config import DeviceClock
+
+    with SimulatedDevice(SimConfig(fps=60)) as dev, HostBridge.open(dev.url, link_config=fast_link) as bridge:
+        said: list[str] = []
+        bridge.on_status(said.append)
+        with dev.board._lock:  # the board restarts: its clock, sequence and frame counter begin again
+            dev.board.clock = DeviceClock(time.perf_counter(), 1000.0)
+            dev.board._next_frame_us, dev.board._seq, dev.board._frame = 1000.0, 0, 0
+        wait_until(lambda: any("the board restarted" in text for text in said), timeout=5.0)
+        assert "handshake and clock sync redone" in said[-1]
+        time.sleep(0.3)
+        meta = None
+        while (newer := bridge.next_meta(0.0)) is not None:
+            meta = newer
+        assert meta is not None
+        error_s = bridge.device_to_host(meta.t_device_us) - dev.board.clock.to_host(meta.t_device_us)
+        assert abs(error_s) < 0.005 and bridge.match(meta.t_received_host) is not None
+
+
+def test_a_board_reflashed_to_another_major_is_reported_once(fast_link: LinkConfig) -> None:
+    """The session looked healthy (connected, no status) while every frame was ignored as foreign."""
+    import dataclasses
+
+    with SimulatedDevice(SimConfig(fps=60)) as dev, HostBridge.open(dev.url, link_config=fast_link) as bridge:
+        said: list[str] = []
+        bridge.on_status(said.append)
+        dev.board.config = dataclasses.replace(dev.board.config, proto_major=2)
+        wait_until(lambda: bridge.counters().version_mismatches > 5, timeout=5.0)
+        time.sleep(0.2)
+        foreign = [text for text in said if "speaks firmware-bridge protocol 2.0" in text]
+        assert len(foreign) == 1 and "its messages are ignored until it speaks 1.x again" in foreign[0]
+
+
+def test_a_slow_board_is_synced_within_the_timeout() -> None:
+    """Each burst answer was waited for 0.25 s whatever --timeout said: a board 300 ms away failed
+    with "answered HELLO but no TIME_SYNC: check that the firmware implements ..."."""
+    import contextlib
+    import socket as socket_mod
+
+    from firmware_bridge.framing import Packetizer
+    from firmware_bridge.messages import Hello, HelloAck, TimeSyncRequest, TimeSyncResponse, encode, parse
+
+    server = socket_mod.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def board() -> None:
+        conn, _ = server.accept()
+        packets, seq = Packetizer(), 0
+        with conn, contextlib.suppress(OSError):  # the host closed the link
+            while data := conn.recv(4096):
+                for frame in packets.feed(data):
+                    message = parse(frame)
+                    time.sleep(0.3)
+                    now_us = int(time.perf_counter() * 1e6)
+                    if isinstance(message, Hello):
+                        answer: object = HelloAck(1, 0, 1, 1, 0, 0, 1_000_000)
+                    elif isinstance(message, TimeSyncRequest):
+                        answer = TimeSyncResponse(message.sync_id, message.t1_us, now_us, now_us)
+                    else:
+                        continue
+                    conn.sendall(encode(answer, seq=seq))  # type: ignore[arg-type]
+                    seq += 1
+
+    threading.Thread(target=board, daemon=True).start()
+    with server, HostBridge.open(f"socket://127.0.0.1:{port}", timeout=5.0, sync_burst=3) as bridge:
+        assert bridge.clock is not None and bridge.clock.min_delay_us > 250_000
+
+
+def test_the_simulated_frame_counter_wraps_at_2_to_the_32() -> None:
+    """PROTOCOL.md: the counter wraps at 2^32; the simulator raised out of poll() (its thread died)."""
+    from firmware_bridge import VirtualBoard
+    from firmware_bridge.framing import Packetizer
+    from firmware_bridge.messages import FrameMeta, parse
+
+    board = VirtualBoard(SimConfig(fps=1000))
+    sent = bytearray()
+    board.attach(sent.extend)
+    board._frame = 2**32 - 2
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline and board.stats().frames_sent < 4:
+        board.poll()
+        time.sleep(0.002)
+    counters = [m.frame_counter for f in Packetizer().feed(bytes(sent)) if isinstance(m := parse(f), FrameMeta)]
+    assert counters[:4] == [2**32 - 2, 2**32 - 1, 0, 1]
+
+
+def test_a_simulated_board_of_another_major_reads_its_own_frames() -> None:
+    """It parsed them as protocol 1 and raised ProtocolVersionError out of receive() (its thread died)."""
+    import dataclasses
+
+    from firmware_bridge import VirtualBoard
+    from firmware_bridge.messages import Heartbeat, encode
+
+    board = VirtualBoard(dataclasses.replace(SimConfig(fps=0), proto_major=2))
+    board.attach(lambda data: None)
+    board.receive(encode(Heartbeat(5), seq=0, version=(2, 0)))  # raised before
+    board.receive(encode(Heartbeat(6), seq=1))  # a 1.x frame: refused as foreign, not raised
+    assert board.stats().rx_bad == 0
