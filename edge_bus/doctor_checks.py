@@ -1,7 +1,7 @@
 """The environment checks of ``edge-bus doctor``: each returns a :class:`Check`, never raises.
 
-Versions, OpenVINO devices, CPU features, free disk, capture devices and serial ports; a
-``--source`` that must deliver frames; a ``--bridge`` that must answer pings. Informational
+Versions, OpenVINO devices, CPU features, free disk, a writable ``runs/`` folder, capture devices
+and serial ports; a ``--source`` that must deliver frames; a ``--bridge`` that must answer pings. Informational
 checks (``required=False``) always pass: they are there to be read.
 """
 

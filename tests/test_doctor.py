@@ -25,6 +25,7 @@ REQUIRED = [
     "ONNX Runtime",
     "openvino devices",
     "free disk",
+    "output folder",
     "model files",
     "golden reference",
     "class agreement",
