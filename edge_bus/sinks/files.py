@@ -83,11 +83,23 @@ def _refuse_non_file(target: Path, hint: str | None) -> Path:
 
 def check_output_file(path: str | os.PathLike[str], hint: str | None = None) -> Path:
     """Fail now, not after minutes of work, when ``path`` can't be written: a folder or device is in
-    the way, or its folder can't be created or written. The folder is created if missing."""
-    target = _refuse_non_file(ensure_parent(path, hint), hint)
-    if not os.access(target.parent, os.W_OK):
-        why = "it is on a read-only file system" if _read_only(target.parent) else "no permission to write in it"
-        raise OutputError(f"can't write {target}: {why} ({target.parent}) — {hint or 'choose another folder'}")
+    the way, a file is where a folder must be made, or the folder it would be written in (or made in)
+    can't be written. Nothing is created: a run stopped before it writes leaves no empty folder (the
+    writer makes the folder, :func:`ensure_parent`)."""
+    target = _refuse_non_file(Path(path), hint)
+    folder = target.parent
+    try:
+        while not folder.exists() and folder.parent != folder:  # the nearest folder that is there
+            folder = folder.parent
+        in_the_way = not folder.is_dir()
+    except OSError as exc:  # a name too long for the file system, a loop of links
+        raise output_error(target, exc, hint) from None
+    if in_the_way:
+        raise OutputError(f"can't write {target}: {folder} is a file, where a folder is needed — "
+                          f"{hint or 'choose another path'}")
+    if not os.access(folder, os.W_OK):
+        why = "it is on a read-only file system" if _read_only(folder) else "no permission to write in it"
+        raise OutputError(f"can't write {target}: {why} ({folder}) — {hint or 'choose another folder'}")
     return target
 
 

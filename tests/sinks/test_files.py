@@ -102,3 +102,16 @@ def test_a_report_path_inside_the_other_is_refused_before_any_folder_is_made(tmp
         with pytest.raises(OutputError, match="one is inside the other"):
             check_report_paths(json_path, html_path)
     assert not (tmp_path / "r").exists()
+
+
+def test_checking_a_report_path_makes_no_folder(tmp_path: Path) -> None:
+    """The check made the --json folder at once: a run stopped before it wrote (Ctrl-C in bench) left it
+    empty. A file where a folder must be made is refused up front; the writer makes the folder."""
+    from edge_bus.sinks.files import atomic_write_text, check_report_paths
+
+    check_report_paths(tmp_path / "a" / "b" / "r.json", tmp_path / "a" / "r.html")
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match=r"file is a file, where a folder is needed — choose another --json path"):
+        check_report_paths(tmp_path / "file" / "sub" / "r.json", None)
+    assert atomic_write_text(tmp_path / "a" / "b" / "r.json", "{}").read_text() == "{}"
