@@ -10,6 +10,7 @@ failure half-way left a mix of old and new files that no longer matched the mani
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import secrets
@@ -61,7 +62,8 @@ def staged_model_folder(out_dir: Path) -> Iterator[Path]:
     """A new hidden folder beside ``out_dir`` to build the model in; when the block ends without an
     error it becomes ``out_dir`` (replacing the model there). Removed in every case."""
     parent = out_dir.parent if str(out_dir.parent) else Path(".")
-    staging = parent / f".{out_dir.name}.partial-{secrets.token_hex(4)}"
+    _remove_stale_partials(parent, out_dir.name)
+    staging = parent / f".{out_dir.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
     try:
         parent.mkdir(parents=True, exist_ok=True)
         staging.mkdir()  # not mkdtemp: its 0700 would become the model folder's mode
@@ -74,6 +76,25 @@ def staged_model_folder(out_dir: Path) -> Iterator[Path]:
         raise interrupted_saying(exc, f"nothing was written; {out_dir} is as it was") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove_stale_partials(parent: Path, name: str) -> None:
+    """Remove the hidden ``.NAME.partial-PID-*`` folders of runs that were killed (their process is
+    gone): each held a half-built model, up to the size of one, and a kill skipped its clean-up."""
+    for folder in parent.glob(f".{glob.escape(name)}.partial-*"):
+        pid = folder.name.rsplit(".partial-", 1)[1].split("-", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, owned by someone else (EPERM), or the check can't be made: keep its folder
+        return True
+    return True
 
 
 def _replace_folder(staging: Path, out_dir: Path) -> None:

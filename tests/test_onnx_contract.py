@@ -325,3 +325,22 @@ def test_squashed_or_thresholded_outputs_and_odd_inputs_are_refused_with_what_to
                            [w, numpy_helper.from_array(np.zeros((1, 2), np.float32), "c")])
     with pytest.raises(ModelError, match=r"input image is tensor\(uint8\); edge-bus feeds float32 .*--mean / --std"):
         inspect_onnx(session(as_bytes), as_bytes.name)
+
+
+def test_a_killed_runs_half_built_model_is_removed_by_the_next_run(tmp_path: Path) -> None:
+    """SIGKILL skips the clean-up: each killed quantize or calibrate left a hidden .NAME.partial-* folder,
+    up to a model's size, for good. The next run into the same --out removes those whose process is gone."""
+    import os
+
+    from edge_bus.model_folder import staged_model_folder
+
+    dead = tmp_path / ".model.partial-999999999-dead"  # no such process
+    alive = tmp_path / f".model.partial-{os.getpid()}-beef"  # a run still building (this process)
+    other = tmp_path / ".other.partial-999999999-dead"  # another model's
+    for folder in (dead, alive, other):
+        folder.mkdir()
+        (folder / "model.bin").write_bytes(b"half")
+    with staged_model_folder(tmp_path / "model") as staging:
+        (staging / "manifest.json").write_text("{}")
+    assert not dead.exists() and alive.exists() and other.exists()
+    assert (tmp_path / "model" / "manifest.json").is_file()
