@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Any
+from typing import Any, SupportsIndex, TypeGuard
 
 import numpy as np
 
 from edge_bus.errors import ConfigError
 
-__all__ = ["check_fields", "is_pixel_format", "number_or_none"]
+__all__ = ["check_fields", "is_pixel_format", "is_whole_number", "number_or_none"]
 
 
 def check_fields(obj: Any, *, numbers: tuple[str, ...] = (), integers: tuple[str, ...] = (),
@@ -22,13 +22,14 @@ def check_fields(obj: Any, *, numbers: tuple[str, ...] = (), integers: tuple[str
     """Check the type of each named field of ``obj``: finite real ``numbers`` (numpy scalars too),
     ``integers``, ``texts`` (str), ``flags`` (bool). A field named in ``optional`` may be None.
 
-    An accepted value is stored back as the plain Python type (``float``, ``int``, ``bool``; also on a
+    An accepted number or flag is stored back as Python's own ``float``, ``int`` or ``bool`` (also on a
     frozen dataclass): a numpy scalar kept as it was failed later, far from where it was given
-    (``json.dumps`` of an ``np.int64``, OpenVINO's reshape to an ``np.int64`` batch)."""
+    (``json.dumps`` of an ``np.int64``, OpenVINO's reshape to an ``np.int64`` batch). Texts are kept as
+    given (a ``str`` Enum member stays itself)."""
     owner = type(obj).__name__
     for names, accept, what, plain in ((numbers, _is_number, "a finite number", float),
-                                       (integers, _is_integer, "an integer", operator.index),
-                                       (texts, _is_text, "a string", str), (flags, _is_flag, "True or False", bool)):
+                                       (integers, is_whole_number, "an integer", operator.index),
+                                       (texts, _is_text, "a string", _same), (flags, _is_flag, "True or False", bool)):
         for name in names:
             value = getattr(obj, name)
             if value is None and name in optional:
@@ -36,6 +37,15 @@ def check_fields(obj: Any, *, numbers: tuple[str, ...] = (), integers: tuple[str
             if not accept(value):
                 raise ConfigError(f"{owner}.{name} must be {what}, got {value!r} ({type(value).__name__})")
             object.__setattr__(obj, name, plain(value))
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def is_whole_number(value: object) -> TypeGuard[SupportsIndex]:
+    """An ``int`` or a numpy integer (anything with ``__index__``), not a ``bool``."""
+    return not isinstance(value, bool) and hasattr(value, "__index__")
 
 
 def number_or_none(value: object) -> float | None:
@@ -53,8 +63,6 @@ def _is_number(value: object) -> bool:
         return False
 
 
-def _is_integer(value: object) -> bool:
-    return not isinstance(value, bool) and hasattr(value, "__index__")
 
 
 def _is_text(value: object) -> bool:

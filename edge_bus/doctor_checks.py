@@ -22,6 +22,7 @@ from pathlib import Path
 
 from edge_bus.config import VIRTUAL_DEVICES
 from edge_bus.errors import EdgeBusError
+from edge_bus.sinks.files import nearest_existing
 from edge_bus.sources import SourceInfo, list_capture_devices, open_source
 from edge_bus.telemetry.hardware import free_disk_gb, kernel_class, openvino_devices
 from edge_bus.zoo import Manifest
@@ -192,9 +193,7 @@ def output_check(folder: Path) -> Check:
     """``folder`` (``runs/``, where ``stream`` writes a run by default, and this report) can be written:
     with free space alone, a read-only working folder passed and the next ``stream`` failed at once. A
     file is created and removed in it, or in the folder it would be made in (nothing is left behind)."""
-    target = folder
-    while not target.exists() and target.parent != target:
-        target = target.parent
+    target = nearest_existing(folder)
     shown = f"{folder}/"
     if not target.is_dir():
         return Check("output folder", f"{target} is a file", "writable", False,

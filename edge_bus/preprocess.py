@@ -145,7 +145,7 @@ class Preprocessor:
         # a new frame size (a grabber switched mode) is a new picture: the old area may fit it and
         # still be the wrong place (a smaller one kept on a larger frame reads its black corner)
         if self._roi is None or self._count % self._redetect_every == 0 or self._roi_size != (w, h):
-            self._roi = detect_scan_area(to_gray(pixels))
+            self._roi = detect_scan_area(pixels)  # made gray there
             self._roi_size = (w, h)
         return self._roi
 

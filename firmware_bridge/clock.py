@@ -20,10 +20,6 @@ whole window, the connect-time burst (16 exchanges on an idle link, milliseconds
 every place in the fit while later exchanges, slowed by a busy host, were all passed over: the fit
 then never spanned the time a drift needs and the mapping went stale, 300 ppm of drift growing
 into milliseconds of error.
-
-A fitted slope replaces the drift in use only when it differs from zero or from that drift by more
-than two standard errors (each sample's σ = (δ + 100 µs) / 2): delay on one way only biases the
-slower samples alike, and that bias was fitted as a drift.
 """
 
 from __future__ import annotations
@@ -180,12 +176,5 @@ class ClockEstimator:
             sxx = math.fsum(w * x * x for w, x in zip(weights, xs, strict=True))
             sxy = math.fsum(w * x * (o - mean_offset) for w, x, o in zip(weights, xs, offsets, strict=True))
             slope_ppm = sxy / sxx * 1e6
-            # a sample's offset is off by up to δ/2 (σ = (δ + 100 µs)/2, the weights' own scale): a slope
-            # within 2 standard errors of both 0 and the last drift is noise, and the last drift stays.
-            # One-way jitter (a busy USB host delaying the board's answers) biases the slow samples of
-            # the later quarters alike, and fitting that bias as a drift made a 1 ms-jitter, 0 ppm link
-            # 2-4x less accurate (233 µs mean error against 106 µs; fitted -10.6 ppm)
-            two_standard_errors_ppm = 2.0 * 1e6 / math.sqrt(4.0 * sxx)
-            if max(abs(slope_ppm), abs(slope_ppm - self._drift_ppm)) > two_standard_errors_ppm:
-                self._drift_ppm = max(-self._max_drift, min(self._max_drift, slope_ppm))
+            self._drift_ppm = max(-self._max_drift, min(self._max_drift, slope_ppm))
         return ClockEstimate(ref, mean_offset, self._drift_ppm, count, best[0].delay_us)

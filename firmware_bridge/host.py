@@ -38,6 +38,7 @@ from firmware_bridge.messages import (
     Result,
     TimeSyncRequest,
     TimeSyncResponse,
+    one_line,
     version_mismatch,
 )
 
@@ -172,7 +173,9 @@ class HostBridge:
             return self._events
 
     def on_status(self, callback: Callable[[str], None]) -> None:
-        """Call ``callback(text)`` when the link goes down ("link lost, reconnecting") or comes back."""
+        """Call ``callback(text)`` when the link goes down ("link lost, reconnecting") or comes back, when
+        the board restarted under the link or speaks another protocol major, and for its ALERTs and
+        ERRORs (each kind at most once per 5 s)."""
         self._status_callbacks.append(callback)
 
     def on_message(self, callback: Callable[[Received], None]) -> None:
@@ -246,18 +249,23 @@ class HostBridge:
         """Host ``time.perf_counter()`` seconds at which the device clock read ``t_device_us``."""
         estimate = self._clock.estimate
         if estimate is None:
-            raise LinkTimeout(f"clock of {self._url} not synchronised yet: open the bridge with HostBridge.open()")
+            raise LinkTimeout(f"clock of {self._url} not synchronised yet: open the bridge with HostBridge.open(), "
+                              "or wait for the handshake after the board restarted")
         return estimate.device_to_host(t_device_us)
 
     # -- internals -------------------------------------------------------------------------------
 
     def _handshake(self) -> None:
+        # device times from before this handshake (an earlier connection, a board that rebooted while the
+        # link was down) are not compared with the new ones: a FRAME_META sent before HELLO_ACK read as a
+        # restart, and the next tick ran a second handshake
+        self._latest_device_us = -1
+        self._restarted.clear()
         ack = self._hello()
         if ack.proto_major != PROTOCOL_MAJOR:
             raise version_mismatch(ack.proto_major, ack.proto_minor)
         self._info = HelloInfo.from_ack(ack)
         self._clock.reset()
-        self._latest_device_us = -1
         for _ in range(self._sync_burst):
             try:
                 self._ping(min(self._timeout, _RETRY_S))
@@ -283,8 +291,10 @@ class HostBridge:
             return
         with self._cond:
             for frames in (self._queue, self._history):
+                # only those given their arrival time for want of an estimate: one mapped before a
+                # restart keeps its time (the new boot's estimate would put it about its uptime off)
                 fixed = [replace(m, t_acquired_host=min(estimate.device_to_host(m.t_device_us), m.t_received_host))
-                         for m in frames]
+                         if m.t_acquired_host == m.t_received_host else m for m in frames]
                 frames.clear()
                 frames.extend(fixed)
 
@@ -309,11 +319,11 @@ class HostBridge:
 
     def _tick(self) -> None:
         if self._restarted.is_set():  # the board restarted under a link that stayed up: greet it again
-            self._restarted.clear()
             try:
                 self._handshake()
             except BridgeError as exc:
-                self._on_link_status(f"the board restarted and did not answer the handshake again: {exc}")
+                if not self._closed:  # closing meanwhile is not the board's failure
+                    self._on_link_status(f"the board restarted and did not answer the handshake again: {exc}")
             else:
                 self._on_link_status("the board restarted (its clock began again): handshake and clock sync redone")
             return
@@ -346,9 +356,11 @@ class HostBridge:
         clock fit is dropped at once (it mapped the new times about the board's former uptime off,
         for about a minute) and the handshake is redone on the supervisor's next tick."""
         if t_device_us + RESTART_BACKWARDS_US < self._latest_device_us:
+            self._latest_device_us = t_device_us  # the new boot's time, before anything else reads it
             self._clock.forget()
             self._restarted.set()
-        self._latest_device_us = t_device_us if self._restarted.is_set() else max(self._latest_device_us, t_device_us)
+        else:
+            self._latest_device_us = max(self._latest_device_us, t_device_us)
 
     def _on_frame_meta(self, m: FrameMeta, t_rx: float) -> None:
         self._note_device_time(m.t_acq_us)
@@ -379,7 +391,7 @@ class HostBridge:
                                        last_errors=(*e.last_errors, message)[-EVENT_HISTORY:])
                 key, text = ("error", message.code), (
                     f"ERROR from the device: {code_name(ErrorCode, message.code)}"
-                    + (f": {message.text}" if message.text else ""))
+                    + (f": {one_line(message.text)}" if message.text else ""))
             now = time.monotonic()
             if now - self._event_said.get(key, -1e9) < self._event_quiet_s:
                 return

@@ -34,8 +34,9 @@ class HostFrameMeta:
     """A FRAME_META with its acquisition time mapped onto the host clock (``time.perf_counter()``).
 
     ``t_received_host`` is when its bytes arrived; ``t_acquired_host`` is never later than that (the
-    clock estimate's error, tens of microseconds, about 0.1 ms with 1 ms of jitter, could otherwise
-    place an acquisition after its own FRAME_META arrived, and glass to glass below end to end)."""
+    clock estimate's error, tens of microseconds, 0.2-0.3 ms in a session's first minute with 1 ms of
+    one-way jitter, could otherwise place an acquisition after its own FRAME_META arrived, and glass
+    to glass below end to end)."""
 
     device_frame: int
     t_device_us: int

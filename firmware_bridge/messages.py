@@ -38,6 +38,7 @@ __all__ = [
     "encode",
     "parse",
     "version_mismatch",
+    "one_line",
 ]
 
 
@@ -338,13 +339,13 @@ class ErrorMsg:
         end = cls.LAYOUT.size + length
         if len(payload) < end:
             raise MalformedMessage(f"ERROR text needs {length} bytes, payload has {len(payload)}: message dropped")
-        return cls(code, one_line(payload[cls.LAYOUT.size : end].decode("utf-8", errors="replace")))
+        return cls(code, payload[cls.LAYOUT.size : end].decode("utf-8", errors="replace"))
 
 
 def one_line(text: str) -> str:
-    """``text`` with its control characters written as escapes (``\\x1b``, ``\\n``): a device's text is
-    printed in the terminal and the logs, where an escape sequence cleared the screen and a newline
-    forged an ``error:`` line of its own."""
+    """``text`` with its control characters written as escapes (``\\x1b``, ``\\n``), for showing a
+    device's text in a terminal or a log, where an escape sequence cleared the screen and a newline
+    forged an ``error:`` line of its own (the message itself keeps the text as sent)."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 

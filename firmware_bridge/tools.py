@@ -26,6 +26,7 @@ from firmware_bridge.messages import (
     Nack,
     ProbeState,
     TimeSyncResponse,
+    one_line,
 )
 from firmware_bridge.sim_config import SimConfig
 from firmware_bridge.sim_runtime import SimRunSummary, simulate_pty
@@ -226,5 +227,5 @@ def _fields(m: Message) -> str:
     if isinstance(m, Ack | Nack):
         return f"seq={m.seq} type=0x{m.msg_type:02x}" + (f" reason={m.reason}" if isinstance(m, Nack) else "")
     if isinstance(m, ErrorMsg):
-        return f"code={m.code} {m.text}"
+        return f"code={m.code} {one_line(m.text)}"
     return repr(m)

@@ -298,6 +298,12 @@ def test_numpy_numbers_are_accepted_where_python_numbers_are() -> None:
     assert type(OverlayStyle(alpha=np.float32(0.25)).alpha) is float
     assert [type(v) for v in ROI(*np.array([1, 2, 3, 4])).as_list()] == [int] * 4
     assert make_frame(0, np.zeros((20, 20), np.uint8), 0.0, file=Path("scan.png")).file == "scan.png"
+    from enum import Enum
+
+    class Backend(str, Enum):
+        OPENVINO = "openvino"
+
+    assert EngineConfig(backend=Backend.OPENVINO).backend is Backend.OPENVINO  # a text is kept as given
 
 
 def test_a_run_with_numpy_settings_writes_its_frames(tmp_path: Path) -> None:

@@ -89,9 +89,28 @@ class TestEngineContract:
         for i in range(len(xs)):
             np.testing.assert_allclose(got[i], expected[i], atol=1e-3)
 
+    def test_a_callback_may_run_a_synchronous_inference(self, engine) -> None:  # type: ignore[no-untyped-def]
+        """A lock held while start_async waited for a free request deadlocked a callback that called
+        infer(): the request is freed only when its callback returns."""
+        x = np.full((1, 1, 32, 32), 0.5, np.float32)
+        got: list[object] = []
+        engine.set_callback(lambda tag, out: got.append((tag, engine.infer(x).class_logits.shape)))
+
+        def feed() -> None:
+            for i in range(6):
+                engine.infer_async(x, i)
+            engine.wait()
+
+        worker = threading.Thread(target=feed, daemon=True)
+        worker.start()
+        worker.join(timeout=30)
+        assert not worker.is_alive(), "deadlocked"
+        assert sorted(tag for tag, _ in got) == list(range(6))  # type: ignore[type-var]
+
     def test_a_wrong_tensor_is_an_engine_error(self, engine) -> None:  # type: ignore[no-untyped-def]
         for bad in (np.zeros((1, 3, 32, 32), np.float32), np.zeros((1, 1, 32, 32), np.float64),
-                    np.zeros((32, 32), np.uint8)):
+                    np.zeros((32, 32), np.uint8), [[0.0]], np.float32(0.0)):  # a list, a 0-d array: were
+            # AttributeError / ValueError from the batched engine's padding
             with pytest.raises(EngineError, match=r"takes a float32 tensor of shape \[1, 1, 32, 32\]"):
                 engine.infer(bad)
             with pytest.raises(EngineError, match="float32 tensor"):

@@ -14,7 +14,9 @@ raised again by the next ``wait`` or ``infer_async`` (it never reaches the runti
 After ``close`` (or leaving a ``with`` block) ``infer``, ``infer_async`` and ``layer_times`` raise
 :class:`EngineError`; ``wait`` and ``close`` return at once (nothing is queued). An engine may be
 called from several threads: OpenVINO's synchronous request is taken by one ``infer`` at a time,
-and ``close`` waits for the one running.
+and ``close`` waits for the one running; close it once the threads that submit frames are done. A
+callback must not call ``infer_async``, ``wait`` or ``close``: it runs on the runtime's thread, which
+those wait for.
 An engine created with ``profile=True`` reports the per-layer times of its last synchronous
 ``infer`` (``layer_times``): which kernel ran each layer, and in which precision.
 """

@@ -102,13 +102,18 @@ class OpenVINOEngine(Engine):
         n = config.requests or 2 * int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         self._n_requests = max(1, n)
         self._queue = ov.AsyncInferQueue(self._compiled, self._n_requests)
-        # infer_async gathers a batch here; the queue copies it into a request's own input tensor
+        # infer_async gathers a batch here; the queue copies it into a request's own input tensor, after
+        # which the buffer is a spare for a later batch (a fresh 800 KB buffer per batch cost page faults)
         self._gather = np.zeros((self._batch, *self._input_shape[1:]), np.float32)
         self._gathered: list[object] = []
-        # one lock for the synchronous request, the gathering buffer and close(): an engine may be
-        # called from several threads (the ONNX Runtime and fake engines may be, and the pipeline's
-        # engine is closed by another thread than the one that submits)
-        self._lock = threading.Lock()
+        self._spares: list[np.ndarray] = []
+        # an engine may be called from several threads: a lock for the gathering buffer (two threads'
+        # frames shared its slots) and the closed flag, one for the synchronous request, and one around
+        # start_async (two threads given one idle request: "Infer Request is busy"). A callback takes
+        # none of them (OpenVINO frees a request only once its callback has returned)
+        self._gather_lock = threading.Lock()
+        self._request_lock = threading.Lock()
+        self._submit_lock = threading.Lock()
         self._queue.set_callback(self._on_done)
         inner = self._float_precision()  # asked once: the compiled model is dropped at close()
         self._precision = f"int8+{inner}" if config.precision == "int8" else inner
@@ -158,10 +163,11 @@ class OpenVINOEngine(Engine):
     def infer(self, tensor: np.ndarray) -> ModelOutputs:
         """One frame, synchronously. A batched engine runs it in a batch of its own (the other
         places zero): as slow as a whole batch, so synchronous use wants ``batch=1``."""
+        self.check_input(tensor)
         if self._batch > 1:
             tensor = np.concatenate([tensor, np.zeros((self._batch - 1, *tensor.shape[1:]), tensor.dtype)])
-        with self._lock:  # one synchronous request: a second thread waits for it, not "Infer Request is busy"
-            self.check_input(tensor[:1])
+        with self._request_lock:  # one synchronous request: a second thread waits, not "Infer Request is busy"
+            self.check_open()  # closed meanwhile
             try:
                 res = self._request.infer({0: tensor})
             except RuntimeError as exc:
@@ -172,7 +178,7 @@ class OpenVINOEngine(Engine):
         if not self.config.profile:
             return super().layer_times()
         out = []
-        with self._lock:
+        with self._request_lock:
             self.check_open()
             infos = self._request.profiling_info
         for info in infos:
@@ -196,51 +202,71 @@ class OpenVINOEngine(Engine):
     def infer_async(self, tensor: np.ndarray, user_data: object) -> None:
         self.check_input(tensor)
         self._raise_callback_error()
-        with self._lock:  # two threads' frames must not share a slot of the gathering buffer
-            self.check_input(tensor)  # closed meanwhile
-            if self._batch == 1:  # no copy into the gathering buffer
-                self._start({0: tensor}, _Batch([user_data]))
-                return
+        if self._batch == 1:  # no copy into the gathering buffer
+            self._start({0: tensor}, _Batch([user_data]))
+            return
+        with self._gather_lock:  # two threads' frames must not share a slot of the gathering buffer
+            self.check_open()  # closed meanwhile
             self._gather[len(self._gathered)] = tensor[0]
             self._gathered.append(user_data)
-            if len(self._gathered) == self._batch:
-                self._send_batch()
+            full = self._take_batch() if len(self._gathered) == self._batch else None
+        if full is not None:
+            self._send(full)
 
-    def _send_batch(self) -> None:
-        """Start the gathered frames as one inference (zeros after them in a partial batch); the
-        caller holds the lock."""
+    def _take_batch(self) -> tuple[np.ndarray, _Batch]:
+        """The gathered frames (zeros after them in a partial batch), a spare buffer in their place; the
+        caller holds the gathering lock."""
         items, self._gathered = self._gathered, []
-        self._gather[len(items):] = 0.0
-        self._start({0: self._gather}, _Batch(items))
+        full, self._gather = self._gather, (self._spares.pop() if self._spares else np.empty_like(self._gather))
+        full[len(items):] = 0.0
+        return full, _Batch(items)
+
+    def _send(self, batch: tuple[np.ndarray, _Batch]) -> None:
+        """Start a batch taken with :meth:`_take_batch`; its buffer is a spare once the queue has copied it."""
+        buffer, frames = batch
+        try:
+            self._start({0: buffer}, frames)
+        finally:
+            with self._gather_lock:
+                self._spares.append(buffer)
 
     def _start(self, inputs: dict[int, np.ndarray], frames: _Batch) -> None:
+        queue = self._queue
+        if queue is None:
+            self.check_open()
         try:
-            self._queue.start_async(inputs, frames)  # copies the inputs (share_inputs=False)
+            with self._submit_lock:
+                queue.start_async(inputs, frames)  # copies the inputs (share_inputs=False)
         except RuntimeError as exc:
             raise EngineError(f"OpenVINO inference failed: {runtime_reason(exc)}") from None
 
     def wait(self) -> None:
-        with self._lock:
+        with self._gather_lock:
             if self._closed:
                 return
-            if self._gathered:
-                self._send_batch()
+            partial = self._take_batch() if self._gathered else None
             queue = self._queue
+        if partial is not None:
+            self._send(partial)
         queue.wait_all()
         self._raise_callback_error()
 
     def close(self) -> None:
         """Wait for the queued requests, then drop the compiled model (its memory and the open
-        weights file): the queue's callback holds this engine, a cycle the GC does not break."""
-        with self._lock:  # an infer() running on another thread finishes first; later calls are refused
+        weights file): the queue's callback holds this engine, a cycle the GC does not break. Call it
+        once the threads that submit frames are done, and never from a callback (it waits for them)."""
+        with self._gather_lock:
             if self._closed:
                 return
             self._closed = True
-            try:
-                if self._gathered:  # frames given to infer_async are answered, as without a batch
-                    self._send_batch()
-                self._queue.wait_all()
-            finally:
+            partial = self._take_batch() if self._gathered else None  # frames given are answered
+            queue = self._queue
+        try:
+            if partial is not None:
+                self._send(partial)
+            queue.wait_all()
+        finally:
+            with self._request_lock:  # an infer() running on another thread finishes first
                 self._queue = None
                 self._request = None
                 self._mask_port = self._class_port = None  # the ports hold the compiled model too

@@ -55,6 +55,7 @@ class PooledEngine(Engine):
         self.check_input(tensor)
         self._raise_callback_error()
         with self._lock:
+            self.check_open()  # closed by another thread meanwhile: not "cannot schedule new futures"
             self._pending = [f for f in self._pending if not f.done()]
             while len(self._pending) >= self.requests:
                 self._pending.pop(0).result()  # never raises: _run keeps the error
@@ -69,9 +70,10 @@ class PooledEngine(Engine):
         self._raise_callback_error()
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         try:
             self.wait()
         finally:

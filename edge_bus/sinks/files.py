@@ -20,6 +20,7 @@ __all__ = [
     "check_report_paths",
     "discard_temp",
     "ensure_parent",
+    "nearest_existing",
     "output_error",
 ]
 
@@ -81,16 +82,22 @@ def _refuse_non_file(target: Path, hint: str | None) -> Path:
     return target
 
 
+def nearest_existing(folder: Path) -> Path:
+    """``folder``, or the nearest of its parents that exists (where the missing ones would be made; a
+    file there is in their way). Raises OSError for a name too long or a loop of links."""
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    return folder
+
+
 def check_output_file(path: str | os.PathLike[str], hint: str | None = None) -> Path:
     """Fail now, not after minutes of work, when ``path`` can't be written: a folder or device is in
     the way, a file is where a folder must be made, or the folder it would be written in (or made in)
     can't be written. Nothing is created: a run stopped before it writes leaves no empty folder (the
     writer makes the folder, :func:`ensure_parent`)."""
     target = _refuse_non_file(Path(path), hint)
-    folder = target.parent
     try:
-        while not folder.exists() and folder.parent != folder:  # the nearest folder that is there
-            folder = folder.parent
+        folder = nearest_existing(target.parent)
         in_the_way = not folder.is_dir()
     except OSError as exc:  # a name too long for the file system, a loop of links
         raise output_error(target, exc, hint) from None

@@ -12,6 +12,7 @@ import dataclasses
 import operator
 from collections.abc import Callable
 
+from edge_bus.checks import is_whole_number
 from edge_bus.errors import EdgeBusError, SourceError
 from edge_bus.sources.base import FrameSource, SourceInfo
 from edge_bus.types import Frame
@@ -99,7 +100,7 @@ class LoopingSource(FrameSource):
 def check_max_frames(value: object) -> int:
     """``value`` as a frame limit: a whole number of at least 1 (a numpy integer too), else a
     :class:`SourceError` (``"3"`` failed in a comparison, and 1.5 was taken)."""
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
+    if not is_whole_number(value):
         raise SourceError(f"--max-frames must be a whole number of frames, got {value!r} ({type(value).__name__})")
     count = operator.index(value)
     if count < 1:

@@ -26,7 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_bus.datasets import CLASSES, LabeledImage, read_busbra, read_busi
+from edge_bus.datasets import CLASSES, LabeledImage, read_busbra, read_busi, read_gray
+from edge_bus.imaging import to_uint8
 from edge_bus.negatives import lesion_free_crops, lesion_free_square
 from edge_bus.preprocess import detect_scan_area
 
@@ -79,10 +80,10 @@ def prepare_item(item: LabeledImage, size: int = CACHE_SIZE) -> tuple[np.ndarray
 
 def cache_key(items: list[LabeledImage], size: int) -> str:
     """What a cached split was built from: every image (path, masks, label, fold, file size), the size and
-    the preparation code (``prepare_item`` and ``detect_scan_area``)."""
+    the preparation code (``prepare_item``, ``detect_scan_area`` and how an image and its masks are read)."""
     h = hashlib.sha256(f"size={size}\n".encode())
-    h.update(inspect.getsource(prepare_item).encode())
-    h.update(inspect.getsource(detect_scan_area).encode())
+    for code in (prepare_item, detect_scan_area, LabeledImage.load, read_gray, to_uint8):
+        h.update(inspect.getsource(code).encode())
     for it in items:
         files = (it.image, *it.masks)
         sizes = ",".join(str(f.stat().st_size) if f.is_file() else "-" for f in files)

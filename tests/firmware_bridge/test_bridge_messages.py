@@ -159,10 +159,14 @@ def test_probe_state_alert_hello_ack_nack_offsets_match_protocol_tables() -> Non
 def test_device_text_is_one_line_and_cut_at_a_whole_character() -> None:
     """An ERROR's text cleared the terminal (ESC [2J) and forged an "error:" line of its own; a text cut
     at 255 bytes inside a character was invalid UTF-8 on the wire."""
-    from firmware_bridge.messages import ErrorMsg
+    from firmware_bridge.messages import ErrorMsg, one_line
 
-    shown = ErrorMsg.unpack(ErrorMsg(3, "INTERNAL: \x1b[2Jprobe OK\nerror: forged").pack()).text
-    assert shown == "INTERNAL: \\x1b[2Jprobe OK\\nerror: forged"
+    text = "INTERNAL: \x1b[2Jprobe OK\nerror: forged"
+    assert ErrorMsg.unpack(ErrorMsg(3, text).pack()).text == text  # the message keeps it as sent
+    assert one_line(text) == "INTERNAL: \\x1b[2Jprobe OK\\nerror: forged"  # as the host shows it
+    from firmware_bridge.tools import _fields
+
+    assert _fields(ErrorMsg(3, text)) == "code=3 INTERNAL: \\x1b[2Jprobe OK\\nerror: forged"  # device monitor
     wire = ErrorMsg(3, "é" * 200).pack()
     assert len(wire) == 4 + 254 and wire[4:].decode("utf-8") == "é" * 127
 

@@ -407,14 +407,14 @@ def test_a_board_that_restarts_under_a_live_link_is_synced_again(fast_link: Link
             dev.board.clock = DeviceClock(time.perf_counter(), 1000.0)
             dev.board._next_frame_us, dev.board._seq, dev.board._frame = 1000.0, 0, 0
         wait_until(lambda: any("the board restarted" in text for text in said), timeout=5.0)
-        assert "handshake and clock sync redone" in said[-1]
+        assert any("handshake and clock sync redone" in text for text in said), said
         time.sleep(0.3)
         meta = None
         while (newer := bridge.next_meta(0.0)) is not None:
             meta = newer
         assert meta is not None
         error_s = bridge.device_to_host(meta.t_device_us) - dev.board.clock.to_host(meta.t_device_us)
-        assert abs(error_s) < 0.005 and bridge.match(meta.t_received_host) is not None
+        assert abs(error_s) < 0.005 and bridge.match(meta.t_received_host, tolerance_s=0.5) is not None
 
 
 def test_a_board_reflashed_to_another_major_is_reported_once(fast_link: LinkConfig) -> None:
