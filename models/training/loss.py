@@ -23,7 +23,9 @@ def weighted_bce_with_logits(z: torch.Tensor, y: torch.Tensor, pos_weight: float
         return z.sum() * 0.0
     y = y.to(z.dtype)
     k = 1.0 + y * (pos_weight - 1.0)
-    log1p_exp_neg = torch.clamp(-z, min=0) + torch.log1p(torch.exp(-torch.abs(z)))
+    # log(1 + e^(−z)) as softplus(−z): stable for any |z| (linear beyond 20), and its gradient is exact at
+    # z = 0, where max(−z, 0) + log1p(e^(−|z|)) took the subgradients of clamp and abs (−3 for −1.5 at y = 1)
+    log1p_exp_neg = F.softplus(-z)
     return torch.mean((1.0 - y) * z + k * log1p_exp_neg)
 
 

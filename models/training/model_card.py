@@ -165,6 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--bootstrap", type=Path, default=Path("models/training/results/bootstrap.json"))
     p.add_argument("--presence", type=Path, default=Path("models/training/results/presence.md"),
                    help="the presence section (python -m models.training.presence_check)")
+    p.add_argument("--duplicates", type=Path, default=Path("models/training/results/near_duplicates.md"),
+                   help="the near-duplicates section (python -m models.training.near_duplicates)")
     p.add_argument("--out", type=Path, default=Path("models/README.md"))
     args = p.parse_args(argv)
     manifests = {n: json.loads((args.root / n / "manifest.json").read_text()) for n in args.models
@@ -177,7 +179,8 @@ def main(argv: list[str] | None = None) -> None:
         comparison=comparison_text(manifests),
         bootstrap=bootstrap_table(json.loads(args.bootstrap.read_text()) if args.bootstrap.is_file() else None),
         extra=args.extra.read_text() if args.extra.is_file() else "",
-        presence=args.presence.read_text() if args.presence.is_file() else "")
+        presence=args.presence.read_text() if args.presence.is_file() else "",
+        duplicates=args.duplicates.read_text() if args.duplicates.is_file() else "")
     args.out.write_text(body)
     print(f"wrote {args.out}")
 

@@ -132,7 +132,11 @@ step "mask post-processing sweep"
 "${AVX2[@]}" "$PY" -m models.training.mask_sweep --data "$DATA" --out "$RES/mask_sweep.md"
 step "the no-lesion answer on lesion-free crops, per scanner"
 "${AVX2[@]}" "$PY" -m models.training.presence_check --data "$DATA" --out "$RES/presence.md"
+step "near-duplicates across BUSI's folds"
+"${AVX2[@]}" "$PY" -m models.training.near_duplicates --data "$DATA" --out "$RES/near_duplicates.md" \
+    --pairs "$RES/busi_near_duplicates.csv"
 step "model card"
 "$PY" -m models.training.model_card --root "$OUT" --wp "$RES/wp_sweep.json" --wp-finetune "$RES/wp_finetune.json" \
-    --extra "$RES/extra.md" --bootstrap "$RES/bootstrap.json" --presence "$RES/presence.md" --out "$CARD"
+    --extra "$RES/extra.md" --bootstrap "$RES/bootstrap.json" --presence "$RES/presence.md" \
+    --duplicates "$RES/near_duplicates.md" --out "$CARD"
 step "done: models in $EDGE_BUS_MODELS, card $CARD"

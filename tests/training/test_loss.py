@@ -53,6 +53,18 @@ def test_stable_wbce_finite_with_finite_gradients_for_large_logits(magnitude: fl
     assert not torch.isfinite(naive_weighted_bce(z.detach(), y, 3.0))  # the naive form overflows here
 
 
+def test_stable_wbce_gradient_is_exact_everywhere_including_zero() -> None:
+    """d/dz of (1 − y)·z + K·log(1 + e^(−z)) is (1 − y) − K·σ(−z): at z = 0, −1.5 for y = 1 (Wp 3) and +0.5
+    for y = 0. The clamp/abs form gave −3 and 0 there (their subgradients)."""
+    for zv in (0.0, -0.7, 2.5, 30.0, -30.0):
+        for yv in (0.0, 1.0):
+            z = torch.tensor([zv], dtype=torch.float64, requires_grad=True)
+            weighted_bce_with_logits(z, torch.tensor([yv], dtype=torch.float64), 3.0).backward()
+            k = 1.0 + yv * 2.0
+            expected = (1.0 - yv) - k * float(torch.sigmoid(torch.tensor(-zv, dtype=torch.float64)))
+            assert float(z.grad[0]) == pytest.approx(expected, abs=1e-12), (zv, yv)
+
+
 def test_positive_weight_scales_only_positives() -> None:
     z = torch.tensor([0.3])
     assert float(weighted_bce_with_logits(z, torch.tensor([0.0]), 5.0)) == pytest.approx(
