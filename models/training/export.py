@@ -47,6 +47,19 @@ LOSS_TEXT = {
     "image": "1.5 * (WBCE(malignancy, Wp) + BCE(presence)) + 0.5 * Dice(mask, over the batch) + 0.5 * mean Dice(mask, "
              "each lesion image)",
 }
+
+
+def loss_text(ckpt: dict[str, Any]) -> str:
+    """The last training stage's loss as the manifest states it: the Dice mode's, plus HGM-Net's deep
+    supervision of Stage 1 and the distillation term where the checkpoint used them."""
+    text = LOSS_TEXT[ckpt.get("dice") or "batch"]
+    if ckpt.get("model") == "hgm_net":
+        text += " + 0.5 * Dice(Stage 1's coarse map, against the max-pooled mask)"
+    if ckpt.get("distill"):
+        text += f" + {ckpt['distill']:g} * BCE(the student's logits, the teacher's probabilities)"
+    return text
+
+
 #: Nodes kept in FP32 by NNCF: the stem convolution (1 grayscale channel → 32, 3×3, stride 2). Measured on
 #: validation (stage-A emt_net, NNCF MIXED preset, 300 training images): plain PTQ lost 1.25 pt of AUC
 #: and 0.35 pt of Dice; keeping stage 4 and the head in FP32 still lost 1.15 pt of AUC, stages 3-4
@@ -167,7 +180,8 @@ def main(argv: list[str] | None = None) -> None:
         "test": "BUSI fold 0 (never used for training, selection or calibration)",
         "epochs": ckpt["epoch"], "epochs_total": ckpt.get("epochs_total", ckpt["epoch"]),
         "init": ckpt.get("init"), "train_wall_s": round(ckpt["train_wall_s"], 1), "size": size,
-        "pos_weight": ckpt["wp"], "loss": LOSS_TEXT[ckpt.get("dice") or "batch"],
+        "pos_weight": ckpt["wp"], "loss": loss_text(ckpt),
+        "wclf": ckpt.get("wclf"), "teacher": ckpt.get("teacher"),
         "busi_weight": ckpt.get("busi_weight") or 1.0, "device": ckpt.get("device", "cpu"),
         "train_wall_s_by_device": ckpt.get("wall_s_by_device"),
         "val_at_selection": {k: round(float(v), 4) for k, v in ckpt["val"].items()},

@@ -341,7 +341,8 @@ def fit(args: argparse.Namespace, data: TrainingData) -> Path:
         with open(history, "a") as fh:
             fh.write(json.dumps(rec) + "\n")
         trained_s = time.time() - train_start  # this run's own training time, in both records below
-        ckpt = {"model": args.model, "encoder": args.encoder, "size": args.size, "wp": args.wp,
+        ckpt = {"model": args.model, "encoder": args.encoder, "size": args.size, "wp": args.wp, "wclf": args.wclf,
+                "lr": args.lr, "batch": args.batch,
                 "mask_stride": args.mask_stride, "train_only": args.train_only or None,
                 "busi_weight": args.busi_weight, "cache_size": args.cache_size,
                 "ema": args.ema or None, "device": str(device), "pixel_bce": args.pixel_bce or None, "dice": args.dice,
