@@ -64,7 +64,8 @@ def test_out_elsewhere_runs_every_step_into_it(fake_python: Path, data: Path, tm
     assert modules == ["models.training.train"] * 3 + ["models.training.export"] * 2 + [
         "edge_bus.golden", "edge_bus.golden", "models.training.wp_sweep", "models.training.wp_sweep",
         "models.training.cine_check", "models.training.bootstrap",
-        "models.training.mask_sweep", "models.training.presence_check", "models.training.model_card"]
+        "models.training.mask_sweep", "models.training.presence_check", "models.training.near_duplicates",
+        "models.training.model_card"]
     assert all(str(ROOT / "models") not in line for line in steps)  # the shipped folder is left alone
     train_full, train_compact, train_hgm, export_emt, export_hgm = steps[:5]
     assert f"--out {tmp_path / 'run'}/emt_net" in export_emt and f"--data {tmp_path / 'data'}" in train_full
@@ -81,11 +82,13 @@ def test_out_elsewhere_runs_every_step_into_it(fake_python: Path, data: Path, tm
     # the two Wp sweeps: a head on frozen features, then the whole network fine-tuned per Wp; both on emt_net
     assert "--finetune-epochs" not in steps[7] and "--finetune-epochs 2" in steps[8]
     assert all("emt_net_compact/best.pt" in steps[i] for i in (7, 8)) and "--wp-finetune" in steps[-1]
+    assert "--duplicates" in steps[-1] and f"--pairs {tmp_path / 'run'}" in steps[-2]  # the card gets the section
     # what scores INT8 runs OpenVINO's AVX2 kernels on any CPU; the golden step makes every class itself
     kernels = dict(zip(range(len(steps)), (tmp_path / "kernels.log").read_text().split(), strict=True))
     capped = {modules[i] for i, k in kernels.items() if k == "AVX2"}
     assert capped == {"models.training.export", "models.training.cine_check", "models.training.bootstrap",
-                      "models.training.mask_sweep", "models.training.presence_check"}
+                      "models.training.mask_sweep", "models.training.presence_check",
+                      "models.training.near_duplicates"}
 
 
 def test_missing_data_and_unknown_options_are_one_line_errors(tmp_path: Path) -> None:
