@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
@@ -14,8 +13,7 @@ from pathlib import Path
 
 from edge_bus.config import build_config
 from edge_bus.pipeline import run_stream
-from edge_bus.sinks.files import atomic_write_text
-from models.training.script import run_script
+from models.training.script import run_script, section_parser, write_section
 
 
 def cine_table(cine: Path) -> str:
@@ -53,15 +51,8 @@ def cine_table(cine: Path) -> str:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="../shared/data", help="the shared data folder (its cine/ is read)")
-    p.add_argument("--out", default=None, help="write the markdown here (written whole at the end); default stdout")
-    args = p.parse_args()
-    text = cine_table(Path(args.data) / "cine")
-    if args.out:  # a failed run leaves the previous file as it was (a shell redirect had emptied it first)
-        atomic_write_text(args.out, text)
-    else:
-        sys.stdout.write(text)
+    args = section_parser(__doc__, "the shared data folder (its cine/ is read)").parse_args()
+    write_section(cine_table(args.data / "cine"), args.out)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ keeps the region around the peak recover them?).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +23,9 @@ from edge_bus.engines import EngineConfig, create_engine
 from edge_bus.metrics import dice
 from edge_bus.postprocess import PostprocessConfig, keep_main_components
 from edge_bus.preprocess import Preprocessor
-from edge_bus.sinks.files import atomic_write_text
 from edge_bus.zoo import resolve_model
 from models.training.data import protocol_splits
-from models.training.script import run_script
+from models.training.script import run_script, section_parser, write_section
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6)
 MIN_COMPONENTS = (0.0, 0.2, 1.0)
@@ -96,16 +94,8 @@ def sweep_table(data: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--out", type=Path, default=None, help="write the markdown here (whole, at the end); "
-                        "default stdout")
-    args = parser.parse_args(argv)
-    text = sweep_table(args.data)
-    if args.out is not None:  # a failed run leaves the previous file as it was
-        atomic_write_text(args.out, text)
-    else:
-        sys.stdout.write(text)
+    args = section_parser(__doc__).parse_args(argv)
+    write_section(sweep_table(args.data), args.out)
 
 
 if __name__ == "__main__":

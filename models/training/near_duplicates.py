@@ -17,7 +17,6 @@ move the reported numbers, it does not change them.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import sys
@@ -33,7 +32,7 @@ from edge_bus.datasets import LabeledImage, read_busi, read_gray
 from edge_bus.evaluation import EvalReport, evaluate
 from edge_bus.sinks.files import atomic_write_text
 from edge_bus.telemetry.hardware import kernel_class
-from models.training.script import run_script
+from models.training.script import run_script, section_parser, write_section
 
 __all__ = ["SAME_PICTURE", "NearPair", "correlations", "cross_fold_pairs", "duplicates_section", "gated_dice"]
 
@@ -173,17 +172,11 @@ def duplicates_section(data: Path, models: list[str], pairs_csv: Path | None = N
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="../shared/data", type=Path, help="the shared data folder")
+    p = section_parser(__doc__)
     p.add_argument("--models", nargs="+", default=["emt_net", "hgm_net"])
-    p.add_argument("--out", default=None, help="write the markdown here (written whole at the end); default stdout")
     p.add_argument("--pairs", default=None, type=Path, help="write every cross-fold pair here as CSV")
     args = p.parse_args()
-    text = duplicates_section(args.data, args.models, args.pairs)
-    if args.out:
-        atomic_write_text(args.out, text)
-    else:
-        sys.stdout.write(text)
+    write_section(duplicates_section(args.data, args.models, args.pairs), args.out)
 
 
 if __name__ == "__main__":

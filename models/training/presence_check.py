@@ -13,16 +13,14 @@ every other number in the card, and the section says which class ran.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import textwrap
 from pathlib import Path
 
 from edge_bus.evaluation import EVAL_CROPS, EvalReport, GroupScores, evaluate
-from edge_bus.sinks.files import atomic_write_text
 from edge_bus.telemetry.hardware import kernel_class
 from edge_bus.zoo import resolve_model
-from models.training.script import run_script
+from models.training.script import run_script, section_parser, write_section
 
 __all__ = ["presence_section"]
 
@@ -78,17 +76,11 @@ def presence_section(data: Path, models: list[str], crops: int = EVAL_CROPS, lim
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="../shared/data", type=Path, help="the shared data folder")
+    p = section_parser(__doc__)
     p.add_argument("--models", nargs="+", default=["emt_net", "hgm_net"])
     p.add_argument("--crops", type=int, default=EVAL_CROPS, help="lesion-free crops per lesion image")
-    p.add_argument("--out", default=None, help="write the markdown here (written whole at the end); default stdout")
     args = p.parse_args()
-    text = presence_section(args.data, args.models, args.crops)
-    if args.out:
-        atomic_write_text(args.out, text)
-    else:
-        sys.stdout.write(text)
+    write_section(presence_section(args.data, args.models, args.crops), args.out)
 
 
 if __name__ == "__main__":

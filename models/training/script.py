@@ -4,12 +4,15 @@ checkpoint). Bugs keep their traceback."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from edge_bus.errors import EdgeBusError
+from edge_bus.sinks.files import atomic_write_text
 
-__all__ = ["run_script"]
+__all__ = ["run_script", "section_parser", "write_section"]
 
 
 def run_script(main: Callable[[], object]) -> None:
@@ -22,3 +25,21 @@ def run_script(main: Callable[[], object]) -> None:
     except KeyboardInterrupt:
         print("error: interrupted (Ctrl-C)", file=sys.stderr)
         raise SystemExit(130) from None
+
+
+def section_parser(doc: str | None, data_help: str = "the shared data folder") -> argparse.ArgumentParser:
+    """The command line of a script that writes one section of the model card: ``--data`` and ``--out``."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=Path("../shared/data"), type=Path, help=data_help)
+    p.add_argument("--out", default=None, type=Path,
+                   help="write the markdown here (written whole at the end); default stdout")
+    return p
+
+
+def write_section(text: str, out: Path | None) -> None:
+    """``text`` to ``out`` (a failed run leaves the previous file as it was; a shell redirect had emptied
+    it first), or to stdout."""
+    if out is not None:
+        atomic_write_text(out, text)
+    else:
+        sys.stdout.write(text)
