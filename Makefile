@@ -8,6 +8,9 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 TEST_STAMP    := $(VENV)/.test-installed
 
 BENCH_STORE := --benchmark-storage=file://benchmarks/baseline
+# setuptools 80+ prints a boxed notice on every editable install of a flat layout (folders named like
+# a package may shadow it when run from the checkout); it is not an error, so it is kept off the screen
+PIP_INSTALL := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install -q
 
 .PHONY: demo test bench-ci bench-full bench-baseline lint train clean
 
@@ -16,12 +19,12 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(RUNTIME_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
+	$(PIP_INSTALL) -e .
 	bash scripts/ensure_system_libs.sh $(BIN)/python
 	touch $@
 
 $(TEST_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[test,dev,quantize,train]"
+	$(PIP_INSTALL) -e ".[test,dev,quantize,train]"
 	bash scripts/ensure_system_libs.sh $(BIN)/python
 	touch $@ $(RUNTIME_STAMP)
 
