@@ -265,7 +265,10 @@ class HostBridge:
         if ack.proto_major != PROTOCOL_MAJOR:
             raise version_mismatch(ack.proto_major, ack.proto_minor)
         self._info = HelloInfo.from_ack(ack)
-        self._clock.reset()
+        # no estimate until this board answers: one kept from before mapped a FRAME_META of a board that
+        # rebooted while the link was down about its former uptime off (the metas unmapped meanwhile get
+        # their arrival time, and are remapped below)
+        self._clock.forget()
         for _ in range(self._sync_burst):
             try:
                 self._ping(min(self._timeout, _RETRY_S))

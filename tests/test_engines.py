@@ -513,3 +513,36 @@ def test_a_model_with_a_dynamic_batch_runs_in_batches(tmp_path: Path) -> None:
             want = reference.infer(x)
             np.testing.assert_allclose(got[i].class_logits, want.class_logits, atol=1e-4)
             np.testing.assert_allclose(got[i].mask_logits, want.mask_logits, atol=1e-4)
+
+
+def test_wait_covers_a_batch_another_thread_is_starting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch another thread had just taken from the gathering buffer was in no list and not yet in
+    the queue: wait() returned before this thread's own frames in it were answered."""
+    engine = create_engine(load_manifest(tiny_model_dir(tmp_path / "tiny")),
+                           EngineConfig(precision="fp32", hint="THROUGHPUT", requests=2, batch=3))
+    got: list[object] = []
+    engine.set_callback(lambda tag, _: got.append(tag))
+    x = np.zeros((1, 1, 32, 32), np.float32)
+    started, release = threading.Event(), threading.Event()
+    real_send = engine._send  # type: ignore[attr-defined]
+
+    def slow_send(batch: object) -> None:
+        started.set()
+        release.wait(5)
+        real_send(batch)
+
+    monkeypatch.setattr(engine, "_send", slow_send)
+    engine.infer_async(x, "mine0")
+    engine.infer_async(x, "mine1")
+    other = threading.Thread(target=engine.infer_async, args=(x, "other"))  # fills the batch, starts it slowly
+    other.start()
+    assert started.wait(5)
+    waiter = threading.Thread(target=engine.wait)
+    waiter.start()
+    time.sleep(0.2)
+    still_waiting = waiter.is_alive()  # it returned at once before
+    release.set()
+    waiter.join(5)
+    other.join(5)
+    engine.close()
+    assert still_waiting and sorted(map(str, got)) == ["mine0", "mine1", "other"]

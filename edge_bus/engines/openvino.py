@@ -111,7 +111,8 @@ class OpenVINOEngine(Engine):
         # frames shared its slots) and the closed flag, one for the synchronous request, and one around
         # start_async (two threads given one idle request: "Infer Request is busy"). A callback takes
         # none of them (OpenVINO frees a request only once its callback has returned)
-        self._gather_lock = threading.Lock()
+        self._gather_lock = threading.Condition()
+        self._taken = 0  # batches taken from the buffer and not yet started: wait() and close() wait for them
         self._request_lock = threading.Lock()
         self._submit_lock = threading.Lock()
         self._queue.set_callback(self._on_done)
@@ -219,6 +220,7 @@ class OpenVINOEngine(Engine):
         items, self._gathered = self._gathered, []
         full, self._gather = self._gather, (self._spares.pop() if self._spares else np.empty_like(self._gather))
         full[len(items):] = 0.0
+        self._taken += 1
         return full, _Batch(items)
 
     def _send(self, batch: tuple[np.ndarray, _Batch]) -> None:
@@ -229,6 +231,14 @@ class OpenVINOEngine(Engine):
         finally:
             with self._gather_lock:
                 self._spares.append(buffer)
+                self._taken -= 1
+                self._gather_lock.notify_all()
+
+    def _started(self) -> None:
+        """Wait until every batch taken (by any thread) has been started: a batch another thread had just
+        taken was in no list and not yet in the queue, and wait() returned before its frames were answered."""
+        with self._gather_lock:
+            self._gather_lock.wait_for(lambda: self._taken == 0)
 
     def _start(self, inputs: dict[int, np.ndarray], frames: _Batch) -> None:
         queue = self._queue
@@ -248,6 +258,7 @@ class OpenVINOEngine(Engine):
             queue = self._queue
         if partial is not None:
             self._send(partial)
+        self._started()
         queue.wait_all()
         self._raise_callback_error()
 
@@ -264,6 +275,7 @@ class OpenVINOEngine(Engine):
         try:
             if partial is not None:
                 self._send(partial)
+            self._started()
             queue.wait_all()
         finally:
             with self._request_lock:  # an infer() running on another thread finishes first

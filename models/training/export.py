@@ -43,16 +43,18 @@ from models.training.script import run_script
 CI_STRIDE = 4
 #: the loss of the last training stage, by its ``--dice`` mode
 LOSS_TEXT = {
-    "batch": "1.5 * (WBCE(malignancy, Wp) + BCE(presence)) + Dice(mask)",
-    "image": "1.5 * (WBCE(malignancy, Wp) + BCE(presence)) + 0.5 * Dice(mask, over the batch) + 0.5 * mean Dice(mask, "
-             "each lesion image)",
+    "batch": "{wclf:g} * (WBCE(malignancy, Wp) + BCE(presence)) + Dice(mask)",
+    "image": "{wclf:g} * (WBCE(malignancy, Wp) + BCE(presence)) + 0.5 * Dice(mask, over the batch) + 0.5 * mean "
+             "Dice(mask, each lesion image)",
 }
 
 
 def loss_text(ckpt: dict[str, Any]) -> str:
     """The last training stage's loss as the manifest states it: the Dice mode's, plus HGM-Net's deep
     supervision of Stage 1 and the distillation term where the checkpoint used them."""
-    text = LOSS_TEXT[ckpt.get("dice") or "batch"]
+    text = LOSS_TEXT[ckpt.get("dice") or "batch"].format(wclf=ckpt.get("wclf") or 1.5)  # 1.5: before it was saved
+    if ckpt.get("pixel_bce"):
+        text += f" + {ckpt['pixel_bce']:g} * BCE(mask pixels)"
     if ckpt.get("model") == "hgm_net":
         text += " + 0.5 * Dice(Stage 1's coarse map, against the max-pooled mask)"
     if ckpt.get("distill"):

@@ -53,7 +53,7 @@ def test_stable_wbce_finite_with_finite_gradients_for_large_logits(magnitude: fl
     assert not torch.isfinite(naive_weighted_bce(z.detach(), y, 3.0))  # the naive form overflows here
 
 
-def test_stable_wbce_gradient_is_exact_everywhere_including_zero() -> None:
+def test_stable_wbce_gradient_matches_the_analytic_one_including_at_zero() -> None:
     """d/dz of (1 − y)·z + K·log(1 + e^(−z)) is (1 − y) − K·σ(−z): at z = 0, −1.5 for y = 1 (Wp 3) and +0.5
     for y = 0. The clamp/abs form gave −3 and 0 there (their subgradients)."""
     for zv in (0.0, -0.7, 2.5, 30.0, -30.0):

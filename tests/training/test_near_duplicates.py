@@ -10,7 +10,7 @@ import pytest
 
 from edge_bus.datasets import LabeledImage
 from edge_bus.evaluation import EvalReport, ImageResult
-from models.training.near_duplicates import correlations, cross_fold_pairs, gated_dice
+from models.training.near_duplicates import NearPair, copy_counts, correlations, cross_fold_pairs, gated_dice
 
 
 def test_only_copies_in_different_folds_are_listed(tmp_path: Path) -> None:
@@ -39,3 +39,18 @@ def test_gated_dice_counts_a_lesion_called_normal_as_no_mask() -> None:
                         results=[result("benign", 0.95, 0.8), result("malignant", 0.5, 0.8),
                                  result("normal", 0.2, None)])
     assert gated_dice(report) == pytest.approx(0.4)  # the second lesion is called normal: no mask shown
+
+
+def test_each_image_with_copies_is_counted_once_per_place(tmp_path: Path) -> None:
+    """A test image with copies both in training and in fold 1 counts in each of those, once in all."""
+    def item(name: str, fold: int) -> LabeledImage:
+        return LabeledImage(tmp_path / f"{name}.png", (), "benign", fold, "busi")
+
+    t, t2, v = item("t", 0), item("t2", 0), item("v", 1)
+    pairs = [NearPair(t, item("a", 2), 0.99), NearPair(t, item("b", 3), 0.98), NearPair(t, v, 0.97),
+             NearPair(t2, item("c", 4), 0.95), NearPair(v, item("d", 2), 0.96)]
+    counts = copy_counts(pairs)
+    assert counts.test == {"benign/t.png", "benign/t2.png"}
+    assert counts.test_in_training == {"benign/t.png", "benign/t2.png"}
+    assert counts.test_in_validation == {"benign/t.png"}
+    assert counts.validation_in_training == {"benign/v.png"}

@@ -198,3 +198,15 @@ def test_init_from_another_encoder_is_refused_not_half_loaded(tmp_path: Path) ->
     with pytest.raises(SystemExit, match="has the efficientnet_lite0_compact encoder; this run builds "
                                          "efficientnet_lite0"):
         fit(args, TrainingData(_split(4, 4), {}))
+
+
+def test_the_manifests_loss_text_names_every_term_the_checkpoint_used() -> None:
+    """It said "1.5 * ..." whatever weight ran, and left out the distillation and Stage-1 terms."""
+    from models.training.export import loss_text
+
+    shipped = loss_text({"model": "emt_net", "dice": "image", "wclf": 1.5, "distill": 1.0})
+    assert shipped.startswith("1.5 * (WBCE(malignancy, Wp) + BCE(presence))") and "1 * BCE(the student's" in shipped
+    assert loss_text({"model": "emt_net", "dice": "batch", "wclf": 2.0}).startswith("2 * (WBCE")
+    assert loss_text({"model": "emt_net", "dice": "batch"}).startswith("1.5 * ")  # saved before wclf was recorded
+    hgm = loss_text({"model": "hgm_net", "dice": "image", "pixel_bce": 0.5})
+    assert "0.5 * BCE(mask pixels)" in hgm and "Dice(Stage 1's coarse map" in hgm and "student" not in hgm
