@@ -63,8 +63,6 @@ def _is_number(value: object) -> bool:
         return False
 
 
-
-
 def _is_text(value: object) -> bool:
     return isinstance(value, str)
 

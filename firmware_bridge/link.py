@@ -441,7 +441,7 @@ def _check_socket_url(url: str) -> None:
     read "'<=' not supported between instances of 'int' and 'NoneType'" or "'debug|info|warning|error'"."""
     if not url.lower().startswith("socket://"):
         return
-    from urllib.parse import urlsplit
+    from urllib.parse import parse_qsl, urlsplit
 
     try:
         parts = urlsplit(url)
@@ -451,8 +451,6 @@ def _check_socket_url(url: str) -> None:
     if not host or port is None or not 0 < port < 65536:
         raise LinkConfigError(f"can't open {url}: a socket URL is socket://host:port with a port 1-65535 "
                               "(e.g. socket://192.168.1.20:7000)")
-    from urllib.parse import parse_qsl
-
     options = parse_qsl(parts.query, keep_blank_values=True)
     if any(key != "logging" or value not in _SOCKET_LOGGING for key, value in options):
         raise LinkConfigError(f"can't open {url}: the only option of a socket URL is logging="

@@ -36,9 +36,9 @@ __all__ = [
     "TimeSyncRequest",
     "TimeSyncResponse",
     "encode",
+    "one_line",
     "parse",
     "version_mismatch",
-    "one_line",
 ]
 
 

@@ -234,12 +234,6 @@ class OpenVINOEngine(Engine):
                 self._taken -= 1
                 self._gather_lock.notify_all()
 
-    def _started(self) -> None:
-        """Wait until every batch taken (by any thread) has been started: a batch another thread had just
-        taken was in no list and not yet in the queue, and wait() returned before its frames were answered."""
-        with self._gather_lock:
-            self._gather_lock.wait_for(lambda: self._taken == 0)
-
     def _start(self, inputs: dict[int, np.ndarray], frames: _Batch) -> None:
         queue = self._queue
         if queue is None:
@@ -251,32 +245,32 @@ class OpenVINOEngine(Engine):
             raise EngineError(f"OpenVINO inference failed: {runtime_reason(exc)}") from None
 
     def wait(self) -> None:
+        if self._drain(closing=False):
+            self._raise_callback_error()
+
+    def _drain(self, closing: bool) -> bool:
+        """Send the partial batch, then wait until every batch taken (by any thread) has started and every
+        request has completed; False when the engine was closed already. ``closing``: refuse new frames
+        from here on (close)."""
         with self._gather_lock:
             if self._closed:
-                return
-            partial = self._take_batch() if self._gathered else None
+                return False
+            self._closed = closing
+            partial = self._take_batch() if self._gathered else None  # frames given are answered
             queue = self._queue
         if partial is not None:
             self._send(partial)
-        self._started()
+        with self._gather_lock:  # a batch another thread has just taken is in no list and not yet queued
+            self._gather_lock.wait_for(lambda: self._taken == 0)
         queue.wait_all()
-        self._raise_callback_error()
+        return True
 
     def close(self) -> None:
         """Wait for the queued requests, then drop the compiled model (its memory and the open
         weights file): the queue's callback holds this engine, a cycle the GC does not break. Call it
         once the threads that submit frames are done, and never from a callback (it waits for them)."""
-        with self._gather_lock:
-            if self._closed:
-                return
-            self._closed = True
-            partial = self._take_batch() if self._gathered else None  # frames given are answered
-            queue = self._queue
         try:
-            if partial is not None:
-                self._send(partial)
-            self._started()
-            queue.wait_all()
+            self._drain(closing=True)
         finally:
             with self._request_lock:  # an infer() running on another thread finishes first
                 self._queue = None

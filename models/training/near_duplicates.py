@@ -126,6 +126,7 @@ def _folds_without(folds_csv: Path, drop: set[str] | frozenset[str]) -> str:
 def _scores(r: EvalReport) -> str:
     op = r.operating_points.get("sensitive")
     sen_spe = f"{op.sensitivity:.3f} / {op.specificity:.3f}" if op is not None else "–"
+
     def fmt(v: float | None) -> str:
         return "–" if v is None else f"{v:.3f}"
 
@@ -143,11 +144,13 @@ def duplicates_section(data: Path, models: list[str], pairs_csv: Path | None = N
     pairs = cross_fold_pairs(items, ncc)
     everyday = float(np.percentile(ncc[np.triu_indices(len(items), k=1)], 99.9))
     if pairs_csv is not None:
-        lines = ["image_a,fold_a,image_b,fold_b,ncc"] + [
-            f'"{_key(p.a)}",{p.a.fold},"{_key(p.b)}",{p.b.fold},{p.ncc:.4f}' for p in pairs]
-        atomic_write_text(pairs_csv, "\n".join(lines) + "\n")
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["image_a", "fold_a", "image_b", "fold_b", "ncc"])
+        writer.writerows([_key(p.a), p.a.fold, _key(p.b), p.b.fold, f"{p.ncc:.4f}"] for p in pairs)
+        atomic_write_text(pairs_csv, out.getvalue())
     counts = copy_counts(pairs)
-    test_copies = counts.test
+    test_copies = counts.test  # dropped from fold 0 for the second row of each model
     conflicting = [p for p in pairs if p.labels_differ]
     n_test = sum(1 for it in items if it.fold == 0)
     rows = []
@@ -191,8 +194,7 @@ def duplicates_section(data: Path, models: list[str], pairs_csv: Path | None = N
 
 
 def main() -> None:
-    p = section_parser(__doc__)
-    p.add_argument("--models", nargs="+", default=["emt_net", "hgm_net"])
+    p = section_parser(__doc__, models=True)
     p.add_argument("--pairs", default=None, type=Path, help="write every cross-fold pair here as CSV")
     args = p.parse_args()
     write_section(duplicates_section(args.data, args.models, args.pairs), args.out)

@@ -76,8 +76,7 @@ def presence_section(data: Path, models: list[str], crops: int = EVAL_CROPS, lim
 
 
 def main() -> None:
-    p = section_parser(__doc__)
-    p.add_argument("--models", nargs="+", default=["emt_net", "hgm_net"])
+    p = section_parser(__doc__, models=True)
     p.add_argument("--crops", type=int, default=EVAL_CROPS, help="lesion-free crops per lesion image")
     args = p.parse_args()
     write_section(presence_section(args.data, args.models, args.crops), args.out)

@@ -27,10 +27,14 @@ def run_script(main: Callable[[], object]) -> None:
         raise SystemExit(130) from None
 
 
-def section_parser(doc: str | None, data_help: str = "the shared data folder") -> argparse.ArgumentParser:
-    """The command line of a script that writes one section of the model card: ``--data`` and ``--out``."""
+def section_parser(doc: str | None, data_help: str = "the shared data folder",
+                   models: bool = False) -> argparse.ArgumentParser:
+    """The command line of a script that writes one section of the model card: ``--data`` and ``--out``,
+    and with ``models`` the shipped models it scores (``--models``)."""
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=Path("../shared/data"), type=Path, help=data_help)
+    if models:
+        p.add_argument("--models", nargs="+", default=["emt_net", "hgm_net"], help="the models to score")
     p.add_argument("--out", default=None, type=Path,
                    help="write the markdown here (written whole at the end); default stdout")
     return p
