@@ -17,6 +17,11 @@ class _TermDuringStart(BaseException):
     """SIGTERM while the command line was still loading."""
 
 
+def _is_cv_count(text: str) -> bool:
+    """Whether OpenCV's own parser (``std::stoull`` on the whole text) takes ``text``: plain digits only."""
+    return text.isascii() and text.isdigit() and len(text) <= 19
+
+
 def main() -> None:
     """Load the command line, then run it with SIGTERM ending every command in one line and exit
     143 (``stream`` handles signals itself, between frames; the others unwind, cleaning up)."""
@@ -35,6 +40,11 @@ def main() -> None:
         print("error: the current folder no longer exists (it was deleted or moved while this shell was in it) — "
               "cd to an existing folder", file=sys.stderr)
         raise SystemExit(2) from None
+    threads = os.environ.get("OPENCV_FOR_THREADS_NUM")
+    if threads is not None and not _is_cv_count(threads):  # OpenCV failed every resize with "cv2.error: stoull"
+        print(f"error: OPENCV_FOR_THREADS_NUM={threads!r} is not a whole number >= 0 (OpenCV reads it on its first "
+              "parallel call) — unset it, or set e.g. OPENCV_FOR_THREADS_NUM=2", file=sys.stderr)
+        raise SystemExit(2)
     try:
         from edge_bus.cli import main as cli_main
         from edge_bus.cli.common import terminated_as_error

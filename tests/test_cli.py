@@ -403,6 +403,17 @@ def test_a_user_error_is_exactly_one_line_on_a_piped_stderr(tmp_path: Path) -> N
         assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: "), result.stderr
 
 
+@pytest.mark.parametrize("value", ["-1", "abc", "", "1.5", " 2"])
+def test_an_opencv_thread_count_opencv_cannot_read_is_one_line(tmp_path: Path, value: str) -> None:
+    """OPENCV_FOR_THREADS_NUM=-1 failed every stream at its first frame in a "cv2.error: stoull" traceback."""
+    env = {**os.environ, "OPENCV_FOR_THREADS_NUM": value}
+    res = subprocess.run([sys.executable, "-m", "edge_bus", "stream", "--source", "demo", "--max-frames", "2",
+                          "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 2 and "Traceback" not in res.stderr and not (tmp_path / "run").exists()
+    assert res.stderr.startswith(f"error: OPENCV_FOR_THREADS_NUM={value!r} is not a whole number"), res.stderr
+    assert len(res.stderr.splitlines()) == 1
+
+
 def test_a_deleted_current_folder_is_one_line(tmp_path: Path) -> None:
     """doctor from a folder deleted under the shell ended in a FileNotFoundError traceback (Path.absolute)."""
     gone = tmp_path / "gone"
