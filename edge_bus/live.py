@@ -198,6 +198,8 @@ class LatestFrameReader:
                     if self._latest is not None:
                         self._pending_drops += 1
                         self.dropped += 1
+                        if self._latest.cut and not frame.cut:  # the jump is still ahead of the next frame taken
+                            frame = replace(frame, cut=True)
                     self._latest = frame
                     self._cond.notify()
         except BaseException as exc:  # noqa: BLE001 - raised again on the consuming thread by the pipeline

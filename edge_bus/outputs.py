@@ -177,6 +177,8 @@ class OutputStage:
         if not self.fps.started:  # the run's time starts with its first frame, not with the set-up
             self.fps.start(frame.t_capture)
         t = time.perf_counter()
+        if frame.cut:  # a new scene (a --loop restart): the frames before say nothing of this one
+            self.post.reset()
         if item.outputs is not None and item.meta is not None:
             pred = self.post.postprocess(item.outputs, item.meta, frame.pixel_spacing_mm)
         elif self._last is not None:  # frozen: keep the last answer on screen

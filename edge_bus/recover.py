@@ -158,7 +158,8 @@ def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: 
         verdict=verdict_badge(verdict, threshold),
         malignancy_threshold=threshold, lesion_threshold=number_or_none(run_model.get("lesion_threshold")), notes=notes,
         lesion_evidence=_lesion_evidence(run_model),
-        episodes=verdict.episodes, fps=source_fps, e2e_stages=e2e_stages(info) if info is not None else None,
+        episodes=verdict.episodes, fps=info.fps if info is not None else source_fps,
+        e2e_stages=e2e_stages(info) if info is not None else None,
         latency_note=FILE_LATENCY_NOTE if latency.get("mode") == "file" else ""), hint=_HINT)
     return RebuiltRun(out_dir, len(log.series), log.skipped, wrote_latency, verdict, broken_video)
 
@@ -253,13 +254,14 @@ def _source_fps(log: _Log, latency: dict[str, Any] | None) -> float:
 
 def _stage_metrics(series: FrameSeries) -> StageMetrics:
     """Each stage's latency over the frames that ran it (a stage a frame did not run is NaN there, which
-    LatencyStats leaves out), end to end over the frames the model answered."""
+    LatencyStats leaves out), end to end and glass to glass over the frames the model answered (as the run
+    itself counts them: a frozen frame repeats an answer, it took no inference)."""
     metrics = StageMetrics(list(series.stages_ms))
     for name, values in series.stages_ms.items():
         metrics[name].extend(values)
     metrics[END_TO_END].extend(series.e2e_ms[series.answered])
     if series.glass_to_glass_ms is not None:
-        metrics[GLASS_TO_GLASS].extend(series.glass_to_glass_ms)
+        metrics[GLASS_TO_GLASS].extend(series.glass_to_glass_ms[series.answered])
     return metrics
 
 

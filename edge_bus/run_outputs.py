@@ -21,7 +21,7 @@ from edge_bus.sinks.framelog import FrameLog
 from edge_bus.sinks.report import ReportData, VerdictBadge, write_report
 from edge_bus.sinks.video import VideoSink
 from edge_bus.sources.base import SourceInfo
-from edge_bus.summary import Verdict, clip_verdict, write_latency_json
+from edge_bus.summary import ASSUMED_EPISODE_FPS, Verdict, clip_verdict, write_latency_json
 from edge_bus.telemetry.hardware import hardware_facts
 from edge_bus.telemetry.series import FrameSeries
 from edge_bus.telemetry.stats import PIPELINE_STAGES, LatencySummary
@@ -230,7 +230,7 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
         # what the model's threshold did on validation says nothing about another one set for this run
         lesion_evidence=p.manifest.lesion_evidence if models_own else LesionThresholdEvidence(), notes=notes,
         e2e_stages=e2e_stages(info), latency_note="" if p.live else FILE_LATENCY_NOTE,
-        episodes=verdict.episodes, fps=fps))
+        episodes=verdict.episodes, fps=0.0 if info.still else info.fps))
     if close_errors:
         raise close_errors[0]
     return FinalReport(latency, verdict, stages, link_note)
@@ -249,8 +249,9 @@ def verdict_badge(verdict: Verdict, threshold: float) -> VerdictBadge:
 
 
 def episode_fps(info: SourceInfo) -> float:
-    """The frame rate the lesion episodes' gaps are measured at: 0 (no episodes) for independent stills."""
-    return 0.0 if info.still else info.fps or 30.0
+    """The frame rate the lesion episodes' gaps are measured at: 0 (no episodes) for independent stills,
+    :data:`ASSUMED_EPISODE_FPS` when the source's is unknown."""
+    return 0.0 if info.still else info.fps or ASSUMED_EPISODE_FPS
 
 
 def source_text(info: SourceInfo) -> str:

@@ -17,6 +17,9 @@ EPISODE_GAP_S = 0.5
 view for a few frames as the probe moves, or the presence score dips below the threshold)."""
 EPISODE_MIN_S = 0.2
 """A shorter run of lesion frames is not listed as an episode (a flicker, not a lesion in view)."""
+ASSUMED_EPISODE_FPS = 30.0
+"""The frame rate episodes are measured at when the source does not give its own (a DICOM cine without
+FrameTime): a scanner's usual rate. The report then gives the episodes in frames, not seconds."""
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,8 @@ class Frame:
     ``wall_time``: host wall clock when it was read (``time.time``).
     ``pixel_spacing_mm``: (row, col) physical spacing, when the source knows it (DICOM).
     ``file``: the image file, for a folder of stills (frames.jsonl then has a ``file`` key).
+    ``cut``: the picture jumps here from the frame before (the first frame of each ``--loop`` pass
+    after the first): temporal smoothing starts afresh on it.
     ``decode_ms``: what it took to turn the frame into pixels (timed by a capture device itself, and
     for a replayed file by the live reader; 0 where nobody timed it). A capture device stamps
     ``t_capture`` when the grabber hands the frame over, before decoding it, so its decode counts in
@@ -89,6 +91,7 @@ class Frame:
     hw: HardwareMeta | None = None
     decode_ms: float = 0.0
     file: str | None = None  # the image file a folder source read this frame from
+    cut: bool = False
 
 
 @dataclass(frozen=True)

@@ -283,3 +283,23 @@ def test_a_source_blocked_in_a_read_is_not_released_under_it(tmp_path: object) -
     time.sleep(0.2)  # inside the blocking read
     assert reader.close(timeout=0.5) is False  # still reading: the caller must not release the source
     assert reader.close(timeout=3.0) is True
+
+
+def test_a_dropped_cut_is_carried_to_the_next_frame_taken() -> None:
+    """A --loop restart's first frame (``cut``: smoothing starts afresh) dropped by a live reader took the
+    reset with it: the frame taken next was blended with the pass before."""
+    from dataclasses import replace
+
+    class _Cut(_Frames):
+        def __next__(self) -> Frame:
+            frame = super().__next__()
+            return replace(frame, cut=frame.index == 2)
+
+    reader = LatestFrameReader(_Cut(5))
+    deadline = time.perf_counter() + 5.0
+    while reader.dropped < 4 and time.perf_counter() < deadline:  # nobody takes a frame: all but the last drop
+        time.sleep(0.005)
+    frame = reader.get(timeout=1.0)
+    assert frame is not None and frame.index == 4 and frame.dropped_before == 4 and frame.cut
+    assert reader.get(timeout=1.0) is None
+    reader.close()

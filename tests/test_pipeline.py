@@ -186,3 +186,28 @@ def test_a_file_runs_in_batches_and_a_live_source_one_frame_at_a_time(tmp_path: 
     for a, b in zip(lines["batch4"], lines["batch1"], strict=True):
         assert a["label"] == b["label"] and a["bbox"] == b["bbox"]
         np.testing.assert_allclose(list(a["probs"].values()), list(b["probs"].values()), atol=1e-4)
+
+
+def test_each_loop_pass_starts_its_smoothing_afresh(tmp_path: Path) -> None:
+    """With --loop the first frames of each pass were blended with the pass before's last frame (a clip
+    ending on a malignant lesion and starting on normal tissue: frame 86 read P(normal) 0.47 where frame 0,
+    the same picture, read 0.92)."""
+    demo = DemoSource()
+    lesion = [i for i in range(len(demo)) if demo.truth(i).lesion]
+    clip = tmp_path / "clip.avi"  # normal tissue first, a lesion in view at the end
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (demo.info.width, demo.info.height))
+    picks = [i for i in range(len(demo)) if not demo.truth(i).lesion][:4] + lesion[:4]
+    for i in picks:
+        writer.write(demo.render(i))
+    writer.release()
+    demo.close()
+    run_stream(build_config(source=str(clip), loop=True, max_frames=3 * len(picks), smoothing=0.8,
+                            out=tmp_path / "run", video=False))
+    rows = [json.loads(line) for line in (tmp_path / "run" / "frames.jsonl").read_text().splitlines()]
+    passes = [rows[k * len(picks):(k + 1) * len(picks)] for k in range(3)]
+    assert passes[0][-1]["lesion"] and passes[0][-1]["probs"]["normal"] < passes[0][0]["probs"]["normal"]
+    for later in passes[1:]:
+        for first, again in zip(passes[0], later, strict=True):
+            assert again["probs"] == pytest.approx(first["probs"], abs=1e-4)
+            assert again["lesion"] == first["lesion"]
+            assert again["mask_area"] == pytest.approx(first["mask_area"], abs=1e-4)

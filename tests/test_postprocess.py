@@ -150,7 +150,31 @@ def test_main_region_keeps_the_pixels_labelling_the_whole_mask_keeps(seed: int) 
 def test_longest_axis_uses_pixel_spacing() -> None:
     mask = np.zeros((50, 50), bool)
     mask[10:12, 5:45] = True  # 40 px long horizontally
-    assert longest_axis_mm(mask, (0.1, 0.2)) == pytest.approx(40 * 0.2, rel=0.05)
+    assert longest_axis_mm(mask, (0.1, 0.2)) == pytest.approx(np.hypot(40 * 0.2, 2 * 0.1))
+
+
+def test_longest_axis_is_the_largest_distance_across_the_lesion() -> None:
+    """The min-area rectangle's long side read a diamond 101 px tip to tip as 7.07 mm (at 0.1 mm) and a
+    pixel as 0: the longest axis is the maximum Feret diameter, pixel edges included."""
+    diamond = np.zeros((120, 120), np.uint8)
+    cv2.fillPoly(diamond, [np.array([[60, 10], [110, 60], [60, 110], [10, 60]], np.int32)], 1)
+    assert longest_axis_mm(diamond.astype(bool), (0.1, 0.1)) == pytest.approx(10.1, abs=0.01)  # 101 px, tip to tip
+    rect = np.zeros((50, 50), bool)
+    rect[10:30, 5:45] = True  # 40 x 20 px: its diagonal
+    assert longest_axis_mm(rect, (0.1, 0.1)) == pytest.approx(np.hypot(4.0, 2.0))
+    pixel = np.zeros((5, 5), bool)
+    pixel[2, 2] = True
+    assert longest_axis_mm(pixel, (0.5, 0.5)) == pytest.approx(0.5 * np.sqrt(2))
+    rng = np.random.default_rng(3)
+    for _ in range(20):  # a ragged lesion: the brute-force largest distance between pixel corners
+        blob = rng.random((30, 40)) < 0.15
+        ys, xs = np.nonzero(blob)
+        sy, sx = rng.uniform(0.05, 0.3, 2)
+        corners = np.concatenate([np.stack([(xs + dx) * sx, (ys + dy) * sy], 1)
+                                  for dx in (-0.5, 0.5) for dy in (-0.5, 0.5)])
+        brute = np.sqrt(((corners[:, None] - corners[None]) ** 2).sum(2).max())
+        assert longest_axis_mm(blob, (sy, sx)) == pytest.approx(brute, rel=1e-5)
+    assert longest_axis_mm(np.zeros((4, 4), bool), (0.1, 0.1)) is None
 
 
 def test_scan_area_detection_crops_margins() -> None:

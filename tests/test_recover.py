@@ -204,3 +204,22 @@ def test_source_info_reads_back_from_latency_json() -> None:
         assert SourceInfo.from_json(json.loads(json.dumps(info.to_json()))) == info
     old = {"kind": "video", "name": "clip.avi", "width": 320, "height": 320, "fps": 30.0, "frames": 120, "live": False}
     assert SourceInfo.from_json(old) == SourceInfo("video", "clip.avi", 320, 320, 30.0, 120)
+
+
+def test_rebuilt_glass_to_glass_leaves_frozen_frames_out_as_the_run_does() -> None:
+    """edge-bus report counted the frames a frozen board repeated in glass to glass (150 frames, p50
+    7.19 ms) where the run's own latency.json had the 89 answered ones (p50 10.65 ms)."""
+    import numpy as np
+
+    from edge_bus.recover import _stage_metrics
+    from edge_bus.telemetry.series import FrameSeries
+    from edge_bus.telemetry.stats import END_TO_END, GLASS_TO_GLASS
+
+    n = 20
+    frozen = np.arange(n) % 2 == 1
+    series = FrameSeries(np.arange(n), np.where(frozen, 1.0, 9.0), {"infer": np.where(frozen, np.nan, 5.0)},
+                         ("benign",) * n, np.full(n, 0.2), np.ones(n, bool),
+                         glass_to_glass_ms=np.where(frozen, 2.0, 12.0), frozen=frozen)
+    stats = _stage_metrics(series).stats()
+    assert (stats[GLASS_TO_GLASS].count, stats[GLASS_TO_GLASS].p50_ms) == (10, 12.0)
+    assert (stats[END_TO_END].count, stats[END_TO_END].p50_ms) == (10, 9.0)

@@ -45,6 +45,8 @@ __all__ = [
 
 CLASS_COLORS = {"normal": "#2e9e5e", "benign": "#e6a528", "malignant": "#d64545"}
 OTHER_COLOR = "#9aa0a6"
+FROZEN_CLASS = "frozen"
+"""The class timeline's band for frames shown while the board froze the image (no inference ran)."""
 STAGE_COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#9c755f", "#bab0ac")
 E2E_COLOR = "#1f2933"
 G2G_COLOR = "#c2185b"
@@ -218,7 +220,8 @@ def latency_timeline(
 # --------------------------------------------------------------------------- class timeline
 def _class_order(labels: Sequence[str]) -> list[str]:
     seen = set(labels)
-    return [c for c in CLASS_COLORS if c in seen] + sorted(seen - set(CLASS_COLORS))
+    last = [FROZEN_CLASS] if FROZEN_CLASS in seen else []
+    return [c for c in CLASS_COLORS if c in seen] + sorted(seen - set(CLASS_COLORS) - {FROZEN_CLASS}) + last
 
 
 def class_timeline(

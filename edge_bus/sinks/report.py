@@ -72,7 +72,7 @@ class ReportData:
     latency_note: str = ""
     #: the stretches with a lesion in view (the verdict's), bracketed on the class timeline and listed
     episodes: Sequence[LesionEpisode] = ()
-    #: the source's frame rate, to give the episodes' times (0: frames only)
+    #: the source's frame rate, to give the episodes' times (0: unknown, frames only)
     fps: float = 0.0
 
 
@@ -199,7 +199,7 @@ def _episode_table(episodes: Sequence[LesionEpisode], fps: float) -> str:
     """The lesion episodes, numbered as on the class timeline, each with its own label."""
     if not episodes:
         return ""
-    from edge_bus.summary import EPISODE_GAP_S, EPISODE_MIN_S  # here: edge_bus.summary imports the sinks
+    from edge_bus.summary import ASSUMED_EPISODE_FPS, EPISODE_GAP_S, EPISODE_MIN_S  # here: summary imports the sinks
 
     rows = []
     for i, e in enumerate(episodes, start=1):
@@ -210,10 +210,12 @@ def _episode_table(episodes: Sequence[LesionEpisode], fps: float) -> str:
                     f'<td style="color:{color};font-weight:600">{escape(e.label)}</td></tr>')
     head = ("<tr><th>episode</th><th>frames</th><th>seconds</th><th>lesion frames</th>"
             "<th>mean P(malignant | lesion)</th><th>label</th></tr>")
+    unknown = (f" The source does not give its frame rate: the seconds are counted at an assumed "
+               f"{ASSUMED_EPISODE_FPS:g} fps, and not shown." if fps <= 0 else "")
     return (f'<table class="num"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
             f'<p class="muted">A lesion episode: lesion frames at most {EPISODE_GAP_S:g} s apart, at least '
             f"{EPISODE_MIN_S:g} s of them; each is labelled by its own mean malignancy, which the clip verdict "
-            "(over all lesion frames) blends.</p>")
+            f"(over all lesion frames) blends.{unknown}</p>")
 
 
 def _section(title: str, body: str, cls: str = "") -> str:
@@ -224,6 +226,9 @@ def _figure(svg: str, caption: str) -> str:
     if not svg:
         return ""
     return f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>"
+
+
+FROZEN_NOTE = "; grey: frames shown while the board froze the image (no inference: they repeat the answer before)"
 
 
 def render_report(data: ReportData) -> str:
@@ -259,8 +264,14 @@ def render_report(data: ReportData) -> str:
         inside = data.e2e_stages
         stacked = {k: v for k, v in s.stages_ms.items() if inside is None or k in inside}
         outside = [k for k in s.stages_ms if k not in stacked]
-        timeline = charts.latency_timeline(s.frame, s.e2e_ms, stacked, s.glass_to_glass_ms, data.max_points,
-                                           dropped=s.dropped_before)
+        # a frozen frame repeats the answer before it (no inference): its end to end, glass to glass,
+        # class and malignancy are left out of the lines and drawn as their own grey class, as the table
+        # and the verdict leave them out
+        answered = s.answered
+        frozen = s.frozen is not None and bool(s.frozen.any())
+        g2g = None if s.glass_to_glass_ms is None else np.where(answered, s.glass_to_glass_ms, np.nan)
+        timeline = charts.latency_timeline(s.frame, np.where(answered, s.e2e_ms, np.nan), stacked, g2g,
+                                           data.max_points, dropped=s.dropped_before)
         caption = "Stacked stage times under the end-to-end line"
         if outside:
             caption += f" ({', '.join(outside)}: outside the capture → overlay-ready window, so not stacked)"
@@ -269,8 +280,10 @@ def render_report(data: ReportData) -> str:
         parts.append(_section("Latency over time", _figure(timeline, f"{caption}{down}.")))
         # P(malignant | lesion) means nothing on a frame without a lesion: drawn there, it showed normal
         # frames far above the malignancy threshold
-        lesion_malignancy = np.where(s.lesion, s.malignancy, np.nan)
-        classes = charts.class_timeline(s.frame, s.label, lesion_malignancy, data.malignancy_threshold,
+        lesion_malignancy = np.where(s.lesion & answered, s.malignancy, np.nan)
+        labels = ([charts.FROZEN_CLASS if f else label for label, f in zip(s.label, ~answered, strict=True)]
+                  if frozen else s.label)
+        classes = charts.class_timeline(s.frame, labels, lesion_malignancy, data.malignancy_threshold,
                                         data.max_points, [(e.first_frame, e.last_frame) for e in data.episodes])
         rule = (f"P(lesion) ≥ {data.lesion_threshold:.4f}" if data.lesion_threshold is not None
                 else "the model's presence score")
@@ -280,6 +293,7 @@ def render_report(data: ReportData) -> str:
         parts.append(_section("Predictions over time", _figure(classes, (
             f"Predicted class per frame, and P(malignant | lesion) on the frames with a lesion ({rule}); a frame "
             f"with a lesion is malignant when that reaches the threshold line, else benign"
+            f"{FROZEN_NOTE if frozen else ''}"
             f"{'; the numbered brackets are the lesion episodes below' if data.episodes else ''}{down}."))
             + _episode_table(data.episodes, data.fps)))
     parts.append(_section("Hardware", kv_table(data.hardware)))

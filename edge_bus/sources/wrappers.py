@@ -31,7 +31,9 @@ class LoopingSource(FrameSource):
     """Replay a finite source forever: when it ends, ``open_again()`` opens a fresh one.
 
     ``t_source`` of pass ``k+1`` continues where pass ``k`` ended (its last ``t_source`` plus
-    one frame interval), so it keeps increasing. ``info.frame_count`` is None (unbounded).
+    one frame interval), so it keeps increasing, and its first frame has ``cut`` set (the clip's end
+    and start are not one scene: smoothing across them blended the last pass's lesion into the next
+    pass's first normal frames). ``info.frame_count`` is None (unbounded).
     """
 
     def __init__(self, open_again: Callable[[], FrameSource], first: FrameSource | None = None) -> None:
@@ -85,7 +87,8 @@ class LoopingSource(FrameSource):
         self._pass_frames += 1
         t = self._offset + frame.t_source
         self._last_t = t
-        out = dataclasses.replace(frame, index=self._index, t_source=t)
+        out = dataclasses.replace(frame, index=self._index, t_source=t,
+                                  cut=frame.cut or (self._passes > 0 and self._pass_frames == 1))
         self._index += 1
         return out
 

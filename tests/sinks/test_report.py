@@ -204,6 +204,10 @@ def test_lesion_episodes_are_bracketed_on_the_class_timeline_and_listed() -> Non
     assert "<td>30–89</td><td>1.0–3.0</td><td>55</td><td>0.12</td>" in table
     assert "<td>300–359</td><td>10.0–12.0</td><td>60</td><td>0.91</td>" in table and ">malignant</td>" in table
     assert "<th>episode</th>" not in render_report(report_data(600))  # none: no table
+    # a source without a frame rate (a DICOM cine without FrameTime): episodes were found at an assumed
+    # 30 fps and listed with seconds at that rate, against frames.jsonl's t_source of 1 s a frame
+    unknown = render_report(replace(report_data(600), episodes=episodes, fps=0.0))
+    assert "<td>30–89</td><td>—</td>" in unknown and "counted at an assumed 30 fps, and not shown" in unknown
 
 
 def test_dropped_frames_are_marked_on_the_latency_timeline(tmp_path: Path) -> None:
@@ -236,6 +240,28 @@ def test_the_histogram_leaves_frozen_frames_out_like_the_table() -> None:
     html = render_report(replace(report_data(n), series=series))
     assert "frozen ones are left out, as in the table" in html
     assert "p50 30 ms" in html and "p50 1 ms" not in html  # the histogram's own summary line
+
+
+def test_frozen_frames_are_their_own_grey_class_on_the_timelines() -> None:
+    """The class band drew 10 frozen repeats of one benign answer as 10 benign frames (legend 'benign
+    (75.0%)' where the verdict counted 5 of 10 answered frames), and the malignancy and end-to-end lines
+    ran through them."""
+    from dataclasses import replace
+
+    n = 20
+    frozen = np.arange(n) >= 10
+    labels = ("normal",) * 5 + ("benign",) * 15
+    series = FrameSeries(np.arange(n), np.where(frozen, 1.0, 30.0), {}, labels, np.full(n, 0.2),
+                         np.arange(n) >= 5, frozen=frozen)
+    html = render_report(replace(report_data(n), series=series))
+    svg = html[html.index("Class timeline"):]
+    assert "normal (25.0%)" in svg and "benign (25.0%)" in svg and "frozen (50.0%)" in svg
+    assert "grey: frames shown while the board froze the image" in html
+    drawn = re.search(r'<path d="(M[^"]*)" fill="none" stroke="[^"]+" stroke-width="1.4"', svg)
+    assert drawn is not None
+    assert len(re.findall(r"[\d.]+,[\d.]+", drawn.group(1))) == 5  # malignancy on answered lesion frames 5-9 only
+    unfrozen = render_report(replace(report_data(n), series=replace(series, frozen=None)))
+    assert "frozen (" not in unfrozen and "benign (75.0%)" in unfrozen
 
 
 def test_the_headline_tiles_show_the_runs_frames_per_second() -> None:

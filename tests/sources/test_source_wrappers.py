@@ -56,6 +56,7 @@ def test_loop_restarts_and_time_keeps_increasing() -> None:
     assert [f.index for f in frames] == list(range(8))
     assert [f.t_source for f in frames] == pytest.approx([i / 10 for i in range(8)])
     assert src.passes == 2 and len(opened) == 3
+    assert [f.cut for f in frames] == [False, False, False, True, False, False, True, False]  # each restart
     assert all(s.closed for s in opened[:2]) and not opened[2].closed
     assert unwrap(src) is opened[2]
     src.close()
