@@ -52,7 +52,8 @@ def stream(
         "--out", "-o", help="Output folder for frames.jsonl, overlay.mp4, latency.json, report.html. "
         "(default: runs/<timestamp>)", show_default=False)] = None,
     loop: Annotated[bool | None, typer.Option(
-        "--loop/--no-loop", help="Restart a file source at its end (each pass is smoothed afresh). (default: off)", show_default=False)] = None,
+        "--loop/--no-loop", help="Restart a file source at its end (each pass is smoothed afresh). (default: off)",
+        show_default=False)] = None,
     max_frames: Annotated[int | None, typer.Option(
         help="Stop after N frames from the source (0: no limit). In a live run the frames dropped count too.",
         show_default=False)] = None,
