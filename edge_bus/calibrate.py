@@ -137,7 +137,7 @@ def calibrate(model: str | None, data: Path, out: Path, folds_csv: Path | None =
                       crops=0)  # the lesion threshold is chosen on normal images, not on crops
     results = report.results
     thresholds = choose_thresholds(results, report.data, keep_lesion=manifest.lesion_threshold)
-    with staged_model_folder(out) as staging:
+    with staged_model_folder(out, overwrite) as staging:
         _write_copy(manifest, staging, thresholds, {
             "data": report.data, "images": report.n_images, "counts": report.counts, "backend": backend,
             "precision": report.precision,
@@ -166,6 +166,7 @@ def _write_copy(manifest: Manifest, out: Path, thresholds: dict[str, Any], recor
     raw["files"] = {role: f for role, f in manifest.files.items() if not role.startswith(GOLDEN_ROLE)}
     try:
         for fname in raw["files"].values():
+            (out / fname).parent.mkdir(parents=True, exist_ok=True)  # a file in a subfolder of the model's
             shutil.copy2(manifest.folder / fname, out / fname)
         return write_manifest(out, raw)
     except OSError as exc:

@@ -17,7 +17,7 @@ import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 from edge_bus.errors import Interrupted, OutputError, interrupted_saying
 from edge_bus.zoo import MANIFEST
@@ -53,14 +53,20 @@ def _model_files(folder: Path) -> set[str]:
         files = json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("files", {})
     except (OSError, ValueError, AttributeError, RecursionError):
         files = {}
-    names = {str(f) for f in files.values()} if isinstance(files, dict) else set()
+    # a file in a subfolder ("onnx/model_fp32.onnx") makes its top folder the model's
+    names = {PureWindowsPath(str(f)).parts[0] for f in files.values() if str(f)} if isinstance(files, dict) else set()
     return names | {MANIFEST}
 
 
 @contextmanager
-def staged_model_folder(out_dir: Path) -> Iterator[Path]:
+def staged_model_folder(out_dir: Path, overwrite: bool) -> Iterator[Path]:
     """A new hidden folder beside ``out_dir`` to build the model in; when the block ends without an
-    error it becomes ``out_dir`` (replacing the model there). Removed in every case."""
+    error it becomes ``out_dir``, replacing the model there only with ``overwrite`` (a model another run
+    wrote there meanwhile was replaced silently, both runs saying they wrote it). Removed in every case.
+    An ``out_dir`` that is a symbolic link stands for the folder it points to (the link was replaced by
+    a folder, the model it pointed to left as it was). Errors name ``out_dir``, not the staging folder."""
+    if out_dir.is_symlink():
+        out_dir = out_dir.resolve()
     parent = out_dir.parent if str(out_dir.parent) else Path(".")
     _remove_stale_partials(parent, out_dir.name)
     staging = parent / f".{out_dir.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
@@ -71,9 +77,13 @@ def staged_model_folder(out_dir: Path) -> Iterator[Path]:
         raise OutputError(f"cannot write to {parent}: {exc.strerror or exc}") from None
     try:
         yield staging
-        _replace_folder(staging, out_dir)
+        _replace_folder(staging, out_dir, overwrite)
     except Interrupted as exc:
         raise interrupted_saying(exc, f"nothing was written; {out_dir} is as it was") from None
+    except OutputError as exc:  # "no space left" while writing the model named the hidden staging folder
+        if str(staging) not in str(exc):
+            raise
+        raise OutputError(str(exc).replace(str(staging), str(out_dir))) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -97,10 +107,20 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _replace_folder(staging: Path, out_dir: Path) -> None:
-    """``staging`` renamed to ``out_dir``; a folder already there is renamed aside first, put back if
-    the second rename fails or is interrupted (Ctrl-C), and removed after it succeeds. Only a kill
-    between the two renames (microseconds) leaves the old model in the hidden ``.NAME.old-*``."""
+def _replace_folder(staging: Path, out_dir: Path, overwrite: bool) -> None:
+    """``staging`` renamed to ``out_dir``. With ``overwrite``, a folder already there is renamed aside
+    first, put back if the second rename fails or is interrupted (Ctrl-C), and removed after it succeeds;
+    only a kill between the two renames (microseconds) leaves the old model in the hidden
+    ``.NAME.old-*``. Without it, the one rename fails on a folder that is not empty."""
+    if not overwrite:
+        try:
+            os.rename(staging, out_dir)  # onto nothing or an empty folder; never onto a model
+        except OSError as exc:
+            if out_dir.is_dir() and any(out_dir.iterdir()):
+                raise OutputError(f"{out_dir} already holds a model (another run wrote it meanwhile?): pass "
+                                  "--overwrite to replace it, or give a new folder") from None
+            raise OutputError(f"cannot write to {out_dir}: {exc.strerror or exc}; it is as it was") from None
+        return
     aside = out_dir.parent / f".{out_dir.name}.old-{secrets.token_hex(4)}"
     moved = emptied = False
     try:

@@ -68,7 +68,7 @@ def quantize_model(onnx: Path, calib: Path, out_dir: Path, name: str | None = No
     contract = check_outputs(contract, session, tensors[:: max(1, len(tensors) // 8)][:8], onnx.name,
                              mask_producer=output_producer(onnx, contract.mask_output),
                              class_producer=output_producer(onnx, contract.class_output))
-    with staged_model_folder(out_dir) as staging:
+    with staged_model_folder(out_dir, overwrite) as staging:
         try:
             _copy_onnx(onnx, staging / ONNX_FP32)
         except OSError as exc:

@@ -34,6 +34,9 @@ _SQUASHING_OPS = frozenset({"Sigmoid", "Softmax", "HardSigmoid", "LogSoftmax"})
 #: ops that only move values around, looked through when finding what made an output
 _PASS_THROUGH_OPS = frozenset({"Identity", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Resize", "Upsample",
                                "Flatten", "Slice", "Concat", "Cast"})
+#: ops looked through when all their inputs but one are constants: a sigmoid then clamped
+#: (``torch.sigmoid(x).clamp(1e-4, 1 - 1e-4)``) or scaled is still probabilities
+_WITH_CONSTANTS_OPS = frozenset({"Clip", "Max", "Min", "Mul", "Div", "Add", "Sub"})
 
 @dataclass(frozen=True)
 class OnnxContract:
@@ -114,10 +117,17 @@ def output_producer(onnx_path: Any, output: str) -> str | None:
         return None
     graph = onnx.load(str(onnx_path), load_external_data=False).graph
     made_by = {out: node for node in graph.node for out in node.output}
+    constants = {t.name for t in graph.initializer} | {
+        out for node in graph.node if node.op_type == "Constant" for out in node.output}
     name, seen = output, set()
     while name in made_by and name not in seen:
         seen.add(name)
         node = made_by[name]
+        if node.op_type in _WITH_CONSTANTS_OPS:
+            varying = [i for i in node.input if i and i not in constants]
+            if len(varying) == 1:
+                name = varying[0]
+                continue
         if node.op_type not in _PASS_THROUGH_OPS or not node.input:
             return str(node.op_type)
         name = node.input[0]

@@ -54,6 +54,8 @@ def calibration_tensors(folder: Path, spec: InputSpec, limit: int = 300) -> list
             tensors.append(pre.preprocess(read_gray(path))[0])
         except SourceError as exc:  # too small to be a frame: say which file, not "check the source"
             raise DataError(f"calibration image {path}: {str(exc).split(' — ')[0]} — remove it from {folder}") from None
+        except DataError as exc:  # a corrupt or truncated file: which one, and what to do
+            raise DataError(f"{exc} — remove it from {folder}, or replace it") from None
     return tensors
 
 

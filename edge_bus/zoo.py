@@ -16,7 +16,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field, fields
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from edge_bus.checks import number_or_none
@@ -196,7 +196,11 @@ def parse_manifest(data: dict[str, Any], folder: Path) -> Manifest:
         if max(height, width) > MAX_INPUT_SIDE or channels > 4:  # 10^400 passed, then stream crashed in numpy
             raise ModelError(f"{where}: input shape {shape} is not an image a model takes (at most "
                              f"{MAX_INPUT_SIDE} pixels a side and 4 channels)")
-        std = _finite(inp.get("std", 1.0), "input std", where)
+        for key in ("mean", "std"):  # defaulted to 0 and 1, a hand-written manifest ran unnormalised without a word
+            if key not in inp:
+                raise ModelError(f"{where}: input.{key} is missing — the model's normalisation, (pixel / 255 - mean) "
+                                 "/ std, must be given")
+        std = _finite(inp["std"], "input std", where)
         if std <= 0:
             raise ModelError(f"{where}: input std must be > 0, got {std:g}")
         mask_threshold = _unit(thresholds.get("mask", 0.5), "mask threshold", where)
@@ -208,7 +212,7 @@ def parse_manifest(data: dict[str, Any], folder: Path) -> Manifest:
             version=str(data.get("version", "0")),
             input_name=str(inp.get("name", "image")),
             input=InputSpec(height=height, width=width, channels=channels,
-                            mean=_finite(inp.get("mean", 0.0), "input mean", where), std=std),
+                            mean=_finite(inp["mean"], "input mean", where), std=std),
             mask_output=str(_section(outs, "mask", where)["name"]),
             class_output=str(_section(outs, "class", where)["name"]),
             head=head,
@@ -217,8 +221,9 @@ def parse_manifest(data: dict[str, Any], folder: Path) -> Manifest:
             mask_threshold=mask_threshold,
             operating_points=ops,
             default_operating_point=default_op,
-            files={str(role): str(f) for role, f in _section(data, "files", where).items()},
-            sha256={str(k): str(v) for k, v in _section(data, "sha256", where, required=False).items()},
+            files={str(role): _inside(f, str(role), where) for role, f in _section(data, "files", where).items()},
+            # lower case: a digest from PowerShell's Get-FileHash is upper case
+            sha256={str(k): str(v).lower() for k, v in _section(data, "sha256", where, required=False).items()},
             architecture=str(data.get("architecture", "?")),
             encoder=str(data.get("encoder", "?")),
             test_metrics=_test_metrics(data.get("metrics")),
@@ -229,6 +234,18 @@ def parse_manifest(data: dict[str, Any], folder: Path) -> Manifest:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:  # Overflow: 1e400
         raise ModelError(f"{where} is invalid: missing or bad field {exc}") from None
+
+
+def _inside(name: object, role: str, where: str) -> str:
+    """A manifest's file name, when it lies inside the model's folder (a subfolder is fine); else a
+    ModelError. ``../x.bin`` and absolute paths were loaded from elsewhere, and ``models calibrate`` wrote
+    its copy of such a file beside its ``--out``, over whatever was there."""
+    text = str(name)
+    path = PureWindowsPath(text)  # reads both separators: its anchor is a root or a drive
+    if not text or path.anchor or ".." in path.parts:
+        raise ModelError(f"{where}: files.{role} is {text!r}: a model's files lie inside its folder — give a path "
+                         "relative to the manifest, without '..'")
+    return text
 
 
 def _section(data: Any, key: str, where: str, *, required: bool = True) -> dict[str, Any]:
@@ -409,7 +426,9 @@ def resolve_model(spec: str | os.PathLike[str] | None) -> Manifest:
     spec = spec or DEFAULT_MODEL
     path = Path(spec)
     looks_like_path = path.suffix == ".json" or "/" in spec or "\\" in spec or spec.startswith(".")
-    if looks_like_path or path.exists():
+    # a bare name is a folder here only when that folder is a model: a run's --out folder named emt_net
+    # hid the shipped emt_net, the default model included ("no manifest.json in emt_net")
+    if looks_like_path or (path / MANIFEST).is_file() or path.is_file():
         if not path.exists():
             shipped = ", ".join(p.parent.name for p in model_manifests(zoo_dir()))
             raise ModelError(f"model path {path} does not exist — give a model folder, its manifest.json, "
@@ -422,5 +441,11 @@ def resolve_model(spec: str | os.PathLike[str] | None) -> Manifest:
     by_name = [m for m in list_models(root) if m.name == spec]  # the name models list shows
     if len(by_name) == 1:
         return by_name[0]
+    if len(by_name) > 1:  # two `model.onnx` quantized without --name are both "model"
+        folders = ", ".join(str(m.folder) for m in by_name)
+        raise ModelError(f"model name {spec!r} is ambiguous: {len(by_name)} models have it ({folders}) — give "
+                         "the folder instead")
+    if path.exists():  # a folder (or other thing) of that name here, and no model of it anywhere
+        return load_manifest(path)
     names = [p.parent.name for p in model_manifests(root)]
     raise ModelError(f"unknown model {spec!r}; shipped models: {', '.join(names) or 'none'} (or give a model folder)")

@@ -162,3 +162,26 @@ def test_measured_on_names_the_kernel_class_that_runs(monkeypatch: pytest.Monkey
     assert kernel_class({"avx2": True}) == "avx2"
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")  # a cap above the CPU changes nothing
     assert kernel_class(vnni) == "vnni"
+
+
+def test_the_calibrated_copy_keeps_files_in_their_subfolders(tmp_path: Path) -> None:
+    """A model with its ONNX in onnx/ streamed, but calibrate failed after scoring every image: "cannot write
+    the calibrated model to cal/.n.partial-7687-...: No such file or directory"."""
+    import json
+
+    from edge_bus.calibrate import _write_copy
+
+    folder = tiny_model_dir(tmp_path / "tiny")
+    (folder / "onnx").mkdir()
+    (folder / "model_fp32.onnx").rename(folder / "onnx" / "model_fp32.onnx")
+    data = read_json(folder / "manifest.json")
+    data["files"]["onnx_fp32"] = "onnx/model_fp32.onnx"
+    data["sha256"] = {"onnx/model_fp32.onnx": data["sha256"]["model_fp32.onnx"]}
+    (folder / "manifest.json").write_text(json.dumps(data))
+    manifest = load_manifest(folder)
+    out = tmp_path / "copy"
+    out.mkdir()
+    _write_copy(manifest, out, dict(data["thresholds"]), {"data": "test"}, None)
+    copy = load_manifest(out)
+    copy.verify()
+    assert copy.path("onnx_fp32") == out / "onnx" / "model_fp32.onnx"

@@ -239,6 +239,35 @@ def test_shipped_int8_and_fp32_agree(shipped_model_dir: Path) -> None:
     assert agree > 0.95
 
 
+def test_openvino_loads_the_weights_its_manifest_names_and_verified(shipped_model_dir: Path, tmp_path: Path) -> None:
+    """OpenVINO read <xml stem>.bin beside the .xml whatever the manifest named: a model whose weights had
+    another name failed to load, and a tampered model_int8.bin beside it ran although models info said
+    every file's sha256 was ok."""
+    import shutil
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    m = load_manifest(shipped_model_dir)
+    for role in ("openvino_int8_xml", "openvino_int8_bin"):
+        shutil.copy(m.path(role), folder / m.files[role])
+    data = json.loads((shipped_model_dir / "manifest.json").read_text())
+    data["files"] = {"openvino_int8_xml": "model_int8.xml", "openvino_int8_bin": "weights.bin"}
+    data["sha256"] = {"model_int8.xml": m.sha256["model_int8.xml"], "weights.bin": m.sha256["model_int8.bin"]}
+    (folder / "model_int8.bin").rename(folder / "weights.bin")
+    tampered = bytearray((folder / "weights.bin").read_bytes())
+    tampered[: len(tampered) // 2] = bytes(len(tampered) // 2)  # the first half of the weights zeroed
+    (folder / "model_int8.bin").write_bytes(bytes(tampered))
+    (folder / "manifest.json").write_text(json.dumps(data))
+    x = np.random.default_rng(0).normal(size=(1, 1, m.input.height, m.input.width)).astype(np.float32)
+    outs = []
+    for manifest in (m, load_manifest(folder)):
+        eng = create_engine(manifest, EngineConfig(backend="openvino", precision="int8"))
+        outs.append(eng.infer(x))
+        eng.close()
+    np.testing.assert_array_equal(outs[0].class_logits, outs[1].class_logits)
+    np.testing.assert_array_equal(outs[0].mask_logits, outs[1].mask_logits)
+
+
 def test_openvino_default_requests_are_twice_the_runtime_optimum(tmp_path: Path) -> None:
     """Slack for the Python completion callbacks: a stream gets its next request while one waits for the GIL."""
     import openvino as ov
@@ -546,3 +575,18 @@ def test_wait_covers_a_batch_another_thread_is_starting(tmp_path: Path, monkeypa
     other.join(5)
     engine.close()
     assert still_waiting and sorted(map(str, got)) == ["mine0", "mine1", "other"]
+
+
+@pytest.mark.parametrize(("backend", "shape"), [("onnxruntime", [1, 1, 40, 40]), ("openvino", [1, 1, 40, 40]),
+                                                ("onnxruntime", [1, 3, 32, 32])])
+def test_a_manifest_of_another_input_shape_is_refused_at_load(tmp_path: Path, backend: str, shape: list[int]) -> None:
+    """It failed at the first frame, in ONNX Runtime's message cut off mid-sentence ("...for the following
+    indices") or OpenVINO's "got [4,1,40,40] expecting [4,1,32,32]"."""
+    folder = tiny_model_dir(tmp_path / "tiny")
+    data = json.loads((folder / "manifest.json").read_text())
+    data["input"]["shape"] = shape
+    (folder / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match=rf"model 'tiny': its manifest says the input is \[1, {shape[1]}, "
+                                         rf"{shape[2]}, {shape[3]}\] but model_fp32.onnx takes \[1, 1, 32, 32\] — the "
+                                         "manifest belongs to another model"):
+        create_engine(load_manifest(folder), EngineConfig(backend=backend, precision="fp32"))

@@ -3,6 +3,7 @@ outputs found by name or shape (never by position), shapes and value ranges chec
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -90,6 +91,31 @@ def test_a_probability_mask_is_refused_and_positive_logits_are_not(tmp_path: Pat
     assert contract.mask_shape == (1, 1, 32, 32) and contract.class_shape == (1, 2)
 
 
+def test_a_sigmoid_clamped_or_scaled_is_still_probabilities(tmp_path: Path) -> None:
+    """torch.sigmoid(x).clamp(1e-4, 1 - 1e-4) ends in a Clip, and sigmoid(x) * c in a Mul: the Sigmoid
+    was not seen, the model quantized, and every frame of its stream was a lesion with a full mask."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    path = user_onnx(tmp_path / "m.onnx", sigmoid=True)
+    model = onnx.load(str(path))
+    graph = model.graph
+    squash = next(n for n in graph.node if n.op_type == "Sigmoid")
+    squash.output[0] = "p"
+    graph.initializer.extend([numpy_helper.from_array(np.array(1e-4, np.float32), "lo"),
+                              numpy_helper.from_array(np.array(1 - 1e-4, np.float32), "hi")])
+    graph.node.extend([helper.make_node("Clip", ["p", "lo", "hi"], ["clamped"]),
+                       helper.make_node("Constant", [], ["two"],
+                                        value=numpy_helper.from_array(np.array(2.0, np.float32))),
+                       helper.make_node("Mul", ["clamped", "two"], ["mask_logits"])])
+    onnx.save(model, str(path))
+    assert output_producer(path, "mask_logits") == "Sigmoid"
+    with pytest.raises(ModelError, match="comes out of a Sigmoid, so it holds probabilities"):
+        check_outputs(inspect_onnx(session(path), path.name), session(path), images(), path.name,
+                      mask_producer=output_producer(path, "mask_logits"))
+    assert output_producer(user_onnx(tmp_path / "plain.onnx"), "class_logits") == "MatMul"  # two varying inputs
+
+
 def test_one_output_and_nan_outputs_are_refused(tmp_path: Path) -> None:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -139,6 +165,9 @@ def test_calibration_skips_busi_and_busbra_masks(tmp_path: Path) -> None:
     assert len(calibration_tensors(tmp_path, InputSpec(32, 32, 0.5, 0.25))) == 2
     with pytest.raises(DataError, match="is a file, not a folder"):
         calibration_tensors(tmp_path / "a.png", InputSpec(32, 32, 0.5, 0.25))
+    (tmp_path / "z.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")  # said what, not what to do
+    with pytest.raises(DataError, match=r"cannot read image .*z.png: missing or not an image — remove it from "):
+        calibration_tensors(tmp_path, InputSpec(32, 32, 0.5, 0.25))
 
 
 def test_a_refused_model_leaves_no_folder_behind(tmp_path: Path) -> None:
@@ -340,7 +369,52 @@ def test_a_killed_runs_half_built_model_is_removed_by_the_next_run(tmp_path: Pat
     for folder in (dead, alive, other):
         folder.mkdir()
         (folder / "model.bin").write_bytes(b"half")
-    with staged_model_folder(tmp_path / "model") as staging:
+    with staged_model_folder(tmp_path / "model", overwrite=False) as staging:
         (staging / "manifest.json").write_text("{}")
     assert not dead.exists() and alive.exists() and other.exists()
     assert (tmp_path / "model" / "manifest.json").is_file()
+
+
+def test_a_model_written_meanwhile_is_not_replaced_without_overwrite(tmp_path: Path) -> None:
+    """Two quantize runs into one new --out both said "wrote": the second replaced the first's model."""
+    from edge_bus.errors import OutputError
+    from edge_bus.model_folder import staged_model_folder
+
+    out = tmp_path / "model"
+    with pytest.raises(OutputError, match=r"model already holds a model \(another run wrote it meanwhile\?\): pass "
+                                          "--overwrite"):
+        with staged_model_folder(out, overwrite=False) as staging:
+            (staging / "manifest.json").write_text('{"name": "mine"}')
+            out.mkdir()  # another run finished first
+            (out / "manifest.json").write_text('{"name": "theirs"}')
+    assert json.loads((out / "manifest.json").read_text()) == {"name": "theirs"}
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no staging folder left
+    with staged_model_folder(out, overwrite=True) as staging:  # asked for: replaced
+        (staging / "manifest.json").write_text('{"name": "mine"}')
+    assert json.loads((out / "manifest.json").read_text()) == {"name": "mine"}
+
+
+def test_an_out_that_is_a_link_writes_the_folder_it_points_to(tmp_path: Path) -> None:
+    """A symbolic link to an empty folder failed after the whole quantization ("Not a directory"); one to a
+    model folder, with --overwrite, was replaced by a new folder and the old model kept beside a stray link."""
+    from edge_bus.model_folder import staged_model_folder
+
+    target = tmp_path / "target"
+    target.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    for overwrite, name in ((False, "first"), (True, "second")):
+        with staged_model_folder(link, overwrite=overwrite) as staging:
+            (staging / "manifest.json").write_text(json.dumps({"name": name}))
+        assert link.is_symlink() and json.loads((target / "manifest.json").read_text()) == {"name": name}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "target"]
+
+
+def test_errors_while_building_name_the_out_folder_not_the_staging_one(tmp_path: Path) -> None:
+    from edge_bus.errors import OutputError
+    from edge_bus.model_folder import staged_model_folder
+
+    with pytest.raises(OutputError) as caught:
+        with staged_model_folder(tmp_path / "model", overwrite=False) as staging:
+            raise OutputError(f"cannot write {staging / 'model_int8.bin'}: No space left on device")
+    assert str(caught.value) == f"cannot write {tmp_path / 'model' / 'model_int8.bin'}: No space left on device"

@@ -157,6 +157,13 @@ def _set(section: str, key: str, value: object) -> Callable[[dict[str, Any]], No
     (lambda d: d["input"].update(shape=[1, 1, 0, 32]), r"input shape \[1, 1, 0, 32\] has a dimension below 1"),
     (lambda d: d["input"].update(shape=[1, 1, 10**400, 32]), "is not an image a model takes"),
     (lambda d: d["input"].update(shape=[1, 1, float("inf"), 32]), "manifest"),  # JSON 1e400: an OverflowError
+    # defaulted to 0 and 1: a hand-written manifest ran its model unnormalised without a word
+    (lambda d: d["input"].pop("mean"), "input.mean is missing — the model's normalisation"),
+    (lambda d: d["input"].pop("std"), "input.std is missing"),
+    # loaded from outside the folder, and models calibrate wrote its copy beside its --out, over a file there
+    (_set("files", "onnx_fp32", "../evil.onnx"), "files.onnx_fp32 is '../evil.onnx': a model's files lie inside"),
+    (_set("files", "onnx_fp32", "/tmp/evil.onnx"), "files.onnx_fp32 is '/tmp/evil.onnx'"),
+    (_set("files", "onnx_fp32", "sub\\..\\..\\evil.onnx"), "files.onnx_fp32 is "),
 ])
 def test_a_manifest_the_runtime_cannot_use_is_one_model_error(
     tmp_path: Path, edit: Callable[[dict[str, Any]], None], message: str
@@ -246,3 +253,37 @@ def test_a_manifest_nested_too_deep_and_an_empty_name_are_model_errors(tmp_path:
         load_manifest(folder)
     with pytest.raises(ModelError, match="the model name is empty"):
         resolve_model(" ")
+
+
+def test_a_model_file_in_a_subfolder_and_an_upper_case_digest_load(tmp_path: Path) -> None:
+    """PowerShell's Get-FileHash prints upper case: it failed as 'the file was modified'."""
+    folder = tiny_model_dir(tmp_path / "tiny")
+    (folder / "onnx").mkdir()
+    (folder / "model_fp32.onnx").rename(folder / "onnx" / "model_fp32.onnx")
+
+    def edit(d: dict[str, Any]) -> None:
+        digest = d["sha256"].pop("model_fp32.onnx")
+        d["files"]["onnx_fp32"] = "onnx/model_fp32.onnx"
+        d["sha256"]["onnx/model_fp32.onnx"] = digest.upper()
+
+    manifest = load_manifest(_edited_manifest(folder, edit))
+    manifest.verify()
+    assert manifest.path("onnx_fp32") == folder / "onnx" / "model_fp32.onnx"
+
+
+def test_a_folder_here_named_like_a_model_does_not_hide_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`stream --out emt_net` made ./emt_net, and every later run without --model failed: "no manifest.json
+    in emt_net". Two models quantized from a `model.onnx` each are both "model": that said "unknown model"."""
+    tiny_model_dir(tmp_path / "zoo" / "tiny")
+    monkeypatch.setenv("EDGE_BUS_MODELS", str(tmp_path / "zoo"))
+    here = tmp_path / "here"
+    (here / "tiny").mkdir(parents=True)  # a run's output folder
+    (here / "other").mkdir()
+    monkeypatch.chdir(here)
+    assert resolve_model("tiny").folder == tmp_path / "zoo" / "tiny"
+    with pytest.raises(ModelError, match="no manifest.json in other"):  # no model of that name: the folder's problem
+        resolve_model("other")
+    for sub in ("a", "b"):
+        _edited_manifest(tiny_model_dir(tmp_path / "zoo" / sub), lambda d: d.update(name="model"))
+    with pytest.raises(ModelError, match="model name 'model' is ambiguous: 2 models have it .* give the folder"):
+        resolve_model("model")

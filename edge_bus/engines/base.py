@@ -24,7 +24,7 @@ An engine created with ``profile=True`` reports the per-layer times of its last 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -75,6 +75,20 @@ class EngineConfig:
                               "int8 or fp32")
         if self.hint.upper() not in ("LATENCY", "THROUGHPUT"):
             raise ConfigError(f"hint {self.hint!r} is not one of LATENCY, THROUGHPUT")
+
+
+def check_input_shape(manifest: Manifest, dims: Sequence[object], file_name: str) -> None:
+    """``dims``, the model file's input shape (an int per fixed dimension, anything else for a dynamic
+    one), takes the manifest's [N, C, H, W]; else a :class:`ModelError`. A manifest of another size
+    failed at the first frame, in ONNX Runtime's message cut off mid-sentence."""
+    spec = manifest.input
+    want = (spec.channels, spec.height, spec.width)
+    fixed = [d if isinstance(d, int) and not isinstance(d, bool) else None for d in dims]
+    if len(fixed) != 4 or any(d is not None and d != w for d, w in zip(fixed[1:], want, strict=True)):
+        shown = "[" + ", ".join("?" if d is None else str(d) for d in fixed) + "]"
+        raise ModelError(f"model {manifest.name!r}: its manifest says the input is [1, {spec.channels}, {spec.height}, "
+                         f"{spec.width}] but {file_name} takes {shown} — the manifest belongs to another model; "
+                         "re-export or re-quantize the model")
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_bus.engines.base import EngineConfig
+from edge_bus.engines.base import EngineConfig, check_input_shape
 from edge_bus.engines.pooled import PooledEngine
 from edge_bus.errors import EngineError, ModelError
 from edge_bus.types import ModelOutputs
@@ -39,6 +39,7 @@ class OnnxRuntimeEngine(PooledEngine):
             if out not in names:
                 raise ModelError(
                     f"model {self._file.name} has no output {out!r} named in its manifest (it has {names})")
+        check_input_shape(manifest, self._session.get_inputs()[0].shape, self._file.name)
         self._input = self._session.get_inputs()[0].name
         self._out_names = [manifest.mask_output, manifest.class_output]
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from edge_bus.config import VIRTUAL_DEVICES
-from edge_bus.engines.base import Engine, EngineConfig, LayerTime
+from edge_bus.engines.base import Engine, EngineConfig, LayerTime, check_input_shape
 from edge_bus.errors import EngineError, ModelError
 from edge_bus.ov_privacy import import_openvino
 from edge_bus.types import ModelOutputs
@@ -74,7 +74,13 @@ class OpenVINOEngine(Engine):
         if config.threads and config.device.upper().startswith("CPU"):
             props["INFERENCE_NUM_THREADS"] = str(config.threads)
         try:
-            model = core().read_model(str(self._file))
+            # the IR's weights are the .bin the manifest names and verify() checked: left to itself,
+            # OpenVINO reads <xml stem>.bin beside the .xml, whatever the manifest says
+            weights = str(manifest.path("openvino_int8_bin")) if role == "openvino_int8_xml" else ""
+            model = core().read_model(str(self._file), weights)
+            shape = model.input(0).get_partial_shape()
+            check_input_shape(manifest, [d.get_length() if d.is_static else None for d in shape]
+                              if shape.rank.is_static else [], self._file.name)
             self._batch = _batched(model, config.batch, self._file.name)
             self._compiled = core().compile_model(model, config.device, props)
         except RuntimeError as exc:
