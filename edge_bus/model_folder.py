@@ -114,7 +114,9 @@ def _replace_folder(staging: Path, out_dir: Path, overwrite: bool) -> None:
     ``.NAME.old-*``. Without it, the one rename fails on a folder that is not empty."""
     if not overwrite:
         try:
-            os.rename(staging, out_dir)  # onto nothing or an empty folder; never onto a model
+            if out_dir.is_dir() and not any(out_dir.iterdir()):
+                out_dir.rmdir()  # Windows renames onto nothing only
+            os.rename(staging, out_dir)  # fails on a folder that holds something: never onto a model
         except OSError as exc:
             if out_dir.is_dir() and any(out_dir.iterdir()):
                 raise OutputError(f"{out_dir} already holds a model (another run wrote it meanwhile?): pass "
