@@ -418,3 +418,19 @@ def test_errors_while_building_name_the_out_folder_not_the_staging_one(tmp_path:
         with staged_model_folder(tmp_path / "model", overwrite=False) as staging:
             raise OutputError(f"cannot write {staging / 'model_int8.bin'}: No space left on device")
     assert str(caught.value) == f"cannot write {tmp_path / 'model' / 'model_int8.bin'}: No space left on device"
+
+
+def test_an_out_in_a_read_only_folder_is_refused_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found only after the conversion (quantize) or after scoring every image (calibrate)."""
+    import os
+
+    from edge_bus.errors import OutputError
+    from edge_bus.model_folder import check_model_out
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != locked)  # root passes a chmod: pretend
+    with pytest.raises(OutputError, match=rf"cannot write the model to {locked / 'new' / 'model'}: {locked} is "
+                                          "read-only or not yours to write in — give --out a folder"):
+        check_model_out(locked / "new" / "model", overwrite=False)
+    check_model_out(tmp_path / "model", overwrite=False)
