@@ -65,6 +65,9 @@ class LatestFrameReader:
         self._pace = pace
         self._clock = clock
         self._fps = source.info.fps if source.info.fps > 0 else 30.0
+        # genlocked: the board's frame period, measured on its FRAME_META (None until two were seen)
+        self._board_period: float | None = None
+        self._last_meta: HostFrameMeta | None = None
         self._live = source.info.live
         self._last_t = time.perf_counter()
         self._next_due = self._last_t  # when the next frame is expected (host perf_counter seconds)
@@ -112,14 +115,17 @@ class LatestFrameReader:
             self._decode_s = took if self._decode_s is None else 0.8 * self._decode_s + 0.2 * took
             frame = replace(frame, decode_ms=took * 1e3)
         meta = None
-        period = 1.0 / self._fps
+        period = self._period()
         if self._clock is not None:
             # genlock: wait for the device's FRAME_META until half a period after it is due; without
             # one (link down) the frame goes now, without a hardware timestamp, and the file keeps
             # its own fps (waiting two periods, then one more, had played it at a third of it)
-            if self._waited:
+            # the first frame: the board's phase is unknown, give its FRAME_META two periods; the second
+            # too, its rate being unknown until two FRAME_META were seen (a 15 Hz board's second one
+            # came after the wait a 30 fps file's period gives)
+            if self._waited and not (self._last_meta is not None and self._board_period is None):
                 wait = max(0.0, self._next_due + 0.5 * period - time.perf_counter())
-            else:  # the first frame: the board's phase is unknown, give its FRAME_META two periods
+            else:
                 wait = 2.0 * period
             self._waited = True
             meta = self._clock.next_meta(wait)
@@ -133,6 +139,8 @@ class LatestFrameReader:
                 meta = self._fresh_meta(meta, period)
             self._paired = meta is not None
         if meta is not None:
+            self._note_board_period(meta)
+            period = self._period()
             self._last_t = now = time.perf_counter()
             # the next FRAME_META is due one period after this one's acquisition (not after it was
             # taken here, which lags after a link gap); clamped, in case the clock estimate is off
@@ -154,6 +162,26 @@ class LatestFrameReader:
         # the next is due one period after this one was; a run that fell behind restarts from now
         self._next_due = max(due, self._last_t - period) + period
         return replace(frame, t_capture=self._last_t, wall_time=time.time())
+
+    def _period(self) -> float:
+        """Seconds from one frame to the next: the board's when genlocked and measured (a file is read at
+        the pace of the board's frames: paced at its own 30 fps, a 60 Hz board's every FRAME_META waited
+        15 ms, counted in glass to glass, and a 15 Hz board's every other frame went without one), else
+        the file's."""
+        return self._board_period if self._clock is not None and self._board_period else 1.0 / self._fps
+
+    def _note_board_period(self, meta: HostFrameMeta) -> None:
+        """Update the board's frame period from this FRAME_META and the one before (on the device's clock,
+        over the frames between them: a skipped meta still counts)."""
+        last, self._last_meta = self._last_meta, meta
+        if last is None:
+            return
+        frames = meta.device_frame - last.device_frame
+        seconds = (meta.t_device_us - last.t_device_us) / 1e6
+        if frames <= 0 or not 0.0 < seconds / frames <= 1.0:  # a restart, a counter wrap: not the cadence
+            return
+        measured = seconds / frames
+        self._board_period = measured if self._board_period is None else 0.8 * self._board_period + 0.2 * measured
 
     def _note_if_behind(self, late_s: float, period: float) -> None:
         """Say once when decoding alone keeps a paced file behind its clock: a 4000x3000 clip ended 4.7 s

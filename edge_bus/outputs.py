@@ -85,6 +85,11 @@ class OutputStage:
         self._thread.start()
         self._ready.wait(10.0)  # warmed up before the first frame arrives (a live frame must not wait)
 
+    def attach(self, framelog: FrameLog | None, video: VideoSink | None) -> None:
+        """Write to these from now on (before the first frame is put: the run's files are opened after
+        the warm-ups)."""
+        self.framelog, self.video = framelog, video
+
     # called from the engine's callback threads or the main thread
     def put(self, item: InFlight) -> None:
         with self._pending_cond:

@@ -186,6 +186,7 @@ def compose(config: StreamConfig, source: FrameSource | None = None,
                              capture_format=config.capture_format or None)
     parts: list[Any] = [source]
     files: RunFiles | None = None
+    outputs: OutputStage | None = None
     try:
         display = DisplayWindow(probe=False) if config.display else None
         if display is not None:
@@ -215,13 +216,12 @@ def compose(config: StreamConfig, source: FrameSource | None = None,
             parts.append(bridge)
             url = config.bridge
             bridge.on_status(lambda text: log.warning("bridge %s: %s", url, text))
-        files = open_run_files(config.out, video=config.video, fps=info.fps or 30.0, size=(info.width, info.height))
         smoothing = 0.0 if info.still else config.smoothing
         post = Postprocessor(manifest, PostprocessConfig(operating_point=config.operating_point, smoothing=smoothing,
                                                          lesion_threshold=config.lesion_threshold))
         metrics = StageMetrics(PIPELINE_STAGES)
         op = post.op.name
-        outputs = OutputStage(post, renderer or OverlayRenderer(), files.framelog, files.video, metrics, op,
+        outputs = OutputStage(post, renderer or OverlayRenderer(), None, None, metrics, op,
                               ordered=not live, result_sinks=[BridgeResultSink(bridge)] if bridge else (),
                               display=display,
                               warm_up_size=(info.width, info.height))
@@ -230,8 +230,14 @@ def compose(config: StreamConfig, source: FrameSource | None = None,
         # the last one and re-detects every 30 frames
         pre = Preprocessor(manifest.input, roi=config.roi, redetect_every=1 if info.still else 30)
         pre.warm_up((info.width, info.height))  # on this thread, which preprocesses every frame
+        # the run's files last: opening them replaces a previous run's in the same --out, and a Ctrl-C in
+        # the warm-ups above then left an empty frames.jsonl where that run's four files had been
+        files = open_run_files(config.out, video=config.video, fps=info.fps or 30.0, size=(info.width, info.height))
+        outputs.attach(files.framelog, files.video)
         return Pipeline(config, source, manifest, engine, pre, outputs, files, metrics, bridge, live, display)
     except BaseException:
+        if outputs is not None:  # its thread waits for frames that will not come
+            outputs.finish(timeout=1.0)
         close_all(list(reversed(parts)))
         if files is not None:  # what failed came after the run folder was opened
             files.close()
@@ -249,6 +255,10 @@ def _warm_up(engine: Engine, manifest: Manifest) -> None:
 
 def _submit(p: Pipeline, seq: int, frame: Frame, decode_ms: float) -> None:
     if p.bridge is not None:
+        if p.source.info.live:  # frames are matched by time here; the FRAME_META queue, read only by a
+            # genlocked file's reader, filled to its 256 and counted every later meta as rx_dropped
+            while p.bridge.next_meta(0.0) is not None:
+                pass
         if frame.hw is None:
             meta = p.bridge.match(frame.t_capture)
             if meta is not None:

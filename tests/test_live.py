@@ -303,3 +303,41 @@ def test_a_dropped_cut_is_carried_to_the_next_frame_taken() -> None:
     assert frame is not None and frame.index == 4 and frame.dropped_before == 4 and frame.cut
     assert reader.get(timeout=1.0) is None
     reader.close()
+
+
+class _Board:
+    """A board acquiring at ``hz`` from now on: a FRAME_META is queued at each acquisition."""
+
+    def __init__(self, hz: float) -> None:
+        self.period, self.t0, self.k = 1.0 / hz, time.perf_counter() + 0.02, 0
+
+    def next_meta(self, timeout: float) -> HostFrameMeta | None:
+        due, now = self.t0 + self.k * self.period, time.perf_counter()
+        if due > now + timeout:
+            time.sleep(max(0.0, timeout))
+            return None
+        time.sleep(max(0.0, due - now))
+        self.k += 1
+        return _meta(self.k - 1, due)
+
+
+@pytest.mark.parametrize("hz", [60.0, 15.0])
+def test_a_genlocked_file_is_read_at_the_boards_rate_not_its_own(hz: float) -> None:
+    """A 30 fps file on a 60 Hz board waited a file period for every FRAME_META (+15 ms glass to glass)
+    and on a 15 Hz board went without one on every other frame."""
+    reader = LatestFrameReader(_Frames(24), clock=_Board(hz))
+    try:
+        frames = []
+        while (frame := reader.get(timeout=1.0)) is not None:
+            frames.append(frame)
+    finally:
+        reader.close()
+    later = frames[8:]  # once the board's period is measured
+    assert all(f.hw is not None for f in later)
+    steps = [b.hw.device_frame - a.hw.device_frame for a, b in zip(later, later[1:], strict=False)
+             if a.hw is not None and b.hw is not None]
+    assert sorted(steps)[len(steps) // 2] == 1  # one frame per acquisition
+    gaps = sorted(b.t_capture - a.t_capture for a, b in zip(later, later[1:], strict=False))
+    assert 0.7 / hz < gaps[len(gaps) // 2] < 1.3 / hz
+    waited = sorted(f.t_capture - f.hw.t_acquired_host for f in later if f.hw is not None)
+    assert waited[len(waited) // 2] < 0.25 / hz  # taken as its FRAME_META arrives, not a file period later

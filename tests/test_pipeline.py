@@ -211,3 +211,24 @@ def test_each_loop_pass_starts_its_smoothing_afresh(tmp_path: Path) -> None:
             assert again["probs"] == pytest.approx(first["probs"], abs=1e-4)
             assert again["lesion"] == first["lesion"]
             assert again["mask_area"] == pytest.approx(first["mask_area"], abs=1e-4)
+
+
+def test_a_stop_during_set_up_leaves_the_previous_runs_outputs(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run's files were opened before the warm-ups: a Ctrl-C in them (a second of set-up) said "no frame
+    was processed" and left an empty frames.jsonl where the previous run in that --out had its four files."""
+    from edge_bus.preprocess import Preprocessor
+
+    out = tmp_path / "run"
+    run_stream(build_config(source="demo", max_frames=5, out=out))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert {"frames.jsonl", "latency.json", "report.html", "overlay.mp4"} <= set(before)
+
+    def interrupted(self: Preprocessor, size: tuple[int, int]) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Preprocessor, "warm_up", interrupted)
+    with pytest.raises(BaseException) as caught:
+        run_stream(build_config(source="demo", max_frames=5, out=out))
+    assert type(caught.value).__name__ in ("KeyboardInterrupt", "Interrupted")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
