@@ -192,6 +192,9 @@ def compose(config: StreamConfig, source: FrameSource | None = None,
         if display is not None:
             parts.append(display)
         info = source.info
+        if info.kind != "capture" and (config.capture_width or config.capture_fps or config.capture_format):
+            log.warning("--capture-size, --capture-fps and --capture-format set a capture device (or replay:); "
+                        "%s source %s plays as it is", info.kind, info.name)
         if config.roi is not None and info.width and info.height:  # refused before any output is opened
             check_roi_fits(config.roi, info.width, info.height)
         if config.video and not (info.width > 0 and info.height > 0):  # an application's source may not know

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_bus.errors import EdgeBusError, Interrupted, OutputError
-from edge_bus.sinks.files import SpaceReserve, output_error
-from edge_bus.sinks.framelog import FrameLog
+from edge_bus.sinks.files import RESERVE_BYTES, SpaceReserve, free_bytes, nearest_existing, output_error
+from edge_bus.sinks.framelog import LOG_RESERVE_BYTES, FrameLog
 from edge_bus.sinks.report import ReportData, VerdictBadge, write_report
-from edge_bus.sinks.video import VideoSink
+from edge_bus.sinks.video import VIDEO_MIN_FREE_MB, VideoSink
 from edge_bus.sources.base import SourceInfo
 from edge_bus.summary import ASSUMED_EPISODE_FPS, Verdict, clip_verdict, write_latency_json
 from edge_bus.telemetry.hardware import hardware_facts
@@ -92,8 +92,40 @@ class OutFolderLock:
             os.close(fd)  # closing the descriptor drops the lock
 
 
+START_ROOM_BYTES = 8_000_000
+"""Free space a run needs to start beyond what its sinks keep free and its reserve holds: room to write."""
+_STALE = ("latency.json", "report.html", "overlay.mp4", SpaceReserve.NAME)  # a previous run's, deleted first
+
+
+def start_space_needed(video: bool) -> int:
+    """Bytes free that a run needs to start: what the video (or, without it, the frame log) keeps free, the
+    reserve it holds, and room to write. Less started a run that the video stopped at once (69 MB free)."""
+    keep = int(VIDEO_MIN_FREE_MB * 1e6) if video else LOG_RESERVE_BYTES
+    return keep + RESERVE_BYTES + START_ROOM_BYTES
+
+
+def _check_start_space(out_dir: Path, video: bool) -> None:
+    """Refuse a run, before its folder is made, on a disk too full for it (a previous run's files in
+    ``out_dir`` count as free: they are deleted first)."""
+    try:
+        where = nearest_existing(out_dir)
+        free = free_bytes(where)
+        if free is None:
+            return
+        if where == out_dir:
+            free += sum((out_dir / name).stat().st_size for name in _STALE if (out_dir / name).is_file())
+    except OSError:  # the folder's own checks say what is wrong
+        return
+    need = start_space_needed(video)
+    if free < need:
+        other = "" if not video else f", {start_space_needed(False) / 1e6:.0f} MB with --no-video"
+        raise OutputError(f"disk full: {free / 1e6:.0f} MB free for {out_dir}, and a run needs {need / 1e6:.0f} MB "
+                          f"to start{other} — free space or choose another --out")
+
+
 def open_run_files(out: Path | None, video: bool, fps: float, size: tuple[int, int]) -> RunFiles:
     out_dir = Path(out) if out is not None else default_out_dir()
+    _check_start_space(out_dir, video)
     probe = out_dir / ".write-test"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -112,7 +144,7 @@ def open_run_files(out: Path | None, video: bool, fps: float, size: tuple[int, i
 
 
 def _open_sinks(out_dir: Path, video: bool, fps: float, size: tuple[int, int], lock: OutFolderLock) -> RunFiles:
-    for stale in ("latency.json", "report.html", "overlay.mp4", SpaceReserve.NAME):  # a previous run's
+    for stale in _STALE:
         try:
             (out_dir / stale).unlink(missing_ok=True)
         except OSError as exc:

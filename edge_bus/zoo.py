@@ -141,16 +141,16 @@ class Manifest:
                 raise ModelError(f"model {self.name!r}: file {path} is missing — reinstall or re-export the model")
             expected = self.sha256.get(fname)
             if expected is None:
-                raise ModelError(f"model {self.name!r}: manifest has no sha256 for {fname}")
+                raise ModelError(f"model {self.name!r} in {self.folder}: manifest has no sha256 for {fname}")
             try:
                 actual = sha256_file(path)
             except OSError as exc:  # unreadable (permissions, a failing disk): one line, not a traceback
                 raise ModelError(f"model {self.name!r}: cannot read {path}: {exc.strerror or exc} — check the "
                                  "file's permissions, or reinstall or re-export the model") from None
-            if actual != expected:
+            if actual != expected:  # the folder too: a copy of a shipped model has its name
                 raise ModelError(
-                    f"model {self.name!r}: {fname} does not match its manifest (sha256 {actual[:12]}… ≠ "
-                    f"{expected[:12]}…) — the file was modified or belongs to another model"
+                    f"model {self.name!r} in {self.folder}: {fname} does not match its manifest (sha256 "
+                    f"{actual[:12]}… ≠ {expected[:12]}…) — the file was modified or belongs to another model"
                 )
 
 

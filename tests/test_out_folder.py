@@ -279,3 +279,23 @@ def test_a_signal_while_the_pipeline_is_composed_ends_the_run_at_once(tmp_path: 
     assert time.perf_counter() - t < 10 and info.value.exit_code == 130
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are given back
     assert not (tmp_path / "run").exists()  # nothing was opened there yet
+
+
+def test_a_run_needs_room_beyond_what_it_keeps_free_to_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The start-up check ignored the 8 MB reserve: 69 MB free started a run that the video (which keeps
+    64 MB free) stopped at once, and 9 MB a --no-video run refused with a 'disk full writing' halfway."""
+    import edge_bus.run_outputs as run_outputs
+
+    monkeypatch.setattr(run_outputs, "free_bytes", lambda folder: 70_000_000)
+    out = tmp_path / "new" / "run"
+    with pytest.raises(OutputError, match=r"^disk full: 70 MB free for .*run, and a run needs 80 MB to start, 20 MB "
+                                          "with --no-video — free space or choose another --out$"):
+        open_run_files(out, video=True, fps=30.0, size=(64, 64))
+    assert not (tmp_path / "new").exists()  # refused before its folder was made
+    files = open_run_files(out, video=False, fps=30.0, size=(64, 64))
+    files.close()
+    files.release()
+    (out / "overlay.mp4").write_bytes(bytes(12_000_000))  # a previous run's video is deleted first: it counts
+    files = open_run_files(out, video=True, fps=30.0, size=(64, 64))
+    files.close()
+    files.release()

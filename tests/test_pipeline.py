@@ -232,3 +232,14 @@ def test_a_stop_during_set_up_leaves_the_previous_runs_outputs(tmp_path: Path,
         run_stream(build_config(source="demo", max_frames=5, out=out))
     assert type(caught.value).__name__ in ("KeyboardInterrupt", "Interrupted")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_capture_options_on_a_file_are_said_to_do_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """--capture-size 640x480 on a video file ran at the file's 320x320 without a word."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="edge_bus"):
+        run_stream(build_config(source="demo", capture_width=640, capture_height=480, max_frames=2,
+                                out=tmp_path / "run", video=False))
+    assert any("--capture-size, --capture-fps and --capture-format set a capture device (or replay:); demo source"
+               in r.getMessage() for r in caplog.records)

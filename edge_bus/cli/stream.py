@@ -41,7 +41,8 @@ def stream(
         "(FP32 ONNX, the runtime's choice: bf16 on AMX or AVX512-BF16). (default: int8)", show_default=False)] = None,
     operating_point: Annotated[str | None, typer.Option(
         "--operating-point", "-p", help="Malignancy threshold from the manifest: sensitive (SEN >= 0.94 on "
-        "validation), balanced (max Youden J) or specific (SPE >= 0.94). (default: balanced)",
+        "validation), balanced (max Youden J) or specific (SPE >= 0.94). (default: the model's, balanced for the "
+        "shipped ones)",
         show_default=False)] = None,
     lesion_threshold: Annotated[float | None, typer.Option(
         help="P(lesion) at or above which a frame shows a lesion (below it: normal, no mask). The model's own, "

@@ -174,6 +174,10 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, hint: str | No
     return target
 
 
+RESERVE_BYTES = 8_000_000
+"""What a run holds in its --out folder (:class:`SpaceReserve`) for its last writes."""
+
+
 class SpaceReserve:
     """A file of ``nbytes`` that a run holds in its ``--out`` folder and deletes before its last writes
     (the overlay video's index, latency.json, report.html). The sinks' free-space checks stop a run
@@ -185,7 +189,7 @@ class SpaceReserve:
 
     NAME = ".edge-bus-reserve"
 
-    def __init__(self, folder: str | os.PathLike[str], nbytes: int = 8_000_000) -> None:
+    def __init__(self, folder: str | os.PathLike[str], nbytes: int = RESERVE_BYTES) -> None:
         self.path = Path(folder) / self.NAME
         self.nbytes = nbytes
         try:

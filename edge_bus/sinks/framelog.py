@@ -44,13 +44,17 @@ def dumps_line(obj: Mapping[str, object]) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
+LOG_RESERVE_BYTES = 4_000_000
+"""The frame log stops while this much is still free, so latency.json and report.html fit after it."""
+
+
 class FrameLog:
     """Appends :class:`FrameRecord` lines to ``path`` (created, or truncated unless ``append``).
 
     Use as a context manager or call :meth:`close`; both are idempotent. Raises :class:`OutputError`.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, append: bool = False, reserve_bytes: int = 4_000_000,
+    def __init__(self, path: str | os.PathLike[str], *, append: bool = False, reserve_bytes: int = LOG_RESERVE_BYTES,
                  check_every: int = 30) -> None:
         self.path = ensure_parent(path)
         self.lines = 0

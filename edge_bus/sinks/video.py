@@ -36,6 +36,10 @@ _CODECS = (("mp4v", None), ("MJPG", ".avi"))  # (fourcc, forced suffix)
 _STOP = None
 
 
+VIDEO_MIN_FREE_MB = 64.0
+"""The overlay video stops when less than this is free (room for its index and the run's reports)."""
+
+
 class VideoSink:
     """Writes BGR frames of ``size`` = (width, height) to ``path`` at ``fps`` (<= 0 or NaN: 30).
 
@@ -51,7 +55,7 @@ class VideoSink:
         fps: float,
         size: tuple[int, int],
         *,
-        min_free_mb: float = 64.0,
+        min_free_mb: float = VIDEO_MIN_FREE_MB,
         check_every: int = 1,
         background: bool = False,
         queue_size: int = 16,
