@@ -75,7 +75,7 @@ class LatestFrameReader:
         self._latest: Frame | None = None
         self._pending_drops = 0
         self.skipped_metas = 0  # queued FRAME_META passed over to pair a frame with the newest
-        self._waited = False  # a FRAME_META has been waited for (after the first, until it is due)
+        self._waits = 0  # frames that waited for a FRAME_META (the first two wait two periods)
         self._paired = False  # the previous frame was paired with a FRAME_META (the link was up)
         self._decode_s: float | None = None  # smoothed decode time of a file (None: none decoded yet)
         self._pace_t0: float | None = None  # --realtime: when t_source 0 is due (set by the first frame)
@@ -118,16 +118,18 @@ class LatestFrameReader:
         period = self._period()
         if self._clock is not None:
             # genlock: wait for the device's FRAME_META until half a period after it is due; without
-            # one (link down) the frame goes now, without a hardware timestamp, and the file keeps
-            # its own fps (waiting two periods, then one more, had played it at a third of it)
+            # one (link down) the frame goes now, without a hardware timestamp, and the file keeps its
+            # pace: the board's last measured rate, else its own (waiting two periods, then one more,
+            # had played it at a third of it)
             # the first frame: the board's phase is unknown, give its FRAME_META two periods; the second
-            # too, its rate being unknown until two FRAME_META were seen (a 15 Hz board's second one
-            # came after the wait a 30 fps file's period gives)
-            if self._waited and not (self._last_meta is not None and self._board_period is None):
+            # too, the board's rate being unknown until two FRAME_META were seen (a 15 Hz board's second
+            # one came after the wait a 30 fps file's period gives). Only those two: with the link down
+            # after one FRAME_META, waiting two periods for every frame played the file at half speed
+            if self._waits >= 2:
                 wait = max(0.0, self._next_due + 0.5 * period - time.perf_counter())
             else:
                 wait = 2.0 * period
-            self._waited = True
+            self._waits += 1
             meta = self._clock.next_meta(wait)
             # a backlog (a burst after a reconnect, a decoder slower than the board) is acquisitions
             # that no replayed frame stands for: take the newest (the file's frames are not dropped:

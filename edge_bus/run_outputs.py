@@ -25,7 +25,7 @@ from edge_bus.summary import ASSUMED_EPISODE_FPS, Verdict, clip_verdict, write_l
 from edge_bus.telemetry.hardware import hardware_facts
 from edge_bus.telemetry.series import FrameSeries
 from edge_bus.telemetry.stats import PIPELINE_STAGES, LatencySummary
-from edge_bus.zoo import LesionThresholdEvidence
+from edge_bus.zoo import LesionThresholdEvidence, Manifest
 
 if TYPE_CHECKING:
     from edge_bus.pipeline import Pipeline
@@ -94,7 +94,9 @@ class OutFolderLock:
 
 START_ROOM_BYTES = 8_000_000
 """Free space a run needs to start beyond what its sinks keep free and its reserve holds: room to write."""
-_STALE = ("latency.json", "report.html", "overlay.mp4", SpaceReserve.NAME)  # a previous run's, deleted first
+_STALE = ("latency.json", "report.html", "overlay.mp4", "overlay.avi", SpaceReserve.NAME)  # a previous run's,
+# deleted first (overlay.avi: the video where no mp4 encoder was found; left beside a new run's overlay.mp4)
+_REPLACED = (*_STALE, "frames.jsonl")  # what a new run deletes or truncates: its space counts as free
 
 
 def start_space_needed(video: bool) -> int:
@@ -113,7 +115,7 @@ def _check_start_space(out_dir: Path, video: bool) -> None:
         if free is None:
             return
         if where == out_dir:
-            free += sum((out_dir / name).stat().st_size for name in _STALE if (out_dir / name).is_file())
+            free += sum((out_dir / name).stat().st_size for name in _REPLACED if (out_dir / name).is_file())
     except OSError:  # the folder's own checks say what is wrong
         return
     need = start_space_needed(video)
@@ -191,6 +193,7 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
     models_own = lesion_threshold == p.manifest.lesion_threshold  # not one set with --lesion-threshold
     stages = p.metrics.stats()
     engine = p.engine
+    loaded = _loaded_files(engine.model_file, p.manifest)
     latency: dict[str, Any] = {
         "stages": {name: s.to_json() for name, s in stages.items()},
         "fps": round(p.outputs.fps.fps, 2),
@@ -198,10 +201,10 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
         "dropped": p.outputs.dropped,
         "mode": "live" if p.live else "file",
         "hardware": hardware_facts(device=p.config.device, precision=engine.precision),
-        "model": {"name": p.manifest.name, "version": p.manifest.version, "file": os.path.basename(engine.model_file),
-                  "sha256": p.manifest.sha256.get(os.path.basename(engine.model_file)),
+        "model": {"name": p.manifest.name, "version": p.manifest.version, "file": loaded[0],
+                  "sha256": p.manifest.sha256.get(loaded[0]),
                   # an IR's .xml is only the topology: the weights that ran are in its .bin
-                  "files_sha256": {f: p.manifest.sha256.get(f) for f in _loaded_files(engine.model_file)},
+                  "files_sha256": {f: p.manifest.sha256.get(f) for f in loaded},
                   "backend": engine.name, "precision": engine.precision, "requests": engine.requests,
                   "batch": engine.batch,
                   "operating_point": op.name, "threshold": op.threshold, "lesion_threshold": lesion_threshold},
@@ -305,9 +308,14 @@ def e2e_stages(info: SourceInfo) -> tuple[str, ...]:
     return PIPELINE_STAGES[PIPELINE_STAGES.index(first) : PIPELINE_STAGES.index("write")]
 
 
-def _loaded_files(model_file: str) -> list[str]:
-    """The model's files an engine read: an OpenVINO IR is its .xml and .bin, an ONNX model one file."""
-    name = os.path.basename(model_file)
+def _loaded_files(model_file: str, manifest: Manifest) -> list[str]:
+    """The manifest's names of the files an engine read: an OpenVINO IR's .xml and the .bin the manifest
+    names (the engine loads that one), an ONNX model's one file; the file's own name where the manifest
+    does not list it (an engine of one's own)."""
+    listed = {str(manifest.path(role)): name for role, name in manifest.files.items()}
+    name = listed.get(str(model_file), os.path.basename(model_file))
+    if name == manifest.files.get("openvino_int8_xml") and "openvino_int8_bin" in manifest.files:
+        return [name, manifest.files["openvino_int8_bin"]]
     return [name, os.path.splitext(name)[0] + ".bin"] if name.endswith(".xml") else [name]
 
 

@@ -206,6 +206,10 @@ def parse_manifest(data: dict[str, Any], folder: Path) -> Manifest:
         mask_threshold = _unit(thresholds.get("mask", 0.5), "mask threshold", where)
         if not 0.0 < mask_threshold < 1.0:
             raise ModelError(f"{where}: mask threshold must lie strictly between 0 and 1, got {mask_threshold:g}")
+        files = {str(role): _inside(f, str(role), where) for role, f in _section(data, "files", where).items()}
+        if "openvino_int8_xml" in files and "openvino_int8_bin" not in files:  # its weights, loaded and verified
+            raise ModelError(f"{where}: files names openvino_int8_xml but no openvino_int8_bin (the IR's weights) — "
+                             "add it, with its sha256")
         return Manifest(
             folder=folder,
             name=str(data["name"]),
@@ -221,7 +225,7 @@ def parse_manifest(data: dict[str, Any], folder: Path) -> Manifest:
             mask_threshold=mask_threshold,
             operating_points=ops,
             default_operating_point=default_op,
-            files={str(role): _inside(f, str(role), where) for role, f in _section(data, "files", where).items()},
+            files=files,
             # lower case: a digest from PowerShell's Get-FileHash is upper case
             sha256={str(k): str(v).lower() for k, v in _section(data, "sha256", where, required=False).items()},
             architecture=str(data.get("architecture", "?")),

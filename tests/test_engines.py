@@ -266,6 +266,14 @@ def test_openvino_loads_the_weights_its_manifest_names_and_verified(shipped_mode
         eng.close()
     np.testing.assert_array_equal(outs[0].class_logits, outs[1].class_logits)
     np.testing.assert_array_equal(outs[0].mask_logits, outs[1].mask_logits)
+    from edge_bus.config import build_config
+    from edge_bus.pipeline import run_stream
+
+    # latency.json names the weights that ran (it named model_int8.bin, with no sha256)
+    result = run_stream(build_config(source="demo", model=str(folder), max_frames=2, out=tmp_path / "run",
+                                     video=False))
+    assert result.latency["model"]["files_sha256"] == {"model_int8.xml": m.sha256["model_int8.xml"],
+                                                        "weights.bin": m.sha256["model_int8.bin"]}
 
 
 def test_openvino_default_requests_are_twice_the_runtime_optimum(tmp_path: Path) -> None:

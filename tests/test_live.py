@@ -341,3 +341,31 @@ def test_a_genlocked_file_is_read_at_the_boards_rate_not_its_own(hz: float) -> N
     assert 0.7 / hz < gaps[len(gaps) // 2] < 1.3 / hz
     waited = sorted(f.t_capture - f.hw.t_acquired_host for f in later if f.hw is not None)
     assert waited[len(waited) // 2] < 0.25 / hz  # taken as its FRAME_META arrives, not a file period later
+
+
+class _OneMetaClock:
+    """A board whose link goes down after its first FRAME_META."""
+
+    def __init__(self) -> None:
+        self.sent = False
+
+    def next_meta(self, timeout: float) -> HostFrameMeta | None:
+        if not self.sent:
+            self.sent = True
+            return _meta(1, time.perf_counter())
+        time.sleep(max(0.0, timeout))
+        return None
+
+
+def test_a_link_down_after_one_frame_meta_keeps_the_files_fps() -> None:
+    """The second frame waits two periods for the board's second FRAME_META (its rate is not known yet);
+    every later frame waiting that long played the file at half speed."""
+    reader = LatestFrameReader(_Frames(12), clock=_OneMetaClock())
+    try:
+        stamps = []
+        while (frame := reader.get(timeout=1.0)) is not None:
+            stamps.append(frame.t_capture)
+    finally:
+        reader.close()
+    gaps = sorted(b - a for a, b in zip(stamps[2:], stamps[3:], strict=False))
+    assert len(stamps) == 12 and 0.025 < gaps[len(gaps) // 2] < 0.045  # 1/30 s

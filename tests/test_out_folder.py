@@ -295,7 +295,8 @@ def test_a_run_needs_room_beyond_what_it_keeps_free_to_start(tmp_path: Path, mon
     files = open_run_files(out, video=False, fps=30.0, size=(64, 64))
     files.close()
     files.release()
-    (out / "overlay.mp4").write_bytes(bytes(12_000_000))  # a previous run's video is deleted first: it counts
+    (out / "overlay.mp4").write_bytes(bytes(6_000_000))  # a previous run's video is deleted first and its
+    (out / "frames.jsonl").write_bytes(bytes(6_000_000))  # log truncated: their space counts
     files = open_run_files(out, video=True, fps=30.0, size=(64, 64))
     files.close()
     files.release()

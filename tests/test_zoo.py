@@ -165,6 +165,8 @@ def _set(section: str, key: str, value: object) -> Callable[[dict[str, Any]], No
     (_set("files", "onnx_fp32", "../evil.onnx"), "files.onnx_fp32 is '../evil.onnx': a model's files lie inside"),
     (_set("files", "onnx_fp32", "/tmp/evil.onnx"), "files.onnx_fp32 is '/tmp/evil.onnx'"),
     (_set("files", "onnx_fp32", "sub\\..\\..\\evil.onnx"), "files.onnx_fp32 is "),
+    # OpenVINO then read <xml stem>.bin, which no sha256 covered
+    (_set("files", "openvino_int8_xml", "model_int8.xml"), "files names openvino_int8_xml but no openvino_int8_bin"),
 ])
 def test_a_manifest_the_runtime_cannot_use_is_one_model_error(
     tmp_path: Path, edit: Callable[[dict[str, Any]], None], message: str
