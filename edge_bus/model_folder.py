@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path, PureWindowsPath
 
 from edge_bus.errors import Interrupted, OutputError, interrupted_saying
-from edge_bus.sinks.files import nearest_existing
+from edge_bus.sinks.files import nearest_existing, unwritable_reason
 from edge_bus.zoo import MANIFEST
 
 __all__ = ["check_model_out", "staged_model_folder"]
@@ -34,9 +34,10 @@ def check_model_out(out_dir: Path, overwrite: bool) -> None:
             raise OutputError(f"cannot write the model to {out_dir}: it is a file — pass a folder")
         # the model is built beside out_dir: a read-only one was found only after minutes of converting
         parent = nearest_existing(out_dir.resolve().parent)
-        if parent.is_dir() and not os.access(parent, os.W_OK | os.X_OK):
-            raise OutputError(f"cannot write the model to {out_dir}: {parent} is read-only or not yours to write in "
-                              "— give --out a folder you can write in")
+        why = unwritable_reason(parent) if parent.is_dir() else None
+        if why is not None:
+            raise OutputError(f"cannot write the model to {out_dir}: {why} ({parent}) — give --out a folder you can "
+                              "write in")
         if not out_dir.is_dir() or not any(out_dir.iterdir()):
             return
         if not (out_dir / MANIFEST).is_file():

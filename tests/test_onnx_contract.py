@@ -430,7 +430,7 @@ def test_an_out_in_a_read_only_folder_is_refused_first(tmp_path: Path, monkeypat
     locked = tmp_path / "locked"
     locked.mkdir()
     monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != locked)  # root passes a chmod: pretend
-    with pytest.raises(OutputError, match=rf"cannot write the model to {locked / 'new' / 'model'}: {locked} is "
-                                          "read-only or not yours to write in — give --out a folder"):
+    with pytest.raises(OutputError, match=rf"cannot write the model to {locked / 'new' / 'model'}: no permission to "
+                                          rf"write in it \({locked}\) — give --out a folder you can write in"):
         check_model_out(locked / "new" / "model", overwrite=False)
     check_model_out(tmp_path / "model", overwrite=False)

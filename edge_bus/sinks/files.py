@@ -22,6 +22,7 @@ __all__ = [
     "ensure_parent",
     "nearest_existing",
     "output_error",
+    "unwritable_reason",
 ]
 
 _FULL = {errno.ENOSPC, errno.EDQUOT}
@@ -104,10 +105,18 @@ def check_output_file(path: str | os.PathLike[str], hint: str | None = None) -> 
     if in_the_way:
         raise OutputError(f"can't write {target}: {folder} is a file, where a folder is needed — "
                           f"{hint or 'choose another path'}")
-    if not os.access(folder, os.W_OK):
-        why = "it is on a read-only file system" if _read_only(folder) else "no permission to write in it"
+    why = unwritable_reason(folder)
+    if why is not None:
         raise OutputError(f"can't write {target}: {why} ({folder}) — {hint or 'choose another folder'}")
     return target
+
+
+def unwritable_reason(folder: Path) -> str | None:
+    """Why nothing can be created in the existing ``folder``, or None when it can (writing a name in a
+    folder needs both its write and its search permission)."""
+    if os.access(folder, os.W_OK | os.X_OK):
+        return None
+    return "it is on a read-only file system" if _read_only(folder) else "no permission to write in it"
 
 
 def check_report_paths(json_path: str | os.PathLike[str] | None, html_path: str | os.PathLike[str] | None,
