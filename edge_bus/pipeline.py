@@ -270,6 +270,8 @@ def _submit(p: Pipeline, seq: int, frame: Frame, decode_ms: float) -> None:
             p.outputs.put(InFlight(seq, frame, None, {"decode": decode_ms}, frozen=True))
             return
     t = time.perf_counter()
+    if frame.cut:
+        p.pre.new_scene()
     try:
         tensor, meta_pre = p.pre.preprocess(frame.pixels)
     except SourceError as exc:  # a frame the model can't take: say which (a folder's stills differ in size)

@@ -149,6 +149,11 @@ class Preprocessor:
             self._roi_size = (w, h)
         return self._roi
 
+    def new_scene(self) -> None:
+        """The picture jumps (:attr:`Frame.cut`: the next file of a folder, a ``--loop`` restart): the next
+        frame's scan area is detected afresh (a folder's cines may differ in depth, at one frame size)."""
+        self._count = 0
+
     def warm_up(self, size: tuple[int, int]) -> None:
         """Prepare one blank frame of ``size`` = (width, height) on the calling thread, leaving the scan
         area and the frame count alone. The first frame at a new size otherwise pays for OpenCV's first

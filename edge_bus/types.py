@@ -74,7 +74,8 @@ class Frame:
     ``pixel_spacing_mm``: (row, col) physical spacing, when the source knows it (DICOM).
     ``file``: the image file, for a folder of stills (frames.jsonl then has a ``file`` key).
     ``cut``: the picture jumps here from the frame before (the first frame of each ``--loop`` pass
-    after the first): temporal smoothing starts afresh on it.
+    after the first, of each file after the first in a folder): temporal smoothing starts afresh on
+    it, and the scan area is detected again.
     ``decode_ms``: what it took to turn the frame into pixels (timed by a capture device itself, and
     for a replayed file by the live reader; 0 where nobody timed it). A capture device stamps
     ``t_capture`` when the grabber hands the frame over, before decoding it, so its decode counts in

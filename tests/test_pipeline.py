@@ -213,6 +213,41 @@ def test_each_loop_pass_starts_its_smoothing_afresh(tmp_path: Path) -> None:
             assert again["mask_area"] == pytest.approx(first["mask_area"], abs=1e-4)
 
 
+def test_a_folder_of_cines_plays_each_as_its_own_clip(tmp_path: Path) -> None:
+    """A folder holding cines (here TIFF stacks; DICOM cines alike) played them as stills: smoothing off,
+    and each file's frames blended with nothing. Now smoothing runs within a file and starts afresh, with
+    the scan area detected again, at the next: the second file's frames read as that file alone does,
+    though its scan area (a smaller picture inside a black frame) is not the first's."""
+    demo = DemoSource()
+    h, w = demo.info.height, demo.info.width
+    lesion = [i for i in range(len(demo)) if demo.truth(i).lesion][:4]
+    normal = [i for i in range(len(demo)) if not demo.truth(i).lesion][:4]
+    framed = []
+    for i in lesion:  # the same picture, smaller, inside a black frame of the same size
+        canvas = np.zeros((h, w, 3), np.uint8)
+        small = cv2.resize(demo.render(i), (w * 3 // 4, h * 3 // 4), interpolation=cv2.INTER_AREA)
+        canvas[h // 8 : h // 8 + small.shape[0], w // 8 : w // 8 + small.shape[1]] = small
+        framed.append(canvas)
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    assert cv2.imwritemulti(str(folder / "a.tif"), [demo.render(i) for i in normal])
+    assert cv2.imwritemulti(str(folder / "b.tif"), framed)
+    demo.close()
+
+    def rows(source: Path, name: str, smoothing: float) -> list[dict]:
+        run_stream(build_config(source=str(source), smoothing=smoothing, out=tmp_path / name, video=False))
+        return [json.loads(line) for line in (tmp_path / name / "frames.jsonl").read_text().splitlines()]
+
+    both, alone = rows(folder, "both", 0.8), rows(folder / "b.tif", "alone", 0.8)
+    assert [r["file"] for r in both] == ["a.tif"] * 4 + ["b.tif"] * 4
+    for in_folder, by_itself in zip(both[4:], alone, strict=True):
+        assert in_folder["probs"] == pytest.approx(by_itself["probs"], abs=1e-4)
+        assert in_folder["bbox"] == by_itself["bbox"] and in_folder["lesion"] == by_itself["lesion"]
+    raw = rows(folder / "b.tif", "raw", 0.0)
+    assert raw[0]["probs"] == pytest.approx(alone[0]["probs"], abs=1e-4)  # nothing to smooth with yet
+    assert any(r["probs"] != pytest.approx(s["probs"], abs=1e-3) for r, s in zip(raw[1:], alone[1:], strict=True))
+
+
 def test_a_stop_during_set_up_leaves_the_previous_runs_outputs(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """The run's files were opened before the warm-ups: a Ctrl-C in them (a second of set-up) said "no frame

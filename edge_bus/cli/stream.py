@@ -25,7 +25,8 @@ def _roi(value: str | None) -> ROI | None:
 def stream(
     source: Annotated[str | None, typer.Option(
         "--source", "-s", help="What to read: a video file (AVI/MP4/MOV), an image folder (a BUSI class folder works; "
-        ".dcm files in it play too), a DICOM file, a capture device (0, /dev/video2) or 'demo' (the bundled clip). "
+        ".dcm files and multi-page .tif stacks in it play too, a cine among them as a clip of its own), a DICOM "
+        "file, a capture device (0, /dev/video2) or 'demo' (the bundled clip). "
         "Prefix kind: to force one, e.g. video:clip.bin; replay:clip.avi runs a file through the capture path as "
         "a live device (no grabber needed; it loops like a device, so stop it with --max-frames or Ctrl-C). "
         "(default: demo)", show_default=False)] = None,
@@ -66,7 +67,8 @@ def stream(
         "margins and text are cropped before the model sees the frame.", show_default=False)] = None,
     smoothing: Annotated[float | None, typer.Option(
         help="Temporal smoothing of probabilities and mask: the weight of the past in an exponential moving "
-        "average, 0 = off. Always off for still images. (default: 0.5)", show_default=False)] = None,
+        "average, 0 = off. Always off for still images; it starts afresh at each file of a folder and each --loop "
+        "pass. (default: 0.5)", show_default=False)] = None,
     video: Annotated[bool | None, typer.Option("--video/--no-video", help="Write OUT/overlay.mp4. (default: on)",
                                                   show_default=False)] = None,
     display: Annotated[bool | None, typer.Option("--display/--no-display", help="Show the overlay in a window "

@@ -51,9 +51,11 @@ def make_frame(
     t_capture: float | None = None,
     decode_ms: float = 0.0,
     file: str | os.PathLike[str] | None = None,
+    cut: bool = False,
 ) -> Frame:
     """A :class:`Frame` stamped now (``t_capture`` from ``perf_counter`` unless given, ``wall_time``
-    from ``time``). ``file``: the image it came from (a path is kept as its text, as frames.jsonl writes it)."""
+    from ``time``). ``file``: the image it came from (a path is kept as its text, as frames.jsonl writes it);
+    ``cut``: the picture jumps here (:attr:`Frame.cut`)."""
     return Frame(
         index=index,
         pixels=pixels,
@@ -64,6 +66,7 @@ def make_frame(
         pixel_spacing_mm=pixel_spacing_mm,
         decode_ms=decode_ms,
         file=os.fspath(file) if file is not None else None,
+        cut=cut,
     )
 
 

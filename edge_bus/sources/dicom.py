@@ -32,7 +32,10 @@ from edge_bus.sources._common import check_readable_file, describe_exc, make_fra
 from edge_bus.sources.base import FrameSource, SourceInfo
 from edge_bus.types import Frame
 
-__all__ = ["DICOM_SUFFIXES", "DicomSource", "acquisition_order", "is_dicom_file", "ultrasound_spacing_mm"]
+__all__ = [
+    "DICOM_SUFFIXES", "DicomSource", "acquisition_order", "frames_and_fps", "is_dicom_file", "read_header",
+    "ultrasound_spacing_mm",
+]
 
 _UNITS_CM = 3
 _SPATIAL_2D = 1
@@ -50,24 +53,52 @@ def is_dicom_file(path: Path) -> bool:
         return False
 
 
-def _order_key(path: Path) -> tuple[str, int] | None:
-    """(SeriesInstanceUID, InstanceNumber) from the header alone, or None when unreadable or unnumbered."""
+#: what :func:`read_header` reads: the order of a folder's files and each file's frames and timing
+_HEADER_TAGS = ["SeriesInstanceUID", "InstanceNumber", "NumberOfFrames", "FrameTimeVector", "FrameTime", "CineRate",
+                "RecommendedDisplayFrameRate"]
+
+
+def read_header(path: Path) -> Dataset | None:
+    """The header tags a folder of DICOM files is ordered and timed by, without the pixel data; None when
+    the file can't be read here (it fails later, where it is played)."""
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SeriesInstanceUID", "InstanceNumber"])
-        number = ds.get("InstanceNumber")
-        return None if number in (None, "") else (str(ds.get("SeriesInstanceUID", "")), int(number))
+        return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
     except (OSError, ValueError, TypeError, InvalidDicomError):
         return None
 
 
-def acquisition_order(paths: Sequence[Path]) -> list[Path]:
+def _order_key(header: Dataset | None) -> tuple[str, int] | None:
+    """(SeriesInstanceUID, InstanceNumber), or None when unreadable or unnumbered."""
+    if header is None:
+        return None
+    try:
+        number = header.get("InstanceNumber")
+        return None if number in (None, "") else (str(header.get("SeriesInstanceUID", "")), int(number))
+    except (ValueError, TypeError):
+        return None
+
+
+def frames_and_fps(header: Dataset | None) -> tuple[int, float]:
+    """(frames, nominal fps) a DICOM file's header gives: (1, 0.0) for an unreadable one (it fails where it
+    is played) and fps 0 when it says nothing about timing."""
+    if header is None:
+        return 1, 0.0
+    try:
+        n = max(1, int(header.get("NumberOfFrames", 1) or 1))
+    except (TypeError, ValueError):
+        return 1, 0.0
+    return n, _frame_times(header, n)[1]
+
+
+def acquisition_order(paths: Sequence[Path], headers: Sequence[Dataset | None] | None = None) -> list[Path]:
     """DICOM files in acquisition order: by series, then InstanceNumber, when every file has one.
 
     A study exported one frame per file is named by SOP instance UID (``1.2.840...dcm``) or by a
     counter without zero padding; sorting such names scrambles the cine. Files without an
     InstanceNumber (or unreadable here: they fail later, where they are played) keep ``paths``'
-    order, and so does everything when any one lacks it."""
-    keys = [_order_key(p) for p in paths]
+    order, and so does everything when any one lacks it. ``headers``: the files' :func:`read_header`
+    when the caller has read them already."""
+    keys = [_order_key(h) for h in (headers if headers is not None else [read_header(p) for p in paths])]
     if len(paths) < 2 or any(k is None for k in keys):
         return list(paths)
     order = sorted(range(len(paths)), key=lambda i: (keys[i], i))

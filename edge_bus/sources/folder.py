@@ -1,24 +1,32 @@
 """A folder of still images (or one image file), in natural order.
 
 Frames are BGR uint8 HxWx3 (grayscale files are expanded to three channels) and keep each
-file's own size: ``info`` reports the first image's. ``still=True``: the images are independent,
-so the pipeline turns temporal smoothing off. ``t_source`` is ``index / fps``, or one nominal
-second per image when no ``fps`` is given.
+file's own size: ``info`` reports the first image's. Files are taken in natural order
+(``benign (2).png`` before ``benign (10).png``); mask files (``*_mask*``, as in BUSI's class
+folders) and hidden files are skipped, so a BUSI class folder can be played directly.
 
-Files are taken in natural order (``benign (2).png`` before ``benign (10).png``); mask files
-(``*_mask*``, as in BUSI's class folders) and hidden files are skipped, so a BUSI class folder
-can be played directly. DICOM files (``.dcm``, ``.dicom``: a scanner's study export) are played
-too, every frame of each, with their pixel spacing (so ``lesion_mm`` is filled in); a folder of
-DICOM files alone plays in acquisition order (series, then InstanceNumber) when every file has one. An image that
-can't be decoded mid-folder raises :class:`~edge_bus.errors.SourceEndedEarly` after the images
-before it were yielded.
+A file may hold many frames: a DICOM cine (``.dcm``, ``.dicom``: a scanner's study export, played
+with its pixel spacing, so ``lesion_mm`` is filled in) or a multi-page TIFF (a stack, one page a
+frame). A folder of DICOM files alone plays in acquisition order (series, then InstanceNumber)
+when every file has one.
+
+- Every file holding one frame: ``still=True``, the images are independent, so the pipeline turns
+  temporal smoothing off; ``t_source`` is ``index / fps``, or one nominal second per image.
+- Any file holding more (a cine): ``still=False``, a clip per file. The first frame of each file
+  after the first has ``cut`` set (smoothing starts afresh, the scan area is detected again), and
+  ``t_source`` runs on from file to file with each file's own timing (a DICOM's FrameTime etc.,
+  else one nominal second a frame). ``info.fps`` is the files' rate when they are all cines of one
+  rate, else 0.
+
+An image that can't be decoded mid-folder raises :class:`~edge_bus.errors.SourceEndedEarly` after
+the images before it were yielded.
 """
 
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Generator
 from pathlib import Path
-from typing import NoReturn
 
 import cv2
 import numpy as np
@@ -27,12 +35,17 @@ from edge_bus.errors import SourceEndedEarly, SourceError
 from edge_bus.imaging import to_bgr
 from edge_bus.sources._common import make_frame, natural_key
 from edge_bus.sources.base import FrameSource, SourceInfo
-from edge_bus.sources.dicom import DICOM_SUFFIXES, DicomSource, acquisition_order
+from edge_bus.sources.dicom import DICOM_SUFFIXES, DicomSource, acquisition_order, frames_and_fps, read_header
 from edge_bus.types import Frame
 
 __all__ = ["IMAGE_SUFFIXES", "FolderSource", "list_images"]
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+#: image files that may hold several pages, each a frame
+_STACK_SUFFIXES = frozenset({".tif", ".tiff"})
+#: a frame of one file: (pixels, pixel spacing or None, seconds into the file)
+_FileFrame = tuple[np.ndarray, tuple[float, float] | None, float]
+_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR  # any depth: a 16-bit image is scaled by its own range
 
 
 def _is_image(path: Path) -> bool:
@@ -50,13 +63,26 @@ def list_images(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if _is_image(p)), key=lambda p: natural_key(p.name))
 
 
-def _read(path: Path) -> np.ndarray | None:
+def _read(path: Path, page: int | None = None) -> np.ndarray | None:
+    """The image (or page ``page`` of a stack), BGR uint8: 16 bits are scaled by their own range (to_bgr),
+    not cut to their top 8. None when it can't be decoded."""
     try:
-        # any depth: a 16-bit image is scaled by its own range (to_bgr), not cut to its top 8 bits
-        img = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+        if page is None:
+            img = cv2.imread(str(path), _FLAGS)
+        else:
+            ok, pages = cv2.imreadmulti(str(path), start=page, count=1, flags=_FLAGS)
+            img = pages[0] if ok and pages else None
     except cv2.error:
         return None
     return None if img is None else to_bgr(img)
+
+
+def _pages(path: Path) -> int:
+    """How many pages a TIFF holds (1 when it can't be told: it fails where it is played)."""
+    try:
+        return max(1, int(cv2.imcount(str(path))))
+    except cv2.error:
+        return 1
 
 
 def _has_images(folder: Path) -> bool:
@@ -87,7 +113,7 @@ def _no_images_message(folder: Path) -> str:
 
 
 class FolderSource(FrameSource):
-    """Play the images of a folder (or a single image file) as frames."""
+    """Play the images of a folder (or a single image file) as frames (see the module doc)."""
 
     def __init__(self, path: str | Path, *, fps: float = 0.0) -> None:
         self._path = Path(path)
@@ -104,8 +130,6 @@ class FolderSource(FrameSource):
                 ) from None
             if not files:
                 raise SourceError(_no_images_message(self._path))
-            if all(f.suffix.lower() in DICOM_SUFFIXES for f in files):
-                files = acquisition_order(files)
         elif self._path.suffix.lower() in IMAGE_SUFFIXES:
             files = [self._path]
         else:
@@ -113,11 +137,23 @@ class FolderSource(FrameSource):
                 f"cannot open '{self._path}' as an image: not a folder or an image file "
                 f"({' '.join(sorted(IMAGE_SUFFIXES))}) — check the path"
             )
+        headers = {f: read_header(f) for f in files if f.suffix.lower() in DICOM_SUFFIXES}
+        if len(headers) == len(files):
+            files = acquisition_order(files, [headers[f] for f in files])
+        # (frames, fps) of each file, from the headers: a cine is a clip, a folder of single frames stills
+        timing = [frames_and_fps(headers[f]) if f in headers
+                  else (_pages(f), 0.0) if f.suffix.lower() in _STACK_SUFFIXES else (1, 0.0) for f in files]
+        still = all(n == 1 for n, _ in timing)
+        rates = {rate for _, rate in timing}
         self._files = files
+        self._rates = [rate for _, rate in timing]
         self._fps = float(fps)
+        self._still = still
         self._index = 0  # frames yielded
         self._file_index = 0  # the file the next frame comes from
-        self._dicom: DicomSource | None = None  # the DICOM file being played
+        self._file_frames: Generator[_FileFrame, None, None] | None = None
+        self._offset = 0.0  # t_source where the file being played starts (clips; stills count frames)
+        self._file_end = 0.0  # where the next file starts: the last frame's time plus one frame interval
         self._closed = False
         try:
             first = self._next_pixels()
@@ -125,13 +161,12 @@ class FolderSource(FrameSource):
             raise SourceError(str(exc)) from None
         if first is None:
             raise SourceError(f"cannot read '{files[0]}': it holds no frame — remove or replace it")
-        self._pending: tuple[np.ndarray, tuple[float, float] | None, str] | None = first
+        self._pending: tuple[np.ndarray, tuple[float, float] | None, str, float, bool] | None = first
         name = self._path.name or str(self._path)
         self._info = SourceInfo(
             kind="folder", name=name, width=int(first[0].shape[1]), height=int(first[0].shape[0]),
-            # a DICOM file may hold many frames: the count is known only for plain images
-            fps=self._fps, still=True,
-            frame_count=None if any(f.suffix.lower() in DICOM_SUFFIXES for f in files) else len(files),
+            fps=self._fps or (rates.pop() if not still and len(rates) == 1 else 0.0), still=still,
+            frame_count=sum(n for n, _ in timing),
         )
 
     @property
@@ -143,45 +178,57 @@ class FolderSource(FrameSource):
         """The images that will be played, in order."""
         return tuple(self._files)
 
-    def _next_pixels(self) -> tuple[np.ndarray, tuple[float, float] | None, str] | None:
-        """(pixels, spacing, file name) of the next frame, or None after the last file."""
-        while True:
-            if self._dicom is not None:
-                try:
-                    frame = next(self._dicom)
-                except StopIteration:
-                    self._dicom = None
-                    continue
-                except SourceError as exc:
-                    self._fail_dicom(exc)
-                return frame.pixels, frame.pixel_spacing_mm, self._dicom.path.name
-            k = self._file_index
-            if k >= len(self._files):
-                return None
-            path = self._files[k]
-            self._file_index += 1
-            if path.suffix.lower() in DICOM_SUFFIXES:
-                try:
-                    self._dicom = DicomSource(path)
-                except SourceError as exc:
-                    self._fail_dicom(exc)
-                continue
-            img = _read(path)
+    def _frames_of(self, path: Path, k: int) -> Generator[_FileFrame, None, None]:
+        """The frames of ``path``, file ``k``: (pixels, spacing, seconds into the file)."""
+        if path.suffix.lower() in DICOM_SUFFIXES:
+            dicom: DicomSource | None = None
+            try:
+                dicom = DicomSource(path)
+                for frame in dicom:
+                    yield frame.pixels, frame.pixel_spacing_mm, frame.t_source
+            except SourceError as exc:
+                raise SourceEndedEarly(f"{exc} ({k + 1} of {len(self._files)} files in '{self._path}'; "
+                                       f"the {self._index} frames before it were read)") from None
+            finally:
+                if dicom is not None:
+                    dicom.close()
+            return
+        pages = _pages(path) if path.suffix.lower() in _STACK_SUFFIXES else 1
+        for page in range(pages):
+            img = _read(path, page if pages > 1 else None)
             if img is None:
-                self.close()
+                what = f"page {page + 1} of {pages} of image" if pages > 1 else "image"
+                broken = "a link to nothing" if path.is_symlink() and not path.exists() else "corrupt or not an image"
                 raise SourceEndedEarly(
-                    f"cannot read image '{path.name}' ({k + 1} of {len(self._files)}) in '{self._path}': "
-                    f"{'a link to nothing' if path.is_symlink() and not path.exists() else 'corrupt or not an image'} "
+                    f"cannot read {what} '{path.name}' ({k + 1} of {len(self._files)}) in '{self._path}': {broken} "
                     f"(the {self._index} frames before it were read) — remove or replace it"
                 )
-            return img, None, path.name
+            yield img, None, float(page)
 
-    def _fail_dicom(self, exc: SourceError) -> NoReturn:
-        k = self._file_index
-        self.close()
-        raise SourceEndedEarly(
-            f"{exc} ({k} of {len(self._files)} files in '{self._path}'; the {self._index} frames before it were read)"
-        ) from None
+    def _next_pixels(self) -> tuple[np.ndarray, tuple[float, float] | None, str, float, bool] | None:
+        """(pixels, spacing, file name, seconds into the folder, first of its file?) of the next frame, or
+        None after the last file."""
+        while True:
+            k = self._file_index
+            if self._file_frames is None:
+                if k >= len(self._files):
+                    return None
+                self._file_frames = self._frames_of(self._files[k], k)
+                self._offset, first = self._file_end, True
+            else:
+                first = False
+            try:
+                pixels, spacing, t = next(self._file_frames)
+            except StopIteration:
+                self._file_frames = None
+                self._file_index += 1
+                continue
+            except SourceEndedEarly:
+                self.close()
+                raise
+            rate = self._rates[k]
+            self._file_end = self._offset + t + (1.0 / rate if rate > 0 else 1.0)
+            return pixels, spacing, self._files[k].name, self._offset + t, first
 
     def __next__(self) -> Frame:
         if self._closed:
@@ -190,15 +237,14 @@ class FolderSource(FrameSource):
         if item is None:
             self.close()
             raise StopIteration
-        img, spacing, name = item
+        img, spacing, name, t_clip, first = item
         i = self._index
         self._index += 1
-        t = i / self._fps if self._fps else float(i)
-        return make_frame(i, img, t, pixel_spacing_mm=spacing, file=name)
+        t = i / self._fps if self._fps else float(i) if self._still else t_clip
+        return make_frame(i, img, t, pixel_spacing_mm=spacing, file=name, cut=first and i > 0)
 
     def close(self) -> None:
         self._closed = True
-        self._pending = None
-        dicom, self._dicom = self._dicom, None
-        if dicom is not None:
-            dicom.close()
+        frames, self._file_frames = self._file_frames, None
+        if frames is not None:
+            frames.close()

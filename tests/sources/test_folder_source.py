@@ -137,18 +137,67 @@ def test_real_busi_class_folder(shared_data: Path) -> None:
 def test_dicom_files_in_a_folder_play_with_their_spacing(
     tmp_path: Path, make_image: Callable[..., Path], make_dicom: Callable[..., Path], make_region: Callable[..., object]
 ) -> None:
-    """A scanner's study export: single- and multi-frame .dcm files beside a PNG, in natural order."""
+    """A scanner's study export: single- and multi-frame .dcm files beside a PNG, in natural order. The
+    cine makes the folder a clip per file, not stills: each file after the first starts with a cut."""
     gray = np.full((40, 50), 90, np.uint8)
     make_dicom(tmp_path / "IM1.dcm", gray, multiframe=False, regions=[make_region(0.01, 0.02)])
-    make_dicom(tmp_path / "IM2.dcm", np.stack([gray, gray + 10, gray + 20]))  # 3 frames, no spacing
+    make_dicom(tmp_path / "IM2.dcm", np.stack([gray, gray + 10, gray + 20]))  # 3 frames, no spacing or timing
     make_image(tmp_path / "IM3.png", 7)
     with FolderSource(tmp_path) as src:
-        assert src.info.frame_count is None and src.info.still  # a DICOM may hold many frames
+        assert (src.info.frame_count, src.info.still, src.info.fps) == (5, False, 0.0)  # counted from the headers
         frames = list(src)
     assert [f.file for f in frames] == ["IM1.dcm", "IM2.dcm", "IM2.dcm", "IM2.dcm", "IM3.png"]
     assert [f.index for f in frames] == list(range(5))
+    assert [f.cut for f in frames] == [False, True, False, False, True]
+    assert [f.t_source for f in frames] == [0.0, 1.0, 2.0, 3.0, 4.0]  # a nominal second a frame, without timing
     assert frames[0].pixel_spacing_mm == pytest.approx((0.2, 0.1)) and frames[1].pixel_spacing_mm is None
     assert [int(f.pixels[0, 0, 0]) for f in frames] == [90, 90, 100, 110, 7]
+
+
+def test_a_folder_of_dicom_cines_plays_each_at_its_own_timing(tmp_path: Path, make_dicom: Callable[..., Path]) -> None:
+    """Two 20 fps cines: t_source runs on from one file to the next at their rate (they played as stills,
+    at 1 s a frame, with smoothing off), and the folder reports their rate."""
+    gray = np.full((24, 32), 50, np.uint8)
+    make_dicom(tmp_path / "a.dcm", np.stack([gray] * 3), FrameTime=50.0)
+    make_dicom(tmp_path / "b.dcm", np.stack([gray + 9] * 2), FrameTime=50.0)
+    with FolderSource(tmp_path) as src:
+        assert (src.info.still, src.info.fps, src.info.frame_count) == (False, pytest.approx(20.0), 5)
+        frames = list(src)
+    assert [f.t_source for f in frames] == pytest.approx([0.0, 0.05, 0.1, 0.15, 0.2])
+    assert [f.cut for f in frames] == [False, False, False, True, False]
+    make_dicom(tmp_path / "c.dcm", np.stack([gray] * 2), FrameTime=40.0)  # another rate: none for the folder
+    with FolderSource(tmp_path) as src:
+        assert src.info.fps == 0.0 and not src.info.still
+
+
+def test_every_page_of_a_tiff_stack_is_a_frame(tmp_path: Path, make_image: Callable[..., Path]) -> None:
+    """A multi-page TIFF played its first page only."""
+    import cv2
+
+    pages = [np.full((30, 40), 20 * k, np.uint8) for k in range(4)]
+    assert cv2.imwritemulti(str(tmp_path / "stack.tif"), pages)
+    make_image(tmp_path / "z.png", 7)
+    with FolderSource(tmp_path) as src:
+        assert (src.info.still, src.info.frame_count) == (False, 5)
+        frames = list(src)
+    assert [int(f.pixels[0, 0, 0]) for f in frames] == [0, 20, 40, 60, 7]
+    assert [f.t_source for f in frames] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert [f.cut for f in frames] == [False, False, False, False, True]
+    with open_source(str(tmp_path / "stack.tif")) as src:  # the file alone: a clip of its pages
+        assert [int(f.pixels[0, 0, 0]) for f in src] == [0, 20, 40, 60]
+
+
+def test_a_tiff_stack_page_that_cannot_be_read_names_the_page(tmp_path: Path) -> None:
+    import cv2
+
+    path = tmp_path / "stack.tif"
+    assert cv2.imwritemulti(str(path), [np.full((64, 64), 20 * k, np.uint8) for k in range(3)])
+    data = path.read_bytes()
+    with FolderSource(tmp_path) as src:
+        next(src)
+        path.write_bytes(data[: len(data) // 2])  # the stack cut short while it plays
+        with pytest.raises(SourceEndedEarly, match=r"cannot read page 2 of 3 of image 'stack.tif' \(1 of 1\)"):
+            next(src)
 
 
 def test_a_folder_of_dicom_frames_plays_in_instance_order(tmp_path: Path, make_dicom: Callable[..., Path]) -> None:
