@@ -45,7 +45,7 @@ from edge_bus.outputs import InFlight, OutputStage
 from edge_bus.postprocess import PostprocessConfig, Postprocessor
 from edge_bus.preprocess import Preprocessor, check_roi_fits
 from edge_bus.render import OverlayRenderer
-from edge_bus.run_outputs import FinalReport, RunFiles, finalize_run, open_run_files
+from edge_bus.run_outputs import FinalReport, RunFiles, finalize_run, open_run_files, write_started_latency
 from edge_bus.sinks.bridge import BridgeResultSink
 from edge_bus.sinks.display import DisplayWindow, check_display
 from edge_bus.sources import FrameSource, open_source, wrap_source
@@ -312,7 +312,8 @@ def _loop(p: Pipeline, progress: ProgressFn | None, stop: StopFlag) -> None:
                 frame = next(p.source, None)
                 if frame is None:
                     break
-                decode_ms = (time.perf_counter() - t) * 1e3
+                # a source that times its own decoding says so (a folder read its first image when opened)
+                decode_ms = frame.decode_ms or (time.perf_counter() - t) * 1e3
             _submit(p, seq, frame, decode_ms)
             seq += 1
             if progress is not None:
@@ -408,6 +409,7 @@ def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
                 None if isinstance(exc, KeyboardInterrupt) else exc)
     error: BaseException | None = None
     try:
+        write_started_latency(p)  # what a killed run leaves for edge-bus report: the machine, model and source
         if on_start is not None:
             on_start(p)
         _loop(p, progress, request)

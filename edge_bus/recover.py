@@ -1,11 +1,15 @@
 """Rebuild a run's report from its frames.jsonl (``edge-bus report RUN_DIR``).
 
 frames.jsonl is written and flushed frame by frame, so it survives what no handler sees: SIGKILL,
-the kernel's OOM killer, a power cut. latency.json and report.html are written at the end of a run,
-so such a run leaves neither. :func:`rebuild_report` reads the complete lines of frames.jsonl (a line
-torn by the kill is skipped) and writes report.html for them, and latency.json too when the run left
-none (its ``ended`` says it was rebuilt; the hardware and source it ran on are not known then). A run
-that did finish keeps its latency.json; its report.html is drawn again by this version of edge-bus.
+the kernel's OOM killer, a power cut. latency.json's numbers and report.html are written at the end of
+a run, so such a run leaves no report, and only the latency.json a run writes as it starts (its machine,
+model and source, ``ended`` :data:`~edge_bus.run_outputs.RUNNING`). :func:`rebuild_report` reads the
+complete lines of frames.jsonl (a line torn by the kill is skipped) and writes report.html for them,
+and latency.json's numbers too when the run did not finish it (``ended`` :data:`KILLED`, the facts the
+run wrote kept). A run that left no latency.json at all (an edge-bus before 0.x session 26) gets one whose
+``ended`` is :data:`REBUILT`: the hardware and source it ran on are not known then, and the model and
+thresholds are the ones given. A run that did finish keeps its latency.json; its report.html is drawn
+again by this version of edge-bus.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from edge_bus.checks import number_or_none
 from edge_bus.errors import ConfigError, DataError, EdgeBusError, OutputError
 from edge_bus.run_outputs import (
     FILE_LATENCY_NOTE,
+    RUNNING,
     OutFolderLock,
     e2e_stages,
     episode_fps,
@@ -41,7 +46,10 @@ __all__ = ["RebuiltRun", "rebuild_report"]
 
 _HINT = "make the run folder writable, or copy it somewhere writable and run edge-bus report on the copy"
 REBUILT = "unknown: rebuilt from frames.jsonl (the run ended without writing latency.json)"
-"""latency.json's ``ended`` when this module wrote it."""
+"""latency.json's ``ended`` when this module wrote it for a run that left none."""
+KILLED = ("killed: rebuilt from frames.jsonl by edge-bus report (the run was stopped before it could finish "
+          "latency.json: SIGKILL, out of memory, a power cut)")
+"""latency.json's ``ended`` when this module finished the one a killed run started."""
 
 
 @dataclass(frozen=True)
@@ -121,9 +129,11 @@ def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: 
     given = model is not None or operating_point is not None or lesion_threshold is not None
     # a latency.json that edge-bus report wrote holds what it was given (or the defaults), not what the
     # run used: it can be written again with other ones, and its report keeps saying they were given
-    guessed = latency is not None and latency.get("ended") == REBUILT
+    ended = (latency or {}).get("ended")
+    guessed = ended == REBUILT
     if guessed and given:
         latency = None
+    started = ended == RUNNING  # a killed run's: the facts it started with, no numbers
     if latency is not None and given:
         raise ConfigError(f"{out_dir}/latency.json names the model and thresholds the run used: --model, "
                           "--operating-point and --lesion-threshold are for a run that left no latency.json")
@@ -134,12 +144,13 @@ def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: 
     stages = _stage_metrics(log.series)
     span = log.t_capture[1] - log.t_capture[0]
     fps = round(len(log.series) / span, 2) if span > 0 else 0.0
-    wrote_latency = latency is None
-    if latency is None:
+    wrote_latency = latency is None or started
+    if latency is None or started:
         dropped = int(log.series.dropped_before.sum()) if log.series.dropped_before is not None else 0
+        facts = latency or {"mode": None, "hardware": None, "model": run_model, "source": None}
         latency = {"stages": stages.summary(), "fps": fps, "frames": len(log.series), "dropped": dropped,
-                   "mode": None, "hardware": None, "model": run_model, "source": None,
-                   "verdict": verdict.to_json(), "ended": REBUILT, "error": None}
+                   **{key: facts.get(key) for key in ("mode", "hardware", "model", "source")},
+                   "verdict": verdict.to_json(), "ended": KILLED if started else REBUILT, "error": None}
         write_latency_json(out_dir / "latency.json", latency, hint=_HINT)
     video = out_dir / "overlay.mp4"
     broken_video = video.is_file() and not playable(video)  # an MP4 is indexed when it is closed
@@ -151,7 +162,8 @@ def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: 
                "frames": len(log.series), "dropped": latency.get("dropped"), "fps": latency.get("fps", fps),
                "operating point": f"{run_model.get('operating_point')} (malignancy >= {threshold:.4f})",
                "ended": latency.get("ended")}
-    notes = _notes(log.skipped, wrote_latency or guessed, broken_video)
+    notes = _notes(log.skipped, "killed" if latency.get("ended") == KILLED else "guessed"
+                   if latency.get("ended") == REBUILT else "", broken_video)
     write_report(out_dir / "report.html", ReportData(
         title=f"edge-bus stream — {out_dir.resolve().name} (rebuilt)", summary=summary, latency=stages.summary(),
         hardware=latency.get("hardware") or {}, series=log.series,
@@ -164,11 +176,16 @@ def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: 
     return RebuiltRun(out_dir, len(log.series), log.skipped, wrote_latency, verdict, broken_video)
 
 
-def _notes(skipped: int, model_given: bool, broken_video: bool) -> list[str]:
-    """What the rebuilt report says above its numbers: that it was rebuilt, and what is not known."""
+def _notes(skipped: int, unfinished: str, broken_video: bool) -> list[str]:
+    """What the rebuilt report says above its numbers: that it was rebuilt, and what is not known.
+    ``unfinished``: "killed" (the run was killed; its latency.json's numbers were rebuilt), "guessed" (it
+    left no latency.json: the model and thresholds were given to edge-bus report) or ""."""
     notes = [f"report.html rebuilt from frames.jsonl by edge-bus {__version__} on {time.strftime('%Y-%m-%d %H:%M')}"
              + (f"; {skipped} incomplete or invalid line(s) skipped" if skipped else "")]
-    if model_given:
+    if unfinished == "killed":
+        notes.append("the run was killed before it ended (SIGKILL, out of memory, a power cut): its latency numbers "
+                     "were rebuilt from frames.jsonl; the machine, model and source are the ones it started with")
+    elif unfinished == "guessed":
         notes.append("the run left no latency.json (it was killed, or lost power): the machine and source it ran on "
                      "are not known, and the model and thresholds are the ones given to edge-bus report")
     if broken_video:

@@ -177,6 +177,41 @@ class FinalReport:
     bridge_note: str | None = None  # the link to the board was not up throughout: what happened
 
 
+RUNNING = ("not yet: the run is going, or was killed before it ended (SIGKILL, out of memory, a power cut); "
+           "edge-bus report OUT rebuilds this file and report.html from frames.jsonl")
+"""latency.json's ``ended`` while the run goes: :func:`write_started_latency` wrote it, the run's end
+replaces it."""
+
+
+def run_facts(p: Pipeline) -> dict[str, Any]:
+    """latency.json's facts that are known before the first frame: ``mode``, ``hardware``, ``model``
+    (with the thresholds the run uses) and ``source``."""
+    engine = p.engine
+    op = p.outputs.post.op
+    loaded = _loaded_files(engine.model_file, p.manifest)
+    return {
+        "mode": "live" if p.live else "file",
+        "hardware": hardware_facts(device=p.config.device, precision=engine.precision),
+        "model": {"name": p.manifest.name, "version": p.manifest.version, "file": loaded[0],
+                  "sha256": p.manifest.sha256.get(loaded[0]),
+                  # an IR's .xml is only the topology: the weights that ran are in its .bin
+                  "files_sha256": {f: p.manifest.sha256.get(f) for f in loaded},
+                  "backend": engine.name, "precision": engine.precision, "requests": engine.requests,
+                  "batch": engine.batch, "operating_point": op.name, "threshold": op.threshold,
+                  "lesion_threshold": p.outputs.post.lesion_threshold},
+        "source": {**p.source.info.to_json(), "roi": p.config.roi.as_list() if p.config.roi is not None else "auto"},
+    }
+
+
+def write_started_latency(p: Pipeline) -> None:
+    """latency.json as the run starts: its :func:`run_facts`, no frames yet and ``ended`` :data:`RUNNING`.
+    The run's end replaces it; a run killed before that (where no handler runs) leaves it, and
+    ``edge-bus report`` then rebuilds the numbers on the machine, model and source the run really had."""
+    write_latency_json(p.files.out_dir / "latency.json", {
+        "stages": {}, "fps": 0.0, "frames": 0, "dropped": 0, **run_facts(p), "verdict": None, "ended": RUNNING,
+        "error": None})
+
+
 def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False) -> FinalReport:
     """Close the sinks, then write latency.json and report.html for the frames processed.
 
@@ -193,22 +228,12 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
     models_own = lesion_threshold == p.manifest.lesion_threshold  # not one set with --lesion-threshold
     stages = p.metrics.stats()
     engine = p.engine
-    loaded = _loaded_files(engine.model_file, p.manifest)
     latency: dict[str, Any] = {
         "stages": {name: s.to_json() for name, s in stages.items()},
         "fps": round(p.outputs.fps.fps, 2),
         "frames": p.outputs.processed,
         "dropped": p.outputs.dropped,
-        "mode": "live" if p.live else "file",
-        "hardware": hardware_facts(device=p.config.device, precision=engine.precision),
-        "model": {"name": p.manifest.name, "version": p.manifest.version, "file": loaded[0],
-                  "sha256": p.manifest.sha256.get(loaded[0]),
-                  # an IR's .xml is only the topology: the weights that ran are in its .bin
-                  "files_sha256": {f: p.manifest.sha256.get(f) for f in loaded},
-                  "backend": engine.name, "precision": engine.precision, "requests": engine.requests,
-                  "batch": engine.batch,
-                  "operating_point": op.name, "threshold": op.threshold, "lesion_threshold": lesion_threshold},
-        "source": {**info.to_json(), "roi": p.config.roi.as_list() if p.config.roi is not None else "auto"},
+        **run_facts(p),
         "verdict": verdict.to_json(),
         "ended": ("interrupted" if isinstance(error, Interrupted) else "error") if error is not None
         else ("stopped" if stopped else "max frames" if _limit_reached(p.source) else "end of source"),

@@ -76,8 +76,8 @@ class Frame:
     ``cut``: the picture jumps here from the frame before (the first frame of each ``--loop`` pass
     after the first, of each file after the first in a folder): temporal smoothing starts afresh on
     it, and the scan area is detected again.
-    ``decode_ms``: what it took to turn the frame into pixels (timed by a capture device itself, and
-    for a replayed file by the live reader; 0 where nobody timed it). A capture device stamps
+    ``decode_ms``: what it took to turn the frame into pixels (timed by a capture device itself, by an
+    image folder, and for a replayed file by the live reader; 0 where nobody timed it). A capture device stamps
     ``t_capture`` when the grabber hands the frame over, before decoding it, so its decode counts in
     the end-to-end latency; a file's frame is stamped once decoded (reading a file is not acquisition).
     """

@@ -15,7 +15,8 @@ import pytest
 from edge_bus.config import build_config
 from edge_bus.errors import ConfigError, DataError
 from edge_bus.pipeline import run_stream
-from edge_bus.recover import REBUILT, rebuild_report
+from edge_bus.recover import KILLED, REBUILT, rebuild_report
+from edge_bus.run_outputs import RUNNING
 
 
 def _demo_run(out: Path, frames: int = 40) -> dict:
@@ -63,6 +64,46 @@ def test_a_killed_run_gets_latency_json_and_report_from_its_complete_lines(tmp_p
     assert written["fps"] > 0 and written["verdict"]["frames"] == 39
     assert "the run left no latency.json" in (out / "report.html").read_text()
     assert "1 incomplete or invalid line skipped" in rebuilt.one_line()
+
+
+def test_a_killed_run_keeps_the_machine_model_and_source_it_started_with(tmp_path: Path) -> None:
+    """A run killed where no handler runs left no latency.json, so the rebuilt one had no hardware or source,
+    its report lost the file run's read-ahead note, and a cine without timing (a DICOM without FrameTime,
+    a TIFF stack: 1 s a frame in t_source; the run counts its episodes at 30 fps) got its episodes
+    measured at 1 fps. The run now writes
+    latency.json's facts as it starts; edge-bus report keeps them and rebuilds the numbers."""
+    import cv2
+
+    from edge_bus.sources import DemoSource
+
+    demo = DemoSource()
+    lesion = [i for i in range(len(demo)) if demo.truth(i).lesion][:12]
+    cine = tmp_path / "cine.tif"  # no timing: t_source 0, 1, 2, ...
+    assert cv2.imwritemulti(str(cine), [demo.render(i) for i in lesion])
+    demo.close()
+    out = tmp_path / "run"
+    run_stream(build_config(source=str(cine), out=out, video=False))
+    finished = json.loads((out / "latency.json").read_text())
+    facts = ("mode", "hardware", "model", "source")
+    assert finished["verdict"]["episodes"] and finished["verdict"]["episodes"][0]["first_frame"] == 0
+    # as SIGKILL leaves it: the latency.json of the run's start, no report
+    (out / "latency.json").write_text(json.dumps({**{k: finished[k] for k in facts}, "stages": {}, "fps": 0.0,
+                                                  "frames": 0, "dropped": 0, "verdict": None, "ended": RUNNING,
+                                                  "error": None}))
+    (out / "report.html").unlink()
+    with pytest.raises(ConfigError, match="names the model and thresholds the run used"):
+        rebuild_report(out, lesion_threshold=0.5)
+    rebuilt = rebuild_report(out)
+    written = json.loads((out / "latency.json").read_text())
+    assert rebuilt.wrote_latency and written["ended"] == KILLED and written["frames"] == 12
+    assert {k: written[k] for k in facts} == {k: finished[k] for k in facts}
+    assert written["verdict"]["episodes"] == finished["verdict"]["episodes"]  # counted at the run's rate
+    html = (out / "report.html").read_text()
+    assert "reads ahead to keep the engine busy" in html
+    assert "folder: cine.tif (" in html and "@ frame rate unknown)" in html
+    assert "the run was killed before it ended" in html
+    again = rebuild_report(out)  # a second time: the finished latency.json is kept
+    assert not again.wrote_latency and json.loads((out / "latency.json").read_text()) == written
 
 
 def test_lines_that_are_not_frame_records_are_skipped_not_a_traceback_or_an_infinite_verdict(tmp_path: Path) -> None:
@@ -167,8 +208,9 @@ def test_a_folder_a_stream_is_still_writing_to_is_refused(tmp_path: Path) -> Non
 
 
 def test_sigkill_mid_run_then_edge_bus_report(tmp_path: Path) -> None:
-    """A real kill -9 of a paced stream: the run writes neither latency.json nor report.html;
-    ``edge-bus report`` writes both from the frames it logged, as one line, exit 0."""
+    """A real kill -9 of a paced stream: the run leaves no report.html and only the latency.json it started
+    with (its machine, model and source, no numbers); ``edge-bus report`` writes both from the frames it
+    logged, keeping those facts, as one line, exit 0."""
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "edge_bus", "stream", "--source", "demo", "--loop", "--realtime",
                              "--out", str(out), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -179,14 +221,17 @@ def test_sigkill_mid_run_then_edge_bus_report(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-    assert not (out / "latency.json").exists() and not (out / "report.html").exists()
+    started = json.loads((out / "latency.json").read_text())
+    assert started["ended"] == RUNNING and started["frames"] == 0 and not (out / "report.html").exists()
     assert (out / ".edge-bus-reserve").exists()  # the space the run held for its last files: report frees it
     done = subprocess.run([sys.executable, "-m", "edge_bus", "report", str(out)], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("\n") == 1 and "wrote latency.json and report.html" in done.stdout
     written = json.loads((out / "latency.json").read_text())
-    assert written["frames"] >= 15 and written["ended"] == REBUILT
+    assert written["frames"] >= 15 and written["ended"] == KILLED
+    assert {k: written[k] for k in ("mode", "hardware", "model", "source")} == {
+        k: started[k] for k in ("mode", "hardware", "model", "source")}
     assert "<svg" in (out / "report.html").read_text() and not (out / ".edge-bus-reserve").exists()
     assert "overlay.mp4 does not play (never closed)" in done.stdout  # said, not hidden
     assert "overlay.mp4 is not playable" in (out / "report.html").read_text()

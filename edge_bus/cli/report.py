@@ -26,11 +26,14 @@ def report_cmd(
         help="For a run that left no latency.json and was given --lesion-threshold: that threshold, so the report "
         "states the one its frames' lesion flags were set with. (default: the model's)", show_default=False)] = None,
 ) -> None:
-    """Write a run's report.html (and latency.json, if it has none) again from its frames.jsonl.
+    """Write a run's report.html (and latency.json's numbers, if the run did not finish it) again from its
+    frames.jsonl.
 
     For a run killed outright (kill -9, the OOM killer, a power cut), which flushed frames.jsonl frame by
-    frame but never wrote latency.json or report.html; a torn last line is skipped. A finished run keeps its
-    latency.json and gets its report drawn by this version (lesion episodes included).
+    frame but never wrote report.html, and left only the latency.json it started with (its machine, model,
+    thresholds and source, which are kept); a torn last line is skipped. A finished run keeps its
+    latency.json and gets its report drawn by this version (lesion episodes included). --model,
+    --operating-point and --lesion-threshold are for a folder with no latency.json at all.
     """
     result = run_or_exit(rebuild_report, run_dir, model=model, operating_point=operating_point,
                          lesion_threshold=lesion_threshold)

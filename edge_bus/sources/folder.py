@@ -25,7 +25,9 @@ the images before it were yielded.
 from __future__ import annotations
 
 import fnmatch
+import time
 from collections.abc import Generator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -61,6 +63,18 @@ def _is_image(path: Path) -> bool:
 def list_images(folder: Path) -> list[Path]:
     """The playable images of ``folder`` (not recursive), naturally sorted, masks skipped."""
     return sorted((p for p in folder.iterdir() if _is_image(p)), key=lambda p: natural_key(p.name))
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A frame as the folder read it."""
+
+    pixels: np.ndarray
+    spacing: tuple[float, float] | None  # (row, col) mm, a DICOM's
+    name: str  # the file's
+    t_folder: float  # seconds into the folder, each file at its own timing
+    first_of_file: bool
+    decode_ms: float
 
 
 def _read(path: Path, page: int | None = None) -> np.ndarray | None:
@@ -161,10 +175,10 @@ class FolderSource(FrameSource):
             raise SourceError(str(exc)) from None
         if first is None:
             raise SourceError(f"cannot read '{files[0]}': it holds no frame — remove or replace it")
-        self._pending: tuple[np.ndarray, tuple[float, float] | None, str, float, bool] | None = first
+        self._pending: _Read | None = first
         name = self._path.name or str(self._path)
         self._info = SourceInfo(
-            kind="folder", name=name, width=int(first[0].shape[1]), height=int(first[0].shape[0]),
+            kind="folder", name=name, width=int(first.pixels.shape[1]), height=int(first.pixels.shape[0]),
             fps=self._fps or (rates.pop() if not still and len(rates) == 1 else 0.0), still=still,
             frame_count=sum(n for n, _ in timing),
         )
@@ -205,9 +219,8 @@ class FolderSource(FrameSource):
                 )
             yield img, None, float(page)
 
-    def _next_pixels(self) -> tuple[np.ndarray, tuple[float, float] | None, str, float, bool] | None:
-        """(pixels, spacing, file name, seconds into the folder, first of its file?) of the next frame, or
-        None after the last file."""
+    def _next_pixels(self) -> _Read | None:
+        """The next frame's pixels and what goes with them, or None after the last file."""
         while True:
             k = self._file_index
             if self._file_frames is None:
@@ -217,6 +230,7 @@ class FolderSource(FrameSource):
                 self._offset, first = self._file_end, True
             else:
                 first = False
+            start = time.perf_counter()
             try:
                 pixels, spacing, t = next(self._file_frames)
             except StopIteration:
@@ -228,7 +242,8 @@ class FolderSource(FrameSource):
                 raise
             rate = self._rates[k]
             self._file_end = self._offset + t + (1.0 / rate if rate > 0 else 1.0)
-            return pixels, spacing, self._files[k].name, self._offset + t, first
+            return _Read(pixels, spacing, self._files[k].name, self._offset + t, first,
+                         (time.perf_counter() - start) * 1e3)
 
     def __next__(self) -> Frame:
         if self._closed:
@@ -237,11 +252,12 @@ class FolderSource(FrameSource):
         if item is None:
             self.close()
             raise StopIteration
-        img, spacing, name, t_clip, first = item
         i = self._index
         self._index += 1
-        t = i / self._fps if self._fps else float(i) if self._still else t_clip
-        return make_frame(i, img, t, pixel_spacing_mm=spacing, file=name, cut=first and i > 0)
+        t = i / self._fps if self._fps else float(i) if self._still else item.t_folder
+        # its own decode time: the first image is read before the pipeline times the source
+        return make_frame(i, item.pixels, t, pixel_spacing_mm=item.spacing, file=item.name,
+                          cut=item.first_of_file and i > 0, decode_ms=item.decode_ms)
 
     def close(self) -> None:
         self._closed = True
