@@ -49,6 +49,7 @@ from edge_bus.run_outputs import FinalReport, RunFiles, finalize_run, open_run_f
 from edge_bus.sinks.bridge import BridgeResultSink
 from edge_bus.sinks.display import DisplayWindow, check_display
 from edge_bus.sources import FrameSource, open_source, wrap_source
+from edge_bus.sources._common import plausible_fps
 from edge_bus.summary import Verdict
 from edge_bus.telemetry.stats import END_TO_END, PIPELINE_STAGES, LatencySummary, StageMetrics
 from edge_bus.types import Frame
@@ -235,7 +236,9 @@ def compose(config: StreamConfig, source: FrameSource | None = None,
         pre.warm_up((info.width, info.height))  # on this thread, which preprocesses every frame
         # the run's files last: opening them replaces a previous run's in the same --out, and a Ctrl-C in
         # the warm-ups above then left an empty frames.jsonl where that run's four files had been
-        files = open_run_files(config.out, video=config.video, fps=info.fps or 30.0, size=(info.width, info.height))
+        # the video plays at the source's rate when believable (a source of one's own may say 0.001)
+        files = open_run_files(config.out, video=config.video, fps=plausible_fps(info.fps) or 30.0,
+                               size=(info.width, info.height))
         outputs.attach(files.framelog, files.video)
         return Pipeline(config, source, manifest, engine, pre, outputs, files, metrics, bridge, live, display)
     except BaseException:

@@ -16,7 +16,19 @@ import numpy as np
 from edge_bus.errors import SourceError
 from edge_bus.types import Frame
 
-__all__ = ["check_readable_file", "describe_exc", "make_frame", "natural_key", "open_or_none", "quiet_opencv"]
+__all__ = [
+    "PLAUSIBLE_FPS", "check_readable_file", "describe_exc", "make_frame", "natural_key", "open_or_none",
+    "plausible_fps", "quiet_opencv",
+]
+
+PLAUSIBLE_FPS = (1.0, 1000.0)
+"""The frame rates a file's header is believed within (from, up to but not including): 0.001 fps from a
+broken header made ``--realtime`` wait 1000 s a frame and the overlay video unopenable."""
+
+
+def plausible_fps(fps: float) -> float:
+    """``fps`` when within :data:`PLAUSIBLE_FPS`, else 0.0 (unknown)."""
+    return fps if PLAUSIBLE_FPS[0] <= fps < PLAUSIBLE_FPS[1] else 0.0
 
 # FFmpeg's decoder prints its own lines ("[msmpeg4v2 @ 0x...] cbpy 1 invalid", "moov atom not found") on
 # stderr, on top of edge-bus's one-line error and through the progress bar; edge-bus reports damage

@@ -23,12 +23,12 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.pixels import apply_color_lut, apply_voi_lut, get_decoder, iter_pixels
+from pydicom.pixels import apply_color_lut, apply_voi_lut, get_decoder, iter_pixels, pixel_array
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from edge_bus.errors import SourceEndedEarly, SourceError
 from edge_bus.imaging import to_bgr
-from edge_bus.sources._common import check_readable_file, describe_exc, make_frame
+from edge_bus.sources._common import check_readable_file, describe_exc, make_frame, plausible_fps
 from edge_bus.sources.base import FrameSource, SourceInfo
 from edge_bus.types import Frame
 
@@ -131,19 +131,22 @@ def ultrasound_spacing_mm(ds: Dataset) -> tuple[float, float] | None:
 
 
 def _frame_times(ds: Dataset, n: int) -> tuple[list[float], float]:
-    """Per-frame seconds and nominal fps (0 when the file says nothing about timing)."""
+    """Per-frame seconds and nominal fps (0 when the file says nothing usable about timing). A rate
+    outside :data:`PLAUSIBLE_FPS` is not believed, nor a FrameTimeVector with a step that is not one
+    (0 or less, or over a second: all zeros gave every frame t_source 0, and ``--realtime`` dropped 27 of
+    30); the next field is tried instead."""
     try:
         vector = ds.get("FrameTimeVector", None)
-        if vector is not None and len(vector) == n:
-            times = np.cumsum([float(v) for v in vector]) / 1000.0
-            times -= times[0]
-            span = float(times[-1]) if n > 1 else 0.0
-            return [float(t) for t in times], (n - 1) / span if span > 0 else 0.0
+        if vector is not None and len(vector) == n and n > 1:
+            steps_ms = np.array([float(v) for v in vector[1:]])  # the first entry is the first frame's: 0
+            if all(step > 0 and plausible_fps(1000.0 / step) > 0 for step in steps_ms):
+                times = np.concatenate([[0.0], np.cumsum(steps_ms) / 1000.0])
+                return [float(t) for t in times], (n - 1) / float(times[-1])
         frame_ms = float(ds.get("FrameTime", 0) or 0)
-        fps = 1000.0 / frame_ms if frame_ms > 0 else 0.0
+        fps = plausible_fps(1000.0 / frame_ms) if frame_ms > 0 else 0.0
         for key in ("CineRate", "RecommendedDisplayFrameRate"):
             if fps <= 0:
-                fps = float(ds.get(key, 0) or 0)
+                fps = plausible_fps(float(ds.get(key, 0) or 0))
     except (TypeError, ValueError):
         fps = 0.0
     return [i / fps if fps > 0 else float(i) for i in range(n)], fps
@@ -278,7 +281,7 @@ class DicomSource(FrameSource):
             self.close()
             raise StopIteration
         if self._frames is None:
-            self._frames = iter_pixels(self._ds if _deflated(self._ds) else self._path)  # else frame by frame
+            self._frames = self._frame_arrays()
         try:
             with warnings.catch_warnings():  # pydicom's warnings about odd headers: we decode anyway
                 warnings.simplefilter("ignore", UserWarning)
@@ -298,6 +301,17 @@ class DicomSource(FrameSource):
             ) from None
         self._index += 1
         return make_frame(i, pixels, self._times[i], pixel_spacing_mm=self._spacing)
+
+    def _frame_arrays(self) -> Iterator[np.ndarray]:
+        """The frames' pixel arrays, one at a time (a deflated file's from the dataset in memory)."""
+        src = self._ds if _deflated(self._ds) else self._path
+        syntax = _transfer_syntax(self._ds)
+        if self._n > 1 and self._photometric == "YBR_FULL_422" and not (syntax is not None and syntax.is_compressed):
+            # pydicom 3.0's iter_pixels steps through native 4:2:2 data 3 bytes a pixel, not 2: frames 1 on
+            # came out scrambled (62 grey levels off), then "truncated" two thirds in; by index they decode
+            return (pixel_array(self._path, index=i) if src is self._path else self._ds.pixel_array[i]
+                    for i in range(self._n))
+        return iter_pixels(src)
 
     def close(self) -> None:
         self._closed = True

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from edge_bus.errors import SourceError
-from edge_bus.sources._common import check_readable_file, open_or_none, quiet_opencv
+from edge_bus.sources._common import check_readable_file, open_or_none, plausible_fps, quiet_opencv
 from edge_bus.sources.capture import fourcc_text
 
 __all__ = ["ReplayCapture"]
@@ -44,7 +44,7 @@ class ReplayCapture:
             raise SourceError(f"cannot replay '{self.path}' as a capture device: OpenCV cannot read it as video")
         self._file: cv2.VideoCapture | None = file
         file_fps = float(file.get(cv2.CAP_PROP_FPS))
-        self._fps = fps or (file_fps if 0 < file_fps < 1000 else 30.0)
+        self._fps = fps or plausible_fps(file_fps) or 30.0
         self._size = (int(file.get(cv2.CAP_PROP_FRAME_WIDTH)), int(file.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         self._requested: dict[int, float] = {}
         self._formats = dict(formats) if formats else {"YUYV": None, "MJPG": None}

@@ -28,15 +28,20 @@ import cv2
 
 from edge_bus.errors import SourceEndedEarly, SourceError
 from edge_bus.imaging import to_bgr
-from edge_bus.sources._common import check_readable_file, make_frame, open_or_none, quiet_opencv
+from edge_bus.sources._common import (
+    PLAUSIBLE_FPS,
+    check_readable_file,
+    make_frame,
+    open_or_none,
+    plausible_fps,
+    quiet_opencv,
+)
 from edge_bus.sources.base import FrameSource, SourceInfo
 from edge_bus.types import Frame
 
 __all__ = ["PLAUSIBLE_FPS", "UNKNOWN_FPS_RATE", "VideoSource", "frame_count_tolerance"]
 
 
-PLAUSIBLE_FPS = (1.0, 1000.0)
-"""The frame rates a video file's header is believed within (from, up to but not including)."""
 UNKNOWN_FPS_RATE = 30.0
 """The rate a video file's frames are timed at when it declares none (or an implausible one)."""
 
@@ -79,7 +84,7 @@ class VideoSource(FrameSource):
         fps = float(cap.get(cv2.CAP_PROP_FPS))
         declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         self._cap: cv2.VideoCapture | None = cap
-        self._fps = fps if PLAUSIBLE_FPS[0] <= fps < PLAUSIBLE_FPS[1] else 0.0
+        self._fps = plausible_fps(fps)
         self._declared = declared if declared > 0 else None
         self._tolerance = frame_count_tolerance(declared, self._path.suffix) if tolerance is None else tolerance
         self._index = 0

@@ -86,6 +86,49 @@ def test_frame_time_vector(tmp_path: Path, make_dicom: MakeDicom, cine_rgb: np.n
 
 
 @pytest.mark.parametrize(
+    ("timing", "fps", "times"),
+    [
+        ({"FrameTimeVector": [0, 0, 0, 0]}, 0.0, [0.0, 1.0, 2.0, 3.0]),  # every frame at 0: --realtime dropped most
+        ({"FrameTimeVector": [0, 33.3, -20, 33.3], "CineRate": 25}, 25.0, [0.0, 0.04, 0.08, 0.12]),  # backwards
+        ({"FrameTimeVector": [0, 40, 1e6, 40], "FrameTime": 40}, 25.0, [0.0, 0.04, 0.08, 0.12]),  # a 1000 s step
+        ({"FrameTime": 1e6}, 0.0, [0.0, 1.0, 2.0, 3.0]),  # 0.001 fps: 1000 s a frame, and no video writer opened
+        ({"FrameTime": 0.001, "RecommendedDisplayFrameRate": 20}, 20.0, [0.0, 0.05, 0.1, 0.15]),  # 10^6 fps
+    ],
+)
+def test_timing_that_is_not_believable_is_not_used(
+    tmp_path: Path, make_dicom: MakeDicom, cine_rgb: np.ndarray, timing: dict[str, object], fps: float,
+    times: list[float],
+) -> None:
+    with DicomSource(make_dicom(tmp_path / "t.dcm", cine_rgb[:4], **timing)) as src:
+        assert src.info.fps == pytest.approx(fps)
+        assert [f.t_source for f in src] == pytest.approx(times)
+
+
+def test_every_frame_of_a_native_ybr_full_422_cine_is_decoded(
+    tmp_path: Path, make_dicom: MakeDicom, cine_rgb: np.ndarray
+) -> None:
+    """4:2:2 stored natively (Y0 Y1 Cb Cr for each pair of pixels): pydicom's iter_pixels stepped through
+    it 3 bytes a pixel, so frames 1 on were scrambled and the file "broke off" two thirds in."""
+    import pydicom
+
+    ybr = convert_color_space(cine_rgb[:4], "RGB", "YBR_FULL")
+    packed = np.empty((*ybr.shape[:2], ybr.shape[2] // 2, 4), np.uint8)
+    packed[..., 0], packed[..., 1] = ybr[:, :, 0::2, 0], ybr[:, :, 1::2, 0]
+    packed[..., 2] = (ybr[:, :, 0::2, 1].astype(int) + ybr[:, :, 1::2, 1]) // 2
+    packed[..., 3] = (ybr[:, :, 0::2, 2].astype(int) + ybr[:, :, 1::2, 2]) // 2
+    path = make_dicom(tmp_path / "ybr422.dcm", ybr, photometric="YBR_FULL_422", FrameTime=40)
+    ds = pydicom.dcmread(path)
+    ds.PixelData = packed.tobytes()  # 2 bytes a pixel, as DICOM stores 4:2:2
+    ds.save_as(path)
+    with DicomSource(path) as src:
+        frames = list(src)
+    assert len(frames) == 4
+    for frame, rgb in zip(frames, cine_rgb[:4], strict=True):
+        expected = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR).astype(int)
+        assert np.abs(frame.pixels.astype(int) - expected).mean() < 6  # the chroma is halved across
+
+
+@pytest.mark.parametrize(
     ("regions", "expected"),
     [
         ([us_region(0.02, 0.03, units=0)], None),  # no physical units

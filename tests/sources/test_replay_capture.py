@@ -29,6 +29,20 @@ def test_replay_is_a_live_capture_source_at_the_files_fps(tmp_path: Path, make_v
     assert 0.012 < sorted(gaps)[len(gaps) // 2] < 0.045  # paced at 50 fps (20 ms), not as fast as decoded (~0.1 ms)
 
 
+def test_a_replayed_file_with_an_unbelievable_rate_runs_at_30_fps(tmp_path: Path,
+                                                                 make_video: Callable[..., Path]) -> None:
+    """A header saying 0.5 fps (a broken one says 0.001) was taken: frames 2 s apart, and with 0.001 the
+    overlay video could not be opened, blamed on a missing encoder."""
+    clip = make_video(tmp_path / "clip.avi", n=4, fps=0.5)
+    import cv2
+
+    cap = ReplayCapture(clip)
+    try:
+        assert cap.get(cv2.CAP_PROP_FPS) == 30.0
+    finally:
+        cap.release()
+
+
 def test_a_slow_reader_misses_acquisitions_and_gets_the_newest(tmp_path: Path,
                                                                make_video: Callable[..., Path]) -> None:
     clip = make_video(tmp_path / "clip.avi", n=40, fps=50.0)
