@@ -48,8 +48,24 @@ def detect_scan_area(gray: np.ndarray, threshold: int = 12, min_fraction: float 
 
     Dark margins, burned-in text and small colour marks are excluded: the scan area is the
     bounding box of the largest bright connected region after a morphological opening that
-    erases thin text strokes. Falls back to the whole frame if nothing big enough is found.
+    erases thin text strokes. It must cover ``min_fraction`` of the frame, or
+    :data:`DOMINANT_FRACTION` when nothing else bright comes near it (:data:`DOMINANT_RATIO`). Falls
+    back to the whole frame if nothing big enough is found (:func:`find_scan_area` says None).
     """
+    found = find_scan_area(gray, threshold, min_fraction)
+    return found if found is not None else ROI(0, 0, gray.shape[1], gray.shape[0])
+
+
+DOMINANT_FRACTION = 0.05
+"""A scan area smaller than ``min_fraction`` of the frame (a 320×320 picture in an 800×600 display
+frame is 21%) is taken down to this share when it is the one bright region (:data:`DOMINANT_RATIO`)."""
+DOMINANT_RATIO = 4.0
+"""...that is, when its area is at least this many times the next bright region's."""
+
+
+def find_scan_area(gray: np.ndarray, threshold: int = 12, min_fraction: float = 0.25) -> ROI | None:
+    """The scan area :func:`detect_scan_area` finds, or None where it finds none big enough (a blank
+    frame: the probe lifted) and would take the whole frame."""
     if (not isinstance(gray, np.ndarray) or gray.dtype != np.uint8 or gray.ndim not in (2, 3) or gray.size == 0
             or (gray.ndim == 3 and gray.shape[2] not in (1, 3, 4))):
         raise SourceError(f"detect_scan_area takes a uint8 frame, gray or BGR, got {type(gray).__name__} "
@@ -58,18 +74,21 @@ def detect_scan_area(gray: np.ndarray, threshold: int = 12, min_fraction: float 
     h, w = gray.shape[:2]
     small_scale = 4 if min(h, w) >= 256 else 2
     if min(h, w) < 4 * small_scale:  # too small to find margins in
-        return ROI(0, 0, w, h)
+        return None
     small = cv2.resize(gray, (w // small_scale, h // small_scale), interpolation=cv2.INTER_AREA)
     bright = (small > threshold).astype(np.uint8)
     opened = cv2.morphologyEx(bright, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
     if n <= 1:
-        return ROI(0, 0, w, h)
-    idx = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        return None
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    order = np.argsort(areas)[::-1]
+    idx = 1 + int(order[0])
     x, y, bw, bh = (int(v) * small_scale for v in stats[idx, :4])
     bw, bh = min(bw, w - x), min(bh, h - y)
-    if bw * bh < min_fraction * w * h:
-        return ROI(0, 0, w, h)
+    dominant = len(order) == 1 or areas[order[0]] >= DOMINANT_RATIO * areas[order[1]]
+    if bw * bh < (DOMINANT_FRACTION if dominant else min_fraction) * w * h:
+        return None
     return ROI(x, y, bw, bh)
 
 
@@ -145,7 +164,11 @@ class Preprocessor:
         # a new frame size (a grabber switched mode) is a new picture: the old area may fit it and
         # still be the wrong place (a smaller one kept on a larger frame reads its black corner)
         if self._roi is None or self._count % self._redetect_every == 0 or self._roi_size != (w, h):
-            self._roi = detect_scan_area(pixels)  # made gray there
+            found = find_scan_area(pixels)  # made gray there
+            # a blank frame (the probe lifted) finds none: the picture is where it was, not the whole
+            # frame with its UI (taken until the next re-detection, 30 frames on, it changed the answers)
+            if found is not None or self._roi is None or self._roi_size != (w, h):
+                self._roi = found if found is not None else ROI(0, 0, w, h)
             self._roi_size = (w, h)
         return self._roi
 
@@ -153,6 +176,7 @@ class Preprocessor:
         """The picture jumps (:attr:`Frame.cut`: the next file of a folder, a ``--loop`` restart): the next
         frame's scan area is detected afresh (a folder's cines may differ in depth, at one frame size)."""
         self._count = 0
+        self._roi = self._fixed_roi
 
     def warm_up(self, size: tuple[int, int]) -> None:
         """Prepare one blank frame of ``size`` = (width, height) on the calling thread, leaving the scan

@@ -187,6 +187,34 @@ def test_scan_area_detection_crops_margins() -> None:
     tensor, meta = Preprocessor(InputSpec(64, 64, 0.5, 0.25)).preprocess(np.dstack([frame] * 3))
     assert tensor.shape == (1, 1, 64, 64) and tensor.dtype == np.float32 and meta.roi == roi
 
+def _display_frame(picture: bool = True) -> np.ndarray:
+    """An 800x600 display frame: a 320x320 scan picture at (240, 140), 21% of the frame, and UI text."""
+    frame = np.zeros((600, 800), np.uint8)
+    if picture:
+        frame[140:460, 240:560] = np.random.default_rng(1).integers(30, 200, (320, 320))
+    for y in (20, 40, 560):
+        cv2.putText(frame, "GE LOGIQ  12L-RS  Gn 54  D 4.0cm  FR 30", (20, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 255, 1)
+    return frame
+
+
+def test_a_small_scan_area_that_is_the_one_bright_region_is_found() -> None:
+    """Under a quarter of the frame the whole frame was taken, UI included: a lesion in 0 of 60 frames of a
+    cine shown this way, 23 of 60 with --roi on its picture."""
+    assert detect_scan_area(_display_frame()) == ROI(240, 140, 320, 320)
+    assert detect_scan_area(_display_frame(picture=False)) == ROI(0, 0, 800, 600)  # only text: nothing found
+
+
+def test_a_blank_frame_at_a_re_detection_keeps_the_scan_area() -> None:
+    """The probe lifted at a re-detection (every 30 frames) took the whole frame, UI and all, for the next
+    30 frames of the picture. A cut (the next file of a folder) forgets it: the new picture is detected
+    afresh, and with nothing found there the whole frame is taken."""
+    pre = Preprocessor(InputSpec(64, 64, 0.5, 0.25), redetect_every=2)
+    frames = [_display_frame(), _display_frame(), _display_frame(picture=False), _display_frame()]
+    assert [pre.preprocess(f)[1].roi for f in frames] == [ROI(240, 140, 320, 320)] * 4
+    pre.new_scene()
+    assert pre.preprocess(_display_frame(picture=False))[1].roi == ROI(0, 0, 800, 600)
+
+
 def test_a_new_frame_size_is_detected_again_at_once() -> None:
     """A grabber that switched from 320x240 to a larger mode kept the small frame's scan area (it
     still fit) for up to 29 frames: the model read the large frame's black corner and said normal."""
