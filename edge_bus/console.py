@@ -5,6 +5,7 @@ without a word. Here both end in one ``error:`` line and exit 130 / 143, before 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -34,6 +35,9 @@ def main() -> None:
     # one-line error for a corrupt image; the command says what went wrong itself. Set before OpenCV
     # loads; a value already set (to debug) is kept.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "FATAL")
+    for stream in (sys.stdout, sys.stderr):  # an output that can't encode "→" (PYTHONIOENCODING=ascii, cp1252,
+        with contextlib.suppress(AttributeError, ValueError):  # LC_ALL=C) failed the last line in a traceback
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     try:
         os.getcwd()
     except FileNotFoundError:  # every relative path (runs/, the report) failed later, in a traceback

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from edge_bus.errors import DataError
-from edge_bus.imaging import to_uint8
+from edge_bus.imaging import cut_short_jpeg, read_image, shown_path, to_uint8
 
 CLASSES: tuple[str, ...] = ("normal", "benign", "malignant")
 
@@ -59,14 +59,12 @@ def read_gray(path: Path) -> np.ndarray:
 
 def _imread(path: Path, what: str) -> np.ndarray:
     """``path`` in grayscale at its own depth, or a :class:`DataError` naming it (OpenCV returns None for
-    most bad files, and raises for some: a PNG header claiming 50000x50000 pixels)."""
-    try:
-        img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
-    except cv2.error as exc:
-        reason = str(exc).strip().splitlines()[-1]
-        raise DataError(f"cannot read {what} {path}: {reason}") from None
+    most bad files, and raises for some: a PNG header claiming 50000x50000 pixels; a JPEG cut short is
+    decoded half grey unless refused: :func:`~edge_bus.imaging.read_image`)."""
+    img = read_image(path, cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
     if img is None:
-        raise DataError(f"cannot read {what} {path}: missing or not an image")
+        raise DataError(f"cannot read {what} {shown_path(path)}: "
+                        f"{'a JPEG cut short (truncated)' if cut_short_jpeg(path) else 'missing or not an image'}")
     return img
 
 

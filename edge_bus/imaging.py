@@ -1,11 +1,68 @@
-"""Pixel-format conversion shared by the sources, the renderer and the video sink."""
+"""Pixel-format conversion shared by the sources, the renderer and the video sink, and the way files
+reach OpenCV."""
 
 from __future__ import annotations
+
+import os
 
 import cv2
 import numpy as np
 
-__all__ = ["to_bgr"]
+__all__ = ["opencv_path", "read_image", "to_bgr"]
+
+
+def opencv_path(path: str | os.PathLike[str]) -> str | None:
+    """``path`` as the text OpenCV takes (it encodes it in UTF-8): the name's bytes read as UTF-8, whatever
+    the locale decoded them as (``LC_ALL=C PYTHONUTF8=0`` turns ``é`` into surrogates); None when they are
+    not UTF-8. OpenCV given such a name crashed the process (a segfault, no message, outputs unfinished)."""
+    try:
+        return os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """``path`` for a message: bytes that are not UTF-8 as ``\\xe9`` escapes, a newline as ``\\n``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace").replace("\n", "\\n")
+
+
+def not_opencv_path(what: str, path: str | os.PathLike[str]) -> str:
+    """The one-line reason a file can't go to OpenCV (:func:`opencv_path` None)."""
+    return (f"cannot open {what} '{shown_path(path)}': its path is not UTF-8 text, which OpenCV can't take "
+            "— rename it (or the folder it is in)")
+
+
+_JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
+
+
+def cut_short_jpeg(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a JPEG file (by its suffix) that does not end with its end-of-image marker (FF D9;
+    a few bytes of padding after it allowed). libjpeg decodes a JPEG cut short with the rest grey, saying
+    only "Premature end of JPEG file" on stderr: a malignant lesion cut two thirds in read normal."""
+    if os.path.splitext(path)[1].lower() not in _JPEG_SUFFIXES or not os.path.isfile(path):
+        return False
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 64))
+            return b"\xff\xd9" not in fh.read()
+    except OSError:
+        return False
+
+
+def read_image(path: str | os.PathLike[str], flags: int) -> np.ndarray | None:
+    """``cv2.imread(path, flags)``, or None when it can't be decoded: OpenCV's None and its errors (a PNG
+    header claiming 50000x50000 pixels), and a JPEG cut short (:func:`cut_short_jpeg`). A name that is
+    not UTF-8 is read by Python and decoded from memory."""
+    if cut_short_jpeg(path):
+        return None
+    text = opencv_path(path)
+    try:
+        if text is not None:
+            return cv2.imread(text, flags)
+        return cv2.imdecode(np.fromfile(path, np.uint8), flags)
+    except (cv2.error, OSError, ValueError):
+        return None
 
 
 def to_uint8(pixels: np.ndarray) -> np.ndarray:

@@ -420,8 +420,8 @@ def run_stream(config: StreamConfig, progress: ProgressFn | None = None,
             error = request.error()
     except KeyboardInterrupt:
         error = request.error()
-    except Exception as exc:  # edge-bus errors, and anything else (recorded in latency.json, raised as is)
-        error = exc
+    except BaseException as exc:  # edge-bus errors, and anything else (recorded in latency.json, raised as is:
+        error = exc  # a SystemExit too, which ended the run "at the end of the source", frame 0)
     finally:
         try:
             p.engine.wait()

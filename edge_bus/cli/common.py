@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -17,8 +18,32 @@ from edge_bus.errors import EdgeBusError, Interrupted, Terminated, error_for_sig
 
 T = TypeVar("T")
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-console = Console(highlight=False, soft_wrap=True)
+class _OutputConsole(Console):
+    """A console that its stream closing or filling silences, instead of ending the command: a pipe read by
+    ``head`` or ``true``, ``2>>log`` on a full disk. Rich exits 1 at once on a broken pipe (a stream run
+    then ended before its first frame, its latency.json saying "end of source"; ``doctor | head -1`` exited
+    1 on a passing machine), and a full disk raised an OSError traceback. What a command does, and its
+    exit code, no longer depend on who reads its output."""
+
+    def _check_buffer(self) -> None:
+        try:
+            super()._check_buffer()
+        except OSError:  # ENOSPC, EIO (a BrokenPipeError comes to on_broken_pipe)
+            self.on_broken_pipe()
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        del self._buffer[:]
+        try:  # the interpreter's last flush of the stream, at exit, would fail again and say so
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.file.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # not a file with a descriptor (a test's capture)
+            pass
+
+
+err_console = _OutputConsole(stderr=True, highlight=False, soft_wrap=True)
+console = _OutputConsole(highlight=False, soft_wrap=True)
 
 
 _errors_said: list[str] = []  # every line fail() printed in this process

@@ -155,8 +155,10 @@ def discard_temp(path: Path) -> None:
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8",
                       hint: str | None = None) -> Path:
-    """:func:`atomic_write_bytes` of ``text`` encoded with ``encoding``."""
-    return atomic_write_bytes(path, text.encode(encoding), hint)
+    """:func:`atomic_write_bytes` of ``text`` encoded with ``encoding``. A file name the locale could not
+    decode (bytes that are not UTF-8, or any non-ASCII under ``LC_ALL=C PYTHONUTF8=0``) is written as its
+    own bytes: a report naming its source failed in a UnicodeEncodeError traceback."""
+    return atomic_write_bytes(path, text.encode(encoding, "surrogateescape"), hint)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, hint: str | None = None) -> Path:

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from edge_bus.errors import OutputError
-from edge_bus.imaging import to_bgr
+from edge_bus.imaging import opencv_path, shown_path, to_bgr
 from edge_bus.sinks.files import ensure_parent, free_bytes, output_error
 
 __all__ = ["VideoSink"]
@@ -94,7 +94,12 @@ class VideoSink:
                     pass
             except OSError as exc:
                 raise output_error(path, exc, "choose a writable --out folder or use --no-video") from None
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), self.fps, self.video_size, True)
+            text = opencv_path(path)
+            if text is None:  # OpenCV crashed the process on such a name
+                path.unlink(missing_ok=True)
+                raise OutputError(f"can't write {shown_path(path)}: its path is not UTF-8 text, which OpenCV's video "
+                                  "writer can't take — choose another --out, or use --no-video")
+            writer = cv2.VideoWriter(text, cv2.VideoWriter.fourcc(*fourcc), self.fps, self.video_size, True)
             if writer.isOpened():
                 return path, fourcc, writer
             writer.release()
@@ -202,7 +207,10 @@ class VideoSink:
 def playable(path: Path) -> bool:
     """Whether OpenCV opens ``path`` and decodes its first frame (an mp4 whose index was never
     written, e.g. on a full disk, does not open)."""
-    cap = cv2.VideoCapture(str(path))
+    text = opencv_path(path)
+    if text is None:  # can't be asked: OpenCV crashed on such a name
+        return True
+    cap = cv2.VideoCapture(text)
     try:
         return bool(cap.isOpened() and cap.read()[0])
     finally:

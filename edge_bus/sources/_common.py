@@ -14,11 +14,12 @@ import cv2
 import numpy as np
 
 from edge_bus.errors import SourceError
+from edge_bus.imaging import not_opencv_path, opencv_path
 from edge_bus.types import Frame
 
 __all__ = [
     "PLAUSIBLE_FPS", "check_readable_file", "describe_exc", "make_frame", "natural_key", "open_or_none",
-    "plausible_fps", "quiet_opencv",
+    "opencv_file", "plausible_fps", "quiet_opencv",
 ]
 
 PLAUSIBLE_FPS = (1.0, 1000.0)
@@ -96,6 +97,15 @@ def check_readable_file(path: Path, what: str, hint: str) -> None:
         raise SourceError(f"cannot open {what} '{path}': permission denied — check the file's permissions")
     if path.stat().st_size == 0:
         raise SourceError(f"cannot open {what} '{path}': the file is empty (0 bytes) — copy or export it again")
+
+
+def opencv_file(path: Path, what: str) -> str:
+    """``path`` as OpenCV takes it (:func:`~edge_bus.imaging.opencv_path`), else a one-line
+    :class:`SourceError` (OpenCV crashed the process on a name that is not UTF-8)."""
+    text = opencv_path(path)
+    if text is None:
+        raise SourceError(not_opencv_path(what, path))
+    return text
 
 
 @contextmanager

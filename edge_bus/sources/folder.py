@@ -2,13 +2,14 @@
 
 Frames are BGR uint8 HxWx3 (grayscale files are expanded to three channels) and keep each
 file's own size: ``info`` reports the first image's. Files are taken in natural order
-(``benign (2).png`` before ``benign (10).png``); mask files (``*_mask*``, as in BUSI's class
-folders) and hidden files are skipped, so a BUSI class folder can be played directly.
+(``benign (2).png`` before ``benign (10).png``); mask files (``X_mask.png``, ``X_mask_1.png``, as in
+BUSI's class folders) and hidden files are skipped, so a BUSI class folder can be played directly.
+A JPEG cut short is refused, not played half grey.
 
-A file may hold many frames: a DICOM cine (``.dcm``, ``.dicom``: a scanner's study export, played
-with its pixel spacing, so ``lesion_mm`` is filled in) or a multi-page TIFF (a stack, one page a
-frame). A folder of DICOM files alone plays in acquisition order (series, then InstanceNumber)
-when every file has one.
+A file may hold many frames: a DICOM cine (``.dcm``, ``.dicom``, or no suffix with the DICM marker
+as a scanner's export names them, its DICOMDIR index skipped; played with its pixel spacing, so
+``lesion_mm`` is filled in) or a multi-page TIFF (a stack, one page a frame). A folder of DICOM
+files alone plays in acquisition order (series, then InstanceNumber) when every file has one.
 
 - Every file holding one frame: ``still=True``, the images are independent, so the pipeline turns
   temporal smoothing off; ``t_source`` is ``index / fps``, or one nominal second per image.
@@ -24,7 +25,7 @@ the images before it were yielded.
 
 from __future__ import annotations
 
-import fnmatch
+import re
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -34,10 +35,17 @@ import cv2
 import numpy as np
 
 from edge_bus.errors import SourceEndedEarly, SourceError
-from edge_bus.imaging import to_bgr
+from edge_bus.imaging import cut_short_jpeg, opencv_path, read_image, to_bgr
 from edge_bus.sources._common import make_frame, natural_key
 from edge_bus.sources.base import FrameSource, SourceInfo
-from edge_bus.sources.dicom import DICOM_SUFFIXES, DicomSource, acquisition_order, frames_and_fps, read_header
+from edge_bus.sources.dicom import (
+    DICOM_SUFFIXES,
+    DicomSource,
+    acquisition_order,
+    frames_and_fps,
+    is_dicom_file,
+    read_header,
+)
 from edge_bus.types import Frame
 
 __all__ = ["IMAGE_SUFFIXES", "FolderSource", "list_images"]
@@ -50,14 +58,24 @@ _FileFrame = tuple[np.ndarray, tuple[float, float] | None, float]
 _FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR  # any depth: a 16-bit image is scaled by its own range
 
 
+#: BUSI's mask files: ``X_mask.png``, ``X_mask_1.png`` (not every name with "_mask" in it: ``Case_MASKED.png``)
+_MASK_NAME = re.compile(r"_mask(_\d+)?$", re.IGNORECASE)
+
+
 def _is_image(path: Path) -> bool:
     name = path.name
-    return (
-        path.suffix.lower() in IMAGE_SUFFIXES | DICOM_SUFFIXES
-        and not name.startswith(".")
-        and not fnmatch.fnmatch(name.lower(), "*_mask*")
-        and (path.is_file() or path.is_symlink())  # a broken link is an image that can't be read, not skipped
-    )
+    if name.startswith(".") or _MASK_NAME.search(path.stem):
+        return False
+    if path.suffix.lower() in IMAGE_SUFFIXES | DICOM_SUFFIXES:
+        return path.is_file() or path.is_symlink()  # a broken link is an image that can't be read, not skipped
+    # a scanner's export names its DICOM files without an extension (IM000000, beside a DICOMDIR index that
+    # holds no image) or by UID (1.2.840.113619...5): the DICM marker says what they are
+    return name.upper() != "DICOMDIR" and path.is_file() and is_dicom_file(path)
+
+
+def _is_dicom(path: Path) -> bool:
+    """A file :func:`list_images` took is DICOM unless it has an image's suffix."""
+    return path.suffix.lower() not in IMAGE_SUFFIXES
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -79,22 +97,24 @@ class _Read:
 
 def _read(path: Path, page: int | None = None) -> np.ndarray | None:
     """The image (or page ``page`` of a stack), BGR uint8: 16 bits are scaled by their own range (to_bgr),
-    not cut to their top 8. None when it can't be decoded."""
-    try:
-        if page is None:
-            img = cv2.imread(str(path), _FLAGS)
-        else:
-            ok, pages = cv2.imreadmulti(str(path), start=page, count=1, flags=_FLAGS)
-            img = pages[0] if ok and pages else None
-    except cv2.error:
-        return None
+    not cut to their top 8. None when it can't be decoded, or is a JPEG cut short."""
+    if page is None:
+        img = read_image(path, _FLAGS)
+    else:  # only a name OpenCV takes has pages counted (_pages)
+        try:
+            ok, pages = cv2.imreadmulti(opencv_path(path) or "", start=page, count=1, flags=_FLAGS)
+        except cv2.error:
+            return None
+        img = pages[0] if ok and pages else None
     return None if img is None else to_bgr(img)
 
 
 def _pages(path: Path) -> int:
-    """How many pages a TIFF holds (1 when it can't be told: it fails where it is played)."""
+    """How many pages a TIFF holds (1 when it can't be told: it fails where it is played, and a name that
+    is not UTF-8, which only :func:`~edge_bus.imaging.read_image` reads, plays its first page)."""
+    text = opencv_path(path)
     try:
-        return max(1, int(cv2.imcount(str(path))))
+        return max(1, int(cv2.imcount(text))) if text is not None else 1
     except cv2.error:
         return 1
 
@@ -123,7 +143,8 @@ def _no_images_message(folder: Path) -> str:
         return (f"'{folder}' holds {len(videos)} video file{'s' if len(videos) > 1 else ''} ({shown}), not images — "
                 f"give one as --source, e.g. --source {folder / videos[0]}")
     suffixes = " ".join(sorted(IMAGE_SUFFIXES | DICOM_SUFFIXES))
-    return f"image folder '{folder}' has no images ({suffixes}; *_mask* files are skipped) — check the path"
+    return (f"image folder '{folder}' has no images ({suffixes}, or DICOM files without a suffix; X_mask.png and "
+            "X_mask_N.png files are skipped) — check the path")
 
 
 class FolderSource(FrameSource):
@@ -151,7 +172,7 @@ class FolderSource(FrameSource):
                 f"cannot open '{self._path}' as an image: not a folder or an image file "
                 f"({' '.join(sorted(IMAGE_SUFFIXES))}) — check the path"
             )
-        headers = {f: read_header(f) for f in files if f.suffix.lower() in DICOM_SUFFIXES}
+        headers = {f: read_header(f) for f in files if _is_dicom(f)}
         if len(headers) == len(files):
             files = acquisition_order(files, [headers[f] for f in files])
         # (frames, fps) of each file, from the headers: a cine is a clip, a folder of single frames stills
@@ -194,7 +215,7 @@ class FolderSource(FrameSource):
 
     def _frames_of(self, path: Path, k: int) -> Generator[_FileFrame, None, None]:
         """The frames of ``path``, file ``k``: (pixels, spacing, seconds into the file)."""
-        if path.suffix.lower() in DICOM_SUFFIXES:
+        if _is_dicom(path):
             dicom: DicomSource | None = None
             try:
                 dicom = DicomSource(path)
@@ -212,7 +233,8 @@ class FolderSource(FrameSource):
             img = _read(path, page if pages > 1 else None)
             if img is None:
                 what = f"page {page + 1} of {pages} of image" if pages > 1 else "image"
-                broken = "a link to nothing" if path.is_symlink() and not path.exists() else "corrupt or not an image"
+                broken = ("a link to nothing" if path.is_symlink() and not path.exists()
+                          else "a JPEG cut short (truncated)" if cut_short_jpeg(path) else "corrupt or not an image")
                 raise SourceEndedEarly(
                     f"cannot read {what} '{path.name}' ({k + 1} of {len(self._files)}) in '{self._path}': {broken} "
                     f"(the {self._index} frames before it were read) — remove or replace it"

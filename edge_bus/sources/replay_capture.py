@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from edge_bus.errors import SourceError
-from edge_bus.sources._common import check_readable_file, open_or_none, plausible_fps, quiet_opencv
+from edge_bus.sources._common import check_readable_file, open_or_none, opencv_file, plausible_fps, quiet_opencv
 from edge_bus.sources.capture import fourcc_text
 
 __all__ = ["ReplayCapture"]
@@ -39,6 +39,7 @@ class ReplayCapture:
                  formats: Mapping[str, float | None] | None = None) -> None:
         self.path = Path(path)
         check_readable_file(self.path, "video", "give a video file to replay as a capture device")
+        opencv_file(self.path, "video")  # before open_or_none, which takes any failure for "can't read it"
         file = open_or_none(lambda: _open_file(self.path))
         if file is None:
             raise SourceError(f"cannot replay '{self.path}' as a capture device: OpenCV cannot read it as video")
@@ -147,4 +148,4 @@ class ReplayCapture:
 
 def _open_file(path: Path) -> cv2.VideoCapture:
     with quiet_opencv():
-        return cv2.VideoCapture(str(path))
+        return cv2.VideoCapture(opencv_file(path, "video"))

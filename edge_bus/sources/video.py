@@ -33,6 +33,7 @@ from edge_bus.sources._common import (
     check_readable_file,
     make_frame,
     open_or_none,
+    opencv_file,
     plausible_fps,
     quiet_opencv,
 )
@@ -58,7 +59,7 @@ def frame_count_tolerance(declared: int, suffix: str = "") -> int:
 
 def _open_file(path: Path) -> cv2.VideoCapture:
     with quiet_opencv():
-        return cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+        return cv2.VideoCapture(opencv_file(path, "video"), cv2.CAP_FFMPEG)
 
 
 class VideoSource(FrameSource):
@@ -71,6 +72,7 @@ class VideoSource(FrameSource):
     def __init__(self, path: str | Path, *, tolerance: int | None = None) -> None:
         self._path = Path(path)
         check_readable_file(self._path, "video", f"use --source folder:{self._path} to read an image folder")
+        opencv_file(self._path, "video")  # before open_or_none, which takes any failure for "can't read it"
         cap = open_or_none(lambda: _open_file(self._path))
         width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) if cap is not None else 0
         height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) if cap is not None else 0

@@ -258,3 +258,46 @@ def test_every_image_carries_its_own_decode_time(tmp_path: Path, make_image: Cal
     with FolderSource(tmp_path) as src:
         frames = list(src)
     assert all(f.decode_ms > 0 for f in frames)
+
+
+def test_dicom_files_named_without_an_extension_play_and_the_dicomdir_index_is_skipped(
+    tmp_path: Path, make_dicom: Callable[..., Path]
+) -> None:
+    """A scanner's export (IM000000, ... beside a DICOMDIR index): the folder "had no images"."""
+    gray = np.full((24, 32), 50, np.uint8)
+    for k in range(2):
+        make_dicom(tmp_path / f"IM00000{k}", gray + k, multiframe=False, InstanceNumber=k + 1)
+    make_dicom(tmp_path / "DICOMDIR", gray, multiframe=False)  # an index holds no image: never played
+    (tmp_path / "README").write_text("not DICOM")  # no extension, no DICM marker: skipped
+    with FolderSource(tmp_path) as src:
+        assert [p.name for p in src.files] == ["IM000000", "IM000001"]
+        assert [int(f.pixels[0, 0, 0]) for f in src] == [50, 51]
+
+
+def test_only_busi_style_mask_names_are_skipped(tmp_path: Path, make_image: Callable[..., Path]) -> None:
+    """Every name with "_mask" in it was skipped without a word (Case_MASKED.png, tumor_mask_removed.png)."""
+    for name in ("a_mask.png", "a_MASK_2.png", "Case_MASKED.png", "tumor_mask_removed.png", "a.png"):
+        make_image(tmp_path / name, 9)
+    with FolderSource(tmp_path) as src:
+        assert [p.name for p in src.files] == ["a.png", "Case_MASKED.png", "tumor_mask_removed.png"]
+
+
+def test_a_jpeg_cut_short_is_refused_not_played_half_grey(tmp_path: Path) -> None:
+    """libjpeg decodes the part that is there and fills the rest grey, saying only "Premature end of JPEG
+    file": a malignant lesion cut two thirds in streamed as normal, exit 0."""
+    import cv2
+
+    ok, data = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (64, 64), np.uint8))
+    assert ok
+    (tmp_path / "a.jpg").write_bytes(data.tobytes())
+    (tmp_path / "b.jpg").write_bytes(data.tobytes()[: len(data) // 3])
+    with FolderSource(tmp_path) as src:
+        next(src)
+        with pytest.raises(SourceEndedEarly, match=r"cannot read image 'b.jpg' \(2 of 2\) .*: a JPEG cut short"):
+            next(src)
+    from edge_bus.datasets import read_gray
+    from edge_bus.errors import DataError
+
+    with pytest.raises(DataError, match=r"b\.jpg: a JPEG cut short \(truncated\)"):
+        read_gray(tmp_path / "b.jpg")  # eval and calibration too
+    assert read_gray(tmp_path / "a.jpg").shape == (64, 64)
