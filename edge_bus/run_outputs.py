@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_bus.errors import EdgeBusError, Interrupted, OutputError
-from edge_bus.sinks.files import RESERVE_BYTES, SpaceReserve, free_bytes, nearest_existing, output_error
+from edge_bus.sinks.files import (
+    RESERVE_BYTES,
+    SpaceReserve,
+    free_bytes,
+    nearest_existing,
+    output_error,
+    unwritable_reason,
+)
 from edge_bus.sinks.framelog import LOG_RESERVE_BYTES, FrameLog
 from edge_bus.sinks.report import ReportData, VerdictBadge, write_report
 from edge_bus.sinks.video import VIDEO_MIN_FREE_MB, VideoSink
@@ -60,7 +67,15 @@ class RunFiles:
 
 
 def default_out_dir() -> Path:
-    return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    """``runs/<YYYYmmdd-HHMMSS>``, with ``-2``, ``-3``, ... when that second's folder is there already: two
+    runs started in one second wrote into one folder (the second's outputs replaced the first's, or it was
+    refused as "another run is writing to" a folder nobody named)."""
+    stamp = Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    path, k = stamp, 1
+    while path.exists():
+        k += 1
+        path = stamp.with_name(f"{stamp.name}-{k}")
+    return path
 
 
 class OutFolderLock:
@@ -94,9 +109,10 @@ class OutFolderLock:
 
 START_ROOM_BYTES = 8_000_000
 """Free space a run needs to start beyond what its sinks keep free and its reserve holds: room to write."""
-_STALE = ("latency.json", "report.html", "overlay.mp4", "overlay.avi", SpaceReserve.NAME)  # a previous run's,
-# deleted first (overlay.avi: the video where no mp4 encoder was found; left beside a new run's overlay.mp4)
-_REPLACED = (*_STALE, "frames.jsonl")  # what a new run deletes or truncates: its space counts as free
+_STALE = ("latency.json", "report.html", "overlay.mp4", "overlay.avi", SpaceReserve.NAME, "frames.jsonl")
+"""A previous run's files, deleted first (their space counts as free). overlay.avi: the video where no mp4
+encoder was found, left beside a new run's overlay.mp4; frames.jsonl deleted, not truncated: a link there
+had its target overwritten, and a named pipe there hung the run."""
 
 
 def start_space_needed(video: bool) -> int:
@@ -104,6 +120,15 @@ def start_space_needed(video: bool) -> int:
     reserve it holds, and room to write. Less started a run that the video stopped at once (69 MB free)."""
     keep = int(VIDEO_MIN_FREE_MB * 1e6) if video else LOG_RESERVE_BYTES
     return keep + RESERVE_BYTES + START_ROOM_BYTES
+
+
+def _no_storage(folder: Path) -> str | None:
+    """Why ``folder``'s file system holds no files, or None: a virtual one (/proc, /sys) has no blocks."""
+    try:
+        blocks = os.statvfs(folder).f_blocks
+    except (OSError, AttributeError):  # no statvfs (Windows)
+        return None
+    return "it is on a virtual file system (such as /proc), not a disk" if blocks == 0 else None
 
 
 def _check_start_space(out_dir: Path, video: bool) -> None:
@@ -115,11 +140,15 @@ def _check_start_space(out_dir: Path, video: bool) -> None:
         if free is None:
             return
         if where == out_dir:
-            free += sum((out_dir / name).stat().st_size for name in _REPLACED if (out_dir / name).is_file())
+            free += sum((out_dir / name).stat().st_size for name in _STALE if (out_dir / name).is_file())
     except OSError:  # the folder's own checks say what is wrong
         return
     need = start_space_needed(video)
     if free < need:
+        # a read-only or virtual file system reports little or nothing free too: not "disk full" there
+        reason = unwritable_reason(where) or _no_storage(where)
+        if reason is not None:
+            raise OutputError(f"can't write in {out_dir}: {reason} — choose a writable --out folder")
         other = "" if not video else f", {start_space_needed(False) / 1e6:.0f} MB with --no-video"
         raise OutputError(f"disk full: {free / 1e6:.0f} MB free for {out_dir}, and a run needs {need / 1e6:.0f} MB "
                           f"to start{other} — free space or choose another --out")

@@ -189,12 +189,17 @@ def test_truncated_video_keeps_every_good_frame(tmp_path: Path, shared_data: Pat
     assert n < 148
 
 
-def test_full_disk_is_a_clear_error_and_outputs_stay_valid(tmp_path: Path) -> None:
+def test_full_disk_is_a_clear_error_and_outputs_stay_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if not os.path.exists("/dev/full"):
         pytest.skip("needs /dev/full to simulate a full disk")
+    import builtins
+
+    from edge_bus.sinks import framelog
+
     out = tmp_path / "o"
-    out.mkdir()
-    (out / "frames.jsonl").symlink_to("/dev/full")  # the frame log lives on a "full disk": writes fail ENOSPC
+    # the frame log lives on a "full disk": writes fail ENOSPC (a link named frames.jsonl is replaced now)
+    monkeypatch.setattr(framelog, "open", lambda path, mode, **kw: builtins.open("/dev/full", "wb", **kw),
+                        raising=False)
     result = invoke("stream", "--source", "demo", "--out", str(out), "-q")
     line = assert_one_line_error(result, 5)
     assert "disk full" in line and "frames.jsonl" in line
@@ -423,3 +428,21 @@ def test_a_deleted_current_folder_is_one_line(tmp_path: Path) -> None:
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip() == ("error: the current folder no longer exists (it was deleted or moved while this "
                                   "shell was in it) — cd to an existing folder")
+
+
+def test_models_list_shows_a_problem_whole_and_errors_stay_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Path) -> None:
+    """At 80 columns the 'NO:' reason was cut to '/var/tmp…', hiding which file mismatched; a path with a
+    newline in it made a two-line error."""
+    import edge_bus.cli.models as models_cli
+    from edge_bus.zoo import ModelStatus
+
+    problem = "model_int8.bin in /var/tmp/some/long/folder/of/models/emt_net does not match its sha256"
+    monkeypatch.setattr(models_cli, "model_statuses",
+                        lambda: [ModelStatus("emt_net", "1.2.0", "emt_net", "224x224", 0.7, 0.9, problem)])
+    shown = runner.invoke(app, ["models", "list"], env={"COLUMNS": "80"})
+    cells = [line.split("│")[-2] for line in shown.output.splitlines() if line.count("│") == 8]
+    assert shown.exit_code == 0 and "".join(cells).replace(" ", "") == f"NO: {problem}".replace(" ", "")
+    done = subprocess.run([sys.executable, "-m", "edge_bus", "stream", "--source", str(tmp_path / "no\nsuch.avi")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and done.stderr.count("\n") == 1 and "no\\nsuch.avi" in done.stderr

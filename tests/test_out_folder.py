@@ -119,8 +119,9 @@ def test_a_folder_deleted_during_the_run_is_an_error_that_says_so(tmp_path: Path
 def test_the_error_says_which_reports_could_not_be_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import edge_bus.run_outputs as run_outputs
 
-    def unwritable(path: Path, document: object) -> None:
-        raise OutputError(f"can't write {path}: permission denied — choose a writable --out folder")
+    def unwritable(path: Path, document: dict[str, object]) -> None:
+        if document["ended"] != run_outputs.RUNNING:  # the one at the end
+            raise OutputError(f"can't write {path}: permission denied — choose a writable --out folder")
 
     monkeypatch.setattr(run_outputs, "write_latency_json", unwritable)
 
@@ -204,7 +205,7 @@ def test_the_run_holds_space_back_and_gives_it_back_before_its_last_writes(
         real_release(self)
 
     def write_latency(path: Path, doc: dict[str, object]) -> None:
-        order.append("latency.json")
+        order.append("latency.json" if doc["ended"] != run_outputs.RUNNING else "latency.json started")
         real_write(path, doc)
 
     monkeypatch.setattr(files_mod.SpaceReserve, "release", release)
@@ -213,7 +214,7 @@ def test_the_run_holds_space_back_and_gives_it_back_before_its_last_writes(
                         source=Frames(6, lambda i: held.append(reserve.stat().st_size) if i == 3 else None),
                         engine_factory=fake_engine_factory(FakeBehaviour()))
     assert result.frames == 6 and held == [8_000_000]
-    assert not reserve.exists() and order[:2] == ["reserve released", "latency.json"]
+    assert not reserve.exists() and order[:3] == ["latency.json started", "reserve released", "latency.json"]
     assert {p.name for p in out.iterdir()} == {"frames.jsonl", "overlay.mp4", "latency.json", "report.html"}
 
 
@@ -300,3 +301,51 @@ def test_a_run_needs_room_beyond_what_it_keeps_free_to_start(tmp_path: Path, mon
     files = open_run_files(out, video=True, fps=30.0, size=(64, 64))
     files.close()
     files.release()
+
+
+def test_a_link_or_a_pipe_named_frames_jsonl_in_out_is_replaced_not_written_through(tmp_path: Path) -> None:
+    """A link there had its target overwritten with frame lines; a named pipe there hung the run."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    linked, piped = tmp_path / "linked", tmp_path / "piped"
+    linked.mkdir()
+    piped.mkdir()
+    (linked / "frames.jsonl").symlink_to(victim)
+    os.mkfifo(piped / "frames.jsonl")
+    for out in (linked, piped):
+        assert _run(out, Frames(3)).frames == 3
+        assert (out / "frames.jsonl").is_file() and not (out / "frames.jsonl").is_symlink()
+        assert len((out / "frames.jsonl").read_text().splitlines()) == 3
+    assert victim.read_text() == "keep me"
+
+
+def test_runs_started_in_one_second_get_folders_of_their_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default --out was runs/<second>: a run started in the second of the one before wrote into its
+    folder, replacing its outputs."""
+    import time
+
+    from edge_bus.run_outputs import default_out_dir
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(time, "strftime", lambda fmt, *a: "20261125-071500")
+    first = _run(None, Frames(2)).out_dir  # type: ignore[arg-type]
+    second = _run(None, Frames(3)).out_dir  # type: ignore[arg-type]
+    assert (first, second) == (Path("runs/20261125-071500"), Path("runs/20261125-071500-2"))
+    assert len((first / "frames.jsonl").read_text().splitlines()) == 2 and default_out_dir().name.endswith("-3")
+
+
+def test_a_read_only_or_virtual_file_system_is_not_called_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--out /proc/x` and a small read-only mount said "disk full: 0 MB free"; a larger read-only one said
+    what it was. The place is now named for what it is whatever it reports free."""
+    import edge_bus.run_outputs as run_outputs
+
+    monkeypatch.setattr(run_outputs, "free_bytes", lambda folder: 0)
+    monkeypatch.setattr(run_outputs, "unwritable_reason", lambda folder: "it is on a read-only file system")
+    with pytest.raises(OutputError, match=r"^can't write in .*run: it is on a read-only file system — choose a "):
+        open_run_files(tmp_path / "run", video=False, fps=30.0, size=(64, 64))
+    monkeypatch.setattr(run_outputs, "unwritable_reason", lambda folder: None)
+    if Path("/proc/self").is_dir():
+        with pytest.raises(OutputError, match=r"/proc/edge-bus-x: it is on a virtual file system \(such as /proc\)"):
+            open_run_files(Path("/proc/edge-bus-x"), video=False, fps=30.0, size=(64, 64))
+    with pytest.raises(OutputError, match=r"^disk full: 0 MB free"):  # a disk, writable, full
+        open_run_files(tmp_path / "run", video=False, fps=30.0, size=(64, 64))

@@ -50,7 +50,9 @@ _errors_said: list[str] = []  # every line fail() printed in this process
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print ``error: message`` on stderr (one line) and return the Exit to raise."""
+    """Print ``error: message`` on stderr (one line: a newline in it, from a path, is shown as ``\\n``) and
+    return the Exit to raise."""
+    message = message.replace("\r", "\\r").replace("\n", "\\n")
     err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True)
     _errors_said.append(message)
     return typer.Exit(code)

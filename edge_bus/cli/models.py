@@ -23,6 +23,7 @@ app = typer.Typer(help="List, inspect, quantise and calibrate models. A model is
 def list_cmd() -> None:
     """List the shipped models with their test metrics."""
     table = Table("name", "version", "architecture", "input", "test Dice (INT8)", "test AUC (INT8)", "files ok")
+    table.columns[-1].overflow = "fold"  # a problem's path and file, whole however narrow (… hid which file)
     for r in run_or_exit(model_statuses):
         table.add_row(escape(r.name), escape(r.version), escape(r.architecture), r.input_size, _metric(r.test_dice),
                       _metric(r.test_auc), "yes" if r.problem is None else escape(f"NO: {r.problem}"))

@@ -21,10 +21,10 @@ from typing import Any
 import cv2
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_color_lut, apply_voi_lut, get_decoder, iter_pixels, pixel_array
-from pydicom.uid import DeflatedExplicitVRLittleEndian
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from edge_bus.errors import SourceEndedEarly, SourceError
 from edge_bus.imaging import to_bgr
@@ -186,6 +186,12 @@ def _deflated(ds: Dataset) -> bool:
     return bool(_transfer_syntax(ds) == DeflatedExplicitVRLittleEndian)
 
 
+def _in_memory(ds: Dataset) -> bool:
+    """Whether the frames must be decoded from ``ds`` itself, not read again from its file: a deflated file
+    (inflated in memory) and one without a Part 10 header (the file says nothing of its encoding)."""
+    return _deflated(ds) or not ds.preamble
+
+
 def _open(path: Path) -> Dataset:
     try:
         with warnings.catch_warnings():  # damaged files warn, then fail below with our own message
@@ -194,6 +200,9 @@ def _open(path: Path) -> Dataset:
             # a deflated file is inflated in memory: its pixel data can't be read again from the file
             return pydicom.dcmread(path) if _deflated(ds) else ds
     except InvalidDicomError:
+        bare = _bare_dataset(path)
+        if bare is not None:
+            return bare
         raise SourceError(
             f"cannot open DICOM file '{path}': not a DICOM file (no DICM header) — check the path"
         ) from None
@@ -202,6 +211,26 @@ def _open(path: Path) -> Dataset:
             f"cannot open DICOM file '{path}': corrupt or truncated ({describe_exc(exc)}) "
             "— copy or export it again"
         ) from None
+
+
+def _bare_dataset(path: Path) -> Dataset | None:
+    """A dataset written without the Part 10 header (no preamble, no DICM, no transfer syntax: an old
+    system's or a script's dump), read whole with its encoding as pydicom found it; None when it holds no
+    image (so not a DICOM file at all, as far as playing goes)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            ds = pydicom.dcmread(path, force=True)
+            if "PixelData" not in ds or "Rows" not in ds:
+                return None
+            implicit, little = ds.original_encoding
+    except Exception:  # pydicom raises many types for what is not DICOM at all
+        return None
+    if not little:  # big endian: retired long ago; said as not DICOM rather than decoded wrongly
+        return None
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    return ds
 
 
 def _check_decodable(path: Path, ds: Dataset) -> None:
@@ -304,7 +333,7 @@ class DicomSource(FrameSource):
 
     def _frame_arrays(self) -> Iterator[np.ndarray]:
         """The frames' pixel arrays, one at a time (a deflated file's from the dataset in memory)."""
-        src = self._ds if _deflated(self._ds) else self._path
+        src = self._ds if _in_memory(self._ds) else self._path
         syntax = _transfer_syntax(self._ds)
         if self._n > 1 and self._photometric == "YBR_FULL_422" and not (syntax is not None and syntax.is_compressed):
             # pydicom 3.0's iter_pixels steps through native 4:2:2 data 3 bytes a pixel, not 2: frames 1 on

@@ -85,6 +85,29 @@ def test_frame_time_vector(tmp_path: Path, make_dicom: MakeDicom, cine_rgb: np.n
         assert [f.t_source for f in src] == pytest.approx([0.0, 0.04, 0.08, 0.14])
 
 
+@pytest.mark.parametrize("implicit", [True, False])
+def test_a_dataset_without_the_part_10_header_plays(
+    tmp_path: Path, make_dicom: MakeDicom, cine_rgb: np.ndarray, implicit: bool
+) -> None:
+    """No preamble, no DICM, no transfer syntax (an old system's dump): "not a DICOM file — check the path"."""
+    import pydicom
+
+    path = make_dicom(tmp_path / "cine.dcm", cine_rgb[:3], FrameTime=40)
+    ds = pydicom.dcmread(path)
+    del ds.file_meta
+    ds.preamble = None
+    pydicom.dcmwrite(tmp_path / "bare.dcm", ds, implicit_vr=implicit, little_endian=True)
+    assert (tmp_path / "bare.dcm").read_bytes()[128:132] != b"DICM"
+    with DicomSource(tmp_path / "bare.dcm") as src:
+        assert src.info.fps == pytest.approx(25.0)
+        frames = list(src)
+    assert [f.pixels.tobytes() for f in frames] == [cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR).tobytes()
+                                                   for rgb in cine_rgb[:3]]
+    (tmp_path / "text.dcm").write_text("not DICOM at all")
+    with pytest.raises(SourceError, match=r"text\.dcm': not a DICOM file \(no DICM header\)"):
+        DicomSource(tmp_path / "text.dcm")
+
+
 @pytest.mark.parametrize(
     ("timing", "fps", "times"),
     [
