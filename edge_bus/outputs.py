@@ -179,7 +179,11 @@ class OutputStage:
     def _handle(self, item: InFlight) -> None:
         frame = item.frame
         stages = item.stages_ms
-        if not self.fps.started:  # the run's time starts with its first frame, not with the set-up
+        if not self.fps.started and self.ordered:
+            # a file run's time starts with its first frame's capture, not with the set-up: frames over
+            # the run's time, as benchmark_app counts its throughput; a live run's FPS is its rate of
+            # answers, frame intervals over the time between the first and the last (a 30 fps probe read
+            # 30.29 FPS over 90 frames counted the other way)
             self.fps.start(frame.t_capture)
         t = time.perf_counter()
         if frame.cut:  # a new scene (a --loop restart): the frames before say nothing of this one

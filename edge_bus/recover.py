@@ -81,6 +81,7 @@ class _Log:
     t_capture: tuple[float, float]  # first frame's capture, last frame's overlay ready (wall clock, s)
     t_source: tuple[float, float]  # first and last frame's position in the source (s)
     stills: bool = False  # the frames are independent images (a folder's lines name their file)
+    first_done: float = 0.0  # the first frame's overlay ready (wall clock, s)
 
 
 def rebuild_report(run_dir: str | Path, model: str | None = None, operating_point: str | None = None,
@@ -142,8 +143,7 @@ def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: 
     source_fps = _source_fps(log, latency)
     verdict = clip_verdict(log.series, threshold, fps=source_fps)
     stages = _stage_metrics(log.series)
-    span = log.t_capture[1] - log.t_capture[0]
-    fps = round(len(log.series) / span, 2) if span > 0 else 0.0
+    fps = _run_fps(log, live=(latency or {}).get("mode") == "live")
     wrote_latency = latency is None or started
     if latency is None or started:
         dropped = int(log.series.dropped_before.sum()) if log.series.dropped_before is not None else 0
@@ -208,8 +208,10 @@ def _read_log(path: Path) -> _Log:
     if first is None or last is None:
         return _Log(builder.build(), skipped, (0.0, 0.0), (0.0, 0.0))
     end = _finite(last.get("t_capture")) + _finite(last.get("e2e_ms")) / 1e3
+    first_done = _finite(first.get("t_capture")) + _finite(first.get("e2e_ms")) / 1e3
     return _Log(builder.build(), skipped, (_finite(first.get("t_capture")), end),
-                (_finite(first.get("t_source")), _finite(last.get("t_source"))), stills="file" in first)
+                (_finite(first.get("t_source")), _finite(last.get("t_source"))), stills="file" in first,
+                first_done=first_done)
 
 
 def _read_latency(path: Path) -> dict[str, Any] | None:
@@ -267,6 +269,15 @@ def _source_fps(log: _Log, latency: dict[str, Any] | None) -> float:
     frames = log.series.frame
     seconds = log.t_source[1] - log.t_source[0]
     return float(frames[-1] - frames[0]) / seconds if seconds > 0 and len(frames) > 1 else 0.0
+
+
+def _run_fps(log: _Log, live: bool) -> float:
+    """The run's FPS as the run counts it (OutputStage): a file run's frames over its first capture to its
+    last overlay, a live run's frame intervals over its first overlay to its last."""
+    start = log.first_done if live else log.t_capture[0]
+    span = log.t_capture[1] - start
+    frames = len(log.series) - 1 if live else len(log.series)
+    return round(frames / span, 2) if span > 0 and frames > 0 else 0.0
 
 
 def _stage_metrics(series: FrameSeries) -> StageMetrics:

@@ -106,6 +106,21 @@ def test_a_killed_run_keeps_the_machine_model_and_source_it_started_with(tmp_pat
     assert not again.wrote_latency and json.loads((out / "latency.json").read_text()) == written
 
 
+@pytest.mark.parametrize(("mode", "fps"), [("live", 30.0), ("file", 90 / (89 / 30 + 0.005))])
+def test_the_rebuilt_fps_is_counted_as_the_run_counts_it(tmp_path: Path, mode: str, fps: float) -> None:
+    """90 frames 1/30 s apart, answered 5 ms after capture: a live run's rate of answers is 30 FPS; a file
+    run's frames over its first capture to its last overlay, as benchmark_app counts throughput."""
+    out = tmp_path / "run"
+    run_stream(build_config(source="demo", max_frames=2, out=out, video=False))
+    started = json.loads((out / "latency.json").read_text())
+    first = json.loads((out / "frames.jsonl").read_text().splitlines()[0])
+    rows = [{**first, "frame": i, "t_source": i / 30, "t_capture": 1000.0 + i / 30, "e2e_ms": 5.0} for i in range(90)]
+    (out / "frames.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (out / "latency.json").write_text(json.dumps({**started, "mode": mode, "ended": RUNNING, "verdict": None}))
+    rebuild_report(out)
+    assert json.loads((out / "latency.json").read_text())["fps"] == pytest.approx(fps, abs=0.01)
+
+
 def test_lines_that_are_not_frame_records_are_skipped_not_a_traceback_or_an_infinite_verdict(tmp_path: Path) -> None:
     """Edited or damaged lines: ``{}``, an index of 1e300 or NaN, a malignancy of Infinity. Before, the
     first gave "frames read" for lines with no frame, the next two tracebacks, the last a verdict of
