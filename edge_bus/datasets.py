@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from edge_bus.errors import DataError
-from edge_bus.imaging import cut_short_jpeg, read_image, shown_path, to_uint8
+from edge_bus.imaging import cut_short_jpeg, opencv_settings_note, read_image, shown_path, to_uint8
 
 CLASSES: tuple[str, ...] = ("normal", "benign", "malignant")
 
@@ -64,7 +64,8 @@ def _imread(path: Path, what: str) -> np.ndarray:
     img = read_image(path, cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
     if img is None:
         raise DataError(f"cannot read {what} {shown_path(path)}: "
-                        f"{'a JPEG cut short (truncated)' if cut_short_jpeg(path) else 'missing or not an image'}")
+                        f"{'a JPEG cut short (truncated)' if cut_short_jpeg(path) else 'missing or not an image'}"
+                        f"{opencv_settings_note()}")
     return img
 
 

@@ -32,6 +32,19 @@ def not_opencv_path(what: str, path: str | os.PathLike[str]) -> str:
             "— rename it (or the folder it is in)")
 
 
+#: OpenCV settings edge-bus sets itself (quiet logs) or checks at start (console.py)
+_OWN_OPENCV_SETTINGS = frozenset({"OPENCV_LOG_LEVEL", "OPENCV_FFMPEG_LOGLEVEL", "OPENCV_FOR_THREADS_NUM"})
+
+
+def opencv_settings_note() -> str:
+    """`` (OpenCV settings in the environment: NAME=value, ...)`` when any are set, else "": a file OpenCV
+    would not read may be refused by them (OPENCV_VIDEOIO_PRIORITY_FFMPEG=0 turns FFmpeg off, and a good AVI
+    read "not a video"; OPENCV_IO_MAX_IMAGE_PIXELS=1 made a good PNG "corrupt")."""
+    found = sorted(f"{k}={v}" for k, v in os.environ.items()
+                   if k.startswith("OPENCV_") and k not in _OWN_OPENCV_SETTINGS)
+    return f" (OpenCV settings in the environment, which may be why: {', '.join(found)})" if found else ""
+
+
 _JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
 
 

@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from edge_bus.errors import SourceEndedEarly, SourceError
-from edge_bus.imaging import cut_short_jpeg, opencv_path, read_image, to_bgr
+from edge_bus.imaging import cut_short_jpeg, opencv_path, opencv_settings_note, read_image, to_bgr
 from edge_bus.sources._common import make_frame, natural_key
 from edge_bus.sources.base import FrameSource, SourceInfo
 from edge_bus.sources.dicom import (
@@ -234,7 +234,8 @@ class FolderSource(FrameSource):
             if img is None:
                 what = f"page {page + 1} of {pages} of image" if pages > 1 else "image"
                 broken = ("a link to nothing" if path.is_symlink() and not path.exists()
-                          else "a JPEG cut short (truncated)" if cut_short_jpeg(path) else "corrupt or not an image")
+                          else "a JPEG cut short (truncated)" if cut_short_jpeg(path)
+                          else f"corrupt or not an image{opencv_settings_note()}")
                 raise SourceEndedEarly(
                     f"cannot read {what} '{path.name}' ({k + 1} of {len(self._files)}) in '{self._path}': {broken} "
                     f"(the {self._index} frames before it were read) — remove or replace it"

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from edge_bus.errors import SourceError
+from edge_bus.imaging import opencv_settings_note
 from edge_bus.sources._common import check_readable_file, open_or_none, opencv_file, plausible_fps, quiet_opencv
 from edge_bus.sources.capture import fourcc_text
 
@@ -42,7 +43,8 @@ class ReplayCapture:
         opencv_file(self.path, "video")  # before open_or_none, which takes any failure for "can't read it"
         file = open_or_none(lambda: _open_file(self.path))
         if file is None:
-            raise SourceError(f"cannot replay '{self.path}' as a capture device: OpenCV cannot read it as video")
+            raise SourceError(f"cannot replay '{self.path}' as a capture device: OpenCV cannot read it as video"
+                              f"{opencv_settings_note()}")
         self._file: cv2.VideoCapture | None = file
         file_fps = float(file.get(cv2.CAP_PROP_FPS))
         self._fps = fps or plausible_fps(file_fps) or 30.0

@@ -27,7 +27,7 @@ from typing import NoReturn
 import cv2
 
 from edge_bus.errors import SourceEndedEarly, SourceError
-from edge_bus.imaging import to_bgr
+from edge_bus.imaging import opencv_settings_note, to_bgr
 from edge_bus.sources._common import (
     PLAUSIBLE_FPS,
     check_readable_file,
@@ -80,7 +80,7 @@ class VideoSource(FrameSource):
             if cap is not None:
                 cap.release()
             raise SourceError(
-                f"cannot open video '{self._path}': not a video OpenCV's FFmpeg can read "
+                f"cannot open video '{self._path}': not a video OpenCV's FFmpeg can read{opencv_settings_note()} "
                 "— convert it to MP4 (H.264) or AVI (MJPG), e.g. with ffmpeg"
             )
         fps = float(cap.get(cv2.CAP_PROP_FPS))

@@ -301,3 +301,26 @@ def test_a_jpeg_cut_short_is_refused_not_played_half_grey(tmp_path: Path) -> Non
     with pytest.raises(DataError, match=r"b\.jpg: a JPEG cut short \(truncated\)"):
         read_gray(tmp_path / "b.jpg")  # eval and calibration too
     assert read_gray(tmp_path / "a.jpg").shape == (64, 64)
+
+
+def test_an_opencv_setting_in_the_environment_is_named_when_a_file_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OPENCV_IO_MAX_IMAGE_PIXELS=1 made a good PNG "corrupt", OPENCV_VIDEOIO_PRIORITY_FFMPEG=0 a good AVI
+    "not a video": the message blamed the file and said nothing of the setting."""
+    import os
+
+    from edge_bus.imaging import opencv_settings_note
+    from edge_bus.sources import VideoSource
+
+    for name in [k for k in os.environ if k.startswith("OPENCV_")]:  # what this machine's environment may set
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    monkeypatch.setenv("OPENCV_VIDEOIO_PRIORITY_FFMPEG", "0")
+    assert opencv_settings_note() == (" (OpenCV settings in the environment, which may be why: "
+                                      "OPENCV_VIDEOIO_PRIORITY_FFMPEG=0)")
+    (tmp_path / "bad.avi").write_bytes(b"not a video at all")
+    with pytest.raises(SourceError, match=r"FFmpeg can read \(OpenCV settings .*: OPENCV_VIDEOIO_PRIORITY_FFMPEG=0\)"):
+        VideoSource(tmp_path / "bad.avi")
+    monkeypatch.delenv("OPENCV_VIDEOIO_PRIORITY_FFMPEG")
+    assert opencv_settings_note() == ""  # edge-bus's own (OPENCV_FFMPEG_LOGLEVEL, OPENCV_LOG_LEVEL) are not named
