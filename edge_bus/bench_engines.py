@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -170,12 +171,29 @@ _BENCHMARK_APP = ("from edge_bus.ov_privacy import disable_openvino_telemetry; d
 
 
 def benchmark_app_throughput(model_xml: str, seconds: float, device: str = "CPU",
-                             shape: Sequence[int] | None = None) -> float:
+                             shape: Sequence[int] | None = None, weights: str | None = None) -> float:
     """OpenVINO's own ``benchmark_app`` on the IR (THROUGHPUT hint, its default request count,
     random inputs; on the CPU with f32 float layers, as edge-bus runs the INT8 IR), run as a
     subprocess for ``seconds``; its reported FPS (frames, not batches), or NaN when it cannot
     run (e.g. openvino without its tools). The reference the issue's 80% target is set against.
-    ``shape``: the input shape to reshape the IR to (``[4, 1, 224, 224]``: batches of 4); None: the IR's own."""
+    ``shape``: the input shape to reshape the IR to (``[4, 1, 224, 224]``: batches of 4); None: the IR's own.
+    ``weights``: the IR's .bin when it is not named as its .xml (benchmark_app reads ``<xml stem>.bin``:
+    it is given links to both under matching names)."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="edge-bus-app-") as tmp:
+        if weights is not None and Path(weights).resolve() != Path(model_xml).with_suffix(".bin").resolve():
+            for src, name in ((model_xml, "model.xml"), (weights, "model.bin")):
+                try:
+                    (Path(tmp) / name).symlink_to(Path(src).resolve())
+                except OSError:  # no links here (Windows without the right): a copy
+                    shutil.copyfile(src, Path(tmp) / name)
+            model_xml = str(Path(tmp) / "model.xml")
+        return _run_benchmark_app(model_xml, seconds, device, shape)
+
+
+def _run_benchmark_app(model_xml: str, seconds: float, device: str, shape: Sequence[int] | None) -> float:
     import re
     import subprocess
     import sys

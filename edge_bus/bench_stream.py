@@ -217,16 +217,17 @@ def measure_pipeline(
     app_fps_batched: list[float] = []
     runs: list[RunResult] = []
     no_video_fps: list[float] = []
-    xml = str(manifest.path("openvino_int8_xml"))
+    xml, weights = str(manifest.path("openvino_int8_xml")), str(manifest.path("openvino_int8_bin"))
     spec = manifest.input
     batched_shape = (batch, spec.channels, spec.height, spec.width)
 
     def reference() -> None:
         engine_fps.append(engine_throughput(engine, tensors))
         if app_seconds > 0:
-            app_fps.append(benchmark_app_throughput(xml, app_seconds, device))
+            app_fps.append(benchmark_app_throughput(xml, app_seconds, device, weights=weights))
             if batch > 1:
-                app_fps_batched.append(benchmark_app_throughput(xml, app_seconds, device, shape=batched_shape))
+                app_fps_batched.append(benchmark_app_throughput(xml, app_seconds, device, shape=batched_shape,
+                                                                weights=weights))
 
     def config(name: str, **extra: Any) -> StreamConfig:
         return _config(manifest, source, frames, device, out_dir / name, batch=batch, **extra)

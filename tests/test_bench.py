@@ -228,6 +228,17 @@ def test_benchmark_app_runs_the_ir_as_the_pipeline_does(monkeypatch: pytest.Monk
     assert asked[0][-2:] == ["-infer_precision", "f32"] and "-infer_precision" not in asked[1]
 
 
+def test_benchmark_app_is_given_the_weights_the_manifest_names(tmp_path: Path, shipped_model_dir: Path) -> None:
+    """It was given the .xml alone and read <xml stem>.bin: an IR whose weights have another name did not
+    load (NaN, "not measured"), or loaded other weights."""
+    import shutil
+
+    xml = shutil.copy(shipped_model_dir / "model_int8.xml", tmp_path / "ir.xml")
+    weights = shutil.copy(shipped_model_dir / "model_int8.bin", tmp_path / "weights_v2.bin")
+    assert math.isnan(benchmark_app_throughput(str(xml), 1))
+    assert benchmark_app_throughput(str(xml), 1, weights=str(weights)) > 0
+
+
 def test_stage_gates_compare_each_stage_with_its_share() -> None:
     assert math.isclose(sum(STAGE_SHARES.values()) + INFER_SHARE, 1.0)
     at_share = {stage: share * FRAME_BUDGET_MS for stage, share in STAGE_SHARES.items()}
