@@ -24,7 +24,7 @@ __all__ = ["bench_cmd"]
 def bench_cmd(
     model: Annotated[
         str | None,
-        typer.Option(help="Model name, folder or manifest.json. Default: emt_net.", show_default=False),
+        typer.Option(help="Model name, folder or manifest.json. \\[default: emt_net]", show_default=False),
     ] = None,
     source: Annotated[
         str, typer.Option("--source", "-s", help="Frames to measure on: 'demo' (bundled clip) or a video file.")

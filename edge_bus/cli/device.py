@@ -121,7 +121,7 @@ def simulate_cmd(
     ] = 0.0,
     seconds: Annotated[
         float | None,
-        typer.Option("--seconds", "-s", help="Stop after S seconds, > 0 (default: run until Ctrl-C)."),
+        typer.Option("--seconds", "-s", help="Stop after S seconds, > 0 \\[default: run until Ctrl-C]."),
     ] = None,
 ) -> None:
     """Run a simulated controller board; prints the /dev/pts/N path to give to `device ping` or `stream`

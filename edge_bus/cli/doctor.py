@@ -52,12 +52,12 @@ def doctor_cmd(
     budget_ms: Annotated[
         float,
         typer.Option(
-            help="End-to-end p99 latency budget in ms. Default: one frame at 30 fps, 33.3.", show_default=False
+            help="End-to-end p99 latency budget in ms. \\[default: 33.3, one frame at 30 fps]", show_default=False
         ),
     ] = DEFAULT_BUDGET_MS,
     model: Annotated[
         str | None,
-        typer.Option(help="Model name, folder or manifest.json. Default: emt_net.", show_default=False),
+        typer.Option(help="Model name, folder or manifest.json. \\[default: emt_net]", show_default=False),
     ] = None,
     device: Annotated[str, typer.Option(help="OpenVINO device: CPU, GPU, NPU or AUTO.")] = "CPU",
     max_frames: Annotated[

@@ -22,7 +22,7 @@ def eval_cmd(
     folds: Annotated[Path | None, typer.Option(help="Folds CSV (BUSI folds.csv or BUS-BRA 5-fold-cv.csv).",
                                                   show_default=False)] = None,
     fold: Annotated[int | None, typer.Option(help="Keep only this fold.", show_default=False)] = None,
-    model: Annotated[str | None, typer.Option(help="Model name, folder or manifest (default: emt_net).",
+    model: Annotated[str | None, typer.Option(help="Model name, folder or manifest \\[default: emt_net].",
                                                  show_default=False)] = None,
     backend: Annotated[str, typer.Option(help="openvino or onnxruntime.")] = "openvino",
     precision: Annotated[str, typer.Option(help="int8, fp32 or default.")] = "int8",

@@ -78,7 +78,7 @@ def quantize_cmd(
              "and class logits (see --head).")],
     calib: Annotated[Path, typer.Option(help="A folder of representative images (training images only).")],
     out: Annotated[Path, typer.Option(help="Output model folder.")],
-    name: Annotated[str | None, typer.Option(help="Model name in the manifest (default: the ONNX file's name).",
+    name: Annotated[str | None, typer.Option(help="Model name in the manifest \\[default: the ONNX file's name].",
                                                 show_default=False)] = None,
     mean: Annotated[float, typer.Option(help="Input normalisation mean (pixel/255 scale).")] = 0.449,
     std: Annotated[float, typer.Option(help="Input normalisation std.")] = 0.226,
@@ -87,10 +87,11 @@ def quantize_cmd(
         help="Class output: presence_malignancy ([1,2] logits: P(lesion), P(malignant | lesion), each through a "
              "sigmoid) or softmax3 ([1,3] logits: normal, benign, malignant).")] = "presence_malignancy",
     mask_output: Annotated[str | None, typer.Option(
-        help="Name of the mask output ([1,1,h,w] logits). Default: 'mask_logits', else the one 4-D output.",
+        help="Name of the mask output ([1,1,h,w] logits). \\[default: 'mask_logits', else the one 4-D output]",
         show_default=False)] = None,
     class_output: Annotated[str | None, typer.Option(
-        help="Name of the class output. Default: 'class_logits', else the one 2-D output.", show_default=False)] = None,
+        help="Name of the class output. \\[default: 'class_logits', else the one 2-D output]",
+        show_default=False)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)] = False,
 ) -> None:
     """Turn your own ONNX model into an INT8 IR + manifest that edge-bus runs (OpenVINO; ONNX Runtime
@@ -119,7 +120,7 @@ def calibrate_cmd(
     fold: Annotated[int | None, typer.Option(help="The fold to calibrate on.", show_default=False)] = None,
     backend: Annotated[str, typer.Option(help="Engine that scores the images: openvino or onnxruntime.")] = "openvino",
     precision: Annotated[str, typer.Option(help="int8, fp32 or default (calibrate what you will run).")] = "int8",
-    new_name: Annotated[str | None, typer.Option("--name", help="Name in the new manifest (default: the model's).",
+    new_name: Annotated[str | None, typer.Option("--name", help="Name in the new manifest \\[default: the model's].",
                                                     show_default=False)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)] = False,
 ) -> None:

@@ -17,14 +17,14 @@ def report_cmd(
                                             show_default=False)],
     model: Annotated[str | None, typer.Option(
         help="For a run that left no latency.json: the model it ran (name, folder or manifest), whose malignancy "
-        "threshold the clip verdict uses. A run's own latency.json names it otherwise. (default: emt_net)",
+        "threshold the clip verdict uses. A run's own latency.json names it otherwise. \\[default: emt_net]",
         show_default=False)] = None,
     operating_point: Annotated[str | None, typer.Option(
         "--operating-point", "-p", help="For a run that left no latency.json: the operating point it ran. "
-        "(default: the model's)", show_default=False)] = None,
+        "\\[default: the model's]", show_default=False)] = None,
     lesion_threshold: Annotated[float | None, typer.Option(
         help="For a run that left no latency.json and was given --lesion-threshold: that threshold, so the report "
-        "states the one its frames' lesion flags were set with. (default: the model's)", show_default=False)] = None,
+        "states the one its frames' lesion flags were set with. \\[default: the model's]", show_default=False)] = None,
 ) -> None:
     """Write a run's report.html (and latency.json's numbers, if the run did not finish it) again from its
     frames.jsonl.

@@ -29,51 +29,51 @@ def stream(
         "file, a capture device (0, /dev/video2) or 'demo' (the bundled clip). "
         "Prefix kind: to force one, e.g. video:clip.bin; replay:clip.avi runs a file through the capture path as "
         "a live device (no grabber needed; it loops like a device, so stop it with --max-frames or Ctrl-C). "
-        "(default: demo)", show_default=False)] = None,
+        "\\[default: demo]", show_default=False)] = None,
     model: Annotated[str | None, typer.Option(
-        help="A shipped model name (edge-bus models list), a model folder or a manifest.json. (default: emt_net)",
+        help="A shipped model name (edge-bus models list), a model folder or a manifest.json. \\[default: emt_net]",
         show_default=False)] = None,
-    backend: Annotated[str | None, typer.Option(help="openvino or onnxruntime. (default: openvino)",
+    backend: Annotated[str | None, typer.Option(help="openvino or onnxruntime. \\[default: openvino]",
                                                    show_default=False)] = None,
-    device: Annotated[str | None, typer.Option(help="OpenVINO device: CPU, GPU, NPU or AUTO. (default: CPU)",
+    device: Annotated[str | None, typer.Option(help="OpenVINO device: CPU, GPU, NPU or AUTO. \\[default: CPU]",
                                                   show_default=False)] = None,
     precision: Annotated[str | None, typer.Option(
         help="int8 (the INT8 IR; on the CPU its float layers in f32), fp32 (FP32 ONNX, f32 forced) or default "
-        "(FP32 ONNX, the runtime's choice: bf16 on AMX or AVX512-BF16). (default: int8)", show_default=False)] = None,
+        "(FP32 ONNX, the runtime's choice: bf16 on AMX or AVX512-BF16). \\[default: int8]", show_default=False)] = None,
     operating_point: Annotated[str | None, typer.Option(
         "--operating-point", "-p", help="Malignancy threshold from the manifest: sensitive (SEN >= 0.94 on "
-        "validation), balanced (max Youden J) or specific (SPE >= 0.94). (default: the model's, balanced for the "
-        "shipped ones)",
+        "validation), balanced (max Youden J) or specific (SPE >= 0.94). \\[default: the model's, balanced for the "
+        "shipped ones]",
         show_default=False)] = None,
     lesion_threshold: Annotated[float | None, typer.Option(
         help="P(lesion) at or above which a frame shows a lesion (below it: normal, no mask). The model's own, "
         "chosen on validation, is in edge-bus models info, with what it found there; lower it to miss fewer "
         "lesions at the cost of more false alarms, or calibrate a site's own with edge-bus models calibrate. "
-        "(default: the model's)", show_default=False)] = None,
+        "\\[default: the model's]", show_default=False)] = None,
     out: Annotated[str | None, typer.Option(
         "--out", "-o", help="Output folder for frames.jsonl, overlay.mp4, latency.json, report.html. "
-        "(default: runs/<timestamp>)", show_default=False)] = None,
+        "\\[default: runs/<timestamp>]", show_default=False)] = None,
     loop: Annotated[bool | None, typer.Option(
-        "--loop/--no-loop", help="Restart a file source at its end (each pass is smoothed afresh). (default: off)",
+        "--loop/--no-loop", help="Restart a file source at its end (each pass is smoothed afresh). \\[default: off]",
         show_default=False)] = None,
     max_frames: Annotated[int | None, typer.Option(
         help="Stop after N frames from the source (0: no limit). In a live run the frames dropped count too.",
         show_default=False)] = None,
     realtime: Annotated[bool | None, typer.Option(
         "--realtime/--no-realtime", help="Pace a file at its native fps and drop frames the pipeline can't keep up "
-        "with, like a live probe. (default: off)", show_default=False)] = None,
+        "with, like a live probe. \\[default: off]", show_default=False)] = None,
     roi: Annotated[str | None, typer.Option(
         help="Scan area x,y,w,h in pixels. Without it the scan area is detected automatically, so scanner UI "
         "margins and text are cropped before the model sees the frame.", show_default=False)] = None,
     smoothing: Annotated[float | None, typer.Option(
         help="Temporal smoothing of probabilities and mask: the weight of the past in an exponential moving "
         "average, 0 = off. Always off for still images; it starts afresh at each file of a folder and each --loop "
-        "pass. (default: 0.5)", show_default=False)] = None,
-    video: Annotated[bool | None, typer.Option("--video/--no-video", help="Write OUT/overlay.mp4. (default: on)",
+        "pass. \\[default: 0.5]", show_default=False)] = None,
+    video: Annotated[bool | None, typer.Option("--video/--no-video", help="Write OUT/overlay.mp4. \\[default: on]",
                                                   show_default=False)] = None,
     display: Annotated[bool | None, typer.Option("--display/--no-display", help="Show the overlay in a window "
                                                     "(needs a screen; q or Esc in the window ends the run like the end "
-                                                    "of the source). (default: off)",
+                                                    "of the source). \\[default: off]",
                                                     show_default=False)] = None,
     bridge: Annotated[str | None, typer.Option(
         help="Controller board link: sim:// (the built-in simulator), /dev/ttyACM0, COM3 or socket://host:port. "
@@ -85,15 +85,15 @@ def stream(
         help="Async infer requests for files (0: twice the runtime's optimum).", show_default=False)] = None,
     batch: Annotated[int | None, typer.Option(
         help="Frames per inference for files on OpenVINO, 1-16: batches raise the engine's throughput on a CPU "
-        "(same answers; a frame waits for its batch). Live sources and ONNX Runtime run 1. (default: 4)",
+        "(same answers; a frame waits for its batch). Live sources and ONNX Runtime run 1. \\[default: 4]",
         show_default=False)] = None,
     capture_size: Annotated[str | None, typer.Option(help="Capture device size WxH, e.g. 1280x720.",
                                                         show_default=False)] = None,
     capture_fps: Annotated[float | None, typer.Option(help="Capture device fps.", show_default=False)] = None,
     capture_format: Annotated[str | None, typer.Option(
         help="Capture device pixel format, e.g. MJPG: a USB 2 HDMI grabber gives 1920x1080 at full frame rate only in "
-        "MJPG (OpenCV picks uncompressed YUYV first: 5-10 fps there). Default: the device's. latency.json's source "
-        "says which one ran.", show_default=False)] = None,
+        "MJPG (OpenCV picks uncompressed YUYV first: 5-10 fps there). latency.json's source says which one ran. "
+        "\\[default: the device's]", show_default=False)] = None,
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", help="A TOML file with a section per stage (\\[source], \\[engine], \\[postprocess], "
         "\\[output], \\[bridge]; every key in examples/stream.toml); flags override it. Paths in it are read from "
