@@ -53,7 +53,7 @@ def choose_thresholds(results: Sequence[ImageResult], data: str, keep_lesion: fl
     Needs benign and malignant images; without normal images the lesion threshold is
     ``keep_lesion`` (:class:`DataError` if that is None too)."""
     lesion = [r for r in results if r.label != "normal"]
-    malignant = np.array([r.label == "malignant" for r in lesion])
+    malignant = np.array([r.label == "malignant" for r in lesion], dtype=bool)  # bool when empty too
     if not malignant.any() or malignant.all():
         raise DataError(f"calibration needs benign and malignant images; {data} has "
                         f"{int(malignant.sum())} malignant and {int((~malignant).sum())} benign")

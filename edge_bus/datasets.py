@@ -12,6 +12,7 @@ Nothing here imports torch or a runtime: training and ``edge-bus eval`` share th
 from __future__ import annotations
 
 import csv
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ import numpy as np
 
 from edge_bus.errors import DataError
 from edge_bus.imaging import cut_short_jpeg, opencv_settings_note, read_image, shown_path, to_uint8
+
+log = logging.getLogger(__name__)
 
 CLASSES: tuple[str, ...] = ("normal", "benign", "malignant")
 
@@ -70,10 +73,16 @@ def _imread(path: Path, what: str) -> np.ndarray:
 
 
 def detect_layout(root: Path) -> str:
-    """Return ``"busbra"`` or ``"busi"`` for a dataset folder, or raise :class:`DataError`."""
-    if (root / "Images").is_dir() and (root / "bus_data.csv").is_file():
+    """Return ``"busbra"`` or ``"busi"`` for a dataset folder, or raise :class:`DataError` (for one that is
+    both: the BUSI half was left out without a word)."""
+    busbra = (root / "Images").is_dir() and (root / "bus_data.csv").is_file()
+    busi = [c for c in CLASSES if (root / c).is_dir()]
+    if busbra and busi:
+        raise DataError(f"{root} holds both a BUS-BRA layout (Images/, bus_data.csv) and BUSI class folders "
+                        f"({'/, '.join(busi)}/) — give each its own --data folder")
+    if busbra:
         return "busbra"
-    if any((root / c).is_dir() for c in CLASSES):
+    if busi:
         return "busi"
     if (root / "Dataset_BUSI_with_GT").is_dir():
         return "busi"
@@ -152,6 +161,7 @@ def read_busi(
         raise DataError("--fold needs --folds CSV for a BUSI layout")
     items: list[LabeledImage] = []
     unlisted: list[str] = []
+    orphans: list[str] = []  # masks beside no image: an image missing, or of a type not read (.jpg)
     for label in CLASSES:
         folder = root / label
         if not folder.is_dir():
@@ -160,11 +170,13 @@ def read_busi(
         masks_of: dict[str, list[Path]] = {}  # image stem -> its X_mask.png, X_mask_1.png, ...
         images: list[Path] = []
         for f in files:  # dot-files (macOS ._X.png metadata) are not images; .PNG is
-            stem = _MASK_SUFFIX.sub("", f.stem)
+            stem = MASK_SUFFIX.sub("", f.stem)
             if stem != f.stem:
                 masks_of.setdefault(stem, []).append(f)
             else:
                 images.append(f)
+        orphans += [f"{label}/{m.name}" for stem, found in masks_of.items()
+                    if stem not in {i.stem for i in images} for m in found]
         for img in images:
             key = f"{label}/{img.name}"
             if fold_of and key not in fold_of:
@@ -177,7 +189,16 @@ def read_busi(
                             f"{next(iter(fold_of))!r}; an image here is {unlisted[0]!r}) — give the folds CSV "
                             "made for this folder")
         raise DataError(f"no BUSI images found under {root}")
+    if orphans:
+        shown = ", ".join(orphans[:3]) + (f" and {len(orphans) - 3} more" if len(orphans) > 3 else "")
+        log.warning("%d mask file(s) under %s have no image beside them, so they are not scored (%s): an image "
+                    "missing, or not a .png", len(orphans), root, shown)
     return _fold_filter(items, folds)
+
+
+def busbra_mask(root: Path, ident: str) -> Path:
+    """Where BUS-BRA keeps image ``ident``'s mask: ``bus_0001-l`` → ``Masks/mask_0001-l.png``."""
+    return root / "Masks" / f"mask_{ident[4:]}.png"
 
 
 def read_busbra(
@@ -210,7 +231,7 @@ def read_busbra(
                     raise DataError(f"{table} line {line}: {ident} is listed twice — keep one row")
                 seen.add(ident)
                 img = root / "Images" / f"{ident}.png"
-                mask = root / "Masks" / f"mask_{ident[4:]}.png"
+                mask = busbra_mask(root, ident)
                 items.append(
                     LabeledImage(img, (mask,) if mask.is_file() else (), label, fold_of.get(ident), "busbra",
                                  (row.get("Device") or "").strip() or None)
@@ -224,6 +245,6 @@ def read_busbra(
     return _fold_filter(items, folds)
 
 
-_MASK_SUFFIX = re.compile(r"_mask(_\d+)?$")
-"""A BUSI mask's name: the image's, then ``_mask`` or ``_mask_N`` (an image named ``case_mask_review``
-is an image)."""
+MASK_SUFFIX = re.compile(r"_mask(_\d+)?$", re.IGNORECASE)
+"""A BUSI mask's name: the image's, then ``_mask`` or ``_mask_N`` in any case (an image named
+``case_mask_review`` is an image; ``X_MASK.png`` is a mask, and was scored as a normal image)."""

@@ -28,7 +28,7 @@ from typing import TypeVar
 import numpy as np
 
 from edge_bus import __version__
-from edge_bus.datasets import CLASSES, LabeledImage, read_dataset
+from edge_bus.datasets import CLASSES, LabeledImage, busbra_mask, read_dataset
 from edge_bus.engines import Engine, EngineConfig, create_engine
 from edge_bus.errors import ConfigError, DataError, SourceError
 from edge_bus.eval_report import case_picture, crop_picture, write_eval_html
@@ -136,6 +136,10 @@ def score_image(item: LabeledImage, engine: Engine, post: Postprocessor, crops: 
         raise DataError(f"{item.image} is a {item.label} image whose mask is empty "
                         f"({', '.join(m.name for m in item.masks)} marks no lesion pixel): Dice needs every "
                         "lesion's mask — fix the mask, or move the image out of the folder")
+    if item.label != "normal" and truth.all():  # a white mask, or one whose lesion is only in its alpha
+        raise DataError(f"{item.image} is a {item.label} image whose mask marks every pixel "
+                        f"({', '.join(m.name for m in item.masks)}): Dice against it read 0.04 for a good "
+                        "segmentation — fix the mask (white lesion on black), or move the image out of the folder")
     pre = Preprocessor(post.manifest.input)  # still images: detect the scan area per image
     try:
         tensor, meta = pre.preprocess(gray)
@@ -309,13 +313,16 @@ def require_masks(items: Sequence[LabeledImage]) -> None:
     """A :class:`DataError` naming the first lesion image without a mask file: scored against an empty
     mask it read as Dice 0 and pulled the mean down, with no word said."""
     for item in items:
+        if item.image.is_dir():
+            raise DataError(f"{item.image} is a folder, not an image — rename or move it out of the dataset")
         if not item.image.is_file():  # listed in bus_data.csv, missing from Images/; or a broken link
             raise DataError(f"{item.image} does not exist " + (
                 "(it is listed in the dataset's index) — restore it, or remove its row" if item.source == "busbra"
                 else "(a broken link?) — restore it, or remove it from the folder"))
         if item.label != "normal" and not item.masks:
-            raise DataError(f"{item.image} is a {item.label} image without a mask file "
-                            f"({item.image.stem}_mask.png beside it, or Masks/mask_*.png for BUS-BRA): Dice needs "
+            expected = (busbra_mask(item.image.parent.parent, item.image.stem) if item.source == "busbra"
+                        else item.image.with_name(f"{item.image.stem}_mask.png"))
+            raise DataError(f"{item.image} is a {item.label} image without a mask file ({expected}): Dice needs "
                             "every lesion's mask — restore it, or move the image out of the folder")
 
 

@@ -185,3 +185,13 @@ def test_the_calibrated_copy_keeps_files_in_their_subfolders(tmp_path: Path) -> 
     copy = load_manifest(out)
     copy.verify()
     assert copy.path("onnx_fp32") == out / "onnx" / "model_fp32.onnx"
+
+
+def test_normal_images_alone_are_one_data_error_not_a_traceback() -> None:
+    """No lesion image made an empty float array, and the error message's ~ on it a TypeError traceback."""
+    from edge_bus.errors import DataError
+    from edge_bus.evaluation import ImageResult
+
+    normals = [ImageResult(f"n{i}.png", "normal", 0.1, 0.5, "normal", None, None) for i in range(3)]
+    with pytest.raises(DataError, match=r"needs benign and malignant images; site has 0 malignant and 0 benign"):
+        choose_thresholds(normals, "site")

@@ -83,7 +83,9 @@ def test_an_image_too_small_to_score_names_the_file(tmp_path: Path) -> None:
 
     (tmp_path / "data" / "benign").mkdir(parents=True)
     cv2.imwrite(str(tmp_path / "data" / "benign" / "tiny (1).png"), np.full((8, 8), 90, np.uint8))
-    cv2.imwrite(str(tmp_path / "data" / "benign" / "tiny (1)_mask.png"), np.full((8, 8), 255, np.uint8))
+    mask = np.zeros((8, 8), np.uint8)
+    mask[2:6, 2:6] = 255
+    cv2.imwrite(str(tmp_path / "data" / "benign" / "tiny (1)_mask.png"), mask)
     with pytest.raises(DataError, match=r"tiny \(1\)\.png: .*16"):
         evaluate(tmp_path / "data", model=str(tiny_model_dir(tmp_path / "model")), backend="onnxruntime",
                  precision="fp32")
@@ -107,6 +109,9 @@ def test_a_lesion_image_without_its_mask_is_named_not_scored_as_dice_zero(tmp_pa
     cv2.imwrite(str(tmp_path / "data" / "benign" / "benign (1)_mask.png"), empty)
     with pytest.raises(DataError, match=r"benign \(1\)\.png is a benign image whose mask is empty"):
         evaluate(tmp_path / "data", model=model, backend="onnxruntime", precision="fp32")
+    cv2.imwrite(str(tmp_path / "data" / "benign" / "benign (1)_mask.png"), np.full((64, 64), 255, np.uint8))
+    with pytest.raises(DataError, match=r"benign \(1\)\.png is a benign image whose mask marks every pixel"):
+        evaluate(tmp_path / "data", model=model, backend="onnxruntime", precision="fp32")  # Dice 0.04 otherwise
     empty[20:40, 20:40] = 1  # a 0/1 mask, as numpy saves one: read as a lesion (a cut at 127 read it empty)
     cv2.imwrite(str(tmp_path / "data" / "benign" / "benign (1)_mask.png"), empty)
     assert evaluate(tmp_path / "data", model=model, backend="onnxruntime", precision="fp32").n_images == 2
@@ -219,3 +224,38 @@ def test_a_16_bit_mask_is_read_as_its_values_not_its_top_8_bits(tmp_path: Path) 
     cv2.imwrite(str(tmp_path / "a_mask.png"), mask)
     _, read = LabeledImage(tmp_path / "a.png", (tmp_path / "a_mask.png",), "benign", None, "busi").load()
     assert int(read.sum()) == 50
+
+
+def test_busi_mask_names_in_any_case_are_masks_and_masks_without_an_image_are_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """benign (1)_MASK.png was scored as a benign image (and normal X_MASK.png as normal images, skewing the
+    normals flagged); a mask whose image is a .jpg (not read) was left out without a word."""
+    folder = tmp_path / "benign"
+    folder.mkdir()
+    for name in ("benign (1).png", "benign (1)_MASK.png", "benign (1)_Mask_1.png", "benign (2)_mask.png"):
+        cv2.imwrite(str(folder / name), np.full((32, 32), 90, np.uint8))
+    with caplog.at_level("WARNING"):
+        [item] = read_dataset(tmp_path)
+    assert item.image.name == "benign (1).png" and [m.name for m in item.masks] == ["benign (1)_MASK.png",
+                                                                                      "benign (1)_Mask_1.png"]
+    assert "1 mask file(s) under" in caplog.text and "benign/benign (2)_mask.png" in caplog.text
+
+
+def test_a_folder_with_both_layouts_is_refused_not_read_half(tmp_path: Path) -> None:
+    """It read the BUS-BRA half (3 images) and left the BUSI class folders out without a word."""
+    _busbra(tmp_path, "ID,Pathology\nbus_0001-l,benign\n")
+    (tmp_path / "benign").mkdir()
+    with pytest.raises(DataError, match=r"holds both a BUS-BRA layout .* and BUSI class folders \(benign/\)"):
+        read_dataset(tmp_path)
+
+
+def test_a_missing_busbra_mask_and_a_folder_named_as_an_image_are_named_as_such(tmp_path: Path) -> None:
+    from edge_bus.evaluation import require_masks
+
+    root = _busbra(tmp_path / "bb", "ID,Pathology\nbus_0001-l,benign\n")
+    with pytest.raises(DataError, match=r"without a mask file \(.*bb/Masks/mask_0001-l\.png\)"):
+        require_masks(read_busbra(root))  # it said "bus_0001-l_mask.png beside it, or Masks/mask_*.png"
+    (tmp_path / "busi" / "benign" / "weird.png").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"weird\.png is a folder, not an image"):  # "does not exist (a broken link?)"
+        require_masks(read_dataset(tmp_path / "busi"))

@@ -45,7 +45,8 @@ class OnnxRuntimeEngine(PooledEngine):
 
     @property
     def precision(self) -> str:
-        return "int8-qdq" if self.config.precision == "int8" else "f32"
+        # named as OpenVINO's engine names its own ("float32"; this said "f32" for the same --precision fp32)
+        return "int8-qdq" if self.config.precision == "int8" else "float32"
 
     @property
     def model_file(self) -> str:

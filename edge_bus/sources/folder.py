@@ -25,7 +25,6 @@ the images before it were yielded.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_bus.datasets import MASK_SUFFIX
 from edge_bus.errors import SourceEndedEarly, SourceError
 from edge_bus.imaging import cut_short_jpeg, opencv_path, opencv_settings_note, read_image, to_bgr
 from edge_bus.sources._common import make_frame, natural_key
@@ -58,13 +58,9 @@ _FileFrame = tuple[np.ndarray, tuple[float, float] | None, float]
 _FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR  # any depth: a 16-bit image is scaled by its own range
 
 
-#: BUSI's mask files: ``X_mask.png``, ``X_mask_1.png`` (not every name with "_mask" in it: ``Case_MASKED.png``)
-_MASK_NAME = re.compile(r"_mask(_\d+)?$", re.IGNORECASE)
-
-
 def _is_image(path: Path) -> bool:
     name = path.name
-    if name.startswith(".") or _MASK_NAME.search(path.stem):
+    if name.startswith(".") or MASK_SUFFIX.search(path.stem):  # BUSI's masks (not Case_MASKED.png)
         return False
     if path.suffix.lower() in IMAGE_SUFFIXES | DICOM_SUFFIXES:
         return path.is_file() or path.is_symlink()  # a broken link is an image that can't be read, not skipped
