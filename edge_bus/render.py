@@ -55,7 +55,7 @@ class OverlayStyle:
     color_other: BGR = (200, 200, 200)
     text_color: BGR = (255, 255, 255)
     muted_text_color: BGR = (200, 200, 200)
-    frozen_color: BGR = (0, 0, 200)
+    frozen_color: BGR = (104, 99, 95)  # grey #5f6368, as the report's frozen frames (red read as an alarm)
     panel_darken: float = 0.35  # text panels keep this fraction of the image brightness
     show_hud: bool = True
     # the label and HUD panels go inside the scan area (HudInfo.scan_area), so that the scanner's own

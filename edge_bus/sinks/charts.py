@@ -45,6 +45,8 @@ __all__ = [
 
 CLASS_COLORS = {"normal": "#2e9e5e", "benign": "#e6a528", "malignant": "#d64545"}
 OTHER_COLOR = "#9aa0a6"
+#: the classes' colours for text on white: the amber of the bands read 2.4:1 there (about 5:1 now)
+CLASS_TEXT_COLORS = {"normal": "#1e7a45", "benign": "#8a5a00", "malignant": "#b3261e"}
 FROZEN_CLASS = "frozen"
 """The class timeline's band for frames shown while the board froze the image (no inference ran)."""
 STAGE_COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#9c755f", "#bab0ac")
@@ -191,7 +193,9 @@ def latency_timeline(
     clipped = bool(np.isfinite(peak) and peak > cap > 0)
     top = cap if clipped else (float(peak) if np.isfinite(peak) and peak > 0 else 1.0)
     x0, x1 = float(b.x_first[0]), float(max(b.x_last[-1], b.x_first[0] + 1))
-    plot = Plot(x0, x1, 0.0, top * 1.08, height=270, top=30)
+    # a clipped chart says so on a line of its own under the legend (beside it, right-aligned, it printed
+    # over a long legend's last entries)
+    plot = Plot(x0, x1, 0.0, top * 1.08, height=270 + (14 if clipped else 0), top=44 if clipped else 30)
     parts = [plot.axes("frame", "latency (ms)", x_ticks=_int_ticks(x1, x0, 8))]
     for i, (name, lo, hi) in enumerate(stacked):
         parts.append(area_path(plot, b.x, lo, hi, color_for_stage(name, i), 0.85))
@@ -213,7 +217,7 @@ def latency_timeline(
     parts.append(legend(items, plot.left, 16))
     if clipped:
         note = f"clipped at {fmt_num(top)} ms (peak {fmt_num(float(peak))} ms)"
-        parts.append(text(plot.width - plot.right, 16, escape(note), anchor="end", size=11, fill="#b3261e"))
+        parts.append(text(plot.left, 32, escape(note), size=11, fill="#b3261e"))
     return svg_document(plot.width, plot.height, "".join(parts), "Per-frame latency timeline")
 
 

@@ -188,11 +188,11 @@ def _verdict(v: VerdictBadge | None) -> str:
     if v is None:
         return ""
     color = charts.CLASS_COLORS.get(v.label.lower(), charts.OTHER_COLOR)
+    ink = charts.CLASS_TEXT_COLORS.get(v.label.lower(), "#5f6368")
     conf = f' <span class="conf">{v.confidence:.2f}</span>' if v.confidence is not None else ""
     detail = f'<div class="detail">{escape(v.detail)}</div>' if v.detail else ""
-    return (
-        f'<div class="verdict" style="--c:{color}"><div class="big">{escape(v.label.upper())}{conf}</div>{detail}</div>'
-    )
+    return (f'<div class="verdict" style="--c:{color};--t:{ink}"><div class="big">{escape(v.label.upper())}{conf}'
+            f'</div>{detail}</div>')
 
 
 def _episode_table(episodes: Sequence[LesionEpisode], fps: float) -> str:
@@ -204,7 +204,7 @@ def _episode_table(episodes: Sequence[LesionEpisode], fps: float) -> str:
     rows = []
     for i, e in enumerate(episodes, start=1):
         when = f"{e.first_frame / fps:.1f}–{e.last_frame / fps:.1f}" if fps > 0 else "—"
-        color = charts.CLASS_COLORS.get(e.label, charts.OTHER_COLOR)
+        color = charts.CLASS_TEXT_COLORS.get(e.label, "#5f6368")
         rows.append(f"<tr><th>{i}</th><td>{e.first_frame:,}–{e.last_frame:,}</td><td>{when}</td>"
                     f"<td>{e.lesion_frames:,}</td><td>{e.mean_malignancy:.2f}</td>"
                     f'<td style="color:{color};font-weight:600">{escape(e.label)}</td></tr>')
@@ -261,43 +261,54 @@ def render_report(data: ReportData) -> str:
                 + _latency_table(data.latency),
             )
         )
-        inside = data.e2e_stages
-        stacked = {k: v for k, v in s.stages_ms.items() if inside is None or k in inside}
-        outside = [k for k in s.stages_ms if k not in stacked]
-        # a frozen frame repeats the answer before it (no inference): its end to end, glass to glass,
-        # class and malignancy are left out of the lines and drawn as their own grey class, as the table
-        # and the verdict leave them out
-        answered = s.answered
-        frozen = s.frozen is not None and bool(s.frozen.any())
-        g2g = None if s.glass_to_glass_ms is None else np.where(answered, s.glass_to_glass_ms, np.nan)
-        timeline = charts.latency_timeline(s.frame, np.where(answered, s.e2e_ms, np.nan), stacked, g2g,
-                                           data.max_points, dropped=s.dropped_before)
-        caption = "Stacked stage times under the end-to-end line"
-        if outside:
-            caption += f" ({', '.join(outside)}: outside the capture → overlay-ready window, so not stacked)"
-        if s.dropped_before is not None:
-            caption += ". Red ticks: frames were dropped just before (a live source keeps only the newest frame)"
-        parts.append(_section("Latency over time", _figure(timeline, f"{caption}{down}.")))
-        # P(malignant | lesion) means nothing on a frame without a lesion: drawn there, it showed normal
-        # frames far above the malignancy threshold
-        lesion_malignancy = np.where(s.lesion & answered, s.malignancy, np.nan)
-        labels = ([charts.FROZEN_CLASS if f else label for label, f in zip(s.label, ~answered, strict=True)]
-                  if frozen else s.label)
-        classes = charts.class_timeline(s.frame, labels, lesion_malignancy, data.malignancy_threshold,
-                                        data.max_points, [(e.first_frame, e.last_frame) for e in data.episodes])
-        rule = (f"P(lesion) ≥ {data.lesion_threshold:.4f}" if data.lesion_threshold is not None
-                else "the model's presence score")
-        evidence = data.lesion_evidence.sentence()
-        if evidence:
-            rule += f"; {escape(evidence)}, so a frame called normal may still show one"
-        parts.append(_section("Predictions over time", _figure(classes, (
-            f"Predicted class per frame, and P(malignant | lesion) on the frames with a lesion ({rule}); a frame "
-            f"with a lesion is malignant when that reaches the threshold line, else benign"
-            f"{FROZEN_NOTE if frozen else ''}"
-            f"{'; the numbered brackets are the lesion episodes below' if data.episodes else ''}{down}."))
-            + _episode_table(data.episodes, data.fps)))
+        parts += _timelines(data, down) if len(s.frame) > 1 else [_section("Over time", (
+            '<p class="note">One frame: the timelines need two or more (its numbers are in the tables above).</p>'))]
     parts.append(_section("Hardware", kv_table(data.hardware)))
     return _PAGE.format(title=escape(data.title), css=_CSS, body="".join(parts))
+
+
+def _timelines(data: ReportData, down: str) -> list[str]:
+    """The latency and the predictions over time (two frames or more: one frame drew a dot at the axis
+    under a five-item legend, and a class band over half an axis that read as a missing second frame)."""
+    s = data.series
+    parts: list[str] = []
+    # a frozen frame repeats the answer before it (no inference): its stage times, end to end, glass to
+    # glass, class and malignancy are left out of the lines and drawn as their own grey class, as the
+    # table and the verdict leave them out (its stage times stacked into the areas, which ramped into
+    # every freeze)
+    answered = s.answered
+    frozen = s.frozen is not None and bool(s.frozen.any())
+    inside = data.e2e_stages
+    stacked = {k: np.where(answered, v, np.nan) for k, v in s.stages_ms.items() if inside is None or k in inside}
+    outside = [k for k in s.stages_ms if k not in stacked]
+    g2g = None if s.glass_to_glass_ms is None else np.where(answered, s.glass_to_glass_ms, np.nan)
+    timeline = charts.latency_timeline(s.frame, np.where(answered, s.e2e_ms, np.nan), stacked, g2g,
+                                       data.max_points, dropped=s.dropped_before)
+    caption = "Stacked stage times under the end-to-end line"
+    if outside:
+        caption += f" ({', '.join(outside)}: outside the capture → overlay-ready window, so not stacked)"
+    if s.dropped_before is not None:
+        caption += ". Red ticks: frames were dropped just before (a live source keeps only the newest frame)"
+    parts.append(_section("Latency over time", _figure(timeline, f"{caption}{down}.")))
+    # P(malignant | lesion) means nothing on a frame without a lesion: drawn there, it showed normal
+    # frames far above the malignancy threshold
+    lesion_malignancy = np.where(s.lesion & answered, s.malignancy, np.nan)
+    labels = ([charts.FROZEN_CLASS if f else label for label, f in zip(s.label, ~answered, strict=True)]
+              if frozen else s.label)
+    classes = charts.class_timeline(s.frame, labels, lesion_malignancy, data.malignancy_threshold,
+                                    data.max_points, [(e.first_frame, e.last_frame) for e in data.episodes])
+    rule = (f"P(lesion) ≥ {data.lesion_threshold:.4f}" if data.lesion_threshold is not None
+            else "the model's presence score")
+    evidence = data.lesion_evidence.sentence()
+    if evidence:
+        rule += f"; {escape(evidence)}, so a frame called normal may still show one"
+    parts.append(_section("Predictions over time", _figure(classes, (
+        f"Predicted class per frame, and P(malignant | lesion) on the frames with a lesion ({rule}); a frame "
+        f"with a lesion is malignant when that reaches the threshold line, else benign"
+        f"{FROZEN_NOTE if frozen else ''}"
+        f"{'; the numbered brackets are the lesion episodes below' if data.episodes else ''}{down}."))
+        + _episode_table(data.episodes, data.fps)))
+    return parts
 
 
 _PAGE = """<!DOCTYPE html>
@@ -329,7 +340,7 @@ _CSS = BASE_CSS + """.note{background:#fff4e5;border:1px solid #f3c98b;border-ra
 .empty{font-size:16px;color:var(--muted);text-align:center;padding:24px 0;margin:0}
 .verdict{border:2px solid var(--c);border-left-width:10px;border-radius:8px;padding:8px 16px;background:#fff;
 min-width:200px;text-align:right}
-.verdict .big{font-size:22px;font-weight:700;color:var(--c)}
+.verdict .big{font-size:22px;font-weight:700;color:var(--t)}
 .verdict .conf{font-size:18px;color:var(--ink);font-weight:600}
 .verdict .detail{color:var(--muted);font-size:12px}
 table{border-collapse:collapse;width:100%}

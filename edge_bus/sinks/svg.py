@@ -137,6 +137,12 @@ def _points(xs: np.ndarray, ys: np.ndarray) -> str:
     return "L".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs.tolist(), ys.tolist(), strict=True))
 
 
+def _finite_runs(ok: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, stop)`` of each run of True in ``ok``."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], ok.astype(np.int8), [0]))))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
 def line_path(plot: Plot, x: np.ndarray, y: np.ndarray, color: str, width: float = 1.5, dash: str = "") -> str:
     """A polyline; NaN values break it into segments. A segment of one point (a run of one frame, a
     value between two gaps) is drawn as a dot: a zero-length line with round caps."""
@@ -147,9 +153,7 @@ def line_path(plot: Plot, x: np.ndarray, y: np.ndarray, color: str, width: float
         return ""
     px, py = plot.px(x), plot.py(np.where(ok, y, 0.0))
     # split at NaNs: each finite run becomes its own "M...L..." subpath
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], ok.astype(np.int8), [0]))))
-    parts = [f"M{_points(px[a:b], py[a:b])}" + ("l0,0" if b - a == 1 else "")
-             for a, b in zip(edges[::2], edges[1::2], strict=True)]
+    parts = [f"M{_points(px[a:b], py[a:b])}" + ("l0,0" if b - a == 1 else "") for a, b in _finite_runs(ok)]
     dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
     return (
         f'<path d="{"".join(parts)}" fill="none" stroke="{color}" stroke-width="{width}" '
@@ -158,16 +162,21 @@ def line_path(plot: Plot, x: np.ndarray, y: np.ndarray, color: str, width: float
 
 
 def area_path(plot: Plot, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, color: str, opacity: float = 1.0) -> str:
-    """A filled band between ``lo`` and ``hi`` (NaN treated as ``lo``)."""
+    """A filled band between ``lo`` and ``hi`` (a NaN ``hi`` treated as ``lo``); a NaN ``lo`` breaks it into
+    pieces. A NaN went into the path as "nan", and a browser stops drawing a path at the first bad value:
+    a long run's malignancy band (the timeline's bins without a lesion frame) was not drawn at all."""
     x = np.asarray(x, dtype=np.float64)
     if x.size == 0:
         return ""
     lo = np.asarray(lo, dtype=np.float64)
     hi = np.where(np.isfinite(hi), hi, lo)
-    px = plot.px(x)
-    top = _points(px, plot.py(hi))
-    bottom = _points(px[::-1], plot.py(lo)[::-1])
-    return f'<path d="M{top}L{bottom}Z" fill="{color}" fill-opacity="{opacity}" stroke="none"/>'
+    ok = np.isfinite(lo)
+    px, py_lo, py_hi = plot.px(x), plot.py(np.where(ok, lo, 0.0)), plot.py(np.where(ok, hi, 0.0))
+    parts = [f"M{_points(px[a:b], py_hi[a:b])}L{_points(px[a:b][::-1], py_lo[a:b][::-1])}Z"
+             for a, b in _finite_runs(ok)]
+    if not parts:
+        return ""
+    return f'<path d="{"".join(parts)}" fill="{color}" fill-opacity="{opacity}" stroke="none"/>'
 
 
 def text(

@@ -282,3 +282,74 @@ def test_tables_name_keys_for_people_and_leave_written_names_alone() -> None:
     assert display_name("pipeline FPS") == "Pipeline FPS"
     assert kv_table({}) == '<p class="muted">none</p>'
     assert "<th>OpenVINO</th><td>2026.4.1</td>" in kv_table({"openvino": "2026.4.1"})
+
+
+def test_no_chart_path_holds_a_nan_and_bands_with_gaps_are_drawn_in_pieces() -> None:
+    """A long run's malignancy band went into its path as 'M58.2,nanL58.9,nan…' wherever a bucket had no
+    lesion frame, and a browser stops drawing a path at the first bad value: the band the legend promises
+    ('mean, min–max band') was not drawn at all. Frozen stretches did the same to the end-to-end band."""
+    from dataclasses import replace
+
+    n = 6000
+    lesion = (np.arange(n) // 500) % 2 == 0  # lesion stretches and lesion-free ones
+    frozen = (np.arange(n) // 700) % 3 == 2
+    series = FrameSeries(np.arange(n), np.full(n, 8.0), {"infer": np.full(n, 5.0)},
+                         tuple("benign" if x else "normal" for x in lesion), np.linspace(0, 1, n), lesion,
+                         frozen=frozen)
+    html = render_report(replace(report_data(n), series=series))
+    assert re.search(r'd="[^"]*nan', html, re.IGNORECASE) is None
+    bands = re.findall(r'<path d="([^"]*)" fill="[^"]+" fill-opacity="0.1[58]"', html)
+    assert len(bands) == 2 and all(b.count("M") > 1 for b in bands)  # e2e and malignancy, each in pieces
+
+
+def test_frozen_frames_stack_no_stage_time_and_one_frame_draws_no_timeline() -> None:
+    """Frozen frames' stage times were stacked (the infer area ramped into each freeze) though their end to
+    end was left out; one frame drew a dot on the axis under a five-item legend."""
+    from dataclasses import replace
+
+    n = 40
+    frozen = np.arange(n) >= 20
+    series = FrameSeries(np.arange(n), np.full(n, 9.0), {"infer": np.where(frozen, 0.1, 6.0)}, ("benign",) * n,
+                         np.full(n, 0.3), np.ones(n, bool), frozen=frozen)
+    svg = render_report(replace(report_data(n), series=series, e2e_stages=("infer",)))
+    svg = svg[svg.index("Latency over time"):svg.index("Predictions over time")]
+    area = re.search(r'<path d="(M[^"]*)Z" fill="[^"]+" fill-opacity="0.85"', svg)
+    assert area is not None
+    ys = [float(p.split(",")[1]) for p in re.findall(r"[\d.]+,[\d.]+", area.group(1))]
+    top, bottom = ys[:n], ys[n:][::-1]
+    assert top[:20] != bottom[:20] and top[20:] == bottom[20:]  # no height over the frozen frames
+    one = render_report(replace(report_data(1), series=FrameSeries(np.arange(1), np.full(1, 9.0), {}, ("benign",),
+                                                                   np.full(1, 0.3), np.ones(1, bool))))
+    assert "One frame: the timelines need two or more" in one and "Latency over time" not in one
+
+
+def test_a_clipped_latency_timeline_says_so_under_its_legend_not_over_it() -> None:
+    from edge_bus.sinks import charts
+
+    e2e = np.full(400, 10.0)
+    e2e[200] = 900.0  # a spike far above 3 × p99: the chart is clipped
+    drops = np.zeros(400, np.int64)
+    drops[::7] = 1
+    svg = charts.latency_timeline(np.arange(400), e2e, {"preprocess": np.full(400, 1.0)}, dropped=drops)
+    note = re.search(r'<text x="([\d.]+)" y="([\d.]+)"[^>]*>clipped at', svg)
+    legend_y = {float(y) for y in re.findall(r'<text x="[\d.]+" y="([\d.]+)" font-size="11" fill="[^"]+" '
+                                             r'text-anchor="start">dropped frames', svg)}
+    assert note is not None and legend_y and float(note.group(2)) > max(legend_y) + 10
+
+
+def test_class_names_in_text_are_readable_on_white() -> None:
+    """'BENIGN' in the verdict badge and the episode table was the bands' amber #e6a528 on white: 2.4:1,
+    under WCAG's 4.5:1 for text."""
+    from dataclasses import replace
+
+    from edge_bus.sinks import charts
+
+    def luminance(hex_color: str) -> float:
+        c = [int(hex_color[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        lin = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in c]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    for label, color in charts.CLASS_TEXT_COLORS.items():
+        assert (1.05 / (luminance(color) + 0.05)) >= 4.5, label
+    html = render_report(replace(report_data(50), verdict=VerdictBadge("benign", 0.7)))
+    assert f"--t:{charts.CLASS_TEXT_COLORS['benign']}" in html
