@@ -44,7 +44,8 @@ class VideoSink:
     """Writes BGR frames of ``size`` = (width, height) to ``path`` at ``fps`` (<= 0 or NaN: 30).
 
     ``self.path`` is the file actually written (``.avi`` when only the MJPG fallback worked) and
-    ``self.fourcc`` the codec. Frames of another size are resized; gray frames are converted. An odd
+    ``self.fourcc`` the codec. Frames of another size are fitted in, their aspect kept (:func:`letterbox`: a
+    folder of stills of several shapes was squeezed to the first's); gray frames are converted. An odd
     width or height gets one black column or row (``self.video_size``): OpenCV's writer silently
     drops the last column and row of an odd-sized frame (321x241 came out 320x240).
     """
@@ -135,7 +136,7 @@ class VideoSink:
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
             img = to_bgr(img)
         if (img.shape[1], img.shape[0]) != self.size:
-            img = cv2.resize(img, self.size, interpolation=cv2.INTER_AREA)
+            img = letterbox(img, self.size)
         if self.video_size != self.size:
             img = cv2.copyMakeBorder(img, 0, self.video_size[1] - self.size[1], 0, self.video_size[0] - self.size[0],
                                      cv2.BORDER_CONSTANT, value=(0, 0, 0))
@@ -202,6 +203,16 @@ class VideoSink:
 
     def __repr__(self) -> str:
         return f"VideoSink({str(self.path)!r}, fourcc={self.fourcc!r}, frames={self.frames}, closed={self._closed})"
+
+
+def letterbox(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``img`` scaled to fit ``size`` = (width, height) with its aspect kept, centred on black."""
+    w, h = size
+    scale = min(w / img.shape[1], h / img.shape[0])
+    fw, fh = max(1, min(w, round(img.shape[1] * scale))), max(1, min(h, round(img.shape[0] * scale)))
+    fitted = cv2.resize(img, (fw, fh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    x, y = (w - fw) // 2, (h - fh) // 2
+    return cv2.copyMakeBorder(fitted, y, h - fh - y, x, w - fw - x, cv2.BORDER_CONSTANT, value=(0, 0, 0))
 
 
 def playable(path: Path) -> bool:

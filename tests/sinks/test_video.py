@@ -123,3 +123,16 @@ def test_an_unplayable_finished_file_is_an_error(tmp_path: Path, monkeypatch: py
     with pytest.raises(OutputError, match="was written but does not play"):
         sink.close()
     assert not sink.playable
+
+
+def test_a_frame_of_another_shape_keeps_its_aspect() -> None:
+    """A folder of stills is written at the first image's size: a later landscape image in a portrait video
+    was squeezed to fit (the lesion's shape and the label distorted)."""
+    from edge_bus.sinks.video import letterbox
+
+    wide = np.full((100, 200, 3), 200, np.uint8)  # 2:1, into a 1:2 frame
+    out = letterbox(wide, (100, 200))
+    assert out.shape == (200, 100, 3)
+    rows = np.flatnonzero(out[:, 50, 0] > 100)
+    assert (rows[0], rows[-1]) == (75, 124)  # 50 rows of picture, centred; black above and below
+    assert letterbox(wide, (200, 100)).min() == 200  # the same shape: the whole frame
