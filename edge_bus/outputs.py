@@ -202,11 +202,14 @@ class OutputStage:
         # waits for a few frames (the first ones, with the pipeline filling, read 0 to 900 FPS)
         if item.meta is not None:
             self._scan_area = item.meta.roi  # a frozen frame keeps the last one
+        # a frozen frame had no inference: its "latency" (0.1 ms) is no answer's, so none is shown
+        answered = not item.frozen
         hud = HudInfo(fps=self.fps.recent_fps if self.fps.frames >= HUD_FPS_AFTER else None,
-                      latency_ms=(t2 - frame.t_capture) * 1e3,
+                      latency_ms=(t2 - frame.t_capture) * 1e3 if answered else None,
                       operating_point=self.operating_point, threshold=self.post.op.threshold,
                       frozen=pred.frozen, lesion_mm=pred.lesion_mm,
-                      glass_to_glass_ms=(t2 - frame.hw.t_acquired_host) * 1e3 if frame.hw is not None else None,
+                      glass_to_glass_ms=(t2 - frame.hw.t_acquired_host) * 1e3 if frame.hw is not None and answered
+                      else None,
                       scan_area=self._scan_area, latency_queued=self.ordered)  # ordered: a file run
         overlay = self.renderer.render(frame, pred, hud)
         t3 = time.perf_counter()

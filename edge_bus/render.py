@@ -109,7 +109,7 @@ class HudInfo:
     a file run's latency, which includes the wait in the engine's queue (and for its batch), and says so."""
 
     fps: float | None  # None: not known yet (the first frames)
-    latency_ms: float
+    latency_ms: float | None  # None: no answer on this frame (a frozen one repeats the last): "--"
     operating_point: str
     threshold: float | None = None
     frozen: bool = False
@@ -175,6 +175,7 @@ class OverlayRenderer:
         self.style = style or OverlayStyle()
         self._layout: tuple[tuple[int, int], _Layout] | None = None
         self._solid: dict[BGR, np.ndarray] = {}
+        self._corner: dict[str, str] = {}  # each panel's corner last frame: it moves only when it must
 
     # ------------------------------------------------------------------ public
     def render(self, frame: Frame, prediction: Prediction, hud: HudInfo) -> np.ndarray:
@@ -188,11 +189,12 @@ class OverlayRenderer:
         color = self.style.label_color(prediction.label)
         if prediction.lesion:
             self._draw_mask(canvas, prediction, color)
-        right = self._draw_label(canvas, prediction, hud, color, layout, area)
+        lesion = (prediction.bbox or mask_bbox(prediction.mask)) if prediction.lesion else None
+        label = self._draw_label(canvas, prediction, hud, color, layout, area, lesion)
         if self.style.show_hud:
-            self._draw_hud(canvas, hud, layout, area)
+            self._draw_hud(canvas, hud, layout, area, lesion)
         if hud.frozen or prediction.frozen:
-            self._draw_frozen(canvas, layout, right, area)
+            self._draw_frozen(canvas, layout, label, area, lesion)
         return canvas
 
     def warm_up(self, size: tuple[int, int]) -> None:
@@ -287,41 +289,76 @@ class OverlayRenderer:
         (tw, _), _ = cv2.getTextSize(text, _FONT, lay.scale * scale, lay.thickness)
         return int(tw) + 2 * lay.pad
 
+    def _place(self, panel: str, corners: dict[str, tuple[int, int]], size: tuple[int, int],
+               lesion: tuple[int, int, int, int] | None) -> tuple[int, int]:
+        """The top-left of ``panel`` (``size`` = w, h): at its corner of last frame while that leaves the
+        lesion's box clear, else at the first of ``corners`` that does, else at the first. The label
+        chip sat over the top of a lesion near the top-left corner, hiding its margin."""
+        last = self._corner.get(panel)
+        order = ([last] if last in corners else []) + list(corners)
+        w, h = size
+        for name in order:
+            x, y = corners[name]
+            if lesion is None or not _overlap((x, y, w, h), lesion):
+                self._corner[panel] = name
+                return x, y
+        return corners[next(iter(corners))]
+
     def _draw_label(self, canvas: np.ndarray, p: Prediction, hud: HudInfo, color: BGR, lay: _Layout,
-                    area: ROI) -> int:
-        """Top-left: the label chip (label colour) over the operating point; returns the panel's right edge."""
+                    area: ROI, lesion: tuple[int, int, int, int] | None) -> tuple[int, int, int, int]:
+        """The label chip (label colour) over the operating point, top-left, or top-right where the lesion
+        is; returns the panel's box (x, y, w, h)."""
         text, op = label_lines(p, hud)
         if not p.lesion:
             color = self.style.label_color("normal")
-        x, y = area.x + lay.margin, area.y + lay.margin
         w_chip, w_op = self._width(text, lay), self._width(op, lay)
+        w, h = max(w_chip, w_op), 2 * lay.line_h
+        top = area.y + lay.margin
+        x, y = self._place("label", {"top-left": (area.x + lay.margin, top),
+                                     "top-right": (area.x + area.w - lay.margin - w, top)}, (w, h), lesion)
         self._box(canvas, x, y, x + w_chip, y + lay.line_h, color)
         self._text(canvas, text, x, y, _ink_on(color), lay)
-        y += lay.line_h
-        self._box(canvas, x, y, x + w_op, y + lay.line_h, None)
-        self._text(canvas, op, x, y, self.style.muted_text_color, lay)
-        return x + max(w_chip, w_op)
+        self._box(canvas, x, y + lay.line_h, x + w_op, y + h, None)
+        self._text(canvas, op, x, y + lay.line_h, self.style.muted_text_color, lay)
+        return x, y, w, h
 
-    def _draw_hud(self, canvas: np.ndarray, hud: HudInfo, lay: _Layout, area: ROI) -> None:
-        """Bottom-left: FPS, end-to-end latency and (when known) glass-to-glass latency."""
+    def _draw_hud(self, canvas: np.ndarray, hud: HudInfo, lay: _Layout, area: ROI,
+                  lesion: tuple[int, int, int, int] | None) -> None:
+        """FPS, end-to-end latency and (when known) glass-to-glass latency: bottom-left, or bottom-right
+        where the lesion is."""
         fps = "--" if hud.fps is None else f"{hud.fps:.1f}"
-        text = f"{fps} FPS  e2e {hud.latency_ms:.1f} ms"
-        if hud.latency_queued:
+        text = f"{fps} FPS  e2e {'--' if hud.latency_ms is None else f'{hud.latency_ms:.1f}'} ms"
+        if hud.latency_queued and hud.latency_ms is not None:
             text += " incl. queue"
         if hud.glass_to_glass_ms is not None:
             text += f"  g2g {hud.glass_to_glass_ms:.0f} ms"
-        x, y = area.x + lay.margin, area.y + area.h - lay.margin - lay.line_h
-        self._box(canvas, x, y, x + self._width(text, lay), y + lay.line_h, None)
+        w = self._width(text, lay)
+        bottom = area.y + area.h - lay.margin - lay.line_h
+        x, y = self._place("hud", {"bottom-left": (area.x + lay.margin, bottom),
+                                   "bottom-right": (area.x + area.w - lay.margin - w, bottom)}, (w, lay.line_h), lesion)
+        self._box(canvas, x, y, x + w, y + lay.line_h, None)
         self._text(canvas, text, x, y, self.style.text_color, lay)
 
-    def _draw_frozen(self, canvas: np.ndarray, lay: _Layout, left_panel_right: int, area: ROI) -> None:
-        """Top-right "FROZEN" banner; below the label panel when the area is too narrow for both."""
+    def _draw_frozen(self, canvas: np.ndarray, lay: _Layout, label: tuple[int, int, int, int], area: ROI,
+                     lesion: tuple[int, int, int, int] | None) -> None:
+        """The "FROZEN" banner: in the top corner the label leaves free, else under the label panel (an area
+        too narrow for both, or the lesion in that corner)."""
         bw = self._width("FROZEN", lay)
-        x = area.x + area.w - lay.margin - bw
+        lx, ly, lw, lh = label
         top = area.y + lay.margin
-        y = top if x > left_panel_right + lay.margin else top + 2 * lay.line_h + lay.pad
+        label_left = lx <= area.x + lay.margin
+        spots = [(area.x + area.w - lay.margin - bw if label_left else area.x + lay.margin, top),
+                 (lx if label_left else lx + lw - bw, ly + lh + lay.pad)]
+        taken = (lx - lay.margin, ly, lw + 2 * lay.margin, lh)
+        x, y = next(((sx, sy) for sx, sy in spots if not _overlap((sx, sy, bw, lay.line_h), taken)
+                     and (lesion is None or not _overlap((sx, sy, bw, lay.line_h), lesion))), spots[-1])
         self._box(canvas, x, y, x + bw, y + lay.line_h, self.style.frozen_color)
         self._text(canvas, "FROZEN", x, y, self.style.text_color, lay)
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    """Whether boxes ``a`` and ``b`` (x, y, w, h) share a pixel."""
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
 
 def _ink_on(color: BGR) -> BGR:

@@ -104,6 +104,36 @@ def test_a_file_runs_hud_says_its_latency_includes_the_queue() -> None:
     assert hud_right_edge(dataclasses.replace(HUD, latency_queued=True)) > hud_right_edge(HUD) + 40
 
 
+def test_a_frozen_frames_hud_shows_no_latency() -> None:
+    """A frozen frame (no inference) showed 'e2e 0.1 ms g2g 1 ms', the time to repeat the last answer."""
+    gray = np.full((H, W), 128, np.uint8)
+    pred = _prediction(np.zeros((H, W), bool), "normal", lesion=False)
+
+    def hud_right_edge(hud: HudInfo) -> int:
+        bottom = OverlayRenderer().render(_frame(gray), pred, hud)[-30:]
+        return int(np.nonzero((bottom != 128).any(axis=(0, 2)))[0].max())
+
+    none = dataclasses.replace(HUD, latency_ms=None, frozen=True, latency_queued=True)
+    assert hud_right_edge(none) < hud_right_edge(dataclasses.replace(HUD, latency_ms=12.5)) - 5  # "--", no "incl. queue"
+
+
+def test_panels_move_off_a_lesion_in_their_corner_and_stay_while_it_is_clear() -> None:
+    """The label chip sat over the top of a lesion near the top-left corner, hiding its upper margin; the
+    FPS/latency line likewise at the bottom-left."""
+    gray = np.full((H, W), 128, np.uint8)
+    renderer = OverlayRenderer(OverlayStyle(alpha=0.0, contour_thickness=0))  # only the panels draw
+    corner = np.zeros((H, W), bool)
+    corner[5:60, 5:70] = True  # top-left
+    drawn = renderer.render(_frame(gray), _prediction(corner), HUD) != 128
+    assert not drawn[:40, :90].any() and drawn[:40, -90:].any()  # the label went top-right
+    low = np.zeros((H, W), bool)
+    low[180:235, 5:90] = True  # bottom-left: the HUD goes bottom-right; the label stays top-right
+    drawn = renderer.render(_frame(gray), _prediction(low), HUD) != 128
+    assert not drawn[-30:, :90].any() and drawn[-30:, -90:].any() and drawn[:40, -90:].any()
+    frozen = renderer.render(_frame(gray), _prediction(corner), dataclasses.replace(HUD, frozen=True)) != 128
+    assert frozen[:40, -90:].any() and not frozen[5:60, 5:70].any()  # the banner keeps off the lesion too
+
+
 def test_style_validation_and_to_bgr_of_uint16() -> None:
     with pytest.raises(ValueError):
         OverlayStyle(alpha=1.5)
