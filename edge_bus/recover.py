@@ -24,15 +24,8 @@ from typing import Any
 from edge_bus import __version__
 from edge_bus.checks import number_or_none
 from edge_bus.errors import ConfigError, DataError, EdgeBusError, OutputError
-from edge_bus.run_outputs import (
-    FILE_LATENCY_NOTE,
-    RUNNING,
-    OutFolderLock,
-    e2e_stages,
-    episode_fps,
-    source_text,
-    verdict_badge,
-)
+from edge_bus.run_outputs import RUNNING, OutFolderLock
+from edge_bus.run_report import FILE_LATENCY_NOTE, e2e_stages, episode_fps, report_notes, summary_rows, verdict_badge
 from edge_bus.sinks.files import SpaceReserve, discard_temp
 from edge_bus.sinks.report import ReportData, write_report
 from edge_bus.sinks.video import playable
@@ -155,17 +148,11 @@ def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: 
     video = out_dir / "overlay.mp4"
     broken_video = video.is_file() and not playable(video)  # an MP4 is indexed when it is closed
     info = SourceInfo.from_json(latency["source"]) if isinstance(latency.get("source"), dict) else None
-    summary = {"model": f"{run_model.get('name')} {run_model.get('version') or ''}".strip(),
-               "backend": (f"{run_model['backend']} ({run_model.get('precision')})" if run_model.get("backend")
-                           else None),
-               "source": source_text(info) if info is not None else None,
-               "frames": len(log.series), "dropped": latency.get("dropped"), "fps": latency.get("fps", fps),
-               "operating point": f"{run_model.get('operating_point')} (malignancy >= {threshold:.4f})",
-               "ended": latency.get("ended")}
     notes = _notes(log.skipped, "killed" if latency.get("ended") == KILLED else "guessed"
-                   if latency.get("ended") == REBUILT else "", broken_video)
+                   if latency.get("ended") == REBUILT else "", broken_video) + report_notes(latency)
     write_report(out_dir / "report.html", ReportData(
-        title=f"edge-bus stream — {out_dir.resolve().name} (rebuilt)", summary=summary, latency=stages.summary(),
+        title=f"edge-bus stream — {info.name if info is not None else out_dir.resolve().name} (rebuilt)",
+        summary={**summary_rows(latency), "frames": len(log.series)}, latency=stages.summary(),
         hardware=latency.get("hardware") or {}, series=log.series,
         verdict=verdict_badge(verdict, threshold),
         malignancy_threshold=threshold, lesion_threshold=number_or_none(run_model.get("lesion_threshold")), notes=notes,

@@ -16,6 +16,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_bus.errors import EdgeBusError, Interrupted, OutputError
+from edge_bus.run_report import (
+    FILE_LATENCY_NOTE,
+    bridge_note,
+    e2e_stages,
+    episode_fps,
+    report_notes,
+    summary_rows,
+    verdict_badge,
+)
 from edge_bus.sinks.files import (
     RESERVE_BYTES,
     SpaceReserve,
@@ -25,13 +34,12 @@ from edge_bus.sinks.files import (
     unwritable_reason,
 )
 from edge_bus.sinks.framelog import LOG_RESERVE_BYTES, FrameLog
-from edge_bus.sinks.report import ReportData, VerdictBadge, write_report
+from edge_bus.sinks.report import ReportData, write_report
 from edge_bus.sinks.video import VIDEO_MIN_FREE_MB, VideoSink
-from edge_bus.sources.base import SourceInfo
-from edge_bus.summary import ASSUMED_EPISODE_FPS, Verdict, clip_verdict, write_latency_json
+from edge_bus.summary import Verdict, clip_verdict, write_latency_json
 from edge_bus.telemetry.hardware import hardware_facts
 from edge_bus.telemetry.series import FrameSeries
-from edge_bus.telemetry.stats import PIPELINE_STAGES, LatencySummary
+from edge_bus.telemetry.stats import LatencySummary
 from edge_bus.zoo import LesionThresholdEvidence, Manifest
 
 if TYPE_CHECKING:
@@ -227,7 +235,8 @@ def run_facts(p: Pipeline) -> dict[str, Any]:
                   "files_sha256": {f: p.manifest.sha256.get(f) for f in loaded},
                   "backend": engine.name, "precision": engine.precision, "requests": engine.requests,
                   "batch": engine.batch, "operating_point": op.name, "threshold": op.threshold,
-                  "lesion_threshold": p.outputs.post.lesion_threshold},
+                  "lesion_threshold": p.outputs.post.lesion_threshold,
+                  "model_lesion_threshold": p.manifest.lesion_threshold},  # the manifest's own
         "source": {**p.source.info.to_json(), "roi": p.config.roi.as_list() if p.config.roi is not None else "auto"},
     }
 
@@ -256,7 +265,6 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
     lesion_threshold = p.outputs.post.lesion_threshold
     models_own = lesion_threshold == p.manifest.lesion_threshold  # not one set with --lesion-threshold
     stages = p.metrics.stats()
-    engine = p.engine
     latency: dict[str, Any] = {
         "stages": {name: s.to_json() for name, s in stages.items()},
         "fps": round(p.outputs.fps.fps, 2),
@@ -269,7 +277,6 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
         "error": None if error is None else str(error) if isinstance(error, EdgeBusError)
         else f"{type(error).__name__}: {error}",
     }
-    events = None
     link_note = None
     if p.bridge is not None:
         events = p.bridge.events()
@@ -284,35 +291,9 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
                                 p.outputs.processed)
     latency_path = p.files.out_dir / "latency.json"
     write_latency_json(latency_path, latency)
-    summary = {
-        "model": f"{p.manifest.name} {p.manifest.version}", "sha256": latency["model"]["sha256"],
-        "backend": f"{engine.name} ({engine.precision}, {p.config.device})",
-        "mode": ("live: newest frame first, one frame per inference" if p.live else
-                 f"file: every frame, read ahead; {engine.requests} requests of {engine.batch} "
-                 f"frame{'s' if engine.batch > 1 else ''}"),
-        "source": source_text(info),
-        "frames": p.outputs.processed, "dropped": latency["dropped"], "fps": latency["fps"],
-        # 4 decimals, as in the manifest: at 3, 0.8925 read ">= 0.892" here and ">= 0.893" on the overlay
-        "operating point": f"{op.name} (malignancy >= {op.threshold:.4f})",
-        "lesion rule": f"P(lesion) >= {lesion_threshold:.4f} " + (
-            "(the model's)" if models_own else f"(set for this run; the model's is {p.manifest.lesion_threshold:.4f})"),
-        "scan area": ("--roi " + ",".join(map(str, p.config.roi.as_list())) if p.config.roi is not None
-                      else "detected automatically"),
-    }
-    notes = [f"stopped early: {latency['error']}"] if error is not None else []
-    if stopped:
-        notes.append(f"stopped by the application after {p.outputs.processed} frames (before the source ended)")
-    if link_note:
-        notes.append(link_note)
-    if p.bridge is not None:
-        hw = p.outputs.processed - latency["bridge"]["frames_without_hw"]
-        summary["bridge"] = (f"{p.config.bridge}: {hw} of {p.outputs.processed} frames with the board's timestamps; "
-                             f"link {'up' if p.bridge.connected else 'down'} at the end")
-    if events is not None and (events.alerts or events.errors):
-        notes.append(board_events_note(events.to_json()))
-    notes += [str(e) for e in close_errors]
+    notes = report_notes(latency) + [str(e) for e in close_errors]
     write_report(p.files.out_dir / "report.html", ReportData(
-        title=f"edge-bus stream — {info.name}", summary=summary, latency=latency["stages"],
+        title=f"edge-bus stream — {info.name}", summary=summary_rows(latency), latency=latency["stages"],
         hardware=latency["hardware"], series=series,
         verdict=verdict_badge(verdict, op.threshold),
         malignancy_threshold=op.threshold, lesion_threshold=lesion_threshold,
@@ -323,43 +304,6 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
     if close_errors:
         raise close_errors[0]
     return FinalReport(latency, verdict, stages, link_note)
-
-
-FILE_LATENCY_NOTE = (
-    "A file run reads ahead to keep the engine busy: a frame's infer time runs from its submission to its "
-    "answer, so it includes the wait in the engine's queue (and for its batch), and end to end follows. What a "
-    "file run measures is its throughput (FPS); a live probe's latency comes from --realtime or a capture device.")
-
-
-def verdict_badge(verdict: Verdict, threshold: float) -> VerdictBadge:
-    """The report's badge: the clip's label, what it rests on, and the malignancy threshold it met."""
-    return VerdictBadge(verdict.label, None, verdict.evidence() + (
-        f" (malignant at ≥ {threshold:.4f})" if verdict.label in ("benign", "malignant") else ""))
-
-
-def episode_fps(info: SourceInfo) -> float:
-    """The frame rate the lesion episodes' gaps are measured at: 0 (no episodes) for independent stills,
-    :data:`ASSUMED_EPISODE_FPS` when the source's is unknown."""
-    return 0.0 if info.still else info.fps or ASSUMED_EPISODE_FPS
-
-
-def source_text(info: SourceInfo) -> str:
-    """The report's summary row for the source: "video: clip.avi (320x320 @ 30 fps)"; for independent
-    stills "folder: benign (still images; the first 512x429)" (they differ in size and have no rate)."""
-    if info.still:
-        size = f"{info.width}x{info.height}"
-        what = f"still images; the first {size}" if info.kind == "folder" else f"a still image, {size}"
-        return f"{info.kind}: {info.name} ({what})"
-    rate = f"{info.fps:g} fps" if info.fps > 0 else "frame rate unknown"
-    return f"{info.kind}: {info.name} ({info.width}x{info.height} @ {rate})"
-
-
-def e2e_stages(info: SourceInfo) -> tuple[str, ...]:
-    """The stages inside ``e2e_ms`` (capture → overlay ready): decoding too when the source stamps its
-    frames before decoding them (``SourceInfo.stamped_before_decode``, a capture device); the write
-    follows the overlay."""
-    first = "decode" if info.stamped_before_decode else "preprocess"
-    return PIPELINE_STAGES[PIPELINE_STAGES.index(first) : PIPELINE_STAGES.index("write")]
 
 
 def _loaded_files(model_file: str, manifest: Manifest) -> list[str]:
@@ -379,27 +323,8 @@ def _frames_without_hw(series: FrameSeries) -> int:
     return len(series) if g2g is None else int(np.isnan(g2g).sum())
 
 
-def bridge_note(lost: int, reconnects: int, connected: bool, without_hw: int, frames: int) -> str | None:
-    """One sentence on the link to the board when it was not up throughout, else None: for the report
-    and the end-of-run line (a link lost for good showed one warning mid-run, then nothing)."""
-    if not lost and connected and not without_hw:
-        return None
-    state = "down at the end" if not connected else ("restored" if lost else "up")
-    lost_text = f"lost {lost} time(s), reconnected {reconnects} time(s), {state}" if lost else state
-    return f"link to the board {lost_text}: {without_hw} of {frames} frames have no hardware timestamps"
-
-
 def _limit_reached(source: object) -> bool:
     """The run's source is a :class:`LimitedSource` that stopped at ``--max-frames``."""
     from edge_bus.sources.wrappers import LimitedSource
 
     return isinstance(source, LimitedSource) and source.limit_reached
-
-
-def board_events_note(events: dict[str, Any]) -> str:
-    """The report's note on what the board sent besides frames, from latency.json's
-    ``bridge.device_events``: the counts, and the last ALERTs and ERRORs by name."""
-    shown = [f"ALERT {a['code']} at board frame {a['device_frame']}" for a in events.get("last_alerts") or []]
-    shown += [f"ERROR {e['code']}: {e['text']}" for e in events.get("last_errors") or []]
-    return (f"the controller board sent {events.get('alerts', 0)} ALERT(s) and {events.get('errors', 0)} ERROR(s)"
-            + (f" (the last: {'; '.join(shown)})" if shown else ""))

@@ -121,6 +121,26 @@ def test_the_rebuilt_fps_is_counted_as_the_run_counts_it(tmp_path: Path, mode: s
     assert json.loads((out / "latency.json").read_text())["fps"] == pytest.approx(fps, abs=0.01)
 
 
+def _summary(html: str) -> dict[str, str]:
+    table = html[html.index('<table class="kv">'):]
+    table = table[:table.index("</table>")]
+    return dict(re.findall(r"<tr><th>(.*?)</th><td>(.*?)</td></tr>", table))
+
+
+def test_a_rebuilt_page_says_what_the_runs_own_said(tmp_path: Path) -> None:
+    """The rebuilt page was titled by the folder and left out the sha256, the device, the mode, the lesion
+    rule, the scan area and the board's line, though latency.json held them."""
+    out = tmp_path / "run"
+    run_stream(build_config(source="demo", max_frames=12, out=out, video=False, bridge="sim://?fps=60"))
+    own = (out / "report.html").read_text()
+    (out / "report.html").unlink()
+    rebuild_report(out)
+    rebuilt = (out / "report.html").read_text()
+    assert _summary(rebuilt) == _summary(own)
+    assert {"sha256", "Backend", "Mode", "Source", "Lesion rule", "Scan area", "Bridge"} <= set(_summary(own))
+    assert re.search(r"<h1>edge-bus stream — demo \(BUS-BRA [^<]*\) \(rebuilt\)</h1>", rebuilt)  # not the folder
+
+
 def test_lines_that_are_not_frame_records_are_skipped_not_a_traceback_or_an_infinite_verdict(tmp_path: Path) -> None:
     """Edited or damaged lines: ``{}``, an index of 1e300 or NaN, a malignancy of Infinity. Before, the
     first gave "frames read" for lines with no frame, the next two tracebacks, the last a verdict of

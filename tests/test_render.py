@@ -114,7 +114,7 @@ def test_a_frozen_frames_hud_shows_no_latency() -> None:
         return int(np.nonzero((bottom != 128).any(axis=(0, 2)))[0].max())
 
     none = dataclasses.replace(HUD, latency_ms=None, frozen=True, latency_queued=True)
-    assert hud_right_edge(none) < hud_right_edge(dataclasses.replace(HUD, latency_ms=12.5)) - 5  # "--", no "incl. queue"
+    assert hud_right_edge(none) < hud_right_edge(dataclasses.replace(HUD, latency_ms=12.5)) - 5  # "--", no queue
 
 
 def test_panels_move_off_a_lesion_in_their_corner_and_stay_while_it_is_clear() -> None:

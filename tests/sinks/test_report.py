@@ -121,7 +121,7 @@ def test_timeline_stacks_only_the_stages_inside_end_to_end() -> None:
     under the end-to-end line drew a stack taller than the line it explains."""
     from dataclasses import replace
 
-    from edge_bus.run_outputs import e2e_stages
+    from edge_bus.run_report import e2e_stages
     from edge_bus.sources.base import SourceInfo
 
     def timeline(html: str) -> str:
