@@ -17,6 +17,9 @@ EPISODE_GAP_S = 0.5
 view for a few frames as the probe moves, or the presence score dips below the threshold)."""
 EPISODE_MIN_S = 0.2
 """A shorter run of lesion frames is not listed as an episode (a flicker, not a lesion in view)."""
+MAX_LISTED_EPISODES = 1000
+"""Lesion episodes latency.json lists (``verdict.episodes``; ``verdict.episode_count`` counts them all): a
+100k-frame --loop of a clip had 1,667, 190 KB of the file, and an overnight one would have had 100,000."""
 ASSUMED_EPISODE_FPS = 30.0
 """The frame rate episodes are measured at when the source does not give its own (a DICOM cine without
 FrameTime): a scanner's usual rate. The report then gives the episodes in frames, not seconds."""
@@ -97,7 +100,8 @@ class Verdict:
         return {"label": self.label, "confidence": round(self.confidence, 4), "lesion_frames": self.lesion_frames,
                 "frames": self.frames,
                 "mean_malignancy": None if self.mean_malignancy is None else round(self.mean_malignancy, 4),
-                "episodes": [e.to_json() for e in self.episodes]}
+                "episode_count": len(self.episodes),
+                "episodes": [e.to_json() for e in self.episodes[:MAX_LISTED_EPISODES]]}
 
 
 def clip_verdict(series: FrameSeries, threshold: float, min_lesion_fraction: float = 0.1,

@@ -373,7 +373,9 @@ def test_progress_status_line_shows_what_a_live_run_needs() -> None:
 
     from edge_bus.cli.progress import status_line
 
-    outputs = SimpleNamespace(fps=SimpleNamespace(fps=29.7), last_e2e_ms=11.24, dropped=3, last_label="benign")
+    # the last frames' rate (recent_fps), not the run's average (fps): that hid a slowdown an hour in
+    outputs = SimpleNamespace(fps=SimpleNamespace(fps=60.0, recent_fps=29.7), last_e2e_ms=11.24, dropped=3,
+                              last_label="benign")
     assert status_line(SimpleNamespace(outputs=outputs)) == "30 FPS · e2e 11.2 ms · 3 dropped · benign"  # type: ignore[arg-type]
     outputs.last_e2e_ms, outputs.last_label = float("nan"), ""
     assert status_line(SimpleNamespace(outputs=outputs)) == "30 FPS · e2e – · 3 dropped · –"  # type: ignore[arg-type]

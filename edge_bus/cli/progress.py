@@ -33,7 +33,9 @@ def stream_with_progress(cfg: StreamConfig, quiet: bool = False) -> RunResult:
         watch.pipeline = p
         err_console.print(f"writing to {escape(str(p.files.out_dir))}  (model {p.manifest.name}, {p.engine.name} "
                           f"{p.engine.precision}, source {p.source.info.kind}: {p.source.info.name})")
-        progress.update(task, total=p.source.info.frame_count if not cfg.loop else None)
+        # a source of unknown length (a --loop, a capture device) stopped by --max-frames: that many
+        count = p.source.info.frame_count
+        progress.update(task, total=count if count is not None else cfg.max_frames or None)
 
     def update(done: int, total: int | None) -> None:
         if done - watch.shown >= 10 or (total and done >= total):  # redraw every 10 frames, and at the end
@@ -49,4 +51,5 @@ def status_line(p: Pipeline) -> str:
     """``30 FPS · e2e 11.2 ms · 0 dropped · benign``: what an engineer watches while a probe is live."""
     out = p.outputs
     e2e = f"e2e {out.last_e2e_ms:.1f} ms" if out.last_e2e_ms == out.last_e2e_ms else "e2e –"
-    return f"{out.fps.fps:.0f} FPS · {e2e} · {out.dropped} dropped · {out.last_label or '–'}"
+    # the last frames' rate, as the HUD shows it: the whole run's average hid a slowdown an hour in
+    return f"{out.fps.recent_fps:.0f} FPS · {e2e} · {out.dropped} dropped · {out.last_label or '–'}"

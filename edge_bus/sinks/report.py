@@ -199,10 +199,15 @@ def _episode_table(episodes: Sequence[LesionEpisode], fps: float) -> str:
     """The lesion episodes, numbered as on the class timeline, each with its own label."""
     if not episodes:
         return ""
-    from edge_bus.summary import ASSUMED_EPISODE_FPS, EPISODE_GAP_S, EPISODE_MIN_S  # here: summary imports the sinks
+    from edge_bus.summary import (  # here: summary imports the sinks
+        ASSUMED_EPISODE_FPS,
+        EPISODE_GAP_S,
+        EPISODE_MIN_S,
+        MAX_LISTED_EPISODES,
+    )
 
     rows = []
-    for i, e in enumerate(episodes, start=1):
+    for i, e in enumerate(episodes[: charts.MAX_SHOWN_EPISODES], start=1):
         when = f"{e.first_frame / fps:.1f}–{e.last_frame / fps:.1f}" if fps > 0 else "—"
         color = charts.CLASS_TEXT_COLORS.get(e.label, "#5f6368")
         rows.append(f"<tr><th>{i}</th><td>{e.first_frame:,}–{e.last_frame:,}</td><td>{when}</td>"
@@ -212,10 +217,14 @@ def _episode_table(episodes: Sequence[LesionEpisode], fps: float) -> str:
             "<th>mean P(malignant | lesion)</th><th>label</th></tr>")
     unknown = (f" The source does not give its frame rate: the seconds are counted at an assumed "
                f"{ASSUMED_EPISODE_FPS:g} fps, and not shown." if fps <= 0 else "")
+    more = len(episodes) - len(rows)
+    more_text = (f" The first {len(rows)} of {len(episodes):,} episodes are listed (and bracketed on the timeline "
+                 f"only up to {charts.MAX_SHOWN_EPISODES}); latency.json lists up to {MAX_LISTED_EPISODES:,}."
+                 if more > 0 else "")
     return (f'<table class="num"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
             f'<p class="muted">A lesion episode: lesion frames at most {EPISODE_GAP_S:g} s apart, at least '
             f"{EPISODE_MIN_S:g} s of them; each is labelled by its own mean malignancy, which the clip verdict "
-            f"(over all lesion frames) blends.{unknown}</p>")
+            f"(over all lesion frames) blends.{unknown}{more_text}</p>")
 
 
 def _section(title: str, body: str, cls: str = "") -> str:
@@ -297,6 +306,7 @@ def _timelines(data: ReportData, down: str) -> list[str]:
               if frozen else s.label)
     classes = charts.class_timeline(s.frame, labels, lesion_malignancy, data.malignancy_threshold,
                                     data.max_points, [(e.first_frame, e.last_frame) for e in data.episodes])
+    bracketed = 0 < len(data.episodes) <= charts.MAX_SHOWN_EPISODES
     rule = (f"P(lesion) ≥ {data.lesion_threshold:.4f}" if data.lesion_threshold is not None
             else "the model's presence score")
     evidence = data.lesion_evidence.sentence()
@@ -306,7 +316,7 @@ def _timelines(data: ReportData, down: str) -> list[str]:
         f"Predicted class per frame, and P(malignant | lesion) on the frames with a lesion ({rule}); a frame "
         f"with a lesion is malignant when that reaches the threshold line, else benign"
         f"{FROZEN_NOTE if frozen else ''}"
-        f"{'; the numbered brackets are the lesion episodes below' if data.episodes else ''}{down}."))
+        f"{'; the numbered brackets are the lesion episodes below' if bracketed else ''}{down}."))
         + _episode_table(data.episodes, data.fps)))
     return parts
 

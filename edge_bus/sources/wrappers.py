@@ -122,9 +122,9 @@ class LimitedSource(FrameSource):
             raise
         self._inner = inner
         self._max = max_frames
-        count = inner.info.frame_count
-        limited = max_frames if count is None else min(count, max_frames)
-        self._info = dataclasses.replace(inner.info, frame_count=limited)
+        count = inner.info.frame_count  # unknown stays unknown: latency.json's source.frames read 100000, the
+        # --max-frames, for a 120-frame clip looped (the progress bar takes --max-frames itself)
+        self._info = dataclasses.replace(inner.info, frame_count=None if count is None else min(count, max_frames))
         self._count = 0
         self.limit_reached = False  # it ended because max_frames were read (not because the source ended)
         self._inner_closed = False

@@ -353,3 +353,22 @@ def test_class_names_in_text_are_readable_on_white() -> None:
         assert (1.05 / (luminance(color) + 0.05)) >= 4.5, label
     html = render_report(replace(report_data(50), verdict=VerdictBadge("benign", 0.7)))
     assert f"--t:{charts.CLASS_TEXT_COLORS['benign']}" in html
+
+
+def test_a_long_runs_episodes_are_listed_up_to_a_bound() -> None:
+    """A 100k-frame --loop had 1,667 episodes: brackets 0.56 px apart with their numbers one smear (577 KB of
+    SVG), a 1,668-row table, and 190 KB of latency.json."""
+    from dataclasses import replace
+
+    from edge_bus.sinks import charts
+    from edge_bus.summary import MAX_LISTED_EPISODES, LesionEpisode, Verdict
+
+    episodes = tuple(LesionEpisode(60 * i, 60 * i + 29, 30, 0.5, "benign") for i in range(1500))
+    html = render_report(replace(report_data(90_000), episodes=episodes, fps=30.0))
+    svg = html[html.index("Class timeline"):html.index("<th>episode</th>")]
+    assert 'stroke-width="1.6"/>' not in svg and "numbered brackets" not in html  # no brackets drawn
+    table = html[html.index("<th>episode</th>"):]
+    assert table[:table.index("</table>")].count("<tr><th>") == charts.MAX_SHOWN_EPISODES
+    assert f"The first {charts.MAX_SHOWN_EPISODES} of 1,500 episodes are listed" in html
+    doc = Verdict("benign", 0.5, 45_000, 90_000, 0.5, episodes).to_json()
+    assert doc["episode_count"] == 1500 and len(doc["episodes"]) == MAX_LISTED_EPISODES  # type: ignore[arg-type]
