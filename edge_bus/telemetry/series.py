@@ -1,6 +1,6 @@
 """The few numbers per frame that the report plots and the clip verdict reads (not the frames).
 
-Built while running (:class:`SeriesBuilder`, ~60 bytes a frame), or afterwards from frames.jsonl
+Built while running (:class:`SeriesBuilder`, ~100 bytes a frame), or afterwards from frames.jsonl
 (:meth:`FrameSeries.from_jsonl`).
 """
 
@@ -135,7 +135,9 @@ def frame_lines(path: str | os.PathLike[str]) -> Iterator[dict[str, Any] | None]
 
 
 class SeriesBuilder:
-    """Collects the few numbers per frame the report needs (not the frames): ~60 bytes a frame."""
+    """Collects the few numbers per frame the report needs (not the frames): ~100 bytes a frame with six
+    stages (the latency percentiles' values, :class:`~edge_bus.telemetry.stats.LatencyStats`, about 50 more;
+    2.1 MB per 10,000 frames in all, measured over a 100,000-frame run)."""
 
     def __init__(self) -> None:
         self._frame: array[int] = array("q")
