@@ -175,8 +175,8 @@ def read_busi(
                 masks_of.setdefault(stem, []).append(f)
             else:
                 images.append(f)
-        orphans += [f"{label}/{m.name}" for stem, found in masks_of.items()
-                    if stem not in {i.stem for i in images} for m in found]
+        stems = {i.stem for i in images}
+        orphans += [f"{label}/{m.name}" for stem, found in masks_of.items() if stem not in stems for m in found]
         for img in images:
             key = f"{label}/{img.name}"
             if fold_of and key not in fold_of:

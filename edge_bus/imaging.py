@@ -49,18 +49,19 @@ _JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
 
 
 def cut_short_jpeg(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a JPEG file (by its suffix) that does not end with its end-of-image marker (FF D9;
-    a few bytes of padding after it allowed). libjpeg decodes a JPEG cut short with the rest grey, saying
-    only "Premature end of JPEG file" on stderr: a malignant lesion cut two thirds in read normal."""
+    """Whether ``path`` is a JPEG file (by its suffix) whose last scan has no end-of-image marker after it
+    (FF D9, which the compressed data can't hold; data a phone or a scanner appends after it is fine).
+    libjpeg decodes a JPEG cut short with the rest grey, saying only "Premature end of JPEG file" on
+    stderr: a malignant lesion cut two thirds in read normal."""
     if os.path.splitext(path)[1].lower() not in _JPEG_SUFFIXES or not os.path.isfile(path):
         return False
     try:
         with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 64))
-            return b"\xff\xd9" not in fh.read()
+            data = fh.read()
     except OSError:
         return False
+    scan = data.rfind(b"\xff\xda")  # the last start of scan (a progressive JPEG has several)
+    return scan >= 0 and data.find(b"\xff\xd9", scan) < 0
 
 
 def read_image(path: str | os.PathLike[str], flags: int) -> np.ndarray | None:

@@ -228,7 +228,8 @@ class OutputStage:
         # a new verdict (no RESULT to the board, not in the clip verdict) nor an end-to-end latency
         self.metrics.add_times(times, end_to_end=not item.frozen)
         self.dropped += frame.dropped_before
-        self.last_e2e_ms, self.last_label = e2e, "frozen" if pred.frozen else pred.label
+        self.last_e2e_ms = e2e if answered else float("nan")  # a frozen frame's is no answer's latency
+        self.last_label = "frozen" if pred.frozen else pred.label
         self.processed += 1
         self.fps.tick()
         self.series.add_values(frame.index, e2e, stages, pred.label, pred.malignancy, pred.lesion, g2g,

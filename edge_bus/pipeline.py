@@ -260,6 +260,8 @@ def _warm_up(engine: Engine, manifest: Manifest) -> None:
 
 
 def _submit(p: Pipeline, seq: int, frame: Frame, decode_ms: float) -> None:
+    if frame.cut:  # before a frozen frame returns: the next file's scan area is detected afresh all the same
+        p.pre.new_scene()
     if p.bridge is not None:
         if p.source.info.live:  # frames are matched by time here; the FRAME_META queue, read only by a
             # genlocked file's reader, filled to its 256 and counted every later meta as rx_dropped
@@ -273,8 +275,6 @@ def _submit(p: Pipeline, seq: int, frame: Frame, decode_ms: float) -> None:
             p.outputs.put(InFlight(seq, frame, None, {"decode": decode_ms}, frozen=True))
             return
     t = time.perf_counter()
-    if frame.cut:
-        p.pre.new_scene()
     try:
         tensor, meta_pre = p.pre.preprocess(frame.pixels)
     except SourceError as exc:  # a frame the model can't take: say which (a folder's stills differ in size)

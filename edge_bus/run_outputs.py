@@ -18,9 +18,9 @@ import numpy as np
 from edge_bus.errors import EdgeBusError, Interrupted, OutputError
 from edge_bus.run_report import (
     FILE_LATENCY_NOTE,
-    bridge_note,
     e2e_stages,
     episode_fps,
+    link_note,
     report_notes,
     summary_rows,
     verdict_badge,
@@ -75,15 +75,21 @@ class RunFiles:
 
 
 def default_out_dir() -> Path:
-    """``runs/<YYYYmmdd-HHMMSS>``, with ``-2``, ``-3``, ... when that second's folder is there already: two
-    runs started in one second wrote into one folder (the second's outputs replaced the first's, or it was
-    refused as "another run is writing to" a folder nobody named)."""
+    """A new ``runs/<YYYYmmdd-HHMMSS>`` folder, made here, with ``-2``, ``-3``, ... when that second's is
+    taken: two runs started in one second wrote into one folder (the second's outputs replaced the first's,
+    or it was refused as "another run is writing to" a folder nobody named). Made exclusively, so two runs
+    at once can't both take one name."""
     stamp = Path("runs") / time.strftime("%Y%m%d-%H%M%S")
     path, k = stamp, 1
-    while path.exists():
-        k += 1
-        path = stamp.with_name(f"{stamp.name}-{k}")
-    return path
+    while True:
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            k += 1
+            path = stamp.with_name(f"{stamp.name}-{k}")
+        except OSError as exc:
+            raise output_error(path, exc, "choose a writable --out folder") from None
 
 
 class OutFolderLock:
@@ -163,8 +169,9 @@ def _check_start_space(out_dir: Path, video: bool) -> None:
 
 
 def open_run_files(out: Path | None, video: bool, fps: float, size: tuple[int, int]) -> RunFiles:
+    # refused for a disk too full before any folder is made (the default one is made as it is named)
+    _check_start_space(Path(out) if out is not None else Path("runs"), video)
     out_dir = Path(out) if out is not None else default_out_dir()
-    _check_start_space(out_dir, video)
     probe = out_dir / ".write-test"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -277,18 +284,12 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
         "error": None if error is None else str(error) if isinstance(error, EdgeBusError)
         else f"{type(error).__name__}: {error}",
     }
-    link_note = None
     if p.bridge is not None:
-        events = p.bridge.events()
-        counters = p.bridge.counters()
-        without_hw = _frames_without_hw(series)
-        latency["bridge"] = {"url": p.config.bridge, "counters": counters.to_json(),
-                             "device_events": events.to_json(),
+        latency["bridge"] = {"url": p.config.bridge, "counters": p.bridge.counters().to_json(),
+                             "device_events": p.bridge.events().to_json(),
                              # FRAME_META that no replayed frame was paired with (a burst after a reconnect)
                              "skipped_metas": p.skipped_metas,
-                             "connected_at_end": p.bridge.connected, "frames_without_hw": without_hw}
-        link_note = bridge_note(counters.links_lost, counters.reconnects, p.bridge.connected, without_hw,
-                                p.outputs.processed)
+                             "connected_at_end": p.bridge.connected, "frames_without_hw": _frames_without_hw(series)}
     latency_path = p.files.out_dir / "latency.json"
     write_latency_json(latency_path, latency)
     notes = report_notes(latency) + [str(e) for e in close_errors]
@@ -303,7 +304,7 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
         episodes=verdict.episodes, fps=0.0 if info.still else info.fps))
     if close_errors:
         raise close_errors[0]
-    return FinalReport(latency, verdict, stages, link_note)
+    return FinalReport(latency, verdict, stages, link_note(latency))
 
 
 def _loaded_files(model_file: str, manifest: Manifest) -> list[str]:

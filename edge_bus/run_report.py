@@ -12,8 +12,8 @@ from edge_bus.sources.base import SourceInfo
 from edge_bus.summary import ASSUMED_EPISODE_FPS, Verdict
 from edge_bus.telemetry.stats import PIPELINE_STAGES
 
-__all__ = ["FILE_LATENCY_NOTE", "board_events_note", "bridge_note", "e2e_stages", "episode_fps", "report_notes",
-           "source_text", "summary_rows", "verdict_badge"]
+__all__ = ["FILE_LATENCY_NOTE", "board_events_note", "bridge_note", "e2e_stages", "episode_fps", "link_note",
+           "report_notes", "source_text", "summary_rows", "verdict_badge"]
 
 
 FILE_LATENCY_NOTE = (
@@ -115,6 +115,17 @@ def bridge_note(lost: int, reconnects: int, connected: bool, without_hw: int, fr
     return f"link to the board {lost_text}: {without_hw} of {frames} frames have no hardware timestamps"
 
 
+def link_note(latency: dict[str, Any]) -> str | None:
+    """:func:`bridge_note` for a run's latency.json (None without a bridge)."""
+    bridge = latency.get("bridge")
+    if not isinstance(bridge, dict):
+        return None
+    counters = bridge.get("counters") or {}
+    return bridge_note(int(counters.get("links_lost") or 0), int(counters.get("reconnects") or 0),
+                       bool(bridge.get("connected_at_end")), int(bridge.get("frames_without_hw") or 0),
+                       int(latency.get("frames") or 0))
+
+
 def report_notes(latency: dict[str, Any]) -> list[str]:
     """The notes above the report's numbers that latency.json gives: what stopped the run early, the link
     to the board when it was not up throughout, what the board sent besides frames."""
@@ -122,13 +133,11 @@ def report_notes(latency: dict[str, Any]) -> list[str]:
     notes = [f"stopped early: {latency['error']}"] if latency.get("error") else []
     if latency.get("ended") == "stopped":
         notes.append(f"stopped by the application after {frames} frames (before the source ended)")
+    link = link_note(latency)
+    if link:
+        notes.append(link)
     bridge = latency.get("bridge")
     if isinstance(bridge, dict):
-        counters = bridge.get("counters") or {}
-        link = bridge_note(int(counters.get("links_lost") or 0), int(counters.get("reconnects") or 0),
-                           bool(bridge.get("connected_at_end")), int(bridge.get("frames_without_hw") or 0), frames)
-        if link:
-            notes.append(link)
         events = bridge.get("device_events") or {}
         if events.get("alerts") or events.get("errors"):
             notes.append(board_events_note(events))

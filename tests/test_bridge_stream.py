@@ -175,3 +175,25 @@ def test_a_capture_device_with_a_board_leaves_no_frame_meta_unread(tmp_path: Pat
                             out=out, video=False))
     counters = json.loads((out / "latency.json").read_text())["bridge"]["counters"]
     assert counters["frames_ok"] > 300 and counters["rx_dropped"] == 0
+
+
+def test_a_cut_on_a_frozen_frame_still_starts_a_new_scene() -> None:
+    """A frozen frame returned before the cut reached the preprocessor: a folder's next file, its first frame
+    frozen by the board, kept the last file's scan area for up to 30 frames."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from edge_bus.pipeline import _submit
+    from edge_bus.sources._common import make_frame
+
+    scenes: list[int] = []
+    put: list[object] = []
+    p = SimpleNamespace(
+        bridge=SimpleNamespace(frozen=True, match=lambda t: None),
+        source=SimpleNamespace(info=SimpleNamespace(live=False)),
+        outputs=SimpleNamespace(put=put.append),
+        pre=SimpleNamespace(new_scene=lambda: scenes.append(1)),
+    )
+    _submit(p, 0, make_frame(0, np.zeros((32, 32, 3), np.uint8), 0.0, cut=True), 0.1)  # type: ignore[arg-type]
+    assert scenes == [1] and len(put) == 1 and put[0].frozen  # type: ignore[attr-defined]

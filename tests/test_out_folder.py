@@ -349,3 +349,17 @@ def test_a_read_only_or_virtual_file_system_is_not_called_full(tmp_path: Path, m
             open_run_files(Path("/proc/edge-bus-x"), video=False, fps=30.0, size=(64, 64))
     with pytest.raises(OutputError, match=r"^disk full: 0 MB free"):  # a disk, writable, full
         open_run_files(tmp_path / "run", video=False, fps=30.0, size=(64, 64))
+
+
+def test_runs_naming_their_folder_at_once_get_one_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The name was checked, then made later: two runs at once in one second could both take it."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from edge_bus.run_outputs import default_out_dir
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(time, "strftime", lambda fmt, *a: "20261125-080000")
+    with ThreadPoolExecutor(8) as pool:
+        names = list(pool.map(lambda _: default_out_dir(), range(8)))
+    assert len(set(names)) == 8 and all(n.is_dir() for n in names)

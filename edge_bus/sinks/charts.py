@@ -48,10 +48,10 @@ OTHER_COLOR = "#9aa0a6"
 #: the classes' colours for text on white: the amber of the bands read 2.4:1 there (about 5:1 now)
 CLASS_TEXT_COLORS = {"normal": "#1e7a45", "benign": "#8a5a00", "malignant": "#b3261e"}
 FROZEN_CLASS = "frozen"
-MAX_SHOWN_EPISODES = 40
-"""Lesion episodes bracketed on the class timeline and listed in the report's table: a 100k-frame --loop
-run had 1,667, their brackets 0.56 px apart and their numbers one smear (577 KB of SVG)."""
 """The class timeline's band for frames shown while the board froze the image (no inference ran)."""
+MAX_SHOWN_EPISODES = 40
+"""Lesion episodes bracketed on the class timeline (none past it) and listed in the report's table: a
+100k-frame --loop run had 1,667, their brackets 0.56 px apart and their numbers one smear (577 KB of SVG)."""
 STAGE_COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#9c755f", "#bab0ac")
 E2E_COLOR = "#1f2933"
 G2G_COLOR = "#c2185b"

@@ -218,9 +218,9 @@ def _episode_table(episodes: Sequence[LesionEpisode], fps: float) -> str:
     unknown = (f" The source does not give its frame rate: the seconds are counted at an assumed "
                f"{ASSUMED_EPISODE_FPS:g} fps, and not shown." if fps <= 0 else "")
     more = len(episodes) - len(rows)
-    more_text = (f" The first {len(rows)} of {len(episodes):,} episodes are listed (and bracketed on the timeline "
-                 f"only up to {charts.MAX_SHOWN_EPISODES}); latency.json lists up to {MAX_LISTED_EPISODES:,}."
-                 if more > 0 else "")
+    more_text = (f" The first {len(rows)} of {len(episodes):,} episodes are listed, and none bracketed on the "
+                 f"timeline (past {charts.MAX_SHOWN_EPISODES} they can't be told apart); latency.json lists up to "
+                 f"{MAX_LISTED_EPISODES:,}." if more > 0 else "")
     return (f'<table class="num"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
             f'<p class="muted">A lesion episode: lesion frames at most {EPISODE_GAP_S:g} s apart, at least '
             f"{EPISODE_MIN_S:g} s of them; each is labelled by its own mean malignancy, which the clip verdict "

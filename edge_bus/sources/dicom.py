@@ -55,16 +55,26 @@ def is_dicom_file(path: Path) -> bool:
 
 #: what :func:`read_header` reads: the order of a folder's files and each file's frames and timing
 _HEADER_TAGS = ["SeriesInstanceUID", "InstanceNumber", "NumberOfFrames", "FrameTimeVector", "FrameTime", "CineRate",
-                "RecommendedDisplayFrameRate"]
+                "RecommendedDisplayFrameRate", "Rows"]
 
 
 def read_header(path: Path) -> Dataset | None:
     """The header tags a folder of DICOM files is ordered and timed by, without the pixel data; None when
-    the file can't be read here (it fails later, where it is played)."""
+    the file can't be read here (it fails later, where it is played). A dataset without the Part 10 header
+    is read as :class:`DicomSource` reads it, when it holds an image (its cine counted one frame, a still)."""
     try:
         return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
-    except (OSError, ValueError, TypeError, InvalidDicomError):
+    except InvalidDicomError:
+        pass
+    except (OSError, ValueError, TypeError):
         return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            bare = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS, force=True)
+    except Exception:  # pydicom raises many types for what is not DICOM at all
+        return None
+    return bare if "Rows" in bare else None
 
 
 def _order_key(header: Dataset | None) -> tuple[str, int] | None:

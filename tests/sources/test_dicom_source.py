@@ -103,6 +103,13 @@ def test_a_dataset_without_the_part_10_header_plays(
         frames = list(src)
     assert [f.pixels.tobytes() for f in frames] == [cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR).tobytes()
                                                    for rgb in cine_rgb[:3]]
+    from edge_bus.sources import FolderSource
+
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    (tmp_path / "bare.dcm").rename(folder / "bare.dcm")
+    with FolderSource(folder) as src:  # the folder reads its header as DicomSource reads it: a cine, not a still
+        assert (src.info.still, src.info.frame_count, src.info.fps) == (False, 3, pytest.approx(25.0))
     (tmp_path / "text.dcm").write_text("not DICOM at all")
     with pytest.raises(SourceError, match=r"text\.dcm': not a DICOM file \(no DICM header\)"):
         DicomSource(tmp_path / "text.dcm")

@@ -289,7 +289,7 @@ def test_a_jpeg_cut_short_is_refused_not_played_half_grey(tmp_path: Path) -> Non
 
     ok, data = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (64, 64), np.uint8))
     assert ok
-    (tmp_path / "a.jpg").write_bytes(data.tobytes())
+    (tmp_path / "a.jpg").write_bytes(data.tobytes() + bytes(100))  # data after the end marker, as phones append
     (tmp_path / "b.jpg").write_bytes(data.tobytes()[: len(data) // 3])
     with FolderSource(tmp_path) as src:
         next(src)
