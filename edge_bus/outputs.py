@@ -65,6 +65,7 @@ class OutputStage:
         self.dropped = 0
         self.processed = 0
         self.last_e2e_ms = float("nan")  # the newest frame's, for a status line
+        self._answered = False  # some frame has had its inference (until then frozen frames show no answer)
         self.last_label = ""
         self.error: BaseException | None = None
         self._queue: queue.Queue[InFlight | None] = queue.Queue()
@@ -190,6 +191,7 @@ class OutputStage:
             self.post.reset()
         if item.outputs is not None and item.meta is not None:
             pred = self.post.postprocess(item.outputs, item.meta, frame.pixel_spacing_mm)
+            self._answered = True
         elif self._last is not None:  # frozen: keep the last answer on screen
             pred = replace(self._last, frozen=True)
         else:
@@ -210,7 +212,8 @@ class OutputStage:
                       frozen=pred.frozen, lesion_mm=pred.lesion_mm,
                       glass_to_glass_ms=(t2 - frame.hw.t_acquired_host) * 1e3 if frame.hw is not None and answered
                       else None,
-                      scan_area=self._scan_area, latency_queued=self.ordered)  # ordered: a file run
+                      scan_area=self._scan_area, latency_queued=self.ordered,  # ordered: a file run
+                      waiting=not self._answered)
         overlay = self.renderer.render(frame, pred, hud)
         t3 = time.perf_counter()
         stages["render"] = (t3 - t2) * 1e3

@@ -117,13 +117,18 @@ class HudInfo:
     lesion_mm: float | None = None
     scan_area: ROI | None = None
     latency_queued: bool = False
+    #: no frame has been answered yet (the board froze the image from the start): the chip says so, in
+    #: grey, where it showed a green "no lesion" that no inference had said
+    waiting: bool = False
 
 
 def label_lines(p: Prediction, hud: HudInfo) -> tuple[str, str]:
     """The label chip and the operating-point line. Benign vs malignant is decided by P(malignant |
     lesion) against the operating point's threshold, so both are shown, not the class probability
     (a "BENIGN 0.23" chip beside a malignancy of 0.77 read as a contradiction)."""
-    if p.lesion:  # rounded towards the side of the threshold the label is on, so they never contradict
+    if hud.waiting:
+        text = "no answer yet"
+    elif p.lesion:  # rounded towards the side of the threshold the label is on, so they never contradict
         shown = _round_to(p.malignancy, up=p.label == "malignant")
         text = f"{p.label.upper()}  malignancy {shown:.3f}"
         mm = hud.lesion_mm if hud.lesion_mm is not None else p.lesion_mm
@@ -309,7 +314,9 @@ class OverlayRenderer:
         """The label chip (label colour) over the operating point, top-left, or top-right where the lesion
         is; returns the panel's box (x, y, w, h)."""
         text, op = label_lines(p, hud)
-        if not p.lesion:
+        if hud.waiting:
+            color = self.style.color_other
+        elif not p.lesion:
             color = self.style.label_color("normal")
         w_chip, w_op = self._width(text, lay), self._width(op, lay)
         w, h = max(w_chip, w_op), 2 * lay.line_h

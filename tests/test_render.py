@@ -134,6 +134,19 @@ def test_panels_move_off_a_lesion_in_their_corner_and_stay_while_it_is_clear() -
     assert frozen[:40, -90:].any() and not frozen[5:60, 5:70].any()  # the banner keeps off the lesion too
 
 
+def test_a_run_frozen_from_its_start_shows_no_answer_yet() -> None:
+    """Before any inference (the board froze the image from the start) the chip read a green 'no lesion'."""
+    from edge_bus.render import label_lines
+
+    gray = np.full((H, W), 128, np.uint8)
+    pred = _prediction(np.zeros((H, W), bool), "normal", lesion=False)
+    waiting = dataclasses.replace(HUD, waiting=True, frozen=True, latency_ms=None)
+    assert label_lines(pred, waiting)[0] == "no answer yet" and label_lines(pred, HUD)[0] == "no lesion"
+    chip = OverlayRenderer(QUIET).render(_frame(gray), pred, waiting)
+    corner = chip[8, 8]  # inside the chip's box, left of its text
+    assert tuple(int(v) for v in corner) == OverlayStyle().color_other
+
+
 def test_style_validation_and_to_bgr_of_uint16() -> None:
     with pytest.raises(ValueError):
         OverlayStyle(alpha=1.5)
