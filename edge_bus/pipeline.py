@@ -288,8 +288,15 @@ def _submit(p: Pipeline, seq: int, frame: Frame, decode_ms: float) -> None:
         p.engine.infer_async(tensor, item)
 
 
+def expected_frames(p: Pipeline) -> int | None:
+    """The frames the run will take: the source's count, else ``--max-frames`` (a ``--loop``, a capture
+    device), else None (unknown)."""
+    count = p.source.info.frame_count
+    return count if count is not None else p.config.max_frames or None
+
+
 def _loop(p: Pipeline, progress: ProgressFn | None, stop: StopFlag) -> None:
-    total = p.source.info.frame_count
+    total = expected_frames(p)
     reader = LatestFrameReader(p.source, pace=p.config.realtime, clock=p.bridge if (
         p.bridge is not None and not p.source.info.live) else None) if p.live else None
     seq = 0

@@ -192,9 +192,7 @@ class OverlayRenderer:
             area = ROI(0, 0, w, h)
         layout = self._layout_for(area.w, area.h)
         color = self.style.label_color(prediction.label)
-        if prediction.lesion:
-            self._draw_mask(canvas, prediction, color)
-        lesion = (prediction.bbox or mask_bbox(prediction.mask)) if prediction.lesion else None
+        lesion = self._draw_mask(canvas, prediction, color) if prediction.lesion else None
         label = self._draw_label(canvas, prediction, hud, color, layout, area, lesion)
         if self.style.show_hud:
             self._draw_hud(canvas, hud, layout, area, lesion)
@@ -221,21 +219,23 @@ class OverlayRenderer:
             self.render(frame, p, hud)
 
     # ------------------------------------------------------------------ mask
-    def _draw_mask(self, canvas: np.ndarray, prediction: Prediction, color: BGR) -> None:
+    def _draw_mask(self, canvas: np.ndarray, prediction: Prediction,
+                   color: BGR) -> tuple[int, int, int, int] | None:
+        """The mask's fill and contour; returns the lesion's box (the panels keep off it)."""
         h, w = canvas.shape[:2]
         mask = prediction.mask
         if mask.ndim != 2 or mask.size == 0:
-            return
+            return prediction.bbox
         if mask.shape != (h, w):  # should not happen (masks come at frame size); keep going
             mask = cv2.resize(_binary_u8(mask), (w, h), interpolation=cv2.INTER_NEAREST)
         box = prediction.bbox if prediction.bbox is not None else mask_bbox(mask)
         if box is None:
-            return
+            return None
         bx, by, bw, bh = box
         x0, y0 = max(0, int(bx)), max(0, int(by))
         x1, y1 = min(w, int(bx) + int(bw)), min(h, int(by) + int(bh))
         if x1 <= x0 or y1 <= y0:
-            return
+            return box
         crop = mask[y0:y1, x0:x1]
         m8 = _binary_u8(crop)
         roi = canvas[y0:y1, x0:x1]  # a view: cv2 writes into it in place
@@ -250,6 +250,7 @@ class OverlayRenderer:
             # thick anti-aliased polylines cost per vertex: a 1-px simplification cuts ~250 → ~30 vertices (5x faster)
             simple = [cv2.approxPolyDP(c, 1.0, True) for c in contours]
             cv2.polylines(canvas, simple, True, style.contour_color or color, style.contour_thickness, cv2.LINE_AA)
+        return box
 
     def _solid_for(self, color: BGR, h: int, w: int) -> np.ndarray:
         solid = self._solid.get(color)

@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from edge_bus.cli.common import err_console
 from edge_bus.config import StreamConfig
-from edge_bus.pipeline import Pipeline, RunResult, run_stream
+from edge_bus.pipeline import Pipeline, RunResult, expected_frames, run_stream
 
 
 @dataclass
@@ -33,9 +33,7 @@ def stream_with_progress(cfg: StreamConfig, quiet: bool = False) -> RunResult:
         watch.pipeline = p
         err_console.print(f"writing to {escape(str(p.files.out_dir))}  (model {p.manifest.name}, {p.engine.name} "
                           f"{p.engine.precision}, source {p.source.info.kind}: {p.source.info.name})")
-        # a source of unknown length (a --loop, a capture device) stopped by --max-frames: that many
-        count = p.source.info.frame_count
-        progress.update(task, total=count if count is not None else cfg.max_frames or None)
+        progress.update(task, total=expected_frames(p))
 
     def update(done: int, total: int | None) -> None:
         if done - watch.shown >= 10 or (total and done >= total):  # redraw every 10 frames, and at the end

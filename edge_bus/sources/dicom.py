@@ -68,13 +68,18 @@ def read_header(path: Path) -> Dataset | None:
         pass
     except (OSError, ValueError, TypeError):
         return None
+    bare = _read_forced(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
+    return bare if bare is not None and "Rows" in bare else None
+
+
+def _read_forced(path: Path, **kwargs: Any) -> Dataset | None:
+    """``path`` read as a dataset without the Part 10 header (``force``); None when pydicom can't."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            bare = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS, force=True)
+            return pydicom.dcmread(path, force=True, **kwargs)
     except Exception:  # pydicom raises many types for what is not DICOM at all
         return None
-    return bare if "Rows" in bare else None
 
 
 def _order_key(header: Dataset | None) -> tuple[str, int] | None:
@@ -227,15 +232,10 @@ def _bare_dataset(path: Path) -> Dataset | None:
     """A dataset written without the Part 10 header (no preamble, no DICM, no transfer syntax: an old
     system's or a script's dump), read whole with its encoding as pydicom found it; None when it holds no
     image (so not a DICOM file at all, as far as playing goes)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            ds = pydicom.dcmread(path, force=True)
-            if "PixelData" not in ds or "Rows" not in ds:
-                return None
-            implicit, little = ds.original_encoding
-    except Exception:  # pydicom raises many types for what is not DICOM at all
+    ds = _read_forced(path)
+    if ds is None or "PixelData" not in ds or "Rows" not in ds:
         return None
+    implicit, little = ds.original_encoding
     if not little:  # big endian: retired long ago; said as not DICOM rather than decoded wrongly
         return None
     ds.file_meta = FileMetaDataset()

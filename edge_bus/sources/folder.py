@@ -177,6 +177,7 @@ class FolderSource(FrameSource):
         still = all(n == 1 for n, _ in timing)
         rates = {rate for _, rate in timing}
         self._files = files
+        self._counts = [n for n, _ in timing]  # frames of each file (a stack's pages are counted once, here)
         self._rates = [rate for _, rate in timing]
         self._fps = float(fps)
         self._still = still
@@ -197,7 +198,7 @@ class FolderSource(FrameSource):
         self._info = SourceInfo(
             kind="folder", name=name, width=int(first.pixels.shape[1]), height=int(first.pixels.shape[0]),
             fps=self._fps or (rates.pop() if not still and len(rates) == 1 else 0.0), still=still,
-            frame_count=sum(n for n, _ in timing),
+            frame_count=sum(self._counts),
         )
 
     @property
@@ -224,7 +225,7 @@ class FolderSource(FrameSource):
                 if dicom is not None:
                     dicom.close()
             return
-        pages = _pages(path) if path.suffix.lower() in _STACK_SUFFIXES else 1
+        pages = self._counts[k]
         for page in range(pages):
             img = _read(path, page if pages > 1 else None)
             if img is None:
