@@ -21,7 +21,8 @@ from edge_bus.postprocess import Postprocessor
 from edge_bus.render import HudInfo, OverlayRenderer
 from edge_bus.sinks.framelog import FrameLog
 from edge_bus.sinks.video import VideoSink
-from edge_bus.telemetry.series import SeriesBuilder
+from edge_bus.summary import VerdictTally
+from edge_bus.telemetry.chart_series import ChartSeriesBuilder
 from edge_bus.telemetry.stats import FpsMeter, StageMetrics
 from edge_bus.types import ROI, Frame, FrameRecord, ModelOutputs, Prediction, PreprocessMeta, StageTimes
 
@@ -56,12 +57,15 @@ class OutputStage:
                  video: VideoSink | None, metrics: StageMetrics, operating_point: str, ordered: bool,
                  result_sinks: Sequence[ResultSink] = (),
                  display: Callable[[object], None] | None = None,
-                 warm_up_size: tuple[int, int] | None = None) -> None:
+                 warm_up_size: tuple[int, int] | None = None, verdict: VerdictTally | None = None) -> None:
         self.post, self.renderer, self.framelog, self.video = post, renderer, framelog, video
         self.metrics, self.operating_point, self.ordered = metrics, operating_point, ordered
         self.result_sinks, self.display = list(result_sinks), display
         self.fps = FpsMeter()
-        self.series = SeriesBuilder()  # the few numbers per frame the report plots
+        self.series = ChartSeriesBuilder()  # what the report draws over time (bounded)
+        # the clip verdict, added up as frames come (at the operating point; no lesion episodes without one)
+        self.verdict = verdict or VerdictTally(post.op.threshold)
+        self.frames_without_hw = 0  # frames logged without the board's hardware timestamps
         self.dropped = 0
         self.processed = 0
         self.last_e2e_ms = float("nan")  # the newest frame's, for a status line
@@ -235,8 +239,10 @@ class OutputStage:
         self.last_label = "frozen" if pred.frozen else pred.label
         self.processed += 1
         self.fps.tick()
-        self.series.add_values(frame.index, e2e, stages, pred.label, pred.malignancy, pred.lesion, g2g,
-                               frozen=item.frozen, dropped_before=frame.dropped_before)
+        self.series.add(frame.index, e2e, stages, pred.label, pred.malignancy, pred.lesion, g2g,
+                        frozen=item.frozen, dropped_before=frame.dropped_before)
+        self.verdict.add(frame.index, pred.lesion, pred.malignancy, answered=not item.frozen)
+        self.frames_without_hw += frame.hw is None
         if not item.frozen:
             for sink in self.result_sinks:
                 sink(frame, pred)

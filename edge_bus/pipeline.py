@@ -46,11 +46,12 @@ from edge_bus.postprocess import PostprocessConfig, Postprocessor
 from edge_bus.preprocess import Preprocessor, check_roi_fits
 from edge_bus.render import OverlayRenderer
 from edge_bus.run_outputs import FinalReport, RunFiles, finalize_run, open_run_files, write_started_latency
+from edge_bus.run_report import episode_fps
 from edge_bus.sinks.bridge import BridgeResultSink
 from edge_bus.sinks.display import DisplayWindow, check_display
 from edge_bus.sources import FrameSource, open_source, wrap_source
 from edge_bus.sources._common import plausible_fps
-from edge_bus.summary import Verdict
+from edge_bus.summary import Verdict, VerdictTally
 from edge_bus.telemetry.stats import END_TO_END, PIPELINE_STAGES, LatencySummary, StageMetrics
 from edge_bus.types import Frame
 from edge_bus.zoo import Manifest, resolve_model
@@ -227,8 +228,8 @@ def compose(config: StreamConfig, source: FrameSource | None = None,
         op = post.op.name
         outputs = OutputStage(post, renderer or OverlayRenderer(), None, None, metrics, op,
                               ordered=not live, result_sinks=[BridgeResultSink(bridge)] if bridge else (),
-                              display=display,
-                              warm_up_size=(info.width, info.height))
+                              display=display, warm_up_size=(info.width, info.height),
+                              verdict=VerdictTally(post.op.threshold, fps=episode_fps(info)))
         engine.set_callback(outputs.done)
         # independent stills (a folder, a single-frame DICOM) each get their own scan area; video keeps
         # the last one and re-detects every 30 frames

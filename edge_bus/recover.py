@@ -30,9 +30,11 @@ from edge_bus.sinks.files import SpaceReserve, discard_temp
 from edge_bus.sinks.report import ReportData, write_report
 from edge_bus.sinks.video import playable
 from edge_bus.sources.base import SourceInfo
-from edge_bus.summary import Verdict, clip_verdict, write_latency_json
-from edge_bus.telemetry.series import FrameSeries, SeriesBuilder, frame_lines
-from edge_bus.telemetry.stats import END_TO_END, GLASS_TO_GLASS, StageMetrics
+from edge_bus.summary import Verdict, VerdictTally, write_latency_json
+from edge_bus.telemetry.chart_series import ChartSeries, ChartSeriesBuilder
+from edge_bus.telemetry.series import frame_lines, logged_values
+from edge_bus.telemetry.stats import StageMetrics
+from edge_bus.types import StageTimes
 from edge_bus.zoo import LesionThresholdEvidence
 
 __all__ = ["RebuiltRun", "rebuild_report"]
@@ -67,9 +69,14 @@ class RebuiltRun:
 
 @dataclass(frozen=True)
 class _Log:
-    """frames.jsonl read back: the plotted numbers, and the times the report's rates come from."""
+    """frames.jsonl read back in one pass, in memory that does not grow with it: the plotted numbers,
+    the latency percentiles, and the times the report's rates come from."""
 
-    series: FrameSeries
+    series: ChartSeries
+    metrics: StageMetrics  # each stage over the frames that ran it; end to end over the answered ones
+    frames: int  # complete lines
+    frame_span: tuple[int, int]  # the first and last frame's index in the source
+    dropped: int
     skipped: int
     t_capture: tuple[float, float]  # first frame's capture, last frame's overlay ready (wall clock, s)
     t_source: tuple[float, float]  # first and last frame's position in the source (s)
@@ -117,7 +124,7 @@ def rebuild_report(run_dir: str | Path, model: str | None = None, operating_poin
 def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: str | None,
              lesion_threshold: float | None) -> RebuiltRun:
     log = _read_log(log_path)
-    if len(log.series) == 0:
+    if log.frames == 0:
         raise DataError(f"{log_path} holds no complete frame: there is nothing to report")
     latency = _read_latency(out_dir / "latency.json")
     given = model is not None or operating_point is not None or lesion_threshold is not None
@@ -134,14 +141,13 @@ def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: 
     run_model = (latency or {}).get("model") or _model_facts(model, operating_point, lesion_threshold)
     threshold = float(run_model["threshold"])
     source_fps = _source_fps(log, latency)
-    verdict = clip_verdict(log.series, threshold, fps=source_fps)
-    stages = _stage_metrics(log.series)
+    verdict = _verdict(log_path, threshold, source_fps)
+    stages = log.metrics
     fps = _run_fps(log, live=(latency or {}).get("mode") == "live")
     wrote_latency = latency is None or started
     if latency is None or started:
-        dropped = int(log.series.dropped_before.sum()) if log.series.dropped_before is not None else 0
         facts = latency or {"mode": None, "hardware": None, "model": run_model, "source": None}
-        latency = {"stages": stages.summary(), "fps": fps, "frames": len(log.series), "dropped": dropped,
+        latency = {"stages": stages.summary(), "fps": fps, "frames": log.frames, "dropped": log.dropped,
                    **{key: facts.get(key) for key in ("mode", "hardware", "model", "source")},
                    "verdict": verdict.to_json(), "ended": KILLED if started else REBUILT, "error": None}
         write_latency_json(out_dir / "latency.json", latency, hint=_HINT)
@@ -152,15 +158,16 @@ def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: 
                    if latency.get("ended") == REBUILT else "", broken_video) + report_notes(latency)
     write_report(out_dir / "report.html", ReportData(
         title=f"edge-bus stream — {info.name if info is not None else out_dir.resolve().name} (rebuilt)",
-        summary={**summary_rows(latency), "frames": len(log.series)}, latency=stages.summary(),
+        summary={**summary_rows(latency), "frames": log.frames}, latency=stages.summary(),
         hardware=latency.get("hardware") or {}, series=log.series,
         verdict=verdict_badge(verdict, threshold),
         malignancy_threshold=threshold, lesion_threshold=number_or_none(run_model.get("lesion_threshold")), notes=notes,
         lesion_evidence=_lesion_evidence(run_model),
-        episodes=verdict.episodes, fps=info.fps if info is not None else source_fps,
+        episodes=verdict.episodes, episode_count=verdict.episode_count,
+        fps=info.fps if info is not None else source_fps,
         e2e_stages=e2e_stages(info) if info is not None else None,
         latency_note=FILE_LATENCY_NOTE if latency.get("mode") == "file" else ""), hint=_HINT)
-    return RebuiltRun(out_dir, len(log.series), log.skipped, wrote_latency, verdict, broken_video)
+    return RebuiltRun(out_dir, log.frames, log.skipped, wrote_latency, verdict, broken_video)
 
 
 def _notes(skipped: int, unfinished: str, broken_video: bool) -> list[str]:
@@ -181,24 +188,44 @@ def _notes(skipped: int, unfinished: str, broken_video: bool) -> list[str]:
 
 
 def _read_log(path: Path) -> _Log:
-    builder = SeriesBuilder()
-    skipped = 0
+    """Each stage's latency over the frames that ran it (a stage a frame did not run is left out), end to
+    end and glass to glass over the frames the model answered (as the run itself counts them: a frozen
+    frame repeats an answer, it took no inference), and the report's :class:`ChartSeries`."""
+    builder = ChartSeriesBuilder()
+    metrics = StageMetrics()
+    frames = skipped = dropped = 0
     first: dict[str, Any] | None = None
     last: dict[str, Any] | None = None
     for obj in frame_lines(path):
         if obj is None:
             skipped += 1
             continue
-        builder.add_json(obj)
+        values = logged_values(obj, frames)
+        builder.add(**values)
+        metrics.add_times(StageTimes(values["stages_ms"], values["e2e_ms"], values["glass_to_glass_ms"]),
+                          end_to_end=not values["frozen"])
+        frames += 1
+        dropped += values["dropped_before"]
         first = first or obj
         last = obj
     if first is None or last is None:
-        return _Log(builder.build(), skipped, (0.0, 0.0), (0.0, 0.0))
+        return _Log(builder.build(), metrics, 0, (0, 0), 0, skipped, (0.0, 0.0), (0.0, 0.0))
     end = _finite(last.get("t_capture")) + _finite(last.get("e2e_ms")) / 1e3
     first_done = _finite(first.get("t_capture")) + _finite(first.get("e2e_ms")) / 1e3
-    return _Log(builder.build(), skipped, (_finite(first.get("t_capture")), end),
+    span = (logged_values(first)["frame"], logged_values(last)["frame"])
+    return _Log(builder.build(), metrics, frames, span, dropped, skipped, (_finite(first.get("t_capture")), end),
                 (_finite(first.get("t_source")), _finite(last.get("t_source"))), stills="file" in first,
                 first_done=first_done)
+
+
+def _verdict(path: Path, threshold: float, fps: float) -> Verdict:
+    """The clip verdict over frames.jsonl, read again (the episodes' gaps are known once the first reading
+    gave the source's rate)."""
+    tally = VerdictTally(threshold, fps=fps)
+    for index, obj in enumerate(line for line in frame_lines(path) if line is not None):
+        values = logged_values(obj, index)
+        tally.add(values["frame"], values["lesion"], values["malignancy"], answered=not values["frozen"])
+    return tally.verdict()
 
 
 def _read_latency(path: Path) -> dict[str, Any] | None:
@@ -253,9 +280,8 @@ def _source_fps(log: _Log, latency: dict[str, Any] | None) -> float:
         return episode_fps(SourceInfo.from_json(source))
     if log.stills:
         return 0.0
-    frames = log.series.frame
     seconds = log.t_source[1] - log.t_source[0]
-    return float(frames[-1] - frames[0]) / seconds if seconds > 0 and len(frames) > 1 else 0.0
+    return float(log.frame_span[1] - log.frame_span[0]) / seconds if seconds > 0 and log.frames > 1 else 0.0
 
 
 def _run_fps(log: _Log, live: bool) -> float:
@@ -263,21 +289,8 @@ def _run_fps(log: _Log, live: bool) -> float:
     last overlay, a live run's frame intervals over its first overlay to its last."""
     start = log.first_done if live else log.t_capture[0]
     span = log.t_capture[1] - start
-    frames = len(log.series) - 1 if live else len(log.series)
+    frames = log.frames - 1 if live else log.frames
     return round(frames / span, 2) if span > 0 and frames > 0 else 0.0
-
-
-def _stage_metrics(series: FrameSeries) -> StageMetrics:
-    """Each stage's latency over the frames that ran it (a stage a frame did not run is NaN there, which
-    LatencyStats leaves out), end to end and glass to glass over the frames the model answered (as the run
-    itself counts them: a frozen frame repeats an answer, it took no inference)."""
-    metrics = StageMetrics(list(series.stages_ms))
-    for name, values in series.stages_ms.items():
-        metrics[name].extend(values)
-    metrics[END_TO_END].extend(series.e2e_ms[series.answered])
-    if series.glass_to_glass_ms is not None:
-        metrics[GLASS_TO_GLASS].extend(series.glass_to_glass_ms[series.answered])
-    return metrics
 
 
 def _finite(value: object) -> float:

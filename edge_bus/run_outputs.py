@@ -13,13 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from edge_bus.errors import EdgeBusError, Interrupted, OutputError
 from edge_bus.run_report import (
     FILE_LATENCY_NOTE,
     e2e_stages,
-    episode_fps,
     link_note,
     report_notes,
     summary_rows,
@@ -36,9 +33,8 @@ from edge_bus.sinks.files import (
 from edge_bus.sinks.framelog import LOG_RESERVE_BYTES, FrameLog
 from edge_bus.sinks.report import ReportData, write_report
 from edge_bus.sinks.video import VIDEO_MIN_FREE_MB, VideoSink
-from edge_bus.summary import Verdict, clip_verdict, write_latency_json
+from edge_bus.summary import Verdict, write_latency_json
 from edge_bus.telemetry.hardware import hardware_facts
-from edge_bus.telemetry.series import FrameSeries
 from edge_bus.telemetry.stats import LatencySummary
 from edge_bus.zoo import LesionThresholdEvidence, Manifest
 
@@ -267,8 +263,7 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
     series = p.outputs.series.build()
     op = p.outputs.post.op
     info = p.source.info
-    fps = episode_fps(info)
-    verdict = clip_verdict(series, op.threshold, fps=fps)
+    verdict = p.outputs.verdict.verdict()
     lesion_threshold = p.outputs.post.lesion_threshold
     models_own = lesion_threshold == p.manifest.lesion_threshold  # not one set with --lesion-threshold
     stages = p.metrics.stats()
@@ -289,7 +284,7 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
                              "device_events": p.bridge.events().to_json(),
                              # FRAME_META that no replayed frame was paired with (a burst after a reconnect)
                              "skipped_metas": p.skipped_metas,
-                             "connected_at_end": p.bridge.connected, "frames_without_hw": _frames_without_hw(series)}
+                             "connected_at_end": p.bridge.connected, "frames_without_hw": p.outputs.frames_without_hw}
     latency_path = p.files.out_dir / "latency.json"
     write_latency_json(latency_path, latency)
     notes = report_notes(latency) + [str(e) for e in close_errors]
@@ -301,7 +296,7 @@ def finalize_run(p: Pipeline, error: BaseException | None, stopped: bool = False
         # what the model's threshold did on validation says nothing about another one set for this run
         lesion_evidence=p.manifest.lesion_evidence if models_own else LesionThresholdEvidence(), notes=notes,
         e2e_stages=e2e_stages(info), latency_note="" if p.live else FILE_LATENCY_NOTE,
-        episodes=verdict.episodes, fps=0.0 if info.still else info.fps))
+        episodes=verdict.episodes, episode_count=verdict.episode_count, fps=0.0 if info.still else info.fps))
     if close_errors:
         raise close_errors[0]
     return FinalReport(latency, verdict, stages, link_note(latency))
@@ -316,12 +311,6 @@ def _loaded_files(model_file: str, manifest: Manifest) -> list[str]:
     if name == manifest.files.get("openvino_int8_xml") and "openvino_int8_bin" in manifest.files:
         return [name, manifest.files["openvino_int8_bin"]]
     return [name, os.path.splitext(name)[0] + ".bin"] if name.endswith(".xml") else [name]
-
-
-def _frames_without_hw(series: FrameSeries) -> int:
-    """Frames logged without the board's hardware timestamps (no glass-to-glass time)."""
-    g2g = series.glass_to_glass_ms
-    return len(series) if g2g is None else int(np.isnan(g2g).sum())
 
 
 def _limit_reached(source: object) -> bool:

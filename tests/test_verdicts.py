@@ -10,7 +10,7 @@ from helpers import tiny_model_dir
 
 from edge_bus.calibrate import choose_thresholds
 from edge_bus.evaluation import ImageResult, summarize
-from edge_bus.summary import clip_verdict, lesion_episodes
+from edge_bus.summary import MAX_LISTED_EPISODES, EpisodeFinder, LesionEpisode, VerdictTally, clip_verdict
 from edge_bus.telemetry.series import FrameSeries, SeriesBuilder
 from edge_bus.zoo import load_manifest
 
@@ -55,12 +55,18 @@ def test_lesion_episodes_bridge_short_gaps_and_drop_flickers() -> None:
     mean 0.9, malignant at 0.5). With max_gap 3, frame 12 joins 16-19 (gap 3): 5 frames, mean
     (0.5 + 4 × 0.9) / 5 = 0.82."""
     lesion = {0: 0.2, 1: 0.2, 2: 0.2, 3: 0.2, 6: 0.2, 7: 0.2, 12: 0.5, 16: 0.9, 17: 0.9, 18: 0.9, 19: 0.9}
-    s = _series([(i in lesion, lesion.get(i, 0.0)) for i in range(22)])
-    first, second = lesion_episodes(s, 0.5, max_gap=2, min_frames=2)
+
+    def episodes(max_gap: int) -> tuple[LesionEpisode, ...]:
+        finder = EpisodeFinder(0.5, max_gap=max_gap, min_frames=2)
+        for i in sorted(lesion):
+            finder.add(i, lesion[i])
+        return finder.result()[0]
+
+    first, second = episodes(max_gap=2)
     assert (first.first_frame, first.last_frame, first.lesion_frames, first.label) == (0, 7, 6, "benign")
     assert first.mean_malignancy == pytest.approx(0.2)
     assert (second.first_frame, second.last_frame, second.lesion_frames, second.label) == (16, 19, 4, "malignant")
-    wide = lesion_episodes(s, 0.5, max_gap=3, min_frames=2)
+    wide = episodes(max_gap=3)
     assert [(e.first_frame, e.last_frame, e.lesion_frames) for e in wide] == [(0, 7, 6), (12, 19, 5)]
     assert wide[1].mean_malignancy == pytest.approx(0.82)
 
@@ -82,6 +88,25 @@ def test_the_clip_verdict_lists_episodes_for_a_video_only() -> None:
     assert clip_verdict(two, 0.5).episodes == ()
     frozen = _series([(True, 0.9)] * 30, frozen=tuple(range(10, 20)))
     assert [(e.first_frame, e.last_frame) for e in clip_verdict(frozen, 0.5, fps=10.0).episodes] == [(0, 9), (20, 29)]
+
+
+def test_an_endless_run_keeps_its_episode_count_but_lists_only_the_first() -> None:
+    """3,000 episodes of 10 lesion frames 100 frames apart at 10 fps (gap 5, shortest 2), every third
+    malignant (0.9, else 0.1): the tally lists the first MAX_LISTED_EPISODES, counts all 3,000 and the
+    1,000 malignant ones, and the evidence says so; the verdict mid-run counts the open episode without
+    closing it (the next frame still joins it)."""
+    tally = VerdictTally(0.5, fps=10.0)
+    for k in range(3000):
+        for i in range(10):
+            tally.add(100 * k + i, True, 0.9 if k % 3 == 0 else 0.1)
+            tally.add(100 * k + 50 + i, False, 0.0)
+    v = tally.verdict()
+    assert (v.episode_count, v.malignant_episodes, len(v.episodes)) == (3000, 1000, MAX_LISTED_EPISODES)
+    assert v.evidence().endswith("; 3,000 lesion episodes, 1,000 malignant")
+    assert v.to_json()["episode_count"] == 3000
+    tally.add(299_910, True, 0.9)  # joins the last episode (ended at 299,909), left open by verdict()
+    assert tally.verdict().episode_count == 3000 and tally.episodes is not None
+    assert tally.episodes.result()[1] == 3000
 
 
 def test_eval_summary_means_rates_and_three_class_accuracy(tmp_path: Path) -> None:

@@ -1,13 +1,14 @@
 """The report's charts as inline SVG: latency histogram and timeline, class timeline, stage bars.
 
-Long runs are reduced to at most ``max_points`` buckets (mean line with a min–max band) so a
-100k-frame report stays small; the histogram always uses every value.
+The timelines draw a :class:`~edge_bus.telemetry.chart_series.ChartSeries` (the run in at most 16,384
+rows) in at most ``max_points`` buckets (mean line with a min–max band), so a 100k-frame report stays
+small; the histogram counts every value (:class:`~edge_bus.telemetry.stats.LatencyStats`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -26,10 +27,12 @@ from edge_bus.sinks.svg import (
     svg_document,
     text,
 )
-from edge_bus.telemetry.stats import PIPELINE_STAGES
+from edge_bus.telemetry.chart_series import FROZEN_CLASS, ChartSeries, Column
+from edge_bus.telemetry.stats import PIPELINE_STAGES, LatencyStats
 
 __all__ = [
     "CLASS_COLORS",
+    "FROZEN_CLASS",
     "OTHER_COLOR",
     "STAGE_COLORS",
     "Buckets",
@@ -47,8 +50,6 @@ CLASS_COLORS = {"normal": "#2e9e5e", "benign": "#e6a528", "malignant": "#d64545"
 OTHER_COLOR = "#9aa0a6"
 #: the classes' colours for text on white: the amber of the bands read 2.4:1 there (about 5:1 now)
 CLASS_TEXT_COLORS = {"normal": "#1e7a45", "benign": "#8a5a00", "malignant": "#b3261e"}
-FROZEN_CLASS = "frozen"
-"""The class timeline's band for frames shown while the board froze the image (no inference ran)."""
 MAX_SHOWN_EPISODES = 40
 """Lesion episodes bracketed on the class timeline (none past it) and listed in the report's table: a
 100k-frame --loop run had 1,667, their brackets 0.56 px apart and their numbers one smear (577 KB of SVG)."""
@@ -75,7 +76,8 @@ def color_for_stage(name: str, i: int) -> str:
 
 @dataclass(frozen=True, eq=False)
 class Buckets:
-    """Consecutive groups of samples: ``starts`` (first index of each) and the frame span they cover."""
+    """Consecutive groups of a :class:`ChartSeries`' rows: ``starts`` (first row of each) and the frame span
+    they cover; ``downsampled``: some bucket holds more than one frame."""
 
     starts: np.ndarray
     x: np.ndarray  # frame index at the bucket centre
@@ -84,23 +86,21 @@ class Buckets:
     downsampled: bool
 
 
-def make_buckets(frames: np.ndarray, max_points: int) -> Buckets:
-    n = len(frames)
+def make_buckets(series: ChartSeries, max_points: int) -> Buckets:
+    n = len(series.frames)
     count = min(n, max(1, max_points))
     starts = np.unique(np.linspace(0, n, count, endpoint=False).astype(np.int64))
     ends = np.append(starts[1:], n) - 1
-    first, last = frames[starts].astype(np.float64), frames[ends].astype(np.float64)
-    return Buckets(starts, (first + last) / 2.0, first, last, downsampled=len(starts) < n)
+    first, last = series.first[starts].astype(np.float64), series.last[ends].astype(np.float64)
+    return Buckets(starts, (first + last) / 2.0, first, last, downsampled=len(starts) < series.frame_count)
 
 
-def bucket_stats(values: np.ndarray, b: Buckets) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-bucket (mean, min, max), ignoring NaN; NaN where a bucket has no finite value."""
-    v = np.asarray(values, dtype=np.float64)
-    ok = np.isfinite(v)
-    counts = np.add.reduceat(ok.astype(np.int64), b.starts)
-    sums = np.add.reduceat(np.where(ok, v, 0.0), b.starts)
-    lo = np.minimum.reduceat(np.where(ok, v, np.inf), b.starts)
-    hi = np.maximum.reduceat(np.where(ok, v, -np.inf), b.starts)
+def bucket_stats(column: Column, b: Buckets) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-bucket (mean, min, max) of a column's frames; NaN where a bucket has none."""
+    counts = np.add.reduceat(column.n, b.starts)
+    sums = np.add.reduceat(column.total, b.starts)
+    lo = np.minimum.reduceat(column.lo, b.starts)
+    hi = np.maximum.reduceat(column.hi, b.starts)
     empty = counts == 0
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(empty, np.nan, sums / np.maximum(counts, 1))
@@ -108,14 +108,14 @@ def bucket_stats(values: np.ndarray, b: Buckets) -> tuple[np.ndarray, np.ndarray
 
 
 # --------------------------------------------------------------------------- histogram
-def latency_histogram(e2e: np.ndarray) -> str:
-    """End-to-end latency distribution with p50/p90/p99 markers; values past p99.9 share one bar."""
-    v = np.asarray(e2e, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
+def latency_histogram(e2e: np.ndarray | LatencyStats) -> str:
+    """End-to-end latency distribution with p50/p90/p99 markers; values past p99.9 share one bar.
+    ``e2e``: the values (non-finite ones are left out), or their :class:`LatencyStats`."""
+    stats = e2e if isinstance(e2e, LatencyStats) else LatencyStats(np.asarray(e2e, dtype=np.float64))
+    if not len(stats):
         return ""
-    p50, p90, p99, p999 = (float(x) for x in np.percentile(v, [50, 90, 99, 99.9]))
-    vmin, vmax = float(v.min()), float(v.max())
+    vmin, p50, p90, p99, p999, vmax = stats.percentiles([0, 50, 90, 99, 99.9, 100])
+    v, weights = stats.distribution()
     if vmax > vmin:
         lo_v, hi = vmin, min(vmax, p999 + 0.1 * (p999 - vmin))
     else:  # one value (a run of one frame): centred in a range whose tick labels differ (was 218 218 219)
@@ -126,8 +126,9 @@ def latency_histogram(e2e: np.ndarray) -> str:
     edges = np.arange(lo, hi + step, step)
     if len(edges) < 2:
         edges = np.array([lo, lo + step])
-    counts, _ = np.histogram(np.clip(v, lo, edges[-1]), bins=edges)
-    overflow = int((v > edges[-1]).sum())
+    counts, _ = np.histogram(np.clip(v, lo, edges[-1]), bins=edges, weights=weights)
+    counts = counts.astype(np.int64)
+    overflow = int(weights[v > edges[-1]].sum())
     counts[-1] -= overflow  # np.clip put them in the last bin
     bar_x1 = edges[-1] + (2 * step if overflow else 0)
     plot = Plot(float(lo), float(bar_x1), 0.0, max(1.0, float(max(counts.max(), overflow)) * 1.12), height=250, top=26)
@@ -167,32 +168,26 @@ def _int_ticks(top: float, bottom: float = 0.0, target: int = 4) -> list[float]:
 
 
 # --------------------------------------------------------------------------- latency timeline
-def latency_timeline(
-    frames: np.ndarray,
-    e2e: np.ndarray,
-    stages: Mapping[str, np.ndarray],
-    g2g: np.ndarray | None = None,
-    max_points: int = 1200,
-    dropped: np.ndarray | None = None,
-) -> str:
-    """Stacked per-stage latency (bucket means) under the end-to-end line; a min–max band when
-    downsampled. ``dropped`` (frames dropped before each frame): a red tick under each frame (or
-    bucket) after which frames were dropped, so drops can be read against the latency."""
-    if len(frames) == 0:
+def latency_timeline(series: ChartSeries, stages: Sequence[str] | None = None, max_points: int = 1200) -> str:
+    """Stacked per-stage latency (bucket means of the ``stages`` named, default all) under the
+    end-to-end line; a min–max band when downsampled. Frames were dropped before: a red tick under that
+    frame (or bucket), so drops can be read against the latency."""
+    if series.frame_count == 0:
         return ""
-    b = make_buckets(frames, max_points)
-    e_mean, e_lo, e_hi = bucket_stats(e2e, b)
+    b = make_buckets(series, max_points)
+    e_mean, e_lo, e_hi = bucket_stats(series.e2e, b)
     stacked: list[tuple[str, np.ndarray, np.ndarray]] = []
     base = np.zeros(len(b.starts))
-    for name, vals in stages.items():
-        mean = np.nan_to_num(bucket_stats(vals, b)[0], nan=0.0)
+    for name, column in series.stages.items():
+        if stages is not None and name not in stages:
+            continue
+        mean = np.nan_to_num(bucket_stats(column, b)[0], nan=0.0)
         stacked.append((name, base, base + mean))
         base = base + mean
-    g_mean = bucket_stats(g2g, b)[0] if g2g is not None and np.isfinite(g2g).any() else None
+    g_mean = bucket_stats(series.g2g, b)[0] if series.g2g is not None and series.g2g.any else None
     peak = np.nanmax(np.concatenate([e_hi if b.downsampled else e_mean, base, g_mean if g_mean is not None else []]))
-    all_e2e = np.asarray(e2e, dtype=np.float64)
-    all_e2e = all_e2e[np.isfinite(all_e2e)]
-    cap = 3.0 * float(np.percentile(all_e2e, 99)) if all_e2e.size else float(peak)
+    p99 = series.e2e_distribution.percentiles([99])
+    cap = 3.0 * p99[0] if p99 else float(peak)
     clipped = bool(np.isfinite(peak) and peak > cap > 0)
     top = cap if clipped else (float(peak) if np.isfinite(peak) and peak > 0 else 1.0)
     x0, x1 = float(b.x_first[0]), float(max(b.x_last[-1], b.x_first[0] + 1))
@@ -211,7 +206,7 @@ def latency_timeline(
     items.append(("end-to-end" + (" (mean, min–max band)" if b.downsampled else ""), E2E_COLOR, "line"))
     if g_mean is not None:
         items.append(("glass-to-glass", G2G_COLOR, "dash"))
-    drops = np.add.reduceat(np.asarray(dropped, dtype=np.int64), b.starts) if dropped is not None else None
+    drops = np.add.reduceat(series.dropped, b.starts) if series.dropped is not None else None
     if drops is not None and drops.any():
         y0 = float(plot.py(0.0))
         ticks = "".join(f"M{float(plot.px(x)):.1f},{y0:.1f}v-9" for x in b.x[drops > 0])
@@ -225,32 +220,27 @@ def latency_timeline(
 
 
 # --------------------------------------------------------------------------- class timeline
-def _class_order(labels: Sequence[str]) -> list[str]:
+def _class_order(labels: Iterable[str]) -> list[str]:
     seen = set(labels)
     last = [FROZEN_CLASS] if FROZEN_CLASS in seen else []
     return [c for c in CLASS_COLORS if c in seen] + sorted(seen - set(CLASS_COLORS) - {FROZEN_CLASS}) + last
 
 
 def class_timeline(
-    frames: np.ndarray,
-    labels: Sequence[str],
-    malignancy: np.ndarray,
+    series: ChartSeries,
     threshold: float | None = None,
     max_points: int = 1200,
     episodes: Sequence[tuple[int, int]] = (),
 ) -> str:
     """A coloured band of the predicted class per frame (class shares per bucket when downsampled)
-    above the malignancy probability (mean line, min–max band; NaN, e.g. frames without a lesion,
-    leave gaps). ``episodes``: (first, last) frame of each lesion episode, bracketed and numbered
-    from 1 under the band (none past :data:`MAX_SHOWN_EPISODES`)."""
-    if len(frames) == 0:
+    above the P(malignant | lesion) of the lesion frames (mean line, min–max band; buckets without a
+    lesion frame leave gaps). ``episodes``: (first, last) frame of each lesion episode, bracketed and
+    numbered from 1 under the band (none past :data:`MAX_SHOWN_EPISODES`)."""
+    if series.frame_count == 0:
         return ""
-    b = make_buckets(frames, max_points)
-    order = _class_order(labels)
-    lookup = {c: i for i, c in enumerate(order)}
-    code_arr = np.fromiter((lookup[c] for c in labels), dtype=np.int64, count=len(labels))
-    onehot = (code_arr[:, None] == np.arange(len(order))[None, :]).astype(np.int64)
-    counts = np.add.reduceat(onehot, b.starts, axis=0)
+    b = make_buckets(series, max_points)
+    order = _class_order(series.classes)
+    counts = np.stack([np.add.reduceat(series.classes[c], b.starts) for c in order], axis=1)
     share = counts / counts.sum(axis=1, keepdims=True)
 
     width, band_top, band_h = 1000, 30, 34
@@ -284,7 +274,7 @@ def class_timeline(
         parts.append(f'<path d="M{xa:.1f},{y_ep - 3} V{y_ep} H{xb:.1f} V{y_ep - 3}" fill="none" stroke="{INK}" '
                      f'stroke-width="1.6"/>')
         parts.append(text((xa + xb) / 2, y_ep + 11, str(number), anchor="middle", size=10, halo=True))
-    m_mean, m_lo, m_hi = bucket_stats(malignancy, b)
+    m_mean, m_lo, m_hi = bucket_stats(series.malignancy, b)
     parts.append(plot.axes("frame", "P(malignant | lesion)", x_ticks=_int_ticks(plot.x1, plot.x0, 8),
                            y_ticks=[0, 0.25, 0.5, 0.75, 1.0]))
     if b.downsampled:
@@ -302,7 +292,7 @@ def class_timeline(
         )
     totals = counts.sum(axis=0)
     items = [
-        (f"{c} ({100 * t / max(1, len(labels)):.1f}%)", CLASS_COLORS.get(c, OTHER_COLOR), "box")
+        (f"{c} ({100 * t / max(1, series.frame_count):.1f}%)", CLASS_COLORS.get(c, OTHER_COLOR), "box")
         for c, t in zip(order, totals.tolist(), strict=True)
     ]
     items.append(("malignancy of lesion frames" + (" (mean, min–max band)" if b.downsampled else ""),

@@ -1,7 +1,7 @@
 """report.html: one self-contained file (inline CSS and SVG, no scripts, no external resources).
 
-Put a :class:`~edge_bus.telemetry.series.FrameSeries` (the few numbers per frame) with the run's summary,
-latency and hardware facts into a :class:`ReportData` and call :func:`write_report`. The file is
+Put a :class:`~edge_bus.telemetry.chart_series.ChartSeries` (the run over time, in bounded memory) with the
+run's summary, latency and hardware facts into a :class:`ReportData` and call :func:`write_report`. The file is
 written atomically: a crash never leaves half a report.
 """
 
@@ -16,13 +16,11 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from edge_bus import __version__
 from edge_bus.sinks import charts
 from edge_bus.sinks.files import atomic_write_text
 from edge_bus.sinks.svg import fmt_num
-from edge_bus.telemetry.series import FrameSeries
+from edge_bus.telemetry.chart_series import ChartSeries
 from edge_bus.zoo import LesionThresholdEvidence
 
 if TYPE_CHECKING:
@@ -54,7 +52,7 @@ class ReportData:
     summary: Mapping[str, object]
     latency: Mapping[str, Mapping[str, float | int | None]]
     hardware: Mapping[str, object]
-    series: FrameSeries = field(default_factory=FrameSeries.empty)
+    series: ChartSeries = field(default_factory=ChartSeries.empty)
     verdict: VerdictBadge | None = None
     malignancy_threshold: float | None = None
     #: P(lesion) at or above which a frame has a lesion (the manifest's); below it, the frame is normal
@@ -72,6 +70,9 @@ class ReportData:
     latency_note: str = ""
     #: the stretches with a lesion in view (the verdict's), bracketed on the class timeline and listed
     episodes: Sequence[LesionEpisode] = ()
+    #: how many episodes there were in all (None: those in ``episodes``; a long run lists the first
+    #: :data:`~edge_bus.summary.MAX_LISTED_EPISODES` only)
+    episode_count: int | None = None
     #: the source's frame rate, to give the episodes' times (0: unknown, frames only)
     fps: float = 0.0
 
@@ -166,7 +167,7 @@ def _ms(v: object) -> str:
 def _tiles(data: ReportData) -> str:
     """The headline numbers: frames, FPS (the summary's), end-to-end p50/p99 (and glass-to-glass p50
     when measured)."""
-    tiles = [("frames", f"{len(data.series):,}", "")]
+    tiles = [("frames", f"{data.series.frame_count:,}", "")]
     fps = data.summary.get("fps")
     if isinstance(fps, int | float) and not isinstance(fps, bool) and math.isfinite(fps):
         tiles.append(("frames per second", fmt_num(float(fps)), ""))
@@ -195,8 +196,13 @@ def _verdict(v: VerdictBadge | None) -> str:
             f'</div>{detail}</div>')
 
 
-def _episode_table(episodes: Sequence[LesionEpisode], fps: float) -> str:
-    """The lesion episodes, numbered as on the class timeline, each with its own label."""
+def _episode_count(data: ReportData) -> int:
+    return len(data.episodes) if data.episode_count is None else data.episode_count
+
+
+def _episode_table(episodes: Sequence[LesionEpisode], fps: float, total: int) -> str:
+    """The lesion episodes, numbered as on the class timeline, each with its own label; ``total``: how
+    many there were in all."""
     if not episodes:
         return ""
     from edge_bus.summary import (  # here: summary imports the sinks
@@ -217,8 +223,8 @@ def _episode_table(episodes: Sequence[LesionEpisode], fps: float) -> str:
             "<th>mean P(malignant | lesion)</th><th>label</th></tr>")
     unknown = (f" The source does not give its frame rate: the seconds are counted at an assumed "
                f"{ASSUMED_EPISODE_FPS:g} fps, and not shown." if fps <= 0 else "")
-    more = len(episodes) - len(rows)
-    more_text = (f" The first {len(rows)} of {len(episodes):,} episodes are listed, and none bracketed on the "
+    more = total - len(rows)
+    more_text = (f" The first {len(rows)} of {total:,} episodes are listed, and none bracketed on the "
                  f"timeline (past {charts.MAX_SHOWN_EPISODES} they can't be told apart); latency.json lists up to "
                  f"{MAX_LISTED_EPISODES:,}." if more > 0 else "")
     return (f'<table class="num"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
@@ -243,7 +249,7 @@ FROZEN_NOTE = "; grey: frames shown while the board froze the image (no inferenc
 def render_report(data: ReportData) -> str:
     """The complete HTML document as a string."""
     s = data.series
-    n = len(s)
+    n = s.frame_count
     notes = "".join(f'<p class="note">{escape(x)}</p>' for x in data.notes)
     parts = [
         f'<header><div><h1>{escape(data.title)}</h1><p class="muted">generated {escape(data.generated_at)} '
@@ -258,19 +264,20 @@ def render_report(data: ReportData) -> str:
         if lat:
             parts.append(_section("Latency", lat))
     else:
-        down = f" — {n:,} frames shown as {min(n, data.max_points):,} buckets" if n > data.max_points else ""
+        buckets = min(len(s.frames), data.max_points)
+        down = f" — {n:,} frames shown as {buckets:,} buckets" if n > buckets else ""
         parts.append(
             _section(
                 "Latency",
                 (f'<p class="note">{escape(data.latency_note)}</p>' if data.latency_note else "")
-                + _figure(charts.latency_histogram(s.e2e_ms[s.answered]), "End-to-end latency per frame (all frames"
-                        + (" the model answered; frozen ones are left out, as in the table" if s.frozen is not None
-                           and s.frozen.any() else "") + ").")
+                + _figure(charts.latency_histogram(s.e2e_distribution), "End-to-end latency per frame (all frames"
+                        + (" the model answered; frozen ones are left out, as in the table" if s.frozen_count
+                           else "") + ").")
                 + _figure(charts.stage_bars(data.latency), "Mean milliseconds per stage.")
                 + _latency_table(data.latency),
             )
         )
-        parts += _timelines(data, down) if len(s.frame) > 1 else [_section("Over time", (
+        parts += _timelines(data, down) if n > 1 else [_section("Over time", (
             '<p class="note">One frame: the timelines need two or more (its numbers are in the tables above).</p>'))]
     parts.append(_section("Hardware", kv_table(data.hardware)))
     return _PAGE.format(title=escape(data.title), css=_CSS, body="".join(parts))
@@ -284,29 +291,23 @@ def _timelines(data: ReportData, down: str) -> list[str]:
     # a frozen frame repeats the answer before it (no inference): its stage times, end to end, glass to
     # glass, class and malignancy are left out of the lines and drawn as their own grey class, as the
     # table and the verdict leave them out (its stage times stacked into the areas, which ramped into
-    # every freeze)
-    answered = s.answered
-    frozen = s.frozen is not None and bool(s.frozen.any())
+    # every freeze); ChartSeries keeps them out
+    frozen = s.frozen_count > 0
     inside = data.e2e_stages
-    stacked = {k: np.where(answered, v, np.nan) for k, v in s.stages_ms.items() if inside is None or k in inside}
-    outside = [k for k in s.stages_ms if k not in stacked]
-    g2g = None if s.glass_to_glass_ms is None else np.where(answered, s.glass_to_glass_ms, np.nan)
-    timeline = charts.latency_timeline(s.frame, np.where(answered, s.e2e_ms, np.nan), stacked, g2g,
-                                       data.max_points, dropped=s.dropped_before)
+    outside = [k for k in s.stages if inside is not None and k not in inside]
+    timeline = charts.latency_timeline(s, inside, data.max_points)
     caption = "Stacked stage times under the end-to-end line"
     if outside:
         caption += f" ({', '.join(outside)}: outside the capture → overlay-ready window, so not stacked)"
-    if s.dropped_before is not None:
+    if s.dropped is not None:
         caption += ". Red ticks: frames were dropped just before (a live source keeps only the newest frame)"
     parts.append(_section("Latency over time", _figure(timeline, f"{caption}{down}.")))
     # P(malignant | lesion) means nothing on a frame without a lesion: drawn there, it showed normal
-    # frames far above the malignancy threshold
-    lesion_malignancy = np.where(s.lesion & answered, s.malignancy, np.nan)
-    labels = ([charts.FROZEN_CLASS if f else label for label, f in zip(s.label, ~answered, strict=True)]
-              if frozen else s.label)
-    classes = charts.class_timeline(s.frame, labels, lesion_malignancy, data.malignancy_threshold,
-                                    data.max_points, [(e.first_frame, e.last_frame) for e in data.episodes])
-    bracketed = 0 < len(data.episodes) <= charts.MAX_SHOWN_EPISODES
+    # frames far above the malignancy threshold (ChartSeries keeps the lesion frames' only)
+    total = _episode_count(data)
+    bracketed = 0 < total <= charts.MAX_SHOWN_EPISODES
+    classes = charts.class_timeline(s, data.malignancy_threshold, data.max_points,
+                                    [(e.first_frame, e.last_frame) for e in data.episodes] if bracketed else [])
     rule = (f"P(lesion) ≥ {data.lesion_threshold:.4f}" if data.lesion_threshold is not None
             else "the model's presence score")
     evidence = data.lesion_evidence.sentence()
@@ -317,7 +318,7 @@ def _timelines(data: ReportData, down: str) -> list[str]:
         f"with a lesion is malignant when that reaches the threshold line, else benign"
         f"{FROZEN_NOTE if frozen else ''}"
         f"{'; the numbered brackets are the lesion episodes below' if bracketed else ''}{down}."))
-        + _episode_table(data.episodes, data.fps)))
+        + _episode_table(data.episodes, data.fps, total)))
     return parts
 
 

@@ -1,7 +1,8 @@
-"""The few numbers per frame that the report plots and the clip verdict reads (not the frames).
+"""A run's few numbers per frame, every frame kept (not the pixels): for the checks that read a short
+run's frames.jsonl back (``edge-bus bench``, ``edge-bus doctor``) and for tests.
 
-Built while running (:class:`SeriesBuilder`, ~100 bytes a frame), or afterwards from frames.jsonl
-(:meth:`FrameSeries.from_jsonl`).
+A run itself keeps what its report draws in a :class:`~edge_bus.telemetry.chart_series.ChartSeries`,
+which stops growing, and its verdict in a :class:`~edge_bus.summary.VerdictTally`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from edge_bus.types import FrameRecord
 
-__all__ = ["FrameSeries", "SeriesBuilder", "frame_lines", "is_frame_record"]
+__all__ = ["FrameSeries", "SeriesBuilder", "frame_lines", "is_frame_record", "logged_values"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,10 +136,8 @@ def frame_lines(path: str | os.PathLike[str]) -> Iterator[dict[str, Any] | None]
 
 
 class SeriesBuilder:
-    """Collects the few numbers per frame the report needs (not the frames): ~100 bytes a frame with six
-    stages; with the latency percentiles' values (:class:`~edge_bus.telemetry.stats.LatencyStats`) about 150
-    bytes in all, and 220 of the process's memory with the arrays' spare room (2.1 MiB per 10,000 frames,
-    measured over a 100,000-frame run)."""
+    """Collects a :class:`FrameSeries`, frame by frame: about 100 bytes a frame with six stages, for as long
+    as it is fed (a run's own numbers go to a bounded :class:`~edge_bus.telemetry.chart_series.ChartSeriesBuilder`)."""
 
     def __init__(self) -> None:
         self._frame: array[int] = array("q")
@@ -162,18 +161,7 @@ class SeriesBuilder:
 
     def add_json(self, obj: Mapping[str, object]) -> None:
         """Add one frames.jsonl object (the :meth:`FrameRecord.to_json` format)."""
-        stages = obj.get("stages_ms")
-        self.add_values(
-            int(_num(obj.get("frame"), len(self._frame))),
-            _num(obj.get("e2e_ms")),
-            {str(k): _num(v) for k, v in stages.items()} if isinstance(stages, dict) else {},
-            str(obj.get("label", "")),
-            _num(obj.get("malignancy")),
-            bool(obj.get("lesion", False)),
-            None if obj.get("glass_to_glass_ms") is None else _num(obj.get("glass_to_glass_ms")),
-            frozen=obj.get("frozen") is True,
-            dropped_before=int(_num(obj.get("dropped_before"), 0.0)),
-        )
+        self.add_values(**logged_values(obj, len(self._frame)))
 
     def add_values(
         self,
@@ -219,6 +207,23 @@ class SeriesBuilder:
             frozen=np.array(self._frozen, dtype=bool) if any(self._frozen) else None,
             dropped_before=np.array(self._dropped, dtype=np.int64) if any(self._dropped) else None,
         )
+
+
+def logged_values(obj: Mapping[str, object], index: int = 0) -> dict[str, Any]:
+    """One frames.jsonl object (the :meth:`FrameRecord.to_json` format) as :meth:`SeriesBuilder.add_values`'
+    arguments (``index``: its frame number, when it has none)."""
+    stages = obj.get("stages_ms")
+    return {
+        "frame": int(_num(obj.get("frame"), index)),
+        "e2e_ms": _num(obj.get("e2e_ms")),
+        "stages_ms": {str(k): _num(v) for k, v in stages.items()} if isinstance(stages, dict) else {},
+        "label": str(obj.get("label", "")),
+        "malignancy": _num(obj.get("malignancy")),
+        "lesion": bool(obj.get("lesion", False)),
+        "glass_to_glass_ms": None if obj.get("glass_to_glass_ms") is None else _num(obj.get("glass_to_glass_ms")),
+        "frozen": obj.get("frozen") is True,
+        "dropped_before": int(_num(obj.get("dropped_before"), 0.0)),
+    }
 
 
 def _num(v: object, default: float = math.nan) -> float:

@@ -1,7 +1,9 @@
 """Latency statistics, per-stage metrics and an FPS meter.
 
-All times are milliseconds measured with :func:`time.perf_counter`. Values are kept (8 bytes
-each, in an ``array('d')``) so percentiles are exact: an hour at 30 FPS is ~0.9 MB per stage.
+All times are milliseconds measured with :func:`time.perf_counter`. A stage's first
+:data:`EXACT_LATENCIES` values are kept (8 bytes each, in an ``array('d')``) so its percentiles are
+exact; past that they go into a histogram of bins 1% wide, so a run of any length holds at most about
+1 MiB per stage and its percentiles are within 0.5% (count, mean and max stay exact).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from edge_bus.types import StageTimes
 
 __all__ = [
     "END_TO_END",
+    "EXACT_LATENCIES",
     "GLASS_TO_GLASS",
     "PIPELINE_STAGES",
     "SUMMARY_KEYS",
@@ -36,6 +39,16 @@ PIPELINE_STAGES = ("decode", "preprocess", "infer", "postprocess", "render", "wr
 SUMMARY_KEYS = ("count", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms")
 
 Summary = dict[str, float | int | None]
+
+EXACT_LATENCIES = 1 << 17
+"""Values a :class:`LatencyStats` keeps one by one (1 MiB): past them, percentiles come from a histogram
+(:data:`HISTOGRAM_STEP`). 131,072 frames are 73 minutes at 30 fps, 9 at 240 FPS."""
+HISTOGRAM_STEP = 1.01
+"""A long run's latency histogram: each bin's upper edge is 1% above its lower one, from 1 µs to
+:data:`_HISTOGRAM_TOP_MS`; a percentile is read as its bin's geometric centre, within 0.5%."""
+_HISTOGRAM_LOW_MS = 1e-3
+_HISTOGRAM_BINS = 2 + math.ceil(math.log(1e10) / math.log(HISTOGRAM_STEP))  # up to 1e7 ms: 2.8 hours
+_HISTOGRAM_TOP_MS = _HISTOGRAM_LOW_MS * HISTOGRAM_STEP ** (_HISTOGRAM_BINS - 2)
 
 
 @dataclass(frozen=True)
@@ -59,18 +72,36 @@ class LatencyStats:
     """Collects millisecond values; :meth:`summary` gives count, mean, p50/p90/p99 and max.
 
     Non-finite values (NaN, inf) are ignored: a stage that did not run must not poison the mean.
-    Percentiles use numpy's default (linear interpolation).
+    Percentiles use numpy's default (linear interpolation), exactly over the first
+    :data:`EXACT_LATENCIES` values and within 0.5% past them (:data:`HISTOGRAM_STEP`), so a run of any
+    length holds at most about 1 MiB here. Count, mean, min and max are always exact.
     """
 
-    __slots__ = ("_values",)
+    __slots__ = ("_bins", "_count", "_max", "_min", "_sum", "_values")
 
     def __init__(self, values: Iterable[float] = ()) -> None:
-        self._values = array("d")
+        self._values: array[float] | None = array("d")
+        self._bins: np.ndarray | None = None  # the histogram, once past EXACT_LATENCIES values
+        self._count, self._sum, self._min, self._max = 0, 0.0, math.inf, -math.inf
         self.extend(values)
 
     def add(self, ms: float) -> None:
-        if math.isfinite(ms):
-            self._values.append(ms)
+        if not math.isfinite(ms):
+            return
+        values = self._values
+        if values is not None:  # count, sum, min and max are the values' own until the histogram
+            values.append(ms)
+            if len(values) > EXACT_LATENCIES:
+                self._to_histogram()
+            return
+        assert self._bins is not None
+        self._bins[_bin_of(ms)] += 1
+        self._count += 1
+        self._sum += ms
+        if ms < self._min:
+            self._min = ms
+        if ms > self._max:
+            self._max = ms
 
     append = add
 
@@ -79,25 +110,85 @@ class LatencyStats:
             self.add(float(v))
 
     def __len__(self) -> int:
-        return len(self._values)
+        return self._count if self._values is None else len(self._values)
 
-    def values(self) -> np.ndarray:
-        """A float64 copy of the collected values."""
-        return np.array(self._values, dtype=np.float64)
+    @property
+    def exact(self) -> bool:
+        """Every value is still kept (no more than :data:`EXACT_LATENCIES` of them)."""
+        return self._values is not None
+
+    def _to_histogram(self) -> None:
+        assert self._values is not None
+        v = np.frombuffer(self._values, dtype=np.float64)
+        self._bins = np.bincount(_bins_of(v), minlength=_HISTOGRAM_BINS).astype(np.int64)
+        self._count, self._sum, self._min, self._max = len(v), float(v.sum()), float(v.min()), float(v.max())
+        self._values = None
+
+    def distribution(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(values, counts)``: each value and 1 while exact; past that each non-empty bin's geometric
+        centre (kept within the min and max) and its count. For a histogram of the values."""
+        if self._values is not None:
+            v = np.array(self._values, dtype=np.float64)
+            return v, np.ones(len(v), dtype=np.int64)
+        assert self._bins is not None
+        used = np.flatnonzero(self._bins)
+        return self._centres(used), self._bins[used].copy()
+
+    def _centres(self, bins: np.ndarray) -> np.ndarray:
+        centre = _HISTOGRAM_LOW_MS * HISTOGRAM_STEP ** (bins.astype(np.float64) - 0.5)
+        return np.clip(centre, self._min, self._max)
+
+    def percentiles(self, qs: Sequence[float]) -> list[float]:
+        """The ``qs`` percentiles (0–100) with numpy's linear interpolation; [] without values."""
+        if len(self) == 0:
+            return []
+        if self._values is not None:
+            return [float(x) for x in np.percentile(np.frombuffer(self._values, dtype=np.float64), list(qs))]
+        assert self._bins is not None
+        cumulative = np.cumsum(self._bins)
+        out = []
+        for q in qs:
+            rank = q / 100.0 * (self._count - 1)
+            lo, hi = math.floor(rank), math.ceil(rank)
+            v_lo, v_hi = self._centres(np.searchsorted(cumulative, [lo, hi], side="right"))
+            # the smallest and the largest value are known exactly
+            v_lo, v_hi = (self._min if lo == 0 else v_lo), (self._max if hi == self._count - 1 else v_hi)
+            out.append(float(v_lo + (v_hi - v_lo) * (rank - lo)))
+        return out
 
     def stats(self) -> LatencySummary:
         """Count, mean, p50/p90/p99 and max, rounded to 3 decimals; empty → None."""
-        n = len(self._values)
+        n = len(self)
         if n == 0:
             return LatencySummary(0, None, None, None, None, None)
-        v = np.frombuffer(self._values, dtype=np.float64)
-        p50, p90, p99 = np.percentile(v, [50.0, 90.0, 99.0])
-        return LatencySummary(n, round(float(v.mean()), 3), round(float(p50), 3), round(float(p90), 3),
-                              round(float(p99), 3), round(float(v.max()), 3))
+        p50, p90, p99 = self.percentiles([50.0, 90.0, 99.0])
+        if self._values is not None:
+            v = np.frombuffer(self._values, dtype=np.float64)
+            mean, top = float(v.mean()), float(v.max())
+        else:
+            mean, top = self._sum / n, self._max
+        return LatencySummary(n, round(mean, 3), round(p50, 3), round(p90, 3), round(p99, 3), round(top, 3))
 
     def summary(self) -> Summary:
         """``{count, mean_ms, p50_ms, p90_ms, p99_ms, max_ms}`` (:meth:`stats` as latency.json has it)."""
         return self.stats().to_json()
+
+
+def _bin_of(ms: float) -> int:
+    """The histogram bin of one value: 0 up to 1 µs, the last one from :data:`_HISTOGRAM_TOP_MS` on."""
+    if ms <= _HISTOGRAM_LOW_MS:
+        return 0
+    return min(_HISTOGRAM_BINS - 1, 1 + int(math.log(ms / _HISTOGRAM_LOW_MS) / _LOG_STEP))
+
+
+def _bins_of(ms: np.ndarray) -> np.ndarray:
+    """:func:`_bin_of` of many values."""
+    with np.errstate(divide="ignore"):
+        raw = 1 + np.floor(np.log(np.maximum(ms, _HISTOGRAM_LOW_MS) / _HISTOGRAM_LOW_MS) / _LOG_STEP)
+    return np.where(ms <= _HISTOGRAM_LOW_MS, 0, np.minimum(raw, _HISTOGRAM_BINS - 1)).astype(np.int64)
+
+
+_LOG_STEP = math.log(HISTOGRAM_STEP)
 
 
 class StageMetrics:

@@ -12,6 +12,7 @@ import pytest
 from edge_bus.errors import OutputError
 from edge_bus.sinks.framelog import FrameLog
 from edge_bus.sinks.report import ReportData, VerdictBadge, render_report, write_report
+from edge_bus.telemetry.chart_series import ChartSeries
 from edge_bus.telemetry.series import FrameSeries, SeriesBuilder
 from edge_bus.telemetry.stats import StageMetrics
 from edge_bus.types import Frame, FrameRecord, Prediction, StageTimes
@@ -43,7 +44,8 @@ def report_data(n: int) -> ReportData:
     return ReportData(
         title="run <clip & co>", summary={"model": "tiny", "frames": n, "fps": 31.25, "dropped": 0},
         latency=metrics.summary(), hardware={"cpu_model": "Test CPU", "isa": {"avx2": True, "amx_int8": False}},
-        series=series, verdict=VerdictBadge("benign", 0.71), malignancy_threshold=0.4, notes=["a note"],
+        series=ChartSeries.from_frames(series), verdict=VerdictBadge("benign", 0.71), malignancy_threshold=0.4,
+        notes=["a note"],
     )  # fmt: skip
 
 
@@ -172,7 +174,7 @@ def test_malignancy_is_plotted_only_where_there_is_a_lesion() -> None:
     lesion = np.arange(n) < 20  # 20 lesion frames, then 20 normal frames with a high conditional malignancy
     series = FrameSeries(np.arange(n), np.full(n, 10.0), {}, tuple("malignant" if x else "normal" for x in lesion),
                          np.full(n, 0.95), lesion)
-    data = replace(report_data(n), series=series, lesion_threshold=0.98324)
+    data = replace(report_data(n), series=ChartSeries.from_frames(series), lesion_threshold=0.98324)
     html = render_report(data)
     assert "P(malignant | lesion)" in html and "(P(lesion) ≥ 0.9832)" in html and "threshold 0.4000" in html
     from edge_bus.zoo import LesionThresholdEvidence
@@ -222,7 +224,7 @@ def test_dropped_frames_are_marked_on_the_latency_timeline(tmp_path: Path) -> No
             log.write(replace(r, frame=replace(r.frame, dropped_before=3 if i in (10, 11, 20) else 0)))
     series = FrameSeries.from_jsonl(path)
     assert series.dropped_before is not None and int(series.dropped_before.sum()) == 9
-    html = render_report(replace(report_data(30), series=series))
+    html = render_report(replace(report_data(30), series=ChartSeries.from_frames(series)))
     assert "dropped frames (9)" in html and "Red ticks: frames were dropped just before" in html
     assert html.count("v-9") == 3  # one tick under each frame that had drops before it
     assert "dropped frames" not in render_report(report_data(30))  # no drops, no mark
@@ -237,7 +239,7 @@ def test_the_histogram_leaves_frozen_frames_out_like_the_table() -> None:
     frozen = np.arange(n) >= 10
     series = FrameSeries(np.arange(n), np.where(frozen, 1.0, 30.0), {}, ("benign",) * n, np.full(n, 0.2),
                          np.ones(n, bool), frozen=frozen)
-    html = render_report(replace(report_data(n), series=series))
+    html = render_report(replace(report_data(n), series=ChartSeries.from_frames(series)))
     assert "frozen ones are left out, as in the table" in html
     assert "p50 30 ms" in html and "p50 1 ms" not in html  # the histogram's own summary line
 
@@ -253,14 +255,14 @@ def test_frozen_frames_are_their_own_grey_class_on_the_timelines() -> None:
     labels = ("normal",) * 5 + ("benign",) * 15
     series = FrameSeries(np.arange(n), np.where(frozen, 1.0, 30.0), {}, labels, np.full(n, 0.2),
                          np.arange(n) >= 5, frozen=frozen)
-    html = render_report(replace(report_data(n), series=series))
+    html = render_report(replace(report_data(n), series=ChartSeries.from_frames(series)))
     svg = html[html.index("Class timeline"):]
     assert "normal (25.0%)" in svg and "benign (25.0%)" in svg and "frozen (50.0%)" in svg
     assert "grey: frames shown while the board froze the image" in html
     drawn = re.search(r'<path d="(M[^"]*)" fill="none" stroke="[^"]+" stroke-width="1.4"', svg)
     assert drawn is not None
     assert len(re.findall(r"[\d.]+,[\d.]+", drawn.group(1))) == 5  # malignancy on answered lesion frames 5-9 only
-    unfrozen = render_report(replace(report_data(n), series=replace(series, frozen=None)))
+    unfrozen = render_report(replace(report_data(n), series=ChartSeries.from_frames(replace(series, frozen=None))))
     assert "frozen (" not in unfrozen and "benign (75.0%)" in unfrozen
 
 
@@ -296,7 +298,7 @@ def test_no_chart_path_holds_a_nan_and_bands_with_gaps_are_drawn_in_pieces() -> 
     series = FrameSeries(np.arange(n), np.full(n, 8.0), {"infer": np.full(n, 5.0)},
                          tuple("benign" if x else "normal" for x in lesion), np.linspace(0, 1, n), lesion,
                          frozen=frozen)
-    html = render_report(replace(report_data(n), series=series))
+    html = render_report(replace(report_data(n), series=ChartSeries.from_frames(series)))
     assert re.search(r'd="[^"]*nan', html, re.IGNORECASE) is None
     bands = re.findall(r'<path d="([^"]*)" fill="[^"]+" fill-opacity="0.1[58]"', html)
     assert len(bands) == 2 and all(b.count("M") > 1 for b in bands)  # e2e and malignancy, each in pieces
@@ -311,15 +313,15 @@ def test_frozen_frames_stack_no_stage_time_and_one_frame_draws_no_timeline() -> 
     frozen = np.arange(n) >= 20
     series = FrameSeries(np.arange(n), np.full(n, 9.0), {"infer": np.where(frozen, 0.1, 6.0)}, ("benign",) * n,
                          np.full(n, 0.3), np.ones(n, bool), frozen=frozen)
-    svg = render_report(replace(report_data(n), series=series, e2e_stages=("infer",)))
+    svg = render_report(replace(report_data(n), series=ChartSeries.from_frames(series), e2e_stages=("infer",)))
     svg = svg[svg.index("Latency over time"):svg.index("Predictions over time")]
     area = re.search(r'<path d="(M[^"]*)Z" fill="[^"]+" fill-opacity="0.85"', svg)
     assert area is not None
     ys = [float(p.split(",")[1]) for p in re.findall(r"[\d.]+,[\d.]+", area.group(1))]
     top, bottom = ys[:n], ys[n:][::-1]
     assert top[:20] != bottom[:20] and top[20:] == bottom[20:]  # no height over the frozen frames
-    one = render_report(replace(report_data(1), series=FrameSeries(np.arange(1), np.full(1, 9.0), {}, ("benign",),
-                                                                   np.full(1, 0.3), np.ones(1, bool))))
+    one = render_report(replace(report_data(1), series=ChartSeries.from_frames(FrameSeries(
+        np.arange(1), np.full(1, 9.0), {}, ("benign",), np.full(1, 0.3), np.ones(1, bool)))))
     assert "One frame: the timelines need two or more" in one and "Latency over time" not in one
 
 
@@ -330,7 +332,9 @@ def test_a_clipped_latency_timeline_says_so_under_its_legend_not_over_it() -> No
     e2e[200] = 900.0  # a spike far above 3 × p99: the chart is clipped
     drops = np.zeros(400, np.int64)
     drops[::7] = 1
-    svg = charts.latency_timeline(np.arange(400), e2e, {"preprocess": np.full(400, 1.0)}, dropped=drops)
+    series = FrameSeries(np.arange(400), e2e, {"preprocess": np.full(400, 1.0)}, ("benign",) * 400,
+                         np.full(400, 0.3), np.ones(400, bool), dropped_before=drops)
+    svg = charts.latency_timeline(ChartSeries.from_frames(series))
     note = re.search(r'<text x="([\d.]+)" y="([\d.]+)"[^>]*>clipped at', svg)
     legend_y = {float(y) for y in re.findall(r'<text x="[\d.]+" y="([\d.]+)" font-size="11" fill="[^"]+" '
                                              r'text-anchor="start">dropped frames', svg)}
