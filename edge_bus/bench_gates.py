@@ -323,7 +323,11 @@ def p99_target_gate(name: str, title: str, p99_ms: float, target_ms: float, drop
             if floor_p99_ms > p99_ms:  # the bare loop, paced alone, ran on a colder or busier core
                 msg += " (slower than the pipeline in this run: the host's noise, not a floor)"
             elif floor_p99_ms > target_ms and not passed:
-                msg += " (above the target itself: this machine's inference, not the pipeline, misses it)"
+                if p99_ms - floor_p99_ms <= floor_p99_ms:  # inference is most of it
+                    msg += " (above the target itself: this machine's inference, not the pipeline, misses it)"
+                else:  # a 1080p clip: 14.7 ms of 76 ms was inference, the rest decoding and the overlay
+                    msg += (f" (above the target itself, and the rest of the pipeline adds {p99_ms - floor_p99_ms:.1f}"
+                            " ms more: both miss it)")
     return Gate(name, p99_ms, target_ms, passed, msg, basis, unit="ms", required=False)
 
 

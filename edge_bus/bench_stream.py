@@ -29,6 +29,7 @@ from edge_bus.bench_gates import Gate, benchmark_app_batched_gate, benchmark_app
 from edge_bus.bench_measure import Timing, cycle, sample_interleaved, summarize
 from edge_bus.config import DEFAULT_BATCH, StreamConfig, build_config
 from edge_bus.engines import Engine, EngineConfig, create_engine
+from edge_bus.errors import ConfigError
 from edge_bus.pipeline import RunResult, run_stream
 from edge_bus.postprocess import PostprocessConfig, Postprocessor
 from edge_bus.preprocess import Preprocessor
@@ -59,7 +60,8 @@ T = TypeVar("T")
 
 
 def as_video(source: str, out_dir: Path) -> str:
-    """``source`` itself, or for the demo clip a video file of it (``out_dir/demo.mp4``).
+    """``source`` itself, or for the demo clip a video file of it (``out_dir/demo.mp4``). Raises ConfigError
+    for still images (a folder, a picture): they have no rate to pace the realtime runs at.
 
     The demo clip synthesises every frame (warp, speckle noise, blur: ~2.5 ms on one core), about
     8× what decoding a real video frame costs; on a 2-core machine that alone would make the
@@ -67,6 +69,9 @@ def as_video(source: str, out_dir: Path) -> str:
     """
     with open_source(source) as src:
         info = src.info
+        if info.still:  # no rate to pace at: the realtime run went at 1 frame/s (10 minutes), its floor at 30
+            raise ConfigError(f"{source} holds still images, not a stream: edge-bus bench times a video "
+                              "('demo', or a video file, DICOM cine or TIFF stack)")
         if info.kind != "demo":
             return source
         path = out_dir / "demo.mp4"

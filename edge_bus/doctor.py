@@ -95,6 +95,12 @@ LATENCY_FRAMES = 270
 #: frames took 17–43 ms against 8.5–9 ms after (measured), enough to fail a 90-frame quick check
 #: (p99 48.7 ms) that the full run passed (17–20 ms). Kept when the run is shorter than 3× this.
 START_FRAMES = 10
+#: The share of the source's frames a paced latency run may drop (and always :data:`DROPS_FORGIVEN`): a
+#: machine that keeps up with the source drops none, and a few can go to one scheduler hiccup on a busy
+#: machine. A 240 fps clip that dropped 75 of 120 frames, and a 1080p one under a loose --budget-ms that
+#: dropped 10 of 60, had passed.
+MAX_DROPPED_SHARE = 0.05
+DROPS_FORGIVEN = 2
 
 
 @dataclass(frozen=True)
@@ -314,8 +320,8 @@ def _latency_checks(manifest: Manifest, opts: DoctorOptions, tmp: Path,
     except EdgeBusError as exc:
         return _Latency([Check(f"latency p99{suffix}", None, budget, False, f"latency run failed: {exc}", unit="ms")])
     series = FrameSeries.from_jsonl(result.out_dir / "frames.jsonl")
-    # frozen frames are no end-to-end sample (as in latency.json)
-    p99, start_note = _steady_p99(series.e2e_ms[series.answered])
+    answered = series.e2e_ms[series.answered]  # frozen frames are no end-to-end sample (as in latency.json)
+    p99, start_note = _steady_p99(answered)
     ok = math.isfinite(p99) and p99 <= opts.budget_ms
     info = result.latency.get("source", {})
     at = "" if source is None else f" at {info.get('width')}x{info.get('height')}"
@@ -330,19 +336,28 @@ def _latency_checks(manifest: Manifest, opts: DoctorOptions, tmp: Path,
         )
     )
     seen = result.frames + result.dropped
+    share = result.dropped / seen if seen else 0.0
+    kept_up = result.dropped <= max(DROPS_FORGIVEN, MAX_DROPPED_SHARE * seen)
+    what = f"{result.dropped} of {seen} frames dropped at {fps:g} fps{at}"
     dropped = Check(
-        f"dropped frames{suffix}",
-        result.dropped,
-        None,
-        True,
-        f"{result.dropped} of {seen} frames dropped at {fps:g} fps{at}" if result.dropped else "",
-        required=False,
-    )
+        f"dropped frames{suffix}", share, MAX_DROPPED_SHARE, kept_up,
+        (what if result.dropped else "") if kept_up else
+        f"{what}: this machine falls behind the source — close other programs, use AC power and the performance "
+        "power profile, a lower capture rate, or a faster machine", unit=FRACTION,
+    )  # fmt: skip
     return _Latency(
         [Check(f"latency p99{suffix}", p99, budget, ok, advice, unit="ms"), dropped],
-        tuple(float(v) for v in series.e2e_ms),
+        tuple(float(v) for v in _steady(answered)),
         result.precision,
     )
+
+
+def _steady(e2e_ms: np.ndarray | Sequence[float]) -> np.ndarray:
+    """The finite end-to-end times without the run's first :data:`START_FRAMES` frames (all of them when
+    the run is too short to leave any out): what the p99 verdict is over."""
+    values = np.asarray(e2e_ms, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    return values if values.size < 3 * START_FRAMES else values[START_FRAMES:]
 
 
 def _steady_p99(e2e_ms: np.ndarray | Sequence[float]) -> tuple[float, str]:
@@ -355,7 +370,7 @@ def _steady_p99(e2e_ms: np.ndarray | Sequence[float]) -> tuple[float, str]:
         return math.nan, ""
     if values.size < 3 * START_FRAMES:
         return round(float(np.percentile(values, 99.0)), 3), ""
-    steady = round(float(np.percentile(values[START_FRAMES:], 99.0)), 3)
+    steady = round(float(np.percentile(_steady(values), 99.0)), 3)
     start = float(values[:START_FRAMES].max())
     everything = float(np.percentile(values, 99.0))
     if everything - steady < 1.0:

@@ -39,7 +39,8 @@ def render_doctor_html(report: DoctorReport) -> str:
     body = [
         section("What to do", todo) if todo else "",
         section("Checks", table(["#", "check", "value", "threshold", "verdict", "note"], rows, classes)),
-        section(f"Latency of the validation clip at 30 fps (budget {report.budget_ms:.1f} ms)", hist),
+        section(f"Latency of the validation clip at 30 fps (budget {report.budget_ms:.1f} ms; the frames its p99 "
+                "check is over: those the model answered, after the pipeline's start)", hist),
         section("How it was run", kv_table({k: v for k, v in report.options.items() if v is not None}))
         if report.options else "",
         section("Model", kv_table(report.model)) if report.model else "",
@@ -48,7 +49,9 @@ def render_doctor_html(report: DoctorReport) -> str:
     n_fail = len(report.failures)
     host = report.hardware.get("hostname")
     parts = [str(host)] if host else []
-    parts += [report.generated_at, f"{len(report.checks)} checks, {n_fail} failed", f"{report.duration_s:.0f} s"]
+    judged = sum(c.required for c in report.checks)  # as the console counts them: "info" rows are not judged
+    info = f" ({len(report.checks) - judged} more for information)" if len(report.checks) > judged else ""
+    parts += [report.generated_at, f"{judged} checks, {n_fail} failed{info}", f"{report.duration_s:.0f} s"]
     frames = report.options.get("validation_frames")
     if isinstance(frames, int):  # --max-frames: say so, a p99 over a few frames is close to their maximum
         parts.append(f"quick check: first {frames} frames of the validation clip")

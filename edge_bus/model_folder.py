@@ -30,6 +30,12 @@ def check_model_out(out_dir: Path, overwrite: bool) -> None:
     """Before minutes of work: ``out_dir`` can take a model. It is new, empty, or (with ``overwrite``)
     a model folder holding nothing but its model's files; anything else there is never deleted."""
     try:
+        here = Path.cwd().resolve()
+        if out_dir.resolve() == here or out_dir.resolve() in here.parents:
+            # built beside it and renamed onto it: "." named the staging folder inside itself, and failed
+            # after all the work with "already holds a model"
+            raise OutputError(f"--out {out_dir} is the folder you are in (or holds it): the model replaces its "
+                              "folder as a whole — give a new folder, such as --out my_model")
         if out_dir.exists() and not out_dir.is_dir():
             raise OutputError(f"cannot write the model to {out_dir}: it is a file — pass a folder")
         # the model is built beside out_dir: a read-only one was found only after minutes of converting

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from edge_bus.engines.openvino import runtime_reason
 from edge_bus.errors import ConfigError, ModelError, OutputError
@@ -128,6 +130,21 @@ def _quiet_nncf() -> None:
         pass
 
 
+def _all_tensors(graph: Any) -> Iterator[Any]:
+    """Every TensorProto of an ONNX graph: its initializers, its nodes' tensor attributes, and those of
+    its subgraphs (an If's branches, a Loop's body)."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("g"):
+                yield from _all_tensors(attr.g)
+            for sub in attr.graphs:
+                yield from _all_tensors(sub)
+
+
 def _copy_onnx(src: Path, dest: Path) -> Path:
     """``src`` as one self-contained file at ``dest``: weights kept in external data files are
     inlined (a plain copy lost them)."""
@@ -137,7 +154,9 @@ def _copy_onnx(src: Path, dest: Path) -> Path:
         shutil.copyfile(src, dest)
         return dest
     proto = onnx.load(str(src), load_external_data=False)
-    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer):
+    # initializers, and tensors in node attributes (a Constant's value) and in subgraphs: one held outside the
+    # file was left behind, and the copied model then failed to load in ONNX Runtime
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in _all_tensors(proto.graph)):
         onnx.save_model(onnx.load(str(src)), str(dest))
     else:
         shutil.copyfile(src, dest)

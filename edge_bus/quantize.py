@@ -37,7 +37,8 @@ def _is_calibration_image(path: Path, root: Path) -> bool:
 
 
 def calibration_tensors(folder: Path, spec: InputSpec, limit: int = 300) -> list[np.ndarray]:
-    """Preprocessed tensors from the images under a folder (masks skipped), as the runtime makes them."""
+    """Preprocessed tensors from up to ``limit`` images under a folder (masks skipped), spread evenly over
+    its sorted files, as the runtime makes them."""
     folder = Path(folder)
     if not folder.is_dir():
         what = "is a file, not a folder of images" if folder.exists() else "does not exist"
@@ -46,10 +47,12 @@ def calibration_tensors(folder: Path, spec: InputSpec, limit: int = 300) -> list
     if not paths:
         raise DataError(f"no images (.png/.jpg/.bmp) in calibration folder {folder} (masks are skipped: *_mask*, "
                         "mask_*, Masks/)")
-    step = max(1, len(paths) // limit)
+    # spread over the whole folder: every (n // limit)-th image, cut at the limit, took 219 benign and 81
+    # malignant BUSI images and no normal one, and stopped a third of the way into BUS-BRA
+    picks = np.unique(np.linspace(0, len(paths) - 1, min(limit, len(paths))).round().astype(np.int64))
     pre = Preprocessor(spec)
     tensors = []
-    for path in paths[::step][:limit]:
+    for path in (paths[i] for i in picks.tolist()):
         try:
             tensors.append(pre.preprocess(read_gray(path))[0])
         except SourceError as exc:  # too small to be a frame: say which file, not "check the source"

@@ -7,6 +7,7 @@ import math
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import typer
@@ -41,7 +42,7 @@ from edge_bus.bench_gates import (
 )
 from edge_bus.bench_measure import Timing, sample_interleaved, summarize
 from edge_bus.cli.bench import bench_cmd
-from edge_bus.errors import BridgeError
+from edge_bus.errors import BridgeError, ConfigError
 
 AVX2 = {
     "avx2": True,
@@ -182,6 +183,20 @@ def test_issue_targets_are_reported_with_their_numbers() -> None:
     # a "floor" above the pipeline's own p99 (seen: 19.6 against 10.1 ms) is noise, not why it missed
     noisy = realtime_gate(10.1, dropped=0, floor_p99_ms=19.6)
     assert "the host's noise, not a floor" in noisy.message and "not the pipeline, misses it" not in noisy.message
+    # a 1080p clip: 14.7 ms of a 76.1 ms p99 was inference; the rest of the pipeline misses the target too
+    both = realtime_gate(76.1, dropped=0, floor_p99_ms=14.7)
+    assert "not the pipeline" not in both.message and "the rest of the pipeline adds 61.4 ms more" in both.message
+
+
+def test_bench_refuses_still_images_it_could_not_pace(tmp_path: Path) -> None:
+    """A folder of pictures has no frame rate: its realtime run was paced at 1 image/s (30 frames in 30 s,
+    10 minutes at --seconds 14) and its inference floor at 30 fps, so the two did not compare."""
+    from edge_bus.bench_stream import as_video
+
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((64, 64, 3), 80, np.uint8))
+    with pytest.raises(ConfigError, match="holds still images, not a stream: edge-bus bench times a video"):
+        as_video(str(tmp_path), tmp_path / "out")
 
 
 class _SleepEngine:

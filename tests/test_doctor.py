@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -31,6 +32,7 @@ REQUIRED = [
     "class agreement",
     "mask IoU",
     "latency p99",
+    "dropped frames",
 ]
 
 
@@ -133,6 +135,25 @@ def test_impossible_budget_fails_only_the_latency_check(zoo: Path, tmp_path: Pat
     assert "latency p99:" in output
 
 
+def test_a_machine_that_drops_the_sources_frames_fails(zoo: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that dropped more than 5% of the frames it was given (and more than 2) fails, whatever its p99:
+    a 240 fps clip that dropped 75 of 120 frames had passed. Two drops in a quick check are forgiven."""
+    from dataclasses import replace
+
+    from edge_bus import doctor
+
+    real = doctor.run_stream
+    for dropped, passed in ((40, False), (2, True)):
+        monkeypatch.setattr(doctor, "run_stream", lambda cfg, n=dropped: replace(real(cfg), dropped=n))
+        code, report, output = _doctor(tmp_path, "--model", str(zoo / "emt_net"), "--budget-ms", "100000")
+        check = _checks(report)["dropped frames"]
+        assert (code == 0, check["passed"], check["required"]) == (passed, passed, True), output
+        assert dropped / (FRAMES + dropped) - 0.01 < check["value"] <= dropped / (dropped + 1)  # of frames seen
+        if not passed:
+            assert re.search(r"40 of \d+ frames dropped at 30 fps: this machine falls behind", check["advice"])
+
+
 def test_source_gets_its_own_latency_run_at_its_frame_size(zoo: Path, tmp_path: Path) -> None:
     """--source is also streamed, paced at its fps, for a latency verdict at its real frame size (the
     demo clip is 320x320); a folder of stills is not a stream, so that run is skipped with a note."""
@@ -153,7 +174,7 @@ def test_source_gets_its_own_latency_run_at_its_frame_size(zoo: Path, tmp_path: 
     assert checks["source"]["passed"] and "960x540" in checks["source"]["value"]
     source_p99 = checks["latency p99 (--source)"]
     assert source_p99["required"] and source_p99["passed"] and 0 < source_p99["value"] <= 100000
-    assert checks["dropped frames (--source)"]["required"] is False
+    assert checks["dropped frames (--source)"]["required"] and checks["dropped frames (--source)"]["passed"]
     assert checks["latency p99"]["value"] != source_p99["value"]  # two runs, each measured
     code, report, output = _doctor(tmp_path, "--model", model, "--budget-ms", "0.001", "--source", str(clip))
     failed = {c["name"]: c for c in report["checks"] if not c["passed"]}

@@ -434,3 +434,62 @@ def test_an_out_in_a_read_only_folder_is_refused_first(tmp_path: Path, monkeypat
                                           rf"write in it \({locked}\) — give --out a folder you can write in"):
         check_model_out(locked / "new" / "model", overwrite=False)
     check_model_out(tmp_path / "model", overwrite=False)
+
+
+def test_the_folder_one_stands_in_is_refused_as_out_before_any_work(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--out .`` built its staging folder inside itself and failed after all the work with "already holds
+    a model"; a folder holding the current one would have been replaced as a whole."""
+    from edge_bus.errors import OutputError
+    from edge_bus.model_folder import check_model_out
+
+    here = tmp_path / "work" / "here"
+    here.mkdir(parents=True)
+    monkeypatch.chdir(here)
+    for out in (Path("."), Path(""), here, Path(".."), tmp_path):
+        with pytest.raises(OutputError, match="is the folder you are in .or holds it.: the model replaces"):
+            check_model_out(out, overwrite=True)
+    check_model_out(Path("model"), overwrite=False)  # a new folder in it is fine
+
+
+def test_weights_held_outside_the_onnx_file_on_constant_nodes_are_copied_in(tmp_path: Path) -> None:
+    """A model whose weights are Constant nodes' values kept in an external file: the copy left them behind
+    (only initializers were looked at), and ONNX Runtime then could not load the imported model."""
+    import onnx
+    from onnx import helper
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    from edge_bus.model_import import _copy_onnx
+
+    model = onnx.load(str(user_onnx(tmp_path / "plain.onnx")))
+    g = model.graph
+    consts = [helper.make_node("Constant", [], [t.name], value=t) for t in g.initializer]
+    del g.initializer[:]
+    nodes = list(g.node)
+    del g.node[:]
+    g.node.extend(consts + nodes)
+    convert_model_to_external_data(model, all_tensors_to_one_file=True, location="w.data", size_threshold=0,
+                                   convert_attribute=True)
+    src_dir = tmp_path / "src"
+    src_dir.mkdir()
+    onnx.save_model(model, str(src_dir / "m.onnx"))
+    dest_dir = tmp_path / "dest"
+    dest_dir.mkdir()
+    copied = _copy_onnx(src_dir / "m.onnx", dest_dir / "model_fp32.onnx")
+    assert sorted(p.name for p in dest_dir.iterdir()) == ["model_fp32.onnx"]
+    x = images(1)[0]
+    np.testing.assert_allclose(session(copied).run(None, {"image": x})[0],
+                               session(tmp_path / "plain.onnx").run(None, {"image": x})[0])
+
+
+def test_calibration_images_are_spread_over_the_whole_folder(tmp_path: Path) -> None:
+    """10 images, limit 4: images 0, 3, 6 and 9 (every n // limit-th, cut at the limit, took 0-3 and never
+    reached the folder's end: no BUSI normals, a third of BUS-BRA)."""
+    from edge_bus.preprocess import InputSpec
+
+    for i in range(10):
+        cv2.imwrite(str(tmp_path / f"img{i}.png"), np.full((40, 40), 20 * i + 10, np.uint8))
+    tensors = calibration_tensors(tmp_path, InputSpec(32, 32, 0.0, 1.0), limit=4)
+    levels = [round(float(t.mean()) * 255) for t in tensors]
+    assert levels == [10, 70, 130, 190]
+    assert len(calibration_tensors(tmp_path, InputSpec(32, 32, 0.0, 1.0), limit=300)) == 10

@@ -88,23 +88,19 @@ class ChartSeries:
         return ChartSeriesBuilder().build()
 
     @classmethod
-    def from_frames(cls, series: FrameSeries) -> ChartSeries:
-        """One row a frame of ``series`` (however many)."""
-        answered = series.answered
-        keep = {name: np.where(answered, v, np.nan) for name, v in series.stages_ms.items()}
-        labels = np.array([FROZEN_CLASS if not a else label for label, a in zip(series.label, answered, strict=True)])
-        e2e = np.where(answered, series.e2e_ms, np.nan)
+    def from_frames(cls, series: FrameSeries, max_rows: int | None = None) -> ChartSeries:
+        """``series``' frames as a run adds them: one row a frame (however many), or at most ``max_rows``."""
+        rows = max_rows or max(2, len(series) + len(series) % 2)
+        builder = ChartSeriesBuilder(rows)
         g2g = series.glass_to_glass_ms
-        return cls(
-            first=series.frame.astype(np.int64), last=series.frame.astype(np.int64),
-            frames=np.ones(len(series), dtype=np.int64), e2e=Column.of(e2e),
-            stages={k: Column.of(v) for k, v in keep.items()},
-            g2g=None if g2g is None else Column.of(np.where(answered, g2g, np.nan)),
-            malignancy=Column.of(np.where(series.lesion & answered, series.malignancy, np.nan)),
-            classes={c: (labels == c).astype(np.int64) for c in dict.fromkeys(labels.tolist())},
-            dropped=None if series.dropped_before is None else series.dropped_before.astype(np.int64),
-            e2e_distribution=LatencyStats(e2e),
-        )  # fmt: skip
+        dropped = series.dropped_before
+        for i, (frame, e2e, label, malignancy, lesion, answered) in enumerate(zip(
+                series.frame.tolist(), series.e2e_ms.tolist(), series.label, series.malignancy.tolist(),
+                series.lesion.tolist(), series.answered.tolist(), strict=True)):
+            builder.add(frame, e2e, {k: float(v[i]) for k, v in series.stages_ms.items()}, label, malignancy,
+                        lesion, None if g2g is None or math.isnan(g2g[i]) else float(g2g[i]), frozen=not answered,
+                        dropped_before=0 if dropped is None else int(dropped[i]))
+        return builder.build()
 
 
 class _ColumnBuilder:

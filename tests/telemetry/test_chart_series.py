@@ -29,40 +29,31 @@ def _frames(n: int, seed: int = 0) -> FrameSeries:
     return b.build()
 
 
-def _built(series: FrameSeries, max_rows: int = MAX_ROWS) -> ChartSeries:
-    b = ChartSeriesBuilder(max_rows)
-    for i in range(len(series)):
-        b.add(int(series.frame[i]), float(series.e2e_ms[i]), {k: float(v[i]) for k, v in series.stages_ms.items()},
-              series.label[i], float(series.malignancy[i]), bool(series.lesion[i]),
-              None if series.glass_to_glass_ms is None or np.isnan(series.glass_to_glass_ms[i])
-              else float(series.glass_to_glass_ms[i]),
-              frozen=not bool(series.answered[i]),
-              dropped_before=0 if series.dropped_before is None else int(series.dropped_before[i]))
-    return b.build()
-
-
-def test_one_row_a_frame_is_the_frame_series_itself() -> None:
-    """Built frame by frame (the run) and from a FrameSeries (a test, a log read back): the same rows."""
+def test_one_row_a_frame_holds_each_frames_numbers() -> None:
+    """Up to MAX_ROWS frames, each row is one frame: its times (none for a frozen frame), its malignancy (a
+    lesion frame's only), its class (frozen ones as FROZEN_CLASS), its drops; a stage first seen at frame 5
+    has no value before."""
     frames = _frames(300)
-    built, direct = _built(frames), ChartSeries.from_frames(frames)
-    assert built.frame_count == direct.frame_count == 300 and len(built.frames) == 300
-    for a, b in ((built.first, direct.first), (built.last, direct.last), (built.dropped, direct.dropped)):
-        np.testing.assert_array_equal(a, b)
-    for name in ("e2e", "malignancy", "g2g"):
-        x, y = getattr(built, name), getattr(direct, name)
-        for field in ("total", "n", "lo", "hi"):
-            np.testing.assert_array_equal(getattr(x, field), getattr(y, field), err_msg=f"{name}.{field}")
-    assert built.stages.keys() == direct.stages.keys() == {"infer", "render"}
-    np.testing.assert_array_equal(built.stages["render"].n[:5], 0)  # before the stage was first seen
-    assert {k: v.tolist() for k, v in built.classes.items()} == {k: v.tolist() for k, v in direct.classes.items()}
-    assert built.frozen_count == direct.frozen_count == sum(1 for i in range(300) if i % 9 == 4)
+    rows = ChartSeries.from_frames(frames)
+    answered = frames.answered
+    assert rows.frame_count == len(rows.frames) == 300 and rows.stages.keys() == {"infer", "render"}
+    np.testing.assert_array_equal(rows.first, frames.frame)
+    np.testing.assert_array_equal(rows.e2e.mean(), np.where(answered, frames.e2e_ms, np.nan))
+    np.testing.assert_array_equal(rows.e2e.lo, np.where(answered, frames.e2e_ms, np.inf))
+    np.testing.assert_array_equal(rows.malignancy.mean(), np.where(answered & frames.lesion, frames.malignancy,
+                                                                   np.nan))
+    np.testing.assert_array_equal(rows.stages["render"].n[:5], 0)
+    assert rows.g2g is not None and rows.g2g.n.sum() == sum(1 for i in range(300) if i % 2 == 0 and i % 9 != 4)
+    assert rows.frozen_count == (~answered).sum() and rows.classes[FROZEN_CLASS][4] == 1
+    assert rows.dropped is not None and rows.dropped.tolist() == frames.dropped_before.tolist()  # type: ignore[union-attr]
+    assert rows.e2e_distribution.stats().count == answered.sum()
 
 
 def test_rows_merge_two_by_two_and_keep_every_frame_counted() -> None:
     """1,000 frames into 8 rows at most: the rows then hold 128 frames each (the last what is left), and
     their sums, counts, extremes, classes and drops are those of all the frames."""
     frames = _frames(1000)
-    rows = _built(frames, max_rows=8)
+    rows = ChartSeries.from_frames(frames, max_rows=8)
     assert len(rows.frames) <= 8 and rows.frame_count == 1000 and rows.frames[0] == 128
     answered = frames.answered
     e2e = frames.e2e_ms[answered]
@@ -83,7 +74,7 @@ def test_merged_rows_draw_the_same_charts_as_the_frames_where_buckets_meet_rows(
     frames = _frames(1024, seed=4)
     base = ReportData(title="t", summary={}, latency={}, hardware={}, max_points=64, malignancy_threshold=0.5)
     exact = render_report(replace(base, series=ChartSeries.from_frames(frames)))
-    merged = render_report(replace(base, series=_built(frames, max_rows=64)))
+    merged = render_report(replace(base, series=ChartSeries.from_frames(frames, max_rows=64)))
     svgs = [re.findall(r"<svg.*?</svg>", html, re.DOTALL) for html in (exact, merged)]
     assert len(svgs[0]) == 3 and svgs[0] == svgs[1]
 
