@@ -173,6 +173,17 @@ class _Layout:
     margin: int
 
 
+_MIN_SCALE = 0.25
+"""The smallest text a narrow area gets (Hershey simplex at 0.25: letters about 6 px high)."""
+
+
+def _layout_at(scale: float, margin: int) -> _Layout:
+    thickness = max(1, round(scale * 2))
+    (_, th), base = cv2.getTextSize("Ag", _FONT, scale, thickness)
+    pad = max(2 if scale < 0.4 else 3, round(th * 0.4))
+    return _Layout(scale, thickness, th + base + pad, pad, margin)
+
+
 class OverlayRenderer:
     """Draws predictions with one :class:`OverlayStyle`. Not thread-safe (it caches per frame size)."""
 
@@ -267,12 +278,18 @@ class OverlayRenderer:
         # sized by the area in steps of 32 px: a scan area re-detected a few pixels larger or smaller
         # does not make the text flicker between sizes
         scale = float(np.clip(self.style.font_scale * (min(w, h) // 32 * 32) / 480.0, 0.4, 3.0))
-        thickness = max(1, round(scale * 2))
-        (_, th), base = cv2.getTextSize("Ag", _FONT, scale, thickness)
-        pad = max(3, round(th * 0.4))
-        layout = _Layout(scale, thickness, th + base + pad, pad, max(3, round(min(w, h) * 0.015)))
+        layout = _layout_at(scale, max(3, round(min(w, h) * 0.015)))
         self._layout = ((w, h), layout)
         return layout
+
+    def _fit(self, lay: _Layout, width: int, area: ROI) -> _Layout:
+        """``lay``, or smaller text where a panel ``width`` wide is wider than the area (a scan area under
+        about 230 px wide cut its text off mid-word), in steps of 0.05 so it does not flicker."""
+        room = area.w - 2 * lay.margin
+        if width <= room or lay.scale <= _MIN_SCALE:
+            return lay
+        scale = max(_MIN_SCALE, math.floor(lay.scale * room / width * 20) / 20)
+        return _layout_at(scale, lay.margin)
 
     def _box(self, canvas: np.ndarray, x0: int, y0: int, x1: int, y1: int, fill: BGR | None) -> None:
         """Fill a rectangle with ``fill``, or darken it (``fill`` None); clipped at the image edge."""
@@ -319,6 +336,7 @@ class OverlayRenderer:
             color = self.style.color_other
         elif not p.lesion:
             color = self.style.label_color("normal")
+        lay = self._fit(lay, max(self._width(text, lay), self._width(op, lay)), area)
         w_chip, w_op = self._width(text, lay), self._width(op, lay)
         w, h = max(w_chip, w_op), 2 * lay.line_h
         top = area.y + lay.margin
@@ -340,6 +358,7 @@ class OverlayRenderer:
             text += " incl. queue"
         if hud.glass_to_glass_ms is not None:
             text += f"  g2g {hud.glass_to_glass_ms:.0f} ms"
+        lay = self._fit(lay, self._width(text, lay), area)
         w = self._width(text, lay)
         bottom = area.y + area.h - lay.margin - lay.line_h
         x, y = self._place("hud", {"bottom-left": (area.x + lay.margin, bottom),

@@ -213,3 +213,17 @@ def test_panels_stay_inside_the_scan_area_and_leave_the_scanners_text_alone() ->
     assert (corners[:40, :120] != pixels[:40, :120]).any()  # the frame's top-left corner, over the text
     no_area = OverlayRenderer().render(_frame(pixels), _prediction(mask), dataclasses.replace(HUD, frozen=True))
     assert np.array_equal(no_area, corners)  # without a scan area: the frame's corners
+
+
+@pytest.mark.parametrize("size", [(200, 200), (160, 120), (220, 900)])
+def test_text_on_a_narrow_area_shrinks_to_fit_instead_of_being_cut(size: tuple[int, int]) -> None:
+    """A scan area under about 230 px wide cut the label chip and the HUD off at its right edge: the text
+    is made smaller until the panels fit, with the margin kept on the right too."""
+    w, h = size
+    gray = np.full((h, w), 128, np.uint8)
+    hud = HudInfo(fps=243.2, latency_ms=12.3, operating_point="balanced", threshold=0.4, latency_queued=True,
+                  glass_to_glass_ms=15.0)
+    out = OverlayRenderer().render(_frame(gray), _prediction(np.zeros((h, w), bool), "benign", lesion=False), hud)
+    drawn = np.nonzero((out != 128).any(axis=(0, 2)))[0]
+    margin = max(3, round(min(w, h) * 0.015))
+    assert drawn.min() == margin and drawn.max() < w - margin  # both panels inside, a margin on each side

@@ -324,6 +324,11 @@ def runtime_reason(exc: BaseException) -> str:
                if not (ln.startswith("Exception from ") or ln.startswith("Check '"))]
     if len(reasons) > 1 and reasons[0].endswith(":"):  # its location was cut: the reason goes on
         reasons[:2] = [f"{reasons[0]} {reasons[1]}"]
+    # a model the converter could not take: which operations it has no rule for is on a line of its own
+    # ("Model wasn't fully converted." alone did not say that a Bernoulli node was why)
+    missing = [ln.lstrip("- ").strip() for ln in reasons[1:] if "conversion rule" in ln]
+    if reasons and missing:
+        return f"{reasons[0]} {'; '.join(missing)}"
     return (reasons or lines or [type(exc).__name__])[0]
 
 
