@@ -49,9 +49,9 @@ def render_doctor_html(report: DoctorReport) -> str:
     n_fail = len(report.failures)
     host = report.hardware.get("hostname")
     parts = [str(host)] if host else []
-    judged = sum(c.required for c in report.checks)  # as the console counts them: "info" rows are not judged
-    info = f" ({len(report.checks) - judged} more for information)" if len(report.checks) > judged else ""
-    parts += [report.generated_at, f"{judged} checks, {n_fail} failed{info}", f"{report.duration_s:.0f} s"]
+    judged, info = report.tally()
+    more = f" ({info} more for information)" if info else ""
+    parts += [report.generated_at, f"{judged} checks, {n_fail} failed{more}", f"{report.duration_s:.0f} s"]
     frames = report.options.get("validation_frames")
     if isinstance(frames, int):  # --max-frames: say so, a p99 over a few frames is close to their maximum
         parts.append(f"quick check: first {frames} frames of the validation clip")

@@ -131,14 +131,18 @@ def _quiet_nncf() -> None:
 
 
 def _all_tensors(graph: Any) -> Iterator[Any]:
-    """Every TensorProto of an ONNX graph: its initializers, its nodes' tensor attributes, and those of
-    its subgraphs (an If's branches, a Loop's body)."""
+    """Every TensorProto of an ONNX graph: its initializers (sparse ones' values and indices too), its nodes'
+    tensor attributes, and those of its subgraphs (an If's branches, a Loop's body)."""
     yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
     for node in graph.node:
         for attr in node.attribute:
             if attr.HasField("t"):
                 yield attr.t
             yield from attr.tensors
+            for sparse in ([attr.sparse_tensor] if attr.HasField("sparse_tensor") else []) + list(attr.sparse_tensors):
+                yield from (sparse.values, sparse.indices)
             if attr.HasField("g"):
                 yield from _all_tensors(attr.g)
             for sub in attr.graphs:

@@ -23,7 +23,7 @@ from edge_bus.sinks.framelog import FrameLog
 from edge_bus.sinks.video import VideoSink
 from edge_bus.summary import VerdictTally
 from edge_bus.telemetry.chart_series import ChartSeriesBuilder
-from edge_bus.telemetry.stats import FpsMeter, StageMetrics
+from edge_bus.telemetry.stats import END_TO_END, FpsMeter, StageMetrics
 from edge_bus.types import ROI, Frame, FrameRecord, ModelOutputs, Prediction, PreprocessMeta, StageTimes
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class OutputStage:
         self.metrics, self.operating_point, self.ordered = metrics, operating_point, ordered
         self.result_sinks, self.display = list(result_sinks), display
         self.fps = FpsMeter()
-        self.series = ChartSeriesBuilder()  # what the report draws over time (bounded)
+        self.series = ChartSeriesBuilder(e2e=metrics[END_TO_END])  # what the report draws over time (bounded)
         # the clip verdict, added up as frames come (at the operating point; no lesion episodes without one)
         self.verdict = verdict or VerdictTally(post.op.threshold)
         self.frames_without_hw = 0  # frames logged without the board's hardware timestamps

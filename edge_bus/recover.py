@@ -33,7 +33,7 @@ from edge_bus.sources.base import SourceInfo
 from edge_bus.summary import Verdict, VerdictTally, write_latency_json
 from edge_bus.telemetry.chart_series import ChartSeries, ChartSeriesBuilder
 from edge_bus.telemetry.series import frame_lines, logged_values
-from edge_bus.telemetry.stats import StageMetrics
+from edge_bus.telemetry.stats import END_TO_END, StageMetrics
 from edge_bus.types import StageTimes
 from edge_bus.zoo import LesionThresholdEvidence
 
@@ -123,9 +123,6 @@ def rebuild_report(run_dir: str | Path, model: str | None = None, operating_poin
 
 def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: str | None,
              lesion_threshold: float | None) -> RebuiltRun:
-    log = _read_log(log_path)
-    if log.frames == 0:
-        raise DataError(f"{log_path} holds no complete frame: there is nothing to report")
     latency = _read_latency(out_dir / "latency.json")
     given = model is not None or operating_point is not None or lesion_threshold is not None
     # a latency.json that edge-bus report wrote holds what it was given (or the defaults), not what the
@@ -135,13 +132,21 @@ def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: 
     if guessed and given:
         latency = None
     started = ended == RUNNING  # a killed run's: the facts it started with, no numbers
+    # the verdict is added up as the log is read when latency.json gives its threshold and the source's rate
+    # (the episodes' gaps); else frames.jsonl is read again once the log has given the rate
+    source = (latency or {}).get("source")
+    tally = (VerdictTally(float(latency["model"]["threshold"]), fps=episode_fps(SourceInfo.from_json(source)))
+             if latency is not None and isinstance(source, dict) else None)
+    log = _read_log(log_path, tally)
+    if log.frames == 0:
+        raise DataError(f"{log_path} holds no complete frame: there is nothing to report")
     if latency is not None and given:
         raise ConfigError(f"{out_dir}/latency.json names the model and thresholds the run used: --model, "
                           "--operating-point and --lesion-threshold are for a run that left no latency.json")
     run_model = (latency or {}).get("model") or _model_facts(model, operating_point, lesion_threshold)
     threshold = float(run_model["threshold"])
     source_fps = _source_fps(log, latency)
-    verdict = _verdict(log_path, threshold, source_fps)
+    verdict = tally.verdict() if tally is not None else _verdict(log_path, threshold, source_fps)
     stages = log.metrics
     fps = _run_fps(log, live=(latency or {}).get("mode") == "live")
     wrote_latency = latency is None or started
@@ -187,12 +192,13 @@ def _notes(skipped: int, unfinished: str, broken_video: bool) -> list[str]:
     return notes
 
 
-def _read_log(path: Path) -> _Log:
+def _read_log(path: Path, tally: VerdictTally | None = None) -> _Log:
     """Each stage's latency over the frames that ran it (a stage a frame did not run is left out), end to
     end and glass to glass over the frames the model answered (as the run itself counts them: a frozen
-    frame repeats an answer, it took no inference), and the report's :class:`ChartSeries`."""
-    builder = ChartSeriesBuilder()
+    frame repeats an answer, it took no inference), and the report's :class:`ChartSeries`; each frame also
+    goes to ``tally``."""
     metrics = StageMetrics()
+    builder = ChartSeriesBuilder(e2e=metrics[END_TO_END])
     frames = skipped = dropped = 0
     first: dict[str, Any] | None = None
     last: dict[str, Any] | None = None
@@ -204,6 +210,8 @@ def _read_log(path: Path) -> _Log:
         builder.add(**values)
         metrics.add_times(StageTimes(values["stages_ms"], values["e2e_ms"], values["glass_to_glass_ms"]),
                           end_to_end=not values["frozen"])
+        if tally is not None:
+            _tally(tally, values)
         frames += 1
         dropped += values["dropped_before"]
         first = first or obj
@@ -219,13 +227,17 @@ def _read_log(path: Path) -> _Log:
 
 
 def _verdict(path: Path, threshold: float, fps: float) -> Verdict:
-    """The clip verdict over frames.jsonl, read again (the episodes' gaps are known once the first reading
-    gave the source's rate)."""
+    """The clip verdict over frames.jsonl, read again (a run that left no latency.json: the episodes' gaps
+    are known once the first reading gave the source's rate)."""
     tally = VerdictTally(threshold, fps=fps)
     for index, obj in enumerate(line for line in frame_lines(path) if line is not None):
-        values = logged_values(obj, index)
-        tally.add(values["frame"], values["lesion"], values["malignancy"], answered=not values["frozen"])
+        _tally(tally, logged_values(obj, index))
     return tally.verdict()
+
+
+def _tally(tally: VerdictTally, values: dict[str, Any]) -> None:
+    """One frames.jsonl line (:func:`logged_values`) into the verdict."""
+    tally.add(values["frame"], values["lesion"], values["malignancy"], answered=not values["frozen"])
 
 
 def _read_latency(path: Path) -> dict[str, Any] | None:

@@ -329,8 +329,8 @@ def test_openvino_errors_keep_the_reason_not_the_source_location() -> None:
     unconverted = RuntimeError("Check 'false' failed at src/frontends/common_translators/src/unconverted_ops_report"
                                ".cpp:151:\nFrontEnd API failed with OpConversionFailure:\nModel wasn't fully converted."
                                "\nSummary:\n-- No conversion rule found for operations: Bernoulli-17\n")
-    assert runtime_reason(unconverted) == ("FrontEnd API failed with OpConversionFailure: Model wasn't fully converted. "
-                                           "No conversion rule found for operations: Bernoulli-17")
+    assert runtime_reason(unconverted) == ("FrontEnd API failed with OpConversionFailure: Model wasn't fully "
+                                           "converted. No conversion rule found for operations: Bernoulli-17")
 
 
 def test_unknown_device_names_the_devices_there_are(tmp_path: Path) -> None:

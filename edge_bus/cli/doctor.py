@@ -123,8 +123,7 @@ def print_doctor(report: DoctorReport) -> None:
             console.print(f"[yellow]• {escape(c.name)}:[/] {escape(c.advice)}")
     for c in report.failures:
         console.print(f"[red]✗ {escape(c.name)}:[/] {escape(c.advice)}")
-    n = sum(c.required for c in report.checks)  # the "info" rows are shown, not judged
-    info = len(report.checks) - n
+    n, info = report.tally()  # the "info" rows are shown, not judged
     shown = f" ({info} more for information)" if info else ""
     if report.passed:
         console.print(f"[bold green]PASS[/] — {n} checks passed{shown} in {report.duration_s:.0f} s")

@@ -47,13 +47,6 @@ class Column:
     def any(self) -> bool:
         return bool(self.n.any())
 
-    @classmethod
-    def of(cls, values: np.ndarray) -> Column:
-        """One value a row (NaN: none)."""
-        v = np.asarray(values, dtype=np.float64)
-        ok = np.isfinite(v)
-        return cls(np.where(ok, v, 0.0), ok.astype(np.int64), np.where(ok, v, np.inf), np.where(ok, v, -np.inf))
-
 
 @dataclass(frozen=True, eq=False)
 class ChartSeries:
@@ -139,9 +132,13 @@ class _ColumnBuilder:
 
 
 class ChartSeriesBuilder:
-    """Adds frames to a :class:`ChartSeries` as a run goes; holds at most :data:`MAX_ROWS` rows."""
+    """Adds frames to a :class:`ChartSeries` as a run goes; holds at most :data:`MAX_ROWS` rows.
 
-    def __init__(self, max_rows: int = MAX_ROWS) -> None:
+    ``e2e``: the run's own end-to-end :class:`LatencyStats` (its ``StageMetrics``'), which the caller fills
+    and the series' histogram then shows (not a second copy of the same values); without it the builder
+    keeps its own."""
+
+    def __init__(self, max_rows: int = MAX_ROWS, e2e: LatencyStats | None = None) -> None:
         if max_rows < 2 or max_rows % 2:
             raise ValueError("ChartSeriesBuilder: max_rows must be even and at least 2")
         self._max_rows = max_rows
@@ -154,7 +151,8 @@ class ChartSeriesBuilder:
         self._stages: dict[str, _ColumnBuilder] = {}
         self._classes: dict[str, array[int]] = {}
         self._dropped: array[int] = array("q")
-        self._distribution = LatencyStats()
+        self._own_distribution = e2e is None
+        self._distribution = LatencyStats() if e2e is None else e2e
 
     def __len__(self) -> int:
         """Rows."""
@@ -191,7 +189,7 @@ class ChartSeriesBuilder:
         nan = math.nan
         if frozen:
             e2e_ms, stages_ms, glass_to_glass_ms, lesion = nan, {}, None, False
-        else:
+        elif self._own_distribution:
             self._distribution.add(e2e_ms)
         self._e2e.put(e2e_ms, new)
         for name, col in self._stages.items():

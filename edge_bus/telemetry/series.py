@@ -24,7 +24,7 @@ __all__ = ["FrameSeries", "SeriesBuilder", "frame_lines", "is_frame_record", "lo
 
 @dataclass(frozen=True, eq=False)
 class FrameSeries:
-    """Per-frame numbers for the plots; all arrays have one entry per processed frame.
+    """A run's numbers, one entry per processed frame in every array.
 
     Stage times are NaN for frames where a stage did not run; ``glass_to_glass_ms`` is ``None``
     when no frame had it (NaN per frame where unknown). ``frozen``: frames shown while the device was
@@ -62,10 +62,6 @@ class FrameSeries:
     def answered(self) -> np.ndarray:
         """Per frame: the model ran on it (not frozen)."""
         return np.ones(len(self), dtype=bool) if self.frozen is None else ~self.frozen
-
-    @classmethod
-    def empty(cls) -> FrameSeries:
-        return SeriesBuilder().build()
 
     @classmethod
     def from_records(cls, records: Iterable[FrameRecord]) -> FrameSeries:

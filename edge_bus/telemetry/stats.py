@@ -44,11 +44,11 @@ EXACT_LATENCIES = 1 << 17
 """Values a :class:`LatencyStats` keeps one by one (1 MiB): past them, percentiles come from a histogram
 (:data:`HISTOGRAM_STEP`). 131,072 frames are 73 minutes at 30 fps, 9 at 240 FPS."""
 HISTOGRAM_STEP = 1.01
-"""A long run's latency histogram: each bin's upper edge is 1% above its lower one, from 1 µs to
-:data:`_HISTOGRAM_TOP_MS`; a percentile is read as its bin's geometric centre, within 0.5%."""
+"""A long run's latency histogram: each bin's upper edge is 1% above its lower one, from 1 µs to 10^9 ms
+(11 days); a percentile is read as its bin's geometric centre, within 0.5%. A value under 1 µs (0, or a
+negative one from a clock stepped back) reads as the smallest value seen, one over 10^9 ms as the largest."""
 _HISTOGRAM_LOW_MS = 1e-3
-_HISTOGRAM_BINS = 2 + math.ceil(math.log(1e10) / math.log(HISTOGRAM_STEP))  # up to 1e7 ms: 2.8 hours
-_HISTOGRAM_TOP_MS = _HISTOGRAM_LOW_MS * HISTOGRAM_STEP ** (_HISTOGRAM_BINS - 2)
+_HISTOGRAM_BINS = 2 + math.ceil(math.log(1e12) / math.log(HISTOGRAM_STEP))  # 2,779 bins, 22 KB
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,10 @@ class LatencyStats:
         return self._centres(used), self._bins[used].copy()
 
     def _centres(self, bins: np.ndarray) -> np.ndarray:
+        """Each bin's geometric centre, kept within the min and max; the open-ended first and last bins
+        read as the min and the max."""
         centre = _HISTOGRAM_LOW_MS * HISTOGRAM_STEP ** (bins.astype(np.float64) - 0.5)
+        centre = np.where(bins == 0, self._min, np.where(bins == _HISTOGRAM_BINS - 1, self._max, centre))
         return np.clip(centre, self._min, self._max)
 
     def percentiles(self, qs: Sequence[float]) -> list[float]:
@@ -150,9 +153,10 @@ class LatencyStats:
         for q in qs:
             rank = q / 100.0 * (self._count - 1)
             lo, hi = math.floor(rank), math.ceil(rank)
-            v_lo, v_hi = self._centres(np.searchsorted(cumulative, [lo, hi], side="right"))
+            centres = self._centres(np.searchsorted(cumulative, [lo, hi], side="right"))
             # the smallest and the largest value are known exactly
-            v_lo, v_hi = (self._min if lo == 0 else v_lo), (self._max if hi == self._count - 1 else v_hi)
+            v_lo, v_hi = (self._min if k == 0 else self._max if k == self._count - 1 else float(c)
+                          for k, c in zip((lo, hi), centres, strict=True))
             out.append(float(v_lo + (v_hi - v_lo) * (rank - lo)))
         return out
 
@@ -175,7 +179,7 @@ class LatencyStats:
 
 
 def _bin_of(ms: float) -> int:
-    """The histogram bin of one value: 0 up to 1 µs, the last one from :data:`_HISTOGRAM_TOP_MS` on."""
+    """The histogram bin of one value: 0 up to 1 µs, the last one from 10^9 ms on."""
     if ms <= _HISTOGRAM_LOW_MS:
         return 0
     return min(_HISTOGRAM_BINS - 1, 1 + int(math.log(ms / _HISTOGRAM_LOW_MS) / _LOG_STEP))

@@ -100,4 +100,10 @@ def test_latency_percentiles_past_the_exact_values_are_within_half_a_percent() -
     values, counts = stats.distribution()
     assert counts.sum() == len(v) and len(values) < 3000
     assert "<svg" in charts.latency_histogram(stats)
+    # the open-ended bins read as the values' own min and max: zeros stay 0, not 1 µs; 10^6..10^9 ms hold
+    zeros = LatencyStats(np.zeros(EXACT_LATENCIES + 1))
+    assert zeros.percentiles([0, 50, 100]) == [0.0, 0.0, 0.0]
+    huge = np.random.default_rng(2).uniform(1e6, 1e9, EXACT_LATENCIES + 1)
+    np.testing.assert_allclose(LatencyStats(huge).percentiles([0, 50, 99, 100]),
+                               np.percentile(huge, [0, 50, 99, 100]), rtol=0.005)
 
