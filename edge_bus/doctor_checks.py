@@ -51,7 +51,8 @@ __all__ = [
 
 Value = str | float | int | list[str] | None
 
-#: Free space needed where runs are written: an hour of 640x480 overlay video is ~0.5 GB.
+#: Free space needed where runs are written: about 20 minutes of a 320x320 stream's overlay video (mp4v, some
+#: 26 KB a frame at 30 fps: 2.8 GB an hour, README), or days of frames.jsonl alone (--no-video).
 MIN_FREE_GB = 1.0
 BRIDGE_PINGS = 5
 

@@ -27,7 +27,8 @@ def bench_cmd(
         typer.Option(help="Model name, folder or manifest.json. \\[default: emt_net]", show_default=False),
     ] = None,
     source: Annotated[
-        str, typer.Option("--source", "-s", help="Frames to measure on: 'demo' (bundled clip) or a video file.")
+        str, typer.Option("--source", "-s", help="Frames to measure on: 'demo' (bundled clip), or a video file, "
+                          "DICOM cine or TIFF stack (not still images: they have no rate to pace the live runs at).")
     ] = "demo",
     seconds: Annotated[
         float,

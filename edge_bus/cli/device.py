@@ -99,7 +99,8 @@ def monitor_cmd(
 @app.command("simulate")
 def simulate_cmd(
     pty: Annotated[bool, typer.Option("--pty", help="Serve the simulated board on a new pseudo-terminal (the only "
-                                      "mode, on by default; in-process, use the URL sim://?fps=30).")] = True,
+                                      "mode, on by default; in-process, use the URL sim://?fps=30). \\[default: on]",
+                                      show_default=False)] = True,
     link: Annotated[
         str | None,
         typer.Option("--link", help="Also make this path a symbolic link to the pseudo-terminal (removed at the "

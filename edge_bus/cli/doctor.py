@@ -27,7 +27,8 @@ def doctor_cmd(
         typer.Option(
             "--report/--no-report",
             help="Without --json/--html, write both to runs/doctor-<host>-<time>.json/.html (to attach to a "
-            "ticket).",
+            "ticket). \\[default: on]",
+            show_default=False,
         ),
     ] = True,
     source: Annotated[
@@ -65,7 +66,8 @@ def doctor_cmd(
     ] = 0,
     capture_size: Annotated[str | None, typer.Option(help="With a capture device --source: its size WxH, as you "
                                                         "will stream it, e.g. 1920x1080.", show_default=False)] = None,
-    capture_fps: Annotated[float | None, typer.Option(help="With a capture device --source: its fps.",
+    capture_fps: Annotated[float | None, typer.Option(help="With a capture device --source: its fps. "
+                                                      "\\[default: the device's]",
                                                       show_default=False)] = None,
     capture_format: Annotated[str | None, typer.Option(
         help="With a capture device --source: its pixel format, e.g. MJPG (a USB 2 grabber's 1080p at full rate).",
@@ -76,8 +78,9 @@ def doctor_cmd(
     Checks versions, devices, CPU, disk, capture devices and serial ports, the model files'
     sha256, then runs the bundled validation clip and compares it with the model's golden reference (class
     agreement >= 99%, mask IoU >= 0.95, against the reference made with this CPU's INT8 kernel class;
-    90% and 0.80 against another class's where the model ships none for it) and the end-to-end
-    latency with the budget.
+    90% and 0.80 against another class's where the model ships none for it), the end-to-end
+    latency with the budget (--budget-ms), and the frames dropped (more than 5% fails: the machine falls
+    behind the source).
 
     Prints PASS or FAIL; exits 0 only when every check passes, and says what to do for each failure.
     """

@@ -57,7 +57,8 @@ def stream(
         "--loop/--no-loop", help="Restart a file source at its end (each pass is smoothed afresh). \\[default: off]",
         show_default=False)] = None,
     max_frames: Annotated[int | None, typer.Option(
-        help="Stop after N frames from the source (0: no limit). In a live run the frames dropped count too.",
+        help="Stop after N frames from the source (0: no limit). In a live run the frames dropped count too. "
+        "\\[default: 0]",
         show_default=False)] = None,
     realtime: Annotated[bool | None, typer.Option(
         "--realtime/--no-realtime", help="Pace a file at its native fps and drop frames the pipeline can't keep up "
@@ -82,14 +83,16 @@ def stream(
         "(over a config file's).",
         show_default=False)] = None,
     requests: Annotated[int | None, typer.Option(
-        help="Async infer requests for files (0: twice the runtime's optimum).", show_default=False)] = None,
+        help="Async infer requests for files (0: twice the runtime's optimum). \\[default: 0]",
+        show_default=False)] = None,
     batch: Annotated[int | None, typer.Option(
         help="Frames per inference for files on OpenVINO, 1-16: batches raise the engine's throughput on a CPU "
         "(same answers; a frame waits for its batch). Live sources and ONNX Runtime run 1. \\[default: 4]",
         show_default=False)] = None,
     capture_size: Annotated[str | None, typer.Option(help="Capture device size WxH, e.g. 1280x720.",
                                                         show_default=False)] = None,
-    capture_fps: Annotated[float | None, typer.Option(help="Capture device fps.", show_default=False)] = None,
+    capture_fps: Annotated[float | None, typer.Option(help="Capture device fps. \\[default: the device's]",
+                                                      show_default=False)] = None,
     capture_format: Annotated[str | None, typer.Option(
         help="Capture device pixel format, e.g. MJPG: a USB 2 HDMI grabber gives 1920x1080 at full frame rate only in "
         "MJPG (OpenCV picks uncompressed YUYV first: 5-10 fps there). latency.json's source says which one ran. "
