@@ -452,8 +452,10 @@ def run_doctor(options: DoctorOptions) -> DoctorReport:
         model = {"name": manifest.name, "version": manifest.version, "folder": str(manifest.folder),
                  "sha256": manifest.sha256.get(ir) if ir else None, "files_sha256": dict(manifest.sha256)}
     run_options: dict[str, object] = {
-        "validation_frames": opts.max_frames or "all", "budget_ms": round(opts.budget_ms, 3), "device": opts.device,
-        "model": opts.model or "default", "source": opts.source, "bridge": opts.bridge}
+        # --max-frames past the clip's length runs all of it (the latency run loops to N frames)
+        "validation_frames": opts.max_frames if 0 < opts.max_frames < LATENCY_FRAMES else "all",
+        "budget_ms": round(opts.budget_ms, 3), "device": opts.device, "model": opts.model or "default",
+        "source": opts.source, "bridge": opts.bridge}
     if opts.source is not None:  # the capture requests the source was opened with (defaults: the device's)
         size = opts.capture_size
         run_options.update(capture_size=f"{size[0]}x{size[1]}" if size else "default",

@@ -128,6 +128,9 @@ def print_doctor(report: DoctorReport) -> None:
         console.print(f"[red]✗ {escape(c.name)}:[/] {escape(c.advice)}")
     n, info = report.tally()  # the "info" rows are shown, not judged
     shown = f" ({info} more for information)" if info else ""
+    frames = report.options.get("validation_frames")
+    if isinstance(frames, int):  # --max-frames: a p99 over a few frames is close to their maximum
+        shown += f"; a quick check, over the first {frames} frames of the validation clip"
     if report.passed:
         console.print(f"[bold green]PASS[/] — {n} checks passed{shown} in {report.duration_s:.0f} s")
     else:
