@@ -21,6 +21,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from edge_bus.sinks.svg import places_apart
 from edge_bus.telemetry.hardware import isa_class
 
 __all__ = [
@@ -125,13 +126,18 @@ class Gate:
         return "PASS" if self.passed else ("FAIL" if self.required else "MISS")
 
     def shown(self, v: float) -> str:
+        """``v`` (the value or the threshold) with its unit, with the decimals that tell the value from the
+        threshold where they differ (249.6 FPS read "250 FPS" against 250, MISS)."""
         if not math.isfinite(v):
             return "—"
         if self.unit == "fraction":
-            return f"{100 * v:.1f}%"
+            return f"{100 * v:.{places_apart(self.value, self.threshold, 1, 100)}f}%"
         if self.unit == "×":
-            return f"{_ratio_text(v, self.threshold)}×"
-        return f"{v:.3g} {self.unit}".strip()
+            return f"{v:.{places_apart(self.value, self.threshold, 2)}f}×"
+        # the value's three significant digits, for both (1,234 FPS, not 1.23e+03)
+        size = self.value if math.isfinite(self.value) and self.value else v
+        places = max(0, 2 - math.floor(math.log10(abs(size)))) if size else 0
+        return f"{v:,.{places_apart(self.value, self.threshold, places)}f} {self.unit}".strip()
 
     def to_json(self) -> dict[str, object]:
         value = round(self.value, 3) if math.isfinite(self.value) else None
@@ -211,9 +217,8 @@ def int8_speedup_gate(int8_ms: float, fp32_ms: float, isa: Mapping[str, object])
 
 
 def _ratio_text(ratio: float, threshold: float) -> str:
-    """Two decimals, or three when two would round onto the threshold (0.799 is not "0.80 < 0.8")."""
-    two = f"{ratio:.2f}"
-    return f"{ratio:.3f}" if float(two) == round(threshold, 2) and ratio != threshold else two
+    """Two decimals, or more where two would round onto the threshold (0.799 is not "0.80 < 0.8")."""
+    return f"{ratio:.{places_apart(ratio, threshold, 2)}f}"
 
 
 def _shown(value: float, unit: str, digits: int = 2) -> str:

@@ -154,8 +154,9 @@ def render_bench_html(result: BenchResult) -> str:
     stages = result.stage_timings
     shares = result.stage_shares()
     stage_bars = [
+        # what the stage takes of a frame, and the share of it it may take ("share 10%" read as what it took)
         Bar(n, t.median_ms, t.min_ms, t.p99_ms, charts.color_for_stage(n, i),
-            f"share {100 * shares.get(n, math.nan):g}%")
+            f"{100 * t.median_ms / FRAME_BUDGET_MS:.1f}% of a {100 * shares.get(n, math.nan):g}% budget")
         for i, (n, t) in enumerate(stages.items())
     ]
     gates = table(
@@ -227,7 +228,10 @@ def render_bench_html(result: BenchResult) -> str:
             )
             + '<p class="muted">Bare inference: the same engine set-up (LATENCY hint, one request) at the same '
             "pace, without decode, render or write, measured before and after the stream: the floor under the "
-            "end-to-end latency on this machine.</p>",
+            "end-to-end latency on this machine"
+            + (f" — though not in this run: its p99 ({rt.infer_p99_ms:.2f} ms) is above the stream's own "
+               f"({rt.p99_ms:.2f} ms), so the host's load came and went between them" if rt.infer_p99_ms > rt.p99_ms
+               else "") + ".</p>",
         ),
         *([_bridge_section(result.bridge)] if result.bridge is not None else []),
         *([_layers_section(result.layers)] if result.layers is not None and result.layers.ops else []),

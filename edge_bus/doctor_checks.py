@@ -23,6 +23,7 @@ from pathlib import Path
 from edge_bus.config import VIRTUAL_DEVICES
 from edge_bus.errors import EdgeBusError
 from edge_bus.sinks.files import nearest_existing
+from edge_bus.sinks.svg import places_apart
 from edge_bus.sources import SourceInfo, list_capture_devices, open_source
 from edge_bus.telemetry.hardware import free_disk_gb, kernel_class, openvino_devices
 from edge_bus.zoo import Manifest
@@ -100,12 +101,10 @@ class Check:
         return f"{what} {self.unit}".strip() if isinstance(what, int) else str(what)
 
     def _places(self, places: int, scale: float = 1.0) -> int:
-        """Decimals that tell the value from its threshold when they differ (a mask IoU of 0.9496 read
-        "0.95" against 0.95, FAIL); the same for both, so they line up."""
+        """Decimals that tell the value from its threshold when they differ; the same for both."""
         v, t = self.value, self.threshold
-        if isinstance(v, float) and isinstance(t, float) and math.isfinite(v) and math.isfinite(t) and v != t:
-            while places < 6 and round(v * scale, places) == round(t * scale, places):
-                places += 1
+        if isinstance(v, float) and isinstance(t, float):
+            return places_apart(v, t, places, scale)
         return places
 
 

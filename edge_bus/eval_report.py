@@ -87,13 +87,20 @@ def roc_chart(report: EvalReport) -> str:
                        x_ticks=ticks, y_ticks=ticks),
              line_path(plot, np.array([0.0, 1.0]), np.array([0.0, 1.0]), MUTED, 1.0, "4 4"),
              line_path(plot, fpr, tpr, INK, 2.0)]
+    drawn: dict[tuple[float, float], str] = {}  # each marker's place, and the point drawn there first
     for i, (name, op) in enumerate(report.operating_points.items()):
         x, y = float(plot.px(1.0 - op.specificity)), float(plot.py(op.sensitivity))
         if not (np.isfinite(x) and np.isfinite(y)):
             continue
         color = OP_COLORS.get(name, MUTED)
-        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="6" fill="{color}" stroke="#fff" stroke-width="1.5"/>')
+        under = drawn.setdefault((round(x, 1), round(y, 1)), name)
+        # two points at one place (one threshold for both): the second a smaller dot inside the first, so
+        # both colours show (it hid the first, whose legend entry then named a marker nowhere to be seen)
+        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{6 if under == name else 3}" fill="{color}" '
+                     'stroke="#fff" stroke-width="1.5"/>')
         label = f"{name} (≥ {op.threshold:.3f}): SEN {op.sensitivity:.2f}, SPE {op.specificity:.2f}"
+        if under != name:
+            label += f", the same point as {under}"
         parts.append(text(float(plot.px(0.3)), float(plot.py(0.3)) + 16 * i, f"● {escape(label)}", size=11,
                           fill=color))
     n_mal = sum(r.label == "malignant" for r in lesion)
@@ -194,15 +201,21 @@ def render_eval_html(report: EvalReport, gallery: EvalGallery) -> str:
            for name, o in report.operating_points.items()]
     key = ('<p class="muted">Green outline: the true lesion. Amber: the predicted mask (not gated by the '
            "presence answer, as Dice is scored). ✗: the class called at the model's default operating point "
-           "is wrong.</p>")
+           f"({escape(report.default_operating_point) or 'the manifest’s'}) is wrong"
+           + (f"; a lesion is found where P(lesion) ≥ {report.lesion_threshold:.4f}, so a lesion image below it is "
+              "called normal" if report.lesion_threshold is not None else "") + ".</p>")
     wrong_note = (f'<p class="muted">{len(gallery.wrong_class)} of {gallery.n_wrong} shown, the most confident '
                   "first.</p>" if gallery.n_wrong > len(gallery.wrong_class) else "")
     roc = roc_chart(report)
     body = [
         section("Summary", kv_table(summary)),
         section("Operating points (malignant vs benign, lesion images)",
-                table(["operating point", "threshold", "accuracy", "sensitivity", "specificity"], ops)),
-        section("Normal, benign or malignant (rows: truth; columns: the call at the default operating point)",
+                table(["operating point", "threshold", "accuracy", "sensitivity", "specificity"], ops)
+                + '<p class="muted">Scored on P(malignant | lesion) over every lesion image, whether or not a '
+                "lesion was found in it; the 3-class calls below also need a lesion found, so fewer malignant "
+                "images may be called malignant there.</p>"),
+        section("Normal, benign or malignant (rows: truth; columns: the call at the default operating point, "
+                f"{report.default_operating_point or 'the manifest’s'})",
                 confusion_table(report)),
         section("By scanner", table(["scanner", "images", "lesion images", "Dice", "AUC, benign vs malignant",
                                      "lesions found", "lesion-free crops flagged"],

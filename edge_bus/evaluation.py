@@ -100,6 +100,8 @@ class EvalReport:
     #: where OpenVINO's INT8 kernels here are not the class the thresholds were chosen with (their
     #: numbers differ a little): what the manifest says about it; None elsewhere
     kernel_note: str | None = None
+    #: the operating point the 3-class calls (confusion matrix, 3-class accuracy, the gallery's ✗) are made at
+    default_operating_point: str = ""
 
     def to_json(self, with_images: bool = False) -> dict[str, object]:
         out: dict[str, object] = {
@@ -109,6 +111,7 @@ class EvalReport:
             "normal_fp_rate": _r(self.normal_fp_rate), "accuracy_3class": _r(self.accuracy_3class),
             "lesion_recall": _r(self.lesion_recall), "n_crops": self.n_crops, "crop_fp_rate": _r(self.crop_fp_rate),
             "operating_points": {k: v.to_json() for k, v in self.operating_points.items()},
+            "default_operating_point": self.default_operating_point,
             "by_device": {k: v.to_json() for k, v in self.by_device.items()},
             "lesion_threshold": self.lesion_threshold, "kernel_note": self.kernel_note,
             "edge_bus_version": __version__, "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -306,6 +309,7 @@ def summarize(manifest: Manifest, results: Sequence[ImageResult], backend: str, 
         crop_fp_rate=overall.crop_fp_rate, results=list(results),
         by_device=by_device(results, manifest.lesion_threshold), lesion_threshold=manifest.lesion_threshold,
         kernel_note=manifest.cpu_class_note(kernel_class()) if backend == "openvino" and "int8" in precision else None,
+        default_operating_point=manifest.default_operating_point,
     )
 
 

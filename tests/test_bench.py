@@ -27,6 +27,7 @@ from edge_bus.bench_gates import (
     SPEEDUP_TARGET,
     SPEEDUP_VNNI,
     STAGE_SHARES,
+    Gate,
     benchmark_app_gate,
     file_fps_gate,
     glass_to_glass_gate,
@@ -482,3 +483,14 @@ def test_benchmark_app_at_the_pipelines_batch_and_its_ratio(monkeypatch: pytest.
     assert "benchmark_app at batch 4: pipeline 280.0 FPS vs benchmark_app -shape [4,...] 350.0 FPS" in gate.message
     single = PipelineBench(source="clip.avi", frames=300, fps=280.0, engine_fps=360.0, precision="int8+f32")
     assert single.to_json()["benchmark_app_batched_ratio"] is None  # not run at batch 1
+
+
+def test_a_gates_value_and_threshold_never_read_alike_when_they_differ() -> None:
+    """249.6 FPS read "250 FPS" against a 250 FPS target (MISS), 8.004 ms "8 ms" against 8, 10.004% "10.0%"
+    against 10%; 1,234 FPS read "1.23e+03 FPS"."""
+    cases = [(249.6, 250.0, "FPS", "249.6 FPS", "250.0 FPS"), (8.004, 8.0, "ms", "8.004 ms", "8.000 ms"),
+             (0.10004, 0.1, "fraction", "10.004%", "10.000%"), (1234.5, 250.0, "FPS", "1,234 FPS", "250 FPS"),
+             (0.799, 0.8, "×", "0.799×", "0.800×"), (326.8, 250.0, "FPS", "327 FPS", "250 FPS")]
+    for value, threshold, unit, shown_value, shown_threshold in cases:
+        gate = Gate("g", value, threshold, value >= threshold, "", unit=unit)
+        assert (gate.shown(gate.value), gate.shown(gate.threshold)) == (shown_value, shown_threshold)

@@ -127,3 +127,22 @@ def _contains(truth: np.ndarray, crop: np.ndarray, item: object) -> bool:
             if np.array_equal(gray[y : y + h, x : x + w], crop):
                 return bool(truth[y : y + h, x : x + w].any())
     raise AssertionError("the crop is not a square of its image")
+
+
+def test_two_operating_points_at_one_threshold_both_show_on_the_roc(tmp_path: Path) -> None:
+    """The shipped model's sensitive and balanced points share a threshold: the second marker hid the first,
+    whose legend entry named a point nowhere to be seen. The page also names the default operating point."""
+    from dataclasses import replace
+
+    from edge_bus.eval_report import roc_chart
+
+    report = evaluate(_busi_like(tmp_path / "data"), model=str(tiny_model_dir(tmp_path / "model")),
+                      backend="onnxruntime", precision="fp32")
+    first, second = list(report.operating_points)[:2]
+    same = replace(report, operating_points={first: report.operating_points[first],
+                                             second: report.operating_points[first]})
+    svg = roc_chart(same)
+    circles = re.findall(r'<circle cx="([\d.]+)" cy="([\d.]+)" r="(\d+)"', svg)
+    assert [c[:2] for c in circles[:2]] == [circles[0][:2]] * 2 and [c[2] for c in circles[:2]] == ["6", "3"]
+    assert f"the same point as {first}" in svg
+    assert report.default_operating_point and report.default_operating_point in report.operating_points

@@ -63,6 +63,16 @@ def fmt_num(v: float, digits: int = 3) -> str:
     return f"{v:.{max(1, digits - 1)}f}".rstrip("0").rstrip(".")
 
 
+def places_apart(value: float, threshold: float, places: int, scale: float = 1.0) -> int:
+    """``places`` decimals, or more (up to 6) where that many would show ``value`` and ``threshold`` alike
+    though they differ: a check that FAILs must not read "0.95 against 0.95" (a mask IoU of 0.9496), nor
+    a MISS "250 FPS against 250 FPS" (249.6). ``scale``: what both are shown multiplied by (100 for %)."""
+    if math.isfinite(value) and math.isfinite(threshold) and value != threshold:
+        while places < 6 and round(value * scale, places) == round(threshold * scale, places):
+            places += 1
+    return places
+
+
 @dataclass(frozen=True)
 class Plot:
     """Data ranges [x0, x1] × [y0, y1] drawn in a ``width`` × ``height`` box with margins."""
