@@ -136,7 +136,7 @@ class Gate:
             return f"{v:.{places_apart(self.value, self.threshold, 2)}f}×"
         # the value's three significant digits, for both (1,234 FPS, not 1.23e+03)
         size = self.value if math.isfinite(self.value) and self.value else v
-        places = max(0, 2 - math.floor(math.log10(abs(size)))) if size else 0
+        places = min(6, max(0, 2 - math.floor(math.log10(abs(size))))) if size else 0
         return f"{v:,.{places_apart(self.value, self.threshold, places)}f} {self.unit}".strip()
 
     def to_json(self) -> dict[str, object]:
@@ -216,11 +216,6 @@ def int8_speedup_gate(int8_ms: float, fp32_ms: float, isa: Mapping[str, object])
     return Gate("int8_speedup", speedup, threshold, passed, msg, basis, unit="×")
 
 
-def _ratio_text(ratio: float, threshold: float) -> str:
-    """Two decimals, or more where two would round onto the threshold (0.799 is not "0.80 < 0.8")."""
-    return f"{ratio:.{places_apart(ratio, threshold, 2)}f}"
-
-
 def _shown(value: float, unit: str, digits: int = 2) -> str:
     return f"{value:.{digits}f} {unit}" if math.isfinite(value) else "not measured"
 
@@ -239,7 +234,7 @@ def _throughput_gate(name: str, title: str, pipeline_fps: float, ref_name: str, 
     else:
         msg = (
             f"{title}: pipeline {pipeline_fps:.1f} FPS vs {ref_name} {ref_fps:.1f} FPS = "
-            f"{_ratio_text(ratio, threshold)}× ({'≥' if passed else '<'} {threshold:g}× "
+            f"{ratio:.{places_apart(ratio, threshold, 2)}f}× ({'≥' if passed else '<'} {threshold:g}× "
             f"{'required' if required else 'target'})"
         )
     return Gate(name, ratio, threshold, passed, msg, basis, unit="×", required=required)

@@ -156,7 +156,7 @@ def render_bench_html(result: BenchResult) -> str:
     stage_bars = [
         # what the stage takes of a frame, and the share of it it may take ("share 10%" read as what it took)
         Bar(n, t.median_ms, t.min_ms, t.p99_ms, charts.color_for_stage(n, i),
-            f"{100 * t.median_ms / FRAME_BUDGET_MS:.1f}% of a {100 * shares.get(n, math.nan):g}% budget")
+            f"{100 * t.median_ms / FRAME_BUDGET_MS:.1f}% of a frame (budget {100 * shares.get(n, math.nan):g}%)")
         for i, (n, t) in enumerate(stages.items())
     ]
     gates = table(

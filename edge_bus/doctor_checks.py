@@ -75,13 +75,10 @@ class Check:
     unit: str = ""
 
     def to_json(self) -> dict[str, object]:
-        value = self.value
-        if isinstance(value, float):
-            value = round(value, 5) if math.isfinite(value) else None
         return {
             "name": self.name,
-            "value": value,
-            "threshold": self.threshold,
+            "value": _json_number(self.value),
+            "threshold": _json_number(self.threshold),
             "passed": self.passed,
             "advice": self.advice,
             "required": self.required,
@@ -106,6 +103,13 @@ class Check:
         if isinstance(v, float) and isinstance(t, float):
             return places_apart(v, t, places, scale)
         return places
+
+
+def _json_number(v: Value) -> Value:
+    """A float to 5 decimals (None when not finite); anything else as it is."""
+    if isinstance(v, float):
+        return round(v, 5) if math.isfinite(v) else None
+    return v
 
 
 def version_tuple(text: str) -> tuple[int, ...]:

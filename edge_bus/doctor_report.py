@@ -52,9 +52,8 @@ def render_doctor_html(report: DoctorReport) -> str:
     judged, info = report.tally()
     more = f" ({info} more for information)" if info else ""
     parts += [report.generated_at, f"{judged} checks, {n_fail} failed{more}", f"{report.duration_s:.0f} s"]
-    frames = report.options.get("validation_frames")
-    if isinstance(frames, int):  # --max-frames: say so, a p99 over a few frames is close to their maximum
-        parts.append(f"quick check: first {frames} frames of the validation clip")
+    if report.quick_check:
+        parts.append(report.quick_check)
     subtitle = " · ".join(parts)
     return page("edge-bus doctor", subtitle, badge(report.passed), "".join(body))
 

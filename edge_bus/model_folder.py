@@ -78,9 +78,10 @@ def staged_model_folder(out_dir: Path, overwrite: bool) -> Iterator[Path]:
     wrote there meanwhile was replaced silently, both runs saying they wrote it). Removed in every case.
     An ``out_dir`` that is a symbolic link stands for the folder it points to (the link was replaced by
     a folder, the model it pointed to left as it was). Errors name ``out_dir``, not the staging folder."""
-    if out_dir.is_symlink():
-        out_dir = out_dir.resolve()
-    parent = out_dir.parent if str(out_dir.parent) else Path(".")
+    # absolute, ".." collapsed: "m/onnx/.." built its staging folder inside m/onnx, and the rename onto m
+    # failed after all the work
+    out_dir = out_dir.resolve() if out_dir.is_symlink() else Path(os.path.abspath(out_dir))
+    parent = out_dir.parent
     _remove_stale_partials(parent, out_dir.name)
     staging = parent / f".{out_dir.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
     try:

@@ -130,38 +130,51 @@ def _quiet_nncf() -> None:
         pass
 
 
-def _all_tensors(graph: Any) -> Iterator[Any]:
-    """Every TensorProto of an ONNX graph: its initializers (sparse ones' values and indices too), its nodes'
-    tensor attributes, and those of its subgraphs (an If's branches, a Loop's body)."""
-    yield from graph.initializer
-    for sparse in graph.sparse_initializer:
-        yield from (sparse.values, sparse.indices)
-    for node in graph.node:
+def _model_tensors(model: Any) -> Iterator[Any]:
+    """Every TensorProto of an ONNX model: in its graph and in its local functions' nodes."""
+    yield from _graph_tensors(model.graph.node, model.graph.initializer, model.graph.sparse_initializer)
+    for function in model.functions:
+        yield from _graph_tensors(function.node)
+
+
+def _graph_tensors(nodes: Any, initializers: Any = (), sparse: Any = ()) -> Iterator[Any]:
+    """The initializers (a sparse one's values and indices), the nodes' tensor attributes (a Constant's
+    value), and those of their subgraphs (an If's branches, a Loop's body)."""
+    yield from initializers
+    for s in sparse:
+        yield from (s.values, s.indices)
+    for node in nodes:
         for attr in node.attribute:
             if attr.HasField("t"):
                 yield attr.t
             yield from attr.tensors
-            for sparse in ([attr.sparse_tensor] if attr.HasField("sparse_tensor") else []) + list(attr.sparse_tensors):
-                yield from (sparse.values, sparse.indices)
-            if attr.HasField("g"):
-                yield from _all_tensors(attr.g)
-            for sub in attr.graphs:
-                yield from _all_tensors(sub)
+            for s in ([attr.sparse_tensor] if attr.HasField("sparse_tensor") else []) + list(attr.sparse_tensors):
+                yield from (s.values, s.indices)
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                yield from _graph_tensors(sub.node, sub.initializer, sub.sparse_initializer)
 
 
 def _copy_onnx(src: Path, dest: Path) -> Path:
     """``src`` as one self-contained file at ``dest``: weights kept in external data files are
-    inlined (a plain copy lost them)."""
+    inlined (a plain copy lost them, and the model then failed to load in ONNX Runtime). Raises
+    ModelError for external weights ONNX's loader leaves outside (a sparse initializer's)."""
     try:
         import onnx
     except ImportError:  # onnx comes with the quantize extra (nncf); without it, a plain copy
         shutil.copyfile(src, dest)
         return dest
-    proto = onnx.load(str(src), load_external_data=False)
-    # initializers, and tensors in node attributes (a Constant's value) and in subgraphs: one held outside the
-    # file was left behind, and the copied model then failed to load in ONNX Runtime
-    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in _all_tensors(proto.graph)):
-        onnx.save_model(onnx.load(str(src)), str(dest))
-    else:
+
+    def external(model: Any) -> list[str]:
+        return [t.name for t in _model_tensors(model) if t.data_location == onnx.TensorProto.EXTERNAL]
+
+    if not external(onnx.load(str(src), load_external_data=False)):
         shutil.copyfile(src, dest)
+        return dest
+    model = onnx.load(str(src))  # brings the external data in
+    left = external(model)
+    if left:
+        raise ModelError(f"{src.name}: weights kept outside the file that ONNX does not load ({left[0]!r}, a sparse "
+                         "tensor's) — save the model with its weights inside it (onnx.save_model without "
+                         "save_as_external_data), then quantize that file")
+    onnx.save_model(model, str(dest))
     return dest

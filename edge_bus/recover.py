@@ -132,20 +132,21 @@ def _rebuild(out_dir: Path, log_path: Path, model: str | None, operating_point: 
     if guessed and given:
         latency = None
     started = ended == RUNNING  # a killed run's: the facts it started with, no numbers
+    if latency is not None and given:  # before reading what may be a long log
+        raise ConfigError(f"{out_dir}/latency.json names the model and thresholds the run used: --model, "
+                          "--operating-point and --lesion-threshold are for a run that left no latency.json")
     # the verdict is added up as the log is read when latency.json gives its threshold and the source's rate
     # (the episodes' gaps); else frames.jsonl is read again once the log has given the rate
     source = (latency or {}).get("source")
-    tally = (VerdictTally(float(latency["model"]["threshold"]), fps=episode_fps(SourceInfo.from_json(source)))
-             if latency is not None and isinstance(source, dict) else None)
+    known_fps = episode_fps(SourceInfo.from_json(source)) if isinstance(source, dict) else None
+    tally = (VerdictTally(float(latency["model"]["threshold"]), fps=known_fps)
+             if latency is not None and known_fps is not None else None)
     log = _read_log(log_path, tally)
     if log.frames == 0:
         raise DataError(f"{log_path} holds no complete frame: there is nothing to report")
-    if latency is not None and given:
-        raise ConfigError(f"{out_dir}/latency.json names the model and thresholds the run used: --model, "
-                          "--operating-point and --lesion-threshold are for a run that left no latency.json")
     run_model = (latency or {}).get("model") or _model_facts(model, operating_point, lesion_threshold)
     threshold = float(run_model["threshold"])
-    source_fps = _source_fps(log, latency)
+    source_fps = known_fps if known_fps is not None else _log_fps(log)
     verdict = tally.verdict() if tally is not None else _verdict(log_path, threshold, source_fps)
     stages = log.metrics
     fps = _run_fps(log, live=(latency or {}).get("mode") == "live")
@@ -284,12 +285,9 @@ def _lesion_evidence(run_model: dict[str, Any]) -> LesionThresholdEvidence:
     return manifest.lesion_evidence if same else LesionThresholdEvidence()
 
 
-def _source_fps(log: _Log, latency: dict[str, Any] | None) -> float:
-    """The source's frame rate, for the lesion episodes' gaps: latency.json's, else from the frames'
-    positions in the source; 0 for independent stills (no episodes)."""
-    source = (latency or {}).get("source")
-    if isinstance(source, dict):
-        return episode_fps(SourceInfo.from_json(source))
+def _log_fps(log: _Log) -> float:
+    """The source's frame rate, for the lesion episodes' gaps, where latency.json does not give it: from the
+    frames' positions in the source; 0 for independent stills (no episodes)."""
     if log.stills:
         return 0.0
     seconds = log.t_source[1] - log.t_source[0]

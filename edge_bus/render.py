@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
@@ -177,6 +178,15 @@ _MIN_SCALE = 0.25
 """The smallest text a narrow area gets (Hershey simplex at 0.25: letters about 6 px high)."""
 
 
+_WIDEST_LABEL = "MALIGNANT  malignancy 0.000"
+
+
+def _widest(text: str) -> str:
+    """``text`` with every number at three digits before its point: the widest it reads in a run."""
+    return re.sub(r"(?<![A-Za-z])\d+", lambda m: "0" * len(m.group()) if text[m.start() - 1:m.start()] == "."
+                  else "000", text)  # "e2e" and "g2g" are words; a fraction keeps its digits
+
+
 def _layout_at(scale: float, margin: int) -> _Layout:
     thickness = max(1, round(scale * 2))
     (_, th), base = cv2.getTextSize("Ag", _FONT, scale, thickness)
@@ -282,9 +292,12 @@ class OverlayRenderer:
         self._layout = ((w, h), layout)
         return layout
 
-    def _fit(self, lay: _Layout, width: int, area: ROI) -> _Layout:
-        """``lay``, or smaller text where a panel ``width`` wide is wider than the area (a scan area under
-        about 230 px wide cut its text off mid-word), in steps of 0.05 so it does not flicker."""
+    def _fit(self, lay: _Layout, lines: Sequence[str], area: ROI) -> _Layout:
+        """``lay``, or smaller text where a panel of these ``lines`` is wider than the area (a scan area under
+        about 230 px wide cut its text off mid-word). Sized for the lines with every number at its widest
+        (:func:`_widest`), so the text does not change size as the numbers change ("e2e 9.9" to "10.1"), in
+        steps of 0.05."""
+        width = max(self._width(_widest(line), lay) for line in lines)
         room = area.w - 2 * lay.margin
         if width <= room or lay.scale <= _MIN_SCALE:
             return lay
@@ -336,7 +349,7 @@ class OverlayRenderer:
             color = self.style.color_other
         elif not p.lesion:
             color = self.style.label_color("normal")
-        lay = self._fit(lay, max(self._width(text, lay), self._width(op, lay)), area)
+        lay = self._fit(lay, [text, op, _WIDEST_LABEL], area)  # as wide as a malignant chip: no change with the class
         w_chip, w_op = self._width(text, lay), self._width(op, lay)
         w, h = max(w_chip, w_op), 2 * lay.line_h
         top = area.y + lay.margin
@@ -358,7 +371,7 @@ class OverlayRenderer:
             text += " incl. queue"
         if hud.glass_to_glass_ms is not None:
             text += f"  g2g {hud.glass_to_glass_ms:.0f} ms"
-        lay = self._fit(lay, self._width(text, lay), area)
+        lay = self._fit(lay, [text], area)
         w = self._width(text, lay)
         bottom = area.y + area.h - lay.margin - lay.line_h
         x, y = self._place("hud", {"bottom-left": (area.x + lay.margin, bottom),

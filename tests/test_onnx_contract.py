@@ -482,6 +482,49 @@ def test_weights_held_outside_the_onnx_file_on_constant_nodes_are_copied_in(tmp_
                                session(tmp_path / "plain.onnx").run(None, {"image": x})[0])
 
 
+def test_external_weights_in_a_local_function_are_copied_in_and_sparse_ones_refused(tmp_path: Path) -> None:
+    """A Constant inside a model-local function, its value kept outside the file, was left behind; ONNX's
+    loader does not bring a sparse initializer's external values in, so such a model is refused in one line
+    (it was copied pointing at a file that was not there)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+    from onnx.external_data_helper import convert_model_to_external_data, set_external_data
+
+    from edge_bus.model_import import _copy_onnx
+
+    value = numpy_helper.from_array(np.full((4,), 2.0, np.float32), "c")
+    scale = helper.make_function("local", "Scale", ["x"], ["y"], [helper.make_node("Constant", [], ["k"], value=value),
+                                 helper.make_node("Mul", ["x", "k"], ["y"])], [helper.make_opsetid("", 17)])
+    io = ([helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
+    graph = helper.make_graph([helper.make_node("Scale", ["x"], ["y"], domain="local")], "g", *io)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("local", 1)],
+                              functions=[scale])
+    model.ir_version = 8
+    convert_model_to_external_data(model, all_tensors_to_one_file=True, location="w.data", size_threshold=0,
+                                   convert_attribute=True)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "dest").mkdir()
+    onnx.save_model(model, str(tmp_path / "src" / "m.onnx"))
+    copied = _copy_onnx(tmp_path / "src" / "m.onnx", tmp_path / "dest" / "m.onnx")
+    assert [p.name for p in (tmp_path / "dest").iterdir()] == ["m.onnx"]
+    out = ort.InferenceSession(str(copied), providers=["CPUExecutionProvider"]).run(None, {"x": np.ones(4, np.float32)})
+    np.testing.assert_array_equal(out[0], np.full(4, 2.0, np.float32))
+
+    sparse_model = onnx.load(str(user_onnx(tmp_path / "plain.onnx")))
+    values = numpy_helper.from_array(np.ones(1, np.float32), "sv")
+    (tmp_path / "src" / "sv.bin").write_bytes(values.raw_data)
+    set_external_data(values, location="sv.bin")
+    values.ClearField("raw_data")
+    values.data_location = TensorProto.EXTERNAL
+    sparse_model.graph.sparse_initializer.append(helper.make_sparse_tensor(
+        values, numpy_helper.from_array(np.array([0], np.int64), "si"), [2]))
+    onnx.save_model(sparse_model, str(tmp_path / "src" / "sparse.onnx"))
+    with pytest.raises(ModelError, match="sparse.onnx: weights kept outside the file that ONNX does not load"):
+        _copy_onnx(tmp_path / "src" / "sparse.onnx", tmp_path / "dest" / "sparse.onnx")
+
+
 def test_calibration_images_are_spread_over_the_whole_folder(tmp_path: Path) -> None:
     """10 images, limit 4: images 0, 3, 6 and 9 (every n // limit-th, cut at the limit, took 0-3 and never
     reached the folder's end: no BUSI normals, a third of BUS-BRA)."""
@@ -493,3 +536,15 @@ def test_calibration_images_are_spread_over_the_whole_folder(tmp_path: Path) -> 
     levels = [round(float(t.mean()) * 255) for t in tensors]
     assert levels == [10, 70, 130, 190]
     assert len(calibration_tensors(tmp_path, InputSpec(32, 32, 0.0, 1.0), limit=300)) == 10
+
+
+def test_an_out_ending_in_dot_dot_builds_beside_the_folder_it_names(tmp_path: Path) -> None:
+    """``m/onnx/..`` is m: its staging folder was made inside m/onnx, and the rename onto m failed after all
+    the work ("Device or resource busy")."""
+    from edge_bus.model_folder import staged_model_folder
+
+    (tmp_path / "m" / "onnx").mkdir(parents=True)
+    with staged_model_folder(tmp_path / "m" / "onnx" / "..", overwrite=True) as staging:
+        (staging / "manifest.json").write_text("{}")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["manifest.json"]
+    assert not [p for p in tmp_path.rglob("*partial*")]

@@ -227,3 +227,18 @@ def test_text_on_a_narrow_area_shrinks_to_fit_instead_of_being_cut(size: tuple[i
     drawn = np.nonzero((out != 128).any(axis=(0, 2)))[0]
     margin = max(3, round(min(w, h) * 0.015))
     assert drawn.min() == margin and drawn.max() < w - margin  # both panels inside, a margin on each side
+
+
+def test_text_fitted_to_a_narrow_area_keeps_its_size_as_the_numbers_change() -> None:
+    """Fitted to the text as it stood, the HUD changed size between "e2e 9.9 ms" and "e2e 10.1 ms" (0.35 to
+    0.30 in a 166 px area): it is fitted to the numbers at their widest."""
+    gray = np.full((166, 166), 128, np.uint8)
+    pred = _prediction(np.zeros((166, 166), bool), "normal", lesion=False)
+
+    def hud_rows(e2e: float) -> int:  # the height of the HUD panel (bottom)
+        hud = HudInfo(fps=30.0, latency_ms=e2e, operating_point="balanced", glass_to_glass_ms=15.0)
+        out = OverlayRenderer().render(_frame(gray), pred, hud)
+        rows = np.nonzero((out[83:] != 128).any(axis=(1, 2)))[0]
+        return int(rows.max() - rows.min())
+
+    assert hud_rows(9.9) == hud_rows(10.1) == hud_rows(120.4)
