@@ -202,6 +202,7 @@ class OverlayRenderer:
         self._layout: tuple[tuple[int, int], _Layout] | None = None
         self._solid: dict[BGR, np.ndarray] = {}
         self._corner: dict[str, str] = {}  # each panel's corner last frame: it moves only when it must
+        self._widths: dict[tuple[str, float], int] = {}  # _widest_width's
 
     # ------------------------------------------------------------------ public
     def render(self, frame: Frame, prediction: Prediction, hud: HudInfo) -> np.ndarray:
@@ -297,8 +298,8 @@ class OverlayRenderer:
         about 230 px wide cut its text off mid-word). Sized for the lines with every number at its widest
         (:func:`_widest`), so the text does not change size as the numbers change ("e2e 9.9" to "10.1"), in
         steps of 0.05."""
-        width = max(self._width(_widest(line), lay) for line in lines)
         room = area.w - 2 * lay.margin
+        width = max(self._widest_width(line, lay) for line in lines)
         if width <= room or lay.scale <= _MIN_SCALE:
             return lay
         scale = max(_MIN_SCALE, math.floor(lay.scale * room / width * 20) / 20)
@@ -320,6 +321,17 @@ class OverlayRenderer:
         """``text`` with its top-left corner at (x, y) (inside the line's padding)."""
         (_, th), _ = cv2.getTextSize(text, _FONT, lay.scale, lay.thickness)
         cv2.putText(canvas, text, (x + lay.pad, y + lay.pad + th), _FONT, lay.scale, color, lay.thickness, cv2.LINE_AA)
+
+    def _widest_width(self, text: str, lay: _Layout) -> int:
+        """:meth:`_width` of ``text`` with its numbers at their widest; a run has few such texts, so each is
+        measured once (measuring every frame's took a fifth of the overlay's time)."""
+        key = (_widest(text), lay.scale)
+        width = self._widths.get(key)
+        if width is None:
+            if len(self._widths) > 256:
+                self._widths.clear()
+            width = self._widths[key] = self._width(key[0], lay)
+        return width
 
     def _width(self, text: str, lay: _Layout, scale: float = 1.0) -> int:
         (tw, _), _ = cv2.getTextSize(text, _FONT, lay.scale * scale, lay.thickness)
