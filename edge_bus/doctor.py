@@ -291,8 +291,9 @@ def _validation_checks(
         "reinstall the model, then contact support with the doctor report"
     )
     return [
-        Check("class agreement", cmp.class_agreement, agree_min, agree_ok, "" if agree_ok else advice, unit=FRACTION),
-        Check("mask IoU", cmp.mean_iou, iou_min, iou_ok, "" if iou_ok else advice),
+        Check("class agreement", cmp.class_agreement, agree_min, agree_ok, "" if agree_ok else advice, unit=FRACTION,
+              bound=">="),
+        Check("mask IoU", cmp.mean_iou, iou_min, iou_ok, "" if iou_ok else advice, bound=">="),
     ]
 
 
@@ -358,10 +359,10 @@ def _latency_checks(manifest: Manifest, opts: DoctorOptions, tmp: Path,
         f"dropped frames{suffix}", share, allowed, kept_up,  # unrounded: shown as it is compared
         (what if result.dropped else "") if kept_up else
         f"{what}: this machine falls behind the source — close other programs, use AC power and the performance "
-        "power profile, a lower capture rate, or a faster machine", unit=FRACTION,
+        "power profile, a lower capture rate, or a faster machine", unit=FRACTION, bound="<=",
     )  # fmt: skip
     return _Latency(
-        [Check(f"latency p99{suffix}", p99, budget, ok, advice, unit="ms"), dropped],
+        [Check(f"latency p99{suffix}", p99, budget, ok, advice, unit="ms", bound="<="), dropped],
         tuple(float(v) for v in _steady(answered)),
         result.precision,
     )

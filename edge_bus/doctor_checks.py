@@ -73,6 +73,9 @@ class Check:
     advice: str = ""
     required: bool = True
     unit: str = ""
+    #: which way ``threshold`` goes: ">=" (at least), "<=" (at most), "" (not a number, or not said); ASCII, as
+    #: the version rows' ">= 2024.4" (a cp1252 console has no ≥)
+    bound: str = ""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -83,6 +86,7 @@ class Check:
             "advice": self.advice,
             "required": self.required,
             "unit": self.unit,
+            "bound": self.bound,
         }
 
     def shown(self, what: Value) -> str:
@@ -96,6 +100,11 @@ class Check:
         if isinstance(what, float):
             return f"{what:.{self._places(2)}f} {self.unit}".strip() if math.isfinite(what) else "—"
         return f"{what} {self.unit}".strip() if isinstance(what, int) else str(what)
+
+    def shown_threshold(self) -> str:
+        """The threshold as shown, with the way it goes: "<= 33.33 ms", ">= 99.0%"."""
+        text = self.shown(self.threshold)
+        return f"{self.bound} {text}" if self.bound and isinstance(self.threshold, int | float) else text
 
     def _places(self, places: int, scale: float = 1.0) -> int:
         """Decimals that tell the value from its threshold when they differ; the same for both."""
@@ -199,7 +208,7 @@ def disk_check(path: Path, min_gb: float = MIN_FREE_GB) -> Check:
     gb = free_disk_gb(path)
     ok = gb is not None and gb >= min_gb
     advice = "" if ok else f"free at least {min_gb:g} GB on the disk holding {path.absolute()} (run outputs and video)"
-    return Check("free disk", gb if gb is not None else None, min_gb, ok, advice, unit="GB")
+    return Check("free disk", gb if gb is not None else None, min_gb, ok, advice, unit="GB", bound=">=")
 
 
 def output_check(folder: Path) -> Check:
@@ -309,7 +318,7 @@ def capture_rate_check(info: SourceInfo) -> Check:
     hint = ("a USB 2 grabber gives this size at full rate only in MJPG: --capture-format MJPG"
             if info.pixel_format != "MJPG" else "ask for a smaller --capture-size")
     advice = "" if ok else f"{info.name} delivers {fps:g} fps at {info.width}x{info.height}{fmt} — {hint}"
-    return Check("capture frame rate", fps, MIN_CAPTURE_FPS, ok, advice, unit="fps")
+    return Check("capture frame rate", fps, MIN_CAPTURE_FPS, ok, advice, unit="fps", bound=">=")
 
 
 def bridge_checks(url: str, budget_ms: float, pings: int = BRIDGE_PINGS) -> list[Check]:
@@ -360,6 +369,7 @@ def bridge_checks(url: str, budget_ms: float, pings: int = BRIDGE_PINGS) -> list
             ok,
             "" if ok else f"link round trip {rtt:.1f} ms exceeds a frame — use a direct USB port, no hub",
             unit="ms",
+            bound="<=",
         ),
     ]
 

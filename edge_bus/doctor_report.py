@@ -31,7 +31,7 @@ def render_doctor_html(report: DoctorReport) -> str:
     for i, c in enumerate(report.checks, 1):
         verdict = badge(c.passed) if c.required else '<span class="muted">info</span>'
         rows.append(
-            [str(i), escape(c.name), escape(c.shown(c.value)), escape(c.shown(c.threshold)), verdict, escape(c.advice)]
+            [str(i), escape(c.name), escape(c.shown(c.value)), escape(c.shown_threshold()), verdict, escape(c.advice)]
         )
         classes.append("" if c.passed and c.required else ("info" if not c.required else "fail"))
     todo = "".join(f'<p class="advice"><b>{escape(c.name)}:</b> {escape(c.advice)}</p>' for c in report.failures)

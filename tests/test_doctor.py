@@ -99,6 +99,9 @@ def test_doctor_passes_on_an_intact_model(zoo: Path, tmp_path: Path, monkeypatch
     # a ticket's reader sees names, not the JSON's keys
     assert all(f"<th>{name}</th>" in page for name in ("CPU model", "Latency budget (ms)", "Validation frames"))
     assert "cpu_model" not in page and "budget_ms" not in page
+    # each number's threshold says which way it goes (the table read "latency p99 | 12.53 ms | 33.33 ms")
+    assert (checks["latency p99"]["bound"], checks["class agreement"]["bound"]) == ("<=", ">=")
+    assert f"<td>&lt;= {checks['latency p99']['threshold']:.2f} ms</td>" in page and "&gt;= 99.0%" in page
     assert any(line.startswith("PASS — ") for line in output.splitlines())
     # informational, never failing: the INT8 kernel class here vs the one the thresholds came from
     from edge_bus.telemetry.hardware import kernel_class

@@ -119,7 +119,7 @@ def print_doctor(report: DoctorReport) -> None:
         t.add_column(col, justify="right" if col == "#" else "left", overflow="fold")
     for i, c in enumerate(report.checks, 1):
         verdict = ("[green]PASS[/]" if c.passed else "[red]FAIL[/]") if c.required else "[dim]info[/]"
-        t.add_row(str(i), c.name, c.shown(c.value), c.shown(c.threshold), verdict)
+        t.add_row(str(i), c.name, c.shown(c.value), c.shown_threshold(), verdict)
     console.print(t)
     for c in report.checks:  # what to do about each failure, and what to know about a passing check
         if c.advice and c not in report.failures:
