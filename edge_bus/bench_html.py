@@ -7,6 +7,7 @@ Charts use :mod:`edge_bus.sinks.svg` primitives and :func:`edge_bus.sinks.charts
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
@@ -18,6 +19,7 @@ import numpy as np
 from edge_bus import __version__
 from edge_bus.bench_gates import FRAME_BUDGET_MS, INFER_SHARE, Gate
 from edge_bus.bench_measure import Timing
+from edge_bus.bench_profile import op_label
 from edge_bus.sinks import charts
 from edge_bus.sinks.files import atomic_write_text
 from edge_bus.sinks.report import BASE_CSS, kv_table
@@ -269,7 +271,9 @@ PRECISION_COLORS = {"int8": "#2e9e5e", "f32": "#e8833a", "bf16": "#9c6ade", "f16
 
 
 def _layers_section(lp: LayerProfile) -> str:
-    bars = [Bar(f"{o.op}", o.ms, color=PRECISION_COLORS.get(o.precision, "#8a96a3"),
+    names = Counter(o.op for o in lp.ops)  # an operation run in two precisions has a bar for each: say which
+    bars = [Bar(f"{o.op} ({o.precision})" if names[o.op] > 1 else o.op, o.ms,
+                color=PRECISION_COLORS.get(o.precision, "#8a96a3"),
                 note=f"{o.precision} · {100 * o.share:.0f}% · {o.layers} layer{'s' if o.layers != 1 else ''}")
             for o in lp.ops if o.share >= 0.005]
     small = [o for o in lp.ops if o.share < 0.005]
@@ -277,7 +281,8 @@ def _layers_section(lp: LayerProfile) -> str:
               f'({escape(", ".join(o.op for o in small))}; {sum(o.ms for o in small):.3f} ms together).</p>'
               if small else "")
     top = table(["layer", "operation", "kernel", "precision", "ms"],
-                [[f'<span style="word-break:break-all">{escape(t.name)}</span>', escape(t.op), escape(t.kernel),
+                # the operation as the chart above names it ("ConvTranspose" there was "ConvolutionBackpropData" here)
+                [[f'<span style="word-break:break-all">{escape(t.name)}</span>', escape(op_label(t)), escape(t.kernel),
                   escape(t.precision), _ms(t.ms)]
                  for t in lp.top_layers])
     return section(

@@ -133,7 +133,8 @@ def dice_histogram(report: EvalReport) -> str:
                  'stroke-width="1.2" stroke-dasharray="5 3"/>')
     parts.append(text(x - 4, plot.top + 10, "mean", anchor="end", size=10, halo=True))
     missed = int((dices < 0.05).sum())
-    summary = (f"mean Dice {fmt_num(mean, 4)} · median {fmt_num(float(np.median(dices)), 4)} · {missed} of "
+    # both to 3 decimals ("mean 0.76" beside "median 0.878" read as two precisions)
+    summary = (f"mean Dice {mean:.3f} · median {float(np.median(dices)):.3f} · {missed} of "
                f"{dices.size} below 0.05 (red: the lesion missed, or the mask elsewhere)")
     parts.append(text(plot.left, 16, escape(summary), size=12, weight="600"))
     return svg_document(plot.width, plot.height, "".join(parts), "Dice over the lesion images")
@@ -225,7 +226,8 @@ def render_eval_html(report: EvalReport, gallery: EvalGallery) -> str:
         if report.by_device else "",
         section("ROC curve", f'<div class="roc">{roc}</div>') if roc else "",
         section("Dice over the lesion images", dice_histogram(report)),
-        section(f"Lowest Dice ({len(gallery.lowest_dice)} lesion images)", key + _gallery(gallery.lowest_dice))
+        section(f"Lowest Dice ({len(gallery.lowest_dice)} of {sum(r.dice is not None for r in report.results)} "
+                "lesion images)", key + _gallery(gallery.lowest_dice))
         if gallery.lowest_dice else "",
         section(f"Wrong class ({gallery.n_wrong} images)", key + wrong_note + _gallery(gallery.wrong_class))
         if gallery.wrong_class else "",

@@ -79,3 +79,15 @@ def test_shipped_int8_profile_shows_int8_kernels_and_renders(tmp_path: Path) -> 
     assert sum(o.share for o in p.ops) == pytest.approx(1.0)
     html = _layers_section(p)
     assert "<svg" in html and "Convolution 1x1" in html and "Slowest layers" in html
+
+
+def test_an_operation_in_two_precisions_names_each_bar_and_the_table_names_ops_as_the_chart() -> None:
+    """Two "Convolution" bars (one INT8, one f32) were told apart by colour only, and the slowest-layers table
+    said "ConvolutionBackpropData" where the chart said "ConvTranspose"."""
+    run = [_t("c8", "Convolution", "jit_avx2_I8", 2.0), _t("c32", "Convolution", "brgconv_avx2_f32", 1.0),
+           _t("up", "ConvolutionBackpropData", "jit_avx2_I8", 1.5)]
+    html = _layers_section(aggregate_layers([run], top=3))
+    assert "Convolution (int8)" in html and "Convolution (f32)" in html
+    assert "ConvTranspose (" not in html and "ConvTranspose" in html  # one bar: no precision added
+    table = html.split("Slowest layers", 1)[1]
+    assert "ConvTranspose" in table and "ConvolutionBackpropData" not in table

@@ -39,7 +39,7 @@ def test_the_page_shows_the_roc_the_dice_and_the_worst_images(tmp_path: Path) ->
     assert "ROC curve, benign vs malignant" in page and "Dice over the lesion images" in page
     for name in report.operating_points:  # each operating point is marked on the curve
         assert f"{name} (≥ {report.operating_points[name].threshold:.3f})" in page
-    assert f"Lowest Dice ({GALLERY_SIZE} lesion images)" in page
+    assert f"Lowest Dice ({GALLERY_SIZE} of 16 lesion images)" in page  # as many shown, of how many
     summary = page.split("Summary", 1)[1].split("</section>", 1)[0]
     assert report.n_crops > 0 and f"({report.n_crops})" in summary  # 2 lesion-free crops a lesion image by default
     lowest = sorted((r.dice, r.name) for r in report.results if r.dice is not None)[0]
