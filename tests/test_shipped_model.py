@@ -44,7 +44,7 @@ def test_eval_cli_on_busbra_layout(shared_data: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "12 images" in result.output and "sensitive" in result.output and f"report: {html}" in result.output
     page = html.read_text()
-    assert "ROC curve, benign vs malignant" in page and "Lowest Dice (12 lesion images)" in page
+    assert "ROC curve, benign vs malignant" in page and "Lowest Dice (12 of 12 lesion images)" in page
     assert page.count("<figure>") >= 12 and "bus_" in page  # pictures named by their image
     assert "rows: truth" not in page  # BUS-BRA has no normal images: no 3-class table
     assert "GE Logiq" in result.output and "By scanner" in page  # four scanners: scores for each
