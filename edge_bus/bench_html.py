@@ -136,13 +136,18 @@ def _timing_rows(timings: Mapping[str, Timing], share: Mapping[str, float] | Non
         row = [escape(name), escape(t.precision or "")] if share is None else [escape(name)]
         row += [_ms(t.median_ms), _ms(t.mean_ms), _ms(t.min_ms), _ms(t.max_ms), _ms(t.p99_ms), _ms(t.fps), str(t.count)]
         if share is not None:
-            s = share.get(name, math.nan)
-            used = t.median_ms / FRAME_BUDGET_MS
-            row += [f"{100 * s:g}%" if math.isfinite(s) else "—", f"{100 * used:.1f}%" if math.isfinite(used) else "—"]
+            row += list(_frame_shares(t, share.get(name, math.nan)))
         if t.error:
             row[-1] += f' <span class="muted">{escape(t.error)}</span>'
         rows.append(row)
     return rows
+
+
+def _frame_shares(t: Timing, budget: float) -> tuple[str, str]:
+    """A stage's budget share of the 30 fps frame and the share its median took, as percentages."""
+    used = t.median_ms / FRAME_BUDGET_MS
+    return (f"{100 * budget:g}%" if math.isfinite(budget) else "—",
+            f"{100 * used:.1f}%" if math.isfinite(used) else "—")
 
 
 def render_bench_html(result: BenchResult) -> str:
@@ -155,12 +160,12 @@ def render_bench_html(result: BenchResult) -> str:
     fps_bars = [Bar(n, t.fps, color=charts.stage_color(i)) for i, (n, t) in enumerate(eng.items())]
     stages = result.stage_timings
     shares = result.stage_shares()
-    stage_bars = [
+    stage_bars = []
+    for i, (n, t) in enumerate(stages.items()):
         # what the stage takes of a frame, and the share of it it may take ("share 10%" read as what it took)
-        Bar(n, t.median_ms, t.min_ms, t.p99_ms, charts.color_for_stage(n, i),
-            f"{100 * t.median_ms / FRAME_BUDGET_MS:.1f}% of a frame (budget {100 * shares.get(n, math.nan):g}%)")
-        for i, (n, t) in enumerate(stages.items())
-    ]
+        budget, used = _frame_shares(t, shares.get(n, math.nan))
+        stage_bars.append(Bar(n, t.median_ms, t.min_ms, t.p99_ms, charts.color_for_stage(n, i),
+                              f"{used} of a frame (budget {budget})"))
     gates = table(
         ["gate", "value", "threshold", "verdict", "detail"],
         [

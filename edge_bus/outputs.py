@@ -233,7 +233,7 @@ class OutputStage:
             self.framelog.write(FrameRecord(frame=frame, prediction=pred, times=times))
         # a frozen frame repeats the last answer without inference: it is logged and shown, but it is not
         # a new verdict (no RESULT to the board, not in the clip verdict) nor an end-to-end latency
-        self.metrics.add_times(times, end_to_end=not item.frozen)
+        self.metrics.add_times(times, end_to_end=answered)
         self.dropped += frame.dropped_before
         self.last_e2e_ms = e2e if answered else float("nan")  # a frozen frame's is no answer's latency
         self.last_label = "frozen" if pred.frozen else pred.label
@@ -241,9 +241,9 @@ class OutputStage:
         self.fps.tick()
         self.series.add(frame.index, e2e, stages, pred.label, pred.malignancy, pred.lesion, g2g,
                         frozen=item.frozen, dropped_before=frame.dropped_before)
-        self.verdict.add(frame.index, pred.lesion, pred.malignancy, answered=not item.frozen)
+        self.verdict.add(frame.index, pred.lesion, pred.malignancy, answered=answered)
         self.frames_without_hw += frame.hw is None
-        if not item.frozen:
+        if answered:
             for sink in self.result_sinks:
                 sink(frame, pred)
 

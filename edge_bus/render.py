@@ -14,6 +14,7 @@ rectangles in place. No full-frame boolean indexing.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import re
@@ -181,6 +182,7 @@ _MIN_SCALE = 0.25
 _WIDEST_LABEL = "MALIGNANT  malignancy 0.000"
 
 
+@functools.lru_cache(maxsize=512)  # the operating-point line and the widest label are the same every frame
 def _widest(text: str) -> str:
     """``text`` with every number at three digits before its point: the widest it reads in a run."""
     return re.sub(r"(?<![A-Za-z])\d+", lambda m: "0" * len(m.group()) if text[m.start() - 1:m.start()] == "."

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -96,6 +97,15 @@ class ChartSeries:
         return builder.build()
 
 
+_Row = TypeVar("_Row", int, float)
+
+
+def _pairs(rows: array[_Row], merge: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> array[_Row]:
+    """Rows 2k and 2k+1 of ``rows`` (an even number) merged into row k, as an array of the same type."""
+    v = np.frombuffer(rows, dtype=np.float64 if rows.typecode == "d" else np.int64)
+    return array(rows.typecode, np.asarray(merge(v[0::2], v[1::2])).tobytes())
+
+
 class _ColumnBuilder:
     __slots__ = ("hi", "lo", "n", "total")
 
@@ -121,10 +131,8 @@ class _ColumnBuilder:
 
     def halve(self) -> None:
         """Rows 2k and 2k+1 become row k (an even number of rows)."""
-        for name, merge in (("total", np.add), ("n", np.add), ("lo", np.minimum), ("hi", np.maximum)):
-            col = getattr(self, name)
-            v = np.frombuffer(col, dtype=np.float64 if col.typecode == "d" else np.int64)
-            setattr(self, name, array(col.typecode, merge(v[0::2], v[1::2]).tobytes()))
+        self.total, self.n = _pairs(self.total, np.add), _pairs(self.n, np.add)
+        self.lo, self.hi = _pairs(self.lo, np.minimum), _pairs(self.hi, np.maximum)
 
     def build(self) -> Column:
         return Column(np.array(self.total, dtype=np.float64), np.array(self.n, dtype=np.int64),
@@ -205,14 +213,10 @@ class ChartSeriesBuilder:
         self._mal.put(malignancy if lesion else nan, new)
 
     def _halve(self) -> None:
-        def pairs(a: array[int], merge: np.ufunc) -> array[int]:
-            v = np.frombuffer(a, dtype=np.int64)
-            return array("q", merge(v[0::2], v[1::2]).tobytes())
-
-        self._first = array("q", np.frombuffer(self._first, dtype=np.int64)[0::2].tobytes())
-        self._last = array("q", np.frombuffer(self._last, dtype=np.int64)[1::2].tobytes())
-        self._frames, self._dropped = pairs(self._frames, np.add), pairs(self._dropped, np.add)
-        self._classes = {k: pairs(v, np.add) for k, v in self._classes.items()}
+        self._first = _pairs(self._first, lambda even, odd: even)
+        self._last = _pairs(self._last, lambda even, odd: odd)
+        self._frames, self._dropped = _pairs(self._frames, np.add), _pairs(self._dropped, np.add)
+        self._classes = {k: _pairs(v, np.add) for k, v in self._classes.items()}
         for col in (self._e2e, self._g2g, self._mal, *self._stages.values()):
             col.halve()
         self._stride *= 2
