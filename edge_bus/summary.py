@@ -114,26 +114,32 @@ class EpisodeFinder:
         self._open[2] += 1
         self._open[3] += malignancy
 
-    def _close(self, episode: list[float]) -> None:
+    def _episode(self, episode: list[float]) -> LesionEpisode | None:
+        """``[first, last, lesion frames, malignancy sum]`` as an episode; None for a flicker."""
         first, last, n, total = episode
         if n < self.min_frames:
-            return
+            return None
         mean_m = total / n
         label = "malignant" if mean_m >= self.threshold else "benign"
+        return LesionEpisode(int(first), int(last), int(n), mean_m, label)
+
+    def _close(self, episode: list[float]) -> None:
+        ended = self._episode(episode)
+        if ended is None:
+            return
         self.count += 1
-        self.malignant += label == "malignant"
+        self.malignant += ended.label == "malignant"
         if len(self.listed) < MAX_LISTED_EPISODES:
-            self.listed.append(LesionEpisode(int(first), int(last), int(n), mean_m, label))
+            self.listed.append(ended)
 
     def result(self) -> tuple[tuple[LesionEpisode, ...], int, int]:
-        """(the listed episodes, how many there are, how many malignant), with the open one closed as it
+        """(the listed episodes, how many there are, how many malignant), with the open one counted as it
         stands; adding may go on."""
-        if self._open is None:
+        last = None if self._open is None else self._episode(self._open)
+        if last is None:
             return tuple(self.listed), self.count, self.malignant
-        ended = EpisodeFinder(self.threshold, self.max_gap, self.min_frames)
-        ended.listed, ended.count, ended.malignant = list(self.listed), self.count, self.malignant
-        ended._close(self._open)
-        return tuple(ended.listed), ended.count, ended.malignant
+        listed = self.listed + [last] if len(self.listed) < MAX_LISTED_EPISODES else self.listed
+        return tuple(listed), self.count + 1, self.malignant + (last.label == "malignant")
 
 
 class VerdictTally:
